@@ -1,0 +1,77 @@
+"""The one interface every detector implements: sources gather, detectors decide.
+
+A *source* does the I/O (psutil, netlink, the journal, the file system) and
+yields observations; it may block only in a thread it owns. A *detector* is
+pure: an observation, its policy section and the clock in, findings out.
+``finalize`` is for checks that need a window (aggregation, bursts) and is
+called on a timer and at shutdown.
+
+A ``DetectorSpec`` ties one source to one detector and declares what it needs;
+the registry (``agent.registry``) lists every spec once, and the daemon knows
+none of them by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from agent.events import Finding
+from agent.policy.models import PolicyDocument
+
+ObsT = TypeVar("ObsT")
+ObsT_co = TypeVar("ObsT_co", covariant=True)
+ObsT_contra = TypeVar("ObsT_contra", contravariant=True)
+SectionT = TypeVar("SectionT", bound=PolicyDocument)
+SectionT_contra = TypeVar("SectionT_contra", bound=PolicyDocument, contravariant=True)
+
+
+class SourceUnavailable(Exception):
+    """A source cannot run here (privilege, kernel feature, platform); the reason is the message."""
+
+
+class Source(Protocol[ObsT_co]):
+    """Gathers observations. ``observations`` runs until cancelled."""
+
+    def observations(self) -> AsyncIterator[ObsT_co]: ...
+
+
+class Detector(Protocol[ObsT_contra, SectionT_contra]):
+    """Decides. Pure: no I/O, no clock of its own, no global state."""
+
+    name: ClassVar[str]
+    policy_section: ClassVar[str]
+    description: ClassVar[str]
+
+    def evaluate(
+        self, observation: ObsT_contra, policy: SectionT_contra, now: datetime
+    ) -> Iterable[Finding]: ...
+
+    def finalize(self, policy: SectionT_contra, now: datetime) -> Iterable[Finding]: ...
+
+
+@dataclass(frozen=True)
+class DetectorSpec(Generic[ObsT, SectionT]):
+    """One registry entry: how to build a source and its detector, and what they need.
+
+    ``capabilities`` are Linux capability names (``CAP_NET_RAW``...). When the
+    process lacks one, the daemon still starts the detector if
+    ``runs_degraded`` is true and reports it degraded, otherwise it reports the
+    detector degraded and does not start it; the agent itself never fails for
+    a missing privilege.
+    """
+
+    name: str
+    description: str
+    policy_section: str
+    make_source: Callable[[Any], Source[ObsT]]
+    make_detector: Callable[[], Detector[ObsT, SectionT]]
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    runs_degraded: bool = False
+    finalize_every_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.description.endswith("."):
+            raise ValueError(f"detector {self.name}: description must be one sentence ending with '.'")

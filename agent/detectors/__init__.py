@@ -1,0 +1,1 @@
+"""Detectors: one sub-package each, listed in ``agent.registry``."""

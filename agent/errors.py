@@ -1,0 +1,35 @@
+"""Errors the agent can meet, as one tree; each message says what happened and what to do.
+
+    CourtguardError
+    ├── ConfigError            settings file or environment unusable
+    ├── PolicyError            a policy file is missing or invalid
+    ├── EnrollmentError        enrollment refused or impossible
+    ├── NotEnrolledError       the agent has no credentials yet
+    └── SpoolError             the spool database cannot be opened or written
+"""
+
+from __future__ import annotations
+
+
+class CourtguardError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(CourtguardError):
+    pass
+
+
+class PolicyError(CourtguardError):
+    pass
+
+
+class EnrollmentError(CourtguardError):
+    pass
+
+
+class NotEnrolledError(CourtguardError):
+    pass
+
+
+class SpoolError(CourtguardError):
+    pass

@@ -1,0 +1,355 @@
+"""The wire contract: one event model and one batch model, shared by agent and collector.
+
+Everything that crosses the wire between a workstation and the collector is
+defined here and nowhere else; the collector imports these models. The module
+depends on pydantic and the standard library only, so a workstation never
+pulls in the collector's stack.
+
+An event is made on the agent:
+
+1. a detector (or the daemon itself) returns a ``Finding``;
+2. the spool turns it into an ``Event``, giving it a UUIDv7 id and the next
+   per-agent sequence number in the same SQLite transaction that stores it;
+3. the shipper sends events in sequence order inside an ``EventBatch``;
+4. the collector validates the batch with the same models, stores each event
+   once (idempotent on ``id``) and answers with an ``IngestResult``.
+
+Evidence is typed: kinds listed in ``EVIDENCE_MODELS`` have their evidence
+validated against a model; other kinds carry a bounded JSON object, so an
+agent newer than the collector is never refused for a kind it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Final
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+#: Largest evidence object, serialised, that one event may carry.
+MAX_EVIDENCE_BYTES: Final = 16 * 1024
+#: Most events one batch may carry; the collector refuses larger batches with 422.
+MAX_BATCH_EVENTS: Final = 5000
+
+KIND_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+RULE_ID_PATTERN: Final = r"^[a-z][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$"
+
+Kind = Annotated[str, StringConstraints(pattern=KIND_PATTERN, max_length=64)]
+RuleId = Annotated[str, StringConstraints(pattern=RULE_ID_PATTERN, max_length=128)]
+HostName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+Summary = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+PolicyVersion = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Severity(StrEnum):
+    """How urgent an event is; ordered, so the spool can drop the least severe first."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> Severity:
+        return _SEVERITY_BY_RANK[rank]
+
+
+_SEVERITY_RANK: Final = {s: i for i, s in enumerate(Severity)}
+_SEVERITY_BY_RANK: Final = dict(enumerate(Severity))
+
+#: ECS ``event.severity`` is numeric; these are the values we map to.
+ECS_SEVERITY: Final = {
+    Severity.INFO: 1,
+    Severity.LOW: 21,
+    Severity.MEDIUM: 47,
+    Severity.HIGH: 73,
+    Severity.CRITICAL: 99,
+}
+
+
+_last_v7_ms = 0
+_last_v7_counter = 0
+
+
+def uuid7() -> uuid.UUID:
+    """Return a time-ordered RFC 9562 UUIDv7 (the standard library has it only from 3.14).
+
+    Within one millisecond a 12-bit counter in ``rand_a`` keeps ids from one
+    process strictly increasing, so sorting by id follows creation order.
+    """
+    global _last_v7_ms, _last_v7_counter
+    now_ms = time.time_ns() // 1_000_000
+    if now_ms <= _last_v7_ms:
+        _last_v7_counter += 1
+        if _last_v7_counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+            _last_v7_ms += 1
+            _last_v7_counter = 0
+        now_ms = _last_v7_ms
+    else:
+        _last_v7_ms = now_ms
+        _last_v7_counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (now_ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= _last_v7_counter << 64
+    value |= 0b10 << 62
+    value |= rand_b
+    return uuid.UUID(int=value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Evidence(BaseModel):
+    """Base of typed evidence models: strict about keys so typos surface in tests."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorHealth(BaseModel):
+    """One detector's state as the heartbeat reports it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state: Annotated[str, StringConstraints(pattern=r"^(ok|degraded|disabled|failed)$")]
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class HeartbeatEvidence(Evidence):
+    """What ``agent.heartbeat`` carries: enough to see an agent's health from the console."""
+
+    agent_version: Annotated[str, StringConstraints(max_length=64)]
+    uptime_s: float = Field(ge=0)
+    interval_s: float = Field(gt=0)
+    policy_version: PolicyVersion | None = None
+    spool_depth: int = Field(ge=0)
+    spool_bytes: int = Field(ge=0)
+    events_dropped: int = Field(ge=0)
+    rss_bytes: int = Field(ge=0)
+    cpu_percent: float = Field(ge=0)
+    detectors: dict[Annotated[str, StringConstraints(max_length=64)], DetectorHealth] = Field(
+        default_factory=dict, max_length=64
+    )
+
+
+class StartedEvidence(Evidence):
+    agent_version: Annotated[str, StringConstraints(max_length=64)]
+    pid: int = Field(ge=0)
+    policy_version: PolicyVersion | None = None
+    detectors: list[Annotated[str, StringConstraints(max_length=64)]] = Field(max_length=64)
+
+
+class StoppingEvidence(Evidence):
+    reason: Annotated[str, StringConstraints(max_length=200)]
+    uptime_s: float = Field(ge=0)
+
+
+class SpoolDroppedEvidence(Evidence):
+    """Counts of events the full spool dropped, by severity, since the last such event."""
+
+    dropped: dict[Severity, int]
+    spool_max_bytes: int = Field(ge=0)
+
+
+class DetectorDegradedEvidence(Evidence):
+    detector: Annotated[str, StringConstraints(max_length=64)]
+    state: Annotated[str, StringConstraints(pattern=r"^(degraded|failed)$")]
+    reason: Annotated[str, StringConstraints(max_length=500)]
+
+
+class SilentEvidence(Evidence):
+    """Made by the collector when an agent missed several heartbeats."""
+
+    last_seen: AwareDatetime
+    interval_s: float = Field(gt=0)
+    missed_heartbeats: int = Field(ge=1)
+
+
+class TestEvidence(Evidence):
+    """Carried by ``agent.test``: events an operator makes to check the pipeline end to end."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+    note: Annotated[str, StringConstraints(max_length=200)] = ""
+    index: int = Field(default=0, ge=0)
+    padding: Annotated[str, StringConstraints(max_length=8192)] = ""
+
+
+#: Kinds whose evidence has a fixed shape. A detector adds its kinds here.
+EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
+    "agent.heartbeat": HeartbeatEvidence,
+    "agent.started": StartedEvidence,
+    "agent.stopping": StoppingEvidence,
+    "agent.spool_dropped": SpoolDroppedEvidence,
+    "agent.detector_degraded": DetectorDegradedEvidence,
+    "agent.silent": SilentEvidence,
+    "agent.test": TestEvidence,
+}
+
+
+class Finding(BaseModel):
+    """What a detector decides: an event without the identity the spool gives it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Kind
+    severity: Severity
+    summary: Summary
+    rule_id: RuleId | None = None
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
+    time: AwareDatetime | None = None
+
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _dump_evidence_model(cls, value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json", exclude_none=True)
+        return value
+
+
+class Event(BaseModel):
+    """One thing that happened on a workstation (or, for ``agent.silent``, at the collector).
+
+    ``seq`` is the agent's own monotonic counter: present on every event an
+    agent sends, absent on events the collector makes.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    seq: int | None = Field(default=None, ge=1)
+    time: AwareDatetime
+    agent_id: uuid.UUID
+    host: HostName
+    kind: Kind
+    severity: Severity
+    rule_id: RuleId | None = None
+    policy_version: PolicyVersion | None = None
+    summary: Summary
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("evidence")
+    @classmethod
+    def _bounded_evidence(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        if len(json.dumps(value, ensure_ascii=False, separators=(",", ":"))) > MAX_EVIDENCE_BYTES:
+            raise ValueError(f"evidence is larger than {MAX_EVIDENCE_BYTES} bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _typed_evidence(self) -> Event:
+        model = EVIDENCE_MODELS.get(self.kind)
+        if model is not None:
+            model.model_validate(self.evidence)
+        return self
+
+    def typed_evidence(self) -> Evidence | None:
+        """The evidence as its kind's model, or None for kinds without one."""
+        model = EVIDENCE_MODELS.get(self.kind)
+        return None if model is None else model.model_validate(self.evidence)
+
+
+class EventBatch(BaseModel):
+    """What the shipper POSTs to ``/api/v1/events``: one agent's events in sequence order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent_id: uuid.UUID
+    sent_at: AwareDatetime
+    events: list[Event] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+    @model_validator(mode="after")
+    def _one_agent(self) -> EventBatch:
+        for index, event in enumerate(self.events):
+            if event.agent_id != self.agent_id:
+                raise ValueError(f"events[{index}].agent_id differs from the batch's agent_id")
+            if event.seq is None:
+                raise ValueError(f"events[{index}].seq is missing")
+        return self
+
+
+class IngestResult(BaseModel):
+    """The collector's acknowledgement: every id in either list is safe to delete from the spool."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accepted: list[uuid.UUID]
+    duplicates: list[uuid.UUID]
+    policy_version: PolicyVersion | None = None
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: Annotated[str, StringConstraints(min_length=8, max_length=200)]
+    hostname: HostName
+    agent_version: Annotated[str, StringConstraints(max_length=64)]
+    os: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class EnrollResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent_id: uuid.UUID
+    secret: Annotated[str, StringConstraints(min_length=32, max_length=200)]
+    group: Annotated[str, StringConstraints(max_length=64)]
+
+
+class ErrorBody(BaseModel):
+    """Every error the collector's API returns has this shape."""
+
+    error: str
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def to_ecs(event: Event) -> dict[str, Any]:
+    """Map an event to Elastic Common Schema field names for SIEM export (docs/ecs.md)."""
+    dataset = event.kind.split(".", 1)[0]
+    ecs: dict[str, Any] = {
+        "@timestamp": event.time.isoformat(),
+        "message": event.summary,
+        "event": {
+            "id": str(event.id),
+            "kind": "event" if event.severity is Severity.INFO else "alert",
+            "category": [_ECS_CATEGORY.get(dataset, "host")],
+            "dataset": f"courtguard.{dataset}",
+            "action": event.kind,
+            "severity": ECS_SEVERITY[event.severity],
+            "sequence": event.seq,
+        },
+        "log": {"level": event.severity.value},
+        "host": {"name": event.host},
+        "agent": {"id": str(event.agent_id), "type": "courtguard"},
+        "courtguard": {"policy_version": event.policy_version, "evidence": event.evidence},
+    }
+    if event.rule_id is not None:
+        ecs["rule"] = {"id": event.rule_id}
+    return ecs
+
+
+_ECS_CATEGORY: Final[Mapping[str, str]] = {
+    "outreach": "network",
+    "account": "authentication",
+    "document": "file",
+    "agent": "host",
+}

@@ -1,0 +1,145 @@
+"""The policy language: one header shared by every policy file, one model per kind.
+
+Every file in ``policies/`` is a ``PolicyDocument``::
+
+    kind: agent            # which model validates it (POLICY_KINDS)
+    schema_version: 1
+    lists: {name: [values]}  # data that rules refer to by name
+    rules:
+      - id: agent.silent     # stable dotted id, also the event's rule_id
+        desc: what it detects and how to tune it
+        severity: high
+        tags: [stable, agent]  # the first tag is the rule's maturity
+        match: {...}         # fixed vocabulary per kind, checked by pydantic
+        exceptions: [...]    # shapes the rule declares, values operators add
+
+This module knows nothing of where policy comes from (a local directory today,
+a signed bundle later): see ``agent.policy.loader``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from agent.events import RuleId, Severity
+
+Maturity = Literal["stable", "incubating", "experimental", "deprecated"]
+MATURITIES: Final = ("stable", "incubating", "experimental", "deprecated")
+
+ListName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleException(StrictModel):
+    """Values for which a rule stays silent; ``fields`` is the shape, ``values`` the rows."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    fields: list[Annotated[str, StringConstraints(max_length=64)]] = Field(min_length=1)
+    values: list[list[Any]] = Field(default_factory=list)
+    expires: date | None = None
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _rows_fit_shape(self) -> RuleException:
+        for row in self.values:
+            if len(row) != len(self.fields):
+                raise ValueError(
+                    f"exception {self.name!r}: row {row!r} has {len(row)} values, "
+                    f"the shape {self.fields!r} needs {len(self.fields)}"
+                )
+        return self
+
+
+class EmptyMatch(StrictModel):
+    """For rules that fire on their event alone and need no match terms."""
+
+
+MatchT = TypeVar("MatchT", bound=StrictModel)
+
+
+class Rule(StrictModel, Generic[MatchT]):
+    id: RuleId
+    desc: Annotated[str, StringConstraints(min_length=10, max_length=2000)]
+    severity: Severity
+    tags: list[Tag] = Field(min_length=1)
+    enabled: bool = True
+    match: MatchT
+    exceptions: list[RuleException] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _maturity_first(self) -> Rule[MatchT]:
+        if self.tags[0] not in MATURITIES:
+            raise ValueError(
+                f"rule {self.id}: the first tag must be its maturity, one of {', '.join(MATURITIES)}"
+            )
+        return self
+
+
+class PolicyHeader(StrictModel):
+    """What every policy file has, before its kind is known."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    schema_version: int = Field(ge=1)
+
+
+class PolicyDocument(StrictModel):
+    """Base of every kind's model. Subclasses fix ``kind`` and the rule type."""
+
+    KIND: ClassVar[str]
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    kind: str
+    schema_version: int
+    lists: dict[ListName, list[Any]] = Field(default_factory=dict)
+    rules: list[Any]
+
+    @model_validator(mode="after")
+    def _header(self) -> PolicyDocument:
+        if self.kind != self.KIND:
+            raise ValueError(f"kind is {self.kind!r}, this model reads {self.KIND!r}")
+        if self.schema_version != self.SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {self.schema_version} is not supported for kind {self.KIND!r}; "
+                f"this agent reads version {self.SCHEMA_VERSION}"
+            )
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id} appears twice")
+            seen.add(rule.id)
+        return self
+
+    def rule(self, rule_id: str) -> Any:
+        """The enabled rule with this id, or None when it is absent or disabled."""
+        for rule in self.rules:
+            if rule.id == rule_id and rule.enabled:
+                return rule
+        return None
+
+
+class AgentMatch(StrictModel):
+    """Match terms for the agent's own rules; only ``agent.silent`` uses one."""
+
+    missed_heartbeats: int | None = Field(default=None, ge=2, le=100)
+
+
+class AgentPolicy(PolicyDocument):
+    """Rules about the agents themselves: silence, dropped events, degraded detectors."""
+
+    KIND: ClassVar[str] = "agent"
+    rules: list[Rule[AgentMatch]]
+
+
+#: Every policy kind this code base understands. A detector adds its section's model here.
+POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
+    AgentPolicy.KIND: AgentPolicy,
+}

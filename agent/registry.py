@@ -1,0 +1,14 @@
+"""Every detector the agent can run, written down once.
+
+The daemon iterates this tuple and knows no detector by name. A security
+agent lists the code it runs: no discovery by import magic. Each detector
+lives in ``agent/detectors/<name>/`` and adds one ``DetectorSpec`` here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from agent.detector import DetectorSpec
+
+DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = ()
