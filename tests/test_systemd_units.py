@@ -1,0 +1,45 @@
+"""The systemd units parse and reference runnable programs (systemd-analyze verify)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).resolve().parents[1] / "systemd"
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("unit", sorted(p.name for p in UNITS.glob("*.service")))
+def test_unit_verifies(tmp_path: Path, unit: str) -> None:
+    """systemd-analyze verify reports nothing, with ExecStart pointed at this checkout's venv."""
+    if shutil.which("systemd-analyze") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("systemd-analyze is missing on CI; scripts/test.sh installs systemd")
+        pytest.skip("systemd-analyze is not installed")
+    text = (UNITS / unit).read_text(encoding="utf-8")
+    assert "/opt/courtguard/venv/bin/" in text
+    (tmp_path / unit).write_text(text.replace("/opt/courtguard/venv/bin/", f"{VENV_BIN}/"))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / unit)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    complaints = [line for line in result.stderr.splitlines() if unit in line]
+    assert result.returncode == 0 and not complaints, result.stderr
+
+
+@pytest.mark.parametrize("unit", sorted(p.name for p in UNITS.glob("*.service")))
+def test_unit_is_hardened(unit: str) -> None:
+    """Each daemon notifies systemd, is watched, restarts, and runs with a narrowed sandbox."""
+    text = (UNITS / unit).read_text(encoding="utf-8")
+    for line in (
+        "Type=notify", "Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict",
+        "PrivateTmp=yes",
+    ):
+        assert line in text, line
+    assert "WatchdogSec=" in text
+    assert "CapabilityBoundingSet=" in text
