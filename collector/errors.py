@@ -1,0 +1,63 @@
+"""Errors the collector can meet, as one tree; each message says what happened and what to do.
+
+    CollectorError
+    ├── ConfigError            settings file or environment unusable
+    ├── StoreError             the database cannot be reached, migrated or written
+    ├── TLSError               TLS material cannot be made or read
+    ├── NotFoundError          a token, agent or key named on the command line does not exist
+    ├── RefusedError           enrollment or ingest refused (bad token, revoked agent); has a code
+    └── ApiError               a request refused; carries the HTTP status and the ErrorBody code
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class CollectorError(Exception):
+    """Base of every error the collector raises on purpose."""
+
+
+class ConfigError(CollectorError):
+    pass
+
+
+class StoreError(CollectorError):
+    pass
+
+
+class TLSError(CollectorError):
+    pass
+
+
+class NotFoundError(CollectorError):
+    pass
+
+
+class ApiError(CollectorError):
+    """A refused request: the handler turns it into an ``ErrorBody`` response."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        errors: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+        self.headers = dict(headers or {})
+
+
+class RefusedError(CollectorError):
+    """A store operation refused for a reason the caller reports: ``code`` is the ErrorBody code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail

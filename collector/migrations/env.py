@@ -1,0 +1,20 @@
+"""Alembic environment: runs on the connection ``collector.store.migrate`` hands it."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from collector.store.tables import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations with `courtguard-collector migrate`")
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

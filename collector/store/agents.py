@@ -1,0 +1,93 @@
+"""Enrolled agents: enrollment, authentication, revocation and the listing the console shows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from agent.events import EnrollRequest, EnrollResponse
+from collector import credentials
+from collector.errors import NotFoundError
+from collector.store.database import Database
+from collector.store.tables import agents, sequence_gaps
+from collector.store.tokens import spend_token
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """Who an authenticated request comes from."""
+
+    id: str
+    hostname: str
+    revoked: bool
+
+
+def enroll(db: Database, request: EnrollRequest, now: datetime) -> EnrollResponse:
+    """Spend the token and make the agent in one transaction; raise RefusedError if refused."""
+    secret = credentials.new_agent_secret()
+    agent_id = uuid.uuid4()
+    with db.write() as conn:
+        token_id, group = spend_token(conn, request.token, now)
+        conn.execute(
+            insert(agents).values(
+                id=str(agent_id), hostname=request.hostname, group=group, os=request.os,
+                enrolled_at=now, enrollment_token_id=token_id,
+                secret_hash=credentials.digest(secret), agent_version=request.agent_version,
+                max_seq=0,
+            )
+        )
+    return EnrollResponse(agent_id=agent_id, secret=secret, group=group)
+
+
+def authenticate(db: Database, agent_id: str, secret: str) -> AgentIdentity | None:
+    """The agent whose id and secret these are (revoked or not), or None."""
+    with db.read() as conn:
+        row = conn.execute(
+            select(agents.c.id, agents.c.hostname, agents.c.secret_hash, agents.c.revoked_at)
+            .where(agents.c.id == agent_id)
+        ).first()
+    if row is None or not credentials.matches(secret, row.secret_hash):
+        return None
+    return AgentIdentity(row.id, row.hostname, row.revoked_at is not None)
+
+
+def revoke(db: Database, agent_id: str, reason: str, now: datetime) -> bool:
+    """Revoke the agent; False when it already was. Raise NotFoundError for an unknown id."""
+    with db.write() as conn:
+        result = conn.execute(
+            update(agents)
+            .where(agents.c.id == agent_id, agents.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        if result.rowcount == 1:
+            return True
+        if conn.execute(select(agents.c.id).where(agents.c.id == agent_id)).first() is None:
+            raise NotFoundError(f"no agent with id {agent_id}; see `agent list`")
+        return False
+
+
+def list_agents(db: Database) -> list[dict[str, Any]]:
+    """Every agent row with its open-gap count, ordered by hostname."""
+    open_gaps = (
+        select(sequence_gaps.c.agent_id, func.count().label("open_gaps"))
+        .where(sequence_gaps.c.filled_at.is_(None))
+        .group_by(sequence_gaps.c.agent_id)
+        .subquery()
+    )
+    query = (
+        select(
+            agents.c.id, agents.c.hostname, agents.c.group, agents.c.os, agents.c.enrolled_at,
+            agents.c.revoked_at, agents.c.revoked_reason, agents.c.last_seen_at,
+            agents.c.silent_since, agents.c.agent_version, agents.c.policy_version,
+            agents.c.heartbeat_interval_s, agents.c.last_heartbeat, agents.c.max_seq,
+            func.coalesce(open_gaps.c.open_gaps, 0).label("open_gaps"),
+        )
+        .select_from(agents.outerjoin(open_gaps, open_gaps.c.agent_id == agents.c.id))
+        .order_by(agents.c.hostname, agents.c.id)
+    )
+    with db.read() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]

@@ -1,0 +1,190 @@
+"""Events: the ingest transaction that stores a batch, and the keyset query that reads them back.
+
+Storing one batch, in one transaction (nothing is acknowledged before commit):
+
+1. lock the agent's row (PostgreSQL ``FOR UPDATE``; SQLite's writer lock is
+   already held) and refuse if the agent was revoked meanwhile;
+2. insert every event with ``ON CONFLICT (id) DO NOTHING RETURNING id`` in
+   one executemany: the returned ids are new, the rest are duplicates;
+3. plan and write sequence gaps from the new events' seqs;
+4. update the agent: ``max_seq``, ``last_seen_at``, clear ``silent_since``, and
+   the newest heartbeat if its seq is past the last one applied.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Insert, String, and_, literal, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from agent.events import Event, HeartbeatEvidence, Severity
+from collector.errors import RefusedError
+from collector.store.database import Database
+from collector.store.gaps import apply_gaps, load_open_gaps, plan_gaps
+from collector.store.tables import UTCDateTime, agents, events
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    accepted: list[uuid.UUID]
+    duplicates: list[uuid.UUID]
+    gaps_opened: int = 0
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Filters of the event listing; every value reaches SQL as a bound parameter."""
+
+    kinds: Sequence[str] = ()
+    severities: Sequence[int] = ()
+    min_severity: int | None = None
+    host: str | None = None
+    agent_id: str | None = None
+    rule_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def insert_ignoring_duplicates(dialect: str) -> Insert:
+    """``INSERT INTO events ... ON CONFLICT (id) DO NOTHING RETURNING id`` for this backend."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt: Insert = module.insert(events).on_conflict_do_nothing(index_elements=["id"])
+    return stmt.returning(events.c.id)
+
+
+def _row(event: Event, agent_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(event.id), "agent_id": agent_id, "seq": event.seq, "time": event.time,
+        "received_at": now, "host": event.host, "kind": event.kind,
+        "severity": event.severity.rank, "rule_id": event.rule_id,
+        "policy_version": event.policy_version, "summary": event.summary,
+        "evidence": event.evidence,
+    }
+
+
+def store_batch(db: Database, agent_id: str, batch: Sequence[Event], now: datetime) -> StoredBatch:
+    """Store one agent's batch idempotently; see the module docstring for the steps."""
+    with db.write() as conn:
+        # 1. the agent, locked against concurrent batches and revocation
+        agent = conn.execute(
+            select(agents.c.max_seq, agents.c.last_heartbeat_seq, agents.c.revoked_at)
+            .where(agents.c.id == agent_id)
+            .with_for_update()
+        ).first()
+        if agent is None or agent.revoked_at is not None:
+            raise RefusedError("agent_revoked", "the agent was revoked and must be re-enrolled")
+        # 2. events
+        rows = [_row(event, agent_id, now) for event in batch]
+        inserted = set(
+            conn.execute(insert_ignoring_duplicates(db.dialect), rows).scalars().all()
+        )
+        accepted: list[uuid.UUID] = []
+        duplicates: list[uuid.UUID] = []
+        seen: set[uuid.UUID] = set()
+        new_events: list[Event] = []
+        for event in batch:
+            if event.id in seen:
+                continue
+            seen.add(event.id)
+            if str(event.id) in inserted:
+                accepted.append(event.id)
+                new_events.append(event)
+            else:
+                duplicates.append(event.id)
+        # 3. sequence gaps
+        seqs = [event.seq for event in new_events if event.seq is not None]
+        max_seq = agent.max_seq or 0
+        plan = plan_gaps(max_seq, seqs, ())
+        if seqs and min(seqs) <= max_seq:
+            open_gaps = load_open_gaps(conn, agent_id, min(seqs), max_seq)
+            plan = plan_gaps(max_seq, seqs, open_gaps)
+        else:
+            open_gaps = []
+        apply_gaps(conn, agent_id, plan, open_gaps, now)
+        # 4. the agent row
+        values: dict[str, Any] = {"last_seen_at": now, "silent_since": None}
+        if plan.max_seq != max_seq:
+            values["max_seq"] = plan.max_seq
+        values.update(_heartbeat_values(new_events, agent.last_heartbeat_seq))
+        conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+    return StoredBatch(accepted, duplicates, len(plan.opened))
+
+
+def _heartbeat_values(new_events: Sequence[Event], last_seq: int | None) -> dict[str, Any]:
+    """Agent columns from the newest heartbeat in the batch, if it is newer than the stored one."""
+    newest: Event | None = None
+    for event in new_events:
+        if event.kind == "agent.heartbeat" and event.seq is not None and (
+            newest is None or (newest.seq or 0) < event.seq
+        ):
+            newest = event
+    if newest is None or newest.seq is None or (last_seq is not None and newest.seq <= last_seq):
+        return {}
+    beat = HeartbeatEvidence.model_validate(newest.evidence)
+    return {
+        "last_heartbeat": newest.evidence,
+        "last_heartbeat_seq": newest.seq,
+        "heartbeat_interval_s": beat.interval_s,
+        "agent_version": beat.agent_version,
+        "policy_version": beat.policy_version,
+    }
+
+
+def insert_event(conn: Connection, dialect: str, event: Event, now: datetime) -> bool:
+    """Insert one collector-made event; False when its id was already stored."""
+    agent_id = str(event.agent_id)
+    result = conn.execute(insert_ignoring_duplicates(dialect), [_row(event, agent_id, now)])
+    return bool(result.scalars().all())
+
+
+def query_events(
+    db: Database, where: EventFilter, limit: int, after: tuple[datetime, str] | None
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` events newest first, strictly after the keyset ``after``."""
+    c = events.c
+    conditions: list[Any] = []
+    if where.kinds:
+        conditions.append(c.kind.in_(list(where.kinds)))
+    if where.severities:
+        conditions.append(c.severity.in_(list(where.severities)))
+    if where.min_severity is not None:
+        conditions.append(c.severity >= where.min_severity)
+    for column, value in ((c.host, where.host), (c.agent_id, where.agent_id),
+                          (c.rule_id, where.rule_id)):
+        if value is not None:
+            conditions.append(column == value)
+    if where.since is not None:
+        conditions.append(c.time >= where.since)
+    if where.until is not None:
+        conditions.append(c.time < where.until)
+    if after is not None:
+        when, last_id = after
+        conditions.append(
+            tuple_(c.time, c.id) < tuple_(literal(when, UTCDateTime), literal(last_id, String))
+        )
+    query = (
+        select(c.id, c.seq, c.time, c.agent_id, c.host, c.kind, c.severity, c.rule_id,
+               c.policy_version, c.summary, c.evidence, c.received_at)
+        .where(and_(True, *conditions))
+        .order_by(c.time.desc(), c.id.desc())
+        .limit(limit)
+    )
+    with db.read() as conn:
+        return [_public(row._mapping) for row in conn.execute(query)]
+
+
+def _public(row: Any) -> dict[str, Any]:
+    """An event as the API shows it: the wire contract's fields plus received_at."""
+    return {
+        "id": row["id"], "seq": row["seq"], "time": row["time"].isoformat(),
+        "agent_id": row["agent_id"], "host": row["host"], "kind": row["kind"],
+        "severity": Severity.from_rank(row["severity"]).value, "rule_id": row["rule_id"],
+        "policy_version": row["policy_version"], "summary": row["summary"],
+        "evidence": row["evidence"], "received_at": row["received_at"].isoformat(),
+    }
+
