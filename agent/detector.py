@@ -38,6 +38,19 @@ class Source(Protocol[ObsT_co]):
     def observations(self) -> AsyncIterator[ObsT_co]: ...
 
 
+@dataclass(frozen=True)
+class SourceContext:
+    """What the daemon hands ``DetectorSpec.make_source``: settings, policy section, privileges.
+
+    ``capabilities`` is the process's effective set, so a source that runs
+    degraded can choose the work it can still do.
+    """
+
+    settings: Any
+    policy: PolicyDocument | None
+    capabilities: frozenset[str]
+
+
 class Detector(Protocol[ObsT_contra, SectionT_contra]):
     """Decides. Pure: no I/O, no clock of its own, no global state."""
 
@@ -66,7 +79,7 @@ class DetectorSpec(Generic[ObsT, SectionT]):
     name: str
     description: str
     policy_section: str
-    make_source: Callable[[Any], Source[ObsT]]
+    make_source: Callable[[SourceContext], Source[ObsT]]
     make_detector: Callable[[], Detector[ObsT, SectionT]]
     capabilities: frozenset[str] = field(default_factory=frozenset)
     runs_degraded: bool = False
@@ -74,4 +87,6 @@ class DetectorSpec(Generic[ObsT, SectionT]):
 
     def __post_init__(self) -> None:
         if not self.description.endswith("."):
-            raise ValueError(f"detector {self.name}: description must be one sentence ending with '.'")
+            raise ValueError(
+                f"detector {self.name}: description must be one sentence ending with '.'"
+            )

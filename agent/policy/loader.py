@@ -64,7 +64,9 @@ def parse_document(path: Path, raw: bytes) -> PolicyDocument:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(f"{path}: invalid {header.kind} policy:\n{_format_errors(path, exc)}") from exc
+        raise PolicyError(
+            f"{path}: invalid {header.kind} policy:\n{_format_errors(path, exc)}"
+        ) from exc
 
 
 def policy_version(documents: Iterable[PolicyDocument]) -> str:

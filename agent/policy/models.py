@@ -77,7 +77,8 @@ class Rule(StrictModel, Generic[MatchT]):
     def _maturity_first(self) -> Rule[MatchT]:
         if self.tags[0] not in MATURITIES:
             raise ValueError(
-                f"rule {self.id}: the first tag must be its maturity, one of {', '.join(MATURITIES)}"
+                f"rule {self.id}: the first tag must be its maturity, "
+                f"one of {', '.join(MATURITIES)}"
             )
         return self
 

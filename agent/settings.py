@@ -1,0 +1,133 @@
+"""Where the agent's settings come from, and what each one means.
+
+Sources, highest priority first:
+
+1. keyword arguments (tests, the CLI);
+2. environment variables ``COURTGUARD_AGENT_<FIELD>`` (nested:
+   ``COURTGUARD_AGENT_DETECTORS__OUTREACH=false``);
+3. the TOML file: ``--config``, else ``COURTGUARD_AGENT_CONFIG``, else
+   ``/etc/courtguard/agent.toml``; a missing *default* file is fine, a missing
+   explicit one is an error;
+4. the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from agent.errors import ConfigError
+
+DEFAULT_CONFIG: Final = Path("/etc/courtguard/agent.toml")
+CONFIG_ENV: Final = "COURTGUARD_AGENT_CONFIG"
+ENV_PREFIX: Final = "COURTGUARD_AGENT_"
+MIB: Final = 1024 * 1024
+
+# The TOML document being loaded; a context variable because pydantic-settings
+# builds its sources in a classmethod that cannot take per-call arguments.
+_toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data", default={})  # noqa: B039 (never mutated)
+
+
+class AgentSettings(BaseSettings):
+    """Every knob of the agent daemon; see the module docstring for where values come from."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Path("/var/lib/courtguard")
+    policy_dir: Path = Path("/etc/courtguard/policies")
+    hostname: str = Field(default_factory=socket.gethostname, min_length=1, max_length=253)
+    allow_plain_http: bool = False
+
+    heartbeat_interval_s: float = Field(default=60.0, gt=0, le=3600)
+    spool_max_bytes: int = Field(default=64 * MIB, ge=64 * 1024)
+    batch_max_events: int = Field(default=500, ge=1, le=5000)
+    batch_max_bytes: int = Field(default=1 * MIB, ge=16 * 1024, le=64 * MIB)
+    batch_max_age_s: float = Field(default=2.0, ge=0, le=600)
+    drain_rate_eps: float = Field(default=2000.0, gt=0)
+    drain_start_jitter_s: float = Field(default=5.0, ge=0, le=600)
+    spool_poll_s: float = Field(default=1.0, gt=0, le=60)
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    http_timeout_s: float = Field(default=30.0, gt=0)
+    shutdown_flush_s: float = Field(default=5.0, ge=0, le=60)
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    detectors: dict[str, bool] = Field(default_factory=dict)
+
+    def detector_enabled(self, name: str) -> bool:
+        """Detectors run unless the settings switch them off by name."""
+        return self.detectors.get(name, True)
+
+    @property
+    def spool_path(self) -> Path:
+        return self.data_dir / "spool.db"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = InitSettingsSource(settings_cls, init_kwargs=dict(_toml_data.get()))
+        return init_settings, env_settings, toml
+
+
+def _read_toml(path: Path, explicit: bool) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(
+                f"config file {path} does not exist; create it or fix --config"
+            ) from None
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> AgentSettings:
+    """Build the settings from overrides, environment and TOML; raise ConfigError when unusable."""
+    explicit = config is not None or bool(os.environ.get(CONFIG_ENV))
+    if config is not None:
+        path = Path(config)
+    else:
+        path = Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    data = _read_toml(path, explicit)
+    token = _toml_data.set(data)
+    try:
+        return AgentSettings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or '(top level)'}: {item['msg']}"
+            for item in exc.errors(include_url=False)
+        )
+        raise ConfigError(
+            f"invalid agent settings (from {path}, {ENV_PREFIX}* or arguments): {problems}"
+        ) from exc
+    finally:
+        _toml_data.reset(token)
