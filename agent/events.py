@@ -146,6 +146,8 @@ class HeartbeatEvidence(Evidence):
     spool_depth: int = Field(ge=0)
     spool_bytes: int = Field(ge=0)
     events_dropped: int = Field(ge=0)
+    #: Events the collector refused as invalid, kept aside on the agent (lifetime count).
+    events_quarantined: int = Field(default=0, ge=0)
     rss_bytes: int = Field(ge=0)
     cpu_percent: float = Field(ge=0)
     detectors: dict[Annotated[str, StringConstraints(max_length=64)], DetectorHealth] = Field(

@@ -1,0 +1,196 @@
+"""Enrollment: trade a one-time token for this agent's identity, and keep it on disk.
+
+1. check the collector URL (HTTPS with a CA file, or plain HTTP only when
+   ``allow_plain_http`` is set);
+2. POST an ``EnrollRequest`` to ``/api/v1/enroll``, trusting only that CA;
+3. copy the CA to ``<data_dir>/collector-ca.pem`` and write
+   ``<data_dir>/credentials.json`` (mode 0600) atomically, in that order, so
+   credentials never point at a missing CA.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import ssl
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agent.errors import ConfigError, EnrollmentError, NotEnrolledError
+from agent.events import EnrollRequest, EnrollResponse, ErrorBody
+from agent.version import __version__
+
+if TYPE_CHECKING:
+    import httpx
+
+    from agent.settings import AgentSettings
+
+CREDENTIALS_FILE: Final = "credentials.json"
+CA_FILE: Final = "collector-ca.pem"
+
+_TOKEN_ERRORS: Final = {
+    "invalid_token": "the collector does not know this enrollment token; check it for typos",
+    "token_expired": "the enrollment token has expired; ask the security team for a new one",
+    "token_exhausted": "the enrollment token has been used up; ask the security team for a new one",
+    "token_revoked": "the enrollment token was revoked; ask the security team for a new one",
+}
+
+
+class Credentials(BaseModel):
+    """What enrollment leaves in ``credentials.json``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    collector_url: str
+    agent_id: uuid.UUID
+    secret: str
+    group: str
+    enrolled_at: datetime
+
+    def __repr__(self) -> str:  # the secret must not end up in a log line or traceback
+        return f"Credentials(agent_id={self.agent_id}, collector_url={self.collector_url!r})"
+
+    __str__ = __repr__
+
+    @property
+    def authorization(self) -> str:
+        return f"Bearer {self.agent_id}:{self.secret}"
+
+
+def check_collector_url(url: str, allow_plain_http: bool) -> str:
+    """The URL without a trailing slash; ConfigError unless it is https (or http when allowed)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigError(f"collector URL {url!r} must look like https://collector.example:8443")
+    if parts.scheme == "http" and not allow_plain_http:
+        raise ConfigError(
+            f"collector URL {url} is plain http: events would cross the network unencrypted. "
+            "Use https, or set allow_plain_http = true in agent.toml for a closed test network"
+        )
+    return url.rstrip("/")
+
+
+def ssl_context(ca_file: Path) -> ssl.SSLContext:
+    """A TLS context that trusts only the collector's CA, never the system store."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"collector CA {ca_file} cannot be loaded: {exc}") from exc
+
+
+def credentials_path(data_dir: Path) -> Path:
+    return data_dir / CREDENTIALS_FILE
+
+
+def ca_path(data_dir: Path) -> Path:
+    return data_dir / CA_FILE
+
+
+def load_credentials(data_dir: Path) -> Credentials:
+    """The stored credentials; NotEnrolledError when the agent was never enrolled."""
+    path = credentials_path(data_dir)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise NotEnrolledError(
+            f"this agent is not enrolled ({path} does not exist); run "
+            "`courtguard-agent enroll --collector https://COLLECTOR --token TOKEN --ca CA.pem`"
+        ) from None
+    except OSError as exc:
+        raise NotEnrolledError(f"{path} cannot be read: {exc.strerror}; run as root") from exc
+    try:
+        return Credentials.model_validate_json(raw)
+    except ValidationError as exc:
+        raise NotEnrolledError(
+            f"{path} is damaged ({exc.error_count()} problems); enroll again with a new token"
+        ) from exc
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, atomically (temp file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _refusal(response: httpx.Response) -> str:
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValidationError:
+        return f"HTTP {response.status_code}"
+    return _TOKEN_ERRORS.get(body.error, f"{body.error}: {body.detail}")
+
+
+def enroll(
+    collector_url: str,
+    token: str,
+    ca_file: Path | None,
+    settings: AgentSettings,
+    *,
+    transport: Any = None,
+) -> Credentials:
+    """Enroll with the collector and store the identity it hands out; see the module docstring."""
+    import httpx
+
+    # 1. Check the URL and the CA before any byte leaves the host.
+    url = check_collector_url(collector_url, settings.allow_plain_http)
+    verify: ssl.SSLContext | bool = False
+    if url.startswith("https://"):
+        if ca_file is None:
+            raise ConfigError("an https collector needs --ca FILE: the CA that signed its cert")
+        verify = ssl_context(ca_file)
+    request = EnrollRequest(
+        token=token,
+        hostname=settings.hostname,
+        agent_version=__version__,
+        os=platform.platform()[:200],
+    )
+    # 2. Ask the collector.
+    try:
+        with httpx.Client(
+            verify=verify, transport=transport, timeout=settings.http_timeout_s
+        ) as client:
+            response = client.post(
+                f"{url}/api/v1/enroll",
+                content=request.model_dump_json(),
+                headers={"Content-Type": "application/json"},
+            )
+    except httpx.HTTPError as exc:
+        raise EnrollmentError(f"cannot reach the collector at {url}: {exc}") from exc
+    if response.status_code != 201:
+        raise EnrollmentError(f"the collector refused enrollment: {_refusal(response)}")
+    try:
+        answer = EnrollResponse.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise EnrollmentError(f"the collector's answer to enrollment is malformed: {exc}") from exc
+    # 3. Keep the CA, then the credentials that rely on it.
+    data_dir = settings.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    if ca_file is not None:
+        _write_private(ca_path(data_dir), ca_file.read_bytes())
+    elif ca_path(data_dir).exists():
+        ca_path(data_dir).unlink()  # a stale CA from an earlier https enrollment
+    credentials = Credentials(
+        collector_url=url,
+        agent_id=answer.agent_id,
+        secret=answer.secret,
+        group=answer.group,
+        enrolled_at=datetime.now(UTC),
+    )
+    _write_private(
+        credentials_path(data_dir),
+        json.dumps(credentials.model_dump(mode="json"), indent=2).encode(),
+    )
+    return credentials

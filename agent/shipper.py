@@ -1,0 +1,367 @@
+"""Ship spooled events to the collector, one batch at a time, in sequence order.
+
+Each round:
+
+1. wait for events: the daemon wakes the shipper when it spools something,
+   and the spool is polled every ``spool_poll_s`` for rows other processes
+   (``emit-test``) wrote;
+2. wait up to ``batch_max_age_s`` for a batch to fill, unless a full one
+   (``batch_max_events`` or ``batch_max_bytes``) is ready or a flush is on;
+3. after an outage, when a backlog waits, sleep a random start jitter so a
+   thousand agents reconnecting at once do not arrive together;
+4. read the oldest events, take tokens from the drain-rate bucket;
+5. POST the gzipped ``EventBatch`` and act on the answer (``_handle``).
+
+Only one batch is in flight, so the collector sees each agent's events in
+``seq`` order. Nothing is deleted without an acknowledgement: on 401/403 the
+shipper stops and events stay spooled; invalid events (422) and events too
+large to ever be accepted (413 on a batch of one) are quarantined, counted
+and reported, never silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import ValidationError
+
+from agent.enrollment import Credentials, ca_path, ssl_context
+from agent.events import ErrorBody, IngestResult
+from agent.version import __version__
+
+if TYPE_CHECKING:
+    import httpx
+
+    from agent.settings import AgentSettings
+    from agent.spool import Spool
+
+log = structlog.get_logger("courtguard.shipper")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """Allow ``rate`` events per second on average, bursts up to ``capacity``."""
+
+    def __init__(
+        self, rate: float, capacity: float, clock: Callable[[], float], sleep: Sleep
+    ) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = capacity
+        self._last = clock()
+
+    async def take(self, n: int) -> float:
+        """Spend ``n`` tokens, sleeping off any debt; returns the seconds slept."""
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= n
+        if self._tokens >= 0:
+            return 0.0
+        wait = -self._tokens / self.rate
+        await self._sleep(wait)
+        return wait
+
+
+class Backoff:
+    """Exponential backoff with full jitter: uniform(0, min(cap, initial * 2**attempt))."""
+
+    def __init__(self, initial: float, cap: float, rng: Callable[[], float]) -> None:
+        self.initial = initial
+        self.cap = cap
+        self._rng = rng
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.initial * 2 ** min(self.attempt, 62))
+        self.attempt += 1
+        return float(self._rng() * ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Parse a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class Shipper:
+    """The loop that empties the spool into the collector; see the module docstring."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        credentials: Credentials,
+        settings: AgentSettings,
+        *,
+        transport: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.spool = spool
+        self.credentials = credentials
+        self.settings = settings
+        self._transport = transport
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._flushing = False
+        self._pending_since: float | None = None
+        self._after_outage = True  # a fresh start may find a backlog too
+        self._limit = settings.batch_max_events
+        self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rng)
+        self.bucket = TokenBucket(
+            settings.drain_rate_eps,
+            max(float(settings.batch_max_events), settings.drain_rate_eps),
+            clock,
+            sleep,
+        )
+        self.stopped_reason: str | None = None
+        self.batches_sent = 0
+
+    def wake(self) -> None:
+        """Tell the shipper new events are in the spool."""
+        self._wake.set()
+
+    def make_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        verify: Any = False
+        if self.credentials.collector_url.startswith("https://"):
+            verify = ssl_context(ca_path(self.settings.data_dir))
+        return httpx.AsyncClient(
+            base_url=self.credentials.collector_url,
+            verify=verify,
+            transport=self._transport,
+            timeout=self.settings.http_timeout_s,
+            headers={"User-Agent": f"courtguard-agent/{__version__}"},
+        )
+
+    async def run(self) -> None:
+        """Ship until stopped by the collector (401/403) or cancelled."""
+        async with self.make_client() as client:
+            while self.stopped_reason is None:
+                await self.ship_once(client)
+        self._drained.set()  # nothing more will leave; let a flush return
+
+    async def flush(self, within_s: float) -> bool:
+        """Ship without waiting for batches to fill until the spool is empty; False on timeout."""
+        self._flushing = True
+        deadline = self._clock() + within_s
+        while self.stopped_reason is None:
+            self._drained.clear()
+            self.wake()
+            try:
+                await asyncio.wait_for(self._drained.wait(), max(0.0, deadline - self._clock()))
+            except TimeoutError:
+                return False
+            # The loop may have looked at the spool before our last append committed.
+            if await asyncio.to_thread(self.spool.depth) == 0:
+                return True
+        return False
+
+    async def _wait_wake(self, at_most_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), at_most_s)
+        self._wake.clear()
+
+    async def ship_once(self, client: httpx.AsyncClient) -> None:
+        """One round of the loop in the module docstring."""
+        # 1. Anything to send?
+        stats = await asyncio.to_thread(self.spool.stats)
+        if stats.depth == 0:
+            self._pending_since = None
+            self._limit = self.settings.batch_max_events  # a drained spool resets 413 splitting
+            self._drained.set()
+            await self._wait_wake(self.settings.spool_poll_s)
+            return
+        self._drained.clear()
+        # 2. Let a partial batch fill for up to batch_max_age_s.
+        now = self._clock()
+        if self._pending_since is None:
+            self._pending_since = now
+        full = stats.depth >= self._limit or stats.bytes >= self.settings.batch_max_bytes
+        remaining = self._pending_since + self.settings.batch_max_age_s - now
+        if not (full or self._flushing) and remaining > 0:
+            await self._wait_wake(remaining)
+            return
+        # 3. Spread reconnecting agents out before a backlog drains.
+        if self._after_outage and stats.depth > self._limit and not self._flushing:
+            self._after_outage = False
+            await self._sleep(self._rng() * self.settings.drain_start_jitter_s)
+        # 4. Read the oldest events and respect the drain rate.
+        rows = await asyncio.to_thread(self.spool.batch, self._limit, self.settings.batch_max_bytes)
+        if not rows:
+            return
+        await self.bucket.take(len(rows))
+        # 5. Send and act on the answer.
+        await self._send(client, rows)
+
+    async def _send(self, client: httpx.AsyncClient, rows: list[tuple[str, int, bytes]]) -> None:
+        import httpx
+
+        head = (
+            f'{{"agent_id":"{self.credentials.agent_id}",'
+            f'"sent_at":"{datetime.now(UTC).isoformat()}","events":['
+        ).encode()
+        body = head + b",".join(row[2] for row in rows) + b"]}"
+        compressed = await asyncio.to_thread(gzip.compress, body, 6)
+        try:
+            response = await client.post(
+                "/api/v1/events",
+                content=compressed,
+                headers={
+                    "Authorization": self.credentials.authorization,
+                    "Content-Type": "application/json",
+                    "Content-Encoding": "gzip",
+                },
+            )
+        except httpx.HTTPError as exc:
+            await self._back_off(f"cannot reach the collector: {type(exc).__name__}: {exc}")
+            return
+        await self._handle(response, rows)
+
+    async def _handle(self, response: httpx.Response, rows: list[tuple[str, int, bytes]]) -> None:
+        """Act on the collector's answer, per the agreed API contract."""
+        status = response.status_code
+        error = _error_body(response)
+        code = error.error if error else f"http_{status}"
+        detail = f"{status} {code}: {error.detail}" if error else f"HTTP {status}"
+        if status == 200:
+            await self._acknowledged(response, rows)
+        elif status in (401, 403):
+            self._stop(code, detail)
+            await self._record("stopped", detail)
+        elif status == 413:
+            await self._split_or_quarantine(rows, f"{code}: the collector refuses it as too large")
+        elif status == 422:
+            await self._quarantine_invalid(rows, error)
+        elif status in (429, 503):
+            delay = retry_after_seconds(response.headers.get("Retry-After"))
+            if delay is None:
+                await self._back_off(f"collector busy: {detail}")
+            else:
+                self._after_outage = True
+                log.info("collector asks to retry later", status=status, retry_after_s=delay)
+                await self._record("retrying", f"{detail}; Retry-After {delay:g} s")
+                await self._sleep(delay)
+        else:
+            # 400, 415 and unexpected codes: a bug on one side; keep the events and retry slowly.
+            await self._back_off(f"collector refused the batch: {detail}")
+
+    async def _acknowledged(
+        self, response: httpx.Response, rows: list[tuple[str, int, bytes]]
+    ) -> None:
+        try:
+            result = IngestResult.model_validate_json(response.content)
+        except ValidationError:
+            await self._back_off("collector answered 200 without a valid IngestResult")
+            return
+        acked = {str(i) for i in (*result.accepted, *result.duplicates)}
+        removed = await asyncio.to_thread(self.spool.ack, acked)
+        self.backoff.reset()
+        self._after_outage = False
+        self.batches_sent += 1
+        left = len({row[0] for row in rows} - acked)
+        if left:
+            log.warning("collector left events unacknowledged; resending them", count=left)
+        log.debug("batch shipped", events=len(rows), acknowledged=removed)
+        await self._record(
+            "ok",
+            None,
+            ok=True,
+            summary=f"ok: {len(result.accepted)} accepted, {len(result.duplicates)} duplicates",
+        )
+
+    async def _split_or_quarantine(self, rows: list[tuple[str, int, bytes]], reason: str) -> None:
+        if len(rows) > 1:
+            self._limit = max(1, len(rows) // 2)
+            log.info("collector refused a large batch; sending smaller ones", batch=self._limit)
+            return
+        await asyncio.to_thread(self.spool.quarantine, [rows[0][0]], reason)
+        log.warning("event quarantined", id=rows[0][0], seq=rows[0][1], reason=reason)
+        await self._record("quarantined", f"seq {rows[0][1]}: {reason}")
+
+    async def _quarantine_invalid(
+        self, rows: list[tuple[str, int, bytes]], error: ErrorBody | None
+    ) -> None:
+        reasons: dict[int, str] = {}
+        for item in (error.errors if error and error.errors else []):
+            index = item.get("index")
+            if isinstance(index, int) and 0 <= index < len(rows):
+                loc = ".".join(str(p) for p in item.get("loc") or ())
+                reasons[index] = f"invalid_batch: {loc}: {item.get('msg', '')}"
+        if not reasons:
+            # No usable indexes: halve until the bad event is alone, then quarantine it.
+            detail = error.detail if error else "no detail"
+            await self._split_or_quarantine(rows, f"invalid_batch: {detail}")
+            return
+        for index, reason in sorted(reasons.items()):
+            await asyncio.to_thread(self.spool.quarantine, [rows[index][0]], reason)
+        log.warning(
+            "collector refused invalid events; quarantined them and shipping the rest",
+            count=len(reasons),
+            seqs=[rows[i][1] for i in sorted(reasons)],
+        )
+        await self._record("quarantined", f"{len(reasons)} invalid event(s) quarantined")
+
+    async def _back_off(self, reason: str) -> None:
+        delay = self.backoff.next_delay()
+        self._after_outage = True
+        log.warning("shipping failed; will retry", reason=reason, retry_in_s=round(delay, 2))
+        await self._record("retrying", reason)
+        await self._sleep(delay)
+
+    def _stop(self, code: str, detail: str) -> None:
+        if code == "agent_mismatch":
+            advice = "the credentials do not match the events' agent; re-enroll this agent"
+        else:
+            advice = (
+                "re-enroll: courtguard-agent enroll --collector URL --token NEW_TOKEN --ca CA.pem, "
+                "then restart the agent"
+            )
+        self.stopped_reason = f"{detail}; {advice}"
+        log.error(
+            f"collector refused this agent ({code}): shipping stopped, events stay in the spool; "
+            f"{advice}",
+            status=detail,
+        )
+
+    async def _record(
+        self, result: str, error: str | None, ok: bool = False, summary: str | None = None
+    ) -> None:
+        await asyncio.to_thread(self.spool.record_ship, summary or result, error, ok)
+
+
+def _error_body(response: httpx.Response) -> ErrorBody | None:
+    if response.status_code < 400:
+        return None
+    try:
+        return ErrorBody.model_validate_json(response.content)
+    except ValidationError:
+        return None
