@@ -1,0 +1,1 @@
+"""The collector's HTTP API: one router module per audience (agents, operators, monitoring)."""

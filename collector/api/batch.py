@@ -1,0 +1,117 @@
+"""Turn a decoded request body into a validated ``EventBatch`` for one authenticated agent.
+
+The common case (a body under a megabyte) is validated straight from bytes with
+a cached ``TypeAdapter``. Larger bodies, and bodies that fail validation, are
+first parsed with orjson so that an oversized batch (413) or a batch written
+for another agent (403) is refused for that reason, cheaply, before pydantic
+walks every event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Final
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from agent.events import EventBatch
+from collector.errors import ApiError
+
+BATCH: Final = TypeAdapter(EventBatch)
+#: Bodies above this are parsed with orjson and pre-checked before validation.
+PRECHECK_BYTES: Final = 1024 * 1024
+#: At most this many validation errors are returned to the client.
+MAX_REPORTED_ERRORS: Final = 100
+
+
+class AgentMismatch(ApiError):
+    """A batch claims another agent's id; ``claimed`` is that id, for the log."""
+
+    def __init__(self, claimed: uuid.UUID) -> None:
+        super().__init__(
+            403, "agent_mismatch",
+            "the batch names an agent other than the one whose credentials were sent",
+        )
+        self.claimed = claimed
+
+
+def _too_many(count: int, limit: int) -> ApiError:
+    return ApiError(
+        413, "batch_too_large",
+        f"the batch has {count} events; this collector takes at most {limit} per batch",
+    )
+
+
+def _malformed(reason: str) -> ApiError:
+    return ApiError(400, "malformed_json", f"the body is not valid JSON: {reason}")
+
+
+def _precheck(data: Any, agent_id: uuid.UUID, max_events: int) -> None:
+    """Refuse oversized batches and foreign agent ids from the parsed JSON, before validation."""
+    if not isinstance(data, dict):
+        return
+    events = data.get("events")
+    events = events if isinstance(events, list) else []
+    if len(events) > max_events:
+        raise _too_many(len(events), max_events)
+    claimed = [data.get("agent_id")]
+    claimed += [event.get("agent_id") for event in events if isinstance(event, dict)]
+    for value in claimed:
+        if not isinstance(value, str):
+            continue
+        try:
+            other = uuid.UUID(value)
+        except ValueError:
+            continue  # validation names the bad value
+        if other != agent_id:
+            raise AgentMismatch(other)
+
+
+def _invalid(exc: ValidationError) -> ApiError:
+    items: list[dict[str, Any]] = []
+    for error in exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_ERRORS]:
+        loc = list(error["loc"])
+        item: dict[str, Any] = {}
+        if len(loc) >= 2 and loc[0] == "events" and isinstance(loc[1], int):
+            item["index"] = loc[1]
+            loc = loc[2:]
+        item["loc"] = [p if isinstance(p, int) else str(p) for p in loc]
+        item["msg"] = str(error["msg"])
+        items.append(item)
+    return ApiError(
+        422, "invalid_batch",
+        f"the batch does not match the event contract ({exc.error_count()} problems)", items,
+    )
+
+
+def parse_batch(body: bytes, agent_id: uuid.UUID, max_events: int) -> EventBatch:
+    """Validate ``body`` as the batch of ``agent_id``; raise ApiError 400, 403, 413 or 422."""
+    if len(body) > PRECHECK_BYTES:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _malformed(str(exc)) from None
+        _precheck(data, agent_id, max_events)
+        try:
+            batch = BATCH.validate_python(data)
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+    else:
+        try:
+            batch = BATCH.validate_json(body)
+        except ValidationError as exc:
+            json_error = next((e for e in exc.errors() if e["type"] == "json_invalid"), None)
+            if json_error is not None:
+                raise _malformed(str(json_error["msg"])) from None
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                data = None  # JSON orjson cannot hold (e.g. huge integers): report validation
+            _precheck(data, agent_id, max_events)
+            raise _invalid(exc) from None
+    if len(batch.events) > max_events:
+        raise _too_many(len(batch.events), max_events)
+    if batch.agent_id != agent_id:
+        raise AgentMismatch(batch.agent_id)
+    return batch

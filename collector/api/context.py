@@ -1,0 +1,24 @@
+"""What every request handler reaches through ``request.app.state.courtguard``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from collector.metrics import Metrics
+from collector.settings import CollectorSettings
+from collector.store.database import Database
+
+
+@dataclass
+class Context:
+    settings: CollectorSettings
+    db: Database
+    metrics: Metrics
+    ingest_in_flight: int = 0  # requests on the one event loop: a plain int is safe
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.courtguard
+    return ctx

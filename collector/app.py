@@ -1,0 +1,57 @@
+"""The FastAPI application: ``create_app(settings)`` wires the store, the API and the monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from collector.api import health, ingest, queries
+from collector.api.context import Context
+from collector.api.responses import install_error_handlers
+from collector.metrics import Metrics
+from collector.monitor import SilentMonitor
+from collector.settings import CollectorSettings
+from collector.store.database import Database
+
+log = structlog.get_logger("collector.app")
+
+
+def create_app(settings: CollectorSettings, db: Database | None = None) -> FastAPI:
+    """An app serving ``settings``; it owns ``db`` (made from settings if not given)."""
+    database = db if db is not None else Database.from_settings(settings)
+    metrics = Metrics()
+    monitor = SilentMonitor(
+        database, metrics, settings.effective_policy_dir, settings.silent_check_interval_s,
+        settings.default_heartbeat_interval_s,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(monitor.run(), name="silent-agent-monitor")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            database.dispose()
+
+    app = FastAPI(
+        title="courtguard collector",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,  # no interactive docs on a security appliance
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.courtguard = Context(settings=settings, db=database, metrics=metrics)
+    app.state.monitor = monitor
+    install_error_handlers(app)
+    app.include_router(ingest.router)
+    app.include_router(queries.router)
+    app.include_router(health.router)
+    return app
