@@ -248,6 +248,12 @@ class Spool:
             last_ship_ok_at=meta.get("last_ship_ok_at"),
         )
 
+    def policy_version(self) -> str | None:
+        """The policy version the daemon last stamped events with, for other writers."""
+        with self._guard():
+            value = self._get(self._db, "policy_version", None)
+        return None if value is None else str(value)
+
     def quarantined_rows(self) -> list[tuple[str, str]]:
         """(id, reason) of every quarantined event still kept, oldest first."""
         with self._guard():

@@ -1,0 +1,221 @@
+"""``courtguard-agent``: run the daemon, enroll, show status, write test events.
+
+Expected failures (``CourtguardError``) print one line to stderr and exit 2;
+a traceback means a bug. Imports happen inside each command so ``status``
+stays quick and ``run`` loads only what the daemon needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.errors import CourtguardError
+
+EXIT_USAGE_OR_CONFIG = 2
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+TEST_EVENTS_PER_TRANSACTION = 500
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent.daemon import Daemon
+    from agent.logging import configure_logging
+    from agent.settings import load_settings
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level, settings.log_format)
+    return asyncio.run(Daemon(settings).run())
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from agent.enrollment import credentials_path, enroll
+    from agent.settings import load_settings
+
+    settings = load_settings(args.config)
+    credentials = enroll(
+        args.collector, args.token, Path(args.ca) if args.ca else None, settings
+    )
+    print(
+        f"enrolled as agent {credentials.agent_id} (group {credentials.group}); "
+        f"credentials in {credentials_path(settings.data_dir)}. "
+        "Start or restart the agent: systemctl restart courtguard-agent"
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from agent.enrollment import load_credentials
+    from agent.errors import NotEnrolledError
+    from agent.settings import load_settings
+    from agent.spool import Spool, SpoolStats
+
+    settings = load_settings(args.config)
+    credentials: Any = None
+    not_enrolled: str | None = None
+    try:
+        credentials = load_credentials(settings.data_dir)
+    except NotEnrolledError as exc:
+        not_enrolled = str(exc)
+    stats = SpoolStats(max_bytes=settings.spool_max_bytes)
+    if settings.spool_path.exists():
+        with Spool(
+            settings.spool_path,
+            agent_id=None,
+            host=settings.hostname,
+            max_bytes=settings.spool_max_bytes,
+        ) as spool:
+            stats = spool.stats()
+    report: dict[str, Any] = {
+        "enrolled": credentials is not None,
+        "agent_id": str(credentials.agent_id) if credentials else None,
+        "collector": credentials.collector_url if credentials else None,
+        "group": credentials.group if credentials else None,
+        "spool": {
+            "path": str(settings.spool_path),
+            "depth": stats.depth,
+            "bytes": stats.bytes,
+            "max_bytes": stats.max_bytes,
+            "dropped": stats.dropped,
+            "dropped_total": stats.dropped_total,
+            "quarantined": stats.quarantined,
+            "next_seq": stats.next_seq,
+        },
+        "last_ship": {
+            "at": stats.last_ship_at,
+            "result": stats.last_ship_result,
+            "error": stats.last_ship_error,
+            "last_ok_at": stats.last_ship_ok_at,
+        },
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    spool_info, ship = report["spool"], report["last_ship"]
+    lines = [
+        f"enrolled:      {'yes' if credentials else 'no (' + str(not_enrolled) + ')'}",
+        f"agent id:      {report['agent_id'] or '-'}",
+        f"collector:     {report['collector'] or '-'}",
+        f"spool:         {stats.depth} events, {stats.bytes} of {stats.max_bytes} bytes "
+        f"({spool_info['path']})",
+        f"dropped:       {stats.dropped_total} "
+        + " ".join(f"{k}={v}" for k, v in stats.dropped.items() if v),
+        f"quarantined:   {stats.quarantined}",
+        f"last ship:     {ship['result'] or 'never'} at {ship['at'] or '-'}",
+    ]
+    if ship["error"]:
+        lines.append(f"last error:    {ship['error']}")
+    print("\n".join(lines))
+    return 0
+
+
+def _emit_test(args: argparse.Namespace) -> int:
+    from agent.enrollment import load_credentials
+    from agent.events import Finding, Severity, TestEvidence
+    from agent.settings import load_settings
+    from agent.spool import Spool
+
+    settings = load_settings(args.config)
+    credentials = load_credentials(settings.data_dir)
+    severity = Severity(args.severity)
+    padding = "x" * args.padding
+    with Spool(
+        settings.spool_path,
+        agent_id=credentials.agent_id,
+        host=settings.hostname,
+        max_bytes=settings.spool_max_bytes,
+    ) as spool:
+        policy_version = spool.policy_version()
+        first = last = 0
+        for start in range(0, args.count, TEST_EVENTS_PER_TRANSACTION):
+            stop = min(args.count, start + TEST_EVENTS_PER_TRANSACTION)
+            findings = [
+                Finding(
+                    kind="agent.test",
+                    severity=severity,
+                    summary=f"测试事件 {i + 1}/{args.count}{'：' + args.note if args.note else ''}",
+                    evidence=TestEvidence(note=args.note, index=i, padding=padding).model_dump(
+                        mode="json"
+                    ),
+                )
+                for i in range(start, stop)
+            ]
+            events = spool.append(findings, policy_version)
+            first = first or events[0].seq or 0
+            last = events[-1].seq or 0
+    print(f"wrote {args.count} agent.test events (seq {first}..{last}) to {settings.spool_path}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _padding(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 8192:
+        raise argparse.ArgumentTypeError("must be between 0 and 8192")
+    return value
+
+
+def _note(text: str) -> str:
+    if len(text) > 200:
+        raise argparse.ArgumentTypeError("must be at most 200 characters")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="courtguard-agent",
+        description="courtguard workstation agent: compliance checks reported to the collector",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--config",
+            metavar="P",
+            help="agent.toml (default: $COURTGUARD_AGENT_CONFIG or /etc/courtguard/agent.toml)",
+        )
+        return sub
+
+    command("run", "run the agent daemon in the foreground").set_defaults(func=_run)
+
+    enroll = command("enroll", "enroll this workstation with the collector (one-time token)")
+    enroll.add_argument("--collector", required=True, metavar="URL")
+    enroll.add_argument("--token", required=True, metavar="T")
+    enroll.add_argument("--ca", metavar="FILE", help="CA certificate of the collector (https)")
+    enroll.set_defaults(func=_enroll)
+
+    status = command("status", "show enrollment, spool and shipping state")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_status)
+
+    emit = command("emit-test", "write agent.test events into the spool to check the pipeline")
+    emit.add_argument("--count", type=_positive, default=1, metavar="N")
+    emit.add_argument("--severity", choices=SEVERITIES, default="info", metavar="S")
+    emit.add_argument("--note", type=_note, default="", metavar="TEXT")
+    emit.add_argument("--padding", type=_padding, default=0, metavar="BYTES")
+    emit.set_defaults(func=_emit_test)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except CourtguardError as exc:
+        print(f"courtguard-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE_OR_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return result

@@ -1,0 +1,365 @@
+"""The agent process: sources into detectors into the spool, and the shipper out of it.
+
+Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
+
+1. credentials, and a collector URL the settings allow;
+2. the policy sections the enabled detectors read, plus ``agent``;
+3. the spool, told how to stamp its ``agent.spool_dropped`` reports;
+4. the shipper task;
+5. the ``agent.started`` event;
+6. each enabled detector: capabilities checked, source and detector built and
+   pumped; a detector that lacks a privilege, whose source is unavailable or
+   that crashes is reported degraded or failed (once, as
+   ``agent.detector_degraded``) and the others keep running;
+7. heartbeat (first one now) and systemd watchdog tasks;
+8. ``READY=1`` and the ``agent ready`` log line.
+
+Shutdown (SIGTERM, SIGINT or ``request_stop``): stop the sources, finalize the
+detectors, emit ``agent.stopping``, give the shipper ``shutdown_flush_s`` to
+empty the spool, close it. The daemon names no detector: it runs whatever
+registry it is given (``agent.registry.DETECTORS`` by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from agent import capabilities as caps
+from agent import systemd
+from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
+from agent.enrollment import ca_path, check_collector_url, load_credentials
+from agent.errors import ConfigError, SpoolError
+from agent.events import DetectorDegradedEvidence, DetectorHealth, Finding, Severity
+from agent.heartbeat import HeartbeatBuilder
+from agent.policy.loader import PolicySet, load_policy_dir
+from agent.registry import DETECTORS
+from agent.settings import AgentSettings
+from agent.shipper import Shipper
+from agent.spool import Spool
+from agent.version import __version__
+
+log = structlog.get_logger("courtguard.daemon")
+
+
+@dataclass
+class _Running:
+    """One started detector and the tasks that drive it."""
+
+    spec: DetectorSpec[Any, Any]
+    detector: Any
+    section: Any
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    failed: bool = False
+
+
+class Daemon:
+    """One agent process; ``run`` returns the exit code."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        registry: Sequence[DetectorSpec[Any, Any]] = DETECTORS,
+        transport: Any = None,
+        capabilities: frozenset[str] | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.registry = tuple(registry)
+        self._transport = transport
+        self._caps = capabilities
+        self._handle_signals = handle_signals
+        self.health: dict[str, DetectorHealth] = {}
+        self.running: dict[str, _Running] = {}
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stop_reason = "requested"
+        self._fatal: BaseException | None = None
+        self._reported: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = time.monotonic()
+        self.policy = PolicySet()
+        self.spool: Spool | None = None
+        self.shipper: Shipper | None = None
+
+    def request_stop(self, reason: str = "requested") -> None:
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+
+    async def run(self) -> int:
+        """Start, run until asked to stop, shut down; see the module docstring."""
+        settings = self.settings
+        self._started = time.monotonic()
+        # 1. Identity.
+        credentials = load_credentials(settings.data_dir)
+        check_collector_url(credentials.collector_url, settings.allow_plain_http)
+        if credentials.collector_url.startswith("https://") and not ca_path(
+            settings.data_dir
+        ).exists():
+            raise ConfigError(
+                f"{ca_path(settings.data_dir)} is missing: enroll again with --ca CA.pem"
+            )
+        # 2. Policy for what will run.
+        enabled = [s for s in self.registry if settings.detector_enabled(s.name)]
+        for spec in self.registry:
+            if spec not in enabled:
+                self.health[spec.name] = DetectorHealth(state="disabled", reason="off in settings")
+        known = {s.name for s in self.registry}
+        for name in sorted(set(settings.detectors) - known):
+            log.warning("settings name a detector this agent does not have", detector=name)
+        required = {"agent", *(s.policy_section for s in enabled)}
+        self.policy = await asyncio.to_thread(load_policy_dir, settings.policy_dir, required)
+        # 3. Spool.
+        self.spool = spool = await asyncio.to_thread(
+            Spool,
+            settings.spool_path,
+            agent_id=credentials.agent_id,
+            host=settings.hostname,
+            max_bytes=settings.spool_max_bytes,
+        )
+        try:
+            drop = self._agent_rule("agent.spool-dropped")
+            await asyncio.to_thread(
+                spool.configure_drop_report, drop[0], drop[1], self.policy.version
+            )
+            # 4. Shipper.
+            self.shipper = Shipper(spool, credentials, settings, transport=self._transport)
+            shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
+            # 5. Started.
+            await self.emit(
+                Finding(
+                    kind="agent.started",
+                    severity=Severity.INFO,
+                    summary=f"代理已启动（版本 {__version__}，启用检测器 {len(enabled)} 个）",
+                    evidence={
+                        "agent_version": __version__,
+                        "pid": os.getpid(),
+                        "policy_version": self.policy.version,
+                        "detectors": [s.name for s in enabled],
+                    },
+                )
+            )
+            # 6. Detectors.
+            held = caps.effective() if self._caps is None else self._caps
+            for spec in enabled:
+                await self._start_detector(spec, held)
+            # 7. Heartbeat and watchdog.
+            self._tasks.append(asyncio.create_task(self._guard(self._heartbeats()), name="hb"))
+            interval = systemd.watchdog_interval()
+            if interval is not None:
+                self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+            self._install_signals()
+            # 8. Ready.
+            systemd.ready(f"running {len(self.running)} of {len(enabled)} detectors")
+            log.info(
+                "agent ready",
+                version=__version__,
+                agent_id=str(credentials.agent_id),
+                collector=credentials.collector_url,
+                policy_version=self.policy.version,
+                detectors={name: h.state for name, h in self.health.items()},
+            )
+            self.ready.set()
+            await self._stop.wait()
+            await self._shutdown(shipper_task)
+        finally:
+            self._remove_signals()
+            await asyncio.to_thread(spool.close)
+        if self._fatal is not None:
+            raise self._fatal
+        return 0
+
+    async def emit(self, *findings: Finding) -> None:
+        """Spool findings (off the event loop) and wake the shipper."""
+        if self.spool is None:
+            return
+        await asyncio.to_thread(self.spool.append, findings, self.policy.version)
+        if self.shipper is not None:
+            self.shipper.wake()
+
+    # -- detectors -------------------------------------------------------------
+
+    async def _start_detector(self, spec: DetectorSpec[Any, Any], held: frozenset[str]) -> None:
+        lacking = caps.missing(spec.capabilities, held)
+        if lacking:
+            reason = (
+                f"missing capabilities {', '.join(lacking)}; grant them in the systemd unit "
+                "(AmbientCapabilities, CapabilityBoundingSet)"
+            )
+            await self._degrade(spec.name, "degraded", reason)
+            if not spec.runs_degraded:
+                return
+        section = self.policy.section(spec.policy_section)
+        try:
+            source = spec.make_source(SourceContext(self.settings, section, held))
+            detector = spec.make_detector()
+        except SourceUnavailable as exc:
+            await self._degrade(spec.name, "degraded", f"source unavailable: {exc}")
+            return
+        except Exception as exc:
+            log.exception("detector failed to start", detector=spec.name)
+            await self._degrade(spec.name, "failed", f"{type(exc).__name__}: {exc}")
+            return
+        running = _Running(spec, detector, section)
+        self.running[spec.name] = running
+        self.health.setdefault(spec.name, DetectorHealth(state="ok"))
+        running.tasks = [
+            asyncio.create_task(self._pump(running, source), name=f"pump:{spec.name}"),
+            asyncio.create_task(self._finalize_every(running), name=f"finalize:{spec.name}"),
+        ]
+
+    async def _pump(self, running: _Running, source: Any) -> None:
+        try:
+            async for observation in source.observations():
+                findings = running.detector.evaluate(
+                    observation, running.section, datetime.now(UTC)
+                )
+                findings = list(findings)
+                if findings:
+                    await self.emit(*findings)
+        except SourceUnavailable as exc:
+            await self._fail(running, "degraded", f"source unavailable: {exc}")
+        except SpoolError as exc:
+            self._fatal_error(exc)
+        except Exception as exc:
+            log.exception("detector crashed", detector=running.spec.name)
+            await self._fail(running, "failed", f"{type(exc).__name__}: {exc}")
+
+    async def _finalize_every(self, running: _Running) -> None:
+        while True:
+            await asyncio.sleep(running.spec.finalize_every_s)
+            await self._finalize(running)
+
+    async def _finalize(self, running: _Running) -> None:
+        try:
+            findings = list(running.detector.finalize(running.section, datetime.now(UTC)))
+            if findings:
+                await self.emit(*findings)
+        except SpoolError as exc:
+            self._fatal_error(exc)
+        except Exception as exc:
+            log.exception("detector finalize crashed", detector=running.spec.name)
+            await self._fail(running, "failed", f"{type(exc).__name__}: {exc}")
+
+    async def _fail(self, running: _Running, state: str, reason: str) -> None:
+        """Stop one detector's other task and report it; the rest of the agent carries on."""
+        running.failed = True
+        current = asyncio.current_task()
+        for task in running.tasks:
+            if task is not current:
+                task.cancel()
+        await self._degrade(running.spec.name, state, reason)
+
+    async def _degrade(self, name: str, state: str, reason: str) -> None:
+        """Mark a detector degraded or failed; the event goes out once per detector."""
+        reason = reason[:500]
+        self.health[name] = DetectorHealth(state=state, reason=reason)
+        log.warning("detector not fully working", detector=name, state=state, reason=reason)
+        if name in self._reported:
+            return
+        self._reported.add(name)
+        severity, rule_id = self._agent_rule("agent.detector-degraded")
+        verb = "降级运行" if state == "degraded" else "已停止工作"
+        await self.emit(
+            Finding(
+                kind="agent.detector_degraded",
+                severity=severity,
+                rule_id=rule_id,
+                summary=f"检测器 {name} {verb}：{reason}"[:500],
+                evidence=DetectorDegradedEvidence(
+                    detector=name, state=state, reason=reason
+                ).model_dump(mode="json"),
+            )
+        )
+
+    # -- housekeeping ----------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        builder = HeartbeatBuilder(self.settings.heartbeat_interval_s)
+        while True:
+            assert self.spool is not None  # noqa: S101 (set before this task starts)
+            stats = await asyncio.to_thread(self.spool.stats)
+            await self.emit(builder.finding(self.policy.version, stats, self.health))
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    async def _watchdog(self, interval: float) -> None:
+        # On the event loop on purpose: a wedged loop stops the pings and systemd restarts us.
+        while True:
+            systemd.watchdog()
+            await asyncio.sleep(interval)
+
+    async def _guard(self, coro: Any) -> None:
+        """Run a housekeeping coroutine; a spool failure in it stops the agent."""
+        try:
+            await coro
+        except SpoolError as exc:
+            self._fatal_error(exc)
+
+    def _fatal_error(self, exc: BaseException) -> None:
+        log.error("spool failure; the agent stops", error=str(exc))
+        self._fatal = exc
+        self.request_stop("spool failure")
+
+    def _agent_rule(self, rule_id: str) -> tuple[Severity, str | None]:
+        """Severity and rule id for one of the agent's own events; medium when the rule is off."""
+        section = self.policy.section("agent")
+        rule = section.rule(rule_id) if section is not None else None
+        return (rule.severity, rule.id) if rule is not None else (Severity.MEDIUM, None)
+
+    async def _shutdown(self, shipper_task: asyncio.Task[None]) -> None:
+        """Stop sources, finalize, say goodbye, let the shipper flush; see the module docstring."""
+        systemd.stopping()
+        log.info("agent stopping", reason=self._stop_reason)
+        for task in self._tasks:
+            task.cancel()
+        detector_tasks = [t for r in self.running.values() for t in r.tasks]
+        for task in detector_tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *detector_tasks, return_exceptions=True)
+        if self._fatal is None:
+            for running in self.running.values():
+                if not running.failed:
+                    await self._finalize(running)
+            with contextlib.suppress(SpoolError):
+                await self.emit(
+                    Finding(
+                        kind="agent.stopping",
+                        severity=Severity.INFO,
+                        summary=f"代理正在停止：{self._stop_reason}",
+                        evidence={"reason": self._stop_reason[:200], "uptime_s": self._uptime()},
+                    )
+                )
+        flushed = False
+        if self.shipper is not None and self._fatal is None:
+            flushed = await self.shipper.flush(self.settings.shutdown_flush_s)
+        shipper_task.cancel()
+        await asyncio.gather(shipper_task, return_exceptions=True)
+        log.info("agent stopped", flushed=flushed)
+
+    def _uptime(self) -> float:
+        return round(time.monotonic() - self._started, 3)
+
+    def _install_signals(self) -> None:
+        if not self._handle_signals:
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+
+    def _remove_signals(self) -> None:
+        if not self._handle_signals:
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
