@@ -50,6 +50,8 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
+    # Alembic narrates every migration step at INFO; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, _LEVELS[level]))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

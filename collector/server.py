@@ -1,0 +1,110 @@
+"""Run the collector under uvicorn in this process, and keep systemd informed.
+
+1. build the app and a uvicorn ``Server`` (TLS from the data dir unless ``tls = false``);
+2. once uvicorn listens, log ``collector ready`` with the URL and send ``READY=1``;
+3. while it runs, send ``WATCHDOG=1`` at half of ``WatchdogSec`` if systemd asked;
+4. on SIGTERM/SIGINT uvicorn stops accepting, finishes in-flight requests and
+   runs the lifespan shutdown; we send ``STOPPING=1`` as soon as it begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+import uvicorn
+
+from agent import systemd
+from collector.app import create_app
+from collector.errors import StoreError, TLSError
+from collector.settings import CollectorSettings
+from collector.store.database import Database, redact
+from collector.store.migrate import current_revision, head_revision
+
+log = structlog.get_logger("collector.server")
+
+
+def _tls_options(settings: CollectorSettings) -> dict[str, str]:
+    if not settings.tls:
+        return {}
+    for path in (settings.server_cert_path, settings.server_key_path):
+        if not path.is_file():
+            raise TLSError(
+                f"{path} is missing; run `courtguard-collector init` or set tls = false"
+            )
+    return {"ssl_certfile": str(settings.server_cert_path),
+            "ssl_keyfile": str(settings.server_key_path)}
+
+
+def _bound_url(settings: CollectorSettings, server: uvicorn.Server) -> str:
+    if settings.public_url or settings.listen_port != 0:
+        return settings.url
+    for listener in getattr(server, "servers", []):
+        for sock in listener.sockets:
+            host, port = sock.getsockname()[:2]
+            scheme = "https" if settings.tls else "http"
+            return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    return settings.url
+
+
+async def _supervise(settings: CollectorSettings, server: uvicorn.Server) -> None:
+    """Steps 2 and 3: announce readiness, feed the watchdog, announce stopping."""
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.05)
+    url = _bound_url(settings, server)
+    log.info("collector ready", url=url, database=redact(settings.database_url),
+             tls=settings.tls)
+    systemd.notify(f"READY=1\nSTATUS=serving {url}")
+    interval = systemd.watchdog_interval()
+    next_ping = 0.0
+    loop = asyncio.get_running_loop()
+    while not server.should_exit:
+        if interval is not None and loop.time() >= next_ping:
+            systemd.notify("WATCHDOG=1")
+            next_ping = loop.time() + interval
+        await asyncio.sleep(0.2)
+    systemd.notify("STOPPING=1")
+    log.info("collector stopping")
+
+
+async def _serve(settings: CollectorSettings, server: uvicorn.Server) -> None:
+    supervisor = asyncio.create_task(_supervise(settings, server))
+    try:
+        await server.serve()
+    finally:
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
+
+
+def serve(settings: CollectorSettings) -> None:
+    """Serve until a signal stops us; raise CollectorError for set-up problems."""
+    tls = _tls_options(settings)
+    db = Database.from_settings(settings)
+    current, head = current_revision(db), head_revision()
+    if current != head:
+        db.dispose()
+        raise StoreError(
+            f"the database schema is at {current or 'nothing'}, this collector needs {head}; "
+            "run `courtguard-collector migrate` (or `init`)"
+        )
+    app = create_app(settings, db)
+    config = uvicorn.Config(
+        app,
+        host=settings.listen_host,
+        port=settings.listen_port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=20,
+        **tls,
+    )
+    server = uvicorn.Server(config)
+    try:
+        asyncio.run(_serve(settings, server))
+    finally:
+        systemd.notify("STOPPING=1")
