@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,3 +253,12 @@ def write_credentials(
     credentials_path(data_dir).write_text(credentials.model_dump_json())
     credentials_path(data_dir).chmod(0o600)
     return credentials
+
+
+async def eventually(predicate: Callable[[], object], within_s: float = 5.0) -> None:
+    """Wait until ``predicate()`` is truthy, checking every 10 ms; AssertionError after within_s."""
+    for _ in range(max(1, int(within_s / 0.01))):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"condition not met within {within_s} s")
