@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 NAMING = {
@@ -39,24 +40,53 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 
+def sqlite_utc_text(value: datetime) -> str:
+    """A UTC datetime as the fixed-width text SQLite columns hold."""
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+class _SQLiteUTCText(sqlite.DATETIME):
+    """SQLite's DATETIME without its own (slow, per-value) processors: UTCDateTime formats."""
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """An aware datetime in, an aware UTC datetime out, on every backend."""
+    """An aware datetime in, an aware UTC datetime out, on every backend.
+
+    On SQLite the value is fixed-width UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``,
+    the format SQLAlchemy itself uses), so text order is time order and the
+    keyset indexes work; it is formatted here because ingest writes two per event.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteUTCText())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-        # SQLite stores the wall time as text; drop the zone so text order is time order.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value if dialect.name != "sqlite" else sqlite_utc_text(value)
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
