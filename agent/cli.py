@@ -38,9 +38,7 @@ def _enroll(args: argparse.Namespace) -> int:
     from agent.settings import load_settings
 
     settings = load_settings(args.config)
-    credentials = enroll(
-        args.collector, args.token, Path(args.ca) if args.ca else None, settings
-    )
+    credentials = enroll(args.collector, args.token, Path(args.ca) if args.ca else None, settings)
     print(
         f"enrolled as agent {credentials.agent_id} (group {credentials.group}); "
         f"credentials in {credentials_path(settings.data_dir)}. "

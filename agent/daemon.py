@@ -104,9 +104,10 @@ class Daemon:
         # 1. Identity.
         credentials = load_credentials(settings.data_dir)
         check_collector_url(credentials.collector_url, settings.allow_plain_http)
-        if credentials.collector_url.startswith("https://") and not ca_path(
-            settings.data_dir
-        ).exists():
+        if (
+            credentials.collector_url.startswith("https://")
+            and not ca_path(settings.data_dir).exists()
+        ):
             raise ConfigError(
                 f"{ca_path(settings.data_dir)} is missing: enroll again with --ca CA.pem"
             )

@@ -64,6 +64,8 @@ class HeartbeatBuilder:
         if unhealthy:
             summary += f"，{unhealthy} 个检测器未正常运行"
         return Finding(
-            kind="agent.heartbeat", severity=Severity.INFO, summary=summary,
+            kind="agent.heartbeat",
+            severity=Severity.INFO,
+            summary=summary,
             evidence=evidence.model_dump(mode="json", exclude_none=True),
         )

@@ -311,7 +311,7 @@ class Shipper:
         self, rows: list[tuple[str, int, bytes]], error: ErrorBody | None
     ) -> None:
         reasons: dict[int, str] = {}
-        for item in (error.errors if error and error.errors else []):
+        for item in error.errors if error and error.errors else []:
             index = item.get("index")
             if isinstance(index, int) and 0 <= index < len(rows):
                 loc = ".".join(str(p) for p in item.get("loc") or ())

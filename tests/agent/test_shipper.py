@@ -130,9 +130,7 @@ def test_ack_deletes_exactly_the_acknowledged_ids(
 ) -> None:
     """Only the ids the collector lists as accepted or duplicate leave the spool."""
     events = spool.append([finding(i) for i in range(5)])
-    collector.then(
-        200, body={"accepted": [str(events[0].id)], "duplicates": [str(events[2].id)]}
-    )
+    collector.then(200, body={"accepted": [str(events[0].id)], "duplicates": [str(events[2].id)]})
     asyncio.run(rounds(make_shipper(), 1))
     assert [row[1] for row in spool.batch(10, 1 << 20)] == [2, 4, 5]
 
@@ -245,9 +243,7 @@ def test_server_errors_back_off_with_bounded_full_jitter(
     for _ in range(8):
         collector.then(500, error="internal", detail="oops")
     with capture_logs():
-        asyncio.run(
-            rounds(make_shipper(rng=lambda: 1.0, backoff_initial_s=1, backoff_max_s=20), 9)
-        )
+        asyncio.run(rounds(make_shipper(rng=lambda: 1.0, backoff_initial_s=1, backoff_max_s=20), 9))
     assert fake_time.sleeps == [1, 2, 4, 8, 16, 20, 20, 20]
     assert len(collector.events) == 1
 

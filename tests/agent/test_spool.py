@@ -43,9 +43,11 @@ def open_spool(tmp_path: Path) -> Iterator[Callable[..., Spool]]:
 def kinds_and_severities(spool: Spool) -> list[tuple[str, str, int]]:
     rows = spool.batch(100_000, 1 << 40)
     return [
-        (json.loads(body)["kind"], json.loads(body)["severity"], json.loads(body)["evidence"].get(
-            "index", -1
-        ))
+        (
+            json.loads(body)["kind"],
+            json.loads(body)["severity"],
+            json.loads(body)["evidence"].get("index", -1),
+        )
         for _, _, body in rows
     ]
 
@@ -220,9 +222,7 @@ def test_ack_deletes_exactly_the_given_ids(open_spool: Callable[..., Spool]) -> 
     spool = open_spool()
     events = spool.append([finding(index=i) for i in range(5)])
     assert spool.ack([events[1].id, events[3].id, uuid.uuid4()]) == 2
-    assert [row[0] for row in spool.batch(10, 1 << 20)] == [
-        str(events[i].id) for i in (0, 2, 4)
-    ]
+    assert [row[0] for row in spool.batch(10, 1 << 20)] == [str(events[i].id) for i in (0, 2, 4)]
     assert spool.stats().depth == 3
 
 

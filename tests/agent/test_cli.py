@@ -1,0 +1,103 @@
+"""The courtguard-agent command line: emit-test, status, and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.events import Event
+from agent.settings import AgentSettings
+from agent.spool import Spool
+from agent.testing import FakeCollector
+
+
+@pytest.fixture
+def env(enrolled: AgentSettings, monkeypatch: pytest.MonkeyPatch) -> AgentSettings:
+    """Point the CLI at the enrolled test data dir through the environment."""
+    monkeypatch.setenv("COURTGUARD_AGENT_DATA_DIR", str(enrolled.data_dir))
+    monkeypatch.setenv("COURTGUARD_AGENT_POLICY_DIR", str(enrolled.policy_dir))
+    monkeypatch.setenv("COURTGUARD_AGENT_ALLOW_PLAIN_HTTP", "true")
+    return enrolled
+
+
+def spooled(settings: AgentSettings) -> list[Event]:
+    with Spool(settings.spool_path, agent_id=None, host="ws", max_bytes=1 << 26) as spool:
+        return [Event.model_validate_json(body) for _, _, body in spool.batch(10_000, 1 << 30)]
+
+
+def test_emit_test_writes_the_events_asked_for(
+    env: AgentSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """emit-test spools N agent.test events with the severity, note and padding given."""
+    code = main(
+        ["emit-test", "--count", "3", "--severity", "high", "--note", "检查", "--padding", "100"]
+    )
+    assert code == 0
+    events = spooled(env)
+    assert [e.kind for e in events] == ["agent.test"] * 3
+    assert {e.severity.value for e in events} == {"high"}
+    assert [e.evidence["index"] for e in events] == [0, 1, 2]
+    assert all(e.evidence["note"] == "检查" and e.evidence["padding"] == "x" * 100 for e in events)
+    assert "wrote 3 agent.test events (seq 1..3)" in capsys.readouterr().out
+
+
+def test_status_json_reports_enrollment_and_spool(
+    env: AgentSettings, collector: FakeCollector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status --json shows the agent id, collector and spool depth."""
+    main(["emit-test", "--count", "2"])
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["enrolled"] is True
+    assert report["agent_id"] == str(collector.agent_id)
+    assert report["collector"] == "http://collector.test"
+    assert report["spool"]["depth"] == 2 and report["spool"]["quarantined"] == 0
+    assert report["last_ship"]["result"] is None
+
+
+def test_status_without_enrollment_says_so(
+    settings: AgentSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status on a fresh host reports 'not enrolled' and exits 0 without creating a spool."""
+    monkeypatch.setenv("COURTGUARD_AGENT_DATA_DIR", str(settings.data_dir))
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled:      no" in out
+    assert not settings.spool_path.exists()
+
+
+def test_expected_errors_print_one_line_and_exit_2(
+    settings: AgentSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """emit-test before enrollment prints one line naming the fix and exits 2, no traceback."""
+    monkeypatch.setenv("COURTGUARD_AGENT_DATA_DIR", str(settings.data_dir))
+    assert main(["emit-test"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "courtguard-agent enroll" in err
+
+
+def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An explicit --config that does not exist is reported, exit 2."""
+    assert main(["status", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml does not exist" in capsys.readouterr().err
+
+
+def test_enroll_refuses_plain_http_by_default(
+    settings: AgentSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """enroll against an http:// collector without allow_plain_http exits 2 and explains."""
+    monkeypatch.setenv("COURTGUARD_AGENT_DATA_DIR", str(settings.data_dir))
+    code = main(["enroll", "--collector", "http://collector.test", "--token", "t" * 20])
+    assert code == 2
+    assert "allow_plain_http" in capsys.readouterr().err
+
+
+def test_padding_above_the_evidence_limit_is_a_usage_error() -> None:
+    """--padding beyond 8192 is refused by the argument parser (exit 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["emit-test", "--padding", "9000"])
+    assert exit_info.value.code == 2

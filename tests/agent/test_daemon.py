@@ -1,0 +1,313 @@
+"""The daemon with fake detectors: wiring, degraded and crashing detectors, shutdown, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from agent.daemon import Daemon
+from agent.errors import NotEnrolledError, PolicyError
+from agent.events import Event
+from agent.settings import AgentSettings
+from agent.spool import Spool
+from agent.testing import (
+    FakeCollector,
+    FakeDetector,
+    eventually,
+    fake_spec,
+    lacking_spec,
+    write_credentials,
+)
+
+CLI = "import sys; from agent.cli import main; sys.exit(main())"
+
+
+def run_daemon(
+    settings: AgentSettings,
+    collector: FakeCollector,
+    registry: Sequence[Any],
+    until: Any,
+    **kwargs: Any,
+) -> tuple[Daemon, int]:
+    """Run a daemon in this process until ``until(collector)`` holds, then stop it."""
+
+    async def scenario() -> tuple[Daemon, int]:
+        daemon = Daemon(
+            settings,
+            registry=registry,
+            transport=collector.transport(),
+            handle_signals=False,
+            **kwargs,
+        )
+        task = asyncio.create_task(daemon.run())
+        await eventually(lambda: task.done() or until(collector), 10)
+        daemon.request_stop("test over")
+        return daemon, await task
+
+    with capture_logs():
+        return asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def kinds(collector: FakeCollector) -> list[str]:
+    return [e.kind for e in collector.events]
+
+
+def of_kind(collector: FakeCollector, kind: str) -> list[Event]:
+    return [e for e in collector.events if e.kind == kind]
+
+
+def test_findings_flow_from_source_to_collector(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """Observations become findings, spooled and shipped with the agent's identity."""
+    spec = fake_spec("alpha", ["a", "b", "c"])
+    _, code = run_daemon(
+        enrolled, collector, [spec], lambda c: len(of_kind(c, "fake.observed")) == 3
+    )
+    assert code == 0
+    observed = of_kind(collector, "fake.observed")
+    assert [e.evidence["observation"] for e in observed] == ["a", "b", "c"]
+    assert all(e.agent_id == collector.agent_id and e.host == "ws-test" for e in observed)
+    assert all(e.policy_version and e.policy_version.startswith("local-") for e in observed)
+
+
+def test_started_comes_first_and_stopping_last(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """agent.started is the first event, a heartbeat follows at once, agent.stopping is last."""
+    _, code = run_daemon(enrolled, collector, [], lambda c: "agent.heartbeat" in kinds(c))
+    assert code == 0
+    assert kinds(collector)[0] == "agent.started"
+    assert kinds(collector)[-1] == "agent.stopping"
+    assert [e.seq for e in collector.events] == sorted(e.seq or 0 for e in collector.events)
+
+
+def test_missing_capability_is_reported_once_and_others_run(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """A detector lacking a capability is not started, reported degraded once; others still run."""
+    registry = [lacking_spec("needs_privilege", observations=["x"]), fake_spec("alpha", ["a"])]
+    daemon, code = run_daemon(
+        enrolled,
+        collector,
+        registry,
+        lambda c: of_kind(c, "fake.observed") and of_kind(c, "agent.detector_degraded"),
+    )
+    assert code == 0
+    (degraded,) = of_kind(collector, "agent.detector_degraded")
+    assert degraded.evidence["detector"] == "needs_privilege"
+    assert degraded.evidence["state"] == "degraded"
+    assert "missing capabilities" in str(degraded.evidence["reason"])
+    assert degraded.rule_id == "agent.detector-degraded"
+    assert [e.evidence["observation"] for e in of_kind(collector, "fake.observed")] == ["a"]
+    assert daemon.health["needs_privilege"].state == "degraded"
+    assert "needs_privilege" not in daemon.running
+
+
+def test_crashing_detector_fails_alone(enrolled: AgentSettings, collector: FakeCollector) -> None:
+    """A detector that raises is marked failed and reported; the other keeps producing findings."""
+    registry = [
+        fake_spec("crashy", ["ok", "boom", "never"], crash_on="boom"),
+        fake_spec("steady", ["s1", "s2"], interval_s=0.05),
+    ]
+    daemon, code = run_daemon(
+        enrolled,
+        collector,
+        registry,
+        lambda c: len(of_kind(c, "fake.observed")) == 3 and of_kind(c, "agent.detector_degraded"),
+    )
+    assert code == 0
+    observations = sorted(
+        str(e.evidence["observation"]) for e in of_kind(collector, "fake.observed")
+    )
+    assert observations == ["ok", "s1", "s2"]
+    (failed,) = of_kind(collector, "agent.detector_degraded")
+    assert failed.evidence["detector"] == "crashy" and failed.evidence["state"] == "failed"
+    assert daemon.health["crashy"].state == "failed"
+    assert daemon.health["steady"].state == "ok"
+
+
+def test_unavailable_source_is_degraded(enrolled: AgentSettings, collector: FakeCollector) -> None:
+    """A source raising SourceUnavailable leaves its detector degraded with the reason given."""
+    registry = [fake_spec("gone", unavailable="netlink is not available here")]
+    daemon, _ = run_daemon(
+        enrolled, collector, registry, lambda c: of_kind(c, "agent.detector_degraded")
+    )
+    (event,) = of_kind(collector, "agent.detector_degraded")
+    assert "netlink is not available here" in str(event.evidence["reason"])
+    assert daemon.health["gone"].state == "degraded"
+
+
+def test_heartbeat_reports_detector_health(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """Heartbeats list each detector's state, including ones switched off in settings."""
+    settings = enrolled.model_copy(
+        update={"heartbeat_interval_s": 0.2, "detectors": {"off": False}}
+    )
+    registry = [fake_spec("crashy", ["boom"], crash_on="boom"), fake_spec("off", ["x"])]
+    run_daemon(
+        settings,
+        collector,
+        registry,
+        lambda c: any(
+            e.evidence["detectors"].get("crashy", {}).get("state") == "failed"  # type: ignore[union-attr]
+            for e in of_kind(c, "agent.heartbeat")
+        ),
+    )
+    last = of_kind(collector, "agent.heartbeat")[-1].evidence
+    assert last["detectors"]["off"] == {"state": "disabled", "reason": "off in settings"}  # type: ignore[index]
+    assert not [e for e in of_kind(collector, "fake.observed") if e.evidence["observation"] == "x"]
+
+
+def test_finalize_runs_on_a_timer_and_at_shutdown(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """finalize is called every finalize_every_s and once more when the agent stops."""
+    detector = FakeDetector()
+    spec = fake_spec("windowed", finalize_every_s=0.05, detector=detector)
+    run_daemon(enrolled, collector, [spec], lambda c: detector.finalized >= 2)
+    assert detector.finalized >= 3
+
+
+def test_ready_is_notified_to_systemd(
+    enrolled: AgentSettings,
+    collector: FakeCollector,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under systemd the daemon sends READY=1 once it runs, and STOPPING=1 when it stops."""
+    path = tmp_path / "notify.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    receiver.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    run_daemon(enrolled, collector, [], lambda c: "agent.heartbeat" in kinds(c))
+    messages = []
+    while True:
+        try:
+            messages.append(receiver.recv(4096).decode())
+        except BlockingIOError:
+            break
+    receiver.close()
+    assert messages[0].startswith("READY=1")
+    assert "STOPPING=1" in messages
+
+
+def test_not_enrolled_is_a_clear_error(settings: AgentSettings, collector: FakeCollector) -> None:
+    """Without credentials the daemon refuses to start and names the enroll command."""
+    with pytest.raises(NotEnrolledError, match="courtguard-agent enroll"):
+        run_daemon(settings, collector, [], lambda c: True)
+
+
+def test_missing_policy_section_is_a_policy_error(
+    enrolled: AgentSettings, collector: FakeCollector, tmp_path: Path
+) -> None:
+    """A policy directory without the agent section stops start-up with a PolicyError."""
+    empty = tmp_path / "empty-policies"
+    empty.mkdir()
+    settings = enrolled.model_copy(update={"policy_dir": empty})
+    with pytest.raises(PolicyError, match="agent"):
+        run_daemon(settings, collector, [], lambda c: True)
+
+
+# -- as a process ---------------------------------------------------------------
+
+
+def agent_env(settings: AgentSettings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURTGUARD_AGENT_")}
+    env.update(
+        {
+            "COURTGUARD_AGENT_CONFIG": "",
+            "COURTGUARD_AGENT_DATA_DIR": str(settings.data_dir),
+            "COURTGUARD_AGENT_POLICY_DIR": str(settings.policy_dir),
+            "COURTGUARD_AGENT_ALLOW_PLAIN_HTTP": "true",
+            "COURTGUARD_AGENT_HEARTBEAT_INTERVAL_S": "0.5",
+            "COURTGUARD_AGENT_SHUTDOWN_FLUSH_S": "1",
+            "COURTGUARD_AGENT_BACKOFF_MAX_S": "0.5",
+            "COURTGUARD_AGENT_LOG_FORMAT": "json",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def closed_port_url() -> str:
+    """An http URL on loopback where nothing listens (the OS picks the port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_sigterm_shuts_down_cleanly(settings: AgentSettings, collector: FakeCollector) -> None:
+    """SIGTERM makes a running agent log its stop, spool agent.stopping and exit 0."""
+    write_credentials(settings.data_dir, collector, url=closed_port_url())
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI, "run"],
+        env=agent_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "agent ready" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=15)
+    records = [json.loads(line) for line in [*lines, *out.splitlines()] if line.startswith("{")]
+    assert process.returncode == 0, err
+    assert [r["event"] for r in records if r["event"] in ("agent ready", "agent stopped")] == [
+        "agent ready",
+        "agent stopped",
+    ]
+    stopping = next(r for r in records if r["event"] == "agent stopping")
+    assert stopping["reason"] == "SIGTERM"
+    assert collector.secret not in "".join(lines) + out + err
+    with Spool(settings.spool_path, agent_id=None, host="ws", max_bytes=1 << 26) as spool:
+        bodies = [json.loads(body) for _, _, body in spool.batch(1000, 1 << 30)]
+    assert bodies[0]["kind"] == "agent.started" and bodies[-1]["kind"] == "agent.stopping"
+
+
+@pytest.mark.parametrize(
+    "policy_text",
+    [None, "kind: agent\nschema_version: 1\nrules: [{id: bad}]\n"],
+    ids=["missing", "invalid"],
+)
+def test_bad_policy_exits_2_with_a_clear_message(
+    settings: AgentSettings,
+    collector: FakeCollector,
+    tmp_path: Path,
+    policy_text: str | None,
+) -> None:
+    """A missing or invalid policy makes `run` exit 2 with a message and no traceback."""
+    write_credentials(settings.data_dir, collector)
+    policies = tmp_path / "bad-policies"
+    policies.mkdir()
+    if policy_text is not None:
+        (policies / "agent.yaml").write_text(policy_text)
+    result = subprocess.run(
+        [sys.executable, "-c", CLI, "run"],
+        env=agent_env(settings, COURTGUARD_AGENT_POLICY_DIR=str(policies)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("courtguard-agent: ")
+    assert "Traceback" not in result.stderr
+    assert "agent" in result.stderr and str(policies) in result.stderr
