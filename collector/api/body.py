@@ -15,9 +15,11 @@ from collector.errors import ApiError
 
 
 def _too_large(limit: int, what: str) -> ApiError:
+    # Connection: close makes the server drop the connection instead of draining the rest.
     return ApiError(
         413, "body_too_large",
         f"the request body is larger than {limit} bytes {what}; send smaller batches",
+        headers={"Connection": "close"},
     )
 
 
