@@ -75,7 +75,7 @@ async def send_all(
         queue.put_nowait(item)
     latencies: list[float] = []
     accepted = 0
-    verify: Any = str(collector.ca_file) if collector.tls else False
+    verify = collector.ssl_context()
     deadline = time.monotonic() + seconds
 
     async def worker() -> None:

@@ -26,7 +26,10 @@ def test_unit_verifies(tmp_path: Path, unit: str) -> None:
     (tmp_path / unit).write_text(text.replace("/opt/courtguard/venv/bin/", f"{VENV_BIN}/"))
     result = subprocess.run(
         ["systemd-analyze", "verify", str(tmp_path / unit)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     complaints = [line for line in result.stderr.splitlines() if unit in line]
     assert result.returncode == 0 and not complaints, result.stderr
@@ -37,7 +40,10 @@ def test_unit_is_hardened(unit: str) -> None:
     """Each daemon notifies systemd, is watched, restarts, and runs with a narrowed sandbox."""
     text = (UNITS / unit).read_text(encoding="utf-8")
     for line in (
-        "Type=notify", "Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict",
+        "Type=notify",
+        "Restart=always",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
         "PrivateTmp=yes",
     ):
         assert line in text, line

@@ -132,8 +132,14 @@ def test_to_ecs_maps_core_fields() -> None:
 def test_heartbeat_evidence_round_trips() -> None:
     """A heartbeat's typed evidence survives the wire."""
     evidence = HeartbeatEvidence(
-        agent_version="0.1.0", uptime_s=1, interval_s=60, spool_depth=0, spool_bytes=0,
-        events_dropped=0, rss_bytes=1, cpu_percent=0.1,
+        agent_version="0.1.0",
+        uptime_s=1,
+        interval_s=60,
+        spool_depth=0,
+        spool_bytes=0,
+        events_dropped=0,
+        rss_bytes=1,
+        cpu_percent=0.1,
     )
     event = make_event(kind="agent.heartbeat", evidence=evidence.model_dump(mode="json"))
     assert event.typed_evidence() == evidence

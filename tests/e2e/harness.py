@@ -1,0 +1,354 @@
+"""Real collector and agent processes for end-to-end tests and benchmarks.
+
+Each process runs from this checkout's virtualenv with its settings in
+environment variables, its state in a temporary directory, and talks only to
+127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+POLICIES = REPO / "policies"
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
+    """Poll until ``predicate`` returns something truthy; fail the test naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def _base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURTGUARD_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str = DEFAULT_PG_URL) -> Iterator[str]:
+    """A fresh PostgreSQL database on ``server_url``'s server, dropped afterwards."""
+    name = f"cg_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield str(sa.make_url(server_url).set(database=name).render_as_string(hide_password=False))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class Collector:
+    """One ``courtguard-collector serve`` process with its own data dir."""
+
+    home: Path
+    database_url: str
+    tls: bool = True
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    admin_key: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "collector"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "collector.log"
+
+    def env(self) -> dict[str, str]:
+        env = _base_env()
+        env.update(
+            {
+                "COURTGUARD_COLLECTOR_DATA_DIR": str(self.data_dir),
+                "COURTGUARD_COLLECTOR_DATABASE_URL": self.database_url,
+                "COURTGUARD_COLLECTOR_LISTEN_HOST": "127.0.0.1",
+                "COURTGUARD_COLLECTOR_LISTEN_PORT": str(self.port),
+                "COURTGUARD_COLLECTOR_TLS": "true" if self.tls else "false",
+                "COURTGUARD_COLLECTOR_POLICY_DIR": str(POLICIES),
+                "COURTGUARD_COLLECTOR_LOG_FORMAT": "json",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "courtguard-collector"), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=check,
+        )
+
+    def init(self) -> None:
+        result = self.cli("init", "--print-key-only")
+        self.admin_key = result.stdout.strip().splitlines()[-1]
+
+    def start(self) -> None:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "courtguard-collector"), "serve"], env=self.env(), stdout=log, stderr=log
+            )
+        self.starts += 1
+        wait_until(self._healthy, 30, f"collector at {self.url} to answer /healthz")
+
+    def _healthy(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"collector exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            with self.http(timeout=5) as client:
+                return client.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """Trust only this collector's CA, as an enrolled agent does."""
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.tls else False
+
+    def http(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.ssl_context(), timeout=timeout)
+
+    def api(self, path: str, **params: Any) -> Any:
+        with self.http() as client:
+            response = client.get(
+                path, params=params, headers={"Authorization": f"Bearer {self.admin_key}"}
+            )
+        response.raise_for_status()
+        return response.json()
+
+    def create_token(self, *args: str) -> str:
+        return self.cli("token", "create", "--quiet", *args).stdout.strip().splitlines()[-1]
+
+    def engine(self) -> sa.Engine:
+        return sa.create_engine(self.database_url)
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        engine = self.engine()
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(sa.text(sql), params))
+        finally:
+            engine.dispose()
+
+    def event_seqs(self, agent_id: str, kind: str | None = None) -> list[int]:
+        """The agent's sequence numbers in the order the store received them."""
+        sql = "SELECT seq FROM events WHERE agent_id = :agent_id"
+        if kind is not None:
+            sql += " AND kind = :kind"
+        return [row[0] for row in self.query(sql + " ORDER BY pk", agent_id=agent_id, kind=kind)]
+
+
+@dataclass
+class Agent:
+    """One ``courtguard-agent run`` process with its own data dir, enrolled against a collector."""
+
+    home: Path
+    collector: Collector
+    settings: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    agent_id: str = ""
+    ready_lines: int = 0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "agent"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "agent.log"
+
+    def env(self) -> dict[str, str]:
+        env = _base_env()
+        values = {
+            "data_dir": str(self.data_dir),
+            "policy_dir": str(POLICIES),
+            "heartbeat_interval_s": "1",
+            "batch_max_age_s": "0.2",
+            "backoff_initial_s": "0.2",
+            "backoff_max_s": "1",
+            "drain_rate_eps": "100000",
+            "drain_start_jitter_s": "0",
+            "log_format": "json",
+            "allow_plain_http": "true" if not self.collector.tls else "false",
+        }
+        values.update(self.settings)
+        env.update({f"COURTGUARD_AGENT_{k.upper()}": v for k, v in values.items()})
+        return env
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "courtguard-agent"), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=check,
+        )
+
+    def enroll(self, *extra: str) -> None:
+        token = self.collector.create_token(*extra)
+        args = ["enroll", "--collector", self.collector.url, "--token", token]
+        if self.collector.tls:
+            args += ["--ca", str(self.collector.ca_file)]
+        self.cli(*args)
+        credentials = json.loads((self.data_dir / "credentials.json").read_text())
+        self.agent_id = credentials["agent_id"]
+
+    def start(self, wait_ready: bool = True) -> None:
+        self.ready_lines = self.log().count("agent ready")
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "courtguard-agent"), "run"], env=self.env(), stdout=log, stderr=log
+            )
+        if wait_ready:
+            wait_until(self._ready, 30, "the agent to log 'agent ready'")
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"agent exited with {self.process.returncode}:\n{self.log()}")
+        return self.log().count("agent ready") > self.ready_lines
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def log_records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.log().splitlines():
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(line))
+        return records
+
+    def emit_test(
+        self, count: int, severity: str = "low", padding: int = 0, note: str = ""
+    ) -> None:
+        self.cli(
+            "emit-test",
+            "--count",
+            str(count),
+            "--severity",
+            severity,
+            "--padding",
+            str(padding),
+            "--note",
+            note,
+        )
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.cli("status", "--json").stdout)
+        return result
+
+
+def log_has(text: str, pattern: str) -> bool:
+    return re.search(pattern, text) is not None
+
+
+def synthetic_events(
+    agent_id: str, first_seq: int, count: int, host: str = "ws-bench", padding: int = 0
+) -> list[dict[str, Any]]:
+    """Valid ``agent.test`` events as JSON-ready dicts, as an agent would make them."""
+    from agent.events import utcnow, uuid7
+
+    now = utcnow().isoformat()
+    return [
+        {
+            "id": str(uuid7()),
+            "seq": first_seq + i,
+            "time": now,
+            "agent_id": agent_id,
+            "host": host,
+            "kind": "agent.test",
+            "severity": "low",
+            "summary": "基准测试事件",
+            "evidence": {"note": "synthetic", "index": first_seq + i, "padding": "x" * padding},
+        }
+        for i in range(count)
+    ]
+
+
+def batch_body(agent_id: str, events: list[dict[str, Any]], compress: bool = True) -> bytes:
+    import gzip
+
+    from agent.events import utcnow
+
+    raw = json.dumps(
+        {"agent_id": agent_id, "sent_at": utcnow().isoformat(), "events": events},
+        ensure_ascii=False,
+    ).encode()
+    return gzip.compress(raw, compresslevel=1) if compress else raw
+
+
+def agent_headers(credentials: dict[str, Any], gzip_body: bool = True) -> dict[str, str]:
+    headers = {
+        "Authorization": f"Bearer {credentials['agent_id']}:{credentials['secret']}",
+        "Content-Type": "application/json",
+    }
+    if gzip_body:
+        headers["Content-Encoding"] = "gzip"
+    return headers
