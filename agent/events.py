@@ -21,7 +21,6 @@ agent newer than the collector is never refused for a kind it does not know.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -40,10 +39,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import to_json
 
 #: Largest evidence object, serialised, that one event may carry.
 MAX_EVIDENCE_BYTES: Final = 16 * 1024
-#: Most events one batch may carry; the collector refuses larger batches with 422.
+#: Most events one batch may carry; the collector refuses larger batches with 413.
 MAX_BATCH_EVENTS: Final = 5000
 
 KIND_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
@@ -253,7 +253,8 @@ class Event(BaseModel):
     @field_validator("evidence")
     @classmethod
     def _bounded_evidence(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        if len(json.dumps(value, ensure_ascii=False, separators=(",", ":"))) > MAX_EVIDENCE_BYTES:
+        # pydantic_core's serialiser is several times faster than json.dumps on ingest's hot path.
+        if len(to_json(value)) > MAX_EVIDENCE_BYTES:
             raise ValueError(f"evidence is larger than {MAX_EVIDENCE_BYTES} bytes")
         return value
 

@@ -52,6 +52,8 @@ class SilentRule:
     missed_heartbeats: int = 3
     severity: Severity = Severity.HIGH
     policy_version: str | None = None
+    #: False when the policy turns the rule off: agents still show as silent, no event is made.
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ class Liveness:
 
 
 def load_silent_rule(policy_dir: Path | None) -> SilentRule:
-    """The rule from ``policy_dir``'s ``agent`` policy; defaults when the rule is absent or off.
+    """The rule from ``policy_dir``'s ``agent`` policy; defaults when the rule is absent.
+
+    A rule present with ``enabled: false`` is honoured: the monitor makes no events.
 
     Raises agent.errors.PolicyError when the files are there but invalid.
     """
@@ -77,7 +81,8 @@ def load_silent_rule(policy_dir: Path | None) -> SilentRule:
     document = policies.section("agent")
     rule = document.rule(RULE_ID) if document is not None else None
     if rule is None:
-        return SilentRule(policy_version=policies.version)
+        present = document is not None and any(r.id == RULE_ID for r in document.rules)
+        return SilentRule(policy_version=policies.version, enabled=not present)
     missed = rule.match.missed_heartbeats or SilentRule.missed_heartbeats
     return SilentRule(missed, rule.severity, policies.version)
 
@@ -166,6 +171,8 @@ class SilentMonitor:
     def check(self, now: datetime) -> list[Event]:
         """One pass; returns the events this process made."""
         self.reload_rule()
+        if not self.rule.enabled:
+            return []
         columns = (agents.c.id, agents.c.hostname, agents.c.last_seen_at,
                    agents.c.heartbeat_interval_s, agents.c.silent_since, agents.c.revoked_at)
         with self.db.read() as conn:

@@ -67,6 +67,20 @@ def test_rule_defaults_when_absent(tmp_path: Path) -> None:
     assert load_silent_rule(tmp_path).missed_heartbeats == 3
 
 
+def test_disabled_rule_makes_no_events(client: Any, agent: EnrolledAgent, tmp_path: Path) -> None:
+    """A policy that turns agent.silent off is honoured: an overdue agent raises no event."""
+    (tmp_path / "agent.yaml").write_text(
+        "kind: agent\nschema_version: 1\nrules:\n  - id: agent.silent\n"
+        "    desc: silent agents, tune missed_heartbeats\n    severity: high\n"
+        "    tags: [stable]\n    enabled: false\n    match: {missed_heartbeats: 3}\n",
+        encoding="utf-8")
+    assert not load_silent_rule(tmp_path).enabled
+    post_events(client, agent, [heartbeat(agent.agent_id, 1)])
+    monitor = client.app.state.monitor
+    monitor.policy_dir = tmp_path
+    assert monitor.check(datetime.now(UTC) + timedelta(hours=1)) == []
+
+
 def test_silent_event_is_deterministic() -> None:
     """The event id depends only on the agent and its last-seen time, and the event validates."""
     agent = Liveness("0f8fad5b-d9cb-469f-a165-70867728950e", "ws-1", NOW, 60.0)
