@@ -59,9 +59,11 @@ bootstrap() {
   want="$extras $(sha256sum "$COURTGUARD_ROOT/constraints.txt" "$COURTGUARD_ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing courtguard[$extras] into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-      -c "$COURTGUARD_ROOT/constraints.txt" -e "$COURTGUARD_ROOT[$extras]" 2>&1 |
-      grep -v '^WARNING: Location' >&2 || true
+    local pip_log="$VENV/pip-install.log"
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        -c "$COURTGUARD_ROOT/constraints.txt" -e "$COURTGUARD_ROOT[$extras]" > "$pip_log" 2>&1; then
+      tail -n 30 "$pip_log" >&2; log "pip install failed; full output in $pip_log"; return 1
+    fi
     "$VENV/bin/python" -c 'import agent, collector' || { log "install failed"; return 1; }
     echo "$want" > "$stamp"
   fi
