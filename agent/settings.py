@@ -13,35 +13,29 @@ Sources, highest priority first:
 
 from __future__ import annotations
 
-import os
 import socket
-import tomllib
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from agent.errors import ConfigError
+from agent.layered_settings import LayeredSettings
 
 DEFAULT_CONFIG: Final = Path("/etc/courtguard/agent.toml")
 CONFIG_ENV: Final = "COURTGUARD_AGENT_CONFIG"
 ENV_PREFIX: Final = "COURTGUARD_AGENT_"
 MIB: Final = 1024 * 1024
 
-# The TOML document being loaded; a context variable because pydantic-settings
-# builds its sources in a classmethod that cannot take per-call arguments.
-_toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data", default={})  # noqa: B039 (never mutated)
 
-
-class AgentSettings(BaseSettings):
+class AgentSettings(LayeredSettings):
     """Every knob of the agent daemon; see the module docstring for where values come from."""
+
+    CONFIG_ENV: ClassVar[str] = CONFIG_ENV
+    DEFAULT_CONFIG: ClassVar[Path] = DEFAULT_CONFIG
+    CONFIG_ERROR: ClassVar[type[Exception]] = ConfigError
+    WHAT: ClassVar[str] = "agent"
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -80,54 +74,7 @@ class AgentSettings(BaseSettings):
     def spool_path(self) -> Path:
         return self.data_dir / "spool.db"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = InitSettingsSource(settings_cls, init_kwargs=dict(_toml_data.get()))
-        return init_settings, env_settings, toml
-
-
-def _read_toml(path: Path, explicit: bool) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        if explicit:
-            raise ConfigError(
-                f"config file {path} does not exist; create it or fix --config"
-            ) from None
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> AgentSettings:
     """Build the settings from overrides, environment and TOML; raise ConfigError when unusable."""
-    explicit = config is not None or bool(os.environ.get(CONFIG_ENV))
-    if config is not None:
-        path = Path(config)
-    else:
-        path = Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-    data = _read_toml(path, explicit)
-    token = _toml_data.set(data)
-    try:
-        return AgentSettings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or '(top level)'}: {item['msg']}"
-            for item in exc.errors(include_url=False)
-        )
-        raise ConfigError(
-            f"invalid agent settings (from {path}, {ENV_PREFIX}* or arguments): {problems}"
-        ) from exc
-    finally:
-        _toml_data.reset(token)
+    return AgentSettings.load(config, **overrides)

@@ -8,20 +8,14 @@ else it is ``/etc/courtguard/collector.toml``. A missing default file is fine
 from __future__ import annotations
 
 import os
-import tomllib
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from agent.events import MAX_BATCH_EVENTS
+from agent.layered_settings import LayeredSettings
 from collector.errors import ConfigError
 
 DEFAULT_CONFIG: Final = Path("/etc/courtguard/collector.toml")
@@ -29,12 +23,14 @@ CONFIG_ENV: Final = "COURTGUARD_COLLECTOR_CONFIG"
 #: The repository's own policies, used when neither policy_dir nor data_dir/policies exists.
 PACKAGED_POLICIES: Final = Path(__file__).resolve().parents[1] / "policies"
 
-# Which TOML file the next CollectorSettings() reads; set by load_settings only.
-_toml_file: ContextVar[Path | None] = ContextVar("courtguard_collector_toml", default=None)
 
-
-class CollectorSettings(BaseSettings):
+class CollectorSettings(LayeredSettings):
     """Everything ``courtguard-collector`` reads at start; see README, "Configuration"."""
+
+    CONFIG_ENV: ClassVar[str] = CONFIG_ENV
+    DEFAULT_CONFIG: ClassVar[Path] = DEFAULT_CONFIG
+    CONFIG_ERROR: ClassVar[type[Exception]] = ConfigError
+    WHAT: ClassVar[str] = "collector"
 
     model_config = SettingsConfigDict(env_prefix="COURTGUARD_COLLECTOR_", extra="forbid")
 
@@ -101,57 +97,9 @@ class CollectorSettings(BaseSettings):
         host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
         return f"{'https' if self.tls else 'http'}://{host}:{self.listen_port}"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = _toml_file.get()
-        if toml_file is None:
-            return (init_settings, env_settings)
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
-
-
-def config_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
-    """The TOML file to read and whether it was named explicitly (and so must exist)."""
-    if explicit:
-        return Path(explicit), True
-    from_env = os.environ.get(CONFIG_ENV)
-    if from_env:
-        return Path(from_env), True
-    return DEFAULT_CONFIG, False
-
 
 def load_settings(
     config: str | os.PathLike[str] | None = None, **overrides: Any
 ) -> CollectorSettings:
     """Read settings from all sources; raise ConfigError with every problem listed."""
-    path, explicit = config_path(config)
-    toml_file: Path | None = path
-    if not path.is_file():
-        if explicit:
-            raise ConfigError(
-                f"config file {path} does not exist; create it or drop --config/{CONFIG_ENV}"
-            )
-        toml_file = None
-    else:
-        try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path} cannot be read as TOML: {exc}") from exc
-    token = _toml_file.set(toml_file)
-    try:
-        return CollectorSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "\n".join(
-            f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        source = f" (file {toml_file})" if toml_file else ""
-        raise ConfigError(f"invalid collector settings{source}:\n{problems}") from exc
-    finally:
-        _toml_file.reset(token)
+    return CollectorSettings.load(config, **overrides)
