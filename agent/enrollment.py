@@ -189,8 +189,14 @@ def enroll(
         group=answer.group,
         enrolled_at=datetime.now(UTC),
     )
+    save_credentials(data_dir, credentials)
+    return credentials
+
+
+def save_credentials(data_dir: Path, credentials: Credentials) -> None:
+    """Write the credentials file, readable by the agent's user only."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write_private(
         credentials_path(data_dir),
         json.dumps(credentials.model_dump(mode="json"), indent=2).encode(),
     )
-    return credentials

@@ -29,7 +29,7 @@ import httpx
 
 from agent.capabilities import CAPABILITY_BITS, effective
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
-from agent.enrollment import Credentials, credentials_path
+from agent.enrollment import Credentials, save_credentials
 from agent.events import EnrollResponse, Event, EventBatch, Finding, Severity
 from agent.policy.models import PolicyDocument
 
@@ -242,7 +242,6 @@ def write_credentials(
     data_dir: Path, collector: FakeCollector, url: str = "http://collector.test"
 ) -> Credentials:
     """Store credentials for ``collector`` as enrollment would, without a request."""
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     credentials = Credentials(
         collector_url=url,
         agent_id=collector.agent_id,
@@ -250,8 +249,7 @@ def write_credentials(
         group=collector.group,
         enrolled_at=datetime.now(UTC),
     )
-    credentials_path(data_dir).write_text(credentials.model_dump_json())
-    credentials_path(data_dir).chmod(0o600)
+    save_credentials(data_dir, credentials)
     return credentials
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,14 @@ def _settings(args: argparse.Namespace) -> CollectorSettings:
     return load_settings(args.config, **overrides)
 
 
-def _db(settings: CollectorSettings) -> Database:
-    return Database.from_settings(settings, single_connection=True)
+@contextmanager
+def _db(settings: CollectorSettings) -> Iterator[Database]:
+    """The store for one command, disposed of when the command is done."""
+    db = Database.from_settings(settings, single_connection=True)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def _when(value: datetime | None) -> str:
@@ -65,8 +72,7 @@ def cmd_init(args: argparse.Namespace, settings: CollectorSettings) -> None:
     made = ensure_tls(settings.tls_dir, args.san or ())
     say(f"TLS: {'made ' + ', '.join(p.name for p in made) if made else 'kept existing files'}"
         f" in {settings.tls_dir} (agents pin {settings.ca_cert_path.name})")
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         migrate.upgrade(db)
         say(f"database: schema at revision {migrate.current_revision(db)}")
         if apikeys.has_active_key(db, "admin"):
@@ -74,8 +80,6 @@ def cmd_init(args: argparse.Namespace, settings: CollectorSettings) -> None:
                 "`courtguard-collector apikey create --name NAME` makes another")
             return
         _, key = apikeys.create_api_key(db, name="admin", role="admin", now=utcnow())
-    finally:
-        db.dispose()
     say("admin API key (shown once, keep it safe):")
     print(key)
 
@@ -87,22 +91,16 @@ def cmd_serve(_args: argparse.Namespace, settings: CollectorSettings) -> None:
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: CollectorSettings) -> None:
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         migrate.upgrade(db)
         print(f"database schema at revision {migrate.current_revision(db)}")
-    finally:
-        db.dispose()
 
 
 def cmd_token_create(args: argparse.Namespace, settings: CollectorSettings) -> None:
     now = utcnow()
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         new = tokens.create_token(db, group=args.group, now=now, expires_at=now + args.expires,
                                   uses=args.uses, note=args.note)
-    finally:
-        db.dispose()
     if args.quiet:
         print(new.token)
         return
@@ -113,11 +111,8 @@ def cmd_token_create(args: argparse.Namespace, settings: CollectorSettings) -> N
 
 
 def cmd_token_list(_args: argparse.Namespace, settings: CollectorSettings) -> None:
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         infos = tokens.list_tokens(db)
-    finally:
-        db.dispose()
     now = utcnow()
     rows = [
         [i.id, i.prefix + "…", i.group, i.state(now), _when(i.created_at), _when(i.expires_at),
@@ -128,11 +123,8 @@ def cmd_token_list(_args: argparse.Namespace, settings: CollectorSettings) -> No
 
 
 def cmd_token_revoke(args: argparse.Namespace, settings: CollectorSettings) -> None:
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         tokens.revoke_token(db, args.token_id, utcnow())
-    finally:
-        db.dispose()
     print(f"token {args.token_id} revoked")
 
 
@@ -140,11 +132,8 @@ def cmd_agent_list(_args: argparse.Namespace, settings: CollectorSettings) -> No
     from collector.api.queries import agent_view
     from collector.monitor import load_silent_rule
 
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         rows = agent_store.list_agents(db)
-    finally:
-        db.dispose()
     missed = load_silent_rule(settings.effective_policy_dir).missed_heartbeats
     now = utcnow()
     views = [agent_view(r, now, missed, settings.default_heartbeat_interval_s) for r in rows]
@@ -156,20 +145,14 @@ def cmd_agent_list(_args: argparse.Namespace, settings: CollectorSettings) -> No
 
 
 def cmd_agent_revoke(args: argparse.Namespace, settings: CollectorSettings) -> None:
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         changed = agent_store.revoke(db, args.agent_id, args.reason, utcnow())
-    finally:
-        db.dispose()
     print(f"agent {args.agent_id} {'revoked' if changed else 'was already revoked'}")
 
 
 def cmd_apikey_create(args: argparse.Namespace, settings: CollectorSettings) -> None:
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         key_id, key = apikeys.create_api_key(db, name=args.name, role=args.role, now=utcnow())
-    finally:
-        db.dispose()
     if not args.quiet:
         print(f"API key {key_id} ({args.name}, role {args.role}), shown once:")
     print(key)
