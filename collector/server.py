@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
 import uvicorn
@@ -25,7 +26,7 @@ from collector.store.migrate import current_revision, head_revision
 log = structlog.get_logger("collector.server")
 
 
-def _tls_options(settings: CollectorSettings) -> dict[str, str]:
+def _tls_options(settings: CollectorSettings) -> dict[str, Any]:
     if not settings.tls:
         return {}
     for path in (settings.server_cert_path, settings.server_key_path):

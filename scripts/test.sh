@@ -20,5 +20,5 @@ fi
 cd "$COURTGUARD_ROOT"
 mkdir -p artifacts
 "$VENV/bin/python" -m ruff check agent collector tests bench
-"$VENV/bin/python" -m mypy agent/events.py agent/policy agent/detectors
+"$VENV/bin/python" -m mypy agent collector
 exec "$VENV/bin/python" -m pytest "$@"

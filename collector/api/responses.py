@@ -67,7 +67,8 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             detail = "this method is not allowed on this resource"
         return error_response(
-            exc.status_code, _code_for(exc.status_code), detail, headers=exc.headers
+            exc.status_code, _code_for(exc.status_code), detail,
+            headers=dict(exc.headers) if exc.headers else None,
         )
 
     @app.exception_handler(RequestValidationError)
