@@ -266,6 +266,8 @@ class Shipper:
             if delay is None:
                 await self._back_off(f"collector busy: {detail}")
             else:
+                # A misconfigured or hostile answer must not park the agent for days.
+                delay = min(delay, self.settings.backoff_max_s)
                 self._after_outage = True
                 log.info("collector asks to retry later", status=status, retry_after_s=delay)
                 await self._record("retrying", f"{detail}; Retry-After {delay:g} s")

@@ -218,8 +218,24 @@ def test_retry_after_is_honoured(
     spool.append([finding()])
     collector.then(status, error="busy", detail="slow down", retry_after="7")
     with capture_logs():
-        asyncio.run(rounds(make_shipper(), 2))
+        asyncio.run(rounds(make_shipper(backoff_max_s=60), 2))
     assert 7.0 in fake_time.sleeps
+    assert len(collector.events) == 1
+
+
+def test_retry_after_is_capped_at_the_longest_backoff(
+    spool: Spool,
+    collector: FakeCollector,
+    make_shipper: Callable[..., Shipper],
+    fake_time: FakeTime,
+) -> None:
+    """A Retry-After of days waits only backoff_max_s, so a bad answer cannot park the agent."""
+    spool.append([finding()])
+    collector.then(503, error="busy", detail="slow down", retry_after="864000")
+    shipper = make_shipper()
+    with capture_logs():
+        asyncio.run(rounds(shipper, 2))
+    assert max(fake_time.sleeps) == shipper.settings.backoff_max_s
     assert len(collector.events) == 1
 
 
