@@ -173,6 +173,28 @@ class Collector:
         response.raise_for_status()
         return response.json()
 
+    def agent_row(self, agent_id: str) -> dict[str, Any] | None:
+        """The agent as ``/api/v1/agents`` lists it."""
+        for row in self.api("/api/v1/agents")["agents"]:
+            if row["id"] == agent_id:
+                return dict(row)
+        return None
+
+    def wait_online(self, agent_id: str, timeout: float = 20) -> dict[str, Any]:
+        """Wait until the agent has heartbeated and is listed online; return its row."""
+
+        def online() -> dict[str, Any] | None:
+            row = self.agent_row(agent_id)
+            return row if row and row["status"] == "online" and row.get("agent_version") else None
+
+        result: dict[str, Any] = wait_until(online, timeout, f"agent {agent_id} online")
+        return result
+
+    def events(self, **filters: Any) -> list[dict[str, Any]]:
+        """Events from the read API (first page), filtered."""
+        result: list[dict[str, Any]] = self.api("/api/v1/events", **filters)["events"]
+        return result
+
     def create_token(self, *args: str) -> str:
         return self.cli("token", "create", "--quiet", *args).stdout.strip().splitlines()[-1]
 

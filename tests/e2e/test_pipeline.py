@@ -44,9 +44,7 @@ def test_started_event_reaches_store_once(
     agent = make_agent()
     agent.start()
     wait_until(
-        lambda: collector.api("/api/v1/events", agent_id=agent.agent_id, kind="agent.started")[
-            "events"
-        ],
+        lambda: collector.events(agent_id=agent.agent_id, kind="agent.started"),
         20,
         "agent.started in the read API",
     )
@@ -64,18 +62,9 @@ def test_heartbeat_updates_agent_listing(
     agent = make_agent()
     agent.start()
 
-    def listed() -> dict[str, object] | None:
-        for row in collector.api("/api/v1/agents")["agents"]:
-            if (
-                row["id"] == agent.agent_id
-                and row["status"] == "online"
-                and row.get("agent_version")
-            ):
-                return dict(row)
-        return None
-
-    row = wait_until(listed, 20, "the agent online in /api/v1/agents")
+    row = collector.wait_online(agent.agent_id)
     assert row["policy_version"]
+    assert row["spool_depth"] is not None and row["events_dropped"] == 0
 
 
 def test_collector_outage_delivers_every_event_once_in_order(
@@ -146,9 +135,7 @@ def test_spool_full_drops_least_severe_and_reports(
 
     collector.start()
     dropped = wait_until(
-        lambda: collector.api(
-            "/api/v1/events", agent_id=agent.agent_id, kind="agent.spool_dropped"
-        )["events"],
+        lambda: collector.events(agent_id=agent.agent_id, kind="agent.spool_dropped"),
         60,
         "the agent.spool_dropped event",
     )
@@ -191,24 +178,15 @@ def test_silent_agent_gets_one_silent_event(
     """An agent that stops heartbeating is reported silent once by the collector."""
     agent = make_agent()
     agent.start()
-    wait_until(
-        lambda: any(
-            a["id"] == agent.agent_id and a["status"] == "online"
-            for a in collector.api("/api/v1/agents")["agents"]
-        ),
-        20,
-        "the agent online",
-    )
+    collector.wait_online(agent.agent_id)
     agent.stop(signal.SIGKILL)
     events = wait_until(
-        lambda: collector.api("/api/v1/events", agent_id=agent.agent_id, kind="agent.silent")[
-            "events"
-        ],
+        lambda: collector.events(agent_id=agent.agent_id, kind="agent.silent"),
         30,
         "an agent.silent event",
     )
     time.sleep(2)
-    again = collector.api("/api/v1/events", agent_id=agent.agent_id, kind="agent.silent")["events"]
+    again = collector.events(agent_id=agent.agent_id, kind="agent.silent")
     assert len(again) == 1
     assert events[0]["rule_id"] == "agent.silent"
     assert events[0]["severity"] == "high"

@@ -48,7 +48,7 @@ def test_batch_through_one_process_is_read_through_another(
             headers=agent_headers(credentials),
         )
     assert response.status_code == 200, response.text
-    served = collector.api("/api/v1/events", agent_id=agent.agent_id, kind="agent.test")["events"]
+    served = collector.events(agent_id=agent.agent_id, kind="agent.test")
     assert sorted(e["id"] for e in served) == sorted(e["id"] for e in events)
 
 
@@ -58,19 +58,10 @@ def test_two_monitors_report_a_silent_agent_once(
     """Both processes look for silent agents; the agent is still reported silent exactly once."""
     agent = make_agent()
     agent.start()
-    wait_until(
-        lambda: any(
-            a["id"] == agent.agent_id and a["status"] == "online"
-            for a in collector.api("/api/v1/agents")["agents"]
-        ),
-        20,
-        "the agent online",
-    )
+    collector.wait_online(agent.agent_id)
     agent.stop(signal.SIGKILL)
     wait_until(
-        lambda: collector.api("/api/v1/events", agent_id=agent.agent_id, kind="agent.silent")[
-            "events"
-        ],
+        lambda: collector.events(agent_id=agent.agent_id, kind="agent.silent"),
         30,
         "an agent.silent event",
     )
