@@ -14,6 +14,7 @@ from collector.api.context import Context
 from collector.api.responses import install_error_handlers
 from collector.metrics import Metrics
 from collector.monitor import SilentMonitor
+from collector.retention import RetentionTask
 from collector.settings import CollectorSettings
 from collector.store.database import Database
 
@@ -28,16 +29,25 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         database, metrics, settings.effective_policy_dir, settings.silent_check_interval_s,
         settings.default_heartbeat_interval_s,
     )
+    retention = RetentionTask(
+        database, metrics, settings.heartbeat_retention_days, settings.event_retention_days,
+        settings.retention_interval_s,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(monitor.run(), name="silent-agent-monitor")
+        tasks = [
+            asyncio.create_task(monitor.run(), name="silent-agent-monitor"),
+            asyncio.create_task(retention.run(), name="retention"),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             database.dispose()
 
     app = FastAPI(
@@ -50,6 +60,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     )
     app.state.courtguard = Context(settings=settings, db=database, metrics=metrics)
     app.state.monitor = monitor
+    app.state.retention = retention
     install_error_handlers(app)
     app.include_router(ingest.router)
     app.include_router(queries.router)

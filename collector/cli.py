@@ -96,6 +96,19 @@ def cmd_migrate(_args: argparse.Namespace, settings: CollectorSettings) -> None:
         print(f"database schema at revision {migrate.current_revision(db)}")
 
 
+def cmd_prune(_args: argparse.Namespace, settings: CollectorSettings) -> None:
+    from collector.retention import cutoffs, prune
+
+    limits = cutoffs(utcnow(), settings.heartbeat_retention_days, settings.event_retention_days)
+    with _db(settings) as db:
+        pruned = prune(db, limits)
+    def older(before: datetime | None) -> str:
+        return f"older than {_when(before)}" if before else "(kept forever)"
+
+    print(f"pruned {pruned.heartbeats} heartbeats {older(limits.heartbeats_before)} "
+          f"and {pruned.events} events {older(limits.events_before)}")
+
+
 def cmd_token_create(args: argparse.Namespace, settings: CollectorSettings) -> None:
     now = utcnow()
     with _db(settings) as db:
@@ -196,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", parents=[common], help="upgrade the database schema").set_defaults(
         func=cmd_migrate)
+    sub.add_parser(
+        "prune", parents=[common], help="delete events past their retention now (serve does hourly)"
+    ).set_defaults(func=cmd_prune)
 
     token = sub.add_parser("token", help="enrollment tokens").add_subparsers(
         dest="action", required=True, metavar="ACTION")

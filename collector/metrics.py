@@ -37,10 +37,16 @@ class Metrics:
             "courtguard_sequence_gaps_opened", "Sequence gaps detected in incoming batches.",
             registry=self.registry,
         )
+        self.pruned = Counter(
+            "courtguard_events_pruned", "Events deleted by retention, heartbeats apart.",
+            ["class"], registry=self.registry,
+        )
         for status in AGENT_STATUSES:
             self.agents.labels(status).set(0)
         for result in ("accepted", "duplicate"):
             self.events.labels(result)
+        for kind in ("heartbeat", "event"):
+            self.pruned.labels(kind)
 
     def render(self, agent_counts: dict[str, int]) -> bytes:
         for status in AGENT_STATUSES:

@@ -49,6 +49,11 @@ class CollectorSettings(LayeredSettings):
     retry_after_s: int = Field(default=2, ge=1, le=3600)
 
     silent_check_interval_s: float = Field(default=15.0, gt=0)
+    #: Days events are kept (网络安全法 art. 21: network logs at least six months); 0 keeps forever.
+    event_retention_days: float = Field(default=180.0, ge=0)
+    #: Days agent.heartbeat events are kept; they only prove liveness. 0: as long as other events.
+    heartbeat_retention_days: float = Field(default=7.0, ge=0)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
     default_heartbeat_interval_s: float = Field(default=60.0, gt=0)
 
     log_format: Literal["auto", "json", "console"] = "auto"

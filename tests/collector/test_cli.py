@@ -95,3 +95,11 @@ def test_missing_config_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: config file") and "Traceback" not in result.stderr
+
+
+def test_prune_reports_what_it_deleted(cli: Any) -> None:
+    """prune runs one retention pass and says what went and what the cut-offs were."""
+    cli("init")
+    code, out, _ = cli("prune")
+    assert code == 0
+    assert "pruned 0 heartbeats older than" in out and "0 events older than" in out

@@ -1,0 +1,125 @@
+"""Retention: old events leave the store in bounded chunks, heartbeats sooner than the rest.
+
+China's Cybersecurity Law (网络安全法, art. 21) asks network operators to keep
+network logs for no less than six months, so events are kept 180 days by
+default. Heartbeats (``agent.heartbeat``) only prove liveness and arrive every
+minute from every agent (1,440 rows per agent per day), so they are kept 7
+days. A retention of 0 keeps that class forever.
+
+One pass, in order:
+
+1. compute the cut-off times from ``now`` (a pure function, tested alone);
+2. delete heartbeats older than their cut-off, then any event older than its
+   cut-off, ``chunk`` rows per transaction, so ingest never waits long for the
+   single SQLite writer or for PostgreSQL row locks;
+3. stop a class when a chunk comes back short.
+
+Age is the event's own ``time``, which the keyset indexes already cover; an
+agent with a wrong clock only shifts when its own events go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+import structlog
+from sqlalchemy import ColumnElement, and_, delete, select
+from starlette.concurrency import run_in_threadpool
+
+from agent.events import utcnow
+from collector.errors import StoreError
+from collector.metrics import Metrics
+from collector.store.database import Database
+from collector.store.tables import events
+
+log = structlog.get_logger("collector.retention")
+
+HEARTBEAT_KIND: Final = "agent.heartbeat"
+#: Rows deleted per transaction.
+CHUNK: Final = 5000
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Events older than these times go; None keeps that class forever."""
+
+    heartbeats_before: datetime | None
+    events_before: datetime | None
+
+
+@dataclass(frozen=True)
+class Pruned:
+    heartbeats: int = 0
+    events: int = 0
+
+
+def cutoffs(now: datetime, heartbeat_days: float, event_days: float) -> Cutoffs:
+    """The cut-off times for ``now``; a retention of 0 days means keep forever."""
+
+    def before(days: float) -> datetime | None:
+        return now - timedelta(days=days) if days > 0 else None
+
+    heartbeats = before(heartbeat_days)
+    everything = before(event_days)
+    if heartbeats is not None and everything is not None:
+        heartbeats = max(heartbeats, everything)  # a heartbeat never outlives other events
+    return Cutoffs(heartbeats_before=heartbeats or everything, events_before=everything)
+
+
+def _delete_in_chunks(db: Database, condition: ColumnElement[bool], chunk: int) -> int:
+    total = 0
+    while True:
+        oldest = select(events.c.pk).where(condition).limit(chunk)
+        with db.write() as conn:
+            deleted = conn.execute(delete(events).where(events.c.pk.in_(oldest))).rowcount
+        total += deleted
+        if deleted < chunk:
+            return total
+
+
+def prune(db: Database, limits: Cutoffs, chunk: int = CHUNK) -> Pruned:
+    """Delete what ``limits`` says is too old; return how many rows of each class went."""
+    heartbeats = 0
+    if limits.heartbeats_before is not None:
+        heartbeats = _delete_in_chunks(
+            db,
+            and_(events.c.kind == HEARTBEAT_KIND, events.c.time < limits.heartbeats_before),
+            chunk,
+        )
+    others = 0
+    if limits.events_before is not None:
+        others = _delete_in_chunks(db, events.c.time < limits.events_before, chunk)
+    return Pruned(heartbeats=heartbeats, events=others)
+
+
+class RetentionTask:
+    """Runs ``prune`` every ``interval_s``; a failed pass is logged and tried again later."""
+
+    def __init__(
+        self, db: Database, metrics: Metrics, heartbeat_days: float, event_days: float,
+        interval_s: float,
+    ) -> None:
+        self.db = db
+        self.metrics = metrics
+        self.heartbeat_days = heartbeat_days
+        self.event_days = event_days
+        self.interval_s = interval_s
+
+    def run_once(self, now: datetime) -> Pruned:
+        pruned = prune(self.db, cutoffs(now, self.heartbeat_days, self.event_days))
+        self.metrics.pruned.labels("heartbeat").inc(pruned.heartbeats)
+        self.metrics.pruned.labels("event").inc(pruned.events)
+        if pruned.heartbeats or pruned.events:
+            log.info("old events pruned", heartbeats=pruned.heartbeats, events=pruned.events)
+        return pruned
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await run_in_threadpool(self.run_once, utcnow())
+            except StoreError as exc:
+                log.error("retention pass failed", error=str(exc))
+            await asyncio.sleep(self.interval_s)
