@@ -16,7 +16,6 @@ The agent is cleared (``silent_since`` back to NULL) by its next batch.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,12 +25,12 @@ from typing import Any, Final
 
 import structlog
 from sqlalchemy import select, update
-from starlette.concurrency import run_in_threadpool
 
 from agent.errors import PolicyError
 from agent.events import Event, Severity, SilentEvidence, utcnow
 from agent.policy.loader import load_policy_dir
 from collector.metrics import Metrics
+from collector.periodic import run_periodically
 from collector.store.database import Database
 from collector.store.events import insert_event
 from collector.store.tables import agents
@@ -210,10 +209,5 @@ class SilentMonitor:
 
     async def run(self) -> None:
         """Check every ``interval_s`` until cancelled; a failed pass is logged, not fatal."""
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await run_in_threadpool(self.check, utcnow())
-            except Exception as exc:
-                log.error("silent-agent check failed", error=str(exc))
+        await run_periodically("silent-agent check", lambda: self.check(utcnow()), self.interval_s)
 

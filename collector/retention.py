@@ -20,18 +20,17 @@ agent with a wrong clock only shifts when its own events go.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
 import structlog
 from sqlalchemy import ColumnElement, and_, delete, select
-from starlette.concurrency import run_in_threadpool
 
 from agent.events import utcnow
-from collector.errors import StoreError
 from collector.metrics import Metrics
+from collector.periodic import run_periodically
 from collector.store.database import Database
 from collector.store.tables import events
 
@@ -69,37 +68,50 @@ def cutoffs(now: datetime, heartbeat_days: float, event_days: float) -> Cutoffs:
     return Cutoffs(heartbeats_before=heartbeats or everything, events_before=everything)
 
 
-def _delete_in_chunks(db: Database, condition: ColumnElement[bool], chunk: int) -> int:
+def _delete_in_chunks(
+    db: Database, condition: ColumnElement[bool], chunk: int, keep_going: Callable[[], bool]
+) -> int:
     total = 0
-    while True:
+    while keep_going():
         oldest = select(events.c.pk).where(condition).limit(chunk)
         with db.write() as conn:
             deleted = conn.execute(delete(events).where(events.c.pk.in_(oldest))).rowcount
         total += deleted
         if deleted < chunk:
-            return total
+            break
+    return total
 
 
-def prune(db: Database, limits: Cutoffs, chunk: int = CHUNK) -> Pruned:
-    """Delete what ``limits`` says is too old; return how many rows of each class went."""
+def prune(
+    db: Database, limits: Cutoffs, chunk: int = CHUNK, keep_going: Callable[[], bool] = lambda: True
+) -> Pruned:
+    """Delete what ``limits`` says is too old; return how many rows of each class went.
+
+    ``keep_going`` is asked before each chunk, so a shutdown can cut a long pass short.
+    """
     heartbeats = 0
     if limits.heartbeats_before is not None:
         heartbeats = _delete_in_chunks(
             db,
             and_(events.c.kind == HEARTBEAT_KIND, events.c.time < limits.heartbeats_before),
             chunk,
+            keep_going,
         )
     others = 0
     if limits.events_before is not None:
-        others = _delete_in_chunks(db, events.c.time < limits.events_before, chunk)
+        others = _delete_in_chunks(db, events.c.time < limits.events_before, chunk, keep_going)
     return Pruned(heartbeats=heartbeats, events=others)
 
 
 class RetentionTask:
-    """Runs ``prune`` every ``interval_s``; a failed pass is logged and tried again later."""
+    """Runs ``prune`` periodically; a failed pass is logged and tried again next interval."""
 
     def __init__(
-        self, db: Database, metrics: Metrics, heartbeat_days: float, event_days: float,
+        self,
+        db: Database,
+        metrics: Metrics,
+        heartbeat_days: float,
+        event_days: float,
         interval_s: float,
     ) -> None:
         self.db = db
@@ -107,9 +119,11 @@ class RetentionTask:
         self.heartbeat_days = heartbeat_days
         self.event_days = event_days
         self.interval_s = interval_s
+        self._stopping = False
 
     def run_once(self, now: datetime) -> Pruned:
-        pruned = prune(self.db, cutoffs(now, self.heartbeat_days, self.event_days))
+        limits = cutoffs(now, self.heartbeat_days, self.event_days)
+        pruned = prune(self.db, limits, keep_going=lambda: not self._stopping)
         self.metrics.pruned.labels("heartbeat").inc(pruned.heartbeats)
         self.metrics.pruned.labels("event").inc(pruned.events)
         if pruned.heartbeats or pruned.events:
@@ -117,9 +131,15 @@ class RetentionTask:
         return pruned
 
     async def run(self) -> None:
-        while True:
-            try:
-                await run_in_threadpool(self.run_once, utcnow())
-            except StoreError as exc:
-                log.error("retention pass failed", error=str(exc))
-            await asyncio.sleep(self.interval_s)
+        """Prune a minute after start, then every ``interval_s``, until cancelled."""
+
+        def stop() -> None:
+            self._stopping = True
+
+        await run_periodically(
+            "retention pass",
+            lambda: self.run_once(utcnow()),
+            self.interval_s,
+            first_after_s=min(60.0, self.interval_s),
+            on_cancel=stop,
+        )
