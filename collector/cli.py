@@ -143,13 +143,16 @@ def cmd_token_revoke(args: argparse.Namespace, settings: CollectorSettings) -> N
 
 def cmd_agent_list(_args: argparse.Namespace, settings: CollectorSettings) -> None:
     from collector.api.queries import agent_view
-    from collector.monitor import load_silent_rule
+    from collector.monitor import agent_status, load_silent_rule
 
     with _db(settings) as db:
         rows = agent_store.list_agents(db)
     missed = load_silent_rule(settings.effective_policy_dir).missed_heartbeats
     now = utcnow()
-    views = [agent_view(r, now, missed, settings.default_heartbeat_interval_s) for r in rows]
+    views = [
+        agent_view(r, agent_status(r, now, missed, settings.default_heartbeat_interval_s))
+        for r in rows
+    ]
     _table(
         [[v["id"], v["hostname"], v["group"], v["status"], v["last_seen_at"] or "-",
           v["agent_version"] or "-", str(v["max_seq"]), str(v["open_gaps"])] for v in views],

@@ -159,13 +159,24 @@ class SilentMonitor:
         self.interval_s = interval_s
         self.default_heartbeat_interval_s = default_heartbeat_interval_s
         self.rule = SilentRule()
+        self._loaded_from: tuple[object, ...] | None = None
         self.reload_rule()
 
     def reload_rule(self) -> None:
+        """Re-read the policy when its files changed (a stat per file, not a parse, per pass)."""
+        signature = _files_signature(self.policy_dir)
+        if signature == self._loaded_from:
+            return
         try:
             self.rule = load_silent_rule(self.policy_dir)
         except PolicyError as exc:
             log.error("agent policy unusable; keeping the last good silent rule", error=str(exc))
+        self._loaded_from = signature
+
+    def status_of(self, row: Mapping[str, Any], now: datetime) -> str:
+        """online, silent, revoked or never_seen, decided with the rule this monitor applies."""
+        return agent_status(row, now, self.rule.missed_heartbeats,
+                            self.default_heartbeat_interval_s)
 
     def check(self, now: datetime) -> list[Event]:
         """One pass; returns the events this process made."""
@@ -211,3 +222,14 @@ class SilentMonitor:
         """Check every ``interval_s`` until cancelled; a failed pass is logged, not fatal."""
         await run_periodically("silent-agent check", lambda: self.check(utcnow()), self.interval_s)
 
+
+def _files_signature(directory: Path | None) -> tuple[object, ...]:
+    """Path, name, size and mtime of each policy file: changes whenever a file does."""
+    if directory is None or not directory.is_dir():
+        return (directory,)
+    entries = sorted(
+        (path.name, stat.st_size, stat.st_mtime_ns)
+        for path in directory.glob("*.yaml")
+        for stat in (path.stat(),)
+    )
+    return (directory, *entries)

@@ -13,7 +13,6 @@ from agent.events import utcnow
 from collector.api.context import context
 from collector.api.responses import error_response, json_response
 from collector.errors import StoreError
-from collector.monitor import agent_status
 from collector.store.agents import list_agents
 
 router = APIRouter()
@@ -34,9 +33,6 @@ async def metrics(request: Request) -> Response:
     """Prometheus text exposition of this process's counters and the agents by status."""
     ctx = context(request)
     rows = await run_in_threadpool(list_agents, ctx.db)
-    now = utcnow()
-    missed = request.app.state.monitor.rule.missed_heartbeats
-    counts = Counter(
-        agent_status(row, now, missed, ctx.settings.default_heartbeat_interval_s) for row in rows
-    )
+    now, monitor = utcnow(), request.app.state.monitor
+    counts = Counter(monitor.status_of(row, now) for row in rows)
     return Response(ctx.metrics.render(dict(counts)), media_type=CONTENT_TYPE_LATEST)

@@ -19,7 +19,6 @@ from collector.api.auth import require_admin
 from collector.api.context import context
 from collector.api.responses import json_response
 from collector.errors import ApiError
-from collector.monitor import agent_status
 from collector.store.agents import list_agents
 from collector.store.events import EventFilter, query_events
 
@@ -111,17 +110,15 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def agent_view(
-    row: dict[str, Any], now: datetime, missed: int, default_interval: float
-) -> dict[str, Any]:
-    """One agent as the API shows it, its status decided like the silent monitor decides."""
+def agent_view(row: dict[str, Any], status: str) -> dict[str, Any]:
+    """One agent as the API shows it, with the status the silent monitor decided."""
     beat = row["last_heartbeat"] or {}
     return {
         "id": row["id"],
         "hostname": row["hostname"],
         "group": row["group"],
         "os": row["os"],
-        "status": agent_status(row, now, missed, default_interval),
+        "status": status,
         "enrolled_at": _iso(row["enrolled_at"]),
         "last_seen_at": _iso(row["last_seen_at"]),
         "silent_since": _iso(row["silent_since"]),
@@ -144,9 +141,6 @@ async def agents(request: Request) -> Response:
     """Every enrolled agent with its status, last heartbeat's health and open sequence gaps."""
     ctx = context(request)
     rows = await run_in_threadpool(list_agents, ctx.db)
-    now = utcnow()
-    missed = request.app.state.monitor.rule.missed_heartbeats
-    views = [
-        agent_view(row, now, missed, ctx.settings.default_heartbeat_interval_s) for row in rows
-    ]
+    now, monitor = utcnow(), request.app.state.monitor
+    views = [agent_view(row, monitor.status_of(row, now)) for row in rows]
     return json_response({"agents": views})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,3 +117,25 @@ def test_batch_clears_silence(client: Any, db: Database, agent: EnrolledAgent) -
     post_events(client, agent, [event(agent.agent_id, 2)])
     with db.read() as conn:
         assert conn.execute(sa.select(agents.c.silent_since)).scalar_one() is None
+
+
+def test_monitor_rereads_the_policy_when_a_file_changes(client: Any, tmp_path: Path) -> None:
+    """Editing agent.yaml takes effect on the next pass; an unchanged file is not parsed again."""
+    policy = tmp_path / "agent.yaml"
+    text = (
+        "kind: agent\nschema_version: 1\nrules:\n  - id: agent.silent\n"
+        "    desc: silent agents, tune missed_heartbeats\n    severity: high\n"
+        "    tags: [stable]\n    match: {missed_heartbeats: 4}\n"
+    )
+    policy.write_text(text, encoding="utf-8")
+    monitor = client.app.state.monitor
+    monitor.policy_dir = tmp_path
+    monitor.reload_rule()
+    assert monitor.rule.missed_heartbeats == 4
+    policy.write_text(text.replace("missed_heartbeats: 4", "missed_heartbeats: 6"), "utf-8")
+    os.utime(policy, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
+    monitor.reload_rule()
+    assert monitor.rule.missed_heartbeats == 6
+    monitor.rule = None  # a reload that parsed again would replace this
+    monitor.reload_rule()
+    assert monitor.rule is None
