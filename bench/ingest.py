@@ -30,9 +30,9 @@ from tests.e2e.harness import (
     Collector,
     agent_headers,
     batch_body,
-    postgres_database,
     synthetic_events,
 )
+from tests.postgres import DEFAULT_PG_URL, postgres_database
 
 
 def enroll_agents(collector: Collector, count: int) -> list[dict[str, Any]]:
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-rate", type=float, default=40000, help="events/s to pre-build for")
     parser.add_argument("--tls", action="store_true", help="HTTPS instead of plain HTTP")
-    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     args = parser.parse_args()
     rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp, ExitStack() as stack:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
+
+from tests.postgres import server_url, unreachable_reason
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +24,16 @@ def _restore_root_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """The PostgreSQL server; its absence skips the case, except on CI, where it fails."""
+    url = server_url()
+    reason = unreachable_reason(url)
+    if reason is not None:
+        where = sa.make_url(url).render_as_string()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {where} is required on CI: {reason}")
+        pytest.skip(f"PostgreSQL at {where} is not reachable: {reason}")
+    return url

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from collector.app import create_app
 from collector.settings import CollectorSettings
 from collector.store import apikeys, migrate, tokens
 from collector.store.database import Database
+from tests.postgres import postgres_database
 
 with warnings.catch_warnings():
     # Starlette now prefers the httpx2 fork for its test client; httpx, which the agent
@@ -37,7 +37,6 @@ with warnings.catch_warnings():
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TABLES = ("events", "sequence_gaps", "agents", "enrollment_tokens", "api_keys")
 
 
@@ -49,42 +48,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    url = os.environ.get("COURTGUARD_TEST_PG_URL", DEFAULT_PG_URL)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        reason = f"PostgreSQL at {sa.make_url(url).render_as_string()} is unreachable: {exc.orig}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI must run the PostgreSQL cases)")
-        pytest.skip(reason)
-    finally:
-        engine.dispose()
-    return url
-
-
 @pytest.fixture(scope="module")
 def pg_database(pg_server_url: str) -> Iterator[str]:
     """A fresh, migrated database for this test module, dropped afterwards."""
-    name = f"cg_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(
-        pg_server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with postgres_database(pg_server_url) as url:
         db = Database.from_settings(CollectorSettings(database_url=url), single_connection=True)
         migrate.upgrade(db)
         db.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from tests.e2e.harness import DEFAULT_PG_URL, Agent, Collector, postgres_database
-
-PG_SERVER_URL = os.environ.get("COURTGUARD_TEST_PG_URL", DEFAULT_PG_URL)
-
-
-def _postgres_reachable() -> str | None:
-    engine = sa.create_engine(PG_SERVER_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect():
-            return None
-    except sa.exc.OperationalError as exc:
-        return str(exc).splitlines()[0]
-    finally:
-        engine.dispose()
+from tests.e2e.harness import Agent, Collector
+from tests.postgres import postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -31,12 +17,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'collector.db'}"
         return
-    problem = _postgres_reachable()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {PG_SERVER_URL} is required on CI: {problem}")
-        pytest.skip(f"PostgreSQL at {PG_SERVER_URL} is not reachable: {problem}")
-    with postgres_database(PG_SERVER_URL) as url:
+    with postgres_database(request.getfixturevalue("pg_server_url")) as url:
         yield url
 
 

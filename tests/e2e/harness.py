@@ -17,8 +17,7 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 POLICIES = REPO / "policies"
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def free_port() -> int:
@@ -54,21 +52,6 @@ def _base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COURTGUARD_")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-@contextlib.contextmanager
-def postgres_database(server_url: str = DEFAULT_PG_URL) -> Iterator[str]:
-    """A fresh PostgreSQL database on ``server_url``'s server, dropped afterwards."""
-    name = f"cg_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield str(sa.make_url(server_url).set(database=name).render_as_string(hide_password=False))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass
