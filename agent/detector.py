@@ -33,7 +33,14 @@ class SourceUnavailable(Exception):
 
 
 class Source(Protocol[ObsT_co]):
-    """Gathers observations. ``observations`` runs until cancelled."""
+    """Gathers observations. ``observations`` runs until cancelled.
+
+    A source whose work depends on policy (a kernel filter built from the
+    intranet lists, the folders to watch) also defines
+    ``update_policy(section)``; the daemon calls it, on the event loop, each
+    time a new policy is applied, after the detector already sees the new
+    section. Sources without it are simply not told.
+    """
 
     def observations(self) -> AsyncIterator[ObsT_co]: ...
 
@@ -74,6 +81,10 @@ class DetectorSpec(Generic[ObsT, SectionT]):
     ``runs_degraded`` is true and reports it degraded, otherwise it reports the
     detector degraded and does not start it; the agent itself never fails for
     a missing privilege.
+
+    ``observation_type`` is what the source yields, as a type pydantic can
+    validate (a model, or an annotated union of models): rule cases in the
+    policy files are written as data and validated against it.
     """
 
     name: str
@@ -84,6 +95,7 @@ class DetectorSpec(Generic[ObsT, SectionT]):
     capabilities: frozenset[str] = field(default_factory=frozenset)
     runs_degraded: bool = False
     finalize_every_s: float = 10.0
+    observation_type: Any = None
 
     def __post_init__(self) -> None:
         if not self.description.endswith("."):

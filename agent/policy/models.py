@@ -12,6 +12,9 @@ Every file in ``policies/`` is a ``PolicyDocument``::
         tags: [stable, agent]  # the first tag is the rule's maturity
         match: {...}         # fixed vocabulary per kind, checked by pydantic
         exceptions: [...]    # shapes the rule declares, values operators add
+        cases:               # worked examples, run by the tests and `policy check --cases`
+          - {name: fires-on-x, expect: fires, now: ..., observations: [{...}]}
+          - {name: quiet-on-y, expect: silent, now: ..., observations: [{...}]}
 
 This module knows nothing of where policy comes from (a local directory today,
 a signed bundle later): see ``agent.policy.loader``.
@@ -19,7 +22,7 @@ a signed bundle later): see ``agent.policy.loader``.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -57,6 +60,35 @@ class RuleException(StrictModel):
         return self
 
 
+class RuleCase(StrictModel):
+    """One worked example of a rule, kept beside it as data.
+
+    ``observations`` are fed in order to the detector that reads the rule's
+    section, each validated against that detector's ``observation_type``;
+    ``now`` is the clock for every ``evaluate`` and ``finalize_at`` (default
+    ``now``) the clock of the one ``finalize`` after them. ``expect`` says
+    whether a finding carrying this rule's id must come out (``fires``) or
+    must not (``silent``). Rules the collector evaluates (correlations across
+    hosts) use the same shape, fed to the collector's evaluator instead.
+    """
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=80)]
+    expect: Literal["fires", "silent"]
+    now: datetime
+    finalize_at: datetime | None = None
+    observations: list[Any] = Field(min_length=1, max_length=1000)
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _aware_clock(self) -> RuleCase:
+        for label, value in (("now", self.now), ("finalize_at", self.finalize_at)):
+            if value is not None and value.utcoffset() is None:
+                raise ValueError(
+                    f"case {self.name}: {label} needs a UTC offset, e.g. 2026-03-02T09:00:00+08:00"
+                )
+        return self
+
+
 class EmptyMatch(StrictModel):
     """For rules that fire on their event alone and need no match terms."""
 
@@ -72,6 +104,7 @@ class Rule(StrictModel, Generic[MatchT]):
     enabled: bool = True
     match: MatchT
     exceptions: list[RuleException] = Field(default_factory=list)
+    cases: list[RuleCase] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _maturity_first(self) -> Rule[MatchT]:
