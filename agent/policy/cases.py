@@ -8,15 +8,28 @@ registry needs nothing more than an ``observation_type`` on its spec.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from agent.detector import DetectorSpec
+from agent.detector import Detector
 from agent.events import Finding
 from agent.policy.models import PolicyDocument, RuleCase
+
+
+class CaseTarget(Protocol):
+    """What cases run through: an agent ``DetectorSpec`` or a collector correlator's spec."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def policy_section(self) -> str: ...
+    @property
+    def observation_type(self) -> Any: ...
+    @property
+    def make_detector(self) -> Callable[[], Detector[Any, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -33,9 +46,7 @@ class CaseOutcome:
         return self.problem is None
 
 
-def case_findings(
-    spec: DetectorSpec[Any, Any], document: PolicyDocument, case: RuleCase
-) -> list[Finding]:
+def case_findings(spec: CaseTarget, document: PolicyDocument, case: RuleCase) -> list[Finding]:
     """Feed the case's observations to a fresh detector, then finalize it once."""
     if spec.observation_type is None:
         raise ValueError(f"detector {spec.name} declares no observation_type; cases cannot run")
@@ -68,7 +79,7 @@ def judge(rule_id: str, case: RuleCase, findings: Iterable[Finding]) -> CaseOutc
 
 
 def run_case(
-    spec: DetectorSpec[Any, Any], document: PolicyDocument, rule_id: str, case: RuleCase
+    spec: CaseTarget, document: PolicyDocument, rule_id: str, case: RuleCase
 ) -> CaseOutcome:
     """Run one case; a case that cannot run (bad observation, crash) is a failed outcome."""
     try:
@@ -78,8 +89,13 @@ def run_case(
     return judge(rule_id, case, findings)
 
 
-def run_document_cases(spec: DetectorSpec[Any, Any], document: PolicyDocument) -> list[CaseOutcome]:
-    """Every case of every rule in one policy document (disabled rules included)."""
+def run_document_cases(
+    spec: CaseTarget, document: PolicyDocument, scope: str = "agent"
+) -> list[CaseOutcome]:
+    """Every case of every rule of ``scope`` in one document (disabled rules included)."""
     return [
-        run_case(spec, document, rule.id, case) for rule in document.rules for case in rule.cases
+        run_case(spec, document, rule.id, case)
+        for rule in document.rules
+        if rule.scope == scope
+        for case in rule.cases
     ]

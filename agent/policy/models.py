@@ -102,6 +102,8 @@ class Rule(StrictModel, Generic[MatchT]):
     severity: Severity
     tags: list[Tag] = Field(min_length=1)
     enabled: bool = True
+    #: Who evaluates the rule: the agent's detectors, or the collector across hosts.
+    scope: Literal["agent", "collector"] = "agent"
     match: MatchT
     exceptions: list[RuleException] = Field(default_factory=list)
     cases: list[RuleCase] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Rules the collector evaluates across hosts (``scope: collector`` in a policy file)."""

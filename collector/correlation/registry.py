@@ -1,0 +1,26 @@
+"""Every correlator the collector runs over ingested events, written down once.
+
+A correlator has the agent detector's shape (``agent.detector.Detector``):
+pure ``evaluate(event, section, now)`` and ``finalize(section, now)``, fed
+stored events instead of a source's observations, so its rules' cases run
+through the same ``agent.policy.cases`` runner. Each entry names its policy
+section and its ``observation_type``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+
+@dataclass(frozen=True)
+class CorrelatorSpec:
+    name: str
+    description: str
+    policy_section: str
+    make_detector: Callable[[], Any]
+    observation_type: Any
+
+
+CORRELATORS: Final[tuple[CorrelatorSpec, ...]] = ()
