@@ -39,7 +39,8 @@ from agent import systemd
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
 from agent.enrollment import ca_path, check_collector_url, load_credentials
 from agent.errors import ConfigError, SpoolError
-from agent.events import DetectorDegradedEvidence, DetectorHealth, Finding, Severity
+from agent.events import DetectorHealth, Finding, Severity
+from agent.health import agent_rule, detector_degraded_finding
 from agent.heartbeat import HeartbeatBuilder
 from agent.policy.loader import PolicySet, load_policy_dir
 from agent.registry import DETECTORS
@@ -270,19 +271,9 @@ class Daemon:
         if name in self._reported:
             return
         self._reported.add(name)
-        severity, rule_id = self._agent_rule("agent.detector-degraded")
-        verb = "降级运行" if state == "degraded" else "已停止工作"
-        await self.emit(
-            Finding(
-                kind="agent.detector_degraded",
-                severity=severity,
-                rule_id=rule_id,
-                summary=f"检测器 {name} {verb}：{reason}"[:500],
-                evidence=DetectorDegradedEvidence(
-                    detector=name, state=state, reason=reason
-                ).model_dump(mode="json"),
-            )
-        )
+        finding = detector_degraded_finding(self.policy.section("agent"), name, state, reason)
+        if finding is not None:
+            await self.emit(finding)
 
     # -- housekeeping ----------------------------------------------------------
 
@@ -314,9 +305,7 @@ class Daemon:
 
     def _agent_rule(self, rule_id: str) -> tuple[Severity, str | None]:
         """Severity and rule id for one of the agent's own events; medium when the rule is off."""
-        section = self.policy.section("agent")
-        rule = section.rule(rule_id) if section is not None else None
-        return (rule.severity, rule.id) if rule is not None else (Severity.MEDIUM, None)
+        return agent_rule(self.policy.section("agent"), rule_id)
 
     async def _shutdown(self, shipper_task: asyncio.Task[None]) -> None:
         """Stop sources, finalize, say goodbye, let the shipper flush; see the module docstring."""

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -136,6 +136,35 @@ class DetectorHealth(BaseModel):
     reason: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
+PolicySource = Literal["collector", "last_good", "local"]
+
+
+class PolicyAppliedEvidence(Evidence):
+    """A policy bundle the agent verified and now runs on."""
+
+    version: PolicyVersion
+    previous_version: PolicyVersion | None = None
+    group: Annotated[str, StringConstraints(max_length=64)] | None = None
+    #: collector: fetched now; last_good: the copy on disk, collector unreachable; local: policy_dir
+    source: PolicySource
+    kinds: list[Annotated[str, StringConstraints(max_length=64)]] = Field(max_length=64)
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class PolicyRejectedEvidence(Evidence):
+    """A bundle the agent refused; it keeps running on ``applied_version``."""
+
+    reason_code: Literal[
+        "bad_signature", "malformed", "older_version", "other_group", "invalid_policy",
+        "not_applicable",
+    ]
+    reason: Annotated[str, StringConstraints(max_length=500)]
+    version: PolicyVersion | None = None
+    group: Annotated[str, StringConstraints(max_length=64)] | None = None
+    applied_version: PolicyVersion | None = None
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
 class HeartbeatEvidence(Evidence):
     """What ``agent.heartbeat`` carries: enough to see an agent's health from the console."""
 
@@ -153,6 +182,8 @@ class HeartbeatEvidence(Evidence):
     detectors: dict[Annotated[str, StringConstraints(max_length=64)], DetectorHealth] = Field(
         default_factory=dict, max_length=64
     )
+    #: The last bundle the agent refused since it applied one, with the reason.
+    policy_rejected: PolicyRejectedEvidence | None = None
 
 
 class StartedEvidence(Evidence):
@@ -205,6 +236,8 @@ EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
     "agent.spool_dropped": SpoolDroppedEvidence,
     "agent.detector_degraded": DetectorDegradedEvidence,
     "agent.silent": SilentEvidence,
+    "agent.policy_applied": PolicyAppliedEvidence,
+    "agent.policy_rejected": PolicyRejectedEvidence,
     "agent.test": TestEvidence,
 }
 

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.errors import SpoolError
-from agent.events import Event, Finding, Severity, SpoolDroppedEvidence, uuid7
+from agent.events import Event, Finding, Severity, uuid7
+from agent.health import spool_dropped_finding
 
 SCHEMA_VERSION: Final = 1
 QUARANTINE_MAX_BYTES: Final = 4 * 1024 * 1024
@@ -329,20 +330,13 @@ class Spool:
         waiting = self._get(db, "drop_event_id", None)
         if waiting and db.execute("SELECT 1 FROM events WHERE id = ?", (waiting,)).fetchone():
             return False  # the previous report has not left yet; these counts go in the next one
-        total = sum(pending.values())
-        detail = "，".join(f"{s.value} {n} 条" for s, n in pending.items())
-        finding = Finding(
-            kind="agent.spool_dropped",
-            severity=Severity(self._get(db, "drop_severity", None) or Severity.MEDIUM.value),
-            rule_id=self._get(db, "drop_rule_id", None),
-            summary=(
-                f"本地事件缓存已满（上限 {self.max_bytes // 1024} KiB），"
-                f"已丢弃 {total} 条较低级别的事件（{detail}）"
-            ),
-            evidence=SpoolDroppedEvidence(
-                dropped=pending, spool_max_bytes=self.max_bytes
-            ).model_dump(mode="json"),
+        finding = spool_dropped_finding(
+            pending,
+            self.max_bytes,
+            Severity(self._get(db, "drop_severity", None) or Severity.MEDIUM.value),
+            self._get(db, "drop_rule_id", None),
         )
+        assert finding is not None  # noqa: S101 (pending holds only positive counts)
         (event,) = self._insert(db, [finding], self._get(db, "policy_version", None))
         for severity in pending:
             self._set(db, f"pending_drop.{severity.value}", 0)

@@ -19,6 +19,7 @@ from agent.errors import CourtguardError
 from agent.events import utcnow
 from collector.errors import CollectorError
 from collector.logs import configure_logging
+from collector.policy.commands import add_policy_commands
 from collector.settings import CollectorSettings, load_settings
 from collector.store import agents as agent_store
 from collector.store import apikeys, migrate, tokens
@@ -241,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     arevoke.add_argument("agent_id", metavar="AGENT_ID")
     arevoke.add_argument("--reason", default="revoked by operator")
     arevoke.set_defaults(func=cmd_agent_revoke)
+
+    add_policy_commands(sub, common)
 
     apikey = sub.add_parser("apikey", help="API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION")

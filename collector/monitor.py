@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from agent.errors import PolicyError
 from agent.events import Event, Severity, SilentEvidence, utcnow
 from agent.policy.loader import load_policy_dir
+from agent.policy.models import PolicyDocument
 from collector.metrics import Metrics
 from collector.periodic import run_periodically
 from collector.store.database import Database
@@ -77,13 +78,17 @@ def load_silent_rule(policy_dir: Path | None) -> SilentRule:
     if policy_dir is None:
         return SilentRule()
     policies = load_policy_dir(policy_dir)
-    document = policies.section("agent")
+    return silent_rule_from(policies.section("agent"), policies.version)
+
+
+def silent_rule_from(document: PolicyDocument | None, version: str | None) -> SilentRule:
+    """The monitor's rule from an ``agent`` policy document; defaults when the rule is absent."""
     rule = document.rule(RULE_ID) if document is not None else None
     if rule is None:
         present = document is not None and any(r.id == RULE_ID for r in document.rules)
-        return SilentRule(policy_version=policies.version, enabled=not present)
+        return SilentRule(policy_version=version, enabled=not present)
     missed = rule.match.missed_heartbeats or SilentRule.missed_heartbeats
-    return SilentRule(missed, rule.severity, policies.version)
+    return SilentRule(missed, rule.severity, version)
 
 
 def overdue_after(last_seen: datetime, interval_s: float, missed: int) -> datetime:

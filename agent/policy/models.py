@@ -22,10 +22,18 @@ a signed bundle later): see ``agent.policy.loader``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
 
 from agent.events import RuleId, Severity
 
@@ -89,6 +97,14 @@ class RuleCase(StrictModel):
         return self
 
 
+def format_path(path: KeyPath) -> str:
+    """``("rules", 0, "match", "x")`` as ``rules[0].match.x``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
 class EmptyMatch(StrictModel):
     """For rules that fire on their event alone and need no match terms."""
 
@@ -118,6 +134,23 @@ class Rule(StrictModel, Generic[MatchT]):
         return self
 
 
+#: Where in a document a problem is: keys and list indexes, as pydantic writes ``loc``.
+KeyPath = tuple[str | int, ...]
+
+#: Validation context that leaves the cross-field checks (``lint``) to the caller, so
+#: ``policy check`` can report each with its own line instead of one error at the top.
+SKIP_LINT: Final = {"courtguard_skip_lint": True}
+
+
+@dataclass(frozen=True)
+class LintProblem:
+    """A cross-field problem one document has: where it is, what is wrong, how to fix it."""
+
+    path: KeyPath
+    message: str
+    fix: str
+
+
 class PolicyHeader(StrictModel):
     """What every policy file has, before its kind is known."""
 
@@ -139,7 +172,7 @@ class PolicyDocument(StrictModel):
     rules: list[Any]
 
     @model_validator(mode="after")
-    def _header(self) -> PolicyDocument:
+    def _header(self, info: ValidationInfo) -> PolicyDocument:
         if self.kind != self.KIND:
             raise ValueError(f"kind is {self.kind!r}, this model reads {self.KIND!r}")
         if self.schema_version != self.SCHEMA_VERSION:
@@ -147,12 +180,46 @@ class PolicyDocument(StrictModel):
                 f"schema_version {self.schema_version} is not supported for kind {self.KIND!r}; "
                 f"this agent reads version {self.SCHEMA_VERSION}"
             )
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.id in seen:
-                raise ValueError(f"rule id {rule.id} appears twice")
-            seen.add(rule.id)
+        if not (info.context or {}).get("courtguard_skip_lint"):
+            problems = self.lint()
+            if problems:
+                raise ValueError(
+                    "; ".join(f"{format_path(p.path)}: {p.message}" for p in problems)
+                )
         return self
+
+    def lint(self) -> list[LintProblem]:
+        """Cross-field problems: what one field's type cannot see.
+
+        A kind adds its own (unknown list references, overlapping ranges) by
+        overriding this and extending ``super().lint()``. Validation refuses a
+        document with any problem; ``policy check`` reports each at its line.
+        """
+        problems: list[LintProblem] = []
+        first: dict[str, int] = {}
+        for index, rule in enumerate(self.rules):
+            if rule.id in first:
+                problems.append(
+                    LintProblem(
+                        ("rules", index, "id"),
+                        f"rule id {rule.id} appears twice (first at rules[{first[rule.id]}])",
+                        "give each rule its own id, or delete the copy",
+                    )
+                )
+            else:
+                first[rule.id] = index
+        return problems
+
+    def unknown_list(self, path: KeyPath, name: str) -> LintProblem | None:
+        """A problem when ``name`` is not one of this document's ``lists``; for kinds' lint()."""
+        if name in self.lists:
+            return None
+        known = ", ".join(sorted(self.lists)) or "none defined"
+        return LintProblem(
+            path,
+            f"refers to list {name!r}, which this file does not define (lists: {known})",
+            f"add {name!r} under lists:, or correct the name",
+        )
 
     def rule(self, rule_id: str) -> Any:
         """The enabled rule with this id, or None when it is absent or disabled."""

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from collector.correlation.silent import HeartbeatObservation, SilentCorrelator
+
 
 @dataclass(frozen=True)
 class CorrelatorSpec:
@@ -23,4 +25,12 @@ class CorrelatorSpec:
     observation_type: Any
 
 
-CORRELATORS: Final[tuple[CorrelatorSpec, ...]] = ()
+CORRELATORS: Final[tuple[CorrelatorSpec, ...]] = (
+    CorrelatorSpec(
+        name=SilentCorrelator.name,
+        description=SilentCorrelator.description,
+        policy_section=SilentCorrelator.policy_section,
+        make_detector=SilentCorrelator,
+        observation_type=HeartbeatObservation,
+    ),
+)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from collector.cli import main
+from tests.collector.conftest import POLICIES
 
 
 @pytest.fixture
@@ -103,3 +104,21 @@ def test_prune_reports_what_it_deleted(cli: Any) -> None:
     code, out, _ = cli("prune")
     assert code == 0
     assert "pruned 0 heartbeats older than" in out and "0 events older than" in out
+
+
+def test_policy_check_exits_non_zero_and_prints_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """policy check: the shipped policies pass with their cases; a broken file fails with lines."""
+    assert main(["policy", "check", str(POLICIES), "--cases"]) == 0
+    assert "检查通过" in capsys.readouterr().out
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "agent.yaml").write_text(
+        (POLICIES / "agent.yaml").read_text().replace("match: {missed_heartbeats: 3}",
+                                                      "match: {missed_heartbeat: 3}")
+    )
+    assert main(["policy", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad / 'agent.yaml'}:16: rules[0](agent.silent).match.missed_heartbeat" in err
+    assert "missed_heartbeats" in err

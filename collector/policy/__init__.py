@@ -1,0 +1,1 @@
+"""Central policy: check, bundle, sign, publish and serve policy to agent groups."""
