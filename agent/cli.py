@@ -1,4 +1,4 @@
-"""``courtguard-agent``: run the daemon, enroll, show status, write test events.
+"""``courtguard-agent``: run the daemon, enroll, show status, write test events, scan documents.
 
 Expected failures (``CourtguardError``) print one line to stderr and exit 2;
 a traceback means a bug. Imports happen inside each command so ``status``
@@ -150,6 +150,18 @@ def _emit_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    if args.fix:
+        from agent.documents.fix import run_fix
+
+        fixed: int = run_fix(args)
+        return fixed
+    from agent.documents.command import run_scan
+
+    scanned: int = run_scan(args)
+    return scanned
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -204,6 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("--note", type=_note, default="", metavar="TEXT")
     emit.add_argument("--padding", type=_padding, default=0, metavar="BYTES")
     emit.set_defaults(func=_emit_test)
+
+    scan = command(
+        "scan",
+        "check judgment documents before publication (exit 0 publishable, 1 not, 2 error)",
+    )
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (recursive)")
+    scan.add_argument("--profile", choices=("spc-2016", "spc-2024"), help="default: the policy's")
+    scan.add_argument("--json", action="store_true", help="one JSON object per document")
+    scan.add_argument("--policy-dir", metavar="DIR", help="policies (default: agent.toml's)")
+    scan.add_argument("--jobs", type=_positive, metavar="N", help="worker processes (all cores)")
+    scan.add_argument("--fix", action="store_true", help="write a corrected copy to -o")
+    scan.add_argument("-o", "--output", metavar="OUT", help="where --fix writes the copy")
+    scan.set_defaults(func=_scan)
     return parser
 
 

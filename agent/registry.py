@@ -10,5 +10,18 @@ from __future__ import annotations
 from typing import Any, Final
 
 from agent.detector import DetectorSpec
+from agent.detectors.documents.detector import DocumentsDetector
+from agent.detectors.documents.observation import DocumentObservation
+from agent.detectors.documents.source import make_source as make_documents_source
 
-DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = ()
+DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = (
+    DetectorSpec(
+        name="documents",
+        description=DocumentsDetector.description,
+        policy_section="documents",
+        make_source=make_documents_source,
+        make_detector=DocumentsDetector,
+        finalize_every_s=3600.0,
+        observation_type=DocumentObservation,
+    ),
+)

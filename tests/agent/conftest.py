@@ -31,10 +31,11 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 
 @pytest.fixture
 def policy_dir(tmp_path: Path) -> Path:
-    """A policy directory holding the project's agent.yaml."""
+    """A copy of the project's policies (every registered detector reads its own)."""
     directory = tmp_path / "policies"
     directory.mkdir()
-    shutil.copy(REPO / "policies" / "agent.yaml", directory / "agent.yaml")
+    for policy in (REPO / "policies").glob("*.yaml"):
+        shutil.copy(policy, directory / policy.name)
     return directory
 
 

@@ -1,0 +1,1 @@
+"""Judgment documents dropped into publication folders, checked before they go online."""

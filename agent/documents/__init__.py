@@ -1,0 +1,1 @@
+"""The judgment-document scanner: extraction, normalisation, validators, checks, fixes."""

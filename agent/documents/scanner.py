@@ -1,0 +1,264 @@
+"""The judgment-document checker: text parts in, findings with rule, action and basis out.
+
+A document is a list of ``Part`` (body, a header, the comments, the file
+name...). Every part is normalised once (``agent.documents.normalize``) and
+every check in ``agent.documents.checks`` reads the normalised text; hits are
+mapped back to offsets in the part's text as extracted, masked for display,
+filtered through the keep-list (judges, clerks, case numbers, citations,
+lawyers) and resolved to one finding per span. The verdict follows from the
+strongest action present.
+
+This module is pure: no files, no clock beyond the ``today`` a caller passes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final, Literal
+
+from agent.documents.normalize import Normalized, normalize
+from agent.documents.validators import mask
+from agent.policy.models import DocumentMatch, DocumentsPolicy, Rule
+
+Verdict = Literal["publishable", "needs_redaction", "do_not_publish", "needs_review"]
+VERDICT_LABELS: Final = {
+    "publishable": "可以公开",
+    "needs_redaction": "需处理后公开",
+    "do_not_publish": "不得公开",
+    "needs_review": "需人工审查",
+}
+ACTION_LABELS: Final = {
+    "block": "不公开",
+    "redact": "删除",
+    "pseudonymize": "隐名",
+    "review": "人工审查",
+}
+_ACTION_RANK: Final = {"block": 3, "pseudonymize": 2, "redact": 2, "review": 1}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of extracted text; offsets in findings index into ``text``."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a check reports: a span of normalised text in one part."""
+
+    part: int
+    start: int
+    end: int
+    detail: str
+    action: str | None = None  # overrides the rule's action (a failed checksum becomes review)
+    replacement: str | None = None  # what ``--fix`` writes instead of the span
+    whole_document: bool = False  # a do-not-publish ground: no replacement, no masking
+
+
+@dataclass(frozen=True)
+class DocFinding:
+    rule_id: str
+    action: str
+    part: str
+    start: int
+    end: int
+    excerpt: str
+    basis: str
+    detail: str
+    replacement: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "action": self.action,
+            "part": self.part,
+            "start": self.start,
+            "end": self.end,
+            "excerpt": self.excerpt,
+            "basis": self.basis,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    verdict: Verdict
+    findings: tuple[DocFinding, ...]
+    profile: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "profile": self.profile,
+            "findings": [f.as_json() for f in self.findings],
+        }
+
+
+@dataclass
+class Person:
+    """Someone named in the document, as found by a role word."""
+
+    role: str
+    name: str  # as normalised
+    masked: bool
+    part: int
+    start: int
+    end: int
+    natural: bool = True
+    line_text: str = ""
+
+
+@dataclass
+class Context:
+    """One document, normalised, with what the checks learn about it on the way."""
+
+    parts: Sequence[Part]
+    norm: list[Normalized]
+    profile: str
+    today: date
+    keep: list[list[tuple[int, int]]] = field(default_factory=list)
+    claimed: list[list[tuple[int, int]]] = field(default_factory=list)
+    people: list[Person] = field(default_factory=list)
+    #: Names after party role words in running text: used only to spot a hidden party named in full.
+    mentions: list[Person] = field(default_factory=list)
+    keep_names: set[str] = field(default_factory=set)
+    cause: str = ""
+    criminal: bool = False
+
+    @property
+    def texts(self) -> list[str]:
+        return [n.text for n in self.norm]
+
+    def head(self, limit: int = 3000) -> str:
+        """The opening of the main text: title, case number, party lines, cause of action."""
+        for index, part in enumerate(self.parts):
+            if part.name in ("body", "page:1", "text"):
+                return self.norm[index].text[:limit]
+        return self.norm[0].text[:limit] if self.norm else ""
+
+    def claim(self, part: int, start: int, end: int) -> bool:
+        """Reserve a span for one identifier; False when another identifier already took it."""
+        spans = self.claimed[part]
+        if any(s < end and start < e for s, e in spans):
+            return False
+        spans.append((start, end))
+        return True
+
+    def kept(self, part: int, start: int, end: int) -> bool:
+        return any(s < end and start < e for s, e in self.keep[part])
+
+
+_CASE_NUMBER: Final = re.compile(
+    r"\(\d{4}\)[\u4e00-\u9fff]{1,4}\d{0,6}[\u4e00-\u9fff]{1,8}\d+(?:之\d+)?号"
+)
+_CERTIFICATE: Final = re.compile(r"不动产|房权|[国集]用|产权")
+_DOC_NUMBER: Final = re.compile(r"[\u4e00-\u9fff]{1,8}[〔\[(]\d{4}[〕\])]\d+号")
+_STATUTE: Final = re.compile(
+    r"《[^》\n]{1,60}》(?:第[零一二三四五六七八九十百千\d]+条(?:第[零一二三四五六七八九十\d]+[款项])*)*"
+)
+_COURT: Final = re.compile(r"[\u4e00-\u9fff]{2,24}?人民(?:法院|检察院)")
+_LAWYER_LINE: Final = re.compile(r"[^\n]*(?:律师事务所|法律服务所|执业证|律师)[^\n]*")
+
+
+def _keep_spans(ctx: Context) -> None:
+    """The keep-list: case and document numbers, citations, courts, judges, lawyers."""
+    from agent.documents.checks import keep_role_names
+
+    for index, text in enumerate(ctx.texts):
+        spans = ctx.keep[index]
+        for pattern in (_CASE_NUMBER, _DOC_NUMBER, _STATUTE, _COURT):
+            spans.extend(
+                m.span() for m in pattern.finditer(text) if not _CERTIFICATE.search(m.group())
+            )
+        for line in _LAWYER_LINE.finditer(text):
+            if re.match(r"\s*(?:委托诉讼代理人|委托代理人|辩护人|指定辩护人)", line.group()):
+                spans.append(line.span())
+        for start, end, name in keep_role_names(text):
+            spans.append((start, end))
+            ctx.keep_names.add(name)
+
+
+def _active_rules(policy: DocumentsPolicy, profile: str) -> list[Rule[DocumentMatch]]:
+    return [r for r in policy.rules if r.enabled and profile in r.match.profiles]
+
+
+def scan_parts(
+    parts: Sequence[Part],
+    policy: DocumentsPolicy,
+    profile: str | None = None,
+    today: date | None = None,
+) -> ScanResult:
+    """Every active rule of ``policy`` over ``parts``; see the module docstring."""
+    from agent.documents.checks import CHECKS, prepare
+
+    profile = profile or policy.profile
+    norm = [normalize(p.text) for p in parts]
+    ctx = Context(
+        parts=parts,
+        norm=norm,
+        profile=profile,
+        today=today or date.today(),
+        keep=[[] for _ in parts],
+        claimed=[[] for _ in parts],
+    )
+    _keep_spans(ctx)
+    prepare(ctx)
+    findings: list[DocFinding] = []
+    taken: set[tuple[int, int, int]] = set()
+    for rule in _active_rules(policy, profile):
+        check = CHECKS[rule.match.check]
+        for hit in check(ctx, rule.match):
+            if not hit.whole_document and ctx.kept(hit.part, hit.start, hit.end):
+                continue
+            key = (hit.part, hit.start, hit.end)
+            if not hit.whole_document:
+                if key in taken:
+                    continue
+                taken.add(key)
+            findings.append(_finding(ctx, rule, hit))
+    findings.sort(key=lambda f: (f.part != parts[0].name if parts else 0, f.part, f.start, f.end))
+    return ScanResult(verdict=verdict_of(findings), findings=tuple(findings), profile=profile)
+
+
+def _finding(ctx: Context, rule: Rule[DocumentMatch], hit: Hit) -> DocFinding:
+    normalized = ctx.norm[hit.part]
+    start, end = normalized.original_span(hit.start, hit.end)
+    original = ctx.parts[hit.part].text[start:end]
+    excerpt = original[:40] if hit.whole_document else mask(original)
+    return DocFinding(
+        rule_id=rule.id,
+        action=hit.action or rule.match.action,
+        part=ctx.parts[hit.part].name,
+        start=start,
+        end=end,
+        excerpt=excerpt,
+        basis=rule.match.basis,
+        detail=hit.detail,
+        replacement=None if hit.whole_document else hit.replacement,
+    )
+
+
+def verdict_of(findings: Iterable[DocFinding]) -> Verdict:
+    actions = {f.action for f in findings}
+    if "block" in actions:
+        return "do_not_publish"
+    if actions & {"redact", "pseudonymize"}:
+        return "needs_redaction"
+    if "review" in actions:
+        return "needs_review"
+    return "publishable"
+
+
+def scan_text(
+    text: str,
+    policy: DocumentsPolicy,
+    profile: str | None = None,
+    part: str = "body",
+    today: date | None = None,
+) -> ScanResult:
+    return scan_parts([Part(part, text)], policy, profile, today)

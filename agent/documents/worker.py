@@ -1,0 +1,173 @@
+"""Scan files in worker processes under memory and CPU limits, so no file can stop the caller.
+
+``scan_file`` is what a worker runs for one file: hash, extract, scan, and a
+JSON-ready report (the shape ``scan --json`` prints and the collector's
+``/api/v1/documents/check`` returns). ``ScanPool`` runs it over many files on
+all cores; a worker killed by its limits (a decompression bomb that slipped
+past the counted reads, a parser stuck in a loop) breaks the pool, and the
+files it had in flight are retried one by one in fresh pools so only the
+culprit is reported as an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, Final
+
+from agent.documents.extract import DEFAULT_LIMITS, ExtractionError, Limits, extract_bytes
+from agent.documents.scanner import ScanResult, scan_parts
+from agent.policy.models import DocumentsPolicy
+
+#: Address space a worker may use; extraction of a 200-page document needs far less.
+WORKER_MEMORY_BYTES: Final = 1536 * 1024 * 1024
+#: CPU seconds one file may take in a worker.
+WORKER_CPU_SECONDS: Final = 60
+
+_policy: DocumentsPolicy | None = None
+_profile: str | None = None
+_limits: Limits = DEFAULT_LIMITS
+
+
+def _init_worker(
+    policy: dict[str, Any], profile: str | None, limits: Limits, memory_bytes: int
+) -> None:
+    global _policy, _profile, _limits
+    # Generic pydantic models do not pickle; the policy travels as its JSON form.
+    _policy, _profile, _limits = DocumentsPolicy.model_validate(policy), profile, limits
+    if memory_bytes:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _cpu_budget(seconds: int) -> None:
+    """Let this file use ``seconds`` of CPU beyond what the worker has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = int(usage.ru_utime + usage.ru_stime) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = used + seconds
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def report(
+    path: str, digest: str | None, size: int, result: ScanResult | None, error: str | None
+) -> dict[str, Any]:
+    return {
+        "path": path,
+        "sha256": digest,
+        "size": size,
+        "verdict": result.verdict if result else None,
+        "profile": result.profile if result else None,
+        "findings": [f.as_json() for f in result.findings] if result else [],
+        "error": error,
+    }
+
+
+def scan_data(
+    data: bytes,
+    name: str,
+    policy: DocumentsPolicy,
+    profile: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    path: str | None = None,
+) -> dict[str, Any]:
+    """Extract and scan one file's bytes; an unreadable file is a report with ``error``."""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        extracted = extract_bytes(data, name, limits)
+    except ExtractionError as exc:
+        return report(path or name, digest, len(data), None, str(exc))
+    except MemoryError:
+        return report(path or name, digest, len(data), None, "审查时内存超出上限，疑似恶意文件")
+    except RecursionError:
+        return report(path or name, digest, len(data), None, "文件结构嵌套过深，疑似恶意文件")
+    result = scan_parts(extracted.parts, policy, profile)
+    return report(path or name, digest, len(data), result, None)
+
+
+def scan_file(path: str) -> dict[str, Any]:
+    """Worker entry point: one file, under the worker's limits."""
+    if _policy is None:
+        raise RuntimeError("worker not initialised")
+    _cpu_budget(WORKER_CPU_SECONDS)
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+        if size > _limits.max_file_bytes:
+            return report(
+                path,
+                None,
+                size,
+                None,
+                f"文件过大（{size} 字节，上限 {_limits.max_file_bytes} 字节），未审查",
+            )
+        if file.suffix.lower() in (".doc", ".wps"):
+            data = file.read_bytes()
+            return scan_data(data, file.name, _policy, _profile, _limits, path)
+        data = file.read_bytes()
+    except OSError as exc:
+        return report(path, None, 0, None, f"无法读取文件：{exc.strerror}")
+    return scan_data(data, file.name, _policy, _profile, _limits, path)
+
+
+class ScanPool:
+    """Files in, one report per file out (in completion order), on ``workers`` processes."""
+
+    def __init__(
+        self,
+        policy: DocumentsPolicy,
+        profile: str | None = None,
+        workers: int | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        memory_bytes: int = WORKER_MEMORY_BYTES,
+    ) -> None:
+        self.initargs = (policy.model_dump(mode="json"), profile, limits, memory_bytes)
+        self.workers = max(1, workers or os.cpu_count() or 1)
+
+    def _pool(self, workers: int) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_init_worker,
+            initargs=self.initargs,
+        )
+
+    def scan(self, paths: Iterable[str]) -> Iterator[dict[str, Any]]:
+        pending = list(paths)
+        suspects: list[str] = []
+        with self._pool(min(self.workers, max(1, len(pending)))) as pool:
+            futures: dict[Future[dict[str, Any]], str] = {
+                pool.submit(scan_file, p): p for p in pending
+            }
+            from concurrent.futures import as_completed
+
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    suspects.append(futures[future])
+        for path in suspects:
+            yield self._alone(path)
+
+    def _alone(self, path: str) -> dict[str, Any]:
+        with self._pool(1) as pool:
+            try:
+                return pool.submit(scan_file, path).result()
+            except BrokenProcessPool:
+                return report(
+                    path,
+                    None,
+                    0,
+                    None,
+                    "审查进程因超出内存或时间上限而终止，疑似恶意或异常文件，未审查",
+                )

@@ -1,0 +1,73 @@
+# ruff: noqa: E501  (judgment text reads best on one line)
+"""``courtguard-agent scan`` as a publishing workflow calls it: real processes, exit codes, JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.agent.documents.conftest import REPO
+from tests.agent.documents.docfiles import DocxContent, write_docx
+
+CLI = "import sys; from agent.cli import main; sys.exit(main())"
+CLEAN = "北京市朝阳区人民法院\n民事判决书\n(2024)京0105民初1号\n原告赵某，男。\n被告钱某，女。\n原告赵某与被告钱某买卖合同纠纷一案。\n审判员  孙立\n"
+DIRTY = CLEAN + "被告钱某的手机号码13812345678。\n"
+
+
+def scan(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CLI, "scan", "--policy-dir", str(REPO / "policies"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def test_exit_codes_and_json(tmp_path: Path) -> None:
+    clean = tmp_path / "clean.txt"
+    clean.write_text(CLEAN, encoding="gb18030")
+    dirty = tmp_path / "dirty.txt"
+    dirty.write_text(DIRTY)
+    assert scan(str(clean)).returncode == 0
+    done = scan("--json", str(dirty))
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["verdict"] == "needs_redaction" and report["sha256"]
+    (finding,) = report["findings"]
+    assert finding["rule_id"] == "documents.mobile-phone"
+    assert DIRTY[finding["start"] : finding["end"]] == "13812345678"
+    assert "13812345678" not in done.stdout
+    missing = scan(str(tmp_path / "nope.txt"))
+    assert missing.returncode == 2 and "不存在" in missing.stdout
+
+
+def test_directory_with_hostile_files_summarises_and_keeps_going(tmp_path: Path) -> None:
+    tree = tmp_path / "published" / "2024"
+    tree.mkdir(parents=True)
+    (tree / "a.txt").write_text(CLEAN)
+    (tree / "b.txt").write_text(DIRTY)
+    write_docx(tree / "c.docx", DocxContent(CLEAN.splitlines(), comment="钱某电话13812345678"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"A" * (300 * 1024 * 1024))
+    (tree / "bomb.docx").write_bytes(buffer.getvalue())
+    (tree / "ignored.xlsx").write_bytes(b"x")
+    done = scan(str(tmp_path / "published"), "--jobs", "2")
+    assert done.returncode == 2, done.stderr
+    assert "共审查 4 份文书：可以公开 1 份，需处理后公开 2 份，无法审查 1 份" in done.stdout
+    assert "documents.mobile-phone: 2 处" in done.stdout
+    assert "压缩炸弹" in done.stdout
+
+
+def test_profile_switch(tmp_path: Path) -> None:
+    named = tmp_path / "named.txt"
+    named.write_text(CLEAN.replace("原告赵某，男。", "原告赵建国，男，1980年1月1日出生。"))
+    assert scan("--profile", "spc-2016", str(named)).returncode == 0
+    strict = scan("--profile", "spc-2024", str(named))
+    assert strict.returncode == 1 and "documents.party-name" in strict.stdout
