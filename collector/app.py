@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
-from collector.api import health, ingest, queries
+from collector.api import documents, health, ingest, queries
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
 from collector.metrics import Metrics
@@ -33,6 +33,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         database, metrics, settings.heartbeat_retention_days, settings.event_retention_days,
         settings.retention_interval_s,
     )
+    checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +49,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            checker.close()
             database.dispose()
 
     app = FastAPI(
@@ -61,8 +63,10 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.courtguard = Context(settings=settings, db=database, metrics=metrics)
     app.state.monitor = monitor
     app.state.retention = retention
+    app.state.document_checker = checker
     install_error_handlers(app)
     app.include_router(ingest.router)
     app.include_router(queries.router)
+    app.include_router(documents.router)
     app.include_router(health.router)
     return app

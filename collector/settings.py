@@ -47,6 +47,9 @@ class CollectorSettings(LayeredSettings):
     max_batch_events: int = Field(default=MAX_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS)
     ingest_concurrency: int = Field(default=8, ge=1, le=1024)
     retry_after_s: int = Field(default=2, ge=1, le=3600)
+    #: Largest document POST /api/v1/documents/check accepts, and worker processes checking them.
+    max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    document_workers: int = Field(default=2, ge=1, le=64)
 
     silent_check_interval_s: float = Field(default=15.0, gt=0)
     #: Days events are kept (网络安全法 art. 21: network logs at least six months); 0 keeps forever.

@@ -276,7 +276,7 @@ def _occurrences(ctx: Context, needle: str) -> Iterator[tuple[int, int, int]]:
             start = text.find(needle, start + len(needle))
 
 
-def _pseudonyms(ctx: Context, names: list[str]) -> dict[str, str]:
+def assign_pseudonyms(ctx: Context, names: list[str]) -> dict[str, str]:
     """Article 9 pseudonyms for ``names``, numbered where two people would share one."""
     taken: dict[str, set[str]] = {}
     for person in ctx.people:
@@ -302,12 +302,11 @@ def _pseudonyms(ctx: Context, names: list[str]) -> dict[str, str]:
 
 def _hide_everywhere(ctx: Context, people: list[Person], detail: str) -> Iterator[Hit]:
     names = sorted({p.name for p in people if not p.masked and p.name not in ctx.keep_names})
-    pseudonyms = _pseudonyms(ctx, names)
     for name in names:
         surname = surname_of(name)
         given = name[len(surname) :]
         for part, start, end in _occurrences(ctx, name):
-            yield Hit(part, start, end, detail, replacement=pseudonyms[name])
+            yield Hit(part, start, end, detail, name=name)
         if len(given) >= 2 and "·" not in name:
             for part, start, end in _occurrences(ctx, given):
                 text = ctx.texts[part]
@@ -408,7 +407,7 @@ def hidden_name_leak(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
                             name[0],
                             name[1],
                             "隐名当事人的全名出现在文件名、属性或批注中",
-                            replacement=pseudonym_base(full),
+                            name=full,
                         )
 
 

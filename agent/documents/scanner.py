@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Final, Literal
 
@@ -58,6 +58,7 @@ class Hit:
     action: str | None = None  # overrides the rule's action (a failed checksum becomes review)
     replacement: str | None = None  # what ``--fix`` writes instead of the span
     whole_document: bool = False  # a do-not-publish ground: no replacement, no masking
+    name: str | None = None  # the full name the span hides; its pseudonym is decided per document
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def scan_parts(
     today: date | None = None,
 ) -> ScanResult:
     """Every active rule of ``policy`` over ``parts``; see the module docstring."""
-    from agent.documents.checks import CHECKS, prepare
+    from agent.documents.checks import CHECKS, assign_pseudonyms, prepare
 
     profile = profile or policy.profile
     norm = [normalize(p.text) for p in parts]
@@ -208,7 +209,7 @@ def scan_parts(
     )
     _keep_spans(ctx)
     prepare(ctx)
-    findings: list[DocFinding] = []
+    hits: list[tuple[Rule[DocumentMatch], Hit]] = []
     taken: set[tuple[int, int, int]] = set()
     for rule in _active_rules(policy, profile):
         check = CHECKS[rule.match.check]
@@ -220,9 +221,20 @@ def scan_parts(
                 if key in taken:
                     continue
                 taken.add(key)
-            findings.append(_finding(ctx, rule, hit))
+            hits.append((rule, hit))
+    # One pseudonym per person across every rule, numbered where two would collide (art. 9).
+    names = list(dict.fromkeys(h.name for _, h in sorted(hits, key=_position) if h.name))
+    pseudonyms = assign_pseudonyms(ctx, names)
+    findings = [
+        _finding(ctx, rule, replace(hit, replacement=pseudonyms[hit.name]) if hit.name else hit)
+        for rule, hit in hits
+    ]
     findings.sort(key=lambda f: (f.part != parts[0].name if parts else 0, f.part, f.start, f.end))
     return ScanResult(verdict=verdict_of(findings), findings=tuple(findings), profile=profile)
+
+
+def _position(item: tuple[Rule[DocumentMatch], Hit]) -> tuple[int, int]:
+    return item[1].part, item[1].start
 
 
 def _finding(ctx: Context, rule: Rule[DocumentMatch], hit: Hit) -> DocFinding:

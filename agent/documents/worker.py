@@ -40,10 +40,7 @@ def _init_worker(
     global _policy, _profile, _limits
     # Generic pydantic models do not pickle; the policy travels as its JSON form.
     _policy, _profile, _limits = DocumentsPolicy.model_validate(policy), profile, limits
-    if memory_bytes:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    _init_limits(memory_bytes)
 
 
 def _cpu_budget(seconds: int) -> None:
@@ -171,3 +168,29 @@ class ScanPool:
                     None,
                     "审查进程因超出内存或时间上限而终止，疑似恶意或异常文件，未审查",
                 )
+
+
+def _init_limits(memory_bytes: int) -> None:
+    if memory_bytes:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def scan_bytes_task(
+    data: bytes, name: str, policy: dict[str, Any], profile: str | None
+) -> dict[str, Any]:
+    """Worker entry point for callers holding bytes (the collector's check endpoint)."""
+    _cpu_budget(WORKER_CPU_SECONDS)
+    return scan_data(data, name, DocumentsPolicy.model_validate(policy), profile)
+
+
+def bytes_pool(workers: int, memory_bytes: int = WORKER_MEMORY_BYTES) -> ProcessPoolExecutor:
+    import multiprocessing
+
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_init_limits,
+        initargs=(memory_bytes,),
+    )

@@ -1,0 +1,255 @@
+"""``courtguard-agent scan --fix PATH -o OUT``: a corrected copy and a list of every change.
+
+Names become their article 9 pseudonyms (one per person across the whole
+document, numbered where two would collide) and identifiers are replaced with
+×. Only ``pseudonymize`` and ``redact`` findings are applied; ``review`` and
+``block`` findings need a person and are listed as not applied, as is a file
+name that carries personal data (OUT is named by the caller). The copy is
+scanned again and the exit status is that of the copy: 0 publishable, 1 not,
+2 error. The original is only ever read.
+
+For .docx the changes go into the XML runs the text came from (a change that
+spans runs is written into the first and the rest emptied); every other zip
+entry is copied byte for byte. For .txt the copy keeps the original encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from xml.sax.saxutils import escape
+
+from agent.documents.command import (
+    EXIT_ERROR,
+    EXIT_NOT_PUBLISHABLE,
+    EXIT_PUBLISHABLE,
+    load_documents_policy,
+)
+from agent.documents.extract import (
+    DEFAULT_LIMITS,
+    Extracted,
+    ExtractionError,
+    Segment,
+    extract_bytes,
+)
+from agent.documents.scanner import (
+    ACTION_LABELS,
+    VERDICT_LABELS,
+    DocFinding,
+    ScanResult,
+    scan_parts,
+)
+from agent.errors import ConfigError
+from agent.policy.models import DocumentsPolicy
+
+APPLIED_ACTIONS: Final = frozenset({"pseudonymize", "redact"})
+FIXABLE_SUFFIXES: Final = (".txt", ".docx")
+
+
+@dataclass(frozen=True)
+class Change:
+    finding: DocFinding
+    applied: bool
+    reason: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **self.finding.as_json(),
+            "replacement": self.finding.replacement if self.applied else None,
+            "applied": self.applied,
+            "reason": self.reason,
+        }
+
+
+def plan(result: ScanResult) -> list[Change]:
+    """Which findings are applied: fixable actions, first of any overlapping spans."""
+    changes: list[Change] = []
+    last_end: dict[str, int] = {}
+    for finding in sorted(result.findings, key=lambda f: (f.part, f.start, -f.end)):
+        if finding.action not in APPLIED_ACTIONS or finding.replacement is None:
+            reason = "不得公开，须整体处理" if finding.action == "block" else "需人工决定"
+            changes.append(Change(finding, False, reason))
+        elif finding.part == "filename":
+            changes.append(Change(finding, False, "文件名含个人信息，请另行命名输出文件"))
+        elif finding.start < last_end.get(finding.part, -1):
+            changes.append(Change(finding, False, "与其他修改重叠，已按前一处处理"))
+        else:
+            last_end[finding.part] = finding.end
+            changes.append(Change(finding, True))
+    return changes
+
+
+def apply_to_text(text: str, changes: Sequence[Change]) -> str:
+    for change in sorted(changes, key=lambda c: c.finding.start, reverse=True):
+        f = change.finding
+        text = text[: f.start] + (f.replacement or "") + text[f.end :]
+    return text
+
+
+def _segment_edits(
+    part_text: str, segments: list[Segment], changes: Sequence[Change]
+) -> dict[Segment, str]:
+    """New unescaped text for every run a change touches."""
+    edits: dict[Segment, list[tuple[int, int, str]]] = {}
+    for change in changes:
+        f = change.finding
+        first = True
+        for segment in segments:
+            if segment.text_end <= f.start or segment.text_start >= f.end:
+                continue
+            local_start = max(f.start, segment.text_start) - segment.text_start
+            local_end = min(f.end, segment.text_end) - segment.text_start
+            edits.setdefault(segment, []).append(
+                (local_start, local_end, (f.replacement or "") if first else "")
+            )
+            first = False
+    result: dict[Segment, str] = {}
+    for segment, local in edits.items():
+        text = part_text[segment.text_start : segment.text_end]
+        for start, end, new in sorted(local, reverse=True):
+            text = text[:start] + new + text[end:]
+        result[segment] = text
+    return result
+
+
+def fix_docx(data: bytes, extracted: Extracted, changes: Sequence[Change]) -> bytes:
+    by_part: dict[str, list[Change]] = {}
+    for change in changes:
+        if change.applied:
+            by_part.setdefault(change.finding.part, []).append(change)
+    texts = {p.name: p.text for p in extracted.parts}
+    entry_edits: dict[str, list[tuple[Segment, str]]] = {}
+    for part, part_changes in by_part.items():
+        segments = extracted.segments.get(part)
+        if segments is None:
+            continue
+        for segment, text in _segment_edits(texts[part], segments, part_changes).items():
+            entry_edits.setdefault(segment.entry, []).append((segment, text))
+    new_xml: dict[str, str] = {}
+    for entry, edits in entry_edits.items():
+        xml = extracted.xml[entry]
+        for segment, text in sorted(edits, key=lambda e: e[0].xml_start, reverse=True):
+            xml = xml[: segment.xml_start] + escape(text) + xml[segment.xml_end :]
+        new_xml[entry] = xml
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            if info.filename in new_xml:
+                target.writestr(info, new_xml[info.filename].encode("utf-8"), zipfile.ZIP_DEFLATED)
+            else:
+                target.writestr(info, source.read(info), info.compress_type)
+    return out.getvalue()
+
+
+def _encoding_of(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def fix_bytes(
+    data: bytes, name: str, policy: DocumentsPolicy, profile: str | None
+) -> tuple[bytes, ScanResult, list[Change]]:
+    """The corrected file's bytes, what the original scan found, and every change."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in FIXABLE_SUFFIXES:
+        raise ExtractionError(f"--fix 目前支持 {'、'.join(FIXABLE_SUFFIXES)}，不支持 {suffix}")
+    extracted = extract_bytes(data, name, DEFAULT_LIMITS)
+    result = scan_parts(extracted.parts, policy, profile)
+    changes = plan(result)
+    if suffix == ".txt":
+        encoding = _encoding_of(data)
+        applied = [c for c in changes if c.applied and c.finding.part == "body"]
+        fixed = apply_to_text(extracted.parts[0].text, applied).encode(encoding)
+    else:
+        fixed = fix_docx(data, extracted, changes)
+    return fixed, result, changes
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write OUT atomically; never over the input."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".courtguard-fix-", dir=path.parent)
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
+    os.replace(tmp, path)
+
+
+def run_fix(args: Any) -> int:
+    if len(args.paths) != 1 or not args.output:
+        raise ConfigError("scan --fix takes exactly one file and -o OUT")
+    source, target = Path(args.paths[0]), Path(args.output)
+    if not source.is_file():
+        raise ConfigError(f"{source}: not a file")
+    if target.exists() and target.resolve() == source.resolve():
+        raise ConfigError("-o must name a new file; the original is never modified")
+    if target.suffix.lower() != source.suffix.lower():
+        raise ConfigError(f"-o must keep the extension {source.suffix}")
+    policy = load_documents_policy(Path(args.policy_dir) if args.policy_dir else None, args.config)
+    data = source.read_bytes()
+    try:
+        fixed, before, changes = fix_bytes(data, source.name, policy, args.profile)
+        after = scan_parts(extract_bytes(fixed, target.name).parts, policy, args.profile)
+    except ExtractionError as exc:
+        print(f"无法修正 {source}：{exc}", file=sys.stderr)
+        return EXIT_ERROR
+    _write_new(target, fixed)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(source),
+                    "output": str(target),
+                    "verdict_before": before.verdict,
+                    "verdict_after": after.verdict,
+                    "changes": [c.as_json() for c in changes],
+                    "remaining": [f.as_json() for f in after.findings],
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        _human(source, target, before, after, changes)
+    return EXIT_PUBLISHABLE if after.verdict == "publishable" else EXIT_NOT_PUBLISHABLE
+
+
+def _human(
+    source: Path, target: Path, before: ScanResult, after: ScanResult, changes: list[Change]
+) -> None:
+    applied = [c for c in changes if c.applied]
+    print(f"原文书：{source}（{VERDICT_LABELS[before.verdict]}，未改动）")
+    print(f"修正稿：{target}，共修改 {len(applied)} 处：")
+    for change in changes:
+        f = change.finding
+        label = ACTION_LABELS[f.action]
+        if change.applied:
+            print(
+                f"  [{label}] {f.part} {f.start}-{f.end} “{f.excerpt}” → “{f.replacement}”"
+                f"（{f.rule_id}）"
+            )
+        else:
+            print(
+                f"  [{label}，未修改：{change.reason}] {f.part} {f.start}-{f.end} "
+                f"“{f.excerpt}” {f.detail}（{f.rule_id}）"
+            )
+    print(f"修正稿复查结论：{VERDICT_LABELS[after.verdict]}")
+    for f in after.findings:
+        print(
+            f"  [{ACTION_LABELS[f.action]}] {f.part} {f.start}-{f.end} “{f.excerpt}” {f.detail}"
+            f"（{f.rule_id}）"
+        )

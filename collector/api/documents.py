@@ -1,0 +1,117 @@
+"""``POST /api/v1/documents/check``: a publishing system asks whether a judgment may go online.
+
+The body is the file itself (any Content-Type; gzip Content-Encoding allowed),
+``?name=`` gives its file name (the extension picks the format and the name is
+checked too) and ``?profile=`` overrides the policy's profile. The answer is
+the JSON ``courtguard-agent scan --json`` prints for one document; a file that
+cannot be checked answers 200 with ``verdict: null`` and ``error`` set, so a
+caller gates on ``verdict == "publishable"``. Files are parsed in worker
+processes under memory and CPU limits, never in the server process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from agent.errors import PolicyError
+from agent.policy.models import DocumentsPolicy
+from collector.api.auth import require_admin
+from collector.api.body import decode, read_limited
+from collector.api.context import context
+from collector.api.responses import json_response
+from collector.errors import ApiError
+
+router = APIRouter(dependencies=[Depends(require_admin)])
+
+#: Wall-clock bound on one check; the worker's own CPU limit ends a runaway parse.
+CHECK_TIMEOUT_S = 180.0
+
+
+class DocumentChecker:
+    """The worker pool and the documents policy, reloaded when its file changes."""
+
+    def __init__(self, policy_dir: Path | None, workers: int) -> None:
+        self.policy_dir = policy_dir
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._policy: dict[str, Any] | None = None
+        self._policy_stamp: tuple[int, int] | None = None
+
+    def policy(self) -> dict[str, Any]:
+        from agent.policy.loader import parse_document
+
+        path = (self.policy_dir or Path("/nonexistent")) / "documents.yaml"
+        try:
+            stat = path.stat()
+        except OSError:
+            raise ApiError(
+                503, "no_documents_policy", f"the collector has no documents policy ({path})"
+            ) from None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if self._policy is None or stamp != self._policy_stamp:
+            try:
+                document = parse_document(path, path.read_bytes())
+            except PolicyError as exc:
+                raise ApiError(503, "bad_documents_policy", str(exc)) from None
+            if not isinstance(document, DocumentsPolicy):
+                raise ApiError(503, "bad_documents_policy", f"{path} is not a documents policy")
+            self._policy = document.model_dump(mode="json")
+            self._policy_stamp = stamp
+        return self._policy
+
+    def pool(self) -> ProcessPoolExecutor:
+        from agent.documents.worker import bytes_pool
+
+        if self._pool is None:
+            self._pool = bytes_pool(self.workers)
+        return self._pool
+
+    async def check(self, data: bytes, name: str, profile: str | None) -> dict[str, Any]:
+        from agent.documents.worker import report, scan_bytes_task
+
+        policy = await run_in_threadpool(self.policy)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.pool(), scan_bytes_task, data, name, policy, profile)
+        try:
+            return await asyncio.wait_for(future, CHECK_TIMEOUT_S)
+        except BrokenProcessPool:
+            self.close()
+            message = "审查进程因超出内存或时间上限而终止，疑似恶意或异常文件，未审查"
+        except TimeoutError:
+            self.close()
+            message = f"审查超时（{CHECK_TIMEOUT_S:.0f} 秒），未审查"
+        import hashlib
+
+        return report(name, hashlib.sha256(data).hexdigest(), len(data), None, message)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+@router.post("/api/v1/documents/check")
+async def check_document(
+    request: Request,
+    name: Annotated[str, Query(min_length=1, max_length=255)],
+    profile: Literal["spc-2016", "spc-2024"] | None = None,
+) -> Response:
+    """Scan one document; answer with its verdict and findings (masked excerpts only)."""
+    settings = context(request).settings
+    base = PurePosixPath(name.replace("\\", "/")).name
+    if not base:
+        raise ApiError(422, "invalid_request", "name: give the document's file name")
+    raw = await read_limited(request, settings.max_document_bytes)
+    data = decode(raw, request.headers.get("content-encoding"), settings.max_document_bytes)
+    if not data:
+        raise ApiError(422, "invalid_request", "the body is empty; send the document's bytes")
+    checker: DocumentChecker = request.app.state.document_checker
+    return json_response(await checker.check(data, base, profile))
