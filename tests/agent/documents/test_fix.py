@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from agent.documents.extract import extract_file
 from agent.documents.fix import fix_bytes
 from agent.policy.models import DocumentsPolicy
-from tests.agent.documents.conftest import REPO
+from tests.agent.documents.conftest import run_scan
 from tests.agent.documents.docfiles import DocxContent, write_docx
 
-CLI = "import sys; from agent.cli import main; sys.exit(main())"
 TEXT = (
     "刑事判决书\n(2024)京0105刑初9号\n"
     "被告人张三，男，1990年3月1日出生，住北京市朝阳区建国路1号院2楼303室。\n"
@@ -54,26 +51,7 @@ def test_docx_fix_every_part_and_report(tmp_path: Path, documents_policy: Docume
     )
     original = hashlib.sha256(source.read_bytes()).hexdigest()
     output = tmp_path / "out" / "case.docx"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CLI,
-            "scan",
-            "--policy-dir",
-            str(REPO / "policies"),
-            "--fix",
-            str(source),
-            "-o",
-            str(output),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=REPO,
-    )
+    done = run_scan("--fix", str(source), "-o", str(output), "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert (
@@ -98,24 +76,6 @@ def test_docx_fix_every_part_and_report(tmp_path: Path, documents_policy: Docume
 def test_fix_refuses_to_overwrite_the_original(tmp_path: Path) -> None:
     source = tmp_path / "a.txt"
     source.write_text(TEXT)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CLI,
-            "scan",
-            "--policy-dir",
-            str(REPO / "policies"),
-            "--fix",
-            str(source),
-            "-o",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-    )
+    done = run_scan("--fix", str(source), "-o", str(source))
     assert done.returncode == 2 and "never modified" in done.stderr
     assert source.read_text() == TEXT

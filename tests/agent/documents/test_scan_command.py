@@ -6,27 +6,18 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
-from tests.agent.documents.conftest import REPO
+from tests.agent.documents.conftest import run_scan
 from tests.agent.documents.docfiles import DocxContent, write_docx
 
-CLI = "import sys; from agent.cli import main; sys.exit(main())"
 CLEAN = "北京市朝阳区人民法院\n民事判决书\n(2024)京0105民初1号\n原告赵某，男。\n被告钱某，女。\n原告赵某与被告钱某买卖合同纠纷一案。\n审判员  孙立\n"
 DIRTY = CLEAN + "被告钱某的手机号码13812345678。\n"
 
 
 def scan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", CLI, "scan", "--policy-dir", str(REPO / "policies"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=REPO,
-    )
+    return run_scan(*args)
 
 
 def test_exit_codes_and_json(tmp_path: Path) -> None:
