@@ -5,7 +5,12 @@ default settings (every registered detector enabled, the default heartbeat),
 then samples the agent process once a second. Prints the figures and the
 budget beside them; it never fails on a figure.
 
-    .venv/bin/python bench/agent_footprint.py [--seconds 120] [--runs 3]
+    .venv/bin/python bench/agent_footprint.py [--seconds 120] [--runs 3] [--documents N]
+
+With ``--documents N`` the documents detector watches a publication folder
+and N judgments (.docx and .txt, half of them with personal data) are dropped
+into it before the idle measurement; the figures are taken after the agent
+has scanned them all (each in its own child process).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.registry import DETECTORS
-from tests.e2e.harness import Agent, Collector, wait_until
+from tests.e2e.harness import Agent, Collector, policies_watching, wait_until
 
 RSS_BUDGET_MB = 80
 CPU_BUDGET_PERCENT = 0.5
@@ -40,10 +45,31 @@ def start_to_ready(agent: Agent) -> float:
     return time.perf_counter() - started
 
 
+def drop_documents(folder: Path, count: int, agent: Agent) -> int:
+    """Write ``count`` judgments into the watched folder; wait until the agent scanned them all."""
+    from tests.agent.documents.corpus import Generator, clean_twin, render
+
+    generator = Generator(seed=3)
+    for index in range(count):
+        document = generator.criminal(index) if index % 2 else clean_twin(generator.civil(index))
+        render(document, folder, ".docx" if index % 3 else ".txt")
+    seen = agent.data_dir / "documents-scanned.txt"
+
+    def scanned() -> int:
+        return len(seen.read_text().split()) if seen.exists() else 0
+
+    wait_until(lambda: scanned() >= count, 60 + count, "the agent to scan every document")
+    return scanned()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--runs", type=int, default=3, help="start-to-ready measurements")
+    parser.add_argument(
+        "--documents", type=int, default=0, metavar="N",
+        help="watch a publication folder and drop N judgments into it before measuring",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="cg-footprint-") as tmp:
@@ -51,9 +77,12 @@ def main() -> None:
         collector = Collector(home=home, database_url=f"sqlite:///{home / 'collector.db'}")
         collector.init()
         collector.start()
-        agent = Agent(
-            home=home / "ws", collector=collector, settings={"heartbeat_interval_s": "60"}
-        )
+        settings = {"heartbeat_interval_s": "60"}
+        folder = home / "publish"
+        if args.documents:
+            folder.mkdir()
+            settings["policy_dir"] = str(policies_watching(home / "policies", [folder]))
+        agent = Agent(home=home / "ws", collector=collector, settings=settings)
         agent.home.mkdir()
         agent.enroll()
         try:
@@ -64,6 +93,7 @@ def main() -> None:
             ready.append(start_to_ready(agent))
             assert agent.process is not None
             process = psutil.Process(agent.process.pid)
+            scanned = drop_documents(folder, args.documents, agent) if args.documents else 0
             time.sleep(5)  # let start-up work (first heartbeat, first batch) finish
             rss: list[int] = []
             cpu_start = process.cpu_times()
@@ -80,6 +110,8 @@ def main() -> None:
     cpu = (cpu_end.user + cpu_end.system - cpu_start.user - cpu_start.system) / wall * 100
     names = ", ".join(spec.name for spec in DETECTORS) or "none registered yet"
     print(f"detectors enabled: {names}")
+    if args.documents:
+        print(f"documents        {scanned} scanned from the watched folder before measuring")
     print(
         f"start-to-ready   median {statistics.median(ready):.2f} s over {len(ready)} starts "
         f"(min {min(ready):.2f}, max {max(ready):.2f}); budget {READY_BUDGET_S} s"

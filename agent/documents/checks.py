@@ -76,11 +76,11 @@ def is_masked_name(name: str) -> bool:
     return bool(_MASKED_NAME.match(name))
 
 
+_COMPOUND: Final = frozenset(lexicon.COMPOUND_SURNAMES)
+
+
 def surname_of(name: str) -> str:
-    for compound in lexicon.COMPOUND_SURNAMES:
-        if name.startswith(compound):
-            return compound
-    return name[:1]
+    return name[:2] if name[:2] in _COMPOUND else name[:1]
 
 
 def plausible_full_name(name: str) -> bool:
@@ -136,6 +136,16 @@ BODY_ROLES: Final = (
     "婚生女",
     "非婚生子",
     "非婚生女",
+    "育有一子",
+    "育有一女",
+    "育有二子",
+    "育有二女",
+    "生育一子",
+    "生育一女",
+    "长子",
+    "次子",
+    "长女",
+    "次女",
 )
 #: Party-line roles that article 8(2)/(3) hides in every profile.
 PROTECTED_PARTY_ROLES: Final = frozenset({"附带民事诉讼原告人", "法定代理人"})
@@ -146,11 +156,7 @@ def _read_name(text: str, start: int) -> tuple[int, int, bool] | None:
     pos = start
     while pos < len(text) and text[pos] in " \t\u3000:":
         pos += 1
-    surname = ""
-    for compound in lexicon.COMPOUND_SURNAMES:
-        if text.startswith(compound, pos):
-            surname = compound
-            break
+    surname = text[pos : pos + 2] if text[pos : pos + 2] in _COMPOUND else ""
     if not surname:
         if pos >= len(text) or text[pos] not in lexicon.SURNAMES:
             return None
@@ -170,7 +176,7 @@ def _read_name(text: str, start: int) -> tuple[int, int, bool] | None:
         given < 2
         and end + given < len(text)
         and "\u4e00" <= text[end + given] <= "\u9fff"
-        and text[end + given] not in lexicon.NAME_STOP
+        and text[end + given] not in (lexicon.NAME_START_STOP if given == 0 else lexicon.NAME_STOP)
     ):
         given += 1
     if given == 0:
@@ -261,7 +267,8 @@ def prepare(ctx: Context) -> None:
         named = re.search(rf"案由[:为]?(?P<cause>[{CJK}、]{{2,30}})", head)
         ctx.cause = named.group("cause") if named else ""
     ctx.people = list(_party_people(ctx)) + list(_body_people(ctx, BODY_ROLES))
-    ctx.mentions = list(_body_people(ctx, lexicon.PARTY_ROLES))
+    if any(p.masked for p in ctx.people):  # only a hidden party can leak under its role word
+        ctx.mentions = list(_body_people(ctx, lexicon.PARTY_ROLES))
 
 
 def _family_case(ctx: Context) -> bool:
@@ -477,8 +484,8 @@ def minor_defendant(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
         return
     yield from _term_hits(ctx, MINOR_TERMS + tuple(match.terms), "未成年人犯罪", whole=True)
     defendants = [p for p in ctx.people if p.role in ("被告人", "罪犯", "上诉人", "原审被告人")]
-    last_party = max((p.start for p in ctx.people if p.part == 0), default=0)
-    offence = _first_offence_date(ctx.texts[0], last_party) if ctx.texts else None
+    last_party = max((p.start for p in ctx.people if p.part == 0 and p.line_text), default=0)
+    offence = _first_offence_date(ctx.main_text(), last_party) if ctx.texts else None
     if offence is None:
         return
     for person in defendants:
@@ -496,9 +503,11 @@ def minor_defendant(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
 
 
 def _first_offence_date(text: str, after: int) -> date | None:
-    found = re.search(r"(?:指控|查明|审理查明)", text[after:])
+    """The first date in the facts the court found (else in the charge), not a birth date."""
+    found = re.search(r"查明", text[after:]) or re.search(r"指控", text[after:])
     start = after + (found.end() if found else 0)
-    for candidate in re.finditer(r"于(\d{4})年(\d{1,2})月(?:(\d{1,2})日)?", text[start:]):
+    pattern = r"(\d{4})年(\d{1,2})月(?:(\d{1,2})日)?(?!出生|生)"
+    for candidate in re.finditer(pattern, text[start:]):
         when = birth_date(
             f"{candidate.group(1)}{int(candidate.group(2)):02d}{int(candidate.group(3) or 1):02d}"
         )
@@ -508,19 +517,23 @@ def _first_offence_date(text: str, after: int) -> date | None:
 
 
 def mediation(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
-    head = ctx.head(600)
-    title = re.search(r"(?:民事|刑事附带民事)?调解书", head)
-    if title and not re.search(r"行政调解书|公益", head[: title.end() + 200]):
-        yield Hit(0, title.start(), title.end(), "以调解方式结案的调解书", whole_document=True)
+    spaced = ctx.head(600)
+    head = re.sub(r"[ \t\u3000]", "", spaced)  # titles are often typeset 民 事 调 解 书
+    title = re.search(_spaced("调解书"), spaced)
+    if title and not re.search(r"行政调解书|公益", head):
+        yield _main_hit(ctx, *title.span(), "以调解方式结案的调解书")
         return
-    confirm = re.search(
-        r"确认[^。\n]{0,60}调解协议[^。\n]{0,20}(?:有效|效力)", ctx.texts[0] if ctx.texts else ""
-    )
+    confirm = re.search(r"确认[^。\n]{0,60}调解协议[^。\n]{0,20}(?:有效|效力)", ctx.main_text())
     if confirm and (re.search(r"民特|司法确认", head) or "确认人民调解协议" in confirm.group()):
-        yield Hit(
-            0, confirm.start(), confirm.end(), "确认人民调解协议效力的裁定", whole_document=True
-        )
-    yield from _term_hits(ctx, match.terms, "调解结案", whole=True, parts=(0,))
+        yield _main_hit(ctx, *confirm.span(), "确认人民调解协议效力的裁定")
+    yield from _term_hits(ctx, match.terms, "调解结案", whole=True, parts=tuple(ctx.main_parts()))
+
+
+def _main_hit(ctx: Context, start: int, end: int, detail: str) -> Hit:
+    """A do-not-publish hit at a span of ``main_text()`` (which may cross a page break)."""
+    part, local = ctx.locate(start)
+    length = min(end - start, len(ctx.texts[part]) - local)
+    return Hit(part, local, local + length, detail, whole_document=True)
 
 
 FAMILY_CAUSES: Final = (
@@ -551,9 +564,7 @@ def _cause_hits(ctx: Context, causes: tuple[str, ...], detail: str) -> Iterator[
         if cause in ctx.cause or (not ctx.cause and cause in head):
             position = head.find(cause)
             if position >= 0:
-                yield Hit(
-                    0, position, position + len(cause), f"{detail}：{cause}", whole_document=True
-                )
+                yield _main_hit(ctx, position, position + len(cause), f"{detail}：{cause}")
                 return
 
 

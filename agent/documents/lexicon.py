@@ -61,8 +61,10 @@ SURNAMES: Final = frozenset(
 #: Characters that end a given name found after a role word (verbs, particles, punctuation).
 NAME_STOP: Final = frozenset(
     "的证陈称供在于与和及向系是为因将对等说被所已经并同亦也曾均即又再不未无有之其等人"
-    "驾报到来去回拿用给把从自至年月日时分出生住男女以作提交签书诉讼代理"
+    "驾报到来去回拿用给把从自至出住以作提交签书诉讼代理"
 )
+#: Characters that cannot even start a given name: particles right after a surname-like word.
+NAME_START_STOP: Final = frozenset("的在于与和及等称证陈说是系向将对被所已并也均即又不未之其")
 
 #: Roles whose people appear in party lines at the head of a judgment, longest first.
 PARTY_ROLES: Final = tuple(

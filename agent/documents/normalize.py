@@ -38,10 +38,24 @@ def _fold(char: str) -> str:
     return folded
 
 
+#: Full-width ASCII and the ideographic space: what Chinese text mostly needs folding,
+#: one character for one, so the offsets do not move.
+_ONE_FOR_ONE: Final = {
+    **{code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)},
+    0x3000: 0x20,
+    0xFF0A: ord("×"),  # ＊ is a mask character here, like ×
+    0x2715: ord("×"),
+    0x2573: ord("×"),
+}
+
+
 def normalize(text: str) -> Normalized:
     """Fold full-width forms and compatibility characters, keeping an offset map."""
-    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+    if text.isascii():
         return Normalized(text, None)
+    folded = text.translate(_ONE_FOR_ONE)
+    if unicodedata.is_normalized("NFKC", folded):
+        return Normalized(folded, None)
     pieces: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):

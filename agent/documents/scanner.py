@@ -123,6 +123,7 @@ class Context:
     profile: str
     today: date
     keep: list[list[tuple[int, int]]] = field(default_factory=list)
+    keep_mask: list[bytearray] = field(default_factory=list)
     claimed: list[list[tuple[int, int]]] = field(default_factory=list)
     people: list[Person] = field(default_factory=list)
     #: Names after party role words in running text: used only to spot a hidden party named in full.
@@ -135,12 +136,28 @@ class Context:
     def texts(self) -> list[str]:
         return [n.text for n in self.norm]
 
+    def main_parts(self) -> list[int]:
+        """The running text in reading order: the body, or the pages of a PDF or OFD."""
+        indices = [i for i, p in enumerate(self.parts) if p.name == "body"]
+        indices += [i for i, p in enumerate(self.parts) if p.name.startswith("page:")]
+        return indices or ([0] if self.parts else [])
+
     def head(self, limit: int = 3000) -> str:
-        """The opening of the main text: title, case number, party lines, cause of action."""
-        for index, part in enumerate(self.parts):
-            if part.name in ("body", "page:1", "text"):
-                return self.norm[index].text[:limit]
-        return self.norm[0].text[:limit] if self.norm else ""
+        """The opening of the main text (title, case number, parties, cause), across pages."""
+        return self.main_text()[:limit]
+
+    def main_text(self) -> str:
+        return "\n".join(self.norm[i].text for i in self.main_parts())
+
+    def locate(self, offset: int) -> tuple[int, int]:
+        """A position in ``main_text()`` as (part index, offset in that part)."""
+        for index in self.main_parts():
+            length = len(self.norm[index].text)
+            if offset <= length:
+                return index, offset
+            offset -= length + 1
+        last = self.main_parts()[-1]
+        return last, len(self.norm[last].text)
 
     def claim(self, part: int, start: int, end: int) -> bool:
         """Reserve a span for one identifier; False when another identifier already took it."""
@@ -151,7 +168,7 @@ class Context:
         return True
 
     def kept(self, part: int, start: int, end: int) -> bool:
-        return any(s < end and start < e for s, e in self.keep[part])
+        return 1 in self.keep_mask[part][start:end]
 
 
 _CASE_NUMBER: Final = re.compile(
@@ -162,8 +179,19 @@ _DOC_NUMBER: Final = re.compile(r"[\u4e00-\u9fff]{1,8}[〔\[(]\d{4}[〕\])]\d+�
 _STATUTE: Final = re.compile(
     r"《[^》\n]{1,60}》(?:第[零一二三四五六七八九十百千\d]+条(?:第[零一二三四五六七八九十\d]+[款项])*)*"
 )
-_COURT: Final = re.compile(r"[\u4e00-\u9fff]{2,24}?人民(?:法院|检察院)")
-_LAWYER_LINE: Final = re.compile(r"[^\n]*(?:律师事务所|法律服务所|执业证|律师)[^\n]*")
+_COURT: Final = re.compile(r"人民(?:法院|检察院)")
+_LAWYER_LINE: Final = re.compile(
+    r"(?m)^[ \t\u3000]*(?:委托诉讼代理人|委托代理人|辩护人|指定辩护人)[^\n]*"
+    r"(?:律师|法律服务所|法律工作者|执业证)[^\n]*"
+)
+
+
+def _court_name_start(text: str, end: int) -> int:
+    """Where a court's name ending at ``end`` begins: up to 24 Chinese characters back."""
+    start = end
+    while start > 0 and end - start < 24 and "\u4e00" <= text[start - 1] <= "\u9fff":
+        start -= 1
+    return start
 
 
 def _keep_spans(ctx: Context) -> None:
@@ -172,16 +200,18 @@ def _keep_spans(ctx: Context) -> None:
 
     for index, text in enumerate(ctx.texts):
         spans = ctx.keep[index]
-        for pattern in (_CASE_NUMBER, _DOC_NUMBER, _STATUTE, _COURT):
+        for pattern in (_CASE_NUMBER, _DOC_NUMBER, _STATUTE):
             spans.extend(
                 m.span() for m in pattern.finditer(text) if not _CERTIFICATE.search(m.group())
             )
-        for line in _LAWYER_LINE.finditer(text):
-            if re.match(r"\s*(?:委托诉讼代理人|委托代理人|辩护人|指定辩护人)", line.group()):
-                spans.append(line.span())
+        spans.extend((_court_name_start(text, m.start()), m.end()) for m in _COURT.finditer(text))
+        spans.extend(line.span() for line in _LAWYER_LINE.finditer(text))
         for start, end, name in keep_role_names(text):
             spans.append((start, end))
             ctx.keep_names.add(name)
+        mask = ctx.keep_mask[index]
+        for start, end in spans:
+            mask[start:end] = b"\x01" * (end - start)
 
 
 def _active_rules(policy: DocumentsPolicy, profile: str) -> list[Rule[DocumentMatch]]:
@@ -205,6 +235,7 @@ def scan_parts(
         profile=profile,
         today=today or date.today(),
         keep=[[] for _ in parts],
+        keep_mask=[bytearray(len(n.text)) for n in norm],
         claimed=[[] for _ in parts],
     )
     _keep_spans(ctx)

@@ -32,12 +32,15 @@ WORKER_CPU_SECONDS: Final = 60
 _policy: DocumentsPolicy | None = None
 _profile: str | None = None
 _limits: Limits = DEFAULT_LIMITS
+_cpu_seconds: int = WORKER_CPU_SECONDS
 
 
 def _init_worker(
-    policy: dict[str, Any], profile: str | None, limits: Limits, memory_bytes: int
+    policy: dict[str, Any], profile: str | None, limits: Limits, memory_bytes: int,
+    cpu_seconds: int = WORKER_CPU_SECONDS,
 ) -> None:
-    global _policy, _profile, _limits
+    global _policy, _profile, _limits, _cpu_seconds
+    _cpu_seconds = cpu_seconds
     # Generic pydantic models do not pickle; the policy travels as its JSON form.
     _policy, _profile, _limits = DocumentsPolicy.model_validate(policy), profile, limits
     _init_limits(memory_bytes)
@@ -94,7 +97,7 @@ def scan_file(path: str) -> dict[str, Any]:
     """Worker entry point: one file, under the worker's limits."""
     if _policy is None:
         raise RuntimeError("worker not initialised")
-    _cpu_budget(WORKER_CPU_SECONDS)
+    _cpu_budget(_cpu_seconds)
     file = Path(path)
     try:
         size = file.stat().st_size
@@ -125,8 +128,11 @@ class ScanPool:
         workers: int | None = None,
         limits: Limits = DEFAULT_LIMITS,
         memory_bytes: int = WORKER_MEMORY_BYTES,
+        cpu_seconds: int = WORKER_CPU_SECONDS,
     ) -> None:
-        self.initargs = (policy.model_dump(mode="json"), profile, limits, memory_bytes)
+        self.initargs = (
+            policy.model_dump(mode="json"), profile, limits, memory_bytes, cpu_seconds
+        )
         self.workers = max(1, workers or os.cpu_count() or 1)
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:

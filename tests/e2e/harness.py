@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -357,3 +358,15 @@ def agent_headers(credentials: dict[str, Any], gzip_body: bool = True) -> dict[s
     if gzip_body:
         headers["Content-Encoding"] = "gzip"
     return headers
+
+
+def policies_watching(directory: Path, folders: list[Path]) -> Path:
+    """A copy of the project's policies whose documents policy watches ``folders``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in POLICIES.glob("*.yaml"):
+        data = yaml.safe_load(source.read_text())
+        if data.get("kind") == "documents":
+            data["watch"]["folders"] = [str(f) for f in folders]
+            data["watch"]["settle_s"] = 0.5
+        (directory / source.name).write_text(yaml.safe_dump(data, allow_unicode=True))
+    return directory
