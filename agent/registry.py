@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any, Final
 
 from agent.detector import DetectorSpec
+from agent.detectors.accounts.spec import SPEC as ACCOUNTS
 from agent.detectors.documents.detector import DocumentsDetector
 from agent.detectors.documents.observation import DocumentObservation
 from agent.detectors.documents.source import make_source as make_documents_source
 
 DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = (
+    ACCOUNTS,
     DetectorSpec(
         name="documents",
         description=DocumentsDetector.description,

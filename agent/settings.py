@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Final, Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from agent.detectors.accounts.settings import AccountsSourceSettings
 from agent.errors import ConfigError
 from agent.layered_settings import LayeredSettings
 
@@ -65,6 +66,7 @@ class AgentSettings(LayeredSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     detectors: dict[str, bool] = Field(default_factory=dict)
+    accounts: AccountsSourceSettings = Field(default_factory=AccountsSourceSettings)
 
     def detector_enabled(self, name: str) -> bool:
         """Detectors run unless the settings switch them off by name."""

@@ -328,3 +328,13 @@ POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
     AgentPolicy.KIND: AgentPolicy,
     DocumentsPolicy.KIND: DocumentsPolicy,
 }
+
+
+def _register_detector_kinds() -> None:
+    """Kinds whose models live beside their detector (imported late: they import this module)."""
+    from agent.detectors.accounts.policy import AccountsPolicy
+
+    POLICY_KINDS[AccountsPolicy.KIND] = AccountsPolicy
+
+
+_register_detector_kinds()

@@ -1,0 +1,451 @@
+"""The accounts sources that read host state: sessions, processes, groups, mounts.
+
+Each is a plain object with ``run(emit, stop)`` that blocks in its own
+thread (see ``source.AccountsSource``) and a ``poll_once(emit)`` the tests
+drive directly. They ask the shared ``Directory`` who is a contractor, so
+only contractor processes are looked at closely.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import select
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import psutil
+import structlog
+
+from agent.detectors.accounts.observations import (
+    GroupState,
+    MountObserved,
+    ProcessStarted,
+    SessionObserved,
+)
+from agent.detectors.accounts.policy import AccountsPolicy
+
+log = structlog.get_logger("courtguard.accounts.host")
+Emit = Callable[[Any], None]
+MAX_CMDLINE: Final = 4096
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def groups_of(account: str) -> list[str] | None:
+    """Every group ``account`` is in, primary included, through NSS (files, SSSD, LDAP)."""
+    try:
+        entry = pwd.getpwnam(account)
+    except KeyError:
+        return None
+    names = []
+    for gid in os.getgrouplist(account, entry.pw_gid):
+        try:
+            names.append(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            names.append(str(gid))
+    return sorted(set(names))
+
+
+@dataclass
+class Directory:
+    """Who the contractors are on this host, per the current policy; shared by the sources."""
+
+    policy: AccountsPolicy | None = None
+    _names_by_uid: dict[int, str | None] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def update(self, policy: AccountsPolicy | None) -> None:
+        with self.lock:
+            self.policy = policy
+            self._names_by_uid.clear()
+
+    def forget(self) -> None:
+        with self.lock:
+            self._names_by_uid.clear()
+
+    def contractor_by_uid(self, uid: int) -> str | None:
+        """The account name when ``uid`` is a contractor, else None (cached until forget)."""
+        with self.lock:
+            if uid in self._names_by_uid:
+                return self._names_by_uid[uid]
+            policy = self.policy
+        name: str | None = None
+        if policy is not None:
+            try:
+                account = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                account = None
+            if account is not None:
+                groups = frozenset(groups_of(account) or ())
+                name = account if policy.resolve(account, groups) is not None else None
+        with self.lock:
+            self._names_by_uid[uid] = name
+        return name
+
+    def candidates(self) -> list[str]:
+        """Accounts that may be contractors: explicit names, pattern matches, group members."""
+        policy = self.policy
+        if policy is None:
+            return []
+        found: set[str] = {e.name for e in policy.accounts if e.name}
+        patterns = [e for e in policy.accounts if e.pattern]
+        if patterns:
+            found.update(
+                u.pw_name
+                for u in pwd.getpwall()
+                if any(e.selects(u.pw_name, frozenset()) for e in patterns)
+            )
+        for group in policy.selector_groups():
+            try:
+                entry = grp.getgrnam(group)
+            except KeyError:
+                continue
+            found.update(entry.gr_mem)
+            found.update(u.pw_name for u in pwd.getpwall() if u.pw_gid == entry.gr_gid)
+        return sorted(found)
+
+
+class SessionSource:
+    """Sessions from systemd-logind (``loginctl list-sessions -o json``), else utmp."""
+
+    def __init__(self, host: str, poll_s: float) -> None:
+        self.host = host
+        self.poll_s = poll_s
+        self.known: dict[str, dict[str, Any]] | None = None
+        self.loginctl = shutil.which("loginctl")
+        has_logind = self._logind_sessions() is not None
+        self.mode: Literal["logind", "utmp"] = "logind" if has_logind else "utmp"
+
+    def _logind_sessions(self) -> list[dict[str, Any]] | None:
+        if self.loginctl is None:
+            return None
+        try:
+            done = subprocess.run(  # noqa: S603 (fixed argv)
+                [self.loginctl, "list-sessions", "-o", "json", "--no-pager"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if done.returncode != 0:
+            return None
+        return parse_loginctl_json(done.stdout.decode("utf-8", "replace"))
+
+    def _utmp_sessions(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "session": f"utmp:{u.terminal or ''}:{u.pid or ''}",
+                "user": u.name,
+                "tty": u.terminal or "",
+                "remote_host": u.host or "",
+            }
+            for u in psutil.users()
+        ]
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        sessions = self._logind_sessions() if self.mode == "logind" else None
+        if sessions is None:
+            sessions = self._utmp_sessions()
+        return {str(s["session"]): s for s in sessions if s.get("user")}
+
+    def poll_once(self, emit: Emit) -> None:
+        current = self.snapshot()
+        now = _now()
+        first = self.known is None
+        known = self.known or {}
+        for key, session in current.items():
+            if key not in known:
+                emit(
+                    SessionObserved(
+                        time=now,
+                        host=self.host,
+                        action="present" if first else "open",
+                        account=str(session["user"]),
+                        session_id=key,
+                        tty=str(session.get("tty") or ""),
+                        remote_host=str(session.get("remote_host") or ""),
+                        source=self.mode,
+                        service=str(session.get("class") or ""),
+                    )
+                )
+        for key, session in known.items():
+            if key not in current:
+                emit(
+                    SessionObserved(
+                        time=now,
+                        host=self.host,
+                        action="close",
+                        account=str(session["user"]),
+                        session_id=key,
+                        source=self.mode,
+                    )
+                )
+        self.known = current
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.poll_once(emit)
+            stop.wait(self.poll_s)
+
+
+def parse_loginctl_json(text: str) -> list[dict[str, Any]] | None:
+    """``loginctl list-sessions -o json`` of systemd 252..257; None when it is not that."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, list):
+        return None
+    return [
+        {
+            "session": str(s.get("session")),
+            "user": str(s.get("user")),
+            "tty": s.get("tty") or "",
+            "seat": s.get("seat") or "",
+            "class": s.get("class") or "",
+        }
+        for s in data
+        if isinstance(s, dict) and s.get("session") is not None and s.get("user")
+    ]
+
+
+class ProcessSource:
+    """New processes of contractor accounts (psutil): only new pids, only contractor uids."""
+
+    def __init__(self, host: str, directory: Directory, poll_s: float, hash_max: int) -> None:
+        self.host = host
+        self.directory = directory
+        self.poll_s = poll_s
+        self.hash_max = hash_max
+        self.seen: set[int] = set()
+        self._hashes: dict[tuple[str, int, int], str] = {}
+
+    def poll_once(self, emit: Emit) -> None:
+        pids = set(psutil.pids())
+        new = pids - self.seen
+        self.seen = pids
+        for pid in sorted(new):
+            try:
+                process = psutil.Process(pid)
+                uid = process.uids().real
+                account = self.directory.contractor_by_uid(uid)
+                if account is None:
+                    continue
+                with process.oneshot():
+                    name = process.name()
+                    exe = _quiet(process.exe)
+                    cmdline = " ".join(_quiet(process.cmdline) or [])[:MAX_CMDLINE]
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            emit(
+                ProcessStarted(
+                    time=_now(),
+                    host=self.host,
+                    pid=pid,
+                    account=account,
+                    name=name[:256],
+                    exe=(exe or "")[:4096],
+                    cmdline=cmdline,
+                    sha256=self._hash(exe or ""),
+                )
+            )
+
+    def _hash(self, path: str) -> str:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return ""
+        if st.st_size > self.hash_max:
+            return ""
+        key = (path, st.st_size, st.st_mtime_ns)
+        if key not in self._hashes:
+            digest = hashlib.sha256()
+            try:
+                with open(path, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+            except OSError:
+                return ""
+            if len(self._hashes) > 4096:
+                self._hashes.clear()
+            self._hashes[key] = digest.hexdigest()
+        return self._hashes[key]
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.poll_once(emit)
+            stop.wait(self.poll_s)
+
+
+def _quiet(getter: Callable[[], Any]) -> Any:
+    try:
+        return getter()
+    except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        return None
+
+
+class GroupSource:
+    """Each contractor's groups via NSS: at start, when /etc/group changes, and on a timer."""
+
+    GROUP_FILE: Final = Path("/etc/group")
+
+    def __init__(self, host: str, directory: Directory, recheck_s: float) -> None:
+        self.host = host
+        self.directory = directory
+        self.recheck_s = recheck_s
+        self._stamp: tuple[int, int] | None = None
+        self.wake = threading.Event()
+
+    def _group_file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.GROUP_FILE.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def poll_once(self, emit: Emit) -> None:
+        self.directory.forget()
+        now = _now()
+        for account in self.directory.candidates():
+            groups = groups_of(account)
+            if groups is not None:
+                emit(GroupState(time=now, host=self.host, account=account, groups=groups))
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        self._stamp = self._group_file_stamp()
+        self.poll_once(emit)
+        waited = 0.0
+        while not stop.is_set():
+            stop.wait(1.0)
+            waited += 1.0
+            stamp = self._group_file_stamp()
+            if stamp != self._stamp or waited >= self.recheck_s or self.wake.is_set():
+                self._stamp, waited = stamp, 0.0
+                self.wake.clear()
+                self.poll_once(emit)
+
+
+class MountSource:
+    """Mounts from /proc/self/mountinfo, woken by POLLPRI on /proc/self/mounts (no polling)."""
+
+    def __init__(self, host: str, mountinfo: Path = Path("/proc/self/mountinfo")) -> None:
+        self.host = host
+        self.mountinfo = mountinfo
+        self.known: dict[str, dict[str, str]] | None = None
+
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        try:
+            text = self.mountinfo.read_text()
+        except OSError:
+            return {}
+        return parse_mountinfo(text)
+
+    def poll_once(self, emit: Emit) -> None:
+        current = self.snapshot()
+        if self.known is not None:
+            for key, mount in current.items():
+                if key not in self.known:
+                    emit(self._observation(mount, "mounted"))
+            for key, mount in self.known.items():
+                if key not in current:
+                    emit(self._observation(mount, "unmounted"))
+        self.known = current
+
+    def _observation(self, mount: dict[str, str], action: str) -> MountObserved:
+        device = mount["source"]
+        ids = usb_identity(device)
+        return MountObserved.model_validate(
+            {
+                "time": _now(),
+                "host": self.host,
+                "action": action,
+                "device": device[:256],
+                "mountpoint": mount["mountpoint"][:4096],
+                "fstype": mount["fstype"][:256],
+                "removable": is_removable(device),
+                **ids,
+            }
+        )
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        self.poll_once(emit)
+        with open("/proc/self/mounts", "rb") as handle:
+            poller = select.poll()
+            poller.register(handle.fileno(), select.POLLPRI | select.POLLERR)
+            while not stop.is_set():
+                if poller.poll(1000):
+                    handle.seek(0)
+                    handle.read()
+                    self.poll_once(emit)
+
+
+def parse_mountinfo(text: str) -> dict[str, dict[str, str]]:
+    """mount id -> source, mountpoint, fstype (proc(5) mountinfo format)."""
+    mounts: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 2:
+            continue
+        mountpoint = fields[4].encode().decode("unicode_escape", "replace")
+        mounts[fields[0]] = {"mountpoint": mountpoint, "fstype": tail[0], "source": tail[1]}
+    return mounts
+
+
+def _sys_block(device: str) -> Path | None:
+    if not device.startswith("/dev/"):
+        return None
+    path = Path("/sys/class/block") / Path(device).name
+    return path if path.exists() else None
+
+
+def is_removable(device: str) -> bool:
+    """A block device that is removable or hangs off USB (per sysfs)."""
+    node = _sys_block(device)
+    if node is None:
+        return False
+    disk = node if (node / "removable").exists() else node.parent
+    try:
+        if (disk / "removable").read_text().strip() == "1":
+            return True
+    except OSError:
+        pass
+    return "/usb" in str(node.resolve())
+
+
+def usb_identity(device: str) -> dict[str, str]:
+    """vendor_id, product_id, serial of the USB device behind a block device, from sysfs."""
+    node = _sys_block(device)
+    if node is None:
+        return {}
+    current = node.resolve()
+    for parent in [current, *current.parents]:
+        if (parent / "idVendor").exists():
+
+            def read(name: str, where: Path = parent) -> str:
+                try:
+                    return (where / name).read_text().strip()[:256]
+                except OSError:
+                    return ""
+
+            return {
+                "vendor_id": read("idVendor"),
+                "product_id": read("idProduct"),
+                "serial": read("serial"),
+            }
+    return {}

@@ -1,0 +1,132 @@
+"""Accounts detector behaviour beyond the shipped rule cases: repeats, state, exceptions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from agent.detectors.accounts.detector import AccountsDetector
+from agent.detectors.accounts.observations import AccountsObservation
+from agent.detectors.accounts.policy import AccountsPolicy
+from agent.events import EVIDENCE_MODELS, Finding
+from agent.policy.loader import load_policy_dir
+
+REPO = Path(__file__).resolve().parents[4]
+POLICY: AccountsPolicy = load_policy_dir(REPO / "policies").documents["accounts"]  # type: ignore[assignment]
+ADAPTER: TypeAdapter[Any] = TypeAdapter(AccountsObservation)
+T0 = datetime.fromisoformat("2026-03-02T21:00:00+08:00")
+
+
+def feed(
+    detector: AccountsDetector, *observations: dict[str, Any], policy: Any = POLICY
+) -> list[Finding]:
+    found: list[Finding] = []
+    for raw in observations:
+        found += detector.evaluate(ADAPTER.validate_python(raw), policy, T0)
+    return found
+
+
+def login(at: datetime, account: str = "wb_zhang", host: str = "ws-it-01") -> dict[str, Any]:
+    return {
+        "type": "session",
+        "action": "open",
+        "account": account,
+        "host": host,
+        "time": at.isoformat(),
+        "session_id": at.isoformat(),
+    }
+
+
+def test_one_login_seen_twice_is_reported_once() -> None:
+    """logind and the auth log both report one login: one finding; a later one is new."""
+    detector = AccountsDetector()
+    auth = {
+        "type": "auth",
+        "program": "sshd",
+        "action": "login_success",
+        "target": "wb_zhang",
+        "host": "ws-it-01",
+        "time": (T0 + timedelta(seconds=1)).isoformat(),
+    }
+    first = feed(detector, login(T0), auth)
+    assert [f.rule_id for f in first] == ["accounts.login-outside-hours"]
+    later = feed(detector, login(T0 + timedelta(minutes=30)))
+    assert [f.rule_id for f in later] == ["accounts.login-outside-hours"]
+
+
+def test_forbidden_group_is_state_reported_on_change() -> None:
+    detector = AccountsDetector()
+    state = {
+        "type": "groups",
+        "account": "wb_zhang",
+        "groups": ["wb_zhang", "sudo"],
+        "time": T0.isoformat(),
+    }
+    assert len(feed(detector, state)) == 1
+    assert feed(detector, state) == []
+    assert feed(detector, {**state, "groups": ["wb_zhang"]}) == []
+    assert len(feed(detector, state)) == 1
+
+
+def test_expired_exception_no_longer_holds() -> None:
+    """An exception row past its expiry date stops silencing the rule."""
+    data = POLICY.model_dump(mode="json")
+    rule = next(r for r in data["rules"] if r["id"] == "accounts.login-outside-hours")
+    rule["exceptions"][0]["expires"] = "2026-03-01"
+    expired = AccountsPolicy.model_validate(data)
+    detector = AccountsDetector()
+    found = feed(detector, login(T0, "wb_overtime", "ws-it-09"), policy=expired)
+    assert [f.rule_id for f in found] == ["accounts.login-outside-hours"]
+
+
+def test_every_finding_carries_valid_typed_evidence() -> None:
+    detector = AccountsDetector()
+    found = feed(
+        detector,
+        login(T0, "wb_gone", "ws-judge-01"),
+        {
+            "type": "tamper",
+            "what": "log_truncated",
+            "path": "/var/log/auth.log",
+            "time": T0.isoformat(),
+        },
+        {
+            "type": "auth",
+            "program": "sshd",
+            "action": "account_expired",
+            "target": "wb_zhang",
+            "time": T0.isoformat(),
+        },
+    )
+    assert {f.rule_id for f in found} >= {
+        "accounts.login-disabled-account",
+        "accounts.login-unassigned-host",
+        "accounts.login-outside-hours",
+        "accounts.tamper",
+        "accounts.login-outside-contract",
+    }
+    for finding in found:
+        EVIDENCE_MODELS[finding.kind].model_validate(finding.evidence)
+        assert finding.time is not None
+
+
+def test_bad_policy_references_are_refused() -> None:
+    data = POLICY.model_dump(mode="json")
+    data["accounts"].append({"name": "x", "role": "nope", "sponsor": "s"})
+    try:
+        AccountsPolicy.model_validate(data)
+    except ValueError as exc:
+        assert "unknown role 'nope'" in str(exc)
+    else:
+        raise AssertionError("an unknown role was accepted")
+    data = POLICY.model_dump(mode="json")
+    data["roles"]["maintenance"]["hosts"] = ["@missing_list"]
+    try:
+        AccountsPolicy.model_validate(data)
+    except ValueError as exc:
+        assert "@missing_list" in str(exc)
+    else:
+        raise AssertionError("an unknown list was accepted")
