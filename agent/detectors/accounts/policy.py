@@ -12,12 +12,12 @@ from __future__ import annotations
 import fnmatch
 from datetime import date, time
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
 from agent.calendar_cn import KeyPeriod, WorkCalendar, make_calendar
-from agent.policy.models import PolicyDocument, Rule, StrictModel
+from agent.policy.models import LintProblem, PolicyDocument, Rule, StrictModel
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
@@ -126,6 +126,16 @@ class Resolved(StrictModel):
     disabled: bool
 
 
+#: Role fields whose values may be ``@list`` references.
+ROLE_LIST_FIELDS: Final = (
+    "hosts",
+    "forbidden_groups",
+    "forbidden_programs",
+    "protected_paths",
+    "approved_devices",
+)
+
+
 class AccountsPolicy(PolicyDocument):
     """Contractor accounts bound to roles; see the module docstring."""
 
@@ -135,27 +145,35 @@ class AccountsPolicy(PolicyDocument):
     roles: dict[Name, Role] = Field(default_factory=dict)
     accounts: list[AccountEntry] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _references(self) -> AccountsPolicy:
-        for entry in self.accounts:
+    def lint(self) -> list[LintProblem]:
+        """Unknown roles, unknown ``@list`` references, a date both holiday and workday."""
+        problems = super().lint()
+        for index, entry in enumerate(self.accounts):
             if entry.role not in self.roles:
-                raise ValueError(f"account entry names unknown role {entry.role!r}")
+                known = ", ".join(sorted(self.roles)) or "none defined"
+                problems.append(
+                    LintProblem(
+                        ("accounts", index, "role"),
+                        f"account entry names unknown role {entry.role!r} (roles: {known})",
+                        f"define role {entry.role!r} under roles:, or correct the name",
+                    )
+                )
         for role_name, role in self.roles.items():
-            for attr in (
-                "hosts",
-                "forbidden_groups",
-                "forbidden_programs",
-                "protected_paths",
-                "approved_devices",
-            ):
-                for value in getattr(role, attr):
-                    if value.startswith("@") and value[1:] not in self.lists:
-                        raise ValueError(
-                            f"role {role_name}: {attr} refers to list {value!r}, "
-                            "which the document does not define"
-                        )
-        make_calendar(self.calendar.holidays, self.calendar.workdays)  # refuses contradictions
-        return self
+            for attr in ROLE_LIST_FIELDS:
+                for position, value in enumerate(getattr(role, attr)):
+                    if value.startswith("@"):
+                        problem = self.unknown_list(("roles", role_name, attr, position), value[1:])
+                        if problem is not None:
+                            problems.append(problem)
+        for day in sorted(set(self.calendar.holidays) & set(self.calendar.workdays)):
+            problems.append(
+                LintProblem(
+                    ("calendar", "workdays", self.calendar.workdays.index(day)),
+                    f"{day} is listed both as a holiday and as a workday",
+                    "keep the date in one of calendar.holidays and calendar.workdays",
+                )
+            )
+        return problems
 
     def expand(self, values: list[str]) -> list[str]:
         """Role values with ``@list`` entries replaced by the list's items."""
