@@ -1,5 +1,8 @@
 """Follow authentication logs: the systemd journal, else syslog files, with a cursor on disk.
 
+Records carry the agent's configured host name (the one every event reports,
+and the one roles assign), not the name syslog wrote into the line.
+
 Journal: ``journalctl -f -o json --cursor-file=<data>/accounts-journal.cursor``
 with one ``SYSLOG_IDENTIFIER=`` match per program we parse, so journald does
 the filtering and only those lines reach Python; journalctl itself keeps the
@@ -109,7 +112,7 @@ class JournalFollower:
                     break
                 record = parse_journal_entry(line.decode("utf-8", "replace"))
                 if record is not None:
-                    emit(record.model_copy(update={"host": record.host or self.host}))
+                    emit(record.model_copy(update={"host": self.host}))
         finally:
             self.stop()
 
@@ -227,7 +230,7 @@ class FileFollower:
                 raw.decode("utf-8", "replace"), tz=datetime.now().astimezone().tzinfo or UTC
             )
             if record is not None:
-                emit(record)
+                emit(record.model_copy(update={"host": self.host}))
         return count, offset + len(chunk) - len(rest)
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
