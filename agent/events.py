@@ -297,6 +297,20 @@ class AccountLoginEvidence(AccountEvidence):
     source: _Name = ""
 
 
+class AccountSessionEvidence(AccountEvidence):
+    """``account.session``: a contractor session opened, closed, or present at agent start.
+
+    Not an alarm: the collector correlates these across hosts (shared accounts,
+    first login on a host).
+    """
+
+    action: Annotated[str, StringConstraints(pattern=r"^(open|close|present)$")]
+    session_id: _Name
+    service: _Name = ""
+    remote_host: _Name = ""
+    source: _Name = ""
+
+
 class AccountPrivilegeEvidence(AccountEvidence):
     """``account.privilege``: sudo, su or pkexec used or attempted."""
 
@@ -422,6 +436,7 @@ EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
     "document.review": DocumentFindingEvidence,
     "document.unreadable": DocumentUnreadableEvidence,
     "account.login": AccountLoginEvidence,
+    "account.session": AccountSessionEvidence,
     "account.privilege": AccountPrivilegeEvidence,
     "account.group": AccountGroupEvidence,
     "account.change": AccountChangeEvidence,

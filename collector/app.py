@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
+from collector.account_correlation import AccountCorrelation
 from collector.api import documents, health, ingest, queries
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
@@ -35,11 +36,16 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     )
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
+    correlation = AccountCorrelation(
+        database, metrics, settings.effective_policy_dir, settings.account_correlation_interval_s
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(monitor.run(), name="silent-agent-monitor"),
             asyncio.create_task(retention.run(), name="retention"),
+            asyncio.create_task(correlation.run(), name="account-correlation"),
         ]
         try:
             yield
@@ -64,6 +70,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.monitor = monitor
     app.state.retention = retention
     app.state.document_checker = checker
+    app.state.account_correlation = correlation
     install_error_handlers(app)
     app.include_router(ingest.router)
     app.include_router(queries.router)

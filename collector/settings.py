@@ -52,6 +52,8 @@ class CollectorSettings(LayeredSettings):
     document_workers: int = Field(default=2, ge=1, le=64)
 
     silent_check_interval_s: float = Field(default=15.0, gt=0)
+    #: How often stored account events are correlated across hosts (shared accounts, scores).
+    account_correlation_interval_s: float = Field(default=60.0, gt=0)
     #: Days events are kept (网络安全法 art. 21: network logs at least six months); 0 keeps forever.
     event_retention_days: float = Field(default=180.0, ge=0)
     #: Days agent.heartbeat events are kept; they only prove liveness. 0: as long as other events.

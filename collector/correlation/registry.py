@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from collector.correlation.accounts import AccountsCorrelator, StoredAccountEvent
 from collector.correlation.silent import HeartbeatObservation, SilentCorrelator
 
 
@@ -32,5 +33,12 @@ CORRELATORS: Final[tuple[CorrelatorSpec, ...]] = (
         policy_section=SilentCorrelator.policy_section,
         make_detector=SilentCorrelator,
         observation_type=HeartbeatObservation,
+    ),
+    CorrelatorSpec(
+        name=AccountsCorrelator.name,
+        description=AccountsCorrelator.description,
+        policy_section=AccountsCorrelator.policy_section,
+        make_detector=AccountsCorrelator,
+        observation_type=StoredAccountEvent,
     ),
 )

@@ -77,6 +77,17 @@ def rsyslog(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def collector(tmp_path: Path, database_url: str) -> Iterator[Collector]:
+    """The conftest's collector, correlating account events every second."""
+    instance = Collector(home=tmp_path, database_url=database_url)
+    instance.extra_env["COURTGUARD_COLLECTOR_ACCOUNT_CORRELATION_INTERVAL_S"] = "1"
+    instance.init()
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
 def users() -> Iterator[Callable[[str], str]]:
     """Make throw-away users (random suffix); all are deleted afterwards."""
     made: list[str] = []
@@ -254,6 +265,10 @@ def test_contractor_accounts_end_to_end(
     # the night login is after the day login in the log, so the day login was judged: quiet
     logins = collector.events(agent_id=normal.agent_id, kind="account.login")
     assert [e["summary"] for e in logins if day in str(e["evidence"])] == []
+
+    # The collector correlates the session records across hosts: first sightings.
+    first = _wait_event(collector, normal, "accounts.first-seen-host", day)
+    assert first["severity"] == "low" and first["host"] == "ws-e2e-normal"
 
     # The calendar: a holiday override fires, a make-up workday override stays quiet.
     on_day = _wait_event(collector, on_holiday, "accounts.login-on-holiday", day)

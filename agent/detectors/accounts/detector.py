@@ -42,6 +42,7 @@ from agent.events import (
     AccountPrivilegeEvidence,
     AccountProgramEvidence,
     AccountRemovableEvidence,
+    AccountSessionEvidence,
     AccountTamperEvidence,
     Evidence,
     Finding,
@@ -190,6 +191,10 @@ class AccountsDetector:
 
     def _session(self, obs: SessionObserved, policy: AccountsPolicy) -> Iterator[Finding]:
         key = obs.session_id or f"{obs.service}:{obs.tty}"
+        yield from self._session_record(
+            policy, obs.account, obs.action, key, obs.time, obs.service, obs.remote_host,
+            obs.source,
+        )
         if obs.action == "close":
             sessions = self._live.get(obs.account)
             if sessions is not None:
@@ -203,6 +208,39 @@ class AccountsDetector:
             yield from self._login(
                 policy, obs.account, obs.time, obs.host, obs.service, obs.remote_host, obs.source
             )
+
+    def _session_record(
+        self,
+        policy: AccountsPolicy,
+        account: str,
+        action: str,
+        key: str,
+        at: datetime,
+        service: str,
+        remote_host: str,
+        source: str,
+    ) -> Iterator[Finding]:
+        """An info record of a contractor session, for the collector's cross-host view."""
+        who = self._resolve(policy, account)
+        if who is None:
+            return
+        evidence = AccountSessionEvidence(
+            **self._who(who),
+            action=action,
+            session_id=key[:256],
+            service=service,
+            remote_host=remote_host,
+            source=source,
+        )
+        verb = {"open": "登录", "close": "退出", "present": "在线（代理启动时已存在）"}[action]
+        yield from self._finding(
+            policy,
+            "accounts.session",
+            "account.session",
+            f"外包账号 {account} 会话{verb}（会话 {key[:60]}）",
+            evidence,
+            at,
+        )
 
     def _login(
         self,
@@ -316,9 +354,16 @@ class AccountsDetector:
 
     def _auth(self, rec: AuthRecord, policy: AccountsPolicy) -> Iterator[Finding]:
         action = rec.action
-        if action in ("login_success", "session_open") and rec.target:
+        if action in ("session_open", "session_close") and rec.target is not None:
             if action == "session_open" and rec.target in self._live:
                 return  # logind already told us about this login
+            yield from self._session_record(
+                policy, rec.target, "open" if action == "session_open" else "close",
+                _session_key(rec), rec.time, rec.service, rec.remote_host, "authlog",
+            )
+        if action in ("login_success", "session_open") and rec.target:
+            if action == "session_open" and rec.target in self._live:
+                return
             yield from self._login(
                 policy,
                 rec.target,
@@ -734,6 +779,13 @@ class AccountsDetector:
             evidence,
             obs.time,
         )
+
+
+def _session_key(rec: AuthRecord) -> str:
+    """PAM's open and close lines share the pid; logind's name its session."""
+    if rec.program == "systemd-logind":
+        return f"logind:{rec.command}"
+    return f"{rec.program}[{rec.pid}]"
 
 
 def _under(path: str, root: str) -> bool:
