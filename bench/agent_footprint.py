@@ -6,11 +6,16 @@ then samples the agent process once a second. Prints the figures and the
 budget beside them; it never fails on a figure.
 
     .venv/bin/python bench/agent_footprint.py [--seconds 120] [--runs 3] [--documents N]
+        [--only accounts] [--accounts-auth-log]
 
 With ``--documents N`` the documents detector watches a publication folder
 and N judgments (.docx and .txt, half of them with personal data) are dropped
 into it before the idle measurement; the figures are taken after the agent
 has scanned them all (each in its own child process).
+
+``--only NAME`` (repeatable) switches every other detector off;
+``--accounts-auth-log`` gives the accounts detector an (idle) auth log file to
+follow, so its log reader runs as on a Debian workstation without journald.
 """
 
 from __future__ import annotations
@@ -70,7 +75,15 @@ def main() -> None:
         "--documents", type=int, default=0, metavar="N",
         help="watch a publication folder and drop N judgments into it before measuring",
     )
+    parser.add_argument("--only", action="append", default=[], metavar="DETECTOR",
+                        help="enable only these detectors (repeatable); default: all")
+    parser.add_argument("--accounts-auth-log", action="store_true",
+                        help="let the accounts detector follow an (idle) auth log file")
     args = parser.parse_args()
+    unknown = set(args.only) - {spec.name for spec in DETECTORS}
+    if unknown:
+        parser.error(f"no such detector: {', '.join(sorted(unknown))}")
+    enabled = [s.name for s in DETECTORS if not args.only or s.name in args.only]
 
     with tempfile.TemporaryDirectory(prefix="cg-footprint-") as tmp:
         home = Path(tmp)
@@ -82,6 +95,13 @@ def main() -> None:
         if args.documents:
             folder.mkdir()
             settings["policy_dir"] = str(policies_watching(home / "policies", [folder]))
+        settings.update({f"detectors__{s.name}": "false" for s in DETECTORS
+                         if s.name not in enabled})
+        if args.accounts_auth_log:
+            auth_log = home / "auth.log"
+            auth_log.touch()
+            settings.update({"accounts__journal": "false",
+                             "accounts__auth_logs": f'["{auth_log}"]'})
         agent = Agent(home=home / "ws", collector=collector, settings=settings)
         agent.home.mkdir()
         agent.enroll()
@@ -108,8 +128,9 @@ def main() -> None:
             collector.stop()
 
     cpu = (cpu_end.user + cpu_end.system - cpu_start.user - cpu_start.system) / wall * 100
-    names = ", ".join(spec.name for spec in DETECTORS) or "none registered yet"
-    print(f"detectors enabled: {names}")
+    names = ", ".join(enabled) or "none"
+    follows = " (accounts follows an idle auth log)" if args.accounts_auth_log else ""
+    print(f"detectors enabled: {names}{follows}")
     if args.documents:
         print(f"documents        {scanned} scanned from the watched folder before measuring")
     print(

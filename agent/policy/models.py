@@ -330,11 +330,6 @@ POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
 }
 
 
-def _register_detector_kinds() -> None:
-    """Kinds whose models live beside their detector (imported late: they import this module)."""
-    from agent.detectors.accounts.policy import AccountsPolicy
-
-    POLICY_KINDS[AccountsPolicy.KIND] = AccountsPolicy
-
-
-_register_detector_kinds()
+# Kinds whose models live beside their detector add themselves to POLICY_KINDS at the end
+# of their module; imported here, last, so whichever module is imported first, both finish.
+import agent.detectors.accounts.policy  # noqa: E402, F401 (registers its kind)

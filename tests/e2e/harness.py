@@ -11,13 +11,14 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,3 +371,38 @@ def policies_watching(directory: Path, folders: list[Path]) -> Path:
             data["watch"]["settle_s"] = 0.5
         (directory / source.name).write_text(yaml.safe_dump(data, allow_unicode=True))
     return directory
+
+
+@contextlib.contextmanager
+def private_rsyslog(work: Path) -> Iterator[Path]:
+    """A private rsyslogd owning /dev/log, writing ``auth,authpriv`` to ``work/auth.log``.
+
+    For machines without a syslog daemon (containers, CI): real sudo, su and
+    usermod then write their own lines where an agent can tail them. Refuses
+    to start when /dev/log already belongs to another daemon.
+    """
+    daemon = shutil.which("rsyslogd")
+    if daemon is None:
+        raise RuntimeError("rsyslogd is not installed (Debian package rsyslog)")
+    if os.path.exists("/dev/log"):
+        raise RuntimeError("/dev/log exists: another syslog daemon owns it")
+    work.mkdir(parents=True, exist_ok=True)
+    auth_log = work / "auth.log"
+    auth_log.touch()
+    config = work / "rsyslog.conf"
+    config.write_text(
+        f'global(workDirectory="{work}")\n'
+        'module(load="imuxsock" SysSock.Use="on" SysSock.Name="/dev/log")\n'
+        f'auth,authpriv.* action(type="omfile" file="{auth_log}" template="RSYSLOG_FileFormat")\n'
+    )
+    pid_file = work / "rsyslogd.pid"
+    subprocess.run([daemon, "-f", str(config), "-i", str(pid_file)], check=True)
+    wait_until(lambda: os.path.exists("/dev/log") and pid_file.exists(), 10, "rsyslogd")
+    pid = int(pid_file.read_text())
+    try:
+        yield auth_log
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, "rsyslogd to stop")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink("/dev/log")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from tests.e2e.harness import POLICIES, Agent, Collector, wait_until
+from tests.e2e.harness import POLICIES, Agent, Collector, private_rsyslog, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -49,31 +48,11 @@ def _require(condition: bool, reason: str) -> None:
 def rsyslog(tmp_path: Path) -> Iterator[Path]:
     """A private rsyslogd owning /dev/log; yields the auth.log it writes."""
     _require(os.geteuid() == 0, "needs root (users, /dev/log)")
-    daemon = shutil.which("rsyslogd")
-    _require(daemon is not None, "needs rsyslogd (Debian package rsyslog)")
+    _require(shutil.which("rsyslogd") is not None, "needs rsyslogd (Debian package rsyslog)")
     _require(shutil.which("sudo") is not None, "needs sudo (Debian package sudo)")
     _require(not os.path.exists("/dev/log"), "/dev/log is owned by another syslog daemon")
-    work = tmp_path / "rsyslog"
-    work.mkdir()
-    auth_log = work / "auth.log"
-    auth_log.touch()
-    config = work / "rsyslog.conf"
-    config.write_text(
-        f'global(workDirectory="{work}")\n'
-        'module(load="imuxsock" SysSock.Use="on" SysSock.Name="/dev/log")\n'
-        f'auth,authpriv.* action(type="omfile" file="{auth_log}" template="RSYSLOG_FileFormat")\n'
-    )
-    pid_file = work / "rsyslogd.pid"
-    subprocess.run([str(daemon), "-f", str(config), "-i", str(pid_file)], check=True)
-    wait_until(lambda: os.path.exists("/dev/log") and pid_file.exists(), 10, "rsyslogd")
-    pid = int(pid_file.read_text())
-    try:
+    with private_rsyslog(tmp_path / "rsyslog") as auth_log:
         yield auth_log
-    finally:
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, "rsyslogd to stop")
-        if os.path.exists("/dev/log"):
-            os.unlink("/dev/log")
 
 
 @pytest.fixture

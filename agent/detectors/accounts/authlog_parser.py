@@ -130,14 +130,19 @@ def parse_syslog_line(line: str, *, year: int | None = None, tz: tzinfo = UTC) -
     return parse_message(match["prog"], pid, match["msg"], when, match["host"], line)
 
 
-def parse_journal_entry(entry: str | dict[str, Any]) -> AuthRecord | None:
+def parse_json_object(line: str | bytes) -> dict[str, Any] | None:
+    """One JSON object per line (``journalctl -o json``); None for anything else."""
+    try:
+        value = json.loads(line[: MAX_LINE * 4])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def parse_journal_entry(line: str | dict[str, Any]) -> AuthRecord | None:
     """One ``journalctl -o json`` line (or its decoded object)."""
-    if isinstance(entry, str):
-        try:
-            entry = json.loads(entry[: MAX_LINE * 4])
-        except ValueError:
-            return None
-    if not isinstance(entry, dict):
+    entry = parse_json_object(line) if isinstance(line, str) else line
+    if entry is None:
         return None
     message = entry.get("MESSAGE")
     program = entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM")

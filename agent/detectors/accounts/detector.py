@@ -192,7 +192,13 @@ class AccountsDetector:
     def _session(self, obs: SessionObserved, policy: AccountsPolicy) -> Iterator[Finding]:
         key = obs.session_id or f"{obs.service}:{obs.tty}"
         yield from self._session_record(
-            policy, obs.account, obs.action, key, obs.time, obs.service, obs.remote_host,
+            policy,
+            obs.account,
+            obs.action,
+            key,
+            obs.time,
+            obs.service,
+            obs.remote_host,
             obs.source,
         )
         if obs.action == "close":
@@ -358,8 +364,14 @@ class AccountsDetector:
             if action == "session_open" and rec.target in self._live:
                 return  # logind already told us about this login
             yield from self._session_record(
-                policy, rec.target, "open" if action == "session_open" else "close",
-                _session_key(rec), rec.time, rec.service, rec.remote_host, "authlog",
+                policy,
+                rec.target,
+                "open" if action == "session_open" else "close",
+                _session_key(rec),
+                rec.time,
+                rec.service,
+                rec.remote_host,
+                "authlog",
             )
         if action in ("login_success", "session_open") and rec.target:
             if action == "session_open" and rec.target in self._live:

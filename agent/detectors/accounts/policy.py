@@ -17,7 +17,13 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from agent.calendar_cn import KeyPeriod, WorkCalendar, make_calendar
-from agent.policy.models import LintProblem, PolicyDocument, Rule, StrictModel
+from agent.policy.models import (
+    POLICY_KINDS,
+    LintProblem,
+    PolicyDocument,
+    Rule,
+    StrictModel,
+)
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
@@ -225,3 +231,6 @@ class AccountsPolicy(PolicyDocument):
                 ):
                     return True
         return False
+
+
+POLICY_KINDS[AccountsPolicy.KIND] = AccountsPolicy

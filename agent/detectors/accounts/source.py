@@ -2,12 +2,14 @@
 
 1. ``AccountsSource`` starts one thread per reader (auth log, sessions,
    processes, groups, mounts, files); each blocks in its own thread and hands
-   observations to the event loop through a bounded queue (full: the
-   observation is dropped and counted in the log).
+   observations (one, or a list read at once) to the event loop through a
+   bounded queue (full: the observation is dropped and counted in the log).
 2. Before the first observation about an account it has not resolved yet, it
    yields that account's ``GroupState`` (NSS), so the pure detector knows
    group-selected contractors.
-3. ``update_policy`` re-targets the readers that depend on policy (who is a
+3. a ``Checkpoint`` in the queue is a log cursor, saved only when the daemon
+   has handled everything before it (see ``authlog_source``);
+4. ``update_policy`` re-targets the readers that depend on policy (who is a
    contractor, what to watch).
 """
 
@@ -25,7 +27,7 @@ from typing import Any, Final
 import structlog
 
 from agent.detector import SourceContext, SourceUnavailable
-from agent.detectors.accounts.authlog_source import FileFollower, JournalFollower
+from agent.detectors.accounts.authlog_source import Checkpoint, FileFollower, JournalFollower
 from agent.detectors.accounts.file_source import FileSource, build_plan
 from agent.detectors.accounts.host_sources import (
     Directory,
@@ -117,13 +119,16 @@ class AccountsSource:
         queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_MAX)
         stop = threading.Event()
 
-        def put(observation: Any) -> None:
-            try:
-                queue.put_nowait(observation)
-            except asyncio.QueueFull:
-                self.dropped += 1
-                if self.dropped % 1000 == 1:
-                    log.warning("accounts observations dropped: queue full", dropped=self.dropped)
+        def put(observations: Any) -> None:
+            for observation in observations if isinstance(observations, list) else [observations]:
+                try:
+                    queue.put_nowait(observation)
+                except asyncio.QueueFull:
+                    self.dropped += 1
+                    if self.dropped % 1000 == 1:
+                        log.warning(
+                            "accounts observations dropped: queue full", dropped=self.dropped
+                        )
 
         def emit(observation: Any) -> None:
             loop.call_soon_threadsafe(put, observation)
@@ -141,7 +146,12 @@ class AccountsSource:
             thread.start()
         try:
             while True:
-                observation, extras = await self._prelude(await queue.get())
+                item = await queue.get()
+                if isinstance(item, Checkpoint):
+                    # everything queued before it has been evaluated and spooled by now
+                    await asyncio.to_thread(item.commit)
+                    continue
+                observation, extras = await self._prelude(item)
                 for extra in extras:
                     yield extra
                 yield observation

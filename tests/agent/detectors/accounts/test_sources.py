@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-from agent.detectors.accounts.authlog_source import FileFollower
+import pytest
+
+from agent.detectors.accounts.authlog_source import Checkpoint, FileFollower, JournalFollower
 from agent.detectors.accounts.host_sources import (
     MountSource,
     parse_loginctl_json,
@@ -25,10 +28,14 @@ def _follower(tmp_path: Path, log: Path) -> FileFollower:
     return FileFollower([log], tmp_path / "cursor.json", "ws", 0.1)
 
 
-def _read(follower: FileFollower) -> list[Any]:
+def _read(follower: FileFollower, commit: bool = True) -> list[Any]:
+    """What one poll emits; its checkpoints committed as the daemon would after handling."""
     out: list[Any] = []
-    follower.poll_once(out.append)
-    return out
+    follower.poll_once(lambda got: out.extend(got if isinstance(got, list) else [got]))
+    for item in out:
+        if isinstance(item, Checkpoint) and commit:
+            item.commit()
+    return [item for item in out if not isinstance(item, Checkpoint)]
 
 
 def test_first_start_skips_history_then_reads_new_lines(tmp_path: Path) -> None:
@@ -60,6 +67,20 @@ def test_restart_neither_repeats_nor_misses(tmp_path: Path) -> None:
     with log.open("a") as handle:
         handle.write(LINE.format(n=3)[30:])
     assert [r.command for r in _read(second)] == ["/bin/id3"]
+
+
+def test_lines_read_but_not_handled_are_read_again(tmp_path: Path) -> None:
+    """A stop before the daemon handled a batch: its checkpoint is never committed."""
+    log = tmp_path / "auth.log"
+    log.write_text("")
+    first = _follower(tmp_path, log)
+    first.start_positions()
+    with log.open("a") as handle:
+        handle.write(LINE.format(n=1))
+    assert len(_read(first, commit=False)) == 1
+    second = _follower(tmp_path, log)
+    second.start_positions()
+    assert [r.command for r in _read(second)] == ["/bin/id1"]
 
 
 def test_rotation_drains_the_old_file_first(tmp_path: Path) -> None:
@@ -121,3 +142,32 @@ def test_mount_source_reports_changes_only(tmp_path: Path) -> None:
     assert [(e.action, e.mountpoint, e.removable) for e in events] == [
         ("mounted", "/media/x", False)
     ]
+
+
+def test_journal_follower_resumes_after_the_handled_cursor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without journald here, a stand-in journalctl prints recorded-format JSON and its argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    argv_file = tmp_path / "argv"
+    script = bin_dir / "journalctl"
+    script.write_text(
+        f'#!/bin/sh\necho "$@" > {argv_file}\ncat {FIXTURES / "synthetic-journal.jsonl"}\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    cursor = tmp_path / "journal.cursor"
+    follower = JournalFollower(cursor, "ws-it-01")
+    out: list[Any] = []
+    follower.run(lambda got: out.extend(got), threading.Event())
+    records = [o for o in out if isinstance(o, AuthRecord)]
+    assert [r.action for r in records] == ["sudo_refused", "session_open", "group_member_added"]
+    assert {r.host for r in records} == {"ws-it-01"}
+    assert "-n 0" in argv_file.read_text()  # first start: no history
+    for item in out:
+        if isinstance(item, Checkpoint):
+            item.commit()
+    assert cursor.read_text().endswith("x=5")  # the last entry, though it parsed to nothing
+    follower.run(lambda got: None, threading.Event())
+    assert "--after-cursor=s=1a2b;i=105;b=3c4d;m=5000;t=6058a1f0c4000;x=5" in argv_file.read_text()
