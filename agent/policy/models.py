@@ -242,8 +242,6 @@ class AgentPolicy(PolicyDocument):
     rules: list[Rule[AgentMatch]]
 
 
-
-
 #: The checks the document scanner implements (agent.documents.rules); a rule names one.
 DocumentCheck = Literal[
     "minor_defendant",
