@@ -599,3 +599,10 @@ _ECS_CATEGORY: Final[Mapping[str, str]] = {
     "document": "file",
     "agent": "host",
 }
+
+
+# Detector evidence models live beside their detectors; registered here so this module
+# stays the one place that decides how every kind's evidence is validated.
+from agent.detectors.outreach.evidence import OUTREACH_EVIDENCE_MODELS  # noqa: E402 (cycle)
+
+EVIDENCE_MODELS.update(OUTREACH_EVIDENCE_MODELS)

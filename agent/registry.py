@@ -14,6 +14,7 @@ from agent.detectors.accounts.spec import SPEC as ACCOUNTS
 from agent.detectors.documents.detector import DocumentsDetector
 from agent.detectors.documents.observation import DocumentObservation
 from agent.detectors.documents.source import make_source as make_documents_source
+from agent.detectors.outreach.spec import OUTREACH
 
 DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = (
     ACCOUNTS,
@@ -26,4 +27,5 @@ DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = (
         finalize_every_s=3600.0,
         observation_type=DocumentObservation,
     ),
+    OUTREACH,
 )

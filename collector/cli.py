@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.errors import CourtguardError
 from agent.events import utcnow
+from collector import probe_responder
 from collector.errors import CollectorError
 from collector.logs import configure_logging
 from collector.policy.commands import add_policy_commands
@@ -252,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     kcreate.add_argument("--role", default="admin", choices=apikeys.ROLES)
     kcreate.add_argument("--quiet", action="store_true", help="print only the key")
     kcreate.set_defaults(func=cmd_apikey_create)
+
+    probe_responder.add_parser(sub)
     return parser
 
 
@@ -262,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --uses must be at least 1", file=sys.stderr)
         return 2
     try:
+        if getattr(args, "standalone", False):  # needs no collector settings or store
+            return int(args.func(args))
         settings = _settings(args)
         configure_logging(settings.log_format, settings.log_level)
         args.func(args, settings)

@@ -61,6 +61,8 @@ def make_settings(tmp_path: Path, policy_dir: Path) -> Callable[..., AgentSettin
             "backoff_initial_s": 0.01,
             "backoff_max_s": 0.05,
             "shutdown_flush_s": 2,
+            # Real detectors change the host; daemon tests run fakes or none.
+            "detectors": {"outreach": False},
         }
         values.update(overrides)
         return AgentSettings(**values)

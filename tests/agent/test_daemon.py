@@ -237,6 +237,9 @@ def agent_env(settings: AgentSettings, **extra: str) -> dict[str, str]:
             "COURTGUARD_AGENT_SHUTDOWN_FLUSH_S": "1",
             "COURTGUARD_AGENT_BACKOFF_MAX_S": "0.5",
             "COURTGUARD_AGENT_LOG_FORMAT": "json",
+            # Real detectors change the host (the outreach one installs an nftables table);
+            # these tests are about the process, tests/agent/detectors about detectors.
+            "COURTGUARD_AGENT_DETECTORS__OUTREACH": "false",
         }
     )
     env.update(extra)

@@ -234,6 +234,9 @@ class Agent:
             "drain_start_jitter_s": "0",
             "log_format": "json",
             "allow_plain_http": "true" if not self.collector.tls else "false",
+            # The outreach detector installs an nftables table in the namespace it runs in;
+            # only tests that give it a namespace of its own switch it on.
+            "detectors__outreach": "false",
         }
         values.update(self.settings)
         env.update({f"COURTGUARD_AGENT_{k.upper()}": v for k, v in values.items()})

@@ -1,0 +1,14 @@
+"""The outreach (违规外联) detector: every way a workstation can reach the outside.
+
+Modules: ``policy`` (the ``networks`` policy model), ``observations`` (what
+the source yields), ``judgement`` (pure verdicts shared by detector and
+source), ``detector`` (findings and aggregation), ``evidence`` (typed event
+evidence), ``source`` and the I/O modules it drives (``netlink``,
+``interfaces``, ``kernel_filter``, ``packets``, ``attribution``, ``probe``,
+``settings_files``, ``response``). See docs/outreach.md.
+"""
+
+# The wire contract registers this detector's evidence and policy models at the end of
+# its modules; importing them first lets any outreach module be imported first.
+import agent.events
+import agent.policy.models  # noqa: F401

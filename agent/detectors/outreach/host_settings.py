@@ -1,0 +1,127 @@
+"""Host settings that open a way out: proxy settings in files, forwarding, NAT, hotspots.
+
+Both are cheap reads (a few small files, two sysctls, one ``nft list
+ruleset``, the process names) that the source repeats on a slow timer and,
+for forwarding, at once on a netconf change.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+import psutil
+
+from agent.detectors.outreach.kernel_filter import TABLE
+from agent.detectors.outreach.observations import ProxyObservation, SharingObservation
+
+#: Files and directories read for proxy settings (system-wide; per-user dconf is not read).
+PROXY_PATHS: Final = (
+    Path("/etc/environment"),
+    Path("/etc/profile.d"),
+    Path("/etc/apt/apt.conf"),
+    Path("/etc/apt/apt.conf.d"),
+    Path("/etc/wgetrc"),
+)
+_ENV_PROXY: Final = re.compile(
+    r"^\s*(?:export\s+)?((?:https?|ftp|all|socks)_proxy)\s*=\s*(\S+)", re.IGNORECASE
+)
+_APT_PROXY: Final = re.compile(r'^\s*(Acquire::\w+::Proxy)\s+"([^"]+)"', re.IGNORECASE)
+_WGET_PROXY: Final = re.compile(r"^\s*((?:https?|ftp)_proxy)\s*=\s*(\S+)", re.IGNORECASE)
+MAX_PROXY_FILE: Final = 256 * 1024
+HOTSPOT_PROCESSES: Final = frozenset({"hostapd", "create_ap"})
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.is_file())[:200])
+        elif path.is_file():
+            out.append(path)
+    return out
+
+
+def proxy_settings(paths: Iterable[Path] = PROXY_PATHS) -> list[ProxyObservation]:
+    """Every proxy setting with a value in the given files (comments ignored)."""
+    found = []
+    for path in _files(paths):
+        try:
+            if path.stat().st_size > MAX_PROXY_FILE:
+                continue
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.lstrip().startswith(("#", "//")):
+                continue
+            match = _APT_PROXY.match(line) or _ENV_PROXY.match(line) or _WGET_PROXY.match(line)
+            if match is None:
+                continue
+            value = match.group(2).strip().strip("'\";")
+            if value and value.upper() not in {"DIRECT", "FALSE"}:
+                found.append(
+                    ProxyObservation(
+                        origin=str(path)[:512], variable=match.group(1)[:64], value=value[:512]
+                    )
+                )
+    return found
+
+
+def signature(paths: Iterable[Path] = PROXY_PATHS) -> tuple[tuple[str, int, int], ...]:
+    """Cheap change detector: (path, mtime, size) of every proxy file."""
+    sig = []
+    for path in _files(paths):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        sig.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(sig)
+
+
+def _sysctl(path: str) -> bool:
+    try:
+        return Path(path).read_text().strip() not in {"", "0"}
+    except OSError:
+        return False
+
+
+def _masquerading() -> bool:
+    nft = shutil.which("nft") or ("/usr/sbin/nft" if Path("/usr/sbin/nft").exists() else None)
+    if nft is None:
+        return False
+    try:
+        result = subprocess.run(  # noqa: S603 (fixed binary and arguments)
+            [nft, "list", "ruleset"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    table = ""
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if words[:1] == ["table"]:
+            table = words[-2] if len(words) >= 3 else ""
+        if table != TABLE and ("masquerade" in words or "snat" in words):
+            return True
+    return False
+
+
+def sharing_state() -> SharingObservation:
+    hotspot = sorted(
+        {
+            name
+            for p in psutil.process_iter(["name"])
+            if (name := p.info.get("name") or "") in HOTSPOT_PROCESSES
+        }
+    )
+    return SharingObservation(
+        ipv4_forwarding=_sysctl("/proc/sys/net/ipv4/ip_forward"),
+        ipv6_forwarding=_sysctl("/proc/sys/net/ipv6/conf/all/forwarding"),
+        masquerade=_masquerading(),
+        hotspot=hotspot[:16],
+    )

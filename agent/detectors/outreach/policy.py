@@ -1,0 +1,297 @@
+"""The ``networks`` policy: what counts as inside, what is approved, and what each rule does.
+
+A ``networks`` document keeps the shared header (``kind``, ``schema_version``,
+``lists``, ``rules``) and adds one ``settings`` block that says which named
+lists play which role::
+
+    settings:
+      intranet: [court_intranet, court_intranet_v6]   # CIDRs: the allowed destinations
+      approved_interfaces: [approved_interfaces]       # name patterns, mac:..., usb:vid:pid
+      approved_gateways: [approved_gateways]           # IP addresses
+      resolvers: [intranet_resolvers]                  # IP addresses of allowed DNS servers
+      dns_zones: [intranet_zones]                      # intranet DNS suffixes
+      canaries: [public_canaries]                      # outside IPs for route queries
+      probe: {targets: [probe_targets], key: ..., tcp_port: 4790, dns_port: 53}
+
+Loopback, link-local and multicast are always allowed and never need listing;
+RFC 1918 is *not* assumed to be inside. Each rule's ``match.signal`` says
+which signal it judges; ``response`` (report, block, link-down) says what the
+agent does about it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from typing import Annotated, Any, ClassVar, Final, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from agent.policy.models import POLICY_KINDS, ListName, PolicyDocument, Rule, StrictModel
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+Signal = Literal[
+    "probe",
+    "interface",
+    "wifi",
+    "route",
+    "address",
+    "flow",
+    "dns",
+    "dns_answer",
+    "proxy",
+    "sharing",
+]
+Response = Literal["report", "block", "link-down"]
+InterfaceClass = Literal[
+    "loopback",
+    "ethernet",
+    "wifi",
+    "wwan",
+    "tethering",
+    "bluetooth",
+    "ppp",
+    "usb-ethernet",
+    "virtual",
+    "unknown",
+]
+Protocol = Literal["tcp", "udp", "icmp", "icmpv6", "other"]
+ProbeMethod = Literal["tcp", "dns"]
+PROBE_METHODS: Final[tuple[ProbeMethod, ...]] = ("tcp", "dns")
+
+#: Never judged: loopback, link-local, multicast, limited broadcast, the unspecified address.
+ALWAYS_ALLOWED: Final[tuple[IPNetwork, ...]] = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "224.0.0.0/4",
+        "255.255.255.255/32",
+        "0.0.0.0/32",
+        "::1/128",
+        "fe80::/10",
+        "ff00::/8",
+        "::/128",
+    )
+)
+
+#: Exception fields a rule may be shaped by; each names one fact of an observation.
+EXCEPTION_FIELDS: Final = frozenset(
+    {
+        "process.name",
+        "process.exe",
+        "process.user",
+        "remote.address",
+        "remote.port",
+        "protocol",
+        "interface.name",
+        "interface.class",
+        "interface.mac",
+        "interface.usb_id",
+        "proxy.host",
+        "dns.name",
+    }
+)
+
+DomainName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=253)]
+
+
+class ProbeSettings(StrictModel):
+    """The outreach probe: outside targets, the responder's ports, the shared HMAC key."""
+
+    targets: list[ListName] = Field(default_factory=lambda: ["probe_targets"])
+    key: Annotated[str, StringConstraints(min_length=16, max_length=256)]
+    tcp_port: int = Field(default=4790, ge=1, le=65535)
+    dns_port: int = Field(default=53, ge=1, le=65535)
+    methods: list[ProbeMethod] = Field(default_factory=lambda: list(PROBE_METHODS))
+    interval_s: float = Field(default=60.0, ge=5, le=86400)
+    timeout_s: float = Field(default=3.0, gt=0, le=30)
+
+
+class NetworkSettings(StrictModel):
+    """Which lists play which role, plus the detector's knobs."""
+
+    intranet: list[ListName] = Field(min_length=1)
+    approved_interfaces: list[ListName] = Field(default_factory=list)
+    approved_gateways: list[ListName] = Field(default_factory=list)
+    resolvers: list[ListName] = Field(default_factory=list)
+    dns_zones: list[ListName] = Field(default_factory=list)
+    canaries: list[ListName] = Field(default_factory=list)
+    wireless_allowed: bool = False
+    probe: ProbeSettings | None = None
+    #: Report what a response would do without doing it.
+    dry_run: bool = False
+    #: Repeats of one finding within this window become one event with a count.
+    aggregate_window_s: float = Field(default=300.0, ge=1, le=86400)
+    #: New (not repeated) findings per rule per window; the rest are counted in a summary.
+    max_events_per_window: int = Field(default=100, ge=1, le=100_000)
+    #: NFLOG group the kernel filter logs violating flows to.
+    nflog_group: int = Field(default=4790, ge=1, le=65535)
+
+
+class OutreachMatch(StrictModel):
+    """What one outreach rule judges. Lists come from ``settings``; a rule narrows by terms."""
+
+    signal: Signal
+    #: Only interfaces of these classes (empty: every class except loopback and virtual).
+    interface_classes: list[InterfaceClass] = Field(default_factory=list)
+    #: Only flows of these protocols (empty: all).
+    protocols: list[Protocol] = Field(default_factory=list)
+
+
+class OutreachRule(Rule[OutreachMatch]):
+    """A rule plus what the agent does when it fires (``report`` unless the policy asks more)."""
+
+    response: Response = "report"
+
+    @model_validator(mode="after")
+    def _response_fits_signal(self) -> OutreachRule:
+        if self.response == "link-down" and self.match.signal not in {"interface", "wifi", "route"}:
+            raise ValueError(
+                f"rule {self.id}: response link-down needs an interface, "
+                f"and signal {self.match.signal} has none; use report or block"
+            )
+        if self.response == "block" and self.match.signal not in {"flow", "dns", "interface"}:
+            raise ValueError(
+                f"rule {self.id}: response block applies to flow, dns or interface rules"
+            )
+        for exception in self.exceptions:
+            unknown = sorted(set(exception.fields) - EXCEPTION_FIELDS)
+            if unknown:
+                raise ValueError(
+                    f"rule {self.id}: exception {exception.name!r} uses unknown field(s) "
+                    f"{', '.join(unknown)}; known: {', '.join(sorted(EXCEPTION_FIELDS))}"
+                )
+        return self
+
+
+class InterfaceApproval(StrictModel):
+    """Parsed ``approved_interfaces`` entries: name globs, MAC addresses, USB vendor:product."""
+
+    names: tuple[str, ...] = ()
+    macs: frozenset[str] = frozenset()
+    usb_ids: frozenset[str] = frozenset()
+
+
+def _parse_network(list_name: str, value: Any) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError as exc:
+        raise ValueError(f"list {list_name}: {value!r} is not an IP network ({exc})") from exc
+
+
+def _parse_address(list_name: str, value: Any) -> IPAddress:
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError as exc:
+        raise ValueError(f"list {list_name}: {value!r} is not an IP address") from exc
+
+
+_MAC_PATTERN: Final = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
+_USB_PATTERN: Final = r"^[0-9a-f]{4}:[0-9a-f]{4}$"
+
+
+class NetworksPolicy(PolicyDocument):
+    """Policy for the outreach (违规外联) detector; see the module docstring."""
+
+    KIND: ClassVar[str] = "networks"
+    rules: list[OutreachRule]
+    settings: NetworkSettings
+
+    @model_validator(mode="after")
+    def _lists_fit_roles(self) -> NetworksPolicy:
+        roles = {
+            "intranet": self.settings.intranet,
+            "approved_interfaces": self.settings.approved_interfaces,
+            "approved_gateways": self.settings.approved_gateways,
+            "resolvers": self.settings.resolvers,
+            "dns_zones": self.settings.dns_zones,
+            "canaries": self.settings.canaries,
+            "probe.targets": self.settings.probe.targets if self.settings.probe else [],
+        }
+        for role, names in roles.items():
+            for name in names:
+                if name not in self.lists:
+                    raise ValueError(f"settings.{role} names list {name!r}, which is not defined")
+        # Parse every role once here so a bad entry is a clear error at load time.
+        _ = (self.intranet_networks, self.interface_approval, self.gateways, self.resolver_set)
+        _ = (self.zones, self.canary_addresses, self.probe_targets)
+        return self
+
+    def _values(self, names: list[str]) -> list[tuple[str, Any]]:
+        return [(name, value) for name in names for value in self.lists[name]]
+
+    @cached_property
+    def intranet_networks(self) -> tuple[IPNetwork, ...]:
+        return tuple(_parse_network(n, v) for n, v in self._values(self.settings.intranet))
+
+    @cached_property
+    def interface_approval(self) -> InterfaceApproval:
+        import re
+
+        names: list[str] = []
+        macs: set[str] = set()
+        usb_ids: set[str] = set()
+        for list_name, raw in self._values(self.settings.approved_interfaces):
+            value = str(raw).strip()
+            if value.startswith("mac:"):
+                mac = value[4:].lower()
+                if not re.match(_MAC_PATTERN, mac):
+                    raise ValueError(f"list {list_name}: {value!r} is not mac:aa:bb:cc:dd:ee:ff")
+                macs.add(mac)
+            elif value.startswith("usb:"):
+                usb = value[4:].lower()
+                if not re.match(_USB_PATTERN, usb):
+                    raise ValueError(f"list {list_name}: {value!r} is not usb:vvvv:pppp")
+                usb_ids.add(usb)
+            elif value and len(value) <= 32:
+                names.append(value)
+            else:
+                raise ValueError(f"list {list_name}: {value!r} is not an interface name pattern")
+        return InterfaceApproval(
+            names=tuple(names), macs=frozenset(macs), usb_ids=frozenset(usb_ids)
+        )
+
+    @cached_property
+    def gateways(self) -> frozenset[IPAddress]:
+        return frozenset(
+            _parse_address(n, v) for n, v in self._values(self.settings.approved_gateways)
+        )
+
+    @cached_property
+    def resolver_set(self) -> frozenset[IPAddress]:
+        return frozenset(_parse_address(n, v) for n, v in self._values(self.settings.resolvers))
+
+    @cached_property
+    def zones(self) -> tuple[str, ...]:
+        zones = []
+        for list_name, raw in self._values(self.settings.dns_zones):
+            zone = str(raw).strip().strip(".").lower()
+            if not zone or " " in zone:
+                raise ValueError(f"list {list_name}: {raw!r} is not a DNS zone")
+            zones.append(zone)
+        return tuple(zones)
+
+    @cached_property
+    def canary_addresses(self) -> tuple[IPAddress, ...]:
+        return tuple(_parse_address(n, v) for n, v in self._values(self.settings.canaries))
+
+    @cached_property
+    def probe_targets(self) -> tuple[IPAddress, ...]:
+        probe = self.settings.probe
+        if probe is None:
+            return ()
+        return tuple(_parse_address(n, v) for n, v in self._values(probe.targets))
+
+    def rules_for(self, signal: str) -> list[OutreachRule]:
+        """Enabled rules judging ``signal``, in file order."""
+        return [r for r in self.rules if r.enabled and r.match.signal == signal]
+
+    def responses(self, response: str) -> list[OutreachRule]:
+        """Enabled rules asking for ``response``."""
+        return [r for r in self.rules if r.enabled and r.response == response]
+
+
+POLICY_KINDS[NetworksPolicy.KIND] = NetworksPolicy

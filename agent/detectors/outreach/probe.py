@@ -1,0 +1,164 @@
+"""The outreach probe (外联探测): its wire protocol, shared with the responder, and the client.
+
+A probe proves the host is outside the boundary only if the reply comes from
+the court's own Internet-side responder, so a captive portal or transparent
+proxy that answers anything cannot fake it:
+
+* TCP: the agent sends ``CGPROBE1 <nonce> <host> <interface>\\n``; the
+  responder answers ``CGPROBE1 <hmac>\\n``;
+* DNS: the agent asks TXT ``<nonce>.<host>.<interface>.cgprobe``; the answer
+  is one TXT string ``cg1=<hmac>``;
+
+where ``hmac`` is HMAC-SHA256 over ``courtguard-probe-v1|<method>|<nonce>``
+with the key from the policy. Each probe binds to one interface
+(SO_BINDTODEVICE) and carries a socket mark so the kernel filter does not
+report the agent's own probes as flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import re
+import socket
+import time
+from typing import Final, Literal
+
+from agent.detectors.outreach.packets import build_dns_query, parse_dns
+
+MAGIC: Final = "CGPROBE1"
+DNS_SUFFIX: Final = "cgprobe"
+SO_MARK: Final = 36
+SO_BINDTODEVICE: Final = 25
+_LABEL: Final = re.compile(r"[^a-z0-9-]")
+
+Outcome = Literal["verified", "forged", "no-reply", "error"]
+
+
+def signature(key: str, method: str, nonce: str) -> str:
+    message = f"courtguard-probe-v1|{method}|{nonce}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify(key: str, method: str, nonce: str, answer: str) -> bool:
+    return hmac.compare_digest(signature(key, method, nonce), answer.strip().lower())
+
+
+def label(text: str) -> str:
+    """A DNS-safe label (hostnames and interface names can hold anything)."""
+    return (_LABEL.sub("-", text.lower()) or "x")[:63]
+
+
+def dns_name(nonce: str, host: str, interface: str) -> str:
+    return f"{nonce}.{label(host)}.{label(interface)}.{DNS_SUFFIX}"
+
+
+def parse_dns_name(name: str) -> tuple[str, str, str] | None:
+    """(nonce, host, interface) from a probe query name, or None when it is not one."""
+    parts = name.lower().rstrip(".").split(".")
+    if len(parts) != 4 or parts[3] != DNS_SUFFIX or not re.fullmatch(r"[0-9a-f]{32}", parts[0]):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def _socket(kind: int, interface: str, family: int, mark: int | None) -> socket.socket:
+    sock = socket.socket(family, kind)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
+        if mark is not None:
+            # Without CAP_NET_ADMIN there is no mark and the filter reports the probe as a flow.
+            with contextlib.suppress(PermissionError):
+                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
+    except Exception:
+        sock.close()
+        raise
+    return sock
+
+
+async def probe_tcp(
+    interface: str,
+    target: str,
+    port: int,
+    key: str,
+    host: str,
+    timeout_s: float,
+    mark: int | None = None,
+) -> tuple[Outcome, str, float | None]:
+    """One TCP probe through ``interface``: (outcome, detail, round trip in ms)."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in target else socket.AF_INET
+    nonce = os.urandom(16).hex()
+    started = time.perf_counter()
+    try:
+        sock = _socket(socket.SOCK_STREAM, interface, family, mark)
+    except OSError as exc:
+        return "error", f"cannot bind to {interface}: {exc.strerror or exc}", None
+    try:
+        async with asyncio.timeout(timeout_s):
+            await loop.sock_connect(sock, (target, port))
+            await loop.sock_sendall(
+                sock, f"{MAGIC} {nonce} {label(host)} {label(interface)}\n".encode()
+            )
+            reply = b""
+            while b"\n" not in reply and len(reply) < 512:
+                chunk = await loop.sock_recv(sock, 512)
+                if not chunk:
+                    break
+                reply += chunk
+    except TimeoutError:
+        return "no-reply", "timed out", None
+    except OSError as exc:
+        return "no-reply", exc.strerror or str(exc), None
+    finally:
+        sock.close()
+    rtt = round((time.perf_counter() - started) * 1000, 1)
+    words = reply.decode(errors="replace").split()
+    if len(words) == 2 and words[0] == MAGIC and verify(key, "tcp", nonce, words[1]):
+        return "verified", "", rtt
+    return "forged", f"reply without a valid signature: {reply[:60]!r}", rtt
+
+
+async def probe_dns(
+    interface: str,
+    target: str,
+    port: int,
+    key: str,
+    host: str,
+    timeout_s: float,
+    mark: int | None = None,
+) -> tuple[Outcome, str, float | None]:
+    """One DNS (UDP) probe through ``interface``: (outcome, detail, round trip in ms)."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in target else socket.AF_INET
+    nonce = os.urandom(16).hex()
+    ident = int.from_bytes(os.urandom(2), "big")
+    query = build_dns_query(ident, dns_name(nonce, host, interface))
+    started = time.perf_counter()
+    try:
+        sock = _socket(socket.SOCK_DGRAM, interface, family, mark)
+    except OSError as exc:
+        return "error", f"cannot bind to {interface}: {exc.strerror or exc}", None
+    try:
+        async with asyncio.timeout(timeout_s):
+            await loop.sock_sendto(sock, query, (target, port))
+            while True:
+                data, _peer = await loop.sock_recvfrom(sock, 2048)
+                answer = parse_dns(data)
+                if answer is not None and answer.ident == ident and answer.response:
+                    break
+    except TimeoutError:
+        return "no-reply", "timed out", None
+    except OSError as exc:
+        return "no-reply", exc.strerror or str(exc), None
+    finally:
+        sock.close()
+    rtt = round((time.perf_counter() - started) * 1000, 1)
+    for text in answer.txt():
+        value = text.decode(errors="replace")
+        if value.startswith("cg1=") and verify(key, "dns", nonce, value[4:]):
+            return "verified", "", rtt
+    return "forged", "DNS answer without a valid signature", rtt
