@@ -1,12 +1,12 @@
 """The idle agent's footprint: start-to-ready time, RSS and CPU, with every detector enabled.
 
 Starts a real collector (SQLite, HTTPS) and one enrolled agent with its
-default settings (every registered detector enabled, the default heartbeat),
-then samples the agent process once a second. Prints the figures and the
-budget beside them; it never fails on a figure.
+default settings (the default heartbeat), then samples the agent process once
+a second. Prints the figures and the budget beside them; it never fails on a
+figure.
 
     .venv/bin/python bench/agent_footprint.py [--seconds 120] [--runs 3] [--documents N]
-        [--only accounts] [--accounts-auth-log]
+        [--only accounts] [--accounts-auth-log] [--netns]
 
 With ``--documents N`` the documents detector watches a publication folder
 and N judgments (.docx and .txt, half of them with personal data) are dropped
@@ -16,15 +16,24 @@ has scanned them all (each in its own child process).
 ``--only NAME`` (repeatable) switches every other detector off;
 ``--accounts-auth-log`` gives the accounts detector an (idle) auth log file to
 follow, so its log reader runs as on a Debian workstation without journald.
+
+Detectors that change the host (the outreach detector installs an nftables
+table and probes from every interface) run only with ``--netns``: collector
+and agent then run in a throwaway network namespace (root), so nothing
+touches the machine's own network. Without it they are switched off.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -67,6 +76,21 @@ def drop_documents(folder: Path, count: int, agent: Agent) -> int:
     return scanned()
 
 
+@contextlib.contextmanager
+def own_netns(wanted: bool) -> Iterator[str | None]:
+    """A fresh network namespace with loopback up (deleted afterwards), or None."""
+    if not wanted:
+        yield None
+        return
+    name = f"cgfp-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120)
@@ -79,30 +103,38 @@ def main() -> None:
                         help="enable only these detectors (repeatable); default: all")
     parser.add_argument("--accounts-auth-log", action="store_true",
                         help="let the accounts detector follow an (idle) auth log file")
+    parser.add_argument(
+        "--netns", action="store_true",
+        help="run in a new network namespace with every detector on (root)",
+    )
     args = parser.parse_args()
     unknown = set(args.only) - {spec.name for spec in DETECTORS}
     if unknown:
         parser.error(f"no such detector: {', '.join(sorted(unknown))}")
     enabled = [s.name for s in DETECTORS if not args.only or s.name in args.only]
 
-    with tempfile.TemporaryDirectory(prefix="cg-footprint-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cg-footprint-") as tmp, own_netns(args.netns) as ns:
         home = Path(tmp)
-        collector = Collector(home=home, database_url=f"sqlite:///{home / 'collector.db'}")
+        collector = Collector(
+            home=home, database_url=f"sqlite:///{home / 'collector.db'}", netns=ns
+        )
         collector.init()
         collector.start()
         settings = {"heartbeat_interval_s": "60"}
+        if ns is None and "outreach" in enabled:
+            enabled.remove("outreach")  # it would change this machine's network; see --netns
         folder = home / "publish"
         if args.documents:
             folder.mkdir()
             settings["policy_dir"] = str(policies_watching(home / "policies", [folder]))
-        settings.update({f"detectors__{s.name}": "false" for s in DETECTORS
-                         if s.name not in enabled})
+        settings.update({f"detectors__{s.name}": "true" if s.name in enabled else "false"
+                         for s in DETECTORS})
         if args.accounts_auth_log:
             auth_log = home / "auth.log"
             auth_log.touch()
             settings.update({"accounts__journal": "false",
                              "accounts__auth_logs": f'["{auth_log}"]'})
-        agent = Agent(home=home / "ws", collector=collector, settings=settings)
+        agent = Agent(home=home / "ws", collector=collector, settings=settings, netns=ns)
         agent.home.mkdir()
         agent.enroll()
         try:
@@ -130,7 +162,8 @@ def main() -> None:
     cpu = (cpu_end.user + cpu_end.system - cpu_start.user - cpu_start.system) / wall * 100
     names = ", ".join(enabled) or "none"
     follows = " (accounts follows an idle auth log)" if args.accounts_auth_log else ""
-    print(f"detectors enabled: {names}{follows}")
+    where = f" (in netns {ns})" if ns else ""
+    print(f"detectors enabled: {names}{follows}{where}")
     if args.documents:
         print(f"documents        {scanned} scanned from the watched folder before measuring")
     print(

@@ -50,6 +50,41 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+def in_netns(netns: str | None, call: Callable[[], Any]) -> Any:
+    """Run ``call`` with its sockets in network namespace ``netns`` (None: here).
+
+    setns(2) changes only the calling thread's namespace, so the call runs in
+    a thread of its own that enters the namespace first.
+    """
+    if netns is None:
+        return call()
+    import ctypes
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def enter_and_call() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/run/netns/{netns}") as handle:
+                if libc.setns(handle.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+                    raise OSError(ctypes.get_errno(), f"setns into {netns} failed")
+            outcome["value"] = call()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=enter_and_call)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def netns_prefix(netns: str | None) -> list[str]:
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
 def _base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COURTGUARD_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -64,6 +99,9 @@ class Collector:
     database_url: str
     tls: bool = True
     port: int = field(default_factory=free_port)
+    #: Run inside this network namespace, listening on ``listen_host`` there.
+    netns: str | None = None
+    listen_host: str = "127.0.0.1"
     extra_env: dict[str, str] = field(default_factory=dict)
     admin_key: str = ""
     process: subprocess.Popen[bytes] | None = None
@@ -75,7 +113,7 @@ class Collector:
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.listen_host}:{self.port}"
 
     @property
     def ca_file(self) -> Path:
@@ -91,7 +129,7 @@ class Collector:
             {
                 "COURTGUARD_COLLECTOR_DATA_DIR": str(self.data_dir),
                 "COURTGUARD_COLLECTOR_DATABASE_URL": self.database_url,
-                "COURTGUARD_COLLECTOR_LISTEN_HOST": "127.0.0.1",
+                "COURTGUARD_COLLECTOR_LISTEN_HOST": self.listen_host,
                 "COURTGUARD_COLLECTOR_LISTEN_PORT": str(self.port),
                 "COURTGUARD_COLLECTOR_TLS": "true" if self.tls else "false",
                 "COURTGUARD_COLLECTOR_POLICY_DIR": str(POLICIES),
@@ -103,7 +141,7 @@ class Collector:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(BIN / "courtguard-collector"), *args],
+            [*netns_prefix(self.netns), str(BIN / "courtguard-collector"), *args],
             env=self.env(),
             capture_output=True,
             text=True,
@@ -112,13 +150,17 @@ class Collector:
         )
 
     def init(self) -> None:
-        result = self.cli("init", "--print-key-only")
+        sans = ["--san", self.listen_host] if self.listen_host != "127.0.0.1" else []
+        result = self.cli("init", "--print-key-only", *sans)
         self.admin_key = result.stdout.strip().splitlines()[-1]
 
     def start(self) -> None:
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "courtguard-collector"), "serve"], env=self.env(), stdout=log, stderr=log
+                [*netns_prefix(self.netns), str(BIN / "courtguard-collector"), "serve"],
+                env=self.env(),
+                stdout=log,
+                stderr=log,
             )
         self.starts += 1
         wait_until(self._healthy, 30, f"collector at {self.url} to answer /healthz")
@@ -126,9 +168,12 @@ class Collector:
     def _healthy(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise AssertionError(f"collector exited with {self.process.returncode}:\n{self.log()}")
-        try:
+        def get() -> bool:
             with self.http(timeout=5) as client:
                 return client.get("/healthz").status_code == 200
+
+        try:
+            return bool(in_netns(self.netns, get))
         except httpx.TransportError:
             return False
 
@@ -151,10 +196,13 @@ class Collector:
         return httpx.Client(base_url=self.url, verify=self.ssl_context(), timeout=timeout)
 
     def api(self, path: str, **params: Any) -> Any:
-        with self.http() as client:
-            response = client.get(
-                path, params=params, headers={"Authorization": f"Bearer {self.admin_key}"}
-            )
+        def get() -> httpx.Response:
+            with self.http() as client:
+                return client.get(
+                    path, params=params, headers={"Authorization": f"Bearer {self.admin_key}"}
+                )
+
+        response = in_netns(self.netns, get)
         response.raise_for_status()
         return response.json()
 
@@ -209,6 +257,8 @@ class Agent:
     home: Path
     collector: Collector
     settings: dict[str, str] = field(default_factory=dict)
+    #: Run inside this network namespace (``ip netns exec``).
+    netns: str | None = None
     process: subprocess.Popen[bytes] | None = None
     agent_id: str = ""
     ready_lines: int = 0
@@ -244,7 +294,7 @@ class Agent:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(BIN / "courtguard-agent"), *args],
+            [*netns_prefix(self.netns), str(BIN / "courtguard-agent"), *args],
             env=self.env(),
             capture_output=True,
             text=True,
@@ -265,7 +315,10 @@ class Agent:
         self.ready_lines = self.log().count("agent ready")
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "courtguard-agent"), "run"], env=self.env(), stdout=log, stderr=log
+                [*netns_prefix(self.netns), str(BIN / "courtguard-agent"), "run"],
+                env=self.env(),
+                stdout=log,
+                stderr=log,
             )
         if wait_ready:
             wait_until(self._ready, 30, "the agent to log 'agent ready'")

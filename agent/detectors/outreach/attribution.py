@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from agent.detectors.outreach.observations import ProcessFacts
+from agent.detectors.outreach.evidence import ProcessEvidence as ProcessFacts
 
 PROC: Final = Path("/proc")
 _TABLES: Final = {"tcp": ("tcp", "tcp6"), "udp": ("udp", "udp6")}

@@ -3,6 +3,9 @@
 Observations carry facts, never verdicts: the detector classifies interfaces
 and judges addresses, so a rule case written as data exercises the same code
 as the live source.
+
+A flow's process is carried as ``ProcessEvidence`` from the start: it goes
+into the event unchanged.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from agent.detectors.outreach.evidence import ProcessEvidence as ProcessFacts
 from agent.detectors.outreach.policy import Protocol
 
 Text = Annotated[str, StringConstraints(max_length=512)]
@@ -69,14 +73,6 @@ class RouteObservation(Observation):
     link: LinkFacts | None = None
     gateway: Name = ""
     source: Name = ""
-
-
-class ProcessFacts(Observation):
-    pid: int
-    name: Name = ""
-    exe: Text = ""
-    cmdline: Text = ""
-    user: Name = ""
 
 
 class FlowObservation(Observation):

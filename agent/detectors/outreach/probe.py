@@ -25,9 +25,11 @@ import os
 import re
 import socket
 import time
-from typing import Final, Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Literal, TypeVar
 
-from agent.detectors.outreach.packets import build_dns_query, parse_dns
+from agent.detectors.outreach.packets import DnsMessage, build_dns_query, parse_dns
 
 MAGIC: Final = "CGPROBE1"
 DNS_SUFFIX: Final = "cgprobe"
@@ -36,6 +38,7 @@ SO_BINDTODEVICE: Final = 25
 _LABEL: Final = re.compile(r"[^a-z0-9-]")
 
 Outcome = Literal["verified", "forged", "no-reply", "error"]
+_T = TypeVar("_T")
 
 
 def signature(key: str, method: str, nonce: str) -> str:
@@ -79,86 +82,87 @@ def _socket(kind: int, interface: str, family: int, mark: int | None) -> socket.
     return sock
 
 
-async def probe_tcp(
-    interface: str,
-    target: str,
-    port: int,
-    key: str,
-    host: str,
-    timeout_s: float,
-    mark: int | None = None,
-) -> tuple[Outcome, str, float | None]:
-    """One TCP probe through ``interface``: (outcome, detail, round trip in ms)."""
-    loop = asyncio.get_running_loop()
-    family = socket.AF_INET6 if ":" in target else socket.AF_INET
-    nonce = os.urandom(16).hex()
+@dataclass(frozen=True)
+class ProbeTarget:
+    """Where one probe goes and what it needs to prove the answer."""
+
+    interface: str
+    target: str
+    port: int
+    key: str
+    host: str
+    timeout_s: float
+    mark: int | None = None
+
+
+async def _exchange(
+    probe: ProbeTarget, kind: int, talk: Callable[[socket.socket], Awaitable[_T]]
+) -> tuple[_T | None, Outcome, str, float | None]:
+    """Open a socket bound to the interface, run ``talk`` under the timeout, close it."""
+    family = socket.AF_INET6 if ":" in probe.target else socket.AF_INET
     started = time.perf_counter()
     try:
-        sock = _socket(socket.SOCK_STREAM, interface, family, mark)
+        sock = _socket(kind, probe.interface, family, probe.mark)
     except OSError as exc:
-        return "error", f"cannot bind to {interface}: {exc.strerror or exc}", None
+        return None, "error", f"cannot bind to {probe.interface}: {exc.strerror or exc}", None
     try:
-        async with asyncio.timeout(timeout_s):
-            await loop.sock_connect(sock, (target, port))
-            await loop.sock_sendall(
-                sock, f"{MAGIC} {nonce} {label(host)} {label(interface)}\n".encode()
-            )
-            reply = b""
-            while b"\n" not in reply and len(reply) < 512:
-                chunk = await loop.sock_recv(sock, 512)
-                if not chunk:
-                    break
-                reply += chunk
+        async with asyncio.timeout(probe.timeout_s):
+            result = await talk(sock)
     except TimeoutError:
-        return "no-reply", "timed out", None
+        return None, "no-reply", "timed out", None
     except OSError as exc:
-        return "no-reply", exc.strerror or str(exc), None
+        return None, "no-reply", exc.strerror or str(exc), None
     finally:
         sock.close()
-    rtt = round((time.perf_counter() - started) * 1000, 1)
+    return result, "verified", "", round((time.perf_counter() - started) * 1000, 1)
+
+
+async def probe_tcp(probe: ProbeTarget) -> tuple[Outcome, str, float | None]:
+    """One TCP probe: (outcome, detail, round trip in ms)."""
+    loop = asyncio.get_running_loop()
+    nonce = os.urandom(16).hex()
+    line = f"{MAGIC} {nonce} {label(probe.host)} {label(probe.interface)}\n".encode()
+
+    async def talk(sock: socket.socket) -> bytes:
+        await loop.sock_connect(sock, (probe.target, probe.port))
+        await loop.sock_sendall(sock, line)
+        reply = b""
+        while b"\n" not in reply and len(reply) < 512:
+            chunk = await loop.sock_recv(sock, 512)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+    reply, outcome, detail, rtt = await _exchange(probe, socket.SOCK_STREAM, talk)
+    if reply is None:
+        return outcome, detail, rtt
     words = reply.decode(errors="replace").split()
-    if len(words) == 2 and words[0] == MAGIC and verify(key, "tcp", nonce, words[1]):
+    if len(words) == 2 and words[0] == MAGIC and verify(probe.key, "tcp", nonce, words[1]):
         return "verified", "", rtt
     return "forged", f"reply without a valid signature: {reply[:60]!r}", rtt
 
 
-async def probe_dns(
-    interface: str,
-    target: str,
-    port: int,
-    key: str,
-    host: str,
-    timeout_s: float,
-    mark: int | None = None,
-) -> tuple[Outcome, str, float | None]:
-    """One DNS (UDP) probe through ``interface``: (outcome, detail, round trip in ms)."""
+async def probe_dns(probe: ProbeTarget) -> tuple[Outcome, str, float | None]:
+    """One DNS (UDP) probe: (outcome, detail, round trip in ms)."""
     loop = asyncio.get_running_loop()
-    family = socket.AF_INET6 if ":" in target else socket.AF_INET
     nonce = os.urandom(16).hex()
     ident = int.from_bytes(os.urandom(2), "big")
-    query = build_dns_query(ident, dns_name(nonce, host, interface))
-    started = time.perf_counter()
-    try:
-        sock = _socket(socket.SOCK_DGRAM, interface, family, mark)
-    except OSError as exc:
-        return "error", f"cannot bind to {interface}: {exc.strerror or exc}", None
-    try:
-        async with asyncio.timeout(timeout_s):
-            await loop.sock_sendto(sock, query, (target, port))
-            while True:
-                data, _peer = await loop.sock_recvfrom(sock, 2048)
-                answer = parse_dns(data)
-                if answer is not None and answer.ident == ident and answer.response:
-                    break
-    except TimeoutError:
-        return "no-reply", "timed out", None
-    except OSError as exc:
-        return "no-reply", exc.strerror or str(exc), None
-    finally:
-        sock.close()
-    rtt = round((time.perf_counter() - started) * 1000, 1)
+    query = build_dns_query(ident, dns_name(nonce, probe.host, probe.interface))
+
+    async def talk(sock: socket.socket) -> DnsMessage:
+        await loop.sock_sendto(sock, query, (probe.target, probe.port))
+        while True:
+            data, _peer = await loop.sock_recvfrom(sock, 2048)
+            answer = parse_dns(data)
+            if answer is not None and answer.ident == ident and answer.response:
+                return answer
+
+    answer, outcome, detail, rtt = await _exchange(probe, socket.SOCK_DGRAM, talk)
+    if answer is None:
+        return outcome, detail, rtt
     for text in answer.txt():
         value = text.decode(errors="replace")
-        if value.startswith("cg1=") and verify(key, "dns", nonce, value[4:]):
+        if value.startswith("cg1=") and verify(probe.key, "dns", nonce, value[4:]):
             return "verified", "", rtt
     return "forged", "DNS answer without a valid signature", rtt

@@ -497,23 +497,16 @@ class OutreachSource:
                 for method in settings.methods:
                     run = probe.probe_tcp if method == "tcp" else probe.probe_dns
                     port = settings.tcp_port if method == "tcp" else settings.dns_port
-                    jobs.append(
-                        (
-                            link,
-                            str(target),
-                            port,
-                            method,
-                            run(
-                                link.name,
-                                str(target),
-                                port,
-                                settings.key,
-                                self.host,
-                                settings.timeout_s,
-                                mark,
-                            ),
-                        )
+                    request = probe.ProbeTarget(
+                        link.name,
+                        str(target),
+                        port,
+                        settings.key,
+                        self.host,
+                        settings.timeout_s,
+                        mark,
                     )
+                    jobs.append((link, str(target), port, method, run(request)))
         results = await asyncio.gather(*(job[4] for job in jobs), return_exceptions=True)
         for (link, target_text, port, method, _), result in zip(jobs, results, strict=True):
             if isinstance(result, BaseException):

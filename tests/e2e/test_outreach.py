@@ -1,0 +1,368 @@
+"""The outreach detector end to end: agent in a workstation namespace, collector in the intranet.
+
+Each test builds the topology of ``tests/e2e/netns.py``, starts a real
+collector inside the intranet namespace (on 198.18.0.1, so the agent ships
+across the intranet link and block mode has a real collector path to keep
+open) and a real agent inside the workstation namespace, then asserts the
+events that reach the collector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.harness import BIN, POLICIES, Agent, Collector, wait_until
+from tests.e2e.netns import MODEM_MAC, Topology, root_reason
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+PROBE_KEY = "e2e-probe-key-0123456789abcdef"
+SINK = (
+    "import socket,threading,time\n"
+    "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('203.0.113.10', 80)); s.listen(64)\n"
+    "def hold(c):\n"
+    "    time.sleep(2); c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\nok'); c.close()\n"
+    "while True:\n"
+    "    c,_=s.accept(); threading.Thread(target=hold, args=(c,), daemon=True).start()\n"
+)
+INTRANET_CHATTER = (
+    "import socket\n"
+    "u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "u.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)\n"
+    "u.sendto(b'ntp', ('198.18.0.1', 123))\n"
+    "u.sendto(b'mdns', ('224.0.0.251', 5353))\n"
+    "u.sendto(b'dhcp', ('255.255.255.255', 67))\n"
+    "u.sendto(b'dns', ('198.18.0.53', 53))\n"
+)
+
+
+def networks_policy(**changes: Any) -> dict[str, Any]:
+    """The shipped networks policy with the test's lists and per-rule changes."""
+    data: dict[str, Any] = yaml.safe_load((POLICIES / "networks.yaml").read_text())
+    data["lists"].update(
+        court_intranet=["198.18.0.0/15"],
+        court_intranet_v6=["fd00:cafe::/48"],
+        approved_interfaces=["eth0"],
+        approved_gateways=["198.18.0.1"],
+        intranet_resolvers=["198.18.0.53"],
+        intranet_zones=["court.test"],
+        public_canaries=["192.0.2.1"],
+        probe_targets=["203.0.113.10"],
+    )
+    settings = changes.pop("settings", {})
+    data["settings"]["probe"].update(key=PROBE_KEY, interval_s=5, timeout_s=1)
+    data["settings"].update(settings)
+    for rule in data["rules"]:
+        rule.pop("cases", None)
+        rule.update(changes.get(rule["id"], {}))
+    return data
+
+
+@pytest.fixture
+def topology() -> Iterator[Topology]:
+    reason = root_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"namespace tests must run on CI: {reason}")
+        pytest.skip(reason)
+    topo = Topology()
+    try:
+        topo.create()
+        yield topo
+    finally:
+        topo.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path, topology: Topology) -> Iterator[Callable[..., tuple[Agent, Collector]]]:
+    """Start the collector (intranet) and an agent (workstation) with a networks policy."""
+    started: list[Any] = []
+
+    def start(**policy_changes: Any) -> tuple[Agent, Collector]:
+        policy_dir = tmp_path / "policies"
+        policy_dir.mkdir(exist_ok=True)
+        (policy_dir / "agent.yaml").write_text((POLICIES / "agent.yaml").read_text())
+        (policy_dir / "networks.yaml").write_text(
+            yaml.safe_dump(networks_policy(**policy_changes), allow_unicode=True)
+        )
+        collector = Collector(
+            home=tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'collector.db'}",
+            netns=topology.intra,
+            listen_host="198.18.0.1",
+        )
+        collector.init()
+        collector.start()
+        started.append(collector)
+        agent = Agent(
+            home=tmp_path / "ws",
+            collector=collector,
+            netns=topology.ws,
+            settings={
+                "policy_dir": str(policy_dir),
+                "detectors__outreach": "true",
+                "hostname": "ws-e2e",
+            },
+        )
+        agent.home.mkdir(exist_ok=True)
+        agent.enroll()
+        agent.start()
+        started.append(agent)
+        return agent, collector
+
+    yield start
+    for process in reversed(started):
+        process.stop()
+
+
+def outreach_events(collector: Collector, kind: str | None = None) -> list[dict[str, Any]]:
+    events = collector.events(kind=kind) if kind else collector.events()
+    return [e for e in events if e["kind"].startswith("outreach.")]
+
+
+def wait_event(
+    collector: Collector,
+    kind: str,
+    where: Callable[[dict[str, Any]], bool] = lambda e: True,
+    timeout: float = 20,
+) -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        return next((e for e in collector.events(kind=kind) if where(e)), None)
+
+    event: dict[str, Any] = wait_until(found, timeout, f"a {kind} event at the collector")
+    return event
+
+
+def start_responder(topology: Topology, tmp_path: Path, key: str = PROBE_KEY) -> Path:
+    policy = tmp_path / f"responder-{key[:6]}.yaml"
+    data = networks_policy()
+    data["settings"]["probe"]["key"] = key
+    policy.write_text(yaml.safe_dump(data, allow_unicode=True))
+    log = tmp_path / "responder.jsonl"
+    topology.spawn(
+        topology.out,
+        str(BIN / "courtguard-collector"),
+        "probe-responder",
+        "--policy",
+        str(policy),
+        "--log",
+        str(log),
+    )
+    return log
+
+
+def serve_intranet_web(topology: Topology) -> None:
+    topology.spawn(
+        topology.intra, sys.executable, "-m", "http.server", "--bind", "198.18.0.1", "8080"
+    )
+
+
+def intranet_web_status(topology: Topology) -> str:
+    result = topology.run(
+        topology.ws,
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "http://198.18.0.1:8080/",
+    )
+    return result.stdout
+
+
+def test_intranet_life_raises_nothing(world: Any, topology: Topology) -> None:
+    """DHCP, NTP, mDNS, intranet DNS and HTTP through the intranet link: no outreach event."""
+    _agent, collector = world()
+    serve_intranet_web(topology)
+    time.sleep(1)
+    for _ in range(3):
+        topology.run(topology.ws, sys.executable, "-c", INTRANET_CHATTER, check=True)
+        assert intranet_web_status(topology) == "200"
+    time.sleep(3)
+    heartbeats = wait_until(lambda: collector.events(kind="agent.heartbeat"), 10, "heartbeats")
+    assert heartbeats[0]["evidence"]["detectors"]["outreach"]["state"] == "ok"
+    assert outreach_events(collector) == []
+
+
+def test_plugged_modem_reports_link_address_route_and_probe(
+    world: Any, topology: Topology, tmp_path: Path
+) -> None:
+    """A modem with a better default route: interface, address, route events; probe via it only."""
+    log = start_responder(topology, tmp_path)
+    _agent, collector = world()
+    topology.plug_modem()
+    interface = wait_event(collector, "outreach.interface")
+    assert interface["evidence"]["interface"] == "usb0"
+    assert interface["evidence"]["interface_class"] == "tethering"
+    assert interface["evidence"]["interface_mac"] == MODEM_MAC
+    address = wait_event(collector, "outreach.address")
+    assert address["evidence"]["address"] == "198.51.100.2"
+    route = wait_event(collector, "outreach.route")
+    assert route["evidence"]["interface"] == "usb0"
+    assert route["evidence"]["gateway"] == "198.51.100.1"
+    probe = wait_event(collector, "outreach.probe")
+    assert probe["severity"] == "critical" and probe["evidence"]["interface"] == "usb0"
+    time.sleep(6)  # one more probe round, through both interfaces
+    probes = collector.events(kind="outreach.probe")
+    assert {p["evidence"]["interface"] for p in probes} == {"usb0"}
+    assert {p["evidence"]["method"] for p in probes} == {"tcp", "dns"}
+    hits = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {h["interface"] for h in hits} == {"usb0"} and {h["host"] for h in hits} == {"ws-e2e"}
+
+
+def test_outside_flows_tcp_udp_and_dns(world: Any, topology: Topology) -> None:
+    """curl, one UDP datagram and a DNS query to an outside resolver each become an event."""
+    _agent, collector = world()
+    topology.plug_modem()
+    topology.spawn(topology.out, sys.executable, "-c", SINK)
+    time.sleep(1)
+    curl = topology.spawn(topology.ws, "curl", "-s", "-m", "5", "http://203.0.113.10/")
+    topology.run(
+        topology.ws,
+        sys.executable,
+        "-c",
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+        ".sendto(b'x', ('203.0.113.77', 9999))",
+        check=True,
+    )
+    topology.run(
+        topology.ws,
+        sys.executable,
+        "-c",
+        "import socket,struct; q=struct.pack('!HHHHHH',1,256,1,0,0,0)+"
+        "b'\\x07example\\x03com\\x00'+struct.pack('!HH',1,1);"
+        "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(q, ('198.51.100.53', 53))",
+        check=True,
+    )
+    tcp = wait_event(collector, "outreach.flow", lambda e: e["evidence"]["protocol"] == "tcp")
+    assert tcp["evidence"]["remote_address"] == "203.0.113.10"
+    assert tcp["evidence"]["remote_port"] == 80
+    assert tcp["evidence"]["process"]["name"] == "curl"
+    assert tcp["evidence"]["interface"] == "usb0"
+    udp = wait_event(collector, "outreach.flow", lambda e: e["evidence"]["protocol"] == "udp")
+    assert udp["evidence"]["remote_address"] == "203.0.113.77"
+    assert udp["evidence"]["remote_port"] == 9999
+    dns = wait_event(collector, "outreach.dns")
+    assert dns["evidence"]["remote_address"] == "198.51.100.53"
+    assert dns["evidence"]["query_name"] == "example.com"
+    curl.wait(timeout=10)
+
+
+def test_forged_probe_reply_is_not_a_hit(world: Any, topology: Topology, tmp_path: Path) -> None:
+    """A responder with the wrong key answers every probe; no outreach.probe event results."""
+    start_responder(topology, tmp_path, key="not-the-policy-key-at-all-000")
+    agent, collector = world()
+    topology.plug_modem()
+    wait_event(collector, "outreach.interface")
+    wait_until(lambda: "without a valid signature" in agent.log(), 20, "a rejected probe reply")
+    assert collector.events(kind="outreach.probe") == []
+
+
+def test_proxy_settings_and_forwarding(world: Any, topology: Topology) -> None:
+    """An outside proxy in /etc/environment and ip_forward=1 are reported."""
+    (topology.etc / "environment").write_text(
+        'http_proxy="http://proxy.court.test:8080"\nhttps_proxy=http://203.0.113.8:3128\n'
+    )
+    _agent, collector = world()
+    proxy = wait_event(collector, "outreach.proxy")
+    assert proxy["evidence"]["proxy_host"] == "203.0.113.8"
+    assert len(collector.events(kind="outreach.proxy")) == 1  # the intranet proxy is fine
+    topology.run(topology.ws, "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
+    sharing = wait_event(collector, "outreach.sharing", timeout=10)
+    assert sharing["evidence"]["ipv4_forwarding"] is True
+
+
+def test_block_stops_outside_traffic_but_not_intranet_or_shipping(
+    world: Any, topology: Topology
+) -> None:
+    """With block, curl outside fails, intranet HTTP works and events still reach the collector."""
+    _agent, collector = world(**{"outreach.flow-outside": {"response": "block"}})
+    topology.plug_modem()
+    topology.spawn(topology.out, sys.executable, "-c", SINK)
+    serve_intranet_web(topology)
+    action = wait_event(collector, "outreach.action")
+    assert action["evidence"]["action"] == "block" and action["evidence"]["ok"] is True
+    time.sleep(1)
+    outside = topology.run(topology.ws, "curl", "-s", "-m", "3", "http://203.0.113.10/")
+    assert outside.returncode != 0
+    assert intranet_web_status(topology) == "200"
+    flow = wait_event(collector, "outreach.flow")  # shipped over the intranet while blocking
+    assert flow["evidence"]["remote_address"] == "203.0.113.10"
+    before = len(collector.events(kind="agent.heartbeat"))
+    wait_until(
+        lambda: len(collector.events(kind="agent.heartbeat")) > before + 1,
+        10,
+        "heartbeats while blocking",
+    )
+
+
+def test_link_down_takes_the_modem_down_and_keeps_it_down(world: Any, topology: Topology) -> None:
+    """link-down: the agent downs usb0, reports it, and downs it again when it is raised."""
+    _agent, collector = world(**{"outreach.interface-unapproved": {"response": "link-down"}})
+    topology.plug_modem(route=False)
+    action = wait_event(
+        collector, "outreach.action", lambda e: e["evidence"]["action"] == "link-down"
+    )
+    assert action["evidence"]["target"] == "usb0" and action["evidence"]["ok"] is True
+    wait_until(lambda: topology.link_state(topology.ws, "usb0") == "DOWN", 10, "usb0 down")
+    topology.ip(topology.ws, "link", "set", "usb0", "up")
+    wait_until(
+        lambda: (
+            len(
+                [
+                    e
+                    for e in collector.events(kind="outreach.action")
+                    if e["evidence"]["action"] == "link-down"
+                ]
+            )
+            >= 2
+        ),
+        10,
+        "a second link-down",
+    )
+    assert topology.link_state(topology.ws, "usb0") == "DOWN"
+    assert topology.link_state(topology.ws, "eth0") == "UP"
+
+
+def _fd_count(agent: Agent) -> int:
+    assert agent.process is not None
+    import psutil
+
+    children = psutil.Process(agent.process.pid).children(recursive=True)
+    process = children[-1] if children else psutil.Process(agent.process.pid)
+    return process.num_fds()
+
+
+def test_modem_plugged_and_unplugged_twenty_times(world: Any, topology: Topology) -> None:
+    """Twenty cycles: one interface event plus one repeat with the count; no fd leak; one table."""
+    agent, collector = world(settings={"aggregate_window_s": 8})
+    time.sleep(1)
+    fds_before = _fd_count(agent)
+    for _ in range(20):
+        topology.plug_modem(route=False)
+        time.sleep(0.15)
+        topology.unplug_modem()
+        time.sleep(0.15)
+    first = wait_event(collector, "outreach.interface", lambda e: not e["evidence"]["repeat"])
+    assert first["evidence"]["count"] == 1
+    repeat = wait_event(
+        collector, "outreach.interface", lambda e: e["evidence"]["repeat"], timeout=25
+    )
+    assert repeat["evidence"]["count"] == 19
+    assert len(collector.events(kind="outreach.interface")) == 2
+    assert _fd_count(agent) <= fds_before + 2
+    tables = topology.run(topology.ws, "nft", "list", "tables").stdout.split("\n")
+    assert [t for t in tables if "courtguard" in t] == ["table inet courtguard"]
+    links = topology.ip(topology.ws, "-o", "link").stdout
+    assert "usb0" not in links
