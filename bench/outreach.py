@@ -37,12 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.harness import POLICIES, Agent, Collector
-from tests.e2e.netns import Topology, root_reason
+from tests.e2e.harness import Agent, Collector
+from tests.e2e.netns import Topology, root_reason, start_world
 
 FLOOD = """
 import socket, sys, time
@@ -59,26 +58,6 @@ while sent < rate * seconds:
     sent += 1
 print(sent, time.perf_counter() - start)
 """
-
-
-def policy_dir(home: Path, window_s: float) -> Path:
-    data: dict[str, Any] = yaml.safe_load((POLICIES / "networks.yaml").read_text())
-    data["lists"].update(
-        court_intranet=["198.18.0.0/15"],
-        approved_interfaces=["eth0"],
-        approved_gateways=["198.18.0.1"],
-        intranet_resolvers=["198.18.0.53"],
-        public_canaries=["192.0.2.1"],
-        probe_targets=[],
-    )
-    data["settings"]["aggregate_window_s"] = window_s
-    for rule in data["rules"]:
-        rule.pop("cases", None)
-    directory = home / "policies"
-    directory.mkdir()
-    (directory / "agent.yaml").write_text((POLICIES / "agent.yaml").read_text())
-    (directory / "networks.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
-    return directory
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -250,67 +229,59 @@ def main() -> None:
         topo.create()
         with tempfile.TemporaryDirectory(prefix="cg-outreach-bench-") as tmp:
             home = Path(tmp)
-            policies = policy_dir(home, args.window)
-            collector = Collector(
-                home=home,
-                database_url=f"sqlite:///{home / 'c.db'}",
-                netns=topo.intra,
-                listen_host="198.18.0.1",
-            )
-            collector.init()
-            collector.start()
             topo.spawn(topo.intra, "iperf3", "-s", "-B", "198.18.0.1")
             time.sleep(1)
             baseline = intranet_load(topo, None, args.seconds)
-            agent = Agent(
-                home=home / "ws",
-                collector=collector,
-                netns=topo.ws,
-                settings={
-                    "policy_dir": str(policies),
-                    "detectors__outreach": "true",
-                    "heartbeat_interval_s": "60",
-                    "batch_max_age_s": "1",
-                },
+            agent, collector = start_world(
+                topo,
+                home,
+                {"heartbeat_interval_s": "60", "batch_max_age_s": "1"},
+                settings={"aggregate_window_s": args.window},
             )
-            agent.home.mkdir()
-            agent.enroll()
-            agent.start()
-            time.sleep(3)
-            loaded = intranet_load(topo, agent, args.seconds)
-            print(
-                f"intranet UDP without agent: {baseline['pps']:,.0f} packets/s, "
-                f"loss {baseline['lost_percent']:.2f}%"
-            )
-            print(
-                f"intranet UDP with agent:    {loaded['pps']:,.0f} packets/s, "
-                f"loss {loaded['lost_percent']:.2f}%; agent CPU {loaded['agent_cpu_percent']:.2f}% "
-                f"of one core, RSS max {loaded['agent_rss_mb']:.1f} MB "
-                f"(budget CPU < 0.5%)"
-            )
-            outreach_during = [e for e in collector.events() if e["kind"].startswith("outreach.")]
-            print(f"outreach events raised by intranet load: {len(outreach_during)}")
-
-            result = flood(topo, agent, collector, args.flood_rate, args.flood_seconds, args.window)
-            print(
-                f"flood: {result['sent']} new outside flows in {result['elapsed_s']:.1f} s; "
-                f"kernel logged {result['kernel_logged']}; accounted {result['accounted']} "
-                f"(events with counts {result['events_counted']}, counted in outreach.flood "
-                f"{result['flood_suppressed']}, lost {result['lost']}); "
-                f"agent CPU {result['agent_cpu_percent']:.1f}% of one core during the flood"
-            )
-
-            collector.stop()  # keep events in the spool for the latency measurement
-            lat = latency(topo, agent, args.latency_flows)
-            if lat:
+            try:
+                time.sleep(3)
+                loaded = intranet_load(topo, agent, args.seconds)
                 print(
-                    f"first packet to spool: median {statistics.median(lat) * 1000:.1f} ms, "
-                    f"max {max(lat) * 1000:.1f} ms over {len(lat)} of {args.latency_flows} flows "
-                    f"(budget median < 1 s)"
+                    f"intranet UDP without agent: {baseline['pps']:,.0f} packets/s, "
+                    f"loss {baseline['lost_percent']:.2f}%"
                 )
-            else:
-                print("first packet to spool: no flow reached the spool")
-            agent.stop()
+                print(
+                    f"intranet UDP with agent:    {loaded['pps']:,.0f} packets/s, "
+                    f"loss {loaded['lost_percent']:.2f}%; "
+                    f"agent CPU {loaded['agent_cpu_percent']:.2f}% "
+                    f"of one core, RSS max {loaded['agent_rss_mb']:.1f} MB "
+                    f"(budget CPU < 0.5%)"
+                )
+                outreach_during = [
+                    e for e in collector.events() if e["kind"].startswith("outreach.")
+                ]
+                print(f"outreach events raised by intranet load: {len(outreach_during)}")
+
+                result = flood(
+                    topo, agent, collector, args.flood_rate, args.flood_seconds, args.window
+                )
+                print(
+                    f"flood: {result['sent']} new outside flows in {result['elapsed_s']:.1f} s; "
+                    f"kernel logged {result['kernel_logged']}; accounted {result['accounted']} "
+                    f"(events with counts {result['events_counted']}, counted in outreach.flood "
+                    f"{result['flood_suppressed']}, lost {result['lost']}); "
+                    f"agent CPU {result['agent_cpu_percent']:.1f}% of one core during the flood"
+                )
+
+                collector.stop()  # keep events in the spool for the latency measurement
+                lat = latency(topo, agent, args.latency_flows)
+                if lat:
+                    print(
+                        f"first packet to spool: median {statistics.median(lat) * 1000:.1f} ms, "
+                        f"max {max(lat) * 1000:.1f} ms over {len(lat)} of "
+                        f"{args.latency_flows} flows "
+                        f"(budget median < 1 s)"
+                    )
+                else:
+                    print("first packet to spool: no flow reached the spool")
+            finally:
+                agent.stop()
+                collector.stop()
     finally:
         topo.close()
 

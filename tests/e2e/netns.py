@@ -22,8 +22,49 @@ import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.e2e.harness import POLICIES, Agent, Collector
 
 MODEM_MAC = "02:c0:7e:00:00:01"
+PROBE_KEY = "e2e-probe-key-0123456789abcdef"
+
+
+def networks_policy(**changes: Any) -> dict[str, Any]:
+    """The shipped networks policy with this topology's lists; ``settings`` and rule changes.
+
+    Keyword arguments named after a rule id update that rule (``response``,
+    ``enabled``...); ``settings`` updates the settings block.
+    """
+    data: dict[str, Any] = yaml.safe_load((POLICIES / "networks.yaml").read_text())
+    data["lists"].update(
+        court_intranet=["198.18.0.0/15"],
+        court_intranet_v6=["fd00:cafe::/48"],
+        approved_interfaces=["eth0"],
+        approved_gateways=["198.18.0.1"],
+        intranet_resolvers=["198.18.0.53"],
+        intranet_zones=["court.test"],
+        public_canaries=["192.0.2.1"],
+        probe_targets=["203.0.113.10"],
+    )
+    data["settings"]["probe"].update(key=PROBE_KEY, interval_s=5, timeout_s=1)
+    data["settings"].update(changes.pop("settings", {}))
+    for rule in data["rules"]:
+        rule.pop("cases", None)
+        rule.update(changes.get(rule["id"], {}))
+    return data
+
+
+def write_policies(directory: Path, **changes: Any) -> Path:
+    """A policy directory: the project's agent.yaml and ``networks_policy(**changes)``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "agent.yaml").write_text((POLICIES / "agent.yaml").read_text())
+    (directory / "networks.yaml").write_text(
+        yaml.safe_dump(networks_policy(**changes), allow_unicode=True)
+    )
+    return directory
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -157,6 +198,36 @@ class Topology:
         for name in (self.ws, self.intra, self.out):
             sh("ip", "netns", "del", name, check=False)
         shutil.rmtree(self.etc, ignore_errors=True)
+
+
+def start_world(
+    topology: Topology, home: Path, agent_settings: dict[str, str] | None = None, **changes: Any
+) -> tuple[Agent, Collector]:
+    """A collector in the intranet namespace (198.18.0.1) and an enrolled agent in the workstation.
+
+    The caller stops both (agent first).
+    """
+    policies = write_policies(home / "policies", **changes)
+    collector = Collector(
+        home=home,
+        database_url=f"sqlite:///{home / 'collector.db'}",
+        netns=topology.intra,
+        listen_host="198.18.0.1",
+    )
+    collector.init()
+    collector.start()
+    settings = {"policy_dir": str(policies), "detectors__outreach": "true", "hostname": "ws-e2e"}
+    settings.update(agent_settings or {})
+    agent = Agent(home=home / "ws", collector=collector, netns=topology.ws, settings=settings)
+    agent.home.mkdir(exist_ok=True)
+    try:
+        agent.enroll()
+        agent.start()
+    except BaseException:
+        agent.stop()
+        collector.stop()
+        raise
+    return agent, collector
 
 
 def root_reason() -> str | None:

@@ -20,12 +20,18 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.harness import BIN, POLICIES, Agent, Collector, wait_until
-from tests.e2e.netns import MODEM_MAC, Topology, root_reason
+from tests.e2e.harness import BIN, Agent, Collector, wait_until
+from tests.e2e.netns import (
+    MODEM_MAC,
+    PROBE_KEY,
+    Topology,
+    networks_policy,
+    root_reason,
+    start_world,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
-PROBE_KEY = "e2e-probe-key-0123456789abcdef"
 SINK = (
     "import socket,threading,time\n"
     "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
@@ -44,28 +50,6 @@ INTRANET_CHATTER = (
     "u.sendto(b'dhcp', ('255.255.255.255', 67))\n"
     "u.sendto(b'dns', ('198.18.0.53', 53))\n"
 )
-
-
-def networks_policy(**changes: Any) -> dict[str, Any]:
-    """The shipped networks policy with the test's lists and per-rule changes."""
-    data: dict[str, Any] = yaml.safe_load((POLICIES / "networks.yaml").read_text())
-    data["lists"].update(
-        court_intranet=["198.18.0.0/15"],
-        court_intranet_v6=["fd00:cafe::/48"],
-        approved_interfaces=["eth0"],
-        approved_gateways=["198.18.0.1"],
-        intranet_resolvers=["198.18.0.53"],
-        intranet_zones=["court.test"],
-        public_canaries=["192.0.2.1"],
-        probe_targets=["203.0.113.10"],
-    )
-    settings = changes.pop("settings", {})
-    data["settings"]["probe"].update(key=PROBE_KEY, interval_s=5, timeout_s=1)
-    data["settings"].update(settings)
-    for rule in data["rules"]:
-        rule.pop("cases", None)
-        rule.update(changes.get(rule["id"], {}))
-    return data
 
 
 @pytest.fixture
@@ -89,35 +73,8 @@ def world(tmp_path: Path, topology: Topology) -> Iterator[Callable[..., tuple[Ag
     started: list[Any] = []
 
     def start(**policy_changes: Any) -> tuple[Agent, Collector]:
-        policy_dir = tmp_path / "policies"
-        policy_dir.mkdir(exist_ok=True)
-        (policy_dir / "agent.yaml").write_text((POLICIES / "agent.yaml").read_text())
-        (policy_dir / "networks.yaml").write_text(
-            yaml.safe_dump(networks_policy(**policy_changes), allow_unicode=True)
-        )
-        collector = Collector(
-            home=tmp_path,
-            database_url=f"sqlite:///{tmp_path / 'collector.db'}",
-            netns=topology.intra,
-            listen_host="198.18.0.1",
-        )
-        collector.init()
-        collector.start()
-        started.append(collector)
-        agent = Agent(
-            home=tmp_path / "ws",
-            collector=collector,
-            netns=topology.ws,
-            settings={
-                "policy_dir": str(policy_dir),
-                "detectors__outreach": "true",
-                "hostname": "ws-e2e",
-            },
-        )
-        agent.home.mkdir(exist_ok=True)
-        agent.enroll()
-        agent.start()
-        started.append(agent)
+        agent, collector = start_world(topology, tmp_path, **policy_changes)
+        started.extend([collector, agent])
         return agent, collector
 
     yield start

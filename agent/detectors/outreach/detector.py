@@ -114,6 +114,8 @@ class OutreachDetector:
     def __init__(self) -> None:
         self._seen: dict[tuple[Any, ...], _Seen] = {}
         self._floods: dict[str, _Flood] = {}
+        #: Windows that closed between two finalize calls, kept until reported.
+        self._closed_floods: list[tuple[str, _Flood]] = []
 
     # -- the two entry points -------------------------------------------------
 
@@ -140,11 +142,15 @@ class OutreachDetector:
             if seen.repeats:
                 findings.append(self._finding(seen, seen.repeats, repeat=True))
         for rule_id, flood in list(self._floods.items()):
-            if flood.window_end > now:
-                continue
-            del self._floods[rule_id]
-            if flood.suppressed:
-                findings.append(self._flood_finding(rule_id, flood, policy))
+            if flood.window_end <= now:
+                del self._floods[rule_id]
+                self._closed_floods.append((rule_id, flood))
+        closed, self._closed_floods = self._closed_floods, []
+        findings.extend(
+            self._flood_finding(rule_id, flood, policy)
+            for rule_id, flood in closed
+            if flood.suppressed
+        )
         return findings
 
     # -- aggregation ----------------------------------------------------------
@@ -161,6 +167,8 @@ class OutreachDetector:
             return None
         flood = self._floods.get(candidate.rule.id)
         if flood is None or flood.window_end <= now:
+            if flood is not None:
+                self._closed_floods.append((candidate.rule.id, flood))
             flood = self._floods[candidate.rule.id] = _Flood(now, now + window)
         if flood.admitted >= policy.settings.max_events_per_window or len(self._seen) >= MAX_KEYS:
             flood.suppressed += 1

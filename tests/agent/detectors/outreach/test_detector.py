@@ -75,6 +75,23 @@ def test_flood_beyond_the_cap_is_counted_not_lost(make_policy: Any) -> None:
     assert len(sent) + flood[0].evidence["suppressed"] == 250
 
 
+def test_flood_windows_that_close_between_finalizes_are_all_reported(make_policy: Any) -> None:
+    """Two flood windows pass before finalize runs: both suppressed counts are reported."""
+    policy = make_policy({"max_events_per_window": 1, "aggregate_window_s": 5})
+    detector = OutreachDetector()
+    for second in (0, 6):
+        for i in range(10):
+            detector.evaluate(
+                flow(f"203.0.113.{i + 1}", 2000 + second), policy, NOW + timedelta(seconds=second)
+            )
+    floods = [
+        f
+        for f in detector.finalize(policy, NOW + timedelta(seconds=20))
+        if f.kind == "outreach.flood"
+    ]
+    assert sorted(f.evidence["suppressed"] for f in floods) == [9, 9]
+
+
 def test_process_port_exception_silences_one_program(make_policy: Any) -> None:
     """A process_port exception row stops findings for that program and port only."""
     policy = make_policy(
