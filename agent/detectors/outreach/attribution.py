@@ -19,6 +19,8 @@ from agent.detectors.outreach.evidence import ProcessEvidence as ProcessFacts
 
 PROC: Final = Path("/proc")
 _TABLES: Final = {"tcp": ("tcp", "tcp6"), "udp": ("udp", "udp6")}
+DESCRIBE_TTL_S: Final = 5.0
+MAX_DESCRIBED: Final = 1024
 
 
 def _hex_address(text: str) -> str:
@@ -30,10 +32,20 @@ def _hex_address(text: str) -> str:
     return str(address.ipv4_mapped or address)
 
 
-def socket_inodes(protocol: str, local_port: int, proc: Path = PROC) -> list[tuple[str, int]]:
-    """(local address, inode) of sockets bound to ``local_port`` in this namespace's tables."""
+def socket_inodes(
+    protocol: str, local_port: int, proc: Path = PROC, ipv6: bool | None = None
+) -> list[tuple[str, int]]:
+    """(local address, inode) of sockets bound to ``local_port`` in this namespace's tables.
+
+    ``ipv6`` narrows the search to one family's table (IPv4 traffic can also
+    come from a dual-stack socket, listed in the v6 table, so the caller
+    passes None when it must look in both).
+    """
     found = []
-    for table in _TABLES.get(protocol, ()):
+    tables: tuple[str, ...] = _TABLES.get(protocol, ())
+    if ipv6 is not None and tables:
+        tables = (tables[1],) if ipv6 else (tables[0],)
+    for table in tables:
         try:
             lines = (proc / "net" / table).read_text().splitlines()[1:]
         except OSError:
@@ -56,6 +68,8 @@ class Attributor:
         self.rescan_every_s = rescan_every_s
         self._owners: dict[int, int] = {}
         self._scanned_at = -1e9
+        #: pid -> (when read, facts): a burst of flows from one process reads /proc once.
+        self._described: dict[int, tuple[float, ProcessFacts]] = {}
 
     def _rescan(self) -> None:
         owners: dict[int, int] = {}
@@ -76,11 +90,17 @@ class Attributor:
         self._owners = owners
         self._scanned_at = time.monotonic()
 
-    def owner(self, protocol: str, local_port: int | None) -> tuple[ProcessFacts | None, str]:
+    def owner(
+        self, protocol: str, local_port: int | None, ipv6: bool = False
+    ) -> tuple[ProcessFacts | None, str]:
         """The owning process, or None and the reason it is unknown."""
         if local_port is None or protocol not in _TABLES:
             return None, f"{protocol} has no port to look up"
-        inodes = [inode for _addr, inode in socket_inodes(protocol, local_port, self.proc)]
+        # The family's own table first; a dual-stack socket shows up only in the v6 one.
+        found = socket_inodes(protocol, local_port, self.proc, ipv6) or (
+            [] if ipv6 else socket_inodes(protocol, local_port, self.proc, True)
+        )
+        inodes = [inode for _addr, inode in found]
         if not inodes:
             return None, "socket already closed when the flow was seen"
         pid = next((self._owners[i] for i in inodes if i in self._owners), None)
@@ -89,7 +109,19 @@ class Attributor:
             pid = next((self._owners[i] for i in inodes if i in self._owners), None)
         if pid is None:
             return None, "socket owner not found (process exited or attribution rate-limited)"
-        return process_facts(pid, self.proc)
+        return self._describe(pid)
+
+    def _describe(self, pid: int) -> tuple[ProcessFacts | None, str]:
+        now = time.monotonic()
+        cached = self._described.get(pid)
+        if cached is not None and now - cached[0] < DESCRIBE_TTL_S:
+            return cached[1], ""
+        facts, note = process_facts(pid, self.proc)
+        if facts is not None:
+            if len(self._described) >= MAX_DESCRIBED:
+                self._described.clear()
+            self._described[pid] = (now, facts)
+        return facts, note
 
 
 def process_facts(pid: int, proc: Path = PROC) -> tuple[ProcessFacts | None, str]:

@@ -427,7 +427,9 @@ class OutreachSource:
             hook = "forward" if packet.prefix == kernel_filter.PREFIX_FWD else "output"
             process, note = None, ""
             if hook == "output":
-                process, note = self.attributor.owner(header.protocol, header.source_port)
+                process, note = self.attributor.owner(
+                    header.protocol, header.source_port, ipv6=":" in header.source
+                )
             else:
                 note = "forwarded for another device; no local process"
             query = ""
