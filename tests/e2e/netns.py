@@ -58,9 +58,11 @@ def networks_policy(**changes: Any) -> dict[str, Any]:
 
 
 def write_policies(directory: Path, **changes: Any) -> Path:
-    """A policy directory: the project's agent.yaml and ``networks_policy(**changes)``."""
+    """A policy directory: the project's other policies and ``networks_policy(**changes)``."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "agent.yaml").write_text((POLICIES / "agent.yaml").read_text())
+    for shipped in POLICIES.glob("*.yaml"):
+        if shipped.name != "networks.yaml":
+            (directory / shipped.name).write_text(shipped.read_text())
     (directory / "networks.yaml").write_text(
         yaml.safe_dump(networks_policy(**changes), allow_unicode=True)
     )
