@@ -83,8 +83,13 @@ def surname_of(name: str) -> str:
     return name[:2] if name[:2] in _COMPOUND else name[:1]
 
 
+_LATIN_NAME: Final = re.compile(r"[A-Z][A-Za-z'.-]+(?: [A-Z][A-Za-z'.-]+){1,3}")
+
+
 def plausible_full_name(name: str) -> bool:
-    """A Han name (surname + 1-3 characters) or a minority/foreign name joined by ·."""
+    """A Han name (surname + 1-3 characters), a name joined by ·, or a Latin-letter name."""
+    if _LATIN_NAME.fullmatch(name):
+        return True
     if "·" in name:
         return 3 <= len(name) <= 20 and all(c == "·" or "\u4e00" <= c <= "\u9fff" for c in name)
     if not 2 <= len(name) <= 4 or not all("\u4e00" <= c <= "\u9fff" for c in name):
@@ -387,18 +392,26 @@ def company_trade_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
 
 
 def hidden_name_leak(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
-    hidden = {(surname_of(p.name), p.role) for p in ctx.people if p.masked}
-    hidden_surnames = {s for s, _ in hidden}
-    leaked = [
-        p
+    # The leaked name is replaced by the pseudonym the document already uses for that person.
+    hidden = {(surname_of(p.name), p.role): p.name for p in ctx.people if p.masked}
+    by_surname: dict[str, set[str]] = {}
+    for (surname, _role), pseudonym in hidden.items():
+        by_surname.setdefault(surname, set()).add(pseudonym)
+    hidden_surnames = set(by_surname)
+    leaked = {
+        p.name: hidden[(surname_of(p.name), p.role)]
         for p in ctx.people + ctx.mentions
         if not p.masked
         and p.natural
         and p.name not in ctx.keep_names
         and (surname_of(p.name), p.role) in hidden
-    ]
-    yield from _hide_everywhere(ctx, leaked, "同一人在一处隐名、在另一处以全名出现")
+    }
+    detail = "同一人在一处隐名、在另一处以全名出现"
+    for full_name, pseudonym in leaked.items():
+        for where, start, end in _occurrences(ctx, full_name):
+            yield Hit(where, start, end, detail, replacement=pseudonym)
     metadata = ("filename", "properties", "comments", "deleted")
+    main = ctx.main_text() if hidden_surnames else ""
     for index, part in enumerate(ctx.parts):
         if not part.name.startswith(metadata):
             continue
@@ -408,13 +421,16 @@ def hidden_name_leak(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
                 name = _read_name(text, found.start())
                 if name and not name[2] and name[1] - name[0] >= 2:
                     full = text[name[0] : name[1]]
-                    if full not in ctx.keep_names:
+                    # A word the running text also uses (张贴公告) is a word, not a leaked name.
+                    if full not in ctx.keep_names and full not in main:
+                        known = by_surname[surname]
                         yield Hit(
                             index,
                             name[0],
                             name[1],
                             "隐名当事人的全名出现在文件名、属性或批注中",
-                            name=full,
+                            replacement=next(iter(known)) if len(known) == 1 else None,
+                            name=None if len(known) == 1 else full,
                         )
 
 
@@ -598,6 +614,25 @@ def _has(context: str, words: tuple[str, ...] | list[str]) -> bool:
     return any(w in context for w in words)
 
 
+def _redactions(
+    ctx: Context,
+    pattern: re.Pattern[str],
+    detail: str,
+    accept: Callable[[str], bool] | None = None,
+    context: tuple[str, ...] = (),
+    window: int = 16,
+) -> Iterator[Hit]:
+    """Every match that ``accept`` takes, after one of ``context`` when given, not yet claimed."""
+    for index, text in enumerate(ctx.texts):
+        for found in pattern.finditer(text):
+            if accept is not None and not accept(found.group()):
+                continue
+            if context and not _has(_before(text, found.start(), window), context):
+                continue
+            if ctx.claim(index, *found.span()):
+                yield Hit(index, *found.span(), detail, replacement=REDACTED)
+
+
 _ID18: Final = re.compile(NO_ALNUM_BEFORE + r"\d{17}[\dXx]" + NO_ALNUM_AFTER)
 _ID_CONTEXT: Final = (
     "身份证",
@@ -640,14 +675,7 @@ _ID15: Final = re.compile(NO_ALNUM_BEFORE + r"\d{15}" + NO_ALNUM_AFTER)
 
 def legacy_id(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
     context = tuple(match.context) or _ID_CONTEXT
-    for index, text in enumerate(ctx.texts):
-        for found in _ID15.finditer(text):
-            if (
-                resident_id15(found.group())
-                and _has(_before(text, found.start(), match.window), context)
-                and ctx.claim(index, *found.span())
-            ):
-                yield Hit(index, *found.span(), "15位居民身份证号码", replacement=REDACTED)
+    yield from _redactions(ctx, _ID15, "15位居民身份证号码", resident_id15, context, match.window)
 
 
 _PERMIT: Final = re.compile(NO_ALNUM_BEFORE + r"[A-Z]{3}\d{12}" + NO_ALNUM_AFTER)
@@ -655,12 +683,7 @@ _PERMIT: Final = re.compile(NO_ALNUM_BEFORE + r"[A-Z]{3}\d{12}" + NO_ALNUM_AFTER
 
 def residence_permit(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
     context = tuple(match.context) or ("永久居留", "居留证", "居留许可", "居住证")
-    for index, text in enumerate(ctx.texts):
-        for found in _PERMIT.finditer(text):
-            if _has(_before(text, found.start(), match.window), context) and ctx.claim(
-                index, *found.span()
-            ):
-                yield Hit(index, *found.span(), "外国人永久居留证件号码", replacement=REDACTED)
+    yield from _redactions(ctx, _PERMIT, "外国人永久居留证件号码", None, context, match.window)
 
 
 _TRAVEL: Final = re.compile(
@@ -682,15 +705,14 @@ def travel_document(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
         "澳门身份证",
         "台湾身份证",
     )
-    for index, text in enumerate(ctx.texts):
-        for found in _TRAVEL.finditer(text):
-            value = found.group()
-            if not any(c.isdigit() for c in value):
-                continue
-            if _has(_before(text, found.start(), match.window), context) and ctx.claim(
-                index, *found.span()
-            ):
-                yield Hit(index, *found.span(), "护照或往来通行证件号码", replacement=REDACTED)
+    yield from _redactions(
+        ctx,
+        _TRAVEL,
+        "护照或往来通行证件号码",
+        lambda value: any(c.isdigit() for c in value),
+        context,
+        match.window,
+    )
 
 
 _MOBILE: Final = re.compile(
@@ -849,10 +871,7 @@ _EMAIL: Final = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-
 
 
 def email(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
-    for index, text in enumerate(ctx.texts):
-        for found in _EMAIL.finditer(text):
-            if ctx.claim(index, *found.span()):
-                yield Hit(index, *found.span(), "电子邮箱", replacement=REDACTED)
+    yield from _redactions(ctx, _EMAIL, "电子邮箱")
 
 
 _MESSAGING: Final = re.compile(
@@ -885,19 +904,12 @@ _ORG: Final = re.compile(NO_ALNUM_BEFORE + r"[0-9A-Z]{8}-[0-9X]" + NO_ALNUM_AFTE
 
 
 def individual_business_code(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
-    for index, text in enumerate(ctx.texts):
-        for found in _USCC.finditer(text):
-            if (
-                found.group().startswith("92")
-                and uscc(found.group())
-                and ctx.claim(index, *found.span())
-            ):
-                yield Hit(
-                    index,
-                    *found.span(),
-                    "个体工商户统一社会信用代码（属个人信息）",
-                    replacement=REDACTED,
-                )
+    yield from _redactions(
+        ctx,
+        _USCC,
+        "个体工商户统一社会信用代码（属个人信息）",
+        lambda value: value.startswith("92") and uscc(value),
+    )
 
 
 def organisation_code(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:

@@ -7,6 +7,8 @@ from datetime import datetime
 from hashlib import sha256
 from typing import ClassVar, Final
 
+from pydantic_core import to_json
+
 from agent.detectors.documents.observation import DocumentObservation
 from agent.documents.scanner import (
     ACTION_LABELS,
@@ -18,6 +20,7 @@ from agent.documents.scanner import (
 )
 from agent.documents.validators import mask
 from agent.events import (
+    MAX_EVIDENCE_BYTES,
     DocumentFindingEvidence,
     DocumentOccurrence,
     DocumentUnreadableEvidence,
@@ -27,6 +30,8 @@ from agent.events import (
 from agent.policy.models import DocumentsPolicy
 
 MAX_OCCURRENCES: Final = 50
+#: Evidence size to stay under, leaving room for the event's own fields.
+EVIDENCE_BUDGET: Final = MAX_EVIDENCE_BYTES - 1024
 FILENAME_PART: Final = "filename"
 
 
@@ -41,6 +46,15 @@ def masked_file_name(name: str, findings: tuple[DocFinding, ...]) -> str:
         replacement = finding.replacement or "×" * (finding.end - finding.start)
         name = name[: finding.start] + replacement + name[finding.end :]
     return name
+
+
+def _within_evidence_limit(evidence: DocumentFindingEvidence) -> DocumentFindingEvidence:
+    """Drop trailing occurrences until the evidence fits an event (the total stays)."""
+    occurrences = list(evidence.occurrences)
+    while occurrences and len(to_json(evidence.model_dump(mode="json"))) > EVIDENCE_BUDGET:
+        occurrences = occurrences[: len(occurrences) * 3 // 4]
+        evidence = evidence.model_copy(update={"occurrences": occurrences})
+    return evidence
 
 
 class DocumentsDetector:
@@ -126,6 +140,7 @@ class DocumentsDetector:
                 f"裁判文书《{file_name}》{VERDICT_LABELS[result.verdict]}："
                 f"{findings[0].detail}（{ACTION_LABELS[action]}，共{len(findings)}处）"
             )
+            evidence = _within_evidence_limit(evidence)
             yield Finding(
                 kind=f"document.{action}",
                 severity=severity,

@@ -106,3 +106,23 @@ def test_unreadable_document_event(documents_policy: DocumentsPolicy) -> None:
     (finding,) = DocumentsDetector().evaluate(observation, documents_policy, datetime.now(UTC))
     assert finding.kind == "document.unreadable" and "文件已损坏" in finding.summary
     assert "张三" not in json.dumps(finding.model_dump(mode="json"), ensure_ascii=False)
+
+
+def test_evidence_stays_within_the_event_limit(documents_policy: DocumentsPolicy) -> None:
+    long_part = "页" * 190
+    text = "".join(f"联系电话1381234{i:04d}。" for i in range(60))
+    observation = DocumentObservation(path="/p/a.txt", parts=[{"name": long_part, "text": text}])
+    (finding,) = DocumentsDetector().evaluate(observation, documents_policy, datetime.now(UTC))
+    assert finding.evidence["occurrences_total"] == 60
+    assert len(json.dumps(finding.evidence, ensure_ascii=False).encode()) <= 16 * 1024
+    Event(id=uuid7(), seq=1, time=datetime.now(UTC), agent_id=uuid7(), host="h",
+          kind=finding.kind, severity=finding.severity, summary=finding.summary,
+          evidence=finding.evidence)
+
+
+def test_foreign_party_name_is_found(documents_policy: DocumentsPolicy) -> None:
+    from agent.documents.scanner import scan_text
+
+    text = "民事判决书\n原告John Smith，男，1980年1月1日出生，美国国籍。\n原告John Smith诉称。"
+    result = scan_text(text, documents_policy, "spc-2024")
+    assert [f.replacement for f in result.findings] == ["J", "J"]

@@ -113,3 +113,19 @@ def test_do_not_publish_grounds(documents_policy: DocumentsPolicy) -> None:
     assert scan_text(divorce, documents_policy).verdict == "do_not_publish"
     after = "民事判决书\n(2024)京0105民初3号\n原告赵某与被告钱某离婚后财产纠纷一案。"
     assert scan_text(after, documents_policy).verdict == "needs_review"
+
+
+def test_leak_in_metadata_but_not_common_words(documents_policy: DocumentsPolicy) -> None:
+    body = "民事判决书\n原告张某，男，1980年1月1日出生。\n本院已张贴公告。"
+    parts = [
+        Part("body", body),
+        Part("comments", "张贴公告前核对张建国的地址"),
+        Part("filename", "张建国.docx"),
+    ]
+    result = scan_parts(parts, documents_policy)
+    leaks = [
+        (f.part, f.replacement)
+        for f in result.findings
+        if f.rule_id == "documents.hidden-name-leak"
+    ]
+    assert leaks == [("comments", "张某"), ("filename", "张某")]
