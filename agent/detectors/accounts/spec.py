@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from agent.detector import DetectorSpec
-from agent.detectors.accounts.detector import DESCRIPTION, AccountsDetector
+from agent.detectors.accounts.detector import AccountsDetector
 from agent.detectors.accounts.observations import AccountsObservation
+from agent.detectors.accounts.state import DESCRIPTION
 
 
 def _make_source(context: Any) -> Any:
