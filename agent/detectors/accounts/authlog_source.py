@@ -44,7 +44,7 @@ from agent.detectors.accounts.authlog_parser import (
     parse_json_object,
     parse_syslog_line,
 )
-from agent.detectors.accounts.observations import AgentTampered
+from agent.detectors.accounts.observations import AgentTampered, AuthRecord
 
 log = structlog.get_logger("courtguard.accounts.authlog")
 
@@ -72,6 +72,13 @@ IDENTIFIERS: Final = (
 MAX_READ: Final = 4 * 1024 * 1024
 
 Emit = Callable[[Any], None]
+#: Which parsed records to hand on; the source keeps only those naming a contractor, so
+#: staff and system lines never cross to the event loop.
+Keep = Callable[[AuthRecord], bool]
+
+
+def _keep_all(record: AuthRecord) -> bool:
+    return True
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -94,9 +101,10 @@ class Checkpoint:
 class JournalFollower:
     """``journalctl -f`` as a child process; ``usable()`` says whether this host has a journal."""
 
-    def __init__(self, cursor_file: Path, host: str) -> None:
+    def __init__(self, cursor_file: Path, host: str, keep: Keep = _keep_all) -> None:
         self.cursor_file = cursor_file
         self.host = host
+        self.keep = keep
         self.process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -137,7 +145,7 @@ class JournalFollower:
                     continue
                 record = parse_journal_entry(entry)
                 batch: list[Any] = []
-                if record is not None:
+                if record is not None and self.keep(record):
                     batch.append(record.model_copy(update={"host": self.host}))
                 cursor = entry.get("__CURSOR")
                 if isinstance(cursor, str):
@@ -164,7 +172,15 @@ class JournalFollower:
 class FileFollower:
     """Tail syslog files with an inode+offset cursor; see the module docstring."""
 
-    def __init__(self, paths: list[Path], cursor_file: Path, host: str, poll_s: float) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        cursor_file: Path,
+        host: str,
+        poll_s: float,
+        keep: Keep = _keep_all,
+    ) -> None:
+        self.keep = keep
         self.paths = paths
         self.cursor_file = cursor_file
         self.host = host
@@ -267,7 +283,7 @@ class FileFollower:
         records = []
         for raw in lines:
             record = parse_syslog_line(raw.decode("utf-8", "replace"), tz=zone)
-            if record is not None:
+            if record is not None and self.keep(record):
                 records.append(record.model_copy(update={"host": self.host}))
         if records:
             emit(records)  # one hand-over per read, not one per line: fewer loop wake-ups

@@ -27,6 +27,7 @@ import psutil
 import structlog
 
 from agent.detectors.accounts.observations import (
+    AuthRecord,
     GroupState,
     MountObserved,
     ProcessStarted,
@@ -64,16 +65,40 @@ class Directory:
 
     policy: AccountsPolicy | None = None
     _names_by_uid: dict[int, str | None] = field(default_factory=dict)
+    _by_name: dict[str, bool] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def update(self, policy: AccountsPolicy | None) -> None:
         with self.lock:
             self.policy = policy
             self._names_by_uid.clear()
+            self._by_name.clear()
 
     def forget(self) -> None:
         with self.lock:
             self._names_by_uid.clear()
+            self._by_name.clear()
+
+    def is_contractor(self, account: str) -> bool:
+        """Whether the policy selects ``account`` (cached until forget; unknown users too)."""
+        with self.lock:
+            known = self._by_name.get(account)
+            policy = self.policy
+        if known is not None:
+            return known
+        groups = frozenset(groups_of(account) or ()) if policy is not None else frozenset()
+        selected = policy is not None and policy.resolve(account, groups) is not None
+        with self.lock:
+            if len(self._by_name) < 100_000:
+                self._by_name[account] = selected
+        return selected
+
+    def concerns_contractor(self, record: AuthRecord) -> bool:
+        """Whether an auth record names a contractor (or an actor known only by uid)."""
+        for name in (record.actor, record.target):
+            if name and (name.startswith("#") or self.is_contractor(name)):
+                return True
+        return False
 
     def contractor_by_uid(self, uid: int) -> str | None:
         """The account name when ``uid`` is a contractor, else None (cached until forget)."""

@@ -68,13 +68,16 @@ class AccountsSource:
         self.readers: dict[str, Reader] = {}
         data_dir.mkdir(parents=True, exist_ok=True)
         if settings.journal and JournalFollower.usable():
-            self.readers["journal"] = JournalFollower(data_dir / "accounts-journal.cursor", host)
+            self.readers["journal"] = JournalFollower(
+                data_dir / "accounts-journal.cursor", host, self.directory.concerns_contractor
+            )
         else:
             follower = FileFollower(
                 list(settings.auth_logs),
                 data_dir / "accounts-authlog.json",
                 host,
                 settings.auth_poll_s,
+                self.directory.concerns_contractor,
             )
             if follower.existing():
                 self.readers["authlog"] = follower
