@@ -171,3 +171,28 @@ def test_journal_follower_resumes_after_the_handled_cursor(
     assert cursor.read_text().endswith("x=5")  # the last entry, though it parsed to nothing
     follower.run(lambda got: None, threading.Event())
     assert "--after-cursor=s=1a2b;i=105;b=3c4d;m=5000;t=6058a1f0c4000;x=5" in argv_file.read_text()
+
+
+def test_directory_names_contractors_through_the_policy_and_nss() -> None:
+    """Pattern-selected names count even without a local account; root and staff do not."""
+    from agent.detectors.accounts.host_sources import Directory
+    from agent.policy.loader import load_policy_dir
+
+    policy = load_policy_dir(Path(__file__).resolve().parents[4] / "policies").section("accounts")
+    directory = Directory()
+    directory.update(policy)  # type: ignore[arg-type]
+    assert directory.is_contractor("wb_nobody_here")
+    assert not directory.is_contractor("root")
+    sudo_by_staff = AuthRecord.model_validate(
+        {
+            "time": "2026-03-02T10:00:00+08:00",
+            "program": "sudo",
+            "action": "sudo",
+            "actor": "root",
+            "target": "root",
+        }
+    )
+    assert not directory.concerns_contractor(sudo_by_staff)
+    assert directory.concerns_contractor(sudo_by_staff.model_copy(update={"target": "wb_x"}))
+    assert directory.concerns_contractor(sudo_by_staff.model_copy(update={"actor": "#1003"}))
+    assert directory.contractor_by_uid(0) is None
