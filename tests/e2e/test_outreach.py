@@ -28,6 +28,7 @@ from tests.e2e.netns import (
     networks_policy,
     root_reason,
     start_world,
+    write_policies,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -323,3 +324,67 @@ def test_modem_plugged_and_unplugged_twenty_times(world: Any, topology: Topology
     assert [t for t in tables if "courtguard" in t] == ["table inet courtguard"]
     links = topology.ip(topology.ws, "-o", "link").stdout
     assert "usb0" not in links
+
+
+def test_dry_run_reports_the_block_without_blocking(world: Any, topology: Topology) -> None:
+    """dry_run: an outreach.action with dry_run true, and outside traffic still flows."""
+    _agent, collector = world(
+        settings={"dry_run": True}, **{"outreach.flow-outside": {"response": "block"}}
+    )
+    topology.plug_modem()
+    topology.spawn(topology.out, sys.executable, "-c", SINK)
+    action = wait_event(collector, "outreach.action")
+    assert action["evidence"]["dry_run"] is True and action["evidence"]["action"] == "block"
+    time.sleep(1)
+    assert topology.run(topology.ws, "curl", "-s", "-m", "5", "http://203.0.113.10/").stdout == "ok"
+    assert (
+        "drop" not in topology.run(topology.ws, "nft", "list", "table", "inet", "courtguard").stdout
+    )
+
+
+def test_block_is_undone_when_the_policy_stops_asking(
+    world: Any, topology: Topology, tmp_path: Path
+) -> None:
+    """Block survives the agent's stop; restarted on a report-only policy, it unblocks."""
+    agent, collector = world(**{"outreach.flow-outside": {"response": "block"}})
+    topology.plug_modem()
+    topology.spawn(topology.out, sys.executable, "-c", SINK)
+    wait_event(collector, "outreach.action", lambda e: e["evidence"]["action"] == "block")
+    agent.stop()
+    listing = topology.run(topology.ws, "nft", "list", "table", "inet", "courtguard").stdout
+    assert "drop" in listing  # enforcement fails closed while the agent is away
+    write_policies(tmp_path / "policies")
+    agent.start()
+    unblock = wait_event(
+        collector, "outreach.action", lambda e: e["evidence"]["action"] == "unblock"
+    )
+    assert unblock["evidence"]["ok"] is True
+    assert topology.run(topology.ws, "curl", "-s", "-m", "5", "http://203.0.113.10/").stdout == "ok"
+
+
+DNS_SERVER = (
+    "import socket,struct\n"
+    "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('198.18.0.53', 53))\n"
+    "while True:\n"
+    "    q,peer=s.recvfrom(512)\n"
+    "    end=q.index(b'\\0',12)+5\n"
+    "    a=struct.pack('!HHHIH',0xC00C,1,1,60,4)+socket.inet_aton('203.0.113.5')\n"
+    "    s.sendto(q[:2]+struct.pack('!HHHHH',0x8180,1,1,0,0)+q[12:end]+a, peer)\n"
+)
+
+
+def test_intranet_name_answered_with_an_outside_address(world: Any, topology: Topology) -> None:
+    """The intranet resolver answers oa.court.test with 203.0.113.5: outreach.dns_answer."""
+    _agent, collector = world()
+    topology.spawn(topology.intra, sys.executable, "-c", DNS_SERVER)
+    time.sleep(1)
+    query = (
+        "import socket,struct; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3);"
+        "q=struct.pack('!HHHHHH',7,256,1,0,0,0)+b'\\x02oa\\x05court\\x04test\\x00'"
+        "+struct.pack('!HH',1,1); s.sendto(q, ('198.18.0.53', 53)); print(len(s.recv(512)))"
+    )
+    assert topology.run(topology.ws, sys.executable, "-c", query, check=True).stdout.strip() != ""
+    answer = wait_event(collector, "outreach.dns_answer")
+    assert answer["evidence"]["name"] == "oa.court.test"
+    assert answer["evidence"]["outside_addresses"] == ["203.0.113.5"]
+    assert answer["evidence"]["resolver"] == "198.18.0.53"

@@ -166,6 +166,35 @@ def remove() -> None:
     apply(f"table inet {TABLE}\ndelete table inet {TABLE}\n")
 
 
+def enforcement() -> tuple[bool, tuple[str, ...]]:
+    """What an existing table enforces: (drops outside destinations, interfaces it drops on)."""
+    try:
+        result = subprocess.run(  # noqa: S603 (fixed binary and arguments)
+            [nft_path(), "list", "table", "inet", TABLE], capture_output=True, text=True, timeout=30
+        )
+    except (FilterError, OSError, subprocess.SubprocessError):
+        return False, ()
+    if result.returncode != 0:
+        return False, ()
+    destinations = False
+    interfaces: set[str] = set()
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if "drop" not in words:
+            continue
+        if words[:1] == ["oifname"]:
+            names = []
+            for word in words[1:]:
+                if word in {"ip", "ip6"}:
+                    break
+                if word.strip('{},"'):
+                    names.append(word.strip('{},"'))
+            interfaces.update(names)
+        elif words[:2] in (["ip", "daddr"], ["ip6", "daddr"]):
+            destinations = True
+    return destinations, tuple(sorted(interfaces))
+
+
 def counters() -> dict[str, int]:
     """Packets counted by the table's rules, keyed by chain name (summed)."""
     result = subprocess.run(  # noqa: S603

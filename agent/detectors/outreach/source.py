@@ -121,7 +121,9 @@ class OutreachSource:
         self._change_handle: asyncio.TimerHandle | None = None
         self._probe_handle: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._block_reported: bool | None = None
+        #: What the table enforces for destinations: off, dry-run or enforced.
+        self._destinations_state = "off"
+        self._inherited_interfaces: tuple[str, ...] = ()
         self._filter_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -344,6 +346,10 @@ class OutreachSource:
                 log.warning("outreach: cannot bind NFLOG; flows are not watched", error=str(exc))
                 return
             loop.add_reader(self.nflog.fileno(), self._on_nflog)
+            # A table left by an earlier run still enforcing is what a new policy may undo.
+            enforced, interfaces = await asyncio.to_thread(kernel_filter.enforcement)
+            self._destinations_state = "enforced" if enforced else "off"
+            self._inherited_interfaces = interfaces
         await self._rebuild_filter()
 
     async def _rebuild_filter(self) -> None:
@@ -381,21 +387,22 @@ class OutreachSource:
     def _report_block_changes(
         self, previous: kernel_filter.FilterPlan | None, plan: kernel_filter.FilterPlan
     ) -> None:
+        """One action event per change of what the table enforces (or would, in dry-run)."""
         rules = [r for r in self.policy.responses("block") if r.match.signal in {"flow", "dns"}]
-        asked = bool(rules)
-        if asked != self._block_reported or (previous is None and asked):
-            dry = self.policy.settings.dry_run
-            if asked or self._block_reported:
+        rule_id = rules[0].id if rules else "outreach.flow-outside"
+        target = "内网名单以外的目的地址"
+        state = "enforced" if plan.block_destinations else "dry-run" if rules else "off"
+        if state != self._destinations_state:
+            if self._destinations_state == "enforced":
+                self._put(ActionObservation(action="unblock", rule_id=rule_id, target=target))
+            if state != "off":
                 self._put(
                     ActionObservation(
-                        action="block" if asked else "unblock",
-                        rule_id=rules[0].id if rules else "outreach.flow-outside",
-                        target="内网名单以外的目的地址",
-                        dry_run=dry and asked,
+                        action="block", rule_id=rule_id, target=target, dry_run=state == "dry-run"
                     )
                 )
-            self._block_reported = asked
-        before = set(previous.blocked_interfaces) if previous else set()
+            self._destinations_state = state
+        before = set(previous.blocked_interfaces) if previous else set(self._inherited_interfaces)
         for name in sorted(set(plan.blocked_interfaces) - before):
             self._put(
                 ActionObservation(
