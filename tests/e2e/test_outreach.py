@@ -388,3 +388,28 @@ def test_intranet_name_answered_with_an_outside_address(world: Any, topology: To
     assert answer["evidence"]["name"] == "oa.court.test"
     assert answer["evidence"]["outside_addresses"] == ["203.0.113.5"]
     assert answer["evidence"]["resolver"] == "198.18.0.53"
+
+
+def test_ipv6_global_address_and_flows_and_icmp(world: Any, topology: Topology) -> None:
+    """A global IPv6 address on the modem, a UDP datagram over IPv6 and an ICMP echo."""
+    _agent, collector = world()
+    topology.plug_modem()
+    topology.ip(topology.ws, "-6", "addr", "add", "2001:db8:1::2/64", "dev", "usb0", "nodad")
+    topology.ip(topology.ws, "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "usb0")
+    address = wait_event(
+        collector, "outreach.address", lambda e: e["evidence"]["address"] == "2001:db8:1::2"
+    )
+    assert address["evidence"]["interface"] == "usb0"
+    sender = (
+        "import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)"
+        ".sendto(b'x', ('2001:db8:2::5', 4444));"
+        "icmp=socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP);"
+        "icmp.sendto(b'\\x08\\x00\\xf7\\xff\\x00\\x00\\x00\\x00', ('203.0.113.10', 0))"
+    )
+    topology.run(topology.ws, sys.executable, "-c", sender, check=True)
+    udp6 = wait_event(
+        collector, "outreach.flow", lambda e: e["evidence"]["remote_address"] == "2001:db8:2::5"
+    )
+    assert udp6["evidence"]["protocol"] == "udp" and udp6["evidence"]["remote_port"] == 4444
+    icmp = wait_event(collector, "outreach.flow", lambda e: e["evidence"]["protocol"] == "icmp")
+    assert icmp["evidence"]["remote_address"] == "203.0.113.10"
