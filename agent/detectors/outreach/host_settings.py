@@ -19,7 +19,9 @@ import psutil
 from agent.detectors.outreach.kernel_filter import TABLE
 from agent.detectors.outreach.observations import ProxyObservation, SharingObservation
 
-#: Files and directories read for proxy settings (system-wide; per-user dconf is not read).
+#: Files and directories read for proxy settings. Desktop settings: system-wide dconf
+#: keyfiles (GNOME, UKUI and DDE read org.gnome.system.proxy) and each user's KDE
+#: kioslaverc; per-user dconf databases (binary GVDB) are not read.
 PROXY_PATHS: Final = (
     Path("/etc/environment"),
     Path("/etc/profile.d"),
@@ -27,13 +29,33 @@ PROXY_PATHS: Final = (
     Path("/etc/apt/apt.conf.d"),
     Path("/etc/wgetrc"),
 )
+PROXY_GLOBS: Final = (
+    "/etc/dconf/db/*.d/*",
+    "/home/*/.profile",
+    "/home/*/.bashrc",
+    "/home/*/.config/kioslaverc",
+    "/root/.profile",
+    "/root/.bashrc",
+)
+MAX_GLOBBED: Final = 400
 _ENV_PROXY: Final = re.compile(
     r"^\s*(?:export\s+)?((?:https?|ftp|all|socks)_proxy)\s*=\s*(\S+)", re.IGNORECASE
 )
 _APT_PROXY: Final = re.compile(r'^\s*(Acquire::\w+::Proxy)\s+"([^"]+)"', re.IGNORECASE)
 _WGET_PROXY: Final = re.compile(r"^\s*((?:https?|ftp)_proxy)\s*=\s*(\S+)", re.IGNORECASE)
+_KDE_PROXY: Final = re.compile(r"^\s*((?:http|https|ftp|socks)Proxy)\s*=\s*(\S+)")
+_DCONF_SECTION: Final = re.compile(r"^\s*\[(system/proxy/(?:http|https|ftp|socks))\]")
+_DCONF_HOST: Final = re.compile(r"^\s*host\s*=\s*'([^']*)'")
 MAX_PROXY_FILE: Final = 256 * 1024
 HOTSPOT_PROCESSES: Final = frozenset({"hostapd", "create_ap"})
+
+
+def default_paths() -> list[Path]:
+    """PROXY_PATHS plus what PROXY_GLOBS match now (bounded)."""
+    import glob
+
+    globbed = [Path(p) for pattern in PROXY_GLOBS for p in sorted(glob.glob(pattern))]
+    return [*PROXY_PATHS, *globbed[:MAX_GLOBBED]]
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
@@ -46,36 +68,51 @@ def _files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def proxy_settings(paths: Iterable[Path] = PROXY_PATHS) -> list[ProxyObservation]:
+def proxy_settings(paths: Iterable[Path] | None = None) -> list[ProxyObservation]:
     """Every proxy setting with a value in the given files (comments ignored)."""
     found = []
-    for path in _files(paths):
+    for path in _files(default_paths() if paths is None else paths):
         try:
             if path.stat().st_size > MAX_PROXY_FILE:
                 continue
             text = path.read_text(errors="replace")
         except OSError:
             continue
+        section = ""
         for line in text.splitlines():
             if line.lstrip().startswith(("#", "//")):
                 continue
-            match = _APT_PROXY.match(line) or _ENV_PROXY.match(line) or _WGET_PROXY.match(line)
-            if match is None:
+            if line.lstrip().startswith("["):
+                header = _DCONF_SECTION.match(line)
+                section = header.group(1) if header else ""
                 continue
-            value = match.group(2).strip().strip("'\";")
+            host = _DCONF_HOST.match(line) if section else None
+            match = (
+                _APT_PROXY.match(line)
+                or _ENV_PROXY.match(line)
+                or _WGET_PROXY.match(line)
+                or _KDE_PROXY.match(line)
+            )
+            if host is not None:
+                variable, value = f"{section}/host", host.group(1)
+            elif match is not None:
+                variable, value = match.group(1), match.group(2)
+            else:
+                continue
+            value = value.strip().strip("'\";")
             if value and value.upper() not in {"DIRECT", "FALSE"}:
                 found.append(
                     ProxyObservation(
-                        origin=str(path)[:512], variable=match.group(1)[:64], value=value[:512]
+                        origin=str(path)[:512], variable=variable[:64], value=value[:512]
                     )
                 )
     return found
 
 
-def signature(paths: Iterable[Path] = PROXY_PATHS) -> tuple[tuple[str, int, int], ...]:
+def signature(paths: Iterable[Path] | None = None) -> tuple[tuple[str, int, int], ...]:
     """Cheap change detector: (path, mtime, size) of every proxy file."""
     sig = []
-    for path in _files(paths):
+    for path in _files(default_paths() if paths is None else paths):
         try:
             st = path.stat()
         except OSError:
