@@ -28,11 +28,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,13 +80,10 @@ def own_netns(wanted: bool) -> Iterator[str | None]:
     if not wanted:
         yield None
         return
-    name = f"cgfp-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    from tests.e2e.netns import scratch_netns
+
+    with scratch_netns("cgfp") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def main() -> None:

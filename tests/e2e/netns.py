@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,30 @@ def start_world(
         collector.stop()
         raise
     return agent, collector
+
+
+@contextlib.contextmanager
+def scratch_netns(prefix: str = "cgns") -> Iterator[str]:
+    """A fresh, empty network namespace with loopback up; deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    sh("ip", "netns", "add", name)
+    try:
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        yield name
+    finally:
+        sh("ip", "netns", "del", name, check=False)
+
+
+def require_root() -> None:
+    """Skip a namespace test where it cannot run; on CI a missing capability is a failure."""
+    import pytest
+
+    reason = root_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"namespace tests must run on CI: {reason}")
+    pytest.skip(reason)
 
 
 def root_reason() -> str | None:

@@ -10,7 +10,6 @@ events that reach the collector.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from tests.e2e.netns import (
     PROBE_KEY,
     Topology,
     networks_policy,
-    root_reason,
+    require_root,
     start_world,
     write_policies,
 )
@@ -55,11 +54,7 @@ INTRANET_CHATTER = (
 
 @pytest.fixture
 def topology() -> Iterator[Topology]:
-    reason = root_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"namespace tests must run on CI: {reason}")
-        pytest.skip(reason)
+    require_root()
     topo = Topology()
     try:
         topo.create()

@@ -8,10 +8,8 @@ it), so the machine's own ruleset is never touched.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,25 +22,16 @@ from agent.detectors.outreach.observations import ActionObservation, LinkObserva
 from agent.detectors.outreach.policy import NetworksPolicy
 from agent.detectors.outreach.source import OutreachSource
 from tests.e2e.harness import in_netns
-from tests.e2e.netns import networks_policy, root_reason
+from tests.e2e.netns import networks_policy, require_root, scratch_netns
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    reason = root_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"namespace tests must run on CI: {reason}")
-        pytest.skip(reason)
-    name = f"cgsrc-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    require_root()
+    with scratch_netns("cgsrc") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def table() -> str:
