@@ -55,7 +55,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            checker.close()
+            checker.close(wait=True)
             database.dispose()
 
     app = FastAPI(

@@ -790,7 +790,12 @@ def bank_account(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
             if ctx.claim(index, *found.span()):
                 yield Hit(index, *found.span(), "银行卡号", replacement=REDACTED)
         for found in _ACCOUNT.finditer(text):
-            before = _before(text, found.start(), match.window)
+            # Without a checksum only the words right before make it an account; an amount
+            # after 账户 (转账至其账户，金额123456789元) is not one.
+            before = _before(text, found.start(), 8)
+            unit = text[found.end() : found.end() + 1]
+            if unit in ("元", "万", "角", "分", "笔", "次", "天", "个"):
+                continue
             if _has(before, context) and ctx.claim(index, *found.span()):
                 yield Hit(index, *found.span(), "银行账号", replacement=REDACTED)
 

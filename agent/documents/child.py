@@ -15,10 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from agent.documents.extract import DEFAULT_LIMITS, ExtractionError, extract_file
-from agent.documents.worker import WORKER_CPU_SECONDS, WORKER_MEMORY_BYTES
+from agent.documents.worker import WORKER_CPU_SECONDS, WORKER_MEMORY_BYTES, die_with_parent
 
 
 def main() -> int:
+    die_with_parent()
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
     resource.setrlimit(resource.RLIMIT_CPU, (WORKER_CPU_SECONDS, WORKER_CPU_SECONDS + 5))
     path, max_bytes = Path(sys.argv[1]), int(sys.argv[2])

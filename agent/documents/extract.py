@@ -223,7 +223,8 @@ _DOCX_TOKEN: Final = re.compile(
 )
 _PROPERTY_TOKEN: Final = re.compile(
     r"<(?P<tag>dc:title|dc:subject|dc:creator|cp:keywords|dc:description|cp:lastModifiedBy"
-    r"|cp:category|cp:contentStatus|Company|Manager|Template)(?:\s[^>]*)?>(?P<text>[^<]+)</(?P=tag)>"
+    r"|cp:category|cp:contentStatus|Company|Manager|Template|vt:lpwstr|vt:lpstr)"
+    r"(?:\s[^>]*)?>(?P<text>[^<]+)</(?P=tag)>"
 )
 
 
@@ -300,7 +301,7 @@ def _docx(data: bytes, limits: Limits) -> Extracted:
                 extracted.parts.append(Part(builder.name, builder.text()))
                 extracted.segments[builder.name] = builder.segments
     properties = _PartBuilder("properties")
-    for entry in ("docProps/core.xml", "docProps/app.xml"):
+    for entry in ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml"):
         if entry not in archive.infos:
             continue
         xml = archive.xml(entry)
@@ -315,6 +316,17 @@ def _docx(data: bytes, limits: Limits) -> Extracted:
 
 
 # ------------------------------------------------------------------ .pdf
+
+
+def _pdf_annotations(page: Any) -> list[str]:
+    """Text of a page's annotations (sticky notes, free text): reviewers' comments."""
+    notes = []
+    for reference in page.get("/Annots") or []:
+        annotation = reference.get_object()
+        contents = annotation.get("/Contents")
+        if contents:
+            notes.append(str(contents))
+    return notes
 
 
 def _pdf(data: bytes, limits: Limits) -> list[Part]:
@@ -344,6 +356,9 @@ def _pdf(data: bytes, limits: Limits) -> list[Part]:
             if total > limits.max_text_chars:
                 raise ExtractionError(f"PDF 文字过长（超过 {limits.max_text_chars} 字符），未审查")
             parts.append(Part(f"page:{number}", text))
+        notes = [note for page in pages for note in _pdf_annotations(page)]
+        if notes:
+            parts.append(Part("comments", "\n".join(notes)))
         metadata: Any = reader.metadata or {}
         fields = [
             str(metadata.get(key) or "") for key in ("/Title", "/Author", "/Subject", "/Keywords")

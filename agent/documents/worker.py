@@ -176,7 +176,22 @@ class ScanPool:
                 )
 
 
+def die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the process that started it dies."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl: do not linger
+        os._exit(1)
+
+
 def _init_limits(memory_bytes: int) -> None:
+    die_with_parent()
     if memory_bytes:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
@@ -194,9 +209,11 @@ def scan_bytes_task(
 def bytes_pool(workers: int, memory_bytes: int = WORKER_MEMORY_BYTES) -> ProcessPoolExecutor:
     import multiprocessing
 
+    # spawn, not forkserver: the worker's parent is the server itself, so a server killed
+    # without a clean shutdown takes its workers with it (PR_SET_PDEATHSIG).
     return ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("forkserver"),
+        mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_limits,
         initargs=(memory_bytes,),
     )

@@ -92,10 +92,14 @@ class DocumentChecker:
 
         return report(name, hashlib.sha256(data).hexdigest(), len(data), None, message)
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
+        """Stop the workers: at shutdown wait for them; after a failure do not block on one."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            if not wait:
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()  # a worker stuck in a hostile file would never return
+            pool.shutdown(wait=wait, cancel_futures=True)
 
 
 @router.post("/api/v1/documents/check")

@@ -185,3 +185,27 @@ def test_worker_killed_by_its_limits_is_one_error_not_a_crash(
     assert reports["good.txt"]["verdict"] == "publishable"
     assert reports["slow.txt"]["verdict"] is None
     assert "上限" in reports["slow.txt"]["error"]
+
+
+def test_pdf_annotations_and_docx_custom_properties(tmp_path: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.annotations import Text
+
+    source = write_pdf(tmp_path / "a.pdf", LINES)
+    writer = PdfWriter(clone_from=PdfReader(source))
+    writer.add_annotation(0, Text(text="核对王小明的电话", rect=(50, 550, 200, 650)))
+    annotated = tmp_path / "annotated.pdf"
+    with annotated.open("wb") as out:
+        writer.write(out)
+    parts = {p.name: p.text for p in extract_file(annotated).parts}
+    assert parts["comments"] == "核对王小明的电话"
+
+    docx = write_docx(tmp_path / "b.docx", DocxContent(LINES))
+    with zipfile.ZipFile(docx, "a") as archive:
+        archive.writestr(
+            "docProps/custom.xml",
+            '<Properties xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes">'
+            '<property name="当事人"><vt:lpwstr>张三丰</vt:lpwstr></property></Properties>',
+        )
+    parts = {p.name: p.text for p in extract_file(docx).parts}
+    assert "张三丰" in parts["properties"]

@@ -129,3 +129,9 @@ def test_leak_in_metadata_but_not_common_words(documents_policy: DocumentsPolicy
         if f.rule_id == "documents.hidden-name-leak"
     ]
     assert leaks == [("comments", "张某"), ("filename", "张某")]
+
+
+def test_amounts_after_account_words_are_not_accounts(documents_policy: DocumentsPolicy) -> None:
+    text = "被告人转账至其账户，金额123456789元。开户行中国银行，账号0200001234567890。"
+    result = scan_text(text, documents_policy)
+    assert [text[f.start : f.end] for f in result.findings] == ["0200001234567890"]
