@@ -3,7 +3,8 @@
 Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
 
 1. credentials, and a collector URL the settings allow;
-2. the policy sections the enabled detectors read, plus ``agent``;
+2. the policy sections the enabled detectors read, plus ``agent``: the last
+   good signed bundle when there is one (verified again), else ``policy_dir``;
 3. the spool, told how to stamp its ``agent.spool_dropped`` reports;
 4. the shipper task;
 5. the ``agent.started`` event;
@@ -11,8 +12,15 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
    pumped; a detector that lacks a privilege, whose source is unavailable or
    that crashes is reported degraded or failed (once, as
    ``agent.detector_degraded``) and the others keep running;
-7. heartbeat (first one now) and systemd watchdog tasks;
+7. heartbeat (first one now), policy client (first fetch now; only with a
+   policy key pinned at enrollment) and systemd watchdog tasks;
 8. ``READY=1`` and the ``agent ready`` log line.
+
+A verified new policy is applied at once to every detector (``apply_policy``:
+the ``PolicySet`` and each detector's section swapped with no await between,
+then each source's ``update_policy``), stored as the last good bundle and
+reported as ``agent.policy_applied``; a refused one as ``agent.policy_rejected``
+and in the heartbeats until a bundle is applied.
 
 Shutdown (SIGTERM, SIGINT or ``request_stop``): stop the sources, finalize the
 detectors, emit ``agent.stopping``, give the shipper ``shutdown_flush_s`` to
@@ -37,15 +45,33 @@ import structlog
 from agent import capabilities as caps
 from agent import systemd
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
-from agent.enrollment import ca_path, check_collector_url, load_credentials
+from agent.enrollment import (
+    Credentials,
+    ca_path,
+    check_collector_url,
+    load_credentials,
+    save_credentials,
+)
 from agent.errors import ConfigError, SpoolError
-from agent.events import DetectorHealth, Finding, Severity
-from agent.health import agent_rule, detector_degraded_finding
+from agent.events import (
+    DetectorHealth,
+    Finding,
+    PolicyAppliedEvidence,
+    PolicyRejectedEvidence,
+    Severity,
+)
+from agent.health import (
+    agent_rule,
+    detector_degraded_finding,
+    policy_applied_finding,
+    policy_rejected_finding,
+)
 from agent.heartbeat import HeartbeatBuilder
+from agent.policy.client import PolicyClient, Rejected, Verified, read_last_good
 from agent.policy.loader import PolicySet, load_policy_dir
 from agent.registry import DETECTORS
 from agent.settings import AgentSettings
-from agent.shipper import Shipper
+from agent.shipper import Shipper, collector_client
 from agent.spool import Spool
 from agent.version import __version__
 
@@ -59,6 +85,7 @@ class _Running:
     spec: DetectorSpec[Any, Any]
     detector: Any
     section: Any
+    source: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     failed: bool = False
 
@@ -90,6 +117,9 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = time.monotonic()
         self.policy = PolicySet()
+        self.policy_client: PolicyClient | None = None
+        self.policy_rejection: PolicyRejectedEvidence | None = None
+        self._credentials: Credentials | None = None
         self.spool: Spool | None = None
         self.shipper: Shipper | None = None
 
@@ -120,8 +150,9 @@ class Daemon:
         known = {s.name for s in self.registry}
         for name in sorted(set(settings.detectors) - known):
             log.warning("settings name a detector this agent does not have", detector=name)
-        required = {"agent", *(s.policy_section for s in enabled)}
-        self.policy = await asyncio.to_thread(load_policy_dir, settings.policy_dir, required)
+        required = frozenset({"agent", *(s.policy_section for s in enabled)})
+        self._credentials = credentials
+        await self._initial_policy(credentials, required)
         # 3. Spool.
         self.spool = spool = await asyncio.to_thread(
             Spool,
@@ -136,7 +167,13 @@ class Daemon:
                 spool.configure_drop_report, drop[0], drop[1], self.policy.version
             )
             # 4. Shipper.
-            self.shipper = Shipper(spool, credentials, settings, transport=self._transport)
+            self.shipper = Shipper(
+                spool,
+                credentials,
+                settings,
+                transport=self._transport,
+                on_policy_hint=self.policy_client.hint if self.policy_client else None,
+            )
             shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             # 5. Started.
             await self.emit(
@@ -158,6 +195,10 @@ class Daemon:
                 await self._start_detector(spec, held)
             # 7. Heartbeat and watchdog.
             self._tasks.append(asyncio.create_task(self._guard(self._heartbeats()), name="hb"))
+            if self.policy_client is not None:
+                self._tasks.append(
+                    asyncio.create_task(self._guard(self._policy_updates()), name="policy")
+                )
             interval = systemd.watchdog_interval()
             if interval is not None:
                 self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
@@ -213,7 +254,7 @@ class Daemon:
             log.exception("detector failed to start", detector=spec.name)
             await self._degrade(spec.name, "failed", f"{type(exc).__name__}: {exc}")
             return
-        running = _Running(spec, detector, section)
+        running = _Running(spec, detector, section, source)
         self.running[spec.name] = running
         self.health.setdefault(spec.name, DetectorHealth(state="ok"))
         running.tasks = [
@@ -275,6 +316,96 @@ class Daemon:
         if finding is not None:
             await self.emit(finding)
 
+    # -- policy ----------------------------------------------------------------
+
+    async def _initial_policy(self, credentials: Credentials, required: frozenset[str]) -> None:
+        """Start on the last good bundle if one verifies, else on the local policy_dir."""
+        settings = self.settings
+        last_good: Verified | None = None
+        if credentials.policy_key:
+            last_good = await asyncio.to_thread(
+                read_last_good, settings.data_dir, credentials.policy_key, credentials.group,
+                required,
+            )
+        if last_good is not None:
+            self.policy = last_good.policies
+            log.info("starting on the last good policy bundle", version=self.policy.version)
+        else:
+            self.policy = await asyncio.to_thread(load_policy_dir, settings.policy_dir, required)
+        if credentials.policy_key:
+            self.policy_client = PolicyClient(
+                data_dir=settings.data_dir,
+                public_key=credentials.policy_key,
+                group=credentials.group,
+                required=required,
+                interval_s=settings.policy_poll_s,
+                applied=last_good.bundle if last_good else None,
+            )
+        else:
+            log.warning("no policy key pinned at enrollment: central policy is off; enroll again "
+                        "with a collector that has one to receive signed policy")
+
+    async def _policy_updates(self) -> None:
+        assert self.policy_client is not None and self._credentials is not None  # noqa: S101
+        async with collector_client(self._credentials, self.settings, self._transport) as client:
+            await self.policy_client.run(
+                client, self._credentials.authorization, self._policy_outcome
+            )
+
+    async def _policy_outcome(self, outcome: Verified | Rejected) -> None:
+        """Apply a verified bundle everywhere, or report the refusal; keep running either way."""
+        assert self.policy_client is not None  # noqa: S101 (only its task calls this)
+        if isinstance(outcome, Rejected):
+            self.policy_rejection = outcome.evidence
+            log.error("policy bundle rejected", reason_code=outcome.evidence.reason_code,
+                      reason=outcome.evidence.reason, applied_version=self.policy.version)
+            await self.emit(policy_rejected_finding(self.policy.section("agent"), outcome.evidence))
+            return
+        previous = self.policy.version
+        await self.apply_policy(outcome.policies)
+        self.policy_rejection = None
+        try:
+            await asyncio.to_thread(self.policy_client.keep, outcome)
+        except OSError as exc:
+            log.error("cannot store the last good policy bundle", error=str(exc))
+        await self._moved_to(outcome.group)
+        if self.spool is not None:
+            drop = self._agent_rule("agent.spool-dropped")
+            await asyncio.to_thread(
+                self.spool.configure_drop_report, drop[0], drop[1], self.policy.version
+            )
+        log.info("policy applied", version=self.policy.version, previous=previous)
+        evidence = PolicyAppliedEvidence(
+            version=self.policy.version, previous_version=previous, group=outcome.group,
+            source="collector", kinds=sorted(outcome.policies.documents), sha256=outcome.sha256,
+        )
+        await self.emit(policy_applied_finding(self.policy.section("agent"), evidence))
+
+    async def apply_policy(self, policies: PolicySet) -> None:
+        """Swap the policy into every running detector at once, then tell the sources."""
+        self.policy = policies
+        running = [r for r in self.running.values() if not r.failed]
+        for item in running:  # no await in this loop: no observation sees a mix
+            item.section = policies.section(item.spec.policy_section)
+        for item in running:
+            update = getattr(item.source, "update_policy", None)
+            if update is None:
+                continue
+            try:
+                update(item.section)
+            except Exception as exc:
+                log.exception("source failed to take the new policy", detector=item.spec.name)
+                await self._fail(item, "failed", f"update_policy: {type(exc).__name__}: {exc}")
+
+    async def _moved_to(self, group: str) -> None:
+        """Remember a group the collector moved this agent to, for the next start."""
+        credentials = self._credentials
+        if credentials is None or credentials.group == group:
+            return
+        self._credentials = credentials.model_copy(update={"group": group})
+        await asyncio.to_thread(save_credentials, self.settings.data_dir, self._credentials)
+        log.info("agent moved to another group", group=group, previous=credentials.group)
+
     # -- housekeeping ----------------------------------------------------------
 
     async def _heartbeats(self) -> None:
@@ -282,7 +413,9 @@ class Daemon:
         while True:
             assert self.spool is not None  # noqa: S101 (set before this task starts)
             stats = await asyncio.to_thread(self.spool.stats)
-            await self.emit(builder.finding(self.policy.version, stats, self.health))
+            await self.emit(
+                builder.finding(self.policy.version, stats, self.health, self.policy_rejection)
+            )
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
     async def _watchdog(self, interval: float) -> None:

@@ -52,6 +52,9 @@ class Credentials(BaseModel):
     secret: str
     group: str
     enrolled_at: datetime
+    #: The collector's Ed25519 policy key (base64), pinned at enrollment; None from a
+    #: collector without one, and then no bundle is ever applied.
+    policy_key: str | None = None
 
     def __repr__(self) -> str:  # the secret must not end up in a log line or traceback
         return f"Credentials(agent_id={self.agent_id}, collector_url={self.collector_url!r})"
@@ -112,7 +115,7 @@ def load_credentials(data_dir: Path) -> Credentials:
         ) from exc
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write a file readable by its owner only, atomically (temp file, fsync, rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -179,7 +182,7 @@ def enroll(
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     if ca_file is not None:
-        _write_private(ca_path(data_dir), ca_file.read_bytes())
+        write_private(ca_path(data_dir), ca_file.read_bytes())
     elif ca_path(data_dir).exists():
         ca_path(data_dir).unlink()  # a stale CA from an earlier https enrollment
     credentials = Credentials(
@@ -188,6 +191,7 @@ def enroll(
         secret=answer.secret,
         group=answer.group,
         enrolled_at=datetime.now(UTC),
+        policy_key=answer.policy_key,
     )
     save_credentials(data_dir, credentials)
     return credentials
@@ -196,7 +200,7 @@ def enroll(
 def save_credentials(data_dir: Path, credentials: Credentials) -> None:
     """Write the credentials file, readable by the agent's user only."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_private(
+    write_private(
         credentials_path(data_dir),
         json.dumps(credentials.model_dump(mode="json"), indent=2).encode(),
     )

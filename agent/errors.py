@@ -3,6 +3,7 @@
     CourtguardError
     ├── ConfigError            settings file or environment unusable
     ├── PolicyError            a policy file is missing or invalid
+    │   └── BundleRejected     a policy bundle refused (bad signature, older, other group...)
     ├── EnrollmentError        enrollment refused or impossible
     ├── NotEnrolledError       the agent has no credentials yet
     └── SpoolError             the spool database cannot be opened or written
@@ -21,6 +22,15 @@ class ConfigError(CourtguardError):
 
 class PolicyError(CourtguardError):
     pass
+
+
+class BundleRejected(PolicyError):
+    """A bundle the agent will not apply; ``code`` is the reason_code its event carries."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
 class EnrollmentError(CourtguardError):

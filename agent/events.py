@@ -558,6 +558,8 @@ class EnrollResponse(BaseModel):
     agent_id: uuid.UUID
     secret: Annotated[str, StringConstraints(min_length=32, max_length=200)]
     group: Annotated[str, StringConstraints(max_length=64)]
+    #: Base64 of the collector's Ed25519 policy signing key; the agent pins it.
+    policy_key: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class ErrorBody(BaseModel):

@@ -6,7 +6,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from agent.events import DetectorHealth, Finding, HeartbeatEvidence, Severity
+from agent.events import (
+    DetectorHealth,
+    Finding,
+    HeartbeatEvidence,
+    PolicyRejectedEvidence,
+    Severity,
+)
 from agent.version import __version__
 
 if TYPE_CHECKING:
@@ -34,6 +40,7 @@ class HeartbeatBuilder:
         policy_version: str | None,
         stats: SpoolStats,
         detectors: Mapping[str, DetectorHealth],
+        policy_rejected: PolicyRejectedEvidence | None = None,
     ) -> HeartbeatEvidence:
         return HeartbeatEvidence(
             agent_version=__version__,
@@ -47,6 +54,7 @@ class HeartbeatBuilder:
             rss_bytes=self._process.memory_info().rss,
             cpu_percent=round(self._process.cpu_percent(None), 2),
             detectors=dict(detectors),
+            policy_rejected=policy_rejected,
         )
 
     def finding(
@@ -54,8 +62,9 @@ class HeartbeatBuilder:
         policy_version: str | None,
         stats: SpoolStats,
         detectors: Mapping[str, DetectorHealth],
+        policy_rejected: PolicyRejectedEvidence | None = None,
     ) -> Finding:
-        evidence = self.evidence(policy_version, stats, detectors)
+        evidence = self.evidence(policy_version, stats, detectors, policy_rejected)
         unhealthy = sum(1 for h in detectors.values() if h.state in ("degraded", "failed"))
         summary = (
             f"心跳：已运行 {int(evidence.uptime_s)} 秒，待发送事件 {stats.depth} 条，"
@@ -63,6 +72,8 @@ class HeartbeatBuilder:
         )
         if unhealthy:
             summary += f"，{unhealthy} 个检测器未正常运行"
+        if policy_rejected is not None:
+            summary += f"，已拒绝策略包（{policy_rejected.reason_code}）"
         return Finding(
             kind="agent.heartbeat",
             severity=Severity.INFO,

@@ -62,6 +62,8 @@ class AgentSettings(LayeredSettings):
     backoff_max_s: float = Field(default=300.0, gt=0)
     http_timeout_s: float = Field(default=30.0, gt=0)
     shutdown_flush_s: float = Field(default=5.0, ge=0, le=60)
+    #: How often the signed policy bundle is polled (an ingest hint fetches sooner).
+    policy_poll_s: float = Field(default=60.0, gt=0, le=86400)
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -107,6 +107,24 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def collector_client(
+    credentials: Credentials, settings: AgentSettings, transport: Any = None
+) -> httpx.AsyncClient:
+    """An HTTP client for the collector: its CA pinned (https), the agent's User-Agent."""
+    import httpx
+
+    verify: Any = False
+    if credentials.collector_url.startswith("https://"):
+        verify = ssl_context(ca_path(settings.data_dir))
+    return httpx.AsyncClient(
+        base_url=credentials.collector_url,
+        verify=verify,
+        transport=transport,
+        timeout=settings.http_timeout_s,
+        headers={"User-Agent": f"courtguard-agent/{__version__}"},
+    )
+
+
 class Shipper:
     """The loop that empties the spool into the collector; see the module docstring."""
 
@@ -120,8 +138,10 @@ class Shipper:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        on_policy_hint: Callable[[str | None], None] | None = None,
     ) -> None:
         self.spool = spool
+        self._on_policy_hint = on_policy_hint
         self.credentials = credentials
         self.settings = settings
         self._transport = transport
@@ -149,18 +169,7 @@ class Shipper:
         self._wake.set()
 
     def make_client(self) -> httpx.AsyncClient:
-        import httpx
-
-        verify: Any = False
-        if self.credentials.collector_url.startswith("https://"):
-            verify = ssl_context(ca_path(self.settings.data_dir))
-        return httpx.AsyncClient(
-            base_url=self.credentials.collector_url,
-            verify=verify,
-            transport=self._transport,
-            timeout=self.settings.http_timeout_s,
-            headers={"User-Agent": f"courtguard-agent/{__version__}"},
-        )
+        return collector_client(self.credentials, self.settings, self._transport)
 
     async def run(self) -> None:
         """Ship until stopped by the collector (401/403) or cancelled."""
@@ -286,6 +295,8 @@ class Shipper:
             return
         acked = {str(i) for i in (*result.accepted, *result.duplicates)}
         removed = await asyncio.to_thread(self.spool.ack, acked)
+        if self._on_policy_hint is not None:
+            self._on_policy_hint(result.policy_version)
         self.backoff.reset()
         self._after_outage = False
         self.batches_sent += 1

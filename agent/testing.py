@@ -8,18 +8,22 @@
   latter needing a capability this process does not hold;
 * ``FakeCollector`` is an ``httpx.MockTransport`` handler that speaks the
   collector's API, records every batch and can be scripted;
-* ``write_credentials`` enrolls a data dir with a ``FakeCollector`` offline.
+* ``write_credentials`` enrolls a data dir with a ``FakeCollector`` offline;
+* ``PolicySigner`` signs bundles as the collector does, and ``FakeCollector``
+  serves the one in its ``policy`` slot on ``/api/v1/policy`` with ETags.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import hashlib
 import json
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,6 +167,60 @@ class Reply:
     body: Any = None
 
 
+class PolicySigner:
+    """An Ed25519 key that signs bundles exactly as ``policy publish`` does."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self._key = Ed25519PrivateKey.generate()
+
+    @property
+    def public_key(self) -> str:
+        from cryptography.hazmat.primitives import serialization
+
+        raw = self._key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return base64.b64encode(raw).decode()
+
+    def sign(self, body: bytes) -> str:
+        return base64.b64encode(self._key.sign(body)).decode()
+
+    def bundle(
+        self,
+        documents: Mapping[str, PolicyDocument],
+        version: int,
+        group: str | None = None,
+        note: str = "",
+    ) -> SignedBundle:
+        from agent.policy.bundle import build_bundle_bytes
+
+        body = build_bundle_bytes(
+            documents, version=version, group=group, created_at=datetime.now(UTC),
+            author="tester", note=note,
+        )
+        return SignedBundle(body, self.sign(body), version)
+
+    def raw_bundle(self, data: dict[str, Any]) -> SignedBundle:
+        """Sign arbitrary bundle data (e.g. an invalid document that passed signing)."""
+        from agent.policy.bundle import canonical_bytes
+
+        body = canonical_bytes(data)
+        return SignedBundle(body, self.sign(body), int(data.get("version", 0)))
+
+
+@dataclass(frozen=True)
+class SignedBundle:
+    body: bytes
+    signature: str
+    version: int
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}-{hashlib.sha256(self.body).hexdigest()[:16]}"'
+
+
 @dataclass
 class FakeCollector:
     """Speaks ``/api/v1/enroll`` and ``/api/v1/events`` for ``httpx.MockTransport``.
@@ -180,6 +238,14 @@ class FakeCollector:
     batches: list[EventBatch] = field(default_factory=list)
     arrival_times: list[float] = field(default_factory=list)
     accepted: dict[uuid.UUID, Event] = field(default_factory=dict)
+    #: What ``/api/v1/policy`` serves (None: 404 no_policy), and the group it says.
+    policy: SignedBundle | None = None
+    policy_key: str | None = None
+    #: The version ``IngestResult.policy_version`` hints, if any.
+    policy_hint: str | None = None
+    #: When false, every request fails as if the collector were unreachable.
+    reachable: bool = True
+    policy_requests: list[httpx.Request] = field(default_factory=list)
 
     def then(self, status: int, **kwargs: Any) -> FakeCollector:
         self.script.append(Reply(status, **kwargs))
@@ -194,9 +260,13 @@ class FakeCollector:
         return list(self.accepted.values())
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        if not self.reachable:
+            raise httpx.ConnectError("collector unreachable (FakeCollector.reachable is false)")
         self.requests.append(request)
         if request.url.path == "/api/v1/enroll":
             return self._enroll(request)
+        if request.url.path == "/api/v1/policy":
+            return self._policy(request)
         if request.url.path != "/api/v1/events":
             return _error(404, "not_found", request.url.path)
         if request.headers.get("Authorization") != f"Bearer {self.agent_id}:{self.secret}":
@@ -215,12 +285,31 @@ class FakeCollector:
         for event in batch.events:
             (duplicates if event.id in self.accepted else accepted).append(str(event.id))
             self.accepted.setdefault(event.id, event)
-        return httpx.Response(200, json={"accepted": accepted, "duplicates": duplicates})
+        return httpx.Response(
+            200,
+            json={"accepted": accepted, "duplicates": duplicates,
+                  "policy_version": self.policy_hint},
+        )
+
+    def _policy(self, request: httpx.Request) -> httpx.Response:
+        self.policy_requests.append(request)
+        if request.headers.get("Authorization") != f"Bearer {self.agent_id}:{self.secret}":
+            return _error(401, "invalid_credentials", "unknown agent or wrong secret")
+        if self.policy is None:
+            return _error(404, "no_policy", "nothing published")
+        headers = {"ETag": self.policy.etag, "X-Courtguard-Group": self.group}
+        if request.headers.get("If-None-Match") == self.policy.etag:
+            return httpx.Response(304, headers=headers)
+        headers["X-Courtguard-Signature"] = self.policy.signature
+        return httpx.Response(200, content=self.policy.body, headers=headers)
 
     def _enroll(self, request: httpx.Request) -> httpx.Response:
         if self.script:
             return _reply(self.script.popleft())
-        answer = EnrollResponse(agent_id=self.agent_id, secret=self.secret, group=self.group)
+        answer = EnrollResponse(
+            agent_id=self.agent_id, secret=self.secret, group=self.group,
+            policy_key=self.policy_key,
+        )
         return httpx.Response(201, content=answer.model_dump_json())
 
 
@@ -248,6 +337,7 @@ def write_credentials(
         secret=collector.secret,
         group=collector.group,
         enrolled_at=datetime.now(UTC),
+        policy_key=collector.policy_key,
     )
     save_credentials(data_dir, credentials)
     return credentials

@@ -10,11 +10,13 @@ import structlog
 from fastapi import FastAPI
 
 from collector.account_correlation import AccountCorrelation
-from collector.api import documents, health, ingest, queries
+from collector.api import documents, health, ingest, policy, queries
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
 from collector.metrics import Metrics
 from collector.monitor import SilentMonitor
+from collector.policy.serving import IdentityCache, PolicyCache
+from collector.policy.signing import serving_public_key
 from collector.retention import RetentionTask
 from collector.settings import CollectorSettings
 from collector.store.database import Database
@@ -66,7 +68,12 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.courtguard = Context(settings=settings, db=database, metrics=metrics)
+    app.state.courtguard = Context(
+        settings=settings, db=database, metrics=metrics,
+        policies=PolicyCache(database, settings.policy_refresh_s),
+        identities=IdentityCache(settings.identity_cache_s),
+        policy_key=serving_public_key(settings.data_dir, database),
+    )
     app.state.monitor = monitor
     app.state.retention = retention
     app.state.document_checker = checker
@@ -75,5 +82,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.include_router(ingest.router)
     app.include_router(queries.router)
     app.include_router(documents.router)
+    app.include_router(policy.agent_router)
+    app.include_router(policy.admin_router)
     app.include_router(health.router)
     return app

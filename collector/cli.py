@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,15 @@ from typing import Any
 from agent.errors import CourtguardError
 from agent.events import utcnow
 from collector import probe_responder
+from collector.commandline import command_store as _db
+from collector.commandline import print_table as _table
 from collector.errors import CollectorError
 from collector.logs import configure_logging
-from collector.policy.commands import add_policy_commands
+from collector.policy.commands import add_policy_commands, group_name
+from collector.policy.signing import key_path, prepare_signing_key
 from collector.settings import CollectorSettings, load_settings
 from collector.store import agents as agent_store
 from collector.store import apikeys, migrate, tokens
-from collector.store.database import Database
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -46,24 +47,8 @@ def _settings(args: argparse.Namespace) -> CollectorSettings:
     return load_settings(args.config, **overrides)
 
 
-@contextmanager
-def _db(settings: CollectorSettings) -> Iterator[Database]:
-    """The store for one command, disposed of when the command is done."""
-    db = Database.from_settings(settings, single_connection=True)
-    try:
-        yield db
-    finally:
-        db.dispose()
-
-
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
-
-
-def _table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
 
 
 def cmd_init(args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -77,6 +62,9 @@ def cmd_init(args: argparse.Namespace, settings: CollectorSettings) -> None:
     with _db(settings) as db:
         migrate.upgrade(db)
         say(f"database: schema at revision {migrate.current_revision(db)}")
+        made_key, public = prepare_signing_key(settings.data_dir, db)
+        say(f"policy signing key: {'made' if made_key else 'kept'} {key_path(settings.data_dir)}"
+            f" (mode 0600; agents pin its public half {public} at enrollment)")
         if apikeys.has_active_key(db, "admin"):
             say("admin API key: one exists already and is not shown again; "
                 "`courtguard-collector apikey create --name NAME` makes another")
@@ -168,6 +156,15 @@ def cmd_agent_revoke(args: argparse.Namespace, settings: CollectorSettings) -> N
     print(f"agent {args.agent_id} {'revoked' if changed else 'was already revoked'}")
 
 
+def cmd_agent_group(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    from collector.store.policies import set_agent_group
+
+    with _db(settings) as db:
+        previous = set_agent_group(db, args.agent_id, args.group)
+    print(f"代理 {args.agent_id} 已从分组 {previous} 移至分组 {args.group}；"
+          "它将在下一次拉取策略时获取该分组的策略")
+
+
 def cmd_apikey_create(args: argparse.Namespace, settings: CollectorSettings) -> None:
     with _db(settings) as db:
         key_id, key = apikeys.create_api_key(db, name=args.name, role=args.role, now=utcnow())
@@ -221,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="enrollment tokens").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     create = token.add_parser("create", parents=[common], help="make an enrollment token")
-    create.add_argument("--group", default="default", help="group the enrolled agents join")
+    create.add_argument("--group", type=group_name, default="default",
+                        help="group the enrolled agents join")
     create.add_argument("--expires", type=parse_duration, default=timedelta(hours=24),
                         metavar="DURATION", help="lifetime: 30m, 24h, 7d (default 24h)")
     create.add_argument("--uses", type=int, default=None,
@@ -243,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     arevoke.add_argument("agent_id", metavar="AGENT_ID")
     arevoke.add_argument("--reason", default="revoked by operator")
     arevoke.set_defaults(func=cmd_agent_revoke)
+    agroup = agent.add_parser("group", parents=[common],
+                              help="move an agent to another group (its policy follows)")
+    agroup.add_argument("agent_id", metavar="AGENT_ID")
+    agroup.add_argument("group", type=group_name, metavar="GROUP")
+    agroup.set_defaults(func=cmd_agent_group)
 
     add_policy_commands(sub, common)
 

@@ -41,6 +41,10 @@ class Metrics:
             "courtguard_events_pruned", "Events deleted by retention, heartbeats apart.",
             ["class"], registry=self.registry,
         )
+        self.policy_fetches = Counter(
+            "courtguard_policy_fetches", "Agent policy polls by answer (200 bundle, 304 same).",
+            ["status"], registry=self.registry,
+        )
         for status in AGENT_STATUSES:
             self.agents.labels(status).set(0)
         for result in ("accepted", "duplicate"):

@@ -60,6 +60,10 @@ class CollectorSettings(LayeredSettings):
     heartbeat_retention_days: float = Field(default=7.0, ge=0)
     retention_interval_s: float = Field(default=3600.0, gt=0)
     default_heartbeat_interval_s: float = Field(default=60.0, gt=0)
+    #: How stale a served policy may be after another process published one.
+    policy_refresh_s: float = Field(default=2.0, ge=0, le=300)
+    #: How long a checked agent credential is trusted on the policy poll (0: check every time).
+    identity_cache_s: float = Field(default=10.0, ge=0, le=300)
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from collector import credentials
 from collector.api.context import context
 from collector.errors import ApiError
+from collector.policy.serving import IdentityCache
 from collector.store.agents import AgentIdentity, authenticate
 from collector.store.apikeys import ApiKeyInfo, authenticate_api_key
 
@@ -26,8 +27,11 @@ def _invalid(what: str) -> ApiError:
     return ApiError(401, "invalid_credentials", f"the {what} is not valid", headers=_CHALLENGE)
 
 
-async def require_agent(request: Request) -> AgentIdentity:
-    """The enrolled, unrevoked agent the request's credentials name; 401 otherwise."""
+async def require_agent(request: Request, cache: IdentityCache | None = None) -> AgentIdentity:
+    """The enrolled, unrevoked agent the request's credentials name; 401 otherwise.
+
+    With ``cache`` a recent successful check is reused (the policy poll's cheap path).
+    """
     credential = credentials.bearer(request.headers.get("authorization"))
     if credential is None:
         raise _missing("<agent_id>:<secret>")
@@ -38,7 +42,15 @@ async def require_agent(request: Request) -> AgentIdentity:
         raise _invalid("agent credential") from None
     if not sep or not secret:
         raise _invalid("agent credential")
-    agent = await run_in_threadpool(authenticate, context(request).db, agent_id, secret)
+    db = context(request).db
+
+    async def lookup(agent_id: str, secret: str) -> AgentIdentity | None:
+        return await run_in_threadpool(authenticate, db, agent_id, secret)
+
+    if cache is not None:
+        agent = await cache.authenticate(agent_id, secret, lookup)
+    else:
+        agent = await lookup(agent_id, secret)
     if agent is None:
         raise _invalid("agent credential")
     if agent.revoked:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from collector.metrics import Metrics
+from collector.policy.serving import IdentityCache, PolicyCache
 from collector.settings import CollectorSettings
 from collector.store.database import Database
 
@@ -16,6 +17,10 @@ class Context:
     settings: CollectorSettings
     db: Database
     metrics: Metrics
+    policies: PolicyCache
+    identities: IdentityCache
+    #: Base64 public policy key handed out at enrollment; None until `init` made the key.
+    policy_key: str | None = None
     ingest_in_flight: int = 0  # requests on the one event loop: a plain int is safe
 
 

@@ -53,7 +53,7 @@ async def enroll_agent(request: Request) -> Response:
             422, "invalid_request", "the enrollment request is invalid", errors
         ) from None
     try:
-        response = await run_in_threadpool(enroll, ctx.db, enrollment, utcnow())
+        response = await run_in_threadpool(enroll, ctx.db, enrollment, utcnow(), ctx.policy_key)
     except RefusedError as exc:
         log.warning("enrollment refused", reason=exc.code, hostname=enrollment.hostname,
                     client=_client(request))
@@ -98,7 +98,8 @@ async def ingest_events(request: Request) -> Response:
             ctx.metrics.gaps_opened.inc(stored.gaps_opened)
             log.info("sequence gap detected", agent_id=agent.id, gaps=stored.gaps_opened)
         status = 200
-        result = IngestResult(accepted=stored.accepted, duplicates=stored.duplicates)
+        result = IngestResult(accepted=stored.accepted, duplicates=stored.duplicates,
+                              policy_version=await ctx.policies.hint(agent.group))
         return Response(result.model_dump_json(), media_type="application/json")
     except ApiError as exc:
         status = exc.status

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import os
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from agent.events import utcnow
+from agent.policy.bundle import parse_bundle, policy_set
 from agent.policy.check import CheckResult, check_cases, check_directory
+from collector.commandline import command_store as _db
+from collector.commandline import print_table as _table
 from collector.errors import CollectorError
+from collector.policy.signing import load_signing_key
+from collector.policy.status import policy_status
 from collector.settings import CollectorSettings
+from collector.store.policies import StoredBundle, get_bundle, publish_bundle
+
+GROUP_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class PolicyCheckFailed(CollectorError):
@@ -38,6 +51,97 @@ def cmd_policy_check(args: argparse.Namespace, _settings: CollectorSettings) -> 
     run_check(args.directory, args.cases)
 
 
+def _author(given: str | None) -> str:
+    return (given or os.environ.get("SUDO_USER") or getpass.getuser() or "unknown")[:100]
+
+
+def _said(bundle: StoredBundle) -> str:
+    target = f"分组 {bundle.group}" if bundle.group else "全部分组"
+    return (
+        f"策略版本 {bundle.version} 已签名发布（{target}，{bundle.action}，"
+        f"sha256 {bundle.sha256[:16]}…）；代理将在下一次拉取（或下一次上报）时获取"
+    )
+
+
+def cmd_policy_publish(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    result = run_check(args.directory, with_cases=True)
+    key = load_signing_key(settings.data_dir)
+    with _db(settings) as db:
+        bundle = publish_bundle(
+            db,
+            result.documents,
+            key,
+            group=args.group,
+            author=_author(args.author),
+            note=args.note,
+            created_at=utcnow(),
+        )
+    print(_said(bundle))
+
+
+def _republish(
+    args: argparse.Namespace, settings: CollectorSettings, action: str, group: str | None
+) -> None:
+    key = load_signing_key(settings.data_dir)
+    with _db(settings) as db:
+        source = get_bundle(db, args.version)
+        if action == "promote" and source.group is None:
+            raise CollectorError(f"版本 {args.version} 已面向全部分组，无需推广")
+        documents = policy_set(parse_bundle(source.body)).documents
+        default_note = {
+            "promote": f"推广版本 {args.version} 至全部分组",
+            "rollback": f"回滚至版本 {args.version} 的内容",
+        }[action]
+        bundle = publish_bundle(
+            db,
+            documents,
+            key,
+            group=group,
+            author=_author(args.author),
+            note=args.note or default_note,
+            created_at=utcnow(),
+            action=action,
+            source_version=args.version,
+        )
+    print(_said(bundle))
+
+
+def cmd_policy_promote(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    _republish(args, settings, "promote", None)
+
+
+def cmd_policy_rollback(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    _republish(args, settings, "rollback", args.group)
+
+
+def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    with _db(settings) as db:
+        status = policy_status(db)
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False, indent=2))
+        return
+    rows = [
+        [
+            str(v["version"]),
+            v["group"] or "全部",
+            v["action"],
+            v["created_at"][:19],
+            v["author"],
+            str(v["agents"]),
+            v["note"],
+        ]
+        for v in status["versions"]
+    ]
+    _table(rows, ["版本", "目标分组", "操作", "创建时间(UTC)", "发布人", "代理数", "说明"])
+    for group in status["groups"]:
+        spread = "，".join(f"版本 {k}: {n}" for k, n in sorted(group["by_version"].items()))
+        state = "已收敛" if group["converged"] else "未收敛"
+        print(
+            f"分组 {group['group']}：代理 {group['agents']} 个，应运行版本 "
+            f"{group['target_version'] or '无'}，{state}（{spread}）"
+        )
+
+
 def add_policy_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """The ``policy`` command group, added to the collector's parser."""
     policy = sub.add_parser("policy", help="check, publish and roll out policy").add_subparsers(
@@ -53,3 +157,63 @@ def add_policy_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--cases", action="store_true", help="also run every rule's fire and silent cases"
     )
     check.set_defaults(func=cmd_policy_check)
+
+    publish = policy.add_parser(
+        "publish",
+        parents=[common],
+        help="check, sign and publish a policy directory as a new version",
+    )
+    publish.add_argument("directory", type=Path, metavar="DIR")
+    publish.add_argument(
+        "--group",
+        type=group_name,
+        default=None,
+        help="only agents of this group get it (a canary); default: every group",
+    )
+    publish.add_argument("--note", type=_note, default="", help="what changed and why")
+    publish.add_argument("--author", default=None, help="default: $SUDO_USER or the login name")
+    publish.set_defaults(func=cmd_policy_publish)
+
+    promote = policy.add_parser(
+        "promote",
+        parents=[common],
+        help="publish a group's version to every group, as a new version",
+    )
+    promote.add_argument("version", type=int, metavar="VERSION")
+    promote.add_argument("--note", type=_note, default="")
+    promote.add_argument("--author", default=None)
+    promote.set_defaults(func=cmd_policy_promote)
+
+    rollback = policy.add_parser(
+        "rollback", parents=[common], help="republish an earlier version's content as a new version"
+    )
+    rollback.add_argument("version", type=int, metavar="VERSION")
+    rollback.add_argument(
+        "--group",
+        type=group_name,
+        default=None,
+        help="roll back only this group; default: every group",
+    )
+    rollback.add_argument("--note", type=_note, default="")
+    rollback.add_argument("--author", default=None)
+    rollback.set_defaults(func=cmd_policy_rollback)
+
+    status = policy.add_parser(
+        "status", parents=[common], help="versions, notes, authors and how many agents run each"
+    )
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_policy_status)
+
+
+def _note(text: str) -> str:
+    if len(text) > 500:
+        raise argparse.ArgumentTypeError("must be at most 500 characters")
+    return text
+
+
+def group_name(text: str) -> str:
+    if not GROUP_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a group name (letters, digits, '.', '-', '_'; at most 64)"
+        )
+    return text

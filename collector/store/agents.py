@@ -24,9 +24,12 @@ class AgentIdentity:
     id: str
     hostname: str
     revoked: bool
+    group: str = "default"
 
 
-def enroll(db: Database, request: EnrollRequest, now: datetime) -> EnrollResponse:
+def enroll(
+    db: Database, request: EnrollRequest, now: datetime, policy_key: str | None = None
+) -> EnrollResponse:
     """Spend the token and make the agent in one transaction; raise RefusedError if refused."""
     secret = credentials.new_agent_secret()
     agent_id = uuid.uuid4()
@@ -40,19 +43,20 @@ def enroll(db: Database, request: EnrollRequest, now: datetime) -> EnrollRespons
                 max_seq=0,
             )
         )
-    return EnrollResponse(agent_id=agent_id, secret=secret, group=group)
+    return EnrollResponse(agent_id=agent_id, secret=secret, group=group, policy_key=policy_key)
 
 
 def authenticate(db: Database, agent_id: str, secret: str) -> AgentIdentity | None:
     """The agent whose id and secret these are (revoked or not), or None."""
     with db.read() as conn:
         row = conn.execute(
-            select(agents.c.id, agents.c.hostname, agents.c.secret_hash, agents.c.revoked_at)
+            select(agents.c.id, agents.c.hostname, agents.c.secret_hash, agents.c.revoked_at,
+                   agents.c.group)
             .where(agents.c.id == agent_id)
         ).first()
     if row is None or not credentials.matches(secret, row.secret_hash):
         return None
-    return AgentIdentity(row.id, row.hostname, row.revoked_at is not None)
+    return AgentIdentity(row.id, row.hostname, row.revoked_at is not None, row.group)
 
 
 def revoke(db: Database, agent_id: str, reason: str, now: datetime) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -176,4 +177,39 @@ sequence_gaps = Table(
     Column("detected_at", UTCDateTime, nullable=False),
     Column("filled_at", UTCDateTime, nullable=True),
     Index("ix_sequence_gaps_agent_id_first_seq", "agent_id", "first_seq"),
+)
+
+#: One row (id 1): the last policy version handed out. ``UPDATE ... RETURNING`` on it
+#: takes a row lock, so collector processes publishing at once get distinct versions.
+policy_counter = Table(
+    "policy_counter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
+)
+
+#: The public half of the collector's policy signing key: every process must sign with it.
+policy_keys = Table(
+    "policy_keys",
+    metadata,
+    Column("public_key", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: Signed policy bundles: ``body`` is exactly the bytes the signature covers.
+policy_bundles = Table(
+    "policy_bundles",
+    metadata,
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("group", String(64), nullable=True),  # NULL: every group
+    Column("action", String(16), nullable=False),  # publish, promote, rollback
+    Column("source_version", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("author", String(100), nullable=False),
+    Column("note", String(500), nullable=False, server_default=""),
+    Column("sha256", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Index("ix_policy_bundles_group_version", "group", "version"),
 )

@@ -37,7 +37,8 @@ with warnings.catch_warnings():
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
-TABLES = ("events", "sequence_gaps", "agents", "enrollment_tokens", "api_keys")
+TABLES = ("events", "sequence_gaps", "agents", "enrollment_tokens", "api_keys", "policy_bundles",
+          "policy_keys")
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +67,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(sa.text("UPDATE policy_counter SET value = 0"))
     engine.dispose()
     return url
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from collector.cli import main
 from tests.collector.conftest import POLICIES
@@ -122,3 +123,84 @@ def test_policy_check_exits_non_zero_and_prints_file_and_line(
     err = capsys.readouterr().err
     assert f"{bad / 'agent.yaml'}:16: rules[0](agent.silent).match.missed_heartbeat" in err
     assert "missed_heartbeats" in err
+
+
+def test_init_makes_the_signing_key_once(cli: Any, tmp_path: Path, database_url: str) -> None:
+    """init makes policy-signing.key (0600); again, and on a pre-bundle install, it keeps it."""
+    key = tmp_path / "data" / "policy-signing.key"
+    assert cli("init")[0] == 0
+    assert key.stat().st_mode & 0o777 == 0o600
+    before = key.read_bytes()
+    code, out, _ = cli("init")
+    assert code == 0 and "policy signing key: kept" in out and key.read_bytes() == before
+    key.unlink()  # lost key, but the store knows the old one: agents pinned it, so refuse
+    code, _, err = cli("init")
+    assert code == 1 and "is missing" in err and "Copy policy-signing.key" in err
+    assert not key.exists()
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:  # an install from before bundles: no key anywhere
+        conn.execute(sa.text("DELETE FROM policy_keys"))
+    engine.dispose()
+    code, out, _ = cli("init")
+    assert code == 0 and "policy signing key: made" in out and "exists already" in out
+
+
+def test_publish_promote_rollback_status(cli: Any) -> None:
+    """The rollout commands number versions, keep notes and authors, and report them."""
+    cli("init")
+    code, out, err = cli("policy", "publish", str(POLICIES), "--group", "canary", "--note", "试点",
+                         "--author", "zhang")
+    assert code == 0, err
+    assert "策略版本 1" in out and "分组 canary" in out
+    assert cli("policy", "promote", "1")[0] == 0
+    assert cli("policy", "promote", "2")[0] == 1  # already for every group
+    code, out, _ = cli("policy", "rollback", "1", "--note", "撤回")
+    assert code == 0 and "策略版本 3" in out
+    code, out, _ = cli("policy", "status")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["版本", "目标分组", "操作"]
+    assert lines[1].split()[:3] == ["3", "全部", "rollback"] and "撤回" in lines[1]
+    assert lines[3].split()[:3] == ["1", "canary", "publish"] and "zhang" in lines[3]
+    code, out, _ = cli("policy", "status", "--json")
+    assert code == 0 and '"source_version": 1' in out
+
+
+def test_publish_refuses_a_bad_directory_and_missing_key(cli: Any, tmp_path: Path) -> None:
+    """Nothing is published from a directory with errors, nor without a signing key."""
+    cli("migrate")
+    assert cli("policy", "publish", str(POLICIES))[2].startswith("error:")
+    cli("init")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = cli("policy", "publish", str(empty))
+    assert code == 1 and "没有 *.yaml" in err
+
+
+def test_agent_group_moves_an_agent(cli: Any) -> None:
+    """agent group changes the group; an unknown agent is an error."""
+    cli("migrate")
+    code, _, err = cli("agent", "group", "0f8fad5b-d9cb-469f-a165-70867728950e", "canary")
+    assert code == 1 and "no agent" in err
+
+
+def test_agent_group_moves_an_enrolled_agent(cli: Any, database_url: str, tmp_path: Path) -> None:
+    """agent group updates the stored group of a real enrolled agent."""
+    from datetime import UTC, datetime
+
+    from agent.events import EnrollRequest
+    from collector.settings import CollectorSettings
+    from collector.store.agents import enroll
+    from collector.store.database import Database
+    from tests.collector.conftest import make_token
+
+    cli("migrate")
+    db = Database.from_settings(CollectorSettings(data_dir=tmp_path / "data",
+                                                  database_url=database_url))
+    request = EnrollRequest(token=make_token(db), hostname="ws-1", agent_version="0.1.0")
+    agent_id = str(enroll(db, request, datetime.now(UTC)).agent_id)
+    code, out, _ = cli("agent", "group", agent_id, "canary")
+    assert code == 0 and "court-a" in out and "canary" in out
+    with db.read() as conn:
+        group = conn.execute(sa.text("SELECT \"group\" FROM agents")).scalar_one()
+    db.dispose()
+    assert group == "canary"

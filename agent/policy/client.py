@@ -1,0 +1,234 @@
+"""Fetch the signed policy bundle from the collector, check it, and keep the last good one.
+
+Each round (every ``policy_poll_s``, or at once when an ingest answer hints a
+newer version):
+
+1. ``GET /api/v1/policy`` with ``If-None-Match``: a 304 ends the round;
+2. the body's Ed25519 signature is verified against the key pinned at
+   enrollment, before the bytes are parsed (``agent.policy.bundle``);
+3. a bundle for another group or older than the applied version is refused,
+   then every document is validated; any refusal becomes a ``Rejected`` with
+   a reason code, and the agent keeps what it runs;
+4. a new version is handed to the daemon, which swaps it into every detector
+   at once and then calls ``keep`` to store it as the last good bundle.
+
+The last good bundle is ``<data_dir>/policy-bundle.signed``: the base64
+signature, a newline, then the exact signed bytes, written atomically. At
+start it is verified again and used, so an agent whose collector is
+unreachable runs the policy it last accepted. This module knows nothing of
+detectors; the daemon knows nothing of signatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import structlog
+
+from agent.errors import BundleRejected
+from agent.events import PolicyRejectedEvidence
+from agent.policy.bundle import (
+    MAX_BUNDLE_BYTES,
+    PolicyBundle,
+    open_bundle,
+    parse_bundle,
+    sha256_hex,
+)
+from agent.policy.loader import PolicySet
+
+if TYPE_CHECKING:
+    import httpx
+
+log = structlog.get_logger("courtguard.policy")
+
+LAST_GOOD_FILE: Final = "policy-bundle.signed"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A bundle that passed every check, with the bytes and signature to keep on disk."""
+
+    bundle: PolicyBundle
+    policies: PolicySet
+    body: bytes
+    signature: str
+    group: str
+
+    @property
+    def sha256(self) -> str:
+        return sha256_hex(self.body)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    evidence: PolicyRejectedEvidence
+
+
+Outcome = Verified | Rejected | None
+
+
+def last_good_path(data_dir: Path) -> Path:
+    return data_dir / LAST_GOOD_FILE
+
+
+def read_last_good(
+    data_dir: Path, public_key: str, group: str, required: frozenset[str]
+) -> Verified | None:
+    """The stored bundle, verified and validated again; None when absent or no longer good."""
+    path = last_good_path(data_dir)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    signature, _, body = raw.partition(b"\n")
+    try:
+        bundle, policies = open_bundle(
+            body,
+            signature.decode("ascii", "replace"),
+            public_key,
+            group=bundle_group(body, group),
+            applied_version=None,
+            required=required,
+        )
+    except BundleRejected as exc:
+        log.error("the stored last good policy bundle is unusable", path=str(path), error=str(exc))
+        return None
+    return Verified(bundle, policies, body, signature.decode("ascii"), group)
+
+
+def bundle_group(body: bytes, fallback: str) -> str:
+    """For the stored copy only: its own group, since the agent may have been moved since."""
+    try:
+        return parse_bundle(body).group or fallback
+    except BundleRejected:
+        return fallback
+
+
+def write_last_good(data_dir: Path, verified: Verified) -> None:
+    from agent.enrollment import write_private
+
+    write_private(last_good_path(data_dir), verified.signature.encode() + b"\n" + verified.body)
+
+
+class PolicyClient:
+    """Polls for the group's bundle; see the module docstring for one round."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        public_key: str,
+        group: str,
+        required: frozenset[str],
+        interval_s: float,
+        applied: PolicyBundle | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.data_dir = data_dir
+        self.public_key = public_key
+        self.group = group
+        self.required = required
+        self.interval_s = interval_s
+        self.applied = applied
+        self.etag: str | None = None
+        self.fetches = 0
+        self._rng = rng
+        self._wake = asyncio.Event()
+
+    @property
+    def applied_version(self) -> int | None:
+        return None if self.applied is None else self.applied.version
+
+    def hint(self, version: str | None) -> None:
+        """The collector says the group should run ``version``: fetch now if it is newer."""
+        if version is None or not version.isdigit():
+            return
+        if self.applied is None or int(version) > self.applied.version:
+            self._wake.set()
+
+    async def fetch_once(self, client: httpx.AsyncClient, authorization: str) -> Outcome:
+        """One round: None when unchanged, unreachable or nothing is published."""
+        import httpx
+
+        headers = {"Authorization": authorization}
+        if self.etag is not None:
+            headers["If-None-Match"] = self.etag
+        self.fetches += 1
+        try:
+            response = await client.get("/api/v1/policy", headers=headers)
+        except httpx.HTTPError as exc:
+            log.info("policy fetch failed; keeping the applied policy", error=str(exc))
+            return None
+        if response.status_code == 304:
+            return None
+        if response.status_code != 200:
+            if response.status_code != 404:
+                log.warning("policy fetch refused", status=response.status_code)
+            return None
+        group = response.headers.get("X-Courtguard-Group") or self.group
+        body = response.content
+        etag = response.headers.get("ETag")
+        try:
+            if len(body) > MAX_BUNDLE_BYTES:
+                raise BundleRejected("malformed", f"bundle larger than {MAX_BUNDLE_BYTES} bytes")
+            bundle, policies = open_bundle(
+                body,
+                response.headers.get("X-Courtguard-Signature", ""),
+                self.public_key,
+                group=group,
+                applied_version=self.applied_version,
+                required=self.required,
+            )
+        except BundleRejected as exc:
+            self.etag = etag  # the same bad bundle is not downloaded and judged again
+            return Rejected(self._rejection(exc, body))
+        self.group = group
+        self.etag = etag
+        if self.applied is not None and bundle.version == self.applied.version:
+            return None
+        return Verified(bundle, policies, body, response.headers["X-Courtguard-Signature"], group)
+
+    def _rejection(self, exc: BundleRejected, body: bytes) -> PolicyRejectedEvidence:
+        version: str | None = None
+        group: str | None = None
+        if exc.code != "bad_signature":  # unverified bytes are not read for their claims
+            with contextlib.suppress(BundleRejected):
+                parsed = parse_bundle(body)
+                version, group = str(parsed.version), parsed.group
+        return PolicyRejectedEvidence.model_validate(
+            {
+                "reason_code": exc.code,
+                "reason": exc.reason[:500],
+                "version": version,
+                "group": group,
+                "applied_version": None if self.applied is None else str(self.applied.version),
+                "sha256": sha256_hex(body),
+            }
+        )
+
+    def keep(self, verified: Verified) -> None:
+        """Record ``verified`` as applied and store it as the last good bundle (blocking)."""
+        write_last_good(self.data_dir, verified)
+        self.applied = verified.bundle
+
+    async def run(
+        self,
+        client: httpx.AsyncClient,
+        authorization: str,
+        on_outcome: Callable[[Verified | Rejected], Awaitable[None]],
+    ) -> None:
+        """Fetch now, then every ``interval_s`` (±10 %) or on a hint, until cancelled."""
+        while True:
+            self._wake.clear()
+            outcome = await self.fetch_once(client, authorization)
+            if outcome is not None:
+                await on_outcome(outcome)
+            jittered = self.interval_s * (0.9 + 0.2 * self._rng())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), jittered)

@@ -1,0 +1,95 @@
+"""What the API serves agents: the newest bundle per group, from memory on the common path.
+
+An agent polls every minute and nearly always already has the newest bundle,
+so the unchanged poll must cost almost nothing:
+
+1. the agent's identity comes from ``IdentityCache`` (a few seconds' memory of
+   ``agent_id:secret`` checks), not a database read;
+2. ``PolicyCache`` keeps each group's newest bundle in memory and, at most once
+   every ``policy_refresh_s``, reads the one-row version counter; when another
+   process (``policy publish``, a second collector) moved it, the groups are
+   looked up again. A publish is therefore served everywhere within
+   ``policy_refresh_s``;
+3. the ETag (version and digest) is precomputed, so a matching If-None-Match
+   is answered 304 without touching the body.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from starlette.concurrency import run_in_threadpool
+
+from collector import credentials
+from collector.store.agents import AgentIdentity
+from collector.store.database import Database
+from collector.store.policies import StoredBundle, latest_for_group, latest_version
+
+#: More cached identities than this and the cache starts over (a bound, not an eviction policy).
+MAX_IDENTITIES: Final = 200_000
+
+
+class PolicyCache:
+    """Each group's newest bundle, revalidated against the version counter; see module doc."""
+
+    def __init__(self, db: Database, refresh_s: float) -> None:
+        self._db = db
+        self._refresh_s = refresh_s
+        self._checked = -math.inf
+        self._version: int | None = None
+        self._by_group: dict[str, StoredBundle | None] = {}
+        self.reads = 0  # database reads made, for tests and the benchmark
+
+    def invalidate(self) -> None:
+        self._checked = -math.inf
+
+    async def for_group(self, group: str) -> StoredBundle | None:
+        if time.monotonic() - self._checked >= self._refresh_s:
+            version = await run_in_threadpool(latest_version, self._db)
+            self.reads += 1
+            self._checked = time.monotonic()
+            if version != self._version:
+                self._by_group = {}
+                self._version = version
+        if group in self._by_group:
+            return self._by_group[group]
+        seen = self._version
+        bundle = await run_in_threadpool(latest_for_group, self._db, group)
+        self.reads += 1
+        if self._version == seen:  # not replaced by a newer counter meanwhile
+            self._by_group[group] = bundle
+        return bundle
+
+    async def hint(self, group: str) -> str | None:
+        """The version an agent of ``group`` should run, for ``IngestResult.policy_version``."""
+        bundle = await self.for_group(group)
+        return None if bundle is None else str(bundle.version)
+
+
+class IdentityCache:
+    """Remembers successful agent authentications for ``ttl_s``; revocation shows after that."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        self._known: dict[tuple[str, str], tuple[AgentIdentity, float]] = {}
+
+    async def authenticate(
+        self,
+        agent_id: str,
+        secret: str,
+        lookup: Callable[[str, str], Awaitable[AgentIdentity | None]],
+    ) -> AgentIdentity | None:
+        key = (agent_id, credentials.digest(secret))
+        hit = self._known.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        identity = await lookup(agent_id, secret)
+        if identity is not None and not identity.revoked and self._ttl_s > 0:
+            if len(self._known) >= MAX_IDENTITIES:
+                self._known = {}
+            self._known[key] = (identity, now + self._ttl_s)
+        return identity

@@ -1,0 +1,162 @@
+"""Signed bundles in the store and over the API: versions, signatures, groups, ETags, hints."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.policy.bundle import open_bundle, parse_bundle
+from agent.policy.loader import load_policy_dir
+from collector.app import create_app
+from collector.policy.signing import ensure_signing_key, load_signing_key, public_key_b64
+from collector.settings import CollectorSettings
+from collector.store import migrate
+from collector.store.database import Database
+from collector.store.policies import StoredBundle, latest_for_group, publish_bundle
+from tests.collector.conftest import POLICIES, EnrolledAgent, TestClient, enroll, heartbeat
+from tests.collector.conftest import post_events as post
+
+DOCUMENTS = load_policy_dir(POLICIES).documents
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def signing(settings: CollectorSettings) -> Path:
+    ensure_signing_key(settings.data_dir)
+    return settings.data_dir
+
+
+def publish(db: Database, data_dir: Path, group: str | None = None, note: str = "") -> StoredBundle:
+    return publish_bundle(db, DOCUMENTS, load_signing_key(data_dir), group=group, author="tester",
+                          note=note, created_at=NOW)
+
+
+@pytest.fixture
+def signed_client(settings: CollectorSettings, db: Database, signing: Path) -> Iterator[TestClient]:
+    fresh = settings.model_copy(update={"policy_refresh_s": 0.0})
+    with TestClient(create_app(fresh, db)) as test_client:
+        yield test_client
+
+
+def test_publish_numbers_and_signs(db: Database, signing: Path) -> None:
+    """Versions go 1, 2; each body verifies against the public key and says its version."""
+    first, second = publish(db, signing), publish(db, signing, note="第二版")
+    assert (first.version, second.version) == (1, 2)
+    public = public_key_b64(load_signing_key(signing))
+    bundle, policies = open_bundle(second.body, second.signature, public, group="x",
+                                   applied_version=1)
+    assert bundle.version == 2 and bundle.note == "第二版" and policies.version == "2"
+    assert set(policies.documents) == set(DOCUMENTS)
+
+
+def test_concurrent_publishers_get_distinct_versions(settings: CollectorSettings, db: Database,
+                                                     signing: Path) -> None:
+    """Two processes' worth of connections publishing at once never share a version."""
+    other = Database.from_settings(settings)
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(store: Database) -> None:
+        try:
+            for _ in range(10):
+                versions.append(publish(store, signing).version)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(store,)) for store in (db, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    other.dispose()
+    assert errors == []
+    assert sorted(versions) == list(range(1, 21))
+
+
+def test_group_targeting(db: Database, signing: Path) -> None:
+    """A group sees the newest bundle aimed at it or at everyone; others skip canaries."""
+    everyone = publish(db, signing)
+    canary = publish(db, signing, group="canary")
+    assert latest_for_group(db, "canary") == canary
+    found = latest_for_group(db, "court-a")
+    assert found is not None and found.version == everyone.version
+
+
+def get_policy(client: TestClient, who: EnrolledAgent, etag: str | None = None):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": who.headers()["Authorization"]}
+    if etag:
+        headers["If-None-Match"] = etag
+    return client.get("/api/v1/policy", headers=headers)
+
+
+def test_agent_fetch_etag_and_404(signed_client: TestClient, db: Database, signing: Path) -> None:
+    """404 before any publish; then the exact signed bytes; 304 for the same ETag; 200 after."""
+    who = enroll(signed_client, db)
+    assert get_policy(signed_client, who).json()["error"] == "no_policy"
+    stored = publish(db, signing)
+    first = get_policy(signed_client, who)
+    assert first.status_code == 200 and first.content == stored.body
+    assert first.headers["X-Courtguard-Signature"] == stored.signature
+    assert first.headers["X-Courtguard-Group"] == "court-a"
+    unchanged = get_policy(signed_client, who, first.headers["ETag"])
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    publish(db, signing)
+    assert get_policy(signed_client, who, first.headers["ETag"]).status_code == 200
+
+
+def test_fetch_needs_agent_credentials(signed_client: TestClient) -> None:
+    """No credentials, no policy."""
+    assert signed_client.get("/api/v1/policy").status_code == 401
+
+
+def test_enrollment_hands_out_the_public_key(signed_client: TestClient, db: Database,
+                                             signing: Path) -> None:
+    """The enrollment answer carries the key the agent pins."""
+    from tests.collector.conftest import make_token
+
+    answer = signed_client.post("/api/v1/enroll", json={
+        "token": make_token(db), "hostname": "ws-9", "agent_version": "0.1.0"}).json()
+    assert base64.b64decode(answer["policy_key"]) == base64.b64decode(
+        public_key_b64(load_signing_key(signing)))
+
+
+def test_ingest_hints_the_groups_version_and_records_applied(
+    signed_client: TestClient, db: Database, signing: Path, admin: dict[str, str]
+) -> None:
+    """IngestResult.policy_version names the version for the agent's group; heartbeats record it."""
+    who = enroll(signed_client, db)
+    assert post(signed_client, who, [heartbeat(who.agent_id, 1)]).json()["policy_version"] is None
+    publish(db, signing, group="court-a")
+    answer = post(signed_client, who, [heartbeat(who.agent_id, 2, policy_version="1")]).json()
+    assert answer["policy_version"] == "1"
+    status = signed_client.get("/api/v1/policies", headers=admin).json()
+    assert status["versions"][0]["agents"] == 1 and status["versions"][0]["author"] == "tester"
+    assert status["groups"] == [{"group": "court-a", "agents": 1, "by_version": {"1": 1},
+                                 "target_version": 1, "converged": True}]
+
+
+def test_policies_api_needs_admin(signed_client: TestClient) -> None:
+    assert signed_client.get("/api/v1/policies").status_code == 401
+
+
+def test_bundle_is_canonical(db: Database, signing: Path) -> None:
+    """The stored body is sorted, compact JSON: what the signature covers is reproducible."""
+    stored = publish(db, signing)
+    bundle = parse_bundle(stored.body)
+    from agent.policy.bundle import canonical_bytes
+
+    assert canonical_bytes(bundle.model_dump(mode="json")) == stored.body
+
+
+def test_migration_upgrades_an_existing_store(settings: CollectorSettings) -> None:
+    """A store at 0001 (an install from before bundles) upgrades to 0002 with the counter at 0."""
+    database = Database.from_settings(settings, single_connection=True)
+    migrate.upgrade(database, "0001")
+    migrate.upgrade(database)
+    assert migrate.current_revision(database) == "0002"
+    database.dispose()
