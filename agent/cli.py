@@ -70,6 +70,7 @@ def _status(args: argparse.Namespace) -> int:
         ) as spool:
             stats = spool.stats()
     report: dict[str, Any] = {
+        "policy": _stored_policy(settings.data_dir, credentials),
         "enrolled": credentials is not None,
         "agent_id": str(credentials.agent_id) if credentials else None,
         "collector": credentials.collector_url if credentials else None,
@@ -105,11 +106,34 @@ def _status(args: argparse.Namespace) -> int:
         + " ".join(f"{k}={v}" for k, v in stats.dropped.items() if v),
         f"quarantined:   {stats.quarantined}",
         f"last ship:     {ship['result'] or 'never'} at {ship['at'] or '-'}",
+        f"policy:        {report['policy']['summary']}",
     ]
     if ship["error"]:
         lines.append(f"last error:    {ship['error']}")
     print("\n".join(lines))
     return 0
+
+
+def _stored_policy(data_dir: Path, credentials: Any) -> dict[str, Any]:
+    """The last good bundle on disk, verified against the pinned key as the daemon would."""
+    from agent.policy.client import last_good_path, read_last_good
+
+    if credentials is None or not credentials.policy_key:
+        return {"version": None, "summary": "local policy_dir (no policy key pinned)"}
+    if not last_good_path(data_dir).exists():
+        return {"version": None, "summary": "local policy_dir (no signed bundle received yet)"}
+    verified = read_last_good(data_dir, credentials.policy_key, credentials.group, frozenset())
+    if verified is None:
+        return {"version": None, "summary": "stored bundle does not verify; see the agent's log"}
+    bundle = verified.bundle
+    return {
+        "version": bundle.version,
+        "group": bundle.group,
+        "created_at": bundle.created_at.isoformat(),
+        "summary": f"signed bundle version {bundle.version} "
+        f"({'group ' + bundle.group if bundle.group else 'all groups'}, "
+        f"published {bundle.created_at:%Y-%m-%d %H:%M}Z by {bundle.author})",
+    }
 
 
 def _emit_test(args: argparse.Namespace) -> int:

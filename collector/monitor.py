@@ -2,8 +2,10 @@
 
 Every ``silent_check_interval_s``:
 
-1. re-read the ``agent.silent`` rule from the policy directory (keeping the
-   last good one if the files turned bad);
+1. re-read the ``agent.silent`` rule: from the newest signed bundle published
+   for every group when there is one (the same source of truth the agents
+   run), else from the policy directory (keeping the last good one if the
+   files turned bad);
 2. ask the pure ``find_silent`` which live agents have been quiet for longer
    than ``missed_heartbeats`` of their own heartbeat intervals;
 3. for each, in one transaction: set ``silent_since`` (only if nobody else
@@ -28,12 +30,14 @@ from sqlalchemy import select, update
 
 from agent.errors import PolicyError
 from agent.events import Event, Severity, SilentEvidence, utcnow
+from agent.policy.bundle import parse_bundle, policy_set
 from agent.policy.loader import load_policy_dir
 from agent.policy.models import PolicyDocument
 from collector.metrics import Metrics
 from collector.periodic import run_periodically
 from collector.store.database import Database
 from collector.store.events import insert_event
+from collector.store.policies import latest_for_group, latest_version
 from collector.store.tables import agents
 
 log = structlog.get_logger("collector.monitor")
@@ -165,10 +169,32 @@ class SilentMonitor:
         self.default_heartbeat_interval_s = default_heartbeat_interval_s
         self.rule = SilentRule()
         self._loaded_from: tuple[object, ...] | None = None
+        self._bundle_counter = 0
+        self._from_bundle = False
         self.reload_rule()
 
     def reload_rule(self) -> None:
-        """Re-read the policy when its files changed (a stat per file, not a parse, per pass)."""
+        """Re-read the rule when the published bundles or the files changed.
+
+        A pass costs one primary-key read of the version counter and a stat per
+        file; a bundle is parsed only when the counter moved.
+        """
+        version = latest_version(self.db)
+        if version:
+            if version != self._bundle_counter:
+                self._bundle_counter = version
+                bundle = latest_for_group(self.db, None)
+                if bundle is not None:
+                    try:
+                        document = policy_set(parse_bundle(bundle.body)).section("agent")
+                    except PolicyError as exc:
+                        log.error("published bundle unusable; keeping the last silent rule",
+                                  version=bundle.version, error=str(exc))
+                    else:
+                        self.rule = silent_rule_from(document, str(bundle.version))
+                        self._from_bundle = True
+            if self._from_bundle:
+                return
         signature = _files_signature(self.policy_dir)
         if signature == self._loaded_from:
             return

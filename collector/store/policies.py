@@ -121,11 +121,12 @@ def get_bundle(db: Database, version: int) -> StoredBundle:
     return _stored(row)
 
 
-def latest_for_group(db: Database, group: str) -> StoredBundle | None:
-    """The newest bundle meant for ``group``: aimed at it, or at every group."""
+def latest_for_group(db: Database, group: str | None) -> StoredBundle | None:
+    """The newest bundle meant for ``group``: aimed at it, or at every group (None: only those)."""
+    only_all = policy_bundles.c.group.is_(None)
     query = (
         select(policy_bundles)
-        .where(or_(policy_bundles.c.group.is_(None), policy_bundles.c.group == group))
+        .where(only_all if group is None else or_(only_all, policy_bundles.c.group == group))
         .order_by(policy_bundles.c.version.desc())
         .limit(1)
     )

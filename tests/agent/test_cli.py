@@ -101,3 +101,22 @@ def test_padding_above_the_evidence_limit_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["emit-test", "--padding", "9000"])
     assert exit_info.value.code == 2
+
+
+def test_status_shows_the_stored_signed_policy(
+    settings: AgentSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status names the verified last good bundle, and the local files before there is one."""
+    from agent.policy.client import last_good_path
+    from agent.policy.loader import load_policy_dir
+    from agent.testing import PolicySigner, write_credentials
+
+    signer = PolicySigner()
+    write_credentials(settings.data_dir, FakeCollector(policy_key=signer.public_key))
+    monkeypatch.setenv("COURTGUARD_AGENT_DATA_DIR", str(settings.data_dir))
+    assert main(["status", "--json"]) == 0
+    assert "no signed bundle" in json.loads(capsys.readouterr().out)["policy"]["summary"]
+    signed = signer.bundle(load_policy_dir(settings.policy_dir).documents, 4, group="canary")
+    last_good_path(settings.data_dir).write_bytes(signed.signature.encode() + b"\n" + signed.body)
+    assert main(["status"]) == 0
+    assert "policy:        signed bundle version 4 (group canary" in capsys.readouterr().out

@@ -160,3 +160,24 @@ def test_migration_upgrades_an_existing_store(settings: CollectorSettings) -> No
     migrate.upgrade(database)
     assert migrate.current_revision(database) == "0002"
     database.dispose()
+
+
+def test_silent_monitor_follows_the_published_bundle(db: Database, signing: Path,
+                                                    settings: CollectorSettings) -> None:
+    """agent.silent's threshold comes from the newest bundle for every group, not a canary's."""
+    from collector.metrics import Metrics
+    from collector.monitor import SilentMonitor
+
+    monitor = SilentMonitor(db, Metrics(), settings.policy_dir, 3600, 60)
+    assert monitor.rule.missed_heartbeats == 3 and monitor.rule.policy_version.startswith("local-")
+    data = DOCUMENTS["agent"].model_dump(mode="json")
+    data["rules"][0]["match"]["missed_heartbeats"] = 7
+    changed = {"agent": type(DOCUMENTS["agent"]).model_validate(data)}
+    publish_bundle(db, changed, load_signing_key(signing), group=None, author="t", note="",
+                   created_at=NOW)
+    data["rules"][0]["match"]["missed_heartbeats"] = 11
+    canary = {"agent": type(DOCUMENTS["agent"]).model_validate(data)}
+    publish_bundle(db, canary, load_signing_key(signing), group="canary", author="t", note="",
+                   created_at=NOW)
+    monitor.reload_rule()
+    assert (monitor.rule.missed_heartbeats, monitor.rule.policy_version) == (7, "1")

@@ -1,0 +1,193 @@
+"""Central policy end to end: a real collector process over HTTPS, on SQLite and PostgreSQL.
+
+100 simulated agents (each the real ``PolicyClient``, verifying and keeping
+bundles, and heartbeating its applied version over HTTP) converge on a
+publish, a canary stays confined to its group until promoted, and a rollback
+reaches everyone as a new version; one real agent process applies a publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.events import HeartbeatEvidence, utcnow, uuid7
+from agent.policy.client import PolicyClient, Rejected, Verified
+from tests.e2e.harness import POLICIES, Agent, Collector, wait_until
+
+pytestmark = pytest.mark.e2e
+
+FLEET = 100
+CANARIES = 10
+
+
+@dataclass
+class SimulatedAgent:
+    """An agent reduced to its policy client and its heartbeats, speaking real HTTP."""
+
+    agent_id: str
+    secret: str
+    group: str
+    client: PolicyClient
+    seq: int = 0
+    hints: list[str | None] = field(default_factory=list)
+    rejections: list[Rejected] = field(default_factory=list)
+
+    @property
+    def authorization(self) -> str:
+        return f"Bearer {self.agent_id}:{self.secret}"
+
+    @property
+    def version(self) -> str | None:
+        return None if self.client.applied is None else str(self.client.applied.version)
+
+    async def poll(self, http: httpx.AsyncClient) -> None:
+        outcome = await self.client.fetch_once(http, self.authorization)
+        if isinstance(outcome, Verified):
+            await asyncio.to_thread(self.client.keep, outcome)
+        elif isinstance(outcome, Rejected):
+            self.rejections.append(outcome)
+
+    async def heartbeat(self, http: httpx.AsyncClient) -> None:
+        self.seq += 1
+        evidence = HeartbeatEvidence(
+            agent_version="0.1.0", uptime_s=1, interval_s=60, policy_version=self.version,
+            spool_depth=0, spool_bytes=0, events_dropped=0, rss_bytes=1, cpu_percent=0,
+        )
+        event = {"id": str(uuid7()), "seq": self.seq, "time": utcnow().isoformat(),
+                 "agent_id": self.agent_id, "host": f"sim-{self.agent_id[:8]}",
+                 "kind": "agent.heartbeat", "severity": "info", "summary": "心跳",
+                 "policy_version": self.version,
+                 "evidence": evidence.model_dump(mode="json", exclude_none=True)}
+        for _ in range(50):  # like the shipper: a busy collector (503) is asked again later
+            response = await http.post(
+                "/api/v1/events", json={"agent_id": self.agent_id,
+                                        "sent_at": utcnow().isoformat(), "events": [event]},
+                headers={"Authorization": self.authorization})
+            if response.status_code != 503:
+                break
+            await asyncio.sleep(0.1)
+        response.raise_for_status()
+        hint = response.json()["policy_version"]
+        self.hints.append(hint)
+        self.client.hint(hint)
+
+
+def enroll_fleet(collector: Collector, home: Path) -> list[SimulatedAgent]:
+    tokens = {"court": collector.create_token("--group", "court", "--uses", str(FLEET)),
+              "canary": collector.create_token("--group", "canary", "--uses", str(CANARIES))}
+    fleet = []
+    with collector.http() as http:
+        for index in range(FLEET):
+            group = "canary" if index < CANARIES else "court"
+            answer = http.post("/api/v1/enroll", json={
+                "token": tokens[group], "hostname": f"sim-{index:03d}", "agent_version": "0.1.0",
+            })
+            assert answer.status_code == 201, answer.text
+            body = answer.json()
+            assert body["policy_key"], "enrollment must hand out the policy key"
+            data_dir = home / f"sim-{index:03d}"
+            data_dir.mkdir(parents=True)
+            fleet.append(SimulatedAgent(body["agent_id"], body["secret"], group, PolicyClient(
+                data_dir=data_dir, public_key=body["policy_key"], group=group,
+                required=frozenset({"agent"}), interval_s=60)))
+    return fleet
+
+
+async def rounds(collector: Collector, fleet: list[SimulatedAgent],
+                 done: Callable[[], bool], within_s: float = 60) -> int:
+    """Poll and heartbeat, all agents at once, until ``done()``; return the rounds taken."""
+    async with httpx.AsyncClient(base_url=collector.url, verify=collector.ssl_context(),
+                                 timeout=30, limits=httpx.Limits(max_connections=50)) as http:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        count = 0
+        while True:
+            count += 1
+            await asyncio.gather(*(agent.poll(http) for agent in fleet))
+            await asyncio.gather(*(agent.heartbeat(http) for agent in fleet))
+            if done():
+                return count
+            assert loop.time() < deadline, "the fleet did not converge"
+            await asyncio.sleep(0.3)
+
+
+def versions(fleet: list[SimulatedAgent]) -> dict[str, set[str | None]]:
+    seen: dict[str, set[str | None]] = {}
+    for agent in fleet:
+        seen.setdefault(agent.group, set()).add(agent.version)
+    return seen
+
+
+def publish(collector: Collector, *args: str) -> None:
+    collector.cli("policy", *args, "--author", "e2e")
+
+
+def converged_in_store(collector: Collector, expected: dict[str, int]) -> bool:
+    status = collector.api("/api/v1/policies")
+    groups = {g["group"]: g for g in status["groups"]}
+    return all(groups[name]["converged"] and groups[name]["target_version"] == version
+               for name, version in expected.items())
+
+
+def test_fleet_converges_through_canary_promote_and_rollback(
+    collector: Collector, tmp_path: Path
+) -> None:
+    """100 agents: publish, canary, promote, rollback; the store counts every agent's version."""
+    fleet = enroll_fleet(collector, tmp_path / "fleet")
+
+    publish(collector, "publish", str(POLICIES), "--note", "首次发布")
+    asyncio.run(rounds(collector, fleet, lambda: versions(fleet) == {
+        "canary": {"1"}, "court": {"1"}}))
+    wait_until(lambda: converged_in_store(collector, {"canary": 1, "court": 1}), 10,
+               "the store to count every agent on version 1")
+
+    publish(collector, "publish", str(POLICIES), "--group", "canary", "--note", "试点")
+    asyncio.run(rounds(collector, fleet, lambda: versions(fleet)["canary"] == {"2"}))
+    assert versions(fleet)["court"] == {"1"}, "a canary bundle leaked to another group"
+    assert all(hint == "1" for agent in fleet if agent.group == "court"
+               for hint in agent.hints[-1:])
+
+    publish(collector, "promote", "2")
+    asyncio.run(rounds(collector, fleet, lambda: versions(fleet) == {
+        "canary": {"3"}, "court": {"3"}}))
+
+    publish(collector, "rollback", "1", "--note", "回滚")
+    taken = asyncio.run(rounds(collector, fleet, lambda: versions(fleet) == {
+        "canary": {"4"}, "court": {"4"}}))
+    assert taken <= 10
+    wait_until(lambda: converged_in_store(collector, {"canary": 4, "court": 4}), 10,
+               "the store to count every agent on version 4")
+    status = collector.api("/api/v1/policies")
+    assert [(v["version"], v["action"], v["agents"]) for v in status["versions"]] == [
+        (4, "rollback", FLEET), (3, "promote", 0), (2, "publish", 0), (1, "publish", 0)]
+    assert all(not agent.rejections for agent in fleet)
+    text = collector.cli("policy", "status").stdout
+    assert "分组 canary：代理 10 个，应运行版本 4，已收敛" in text
+
+
+def test_real_agent_applies_a_publish_and_the_store_records_it(
+    collector: Collector, make_agent: Callable[..., Agent]
+) -> None:
+    """A real agent process pins the key, applies a publish, reports it and its version."""
+    agent = make_agent("ws", policy_poll_s="1")
+    credentials = (agent.data_dir / "credentials.json").read_text()
+    assert '"policy_key"' in credentials
+    agent.start()
+    publish(collector, "publish", str(POLICIES), "--note", "e2e")
+
+    def applied() -> Any:
+        row = collector.agent_row(agent.agent_id)
+        return row if row and row["policy_version"] == "1" else None
+
+    wait_until(applied, 30, "the agent to report policy version 1")
+    events = collector.events(kind="agent.policy_applied", agent_id=agent.agent_id)
+    assert events and events[0]["evidence"]["version"] == "1"
+    assert events[0]["summary"].startswith("已应用策略版本 1")
+    assert (agent.data_dir / "policy-bundle.signed").exists()
