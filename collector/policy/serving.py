@@ -21,12 +21,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import structlog
 from starlette.concurrency import run_in_threadpool
 
 from collector import credentials
+from collector.errors import StoreError
 from collector.store.agents import AgentIdentity
 from collector.store.database import Database
 from collector.store.policies import StoredBundle, latest_for_group, latest_version
+
+log = structlog.get_logger("collector.policy")
 
 #: More cached identities than this and the cache starts over (a bound, not an eviction policy).
 MAX_IDENTITIES: Final = 200_000
@@ -64,8 +68,16 @@ class PolicyCache:
         return bundle
 
     async def hint(self, group: str) -> str | None:
-        """The version an agent of ``group`` should run, for ``IngestResult.policy_version``."""
-        bundle = await self.for_group(group)
+        """The version an agent of ``group`` should run, for ``IngestResult.policy_version``.
+
+        The batch is already stored when this is asked: a store failure here
+        only drops the hint (the agent's next poll finds the version anyway).
+        """
+        try:
+            bundle = await self.for_group(group)
+        except StoreError as exc:
+            log.warning("policy hint unavailable", error=str(exc))
+            return None
         return None if bundle is None else str(bundle.version)
 
 
