@@ -40,33 +40,56 @@ CHILD_TIMEOUT_S: Final = 120.0
 POLL_S: Final = 0.5
 
 
-class SeenHashes:
-    """Hashes already scanned, persisted one per line so a restart does not report twice."""
+class RememberedKeys:
+    """Keys (and a short value) remembered across restarts, one ``key value`` line each.
+
+    Appends while it grows; when it passes ``MAX_SEEN`` the oldest half of a
+    percent is forgotten and the file rewritten. Keys and values are ASCII (hashes,
+    numbers): the file never holds a path or a name.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.hashes: OrderedDict[str, None] = OrderedDict()
+        self.entries: OrderedDict[str, str] = OrderedDict()
         if path is not None and path.exists():
-            for line in path.read_text("ascii", errors="ignore").split():
-                self.hashes[line] = None
-            while len(self.hashes) > MAX_SEEN:
-                self.hashes.popitem(last=False)
+            for line in path.read_text("ascii", errors="ignore").splitlines():
+                key, _, value = line.partition(" ")
+                if key:
+                    self.entries[key] = value
+                    self.entries.move_to_end(key)
+            while len(self.entries) > MAX_SEEN:
+                self.entries.popitem(last=False)
 
-    def __contains__(self, digest: str) -> bool:
-        return digest in self.hashes
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
 
-    def add(self, digest: str) -> None:
-        self.hashes[digest] = None
+    def get(self, key: str) -> str | None:
+        return self.entries.get(key)
+
+    def add(self, key: str, value: str = "") -> None:
+        self.entries[key] = value
+        self.entries.move_to_end(key)
         if self.path is None:
             return
-        if len(self.hashes) > MAX_SEEN:
-            self.hashes.popitem(last=False)
+        if len(self.entries) > MAX_SEEN:
+            while len(self.entries) > MAX_SEEN * 0.995:
+                self.entries.popitem(last=False)
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("\n".join(self.hashes) + "\n", "ascii")
+            tmp.write_text("".join(f"{k} {v}\n" for k, v in self.entries.items()), "ascii")
             os.replace(tmp, self.path)
         else:
             with self.path.open("a", encoding="ascii") as out:
-                out.write(digest + "\n")
+                out.write(f"{key} {value}\n")
+
+
+def _identity(path: Path, limit: int, known_stamp: str | None) -> tuple[str, str | None, int]:
+    """(size:mtime stamp, content hash or None when the stamp is the known one, size)."""
+    stat = path.stat()
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    if stamp == known_stamp:
+        return stamp, None, stat.st_size
+    digest, size = _sha256(path, limit)
+    return stamp, digest, size
 
 
 def _sha256(path: Path, limit: int) -> tuple[str, int]:
@@ -123,7 +146,11 @@ class DocumentsSource:
 
     def __init__(self, watch: DocumentWatch, data_dir: Path | None) -> None:
         self.watch = watch
-        self.seen = SeenHashes(data_dir / "documents-scanned.txt" if data_dir else None)
+        self.seen = RememberedKeys(data_dir / "documents-scanned.txt" if data_dir else None)
+        #: Size and mtime of each file already hashed (by a hash of its path): a restart
+        #: over a large published tree does not read every file again.
+        self.stamps = RememberedKeys(data_dir / "documents-stamps.txt" if data_dir else None)
+        self._walk_pending = False
         self._pending: dict[Path, float] = {}
         self._last_stat: dict[Path, tuple[int, int]] = {}
         self._wake = asyncio.Event()
@@ -180,11 +207,8 @@ class DocumentsSource:
         observer.daemon = True
         observer.start()
         self._observer = observer
-        # Documents already in the folders are checked once too (the hash file skips known ones).
-        for folder in self.watch.folders:
-            for root, _dirs, names in os.walk(folder):
-                for name in names:
-                    self._mark(os.path.join(root, name))
+        # Documents already in the folders are checked once too, found off the event loop.
+        self._walk_pending = True
         log.info("watching publication folders", folders=watched)
 
     async def observations(self) -> AsyncIterator[DocumentObservation]:
@@ -193,6 +217,10 @@ class DocumentsSource:
         try:
             while True:
                 await asyncio.sleep(POLL_S)
+                if self._walk_pending:
+                    self._walk_pending = False
+                    for existing in await asyncio.to_thread(self._existing):
+                        self._mark(existing)
                 for path in self._settled():
                     observation = await self._observe(path)
                     if observation is not None:
@@ -201,6 +229,14 @@ class DocumentsSource:
             if self._observer is not None:
                 self._observer.stop()
                 self._observer.join(5)
+
+    def _existing(self) -> list[str]:
+        return [
+            os.path.join(root, name)
+            for folder in self.watch.folders
+            for root, _dirs, names in os.walk(folder)
+            for name in names
+        ]
 
     def _settled(self) -> list[Path]:
         now = time.monotonic()
@@ -233,11 +269,17 @@ class DocumentsSource:
 
     async def _observe(self, path: Path) -> DocumentObservation | None:
         limit = self.watch.max_file_bytes
+        where = hashlib.sha256(os.fsencode(path)).hexdigest()[:32]
         try:
-            digest, size = await asyncio.to_thread(_sha256, path, limit)
+            stamp, digest, size = await asyncio.to_thread(
+                _identity, path, limit, self.stamps.get(where)
+            )
         except OSError as exc:
             log.warning("document unreadable", error=exc.strerror)
             return None
+        if digest is None:
+            return None  # this very file was hashed before, unchanged since
+        self.stamps.add(where, stamp)
         if digest in self.seen:
             return None
         self.seen.add(digest)

@@ -63,6 +63,9 @@ def test_watched_folder_scanned_once_per_content(tmp_path: Path) -> None:
     assert by_name["bomb.docx"].error and "压缩炸弹" in by_name["bomb.docx"].error
     assert by_name["王小明.txt"].folder == str(folder)
     assert (tmp_path / "documents-scanned.txt").read_text().count("\n") == 3
+    stamps = (tmp_path / "documents-stamps.txt").read_text()
+    assert len(stamps.splitlines()) == 4  # copy.txt was hashed too, then found known
+    assert "王小明" not in stamps and "publish" not in stamps
     # A restart remembers what it scanned.
     again = DocumentsSource(DocumentWatch(folders=[str(folder)], settle_s=0.3), tmp_path)
     assert asyncio.run(_collect(again, 1, 2.5)) == []
