@@ -937,6 +937,16 @@ _ADDRESS_TRIGGER: Final = re.compile(
     r"(?:家庭住址|家庭住所|现住址|户籍所在地|户籍地|户籍住址|经常居住地|居住地|住址|住所地|现住|暂住|住)"
     r"(?:于|在|为|:)?"
 )
+_COUNTY_ONLY: Final = re.compile(r"[\u4e00-\u9fff]{1,8}[县区旗市]")
+
+
+def _first_town_marker(segment: str) -> int:
+    """Where the part below the county starts; 楼 counts only after a digit (鼓楼区 is a county)."""
+    positions = [segment.find(m) for m in lexicon.TOWN_MARKERS if m != "楼"]
+    positions += [m.start() for m in re.finditer(r"(?<=\d)楼", segment)]
+    return min((p for p in positions if p > 0), default=-1)
+
+
 _ADDRESS_END: Final = re.compile(r"[,;。\n(]")
 
 
@@ -964,16 +974,19 @@ def address(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
             segment = text[found.end() : end]
             if not segment or len(segment) > 60:
                 continue
-            town = min(
-                (segment.find(m) for m in lexicon.TOWN_MARKERS if segment.find(m) > 0), default=-1
-            )
+            town = _first_town_marker(segment)
             if town < 0:
                 continue
             county = max(segment.rfind(c, 0, town) for c in "县区旗市")
             tail_start = county + 1 if county >= 0 else 0
             tail = segment[tail_start:]
-            if not tail or (
-                re.fullmatch(r"[×*Xx某\d号室幢栋单元楼层组村镇乡路街]*", tail) and is_masked(tail)
+            if (
+                not tail
+                or _COUNTY_ONLY.fullmatch(tail)
+                or (
+                    re.fullmatch(r"[×*Xx某\d号室幢栋单元楼层组村镇乡路街]*", tail)
+                    and is_masked(tail)
+                )
             ):
                 continue
             if is_masked(tail) and not re.search(r"\d", tail.replace("×", "")):

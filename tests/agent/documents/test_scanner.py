@@ -135,3 +135,11 @@ def test_amounts_after_account_words_are_not_accounts(documents_policy: Document
     text = "被告人转账至其账户，金额123456789元。开户行中国银行，账号0200001234567890。"
     result = scan_text(text, documents_policy)
     assert [text[f.start : f.end] for f in result.findings] == ["0200001234567890"]
+
+
+def test_county_names_with_town_characters_are_not_addresses(
+    documents_policy: DocumentsPolicy,
+) -> None:
+    assert scan_text("原告李某某，女，住江苏省南京市鼓楼区。", documents_policy).findings == ()
+    hit = scan_text("原告李某某，女，住江苏省南京市鼓楼区中山路3号2楼。", documents_policy).findings
+    assert [f.excerpt[0] for f in hit] == ["中"]
