@@ -194,12 +194,19 @@ def _court_name_start(text: str, end: int) -> int:
     return start
 
 
-def _keep_spans(ctx: Context) -> None:
-    """The keep-list: case and document numbers, citations, courts, judges, lawyers."""
+def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
+    """The keep-list: case and document numbers, citations, courts, judges, lawyers, and
+    the policy's own ``lists.keep`` (names and words a court publishes as they are)."""
     from agent.documents.checks import keep_role_names
 
+    terms = [str(term) for term in extra if str(term)]
     for index, text in enumerate(ctx.texts):
         spans = ctx.keep[index]
+        for term in terms:
+            start = text.find(term)
+            while start >= 0:
+                spans.append((start, start + len(term)))
+                start = text.find(term, start + len(term))
         for pattern in (_CASE_NUMBER, _DOC_NUMBER, _STATUTE):
             spans.extend(
                 m.span() for m in pattern.finditer(text) if not _CERTIFICATE.search(m.group())
@@ -238,7 +245,7 @@ def scan_parts(
         keep_mask=[bytearray(len(n.text)) for n in norm],
         claimed=[[] for _ in parts],
     )
-    _keep_spans(ctx)
+    _keep_spans(ctx, policy.lists.get("keep", []))
     prepare(ctx)
     hits: list[tuple[Rule[DocumentMatch], Hit]] = []
     taken: set[tuple[int, int, int]] = set()

@@ -129,3 +129,12 @@ def test_foreign_party_name_is_found(documents_policy: DocumentsPolicy) -> None:
     text = "民事判决书\n原告John Smith，男，1980年1月1日出生，美国国籍。\n原告John Smith诉称。"
     result = scan_text(text, documents_policy, "spc-2024")
     assert [f.replacement for f in result.findings] == ["J", "J"]
+
+
+def test_huge_file_is_reported_without_being_parsed(tmp_path: Path) -> None:
+    folder = tmp_path / "publish"
+    folder.mkdir()
+    (folder / "huge.txt").write_bytes(b"x" * 4096)
+    watch = DocumentWatch(folders=[str(folder)], settle_s=0.2, max_file_bytes=1024)
+    (observation,) = asyncio.run(_collect(DocumentsSource(watch, None), 1, 10))
+    assert observation.error and "过大" in observation.error and observation.size > 1024

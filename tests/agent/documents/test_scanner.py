@@ -143,3 +143,10 @@ def test_county_names_with_town_characters_are_not_addresses(
     assert scan_text("原告李某某，女，住江苏省南京市鼓楼区。", documents_policy).findings == ()
     hit = scan_text("原告李某某，女，住江苏省南京市鼓楼区中山路3号2楼。", documents_policy).findings
     assert [f.excerpt[0] for f in hit] == ["中"]
+
+
+def test_policy_keep_list(documents_policy: DocumentsPolicy) -> None:
+    text = "证人李明亮的证言。"
+    assert scan_text(text, documents_policy).findings
+    local = documents_policy.model_copy(update={"lists": {"keep": ["李明亮"]}})
+    assert scan_text(text, local).findings == ()
