@@ -124,7 +124,7 @@ class Context:
     today: date
     keep: list[list[tuple[int, int]]] = field(default_factory=list)
     keep_mask: list[bytearray] = field(default_factory=list)
-    claimed: list[list[tuple[int, int]]] = field(default_factory=list)
+    claimed: list[bytearray] = field(default_factory=list)
     people: list[Person] = field(default_factory=list)
     #: Names after party role words in running text: used only to spot a hidden party named in full.
     mentions: list[Person] = field(default_factory=list)
@@ -161,10 +161,10 @@ class Context:
 
     def claim(self, part: int, start: int, end: int) -> bool:
         """Reserve a span for one identifier; False when another identifier already took it."""
-        spans = self.claimed[part]
-        if any(s < end and start < e for s, e in spans):
+        taken = self.claimed[part]
+        if 1 in taken[start:end]:
             return False
-        spans.append((start, end))
+        taken[start:end] = b"\x01" * (end - start)
         return True
 
     def kept(self, part: int, start: int, end: int) -> bool:
@@ -243,7 +243,7 @@ def scan_parts(
         today=today or date.today(),
         keep=[[] for _ in parts],
         keep_mask=[bytearray(len(n.text)) for n in norm],
-        claimed=[[] for _ in parts],
+        claimed=[bytearray(len(n.text)) for n in norm],
     )
     _keep_spans(ctx, policy.lists.get("keep", []))
     prepare(ctx)
