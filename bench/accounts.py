@@ -23,6 +23,7 @@ latency < 2 s); never fails on a figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -46,6 +47,19 @@ from tests.e2e.harness import POLICIES, Agent, Collector, private_rsyslog, wait_
 
 CPU_BUDGET_PERCENT = 1.0
 LATENCY_BUDGET_S = 2.0
+
+
+def kill_tree(child: subprocess.Popen[bytes]) -> None:
+    """Kill a process we started and what it started (runuser forks the command), by pid."""
+    try:
+        descendants = psutil.Process(child.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    child.kill()
+    for process in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    child.wait()
 
 
 def policy_dir(root: Path, contractor: str) -> Path:
@@ -197,14 +211,11 @@ def main() -> None:
             finally:
                 stop.set()
                 for child in children:
-                    child.kill()
-                for child in children:
-                    child.wait()
+                    kill_tree(child)
                 agent.stop()
                 collector.stop()
     finally:
         sudoers.unlink(missing_ok=True)
-        subprocess.run(["pkill", "-KILL", "-u", contractor], check=False)
         subprocess.run(["userdel", "-r", "-f", contractor], check=False, capture_output=True)
 
     print(

@@ -16,6 +16,7 @@ a line was written, so no clock is faked):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psutil
 import pytest
 import yaml
 
@@ -80,7 +82,6 @@ def users() -> Iterator[Callable[[str], str]]:
 
     yield make
     for name in made:
-        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
         subprocess.run(["userdel", "-r", "-f", name], check=False, capture_output=True)
 
 
@@ -277,6 +278,9 @@ def test_contractor_accounts_end_to_end(
     try:
         started = _wait_event(collector, normal, "accounts.forbidden-program", str(fake_scanner))
     finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for process in psutil.Process(scanner.pid).children(recursive=True):
+                process.kill()  # runuser forks the program; both are ours, killed by pid
         scanner.kill()
         scanner.wait()
     assert started["evidence"]["matched"] == "nmap"
