@@ -9,7 +9,8 @@ a line was written, so no clock is faked):
 
 * agent ``normal``: in-hours login quiet, out-of-hours login, expired
   contract, sudo refused, added to sudo (the log line and the group state),
-  a forbidden program started, a protected path touched;
+  sudo used to reset another user's password, a forbidden program started,
+  a protected path touched; the collector's first sighting of the account;
 * agent ``holiday``: today is a holiday by the calendar override;
 * agent ``makeup``: today is a (make-up) workday by the override.
 """
@@ -66,6 +67,22 @@ def collector(tmp_path: Path, database_url: str) -> Iterator[Collector]:
     instance.start()
     yield instance
     instance.stop()
+
+
+@pytest.fixture
+def sudoers() -> Iterator[Callable[[str, str], None]]:
+    """Grant a throw-away user one NOPASSWD command; the sudoers files are removed afterwards."""
+    written: list[Path] = []
+
+    def grant(user: str, command: str) -> None:
+        path = Path(f"/etc/sudoers.d/courtguard-test-{user}")
+        path.write_text(f"{user} ALL=(root) NOPASSWD: {command}\n")
+        path.chmod(0o440)
+        written.append(path)
+
+    yield grant
+    for path in written:
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -156,6 +173,7 @@ def test_contractor_accounts_end_to_end(
     tmp_path: Path,
     rsyslog: Path,
     users: Callable[[str], str],
+    sudoers: Callable[[str, str], None],
     shared_dir: Path,
     collector: Collector,
     make_agent: Callable[..., Agent],
@@ -272,6 +290,15 @@ def test_contractor_accounts_end_to_end(
     assert changed["evidence"]["group"] == "sudo"
     held = _wait_event(collector, normal, "accounts.forbidden-group", day)
     assert held["evidence"]["forbidden"] == ["sudo"]
+
+    # sudo used (a rule lets it), and used to reset another user's password.
+    sudoers(day, "/usr/bin/passwd")
+    reset = run_as(day, "sudo", "-n", "/usr/bin/passwd", "-d", night)
+    assert reset.returncode == 0, reset.stderr
+    used = _wait_event(collector, normal, "accounts.privilege-used", day)
+    assert used["severity"] == "high" and "passwd -d" in used["evidence"]["command"]
+    other = _wait_event(collector, normal, "accounts.password-reset-other", night)
+    assert other["evidence"]["actor"] == day and other["evidence"]["target"] == night
 
     # A forbidden program started by the contractor: the real process, its exe and hash.
     scanner = subprocess.Popen(["runuser", "-u", day, "--", str(fake_scanner), "30"])
