@@ -222,8 +222,8 @@ def test_forged_probe_reply_is_not_a_hit(world: Any, topology: Topology, tmp_pat
     assert collector.events(kind="outreach.probe") == []
 
 
-def test_proxy_settings_and_forwarding(world: Any, topology: Topology) -> None:
-    """An outside proxy in /etc/environment and ip_forward=1 are reported."""
+def test_proxy_settings_forwarding_and_masquerade(world: Any, topology: Topology) -> None:
+    """An outside proxy in /etc/environment, ip_forward=1 and a masquerade rule are reported."""
     (topology.etc / "environment").write_text(
         'http_proxy="http://proxy.court.test:8080"\nhttps_proxy=http://203.0.113.8:3128\n'
     )
@@ -234,6 +234,16 @@ def test_proxy_settings_and_forwarding(world: Any, topology: Topology) -> None:
     topology.run(topology.ws, "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
     sharing = wait_event(collector, "outreach.sharing", timeout=10)
     assert sharing["evidence"]["ipv4_forwarding"] is True
+    for command in (
+        "add table ip share",
+        "add chain ip share post { type nat hook postrouting priority srcnat; }",
+        'add rule ip share post oifname "eth0" masquerade',
+    ):
+        topology.run(topology.ws, "nft", command, check=True)
+    masquerade = wait_event(
+        collector, "outreach.sharing", lambda e: e["evidence"]["masquerade"], timeout=10
+    )
+    assert masquerade["evidence"]["ipv4_forwarding"] is True
 
 
 def test_block_stops_outside_traffic_but_not_intranet_or_shipping(
@@ -408,3 +418,33 @@ def test_ipv6_global_address_and_flows_and_icmp(world: Any, topology: Topology) 
     assert udp6["evidence"]["protocol"] == "udp" and udp6["evidence"]["remote_port"] == 4444
     icmp = wait_event(collector, "outreach.flow", lambda e: e["evidence"]["protocol"] == "icmp")
     assert icmp["evidence"]["remote_address"] == "203.0.113.10"
+
+
+def test_split_default_routes_through_the_modem(world: Any, topology: Topology) -> None:
+    """0/1 + 128/1 through the modem (VPN style) beat the default route: outreach.route."""
+    _agent, collector = world()
+    topology.plug_modem(route=False)
+    for half in ("0.0.0.0/1", "128.0.0.0/1"):
+        topology.ip(topology.ws, "route", "add", half, "via", "198.51.100.1", "dev", "usb0")
+    route = wait_event(collector, "outreach.route")
+    assert route["evidence"]["interface"] == "usb0"
+    assert route["evidence"]["canary"] == "192.0.2.1"
+
+
+def test_interface_block_drops_traffic_leaving_through_the_modem(
+    world: Any, topology: Topology
+) -> None:
+    """block on the interface rule: nothing leaves through usb0; unplugged, the block goes."""
+    _agent, collector = world(**{"outreach.interface-unapproved": {"response": "block"}})
+    topology.plug_modem()
+    topology.spawn(topology.out, sys.executable, "-c", SINK)
+    action = wait_event(collector, "outreach.action", lambda e: e["evidence"]["target"] == "usb0")
+    assert action["evidence"]["action"] == "block" and action["evidence"]["ok"] is True
+    assert topology.run(topology.ws, "curl", "-s", "-m", "3", "http://203.0.113.10/").stdout == ""
+    serve_intranet_web(topology)
+    time.sleep(1)
+    assert intranet_web_status(topology) == "200"
+    topology.unplug_modem()
+    wait_event(collector, "outreach.action", lambda e: e["evidence"]["action"] == "unblock")
+    listing = topology.run(topology.ws, "nft", "list", "table", "inet", "courtguard").stdout
+    assert "usb0" not in listing

@@ -275,6 +275,43 @@ class RtnlSubscription:
         self.sock.close()
 
 
+class RulesetSubscription:
+    """Non-blocking nfnetlink socket on the nftables group: any ruleset change wakes it.
+
+    Only the arrival matters (the caller re-reads what it cares about), so
+    ``drain`` just empties the socket; an overrun is as good as a message.
+    """
+
+    NFNLGRP_NFTABLES: Final = 7
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, NETLINK_NETFILTER
+        )
+        try:
+            self.sock.bind((0, 1 << (self.NFNLGRP_NFTABLES - 1)))
+        except OSError:
+            self.sock.close()
+            raise
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def drain(self) -> None:
+        while True:
+            try:
+                if not self.sock.recv(1 << 16):
+                    return
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class RtnlClient:
     """Blocking request/answer on its own socket: dumps, route queries, link state."""
 

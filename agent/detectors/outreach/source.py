@@ -50,6 +50,7 @@ from agent.detectors.outreach.netlink import (
     OtherMessage,
     RtnlClient,
     RtnlSubscription,
+    RulesetSubscription,
 )
 from agent.detectors.outreach.observations import (
     ActionObservation,
@@ -109,6 +110,8 @@ class OutreachSource:
         self.collector: tuple[IPAddress, ...] = ()
         self.attributor = Attributor()
         self.nflog: NflogGroup | None = None
+        self.rulesets: RulesetSubscription | None = None
+        self._sharing_handle: asyncio.TimerHandle | None = None
         self.rtnl: RtnlSubscription | None = None
         self.client: RtnlClient | None = None
         self.plan: kernel_filter.FilterPlan | None = None
@@ -139,6 +142,11 @@ class OutreachSource:
         self._load_state()
         try:
             loop.add_reader(self.rtnl.fileno(), self._on_rtnl)
+            if self.admin:
+                # NAT rules (sharing) appear through nftables, not rtnetlink.
+                with contextlib.suppress(OSError):
+                    self.rulesets = RulesetSubscription()
+                    loop.add_reader(self.rulesets.fileno(), self._on_ruleset)
             self._resync()
             if self.admin:
                 await self._start_filter()
@@ -161,10 +169,10 @@ class OutreachSource:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for handle in (self._change_handle, self._probe_handle):
+        for handle in (self._change_handle, self._probe_handle, self._sharing_handle):
             if handle is not None:
                 handle.cancel()
-        for sock in (self.rtnl, self.nflog):
+        for sock in (self.rtnl, self.nflog, self.rulesets):
             if sock is not None:
                 with contextlib.suppress(ValueError, OSError):
                     loop.remove_reader(sock.fileno())
@@ -219,6 +227,17 @@ class OutreachSource:
                     self._tasks.append(asyncio.create_task(self._check_sharing()))
         if changed:
             self._schedule_change()
+
+    def _on_ruleset(self) -> None:
+        """The ruleset changed (ours included): look at sharing again once it settles."""
+        assert self.rulesets is not None  # noqa: S101 (reader registered after it is set)
+        self.rulesets.drain()
+        if self._sharing_handle is not None:
+            self._sharing_handle.cancel()
+        self._sharing_handle = asyncio.get_running_loop().call_later(
+            CHANGE_DEBOUNCE_S,
+            lambda: self._tasks.append(asyncio.create_task(self._check_sharing())),
+        )
 
     def _resync(self) -> None:
         """Full dump: every difference from what we knew becomes an observation."""
