@@ -209,3 +209,15 @@ def test_pdf_annotations_and_docx_custom_properties(tmp_path: Path) -> None:
         )
     parts = {p.name: p.text for p in extract_file(docx).parts}
     assert "张三丰" in parts["properties"]
+
+
+def test_encrypted_pdf_says_so(tmp_path: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(write_pdf(tmp_path / "a.pdf", LINES)))
+    writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-128")
+    locked = tmp_path / "locked.pdf"
+    with locked.open("wb") as out:
+        writer.write(out)
+    with pytest.raises(ExtractionError, match="已加密"):
+        extract_file(locked)
