@@ -8,6 +8,7 @@ look-arounds on ASCII letters and digits instead.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -624,13 +625,35 @@ def _redactions(
 ) -> Iterator[Hit]:
     """Every match that ``accept`` takes, after one of ``context`` when given, not yet claimed."""
     for index, text in enumerate(ctx.texts):
-        for found in pattern.finditer(text):
+        for found in _candidates(text, pattern, context, window):
             if accept is not None and not accept(found.group()):
-                continue
-            if context and not _has(_before(text, found.start(), window), context):
                 continue
             if ctx.claim(index, *found.span()):
                 yield Hit(index, *found.span(), detail, replacement=REDACTED)
+
+
+@functools.lru_cache(maxsize=64)
+def _words(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(_alternation(words))
+
+
+def _candidates(
+    text: str, pattern: re.Pattern[str], context: tuple[str, ...], window: int
+) -> Iterator[re.Match[str]]:
+    """Matches of ``pattern``; with ``context``, only those starting within ``window``
+    characters after a context word (searched from the rare words, not the many numbers)."""
+    if not context:
+        yield from pattern.finditer(text)
+        return
+    last_end = -1
+    for word in _words(context).finditer(text):
+        # pos keeps the look-behind working: Python's re looks before pos.
+        for found in pattern.finditer(text, word.end(), min(len(text), word.end() + window + 80)):
+            if found.start() - word.end() > window:
+                break
+            if found.start() >= last_end:
+                last_end = found.end()
+                yield found
 
 
 _ID18: Final = re.compile(NO_ALNUM_BEFORE + r"\d{17}[\dXx]" + NO_ALNUM_AFTER)
