@@ -207,6 +207,8 @@ class ActivityRules(DetectorState):
                 live_sessions=[w.account for w in owners][:64],
             )
             label = f"{obs.device}（{device_id}）挂载于 {obs.mountpoint}"
+            # the mount table and udisksd's line report one mount: one finding
+            once = f"{who.account}:{obs.device}:{obs.mountpoint}"
             yield from self._finding(
                 policy,
                 "accounts.removable-mount",
@@ -214,8 +216,9 @@ class ActivityRules(DetectorState):
                 f"外包账号 {who.account} 登录期间挂载了移动存储 {label}",
                 evidence,
                 obs.time,
+                suppress_key=once,
             )
-            if not approved:
+            if not approved and obs.source != "udisks":  # udisksd does not say which device
                 yield from self._finding(
                     policy,
                     "accounts.unapproved-device",
@@ -223,6 +226,7 @@ class ActivityRules(DetectorState):
                     f"外包账号 {who.account} 登录期间挂载了未经批准的移动存储 {label}",
                     evidence,
                     obs.time,
+                    suppress_key=once,
                 )
 
     def _file(self, obs: FileTouched, policy: AccountsPolicy) -> Iterator[Finding]:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from agent.calendar_cn import local_time
 from agent.detectors.accounts.activity import ActivityRules
 from agent.detectors.accounts.logins import LoginRules
-from agent.detectors.accounts.observations import AuthRecord
+from agent.detectors.accounts.observations import AuthRecord, MountObserved
 from agent.detectors.accounts.policy import AccountsPolicy
 from agent.detectors.accounts.state import DESCRIPTION, PRIVILEGE_TOOLS, REPEAT_SUPPRESS
 from agent.events import AccountFileEvidence, AccountLoginEvidence, Finding
@@ -119,6 +119,19 @@ class AccountsDetector(LoginRules, ActivityRules):
             yield from self._changed(policy, rec)
         elif action == "password_changed" and rec.actor and rec.target:
             yield from self._password_reset(policy, rec.actor, rec.target, rec)
+        elif action == "mount" and rec.actor:
+            yield from self._mount(
+                MountObserved(
+                    time=rec.time,
+                    host=rec.host,
+                    device=rec.device,
+                    mountpoint=rec.mountpoint,
+                    removable=True,  # udisksd mounts media on a user's behalf
+                    account=rec.actor,
+                    source="udisks",
+                ),
+                policy,
+            )
         elif action == "cron_edit" and rec.actor:
             who = self._resolve(policy, rec.actor)
             if who is not None:

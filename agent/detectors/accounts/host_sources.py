@@ -401,6 +401,7 @@ class MountSource:
                 "mountpoint": mount["mountpoint"][:4096],
                 "fstype": mount["fstype"][:256],
                 "removable": is_removable(device),
+                "source": "mountinfo",
                 **ids,
             }
         )

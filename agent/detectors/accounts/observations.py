@@ -116,6 +116,9 @@ class MountObserved(_Observation):
     serial: Short = ""
     #: The account on whose behalf it was mounted, when known (udisksd says so).
     account: Short | None = None
+    #: ``mountinfo``: seen in the mount table, identity read from sysfs; ``udisks``: from
+    #: udisksd's log line, which names the account but not the device's identity.
+    source: Literal["mountinfo", "udisks", "case"] = "case"
 
 
 class FileTouched(_Observation):

@@ -127,3 +127,37 @@ def test_bad_policy_references_are_refused() -> None:
         ValueError, match=re.escape("roles.maintenance.hosts[0]: refers to list 'missing_list'")
     ):
         AccountsPolicy.model_validate(data)
+
+
+def test_one_mount_seen_by_udisks_and_the_mount_table_is_reported_once() -> None:
+    """udisksd names the account, the mount table the device: one removable-mount finding."""
+    detector = AccountsDetector()
+    at = T0.isoformat()
+    found = feed(
+        detector,
+        {
+            "type": "auth",
+            "program": "udisksd",
+            "action": "mount",
+            "actor": "wb_zhang",
+            "device": "/dev/sdc1",
+            "mountpoint": "/media/wb_zhang/U",
+            "time": at,
+        },
+        {
+            "type": "mount",
+            "device": "/dev/sdc1",
+            "mountpoint": "/media/wb_zhang/U",
+            "removable": True,
+            "vendor_id": "0781",
+            "product_id": "5581",
+            "serial": "4C53",
+            "account": "wb_zhang",
+            "source": "mountinfo",
+            "time": at,
+        },
+    )
+    assert sorted(f.rule_id or "" for f in found) == [
+        "accounts.removable-mount",
+        "accounts.unapproved-device",
+    ]
