@@ -122,9 +122,17 @@ def utcnow() -> datetime:
 
 
 class Evidence(BaseModel):
-    """Base of typed evidence models: strict about keys so typos surface in tests."""
+    """Base of typed evidence models: strict about keys so typos surface in tests.
+
+    ``FINGERPRINT_FIELDS`` names the evidence fields (dotted paths into the
+    evidence object) that, with the rule, host and account, make two events
+    the same alert at the collector (docs/alerts.md). Empty: rule, host and
+    account alone decide.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ()
 
 
 class DetectorHealth(BaseModel):
@@ -206,6 +214,8 @@ class SpoolDroppedEvidence(Evidence):
 
 
 class DetectorDegradedEvidence(Evidence):
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("detector",)
+
     detector: Annotated[str, StringConstraints(max_length=64)]
     state: Annotated[str, StringConstraints(pattern=r"^(degraded|failed)$")]
     reason: Annotated[str, StringConstraints(max_length=500)]
@@ -243,6 +253,8 @@ class DocumentOccurrence(BaseModel):
 class DocumentFindingEvidence(Evidence):
     """One rule's findings in one document: masked excerpts and hashes, never raw personal data."""
 
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("sha256",)
+
     file_name: Annotated[str, StringConstraints(max_length=500)]
     folder: Annotated[str, StringConstraints(max_length=1000)] = ""
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -260,6 +272,8 @@ class DocumentFindingEvidence(Evidence):
 
 class DocumentUnreadableEvidence(Evidence):
     """A document in a publication folder that could not be checked (corrupt, encrypted...)."""
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("folder", "file_name")
 
     file_name: Annotated[str, StringConstraints(max_length=500)]
     folder: Annotated[str, StringConstraints(max_length=1000)] = ""
@@ -314,6 +328,8 @@ class AccountSessionEvidence(AccountEvidence):
 class AccountPrivilegeEvidence(AccountEvidence):
     """``account.privilege``: sudo, su or pkexec used or attempted."""
 
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("tool", "target")
+
     tool: _Name
     outcome: Annotated[str, StringConstraints(pattern=r"^(success|failure)$")]
     target: _Name | None = None
@@ -332,6 +348,8 @@ class AccountGroupEvidence(AccountEvidence):
 class AccountChangeEvidence(AccountEvidence):
     """``account.change``: a contractor added to a group or changed; a password reset."""
 
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("action", "group")
+
     action: _Name
     actor: _Name | None = None
     target: _Name | None = None
@@ -341,6 +359,8 @@ class AccountChangeEvidence(AccountEvidence):
 
 class AccountProgramEvidence(AccountEvidence):
     """``account.program``: a forbidden program started by a contractor."""
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("name",)
 
     pid: int = Field(ge=0)
     name: _Name
@@ -352,6 +372,8 @@ class AccountProgramEvidence(AccountEvidence):
 
 class AccountRemovableEvidence(AccountEvidence):
     """``account.removable``: removable storage mounted while a contractor was logged in."""
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("vendor_id", "product_id", "serial")
 
     device: _Name
     mountpoint: _Text
@@ -368,6 +390,8 @@ class AccountFileEvidence(AccountEvidence):
     ``attribution`` says how the account was known; with ``none`` the
     platform could not tell, and ``candidates`` are the contractors logged in.
     """
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("path",)
 
     path: _Text
     action: _Name
@@ -388,6 +412,8 @@ class AccountBurstEvidence(AccountEvidence):
 
 class AccountTamperEvidence(AccountEvidence):
     """``account.tamper``: logs or history cleared, the agent stopped or its files touched."""
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("what",)
 
     what: _Name
     path: _Text = ""

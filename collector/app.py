@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from collector.account_correlation import AccountCorrelation
+from collector.alerts.feed import AlertFeed
 from collector.api import documents, health, ingest, policy, queries
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
@@ -36,6 +37,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         database, metrics, settings.heartbeat_retention_days, settings.event_retention_days,
         settings.retention_interval_s,
     )
+    alert_feed = AlertFeed(database)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
     correlation = AccountCorrelation(
@@ -48,6 +50,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
             asyncio.create_task(monitor.run(), name="silent-agent-monitor"),
             asyncio.create_task(retention.run(), name="retention"),
             asyncio.create_task(correlation.run(), name="account-correlation"),
+            asyncio.create_task(alert_feed.run(), name="alert-feed"),
         ]
         try:
             yield
@@ -72,6 +75,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         settings=settings, db=database, metrics=metrics,
         policies=PolicyCache(database, settings.policy_refresh_s),
         identities=IdentityCache(settings.identity_cache_s),
+        alert_feed=alert_feed,
         policy_key=serving_public_key(settings.data_dir, database),
     )
     app.state.monitor = monitor

@@ -92,6 +92,8 @@ async def ingest_events(request: Request) -> Response:
         except RefusedError as exc:
             raise ApiError(401, exc.code, exc.detail) from None
         ctx.metrics.batch_seconds.observe(time.perf_counter() - started)
+        if stored.alert_changes:
+            ctx.alert_feed.poke()
         ctx.metrics.events.labels("accepted").inc(len(stored.accepted))
         ctx.metrics.events.labels("duplicate").inc(len(stored.duplicates))
         if stored.gaps_opened:

@@ -8,14 +8,15 @@ Storing one batch, in one transaction (nothing is acknowledged before commit):
    multi-row VALUES statements: the returned ids are new, the rest duplicates;
 3. plan and write sequence gaps from the new events' seqs;
 4. update the agent: ``max_seq``, ``last_seen_at``, clear ``silent_since``, and
-   the newest heartbeat if its seq is past the last one applied.
+   the newest heartbeat if its seq is past the last one applied;
+5. group the new events into alerts (``collector.alerts.grouping``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -24,6 +25,7 @@ from sqlalchemy import Connection, Insert, String, and_, literal, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import Event, HeartbeatEvidence, Severity
+from collector.alerts.grouping import AlertChange, group_events
 from collector.errors import RefusedError
 from collector.store.database import Database
 from collector.store.gaps import apply_gaps, load_open_gaps, plan_gaps
@@ -35,6 +37,7 @@ class StoredBatch:
     accepted: list[uuid.UUID]
     duplicates: list[uuid.UUID]
     gaps_opened: int = 0
+    alert_changes: list[AlertChange] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,9 @@ def store_batch(db: Database, agent_id: str, batch: Sequence[Event], now: dateti
             values["max_seq"] = plan.max_seq
         values.update(_heartbeat_values(new_events, agent.last_heartbeat_seq))
         conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
-    return StoredBatch(accepted, duplicates, len(plan.opened))
+        # 5. alerts
+        changes = group_events(conn, agent_id, new_events, now)
+    return StoredBatch(accepted, duplicates, len(plan.opened), changes)
 
 
 def _heartbeat_values(new_events: Sequence[Event], last_seq: int | None) -> dict[str, Any]:
@@ -184,10 +189,13 @@ def _heartbeat_values(new_events: Sequence[Event], last_seq: int | None) -> dict
 
 
 def insert_event(conn: Connection, dialect: str, event: Event, now: datetime) -> bool:
-    """Insert one collector-made event; False when its id was already stored."""
+    """Insert one collector-made event and group it into its alert; False when already stored."""
     agent_id = str(event.agent_id)
     result = conn.execute(insert_ignoring_duplicates(dialect), [_row(event, agent_id, now)])
-    return bool(result.scalars().all())
+    if not result.scalars().all():
+        return False
+    group_events(conn, agent_id, [event], now)
+    return True
 
 
 def query_events(

@@ -28,6 +28,8 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -212,4 +214,122 @@ policy_bundles = Table(
     Column("signature", String(128), nullable=False),
     Column("public_key", String(64), nullable=False),
     Index("ix_policy_bundles_group_version", "group", "version"),
+)
+
+# -- alerts, the audit trail and console users (docs/alerts.md, docs/console.md) ------------
+
+#: An alert's status; ``closed`` alerts leave the open-fingerprint index.
+ALERT_STATUSES = ("new", "acknowledged", "in_progress", "closed")
+_ALERT_OPEN = "status <> 'closed'"
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("rule_id", String(128), nullable=True),
+    Column("kind", String(64), nullable=False),
+    Column("severity", SmallInteger, nullable=False),  # Severity.rank, the highest seen
+    Column("host", String(253), nullable=False),
+    Column("agent_id", String(36), nullable=False),
+    Column("account", String(256), nullable=True),
+    Column("title", String(500), nullable=False),  # the first event's (Chinese) summary
+    Column("status", String(16), nullable=False),
+    Column("assignee", String(100), nullable=True),
+    Column("resolution", String(32), nullable=True),
+    Column("resolution_comment", String(2000), nullable=True),
+    Column("count", BigInteger, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("last_event_id", String(36), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("reopened_count", Integer, nullable=False, server_default="0"),
+    # One open alert per fingerprint: ingest upserts against this partial unique index.
+    Index("uq_alerts_fingerprint_open", "fingerprint", unique=True,
+          sqlite_where=text(_ALERT_OPEN), postgresql_where=text(_ALERT_OPEN)),
+    Index("ix_alerts_fingerprint", "fingerprint"),
+    # The alert list walks (last_seen desc, id desc), alone or after a status filter.
+    Index("ix_alerts_last_seen_id", "last_seen", "id"),
+    Index("ix_alerts_status_last_seen_id", "status", "last_seen", "id"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    # No foreign key to events: retention may prune an event; its alert stays as the record.
+    Column("event_id", String(36), primary_key=True),
+    Column("alert_id", RowId, ForeignKey("alerts.id"), nullable=False),
+    Index("ix_alert_events_alert_id", "alert_id"),
+)
+
+#: The durable change feed a router reads from a cursor (``alerts.service.changes_since``).
+alert_changes = Table(
+    "alert_changes",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("alert_id", RowId, ForeignKey("alerts.id"), nullable=False),
+    Column("change", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+#: Append-only: the code has no UPDATE or DELETE of it; on PostgreSQL a trigger refuses both.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("via", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("from_value", String(200), nullable=True),
+    Column("to_value", String(200), nullable=True),
+    Column("reason", String(2000), nullable=True),
+    Column("client_address", String(64), nullable=True),
+    Index("ix_audit_log_object_type_object_id_id", "object_type", "object_id", "id"),
+    Index("ix_audit_log_at", "at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(100), nullable=False, server_default=""),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("last_login_at", UTCDateTime, nullable=True),
+    Column("password_changed_at", UTCDateTime, nullable=True),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_active_at", UTCDateTime, nullable=False),
+    Column("client_address", String(64), nullable=True),
+    Index("ix_console_sessions_user_id", "user_id"),
+)
+
+saved_filters = Table(
+    "saved_filters",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("query", String(2000), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("user_id", "scope", "name"),
 )

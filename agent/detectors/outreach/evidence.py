@@ -7,7 +7,7 @@ kinds add the addresses, ports, protocol and the owning process.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, ClassVar, Final
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -26,6 +26,8 @@ class ProcessEvidence(Evidence):
 
 
 class OutreachEvidence(Evidence):
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("interface",)
+
     interface: Name | None = None
     interface_class: Name | None = None
     interface_mac: Name | None = None
@@ -76,6 +78,8 @@ class DnsAnswerEvidence(OutreachEvidence):
 
 
 class ProxyEvidence(OutreachEvidence):
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("origin", "variable")
+
     origin: Text
     variable: Name
     value: Text
@@ -99,6 +103,8 @@ class ProbeEvidence(OutreachEvidence):
 
 
 class ActionEvidence(Evidence):
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("action", "target")
+
     action: Name
     target: Name
     dry_run: bool
@@ -108,6 +114,8 @@ class ActionEvidence(Evidence):
 
 class FloodEvidence(Evidence):
     """Findings over the per-window cap: counted, with the most frequent destinations."""
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("rule",)
 
     rule: Name
     window_start: AwareDatetime

@@ -1,0 +1,202 @@
+"""Events into alerts, inside the transaction that stored the events.
+
+Which events make alerts: every newly stored event of severity ``low`` or above.
+Info events (heartbeats, started, stopping, policy applied, session records)
+are a record, not an alarm.
+
+The fingerprint is the rule (or the kind, for events without a rule), the host,
+the account the evidence names (its ``account`` field), and the values of the
+fields the kind's evidence model lists in ``FINGERPRINT_FIELDS``. No kind is
+named here.
+
+One open alert per fingerprint (a partial unique index on the fingerprint of
+alerts not closed): events upsert into it, raising ``count``, ``last_seen`` and
+``severity`` (the highest seen). An event whose fingerprint has only a closed
+alert opens a new alert (the closed one stays closed: its resolution was a
+judgement on what had happened then). Nothing here reopens an alert; people do.
+
+Concurrency: on PostgreSQL each alert-writing transaction first takes one
+transaction-level advisory lock (``ALERT_LOCK``), so two collector processes
+never race on an alert row and ``alert_changes`` ids are assigned in commit
+order: a reader that resumes from the last id it saw misses nothing.
+SQLite has a single writer already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import Connection, case, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from agent.events import EVIDENCE_MODELS, Event, Severity
+from collector.store import audit
+from collector.store.tables import alert_changes, alert_events, alerts
+
+#: Events below this severity never make an alert.
+ALERT_MIN_SEVERITY: Final = Severity.LOW
+#: The advisory lock key (PostgreSQL) every alert-writing transaction takes first.
+ALERT_LOCK: Final = 0x636F_7572_7461_6C72  # "courtalr"
+SYSTEM: Final = audit.Actor("system", via="ingest")
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """A change feed entry: ``opened``, ``count_raised``, ``status_changed`` or ``assigned``."""
+
+    id: int
+    alert_id: int
+    change: str
+    at: datetime
+
+
+def lock_alerts(conn: Connection) -> None:
+    """Serialise alert writers across processes (PostgreSQL); see the module docstring."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (ALERT_LOCK,))
+
+
+def makes_alert(event: Event) -> bool:
+    return event.severity.rank >= ALERT_MIN_SEVERITY.rank
+
+
+def _field(evidence: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(evidence, dict):
+            return None
+        evidence = evidence.get(part)
+    return evidence
+
+
+def account_of(event: Event) -> str | None:
+    account = event.evidence.get("account")
+    return account if isinstance(account, str) and account else None
+
+
+def fingerprint(event: Event) -> str:
+    """The hex SHA-256 of rule (or kind), host, account and the kind's fingerprint fields."""
+    model = EVIDENCE_MODELS.get(event.kind)
+    fields = model.FINGERPRINT_FIELDS if model is not None else ()
+    parts = [
+        event.rule_id or event.kind,
+        event.host,
+        account_of(event),
+        [_field(event.evidence, path) for path in fields],
+    ]
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()
+
+
+@dataclass
+class _Group:
+    first: Event
+    newest: Event
+    oldest: Event
+    severity: int
+    events: list[Event]
+
+
+def _groups(events: Iterable[Event]) -> dict[str, _Group]:
+    groups: dict[str, _Group] = {}
+    for event in events:
+        if not makes_alert(event):
+            continue
+        key = fingerprint(event)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(event, event, event, event.severity.rank, [event])
+            continue
+        group.events.append(event)
+        group.severity = max(group.severity, event.severity.rank)
+        if (event.time, str(event.id)) > (group.newest.time, str(group.newest.id)):
+            group.newest = event
+        if event.time < group.oldest.time:
+            group.oldest = event
+    return groups
+
+
+def group_events(
+    conn: Connection, agent_id: str, new_events: Sequence[Event], now: datetime
+) -> list[AlertChange]:
+    """Upsert the alerts of ``new_events`` (only events stored for the first time); link them.
+
+    Returns the feed entries written, for in-process subscribers.
+    """
+    groups = _groups(new_events)
+    if not groups:
+        return []
+    lock_alerts(conn)
+    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
+    least = func.least if conn.dialect.name == "postgresql" else func.min
+    changes: list[AlertChange] = []
+    for key in sorted(groups):  # a fixed order, so concurrent writers lock rows alike
+        group = groups[key]
+        count = len(group.events)
+        stmt = module.insert(alerts).values(
+            fingerprint=key,
+            rule_id=group.first.rule_id,
+            kind=group.first.kind,
+            severity=group.severity,
+            host=group.first.host,
+            agent_id=agent_id,
+            account=account_of(group.first),
+            title=group.first.summary,
+            status="new",
+            count=count,
+            first_seen=group.oldest.time,
+            last_seen=group.newest.time,
+            last_event_id=str(group.newest.id),
+            created_at=now,
+            updated_at=now,
+        )
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[alerts.c.fingerprint],
+            index_where=alerts.c.status != "closed",
+            set_={
+                "count": alerts.c.count + excluded.count,
+                "severity": greatest(alerts.c.severity, excluded.severity),
+                "first_seen": least(alerts.c.first_seen, excluded.first_seen),
+                "last_event_id": case(
+                    (excluded.last_seen >= alerts.c.last_seen, excluded.last_event_id),
+                    else_=alerts.c.last_event_id,
+                ),
+                "last_seen": greatest(alerts.c.last_seen, excluded.last_seen),
+                "updated_at": excluded.updated_at,
+            },
+        ).returning(alerts.c.id, alerts.c.count)
+        alert_id, stored_count = conn.execute(stmt).one()
+        # A fresh row holds exactly this batch's count; an updated one holds more.
+        opened = stored_count == count
+        conn.execute(
+            insert(alert_events),
+            [{"event_id": str(e.id), "alert_id": alert_id} for e in group.events],
+        )
+        if opened:
+            audit.record(conn, SYSTEM, "alert.open", "alert", str(alert_id), now, to_value="new")
+        changes.append(record_change(conn, alert_id, "opened" if opened else "count_raised", now))
+    return changes
+
+
+def record_change(conn: Connection, alert_id: int, change: str, now: datetime) -> AlertChange:
+    """Append to the durable change feed (the caller holds ``lock_alerts``)."""
+    change_id = conn.execute(
+        insert(alert_changes)
+        .values(alert_id=alert_id, change=change, at=now)
+        .returning(alert_changes.c.id)
+    ).scalar_one()
+    return AlertChange(change_id, alert_id, change, now)
+
+
+def linked_alert_ids(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:
+    rows = conn.execute(
+        select(alert_events.c.event_id, alert_events.c.alert_id).where(
+            alert_events.c.event_id.in_(list(event_ids))
+        )
+    )
+    return {row.event_id: row.alert_id for row in rows}
