@@ -214,3 +214,25 @@ def test_without_a_pinned_key_local_policy_is_kept(
 
     run(running_daemon(enrolled, collector, [], scenario))
     assert collector.policy_requests == []
+
+
+def test_group_moved_centrally_is_followed_and_remembered(
+    make_settings: Callable[..., AgentSettings]
+) -> None:
+    """When the collector moves the agent to canary, its canary bundle applies and sticks."""
+    import json
+
+    signer = PolicySigner()
+    settings, collector = enrolled_with_key(make_settings, signer, policy_poll_s=0.2)
+    collector.policy = signer.bundle(with_missed(4), 1)
+
+    async def scenario(daemon: Daemon) -> None:
+        await eventually(lambda: daemon.policy.version == "1", 5)
+        collector.group = "canary"
+        collector.policy = signer.bundle(with_missed(5), 2, group="canary")
+        await eventually(lambda: daemon.policy.version == "2", 5)
+
+    run(running_daemon(settings, collector, [], scenario))
+    stored = json.loads((settings.data_dir / "credentials.json").read_text())
+    assert stored["group"] == "canary"
+    assert not of_kind(collector, "agent.policy_rejected")
