@@ -22,12 +22,21 @@ agent does about it.
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Callable
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from agent.policy.models import POLICY_KINDS, ListName, PolicyDocument, Rule, StrictModel
+from agent.policy.models import (
+    POLICY_KINDS,
+    LintProblem,
+    ListName,
+    PolicyDocument,
+    Rule,
+    StrictModel,
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -193,6 +202,31 @@ _MAC_PATTERN: Final = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
 _USB_PATTERN: Final = r"^[0-9a-f]{4}:[0-9a-f]{4}$"
 
 
+def _parse_interface(list_name: str, raw: Any) -> tuple[str, str]:
+    """One ``approved_interfaces`` entry as (mac|usb|name, value)."""
+    value = str(raw).strip()
+    if value.startswith("mac:"):
+        mac = value[4:].lower()
+        if not re.match(_MAC_PATTERN, mac):
+            raise ValueError(f"list {list_name}: {value!r} is not mac:aa:bb:cc:dd:ee:ff")
+        return "mac", mac
+    if value.startswith("usb:"):
+        usb = value[4:].lower()
+        if not re.match(_USB_PATTERN, usb):
+            raise ValueError(f"list {list_name}: {value!r} is not usb:vvvv:pppp")
+        return "usb", usb
+    if value and len(value) <= 32:
+        return "name", value
+    raise ValueError(f"list {list_name}: {value!r} is not an interface name pattern")
+
+
+def _parse_zone(list_name: str, raw: Any) -> str:
+    zone = str(raw).strip().strip(".").lower()
+    if not zone or " " in zone:
+        raise ValueError(f"list {list_name}: {raw!r} is not a DNS zone")
+    return zone
+
+
 class NetworksPolicy(PolicyDocument):
     """Policy for the outreach (违规外联) detector; see the module docstring."""
 
@@ -200,25 +234,60 @@ class NetworksPolicy(PolicyDocument):
     rules: list[OutreachRule]
     settings: NetworkSettings
 
-    @model_validator(mode="after")
-    def _lists_fit_roles(self) -> NetworksPolicy:
-        roles = {
-            "intranet": self.settings.intranet,
-            "approved_interfaces": self.settings.approved_interfaces,
-            "approved_gateways": self.settings.approved_gateways,
-            "resolvers": self.settings.resolvers,
-            "dns_zones": self.settings.dns_zones,
-            "canaries": self.settings.canaries,
-            "probe.targets": self.settings.probe.targets if self.settings.probe else [],
-        }
-        for role, names in roles.items():
-            for name in names:
+    def _roles(self) -> list[tuple[str, list[str], Callable[[str, Any], Any], str]]:
+        """(role, the lists it names, how one entry is read, how to fix a bad entry)."""
+        address = "写成单个 IP 地址，例如 198.18.0.1"
+        return [
+            ("intranet", self.settings.intranet, _parse_network,
+             "写成 CIDR 网段，例如 198.18.0.0/15"),
+            ("approved_interfaces", self.settings.approved_interfaces, _parse_interface,
+             "写成网卡名模式、mac:aa:bb:cc:dd:ee:ff 或 usb:vvvv:pppp"),
+            ("approved_gateways", self.settings.approved_gateways, _parse_address, address),
+            ("resolvers", self.settings.resolvers, _parse_address, address),
+            ("dns_zones", self.settings.dns_zones, _parse_zone,
+             "写成 DNS 后缀，例如 court.local"),
+            ("canaries", self.settings.canaries, _parse_address, address),
+            ("probe.targets", self.settings.probe.targets if self.settings.probe else [],
+             _parse_address, address),
+        ]
+
+    def lint(self) -> list[LintProblem]:
+        """Lists each role names must exist and hold entries of the role's type; the
+        outside addresses (canaries, probe targets) must not lie inside the intranet."""
+        problems = super().lint()
+        for role, names, parse, fix in self._roles():
+            for position, name in enumerate(names):
+                path: tuple[str | int, ...] = ("settings", *role.split("."), position)
                 if name not in self.lists:
-                    raise ValueError(f"settings.{role} names list {name!r}, which is not defined")
-        # Parse every role once here so a bad entry is a clear error at load time.
-        _ = (self.intranet_networks, self.interface_approval, self.gateways, self.resolver_set)
-        _ = (self.zones, self.canary_addresses, self.probe_targets)
-        return self
+                    problems.append(LintProblem(
+                        path, f"settings.{role} names list {name!r}, which is not defined",
+                        f"在 lists: 下添加 {name!r}，或更正名称"))
+                    continue
+                for index, value in enumerate(self.lists[name]):
+                    try:
+                        parse(name, value)
+                    except ValueError as exc:
+                        problems.append(LintProblem(("lists", name, index), str(exc), fix))
+        if not problems:
+            problems += self._outside_inside_overlaps()
+        return problems
+
+    def _outside_inside_overlaps(self) -> list[LintProblem]:
+        problems: list[LintProblem] = []
+        for role, names in (("canaries", self.settings.canaries),
+                            ("probe.targets",
+                             self.settings.probe.targets if self.settings.probe else [])):
+            for name in names:
+                for index, value in enumerate(self.lists[name]):
+                    address = _parse_address(name, value)
+                    inside = next((n for n in self.intranet_networks if address in n), None)
+                    if inside is not None:
+                        problems.append(LintProblem(
+                            ("lists", name, index),
+                            f"{address} is inside the intranet ({inside}), but settings.{role} "
+                            "must name outside addresses",
+                            f"在 {name!r} 中改用外部地址，或收窄内网网段列表"))
+        return problems
 
     def _values(self, names: list[str]) -> list[tuple[str, Any]]:
         return [(name, value) for name in names for value in self.lists[name]]
@@ -229,27 +298,12 @@ class NetworksPolicy(PolicyDocument):
 
     @cached_property
     def interface_approval(self) -> InterfaceApproval:
-        import re
-
         names: list[str] = []
         macs: set[str] = set()
         usb_ids: set[str] = set()
         for list_name, raw in self._values(self.settings.approved_interfaces):
-            value = str(raw).strip()
-            if value.startswith("mac:"):
-                mac = value[4:].lower()
-                if not re.match(_MAC_PATTERN, mac):
-                    raise ValueError(f"list {list_name}: {value!r} is not mac:aa:bb:cc:dd:ee:ff")
-                macs.add(mac)
-            elif value.startswith("usb:"):
-                usb = value[4:].lower()
-                if not re.match(_USB_PATTERN, usb):
-                    raise ValueError(f"list {list_name}: {value!r} is not usb:vvvv:pppp")
-                usb_ids.add(usb)
-            elif value and len(value) <= 32:
-                names.append(value)
-            else:
-                raise ValueError(f"list {list_name}: {value!r} is not an interface name pattern")
+            kind, value = _parse_interface(list_name, raw)
+            {"mac": macs.add, "usb": usb_ids.add}.get(kind, names.append)(value)
         return InterfaceApproval(
             names=tuple(names), macs=frozenset(macs), usb_ids=frozenset(usb_ids)
         )
@@ -266,13 +320,7 @@ class NetworksPolicy(PolicyDocument):
 
     @cached_property
     def zones(self) -> tuple[str, ...]:
-        zones = []
-        for list_name, raw in self._values(self.settings.dns_zones):
-            zone = str(raw).strip().strip(".").lower()
-            if not zone or " " in zone:
-                raise ValueError(f"list {list_name}: {raw!r} is not a DNS zone")
-            zones.append(zone)
-        return tuple(zones)
+        return tuple(_parse_zone(n, v) for n, v in self._values(self.settings.dns_zones))
 
     @cached_property
     def canary_addresses(self) -> tuple[IPAddress, ...]:

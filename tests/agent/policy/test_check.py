@@ -177,3 +177,35 @@ def test_kind_lint_hook_reports_unknown_list_and_overlap(
     assert "MISSING" in found[0].message
     found = issues(write(tmp_path, RANGES.replace("MISSING", "outside"), "ranges.yaml"))
     assert [(i.line, i.message) for i in found] == [(11, "allowed and forbidden ranges overlap")]
+
+
+NETWORKS = Path(__file__).resolve().parents[3] / "policies" / "networks.yaml"
+
+
+def networks_issues(tmp_path: Path, *edits: tuple[str, str]) -> list[tuple[int | None, str]]:
+    text = NETWORKS.read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    return [(i.line, i.where) for i in issues(write(tmp_path, text, "networks.yaml"))]
+
+
+def line_of(fragment: str) -> int:
+    return next(n for n, line in enumerate(NETWORKS.read_text().splitlines(), 1)
+                if fragment in line)
+
+
+def test_networks_bad_cidr_and_unknown_list_are_located(tmp_path: Path) -> None:
+    """The networks kind's lint: a bad CIDR at its list's line, an unknown list at its role."""
+    found = networks_issues(tmp_path, ("198.18.0.0/15]", "198.18.0.0/33]"),
+                            ("resolvers: [intranet_resolvers]", "resolvers: [intranet_resolverz]"))
+    assert found == [(line_of("court_intranet: ["), "lists.court_intranet[3]"),
+                     (line_of("resolvers: [intranet_resolvers]"), "settings.resolvers[0]")]
+
+
+def test_networks_canary_inside_the_intranet_overlaps(tmp_path: Path) -> None:
+    """An outside canary address that lies in the allowed intranet ranges is an error."""
+    found = networks_issues(
+        tmp_path, ("public_canaries: [1.1.1.1,", "public_canaries: [198.18.0.9,")
+    )
+    assert found == [(line_of("public_canaries:"), "lists.public_canaries[0]")]
