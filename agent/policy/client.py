@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,17 +141,35 @@ class PolicyClient:
         self.fetches = 0
         self._rng = rng
         self._wake = asyncio.Event()
+        self._confirmed_at: float | None = None
+        self.skipped = 0
 
     @property
     def applied_version(self) -> int | None:
         return None if self.applied is None else self.applied.version
 
     def hint(self, version: str | None) -> None:
-        """The collector says the group should run ``version``: fetch now if it is newer."""
+        """The collector says the group should run ``version``: fetch now if it is newer.
+
+        A hint naming the applied version confirms it: the next timed poll is
+        skipped when such a confirmation is younger than ``interval_s``, so an
+        agent whose heartbeats are acknowledged costs the collector no poll
+        at all while nothing changes. The hint only ever triggers or spares a
+        fetch; what is applied still comes from a verified bundle.
+        """
         if version is None or not version.isdigit():
             return
         if self.applied is None or int(version) > self.applied.version:
             self._wake.set()
+        elif int(version) == self.applied.version:
+            self._confirmed_at = time.monotonic()
+
+    def confirmed_recently(self) -> bool:
+        """An ingest answer named the applied version within the last interval."""
+        return (
+            self._confirmed_at is not None
+            and time.monotonic() - self._confirmed_at < self.interval_s
+        )
 
     async def fetch_once(self, client: httpx.AsyncClient, authorization: str) -> Outcome:
         """One round: None when unchanged, unreachable or nothing is published."""
@@ -223,12 +242,23 @@ class PolicyClient:
         authorization: str,
         on_outcome: Callable[[Verified | Rejected], Awaitable[None]],
     ) -> None:
-        """Fetch now, then every ``interval_s`` (±10 %) or on a hint, until cancelled."""
+        """Fetch now, then every ``interval_s`` (±10 %) or on a hint, until cancelled.
+
+        A timed round is skipped while ingest answers confirm the applied
+        version (``hint``); a hint of a newer version always fetches at once.
+        """
+        woken = True
         while True:
             self._wake.clear()
-            outcome = await self.fetch_once(client, authorization)
-            if outcome is not None:
-                await on_outcome(outcome)
+            if woken or not self.confirmed_recently():
+                outcome = await self.fetch_once(client, authorization)
+                if outcome is not None:
+                    await on_outcome(outcome)
+            else:
+                self.skipped += 1
             jittered = self.interval_s * (0.9 + 0.2 * self._rng())
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), jittered)
+                woken = True
+            except TimeoutError:
+                woken = False

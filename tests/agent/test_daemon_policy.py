@@ -231,8 +231,36 @@ def test_group_moved_centrally_is_followed_and_remembered(
         collector.group = "canary"
         collector.policy = signer.bundle(with_missed(5), 2, group="canary")
         await eventually(lambda: daemon.policy.version == "2", 5)
+        await eventually(lambda: stored_group() == "canary", 5)
+
+    def stored_group() -> str:
+        return str(json.loads((settings.data_dir / "credentials.json").read_text())["group"])
 
     run(running_daemon(settings, collector, [], scenario))
-    stored = json.loads((settings.data_dir / "credentials.json").read_text())
-    assert stored["group"] == "canary"
+    assert stored_group() == "canary"
     assert not of_kind(collector, "agent.policy_rejected")
+
+
+def test_acknowledged_heartbeats_spare_the_timed_polls(
+    make_settings: Callable[..., AgentSettings]
+) -> None:
+    """While ingest answers name the applied version, timed polls are skipped; newer fetches."""
+    signer = PolicySigner()
+    settings, collector = enrolled_with_key(make_settings, signer, policy_poll_s=0.5,
+                                            heartbeat_interval_s=0.1)
+    collector.policy = signer.bundle(with_missed(4), 1)
+
+    async def scenario(daemon: Daemon) -> None:
+        await eventually(lambda: daemon.policy.version == "1", 5)
+        collector.policy_hint = "1"
+        await asyncio.sleep(0.5)
+        polls = len(collector.policy_requests)
+        await asyncio.sleep(2.0)  # four intervals
+        # At most one poll slips through if a loaded machine delays an acknowledgement.
+        assert len(collector.policy_requests) <= polls + 1
+        assert daemon.policy_client is not None and daemon.policy_client.skipped >= 2
+        collector.policy = signer.bundle(with_missed(5), 2)
+        collector.policy_hint = "2"
+        await eventually(lambda: daemon.policy.version == "2", 2)
+
+    run(running_daemon(settings, collector, [], scenario))
