@@ -221,10 +221,15 @@ def main() -> None:
     print(
         f"processes running: {args.processes} ({args.processes // 2 + args.processes % 2} "
         f"of the contractor); auth lines sent: {lines} in {wall:.0f} s "
-        f"({lines / wall:.0f}/s, one in {args.contractor_every} a contractor sudo)"
+        f"({lines / wall:.0f}/s, "
+        + (f"one in {args.contractor_every} a contractor sudo)" if args.contractor_every
+           else "none naming a contractor)")
     )
+    user = (cpu_end.user - cpu_start.user) / wall * 100
+    system = (cpu_end.system - cpu_start.system) / wall * 100
     print(
-        f"agent CPU        {cpu:.2f}% of one core over {wall:.0f} s; budget < {CPU_BUDGET_PERCENT}%"
+        f"agent CPU        {cpu:.2f}% of one core over {wall:.0f} s (user {user:.2f}%, "
+        f"system {system:.2f}%); budget < {CPU_BUDGET_PERCENT}%"
     )
     print(f"agent RSS        median {statistics.median(rss) / 2**20:.1f} MB under load")
     print(
