@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
 
+from agent.calendar_cn import WorkCalendar
 from collector.account_correlation import AccountCorrelation
 from collector.alerts.feed import AlertFeed
 from collector.api import documents, health, ingest, policy, queries
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
+from collector.console import web as console
+from collector.console.auth import LoginThrottle
+from collector.console.data import work_calendar
 from collector.metrics import Metrics
 from collector.monitor import SilentMonitor
 from collector.policy.serving import IdentityCache, PolicyCache
@@ -23,6 +28,27 @@ from collector.settings import CollectorSettings
 from collector.store.database import Database
 
 log = structlog.get_logger("collector.app")
+
+
+def _calendar_loader(settings: CollectorSettings) -> Callable[[], WorkCalendar | None]:
+    """The site's work calendar, read again only when a policy file changed."""
+    directory = settings.effective_policy_dir
+    cache: dict[str, Any] = {"signature": None, "calendar": None}
+
+    def load() -> WorkCalendar | None:
+        if directory is None:
+            return None
+        try:
+            signature = tuple(sorted((p.name, p.stat().st_mtime_ns)
+                                     for p in directory.glob("*.yaml")))
+        except OSError:
+            signature = ()
+        if signature != cache["signature"]:
+            cache.update(signature=signature, calendar=work_calendar(directory))
+        calendar: WorkCalendar | None = cache["calendar"]
+        return calendar
+
+    return load
 
 
 def create_app(settings: CollectorSettings, db: Database | None = None) -> FastAPI:
@@ -85,6 +111,9 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     install_error_handlers(app)
     app.include_router(ingest.router)
     app.include_router(queries.router)
+    app.state.login_throttle = LoginThrottle(settings.console_login_rate_per_min)
+    app.state.work_calendar = _calendar_loader(settings)
+    console.install(app)
     app.include_router(documents.router)
     app.include_router(policy.agent_router)
     app.include_router(policy.admin_router)

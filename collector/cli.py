@@ -19,6 +19,7 @@ from agent.events import utcnow
 from collector import probe_responder
 from collector.commandline import command_store as _db
 from collector.commandline import print_table as _table
+from collector.console.commands import add_user_commands
 from collector.errors import CollectorError
 from collector.logs import configure_logging
 from collector.policy.commands import add_policy_commands, group_name
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     agroup.set_defaults(func=cmd_agent_group)
 
     add_policy_commands(sub, common)
+    add_user_commands(sub, common)
 
     apikey = sub.add_parser("apikey", help="API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION")

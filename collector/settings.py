@@ -65,6 +65,17 @@ class CollectorSettings(LayeredSettings):
     #: How long a checked agent credential is trusted on the policy poll (0: check every time).
     identity_cache_s: float = Field(default=10.0, ge=0, le=300)
 
+    #: Console: sign-out after this long without a request, and at the latest after the max.
+    console_idle_timeout_s: float = Field(default=1800.0, ge=60)
+    console_session_max_s: float = Field(default=86400.0, ge=300)
+    #: Console: failed sign-ins in a row that lock an account, and for how long.
+    console_lockout_failures: int = Field(default=5, ge=1, le=100)
+    console_lockout_s: float = Field(default=900.0, ge=1)
+    #: Console: sign-in attempts one client address may make per minute (then 429).
+    console_login_rate_per_min: int = Field(default=10, ge=1, le=10_000)
+    #: Console: the language pages use until a user picks another (zh or en).
+    console_language: Literal["zh", "en"] = "zh"
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"

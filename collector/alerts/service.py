@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, func, literal, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, func, literal, select, tuple_, update
 
 from agent.events import Severity, utcnow
 from collector.alerts.grouping import AlertChange, lock_alerts, record_change
 from collector.store import audit
 from collector.store.audit import Actor
 from collector.store.database import Database
+from collector.store.filters import containing, equal_to, one_of, within
 from collector.store.tables import (
     UTCDateTime,
     alert_changes,
@@ -99,36 +100,15 @@ class AlertFilter:
 
 def _conditions(where: AlertFilter) -> list[Any]:
     c = alerts.c
-    conditions: list[Any] = []
-    if where.statuses:
-        conditions.append(c.status.in_(list(where.statuses)))
-    if where.severities:
-        conditions.append(c.severity.in_(list(where.severities)))
+    conditions: list[Any] = [
+        *one_of((c.status, where.statuses), (c.severity, where.severities), (c.kind, where.kinds)),
+        *equal_to((c.host, where.host), (c.account, where.account), (c.rule_id, where.rule_id),
+                  (c.assignee, where.assignee)),
+        *within(c.last_seen, where.since, where.until),
+        *containing(where.text, c.title, c.host, c.account, c.rule_id),
+    ]
     if where.min_severity is not None:
         conditions.append(c.severity >= where.min_severity)
-    if where.kinds:
-        conditions.append(c.kind.in_(list(where.kinds)))
-    for column, value in (
-        (c.host, where.host),
-        (c.account, where.account),
-        (c.rule_id, where.rule_id),
-        (c.assignee, where.assignee),
-    ):
-        if value:
-            conditions.append(column == value)
-    if where.since is not None:
-        conditions.append(c.last_seen >= where.since)
-    if where.until is not None:
-        conditions.append(c.last_seen < where.until)
-    if where.text:
-        conditions.append(
-            or_(
-                *(
-                    column.icontains(where.text, autoescape=True)
-                    for column in (c.title, c.host, c.account, c.rule_id)
-                )
-            )
-        )
     return conditions
 
 

@@ -1,109 +1,48 @@
-"""What operators and scripts call with an admin API key: the event listing and the agent list."""
+"""The read API (and alert triage) for scripts and for the console's pages.
+
+Callers authenticate with an API key (any role: admin, reviewer, auditor) or a
+console session. Each endpoint returns the dict the matching console page
+renders (``collector.console.data``), with the same query parameters, so a
+page and its JSON cannot drift apart. Triage is a POST with a JSON body; a
+session must send its CSRF token in ``X-CSRF-Token``. Times in query
+parameters without a zone are UTC here (Asia/Shanghai on the pages).
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from agent.events import KIND_PATTERN, RULE_ID_PATTERN, Severity, utcnow
-from collector.api.auth import require_admin
+from agent.calendar_cn import SHANGHAI
+from agent.events import utcnow
+from collector.alerts import service
+from collector.api.body import read_limited
 from collector.api.context import context
 from collector.api.responses import json_response
+from collector.console import data
+from collector.console import params as p
+from collector.console.auth import ALL_ROLES, AUDIT, TRIAGE, check_csrf, require
 from collector.errors import ApiError
-from collector.store.agents import list_agents
-from collector.store.events import EventFilter, query_events
 
-router = APIRouter(dependencies=[Depends(require_admin)])
-
-MAX_LIMIT = 1000
-_SEVERITIES = ", ".join(s.value for s in Severity)
+router = APIRouter()
+MAX_ACTION_BYTES = 256 * 1024
 
 
-def _unprocessable(field: str, msg: str) -> ApiError:
-    return ApiError(422, "invalid_request", f"{field}: {msg}", [{"loc": ["query", field],
-                                                                 "msg": msg}])
+def _invalid(exc: p.FilterError) -> ApiError:
+    return ApiError(422, "invalid_request", str(exc),
+                    [{"loc": ["query", exc.field], "msg": exc.msg}])
 
 
-def _split(values: list[str] | None) -> list[str]:
-    """Repeated parameters and comma lists alike: ``?kind=a&kind=b,c``."""
-    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
-
-
-def _severity(field: str, value: str) -> Severity:
+async def _call(function: Any, *args: Any) -> Any:
     try:
-        return Severity(value.strip().lower())
-    except ValueError:
-        raise _unprocessable(field, f"{value!r} is not one of {_SEVERITIES}") from None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """Times without a zone are taken as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def encode_cursor(time: str, event_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([time, event_id])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        time, event_id = orjson.loads(raw)
-        when = datetime.fromisoformat(time)
-        if when.tzinfo is None:
-            raise ValueError("naive time")
-        return when, str(uuid.UUID(event_id))
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise _unprocessable("cursor", "not a cursor this API returned") from None
-
-
-@router.get("/api/v1/events")
-async def list_events(
-    request: Request,
-    kind: Annotated[list[str] | None, Query()] = None,
-    severity: Annotated[list[str] | None, Query()] = None,
-    min_severity: str | None = None,
-    host: Annotated[str | None, Query(max_length=253)] = None,
-    agent_id: uuid.UUID | None = None,
-    rule_id: Annotated[str | None, Query(pattern=RULE_ID_PATTERN, max_length=128)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> Response:
-    """Events newest first, filtered, in pages joined by ``next_cursor``."""
-    kinds = _split(kind)
-    for value in kinds:
-        if not re.fullmatch(KIND_PATTERN, value) or len(value) > 64:
-            raise _unprocessable("kind", f"{value!r} is not an event kind like outreach.connection")
-    where = EventFilter(
-        kinds=kinds,
-        severities=[_severity("severity", v).rank for v in _split(severity)],
-        min_severity=_severity("min_severity", min_severity).rank if min_severity else None,
-        host=host,
-        agent_id=str(agent_id) if agent_id else None,
-        rule_id=rule_id,
-        since=_aware(since),
-        until=_aware(until),
-    )
-    after = decode_cursor(cursor) if cursor else None
-    rows = await run_in_threadpool(query_events, context(request).db, where, limit + 1, after)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["time"], rows[-1]["id"])
-    return json_response({"events": rows, "next_cursor": next_cursor})
+        return await run_in_threadpool(function, *args)
+    except p.FilterError as exc:
+        raise _invalid(exc) from None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -136,11 +75,91 @@ def agent_view(row: dict[str, Any], status: str) -> dict[str, Any]:
     }
 
 
+@router.get("/api/v1/events")
+async def list_events(request: Request) -> Response:
+    """``{events, next_cursor, counts}``; ``counts=false`` skips the per-severity counts."""
+    await require(request, ALL_ROLES)
+    counts = request.query_params.get("counts", "true").lower() != "false"
+    listing = await _call(data.events_listing, context(request).db, request.query_params,
+                          UTC, counts)
+    return json_response(listing)
+
+
+@router.get("/api/v1/events/{event_id}")
+async def event(request: Request, event_id: str) -> Response:
+    await require(request, ALL_ROLES)
+    detail = await run_in_threadpool(data.event_detail, context(request).db, event_id)
+    if detail is None:
+        raise ApiError(404, "not_found", f"no event {event_id}")
+    return json_response(detail)
+
+
+@router.get("/api/v1/alerts")
+async def list_alerts(request: Request) -> Response:
+    await require(request, ALL_ROLES)
+    return json_response(await _call(data.alerts_listing, context(request).db,
+                                     request.query_params, UTC))
+
+
+@router.get("/api/v1/alerts/{alert_id}")
+async def alert(request: Request, alert_id: int) -> Response:
+    await require(request, ALL_ROLES)
+    detail = await run_in_threadpool(data.alert_detail, context(request).db, alert_id)
+    if detail is None:
+        raise ApiError(404, "not_found", f"no alert {alert_id}")
+    return json_response(detail)
+
+
+@router.post("/api/v1/alerts/{action}")
+async def alert_action(request: Request, action: str) -> Response:
+    """Body ``{ids: [..], assignee?, resolution?, comment?, reason?}`` → ``{outcomes: [..]}``."""
+    who = await require(request, TRIAGE)
+    check_csrf(who, request.headers.get("x-csrf-token"))
+    raw = await read_limited(request, MAX_ACTION_BYTES)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
+        raise ApiError(422, "invalid_request", "the body must be an object with a list `ids`")
+    fields = {k: body.get(k) for k in ("assignee", "resolution", "comment", "reason")}
+    for key, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise ApiError(422, "invalid_request", f"{key} must be a string")
+    try:
+        ids = p.ids([str(v) for v in body["ids"]])
+        outcomes = await run_in_threadpool(
+            lambda: service.transition(context(request).db, ids, action,
+                                       who.actor(request), **fields))
+    except p.FilterError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    except service.AlertError as exc:
+        raise ApiError(422, exc.code, exc.detail) from None
+    context(request).alert_feed.poke()
+    return json_response({"outcomes": [o.__dict__ for o in outcomes]})
+
+
+@router.get("/api/v1/audit")
+async def audit_log(request: Request) -> Response:
+    await require(request, AUDIT)
+    return json_response(await _call(data.audit_listing, context(request).db,
+                                     request.query_params, UTC))
+
+
 @router.get("/api/v1/agents")
 async def agents(request: Request) -> Response:
-    """Every enrolled agent with its status, last heartbeat's health and open sequence gaps."""
-    ctx = context(request)
-    rows = await run_in_threadpool(list_agents, ctx.db)
-    now, monitor = utcnow(), request.app.state.monitor
-    views = [agent_view(row, monitor.status_of(row, now)) for row in rows]
-    return json_response({"agents": views})
+    """Every agent: status, silent since, degraded detectors, versions, spool, key-period alarm."""
+    await require(request, ALL_ROLES)
+    listing = await run_in_threadpool(
+        data.agents_listing, context(request).db, request.app.state.monitor,
+        request.app.state.work_calendar(), utcnow())
+    return json_response(listing)
+
+
+@router.get("/api/v1/reports/summary")
+async def report(request: Request) -> Response:
+    """``period=day|month``, ``date=YYYY-MM-DD`` (default today in Asia/Shanghai)."""
+    await require(request, ALL_ROLES)
+    today = utcnow().astimezone(SHANGHAI).date()
+    return json_response(await _call(data.report, context(request).db, request.query_params,
+                                     today))

@@ -13,7 +13,7 @@ from collector import credentials
 from collector.store.database import Database
 from collector.store.tables import api_keys
 
-ROLES: Final = ("admin",)  # reviewer and auditor arrive with the console
+ROLES: Final = ("admin", "reviewer", "auditor")  # as console users: collector/console/users.py
 
 
 @dataclass(frozen=True)

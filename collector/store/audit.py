@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, select
 
 from collector.store.database import Database
+from collector.store.filters import equal_to, within
 from collector.store.tables import audit_log
 
 
@@ -69,19 +70,11 @@ def query_audit(
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` entries newest first, with ids below ``before_id``."""
     c = audit_log.c
-    conditions: list[Any] = []
-    for column, value in (
-        (c.actor, where.actor),
-        (c.action, where.action),
-        (c.object_type, where.object_type),
-        (c.object_id, where.object_id),
-    ):
-        if value:
-            conditions.append(column == value)
-    if where.since is not None:
-        conditions.append(c.at >= where.since)
-    if where.until is not None:
-        conditions.append(c.at < where.until)
+    conditions: list[Any] = [
+        *equal_to((c.actor, where.actor), (c.action, where.action),
+                  (c.object_type, where.object_type), (c.object_id, where.object_id)),
+        *within(c.at, where.since, where.until),
+    ]
     if before_id is not None:
         conditions.append(c.id < before_id)
     query = select(audit_log).where(and_(True, *conditions)).order_by(c.id.desc()).limit(limit)

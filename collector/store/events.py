@@ -21,15 +21,23 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Insert, String, and_, literal, select, tuple_, update
+from sqlalchemy import Connection, Insert, String, and_, func, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import Event, HeartbeatEvidence, Severity
 from collector.alerts.grouping import AlertChange, group_events
 from collector.errors import RefusedError
 from collector.store.database import Database
+from collector.store.filters import containing, equal_to, one_of, within
 from collector.store.gaps import apply_gaps, load_open_gaps, plan_gaps
-from collector.store.tables import UTCDateTime, agents, events, sqlite_utc_text
+from collector.store.tables import (
+    UTCDateTime,
+    agents,
+    alert_events,
+    alerts,
+    events,
+    sqlite_utc_text,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,12 @@ class EventFilter:
     rule_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: Statuses of the alert an event belongs to; events without an alert never match.
+    statuses: Sequence[str] = ()
+    #: The evidence's ``account`` field.
+    account: str | None = None
+    #: In the summary, host or rule id (case-insensitive, no wildcards).
+    text: str | None = None
 
 
 #: Rows per multi-row INSERT: 12 parameters each stays far below SQLite's 32766 and PG's 65535.
@@ -198,40 +212,70 @@ def insert_event(conn: Connection, dialect: str, event: Event, now: datetime) ->
     return True
 
 
+def event_conditions(where: EventFilter) -> list[Any]:
+    """The WHERE of the event listing and its counts."""
+    c = events.c
+    conditions: list[Any] = [
+        *one_of((c.kind, where.kinds), (c.severity, where.severities)),
+        *equal_to((c.host, where.host), (c.agent_id, where.agent_id), (c.rule_id, where.rule_id)),
+        *within(c.time, where.since, where.until),
+        *containing(where.text, c.summary, c.host, c.rule_id),
+    ]
+    if where.min_severity is not None:
+        conditions.append(c.severity >= where.min_severity)
+    if where.account:
+        conditions.append(c.evidence["account"].as_string() == where.account)
+    if where.statuses:
+        linked = (
+            select(alert_events.c.event_id)
+            .join(alerts, alerts.c.id == alert_events.c.alert_id)
+            .where(alert_events.c.event_id == c.id, alerts.c.status.in_(list(where.statuses)))
+        )
+        conditions.append(linked.exists())
+    return conditions
+
+
+_LISTED = (events.c.id, events.c.seq, events.c.time, events.c.agent_id, events.c.host,
+           events.c.kind, events.c.severity, events.c.rule_id, events.c.policy_version,
+           events.c.summary, events.c.evidence, events.c.received_at)
+
+
 def query_events(
     db: Database, where: EventFilter, limit: int, after: tuple[datetime, str] | None
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` events newest first, strictly after the keyset ``after``."""
     c = events.c
-    conditions: list[Any] = []
-    if where.kinds:
-        conditions.append(c.kind.in_(list(where.kinds)))
-    if where.severities:
-        conditions.append(c.severity.in_(list(where.severities)))
-    if where.min_severity is not None:
-        conditions.append(c.severity >= where.min_severity)
-    for column, value in ((c.host, where.host), (c.agent_id, where.agent_id),
-                          (c.rule_id, where.rule_id)):
-        if value is not None:
-            conditions.append(column == value)
-    if where.since is not None:
-        conditions.append(c.time >= where.since)
-    if where.until is not None:
-        conditions.append(c.time < where.until)
+    conditions = event_conditions(where)
     if after is not None:
         when, last_id = after
         conditions.append(
             tuple_(c.time, c.id) < tuple_(literal(when, UTCDateTime), literal(last_id, String))
         )
     query = (
-        select(c.id, c.seq, c.time, c.agent_id, c.host, c.kind, c.severity, c.rule_id,
-               c.policy_version, c.summary, c.evidence, c.received_at)
+        select(*_LISTED)
         .where(and_(True, *conditions))
         .order_by(c.time.desc(), c.id.desc())
         .limit(limit)
     )
     with db.read() as conn:
         return [_public(row._mapping) for row in conn.execute(query)]
+
+
+def count_events(db: Database, where: EventFilter) -> dict[str, int]:
+    """How many events match ``where``, by severity."""
+    c = events.c
+    query = select(c.severity, func.count()).where(and_(True, *event_conditions(where)))
+    counts = {s.value: 0 for s in Severity}
+    with db.read() as conn:
+        for severity, n in conn.execute(query.group_by(c.severity)):
+            counts[Severity.from_rank(severity).value] = n
+    return counts
+
+
+def get_event(db: Database, event_id: str) -> dict[str, Any] | None:
+    with db.read() as conn:
+        row = conn.execute(select(*_LISTED).where(events.c.id == event_id)).first()
+    return None if row is None else _public(row._mapping)
 
 
 def _public(row: Any) -> dict[str, Any]:

@@ -1,0 +1,218 @@
+"""What each console page shows, as plain data: the JSON API returns exactly these dicts.
+
+A page and its API twin call the same function with the same parameters
+(``collector.console.params``), so what a person sees and what a script reads
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import date, datetime, tzinfo
+from typing import Any, Final
+
+import orjson
+import structlog
+
+from agent.calendar_cn import SHANGHAI, WorkCalendar
+from agent.policy.loader import load_policy_dir
+from collector.alerts import service
+from collector.console import params as p
+from collector.console import reports
+from collector.monitor import SilentMonitor
+from collector.store import audit
+from collector.store.agents import list_agents
+from collector.store.database import Database
+from collector.store.events import EventFilter, count_events, get_event, query_events
+
+log = structlog.get_logger("collector.console")
+
+PAGE: Final = 50
+MAX_PAGE: Final = 1000
+RELATED: Final = 10
+
+
+def encode_cursor(*values: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode().rstrip("=")
+
+
+def _decode(cursor: str, length: int) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, orjson.JSONDecodeError):
+        raise p.FilterError("cursor", "not a cursor this API returned") from None
+    if not isinstance(values, list) or len(values) != length:
+        raise p.FilterError("cursor", "not a cursor this API returned")
+    return values
+
+
+def _cursor_time(value: Any) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise p.FilterError("cursor", "not a cursor this API returned") from None
+    if when.tzinfo is None:
+        raise p.FilterError("cursor", "not a cursor this API returned")
+    return when
+
+
+def event_cursor(cursor: str) -> tuple[datetime, str]:
+    time, event_id = _decode(cursor, 2)
+    try:
+        return _cursor_time(time), str(uuid.UUID(str(event_id)))
+    except ValueError:
+        raise p.FilterError("cursor", "not a cursor this API returned") from None
+
+
+def alert_cursor(cursor: str) -> tuple[datetime, int]:
+    time, alert_id = _decode(cursor, 2)
+    if not isinstance(alert_id, int):
+        raise p.FilterError("cursor", "not a cursor this API returned")
+    return _cursor_time(time), alert_id
+
+
+def _cursor_param(params: p.Params) -> str | None:
+    return p.text(params, "cursor", 512)
+
+
+def events_listing(
+    db: Database, params: p.Params, zone: tzinfo, counts: bool = True
+) -> dict[str, Any]:
+    """``{events, next_cursor, counts}``: one page, newest first, and counts by severity."""
+    where = p.event_filter(params, zone)
+    limit = p.limit(params, PAGE, MAX_PAGE)
+    cursor = _cursor_param(params)
+    rows = query_events(db, where, limit + 1, event_cursor(cursor) if cursor else None)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["time"], rows[-1]["id"])
+    result: dict[str, Any] = {"events": rows, "next_cursor": next_cursor}
+    if counts:
+        result["counts"] = count_events(db, where)
+    return result
+
+
+def alerts_listing(db: Database, params: p.Params, zone: tzinfo) -> dict[str, Any]:
+    """``{alerts, next_cursor, counts}``: most recently seen first; counts by status, severity."""
+    where = p.alert_filter(params, zone)
+    limit = p.limit(params, PAGE, MAX_PAGE)
+    cursor = _cursor_param(params)
+    rows = service.list_alerts(db, where, limit + 1, alert_cursor(cursor) if cursor else None)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["last_seen"], rows[-1]["id"])
+    return {"alerts": rows, "next_cursor": next_cursor, "counts": service.count_alerts(db, where)}
+
+
+def event_detail(db: Database, event_id: str) -> dict[str, Any] | None:
+    """``{event, alert, related: {host, account, rule}}``: the event and its neighbours."""
+    try:
+        event_id = str(uuid.UUID(event_id))
+    except ValueError:
+        return None
+    event = get_event(db, event_id)
+    if event is None:
+        return None
+    alert_id = service.alert_of_event(db, event_id)
+    account = event["evidence"].get("account") if isinstance(event["evidence"], dict) else None
+    related: dict[str, list[dict[str, Any]]] = {}
+    for key, where in (
+        ("host", EventFilter(host=event["host"])),
+        ("account", EventFilter(account=account) if isinstance(account, str) and account else None),
+        ("rule", EventFilter(rule_id=event["rule_id"]) if event["rule_id"] else None),
+    ):
+        rows = [] if where is None else query_events(db, where, RELATED + 1, None)
+        related[key] = [_brief(r) for r in rows if r["id"] != event_id][:RELATED]
+    return {
+        "event": event,
+        "alert": service.get_alert(db, alert_id) if alert_id else None,
+        "related": related,
+    }
+
+
+def _brief(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: event[k] for k in ("id", "time", "host", "kind", "severity", "rule_id", "summary")}
+
+
+def alert_detail(db: Database, alert_id: int) -> dict[str, Any] | None:
+    """``{alert, events, history}``: the alert, its newest events, its audit trail."""
+    alert = service.get_alert(db, alert_id)
+    if alert is None:
+        return None
+    ids = service.alert_event_ids(db, alert_id, PAGE)
+    found = [get_event(db, event_id) for event_id in ids]
+    return {
+        "alert": alert,
+        "events": [_brief(e) for e in found if e is not None],
+        "history": audit.entries_for(db, "alert", [str(alert_id)]),
+    }
+
+
+def audit_listing(db: Database, params: p.Params, zone: tzinfo) -> dict[str, Any]:
+    """``{entries, next_cursor}``: the audit log newest first."""
+    where = p.audit_filter(params, zone)
+    limit = p.limit(params, PAGE, MAX_PAGE)
+    cursor = _cursor_param(params)
+    before = None
+    if cursor:
+        (value,) = _decode(cursor, 1)
+        if not isinstance(value, int):
+            raise p.FilterError("cursor", "not a cursor this API returned")
+        before = value
+    rows = audit.query_audit(db, where, limit + 1, before)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["id"])
+    return {"entries": rows, "next_cursor": next_cursor}
+
+
+def work_calendar(policy_dir: Any) -> WorkCalendar | None:
+    """The site calendar (key periods) from the policy that carries one, if any."""
+    try:
+        policies = load_policy_dir(policy_dir)
+    except Exception as exc:  # a broken policy dir must not take the agents page down
+        log.warning("no work calendar for the console", error=str(exc))
+        return None
+    for document in policies.documents.values():
+        found = getattr(document, "work_calendar", None)
+        if isinstance(found, WorkCalendar):
+            return found
+    return None
+
+
+def agents_listing(
+    db: Database, monitor: SilentMonitor, calendar: WorkCalendar | None, now: datetime
+) -> dict[str, Any]:
+    """``{agents, key_period}``; a silent agent during a key period has ``alarm: true``."""
+    from collector.api.queries import agent_view
+
+    today = now.astimezone(SHANGHAI).date()
+    key_period = calendar.key_period(today) if calendar is not None else None
+    views = []
+    for row in list_agents(db):
+        view = agent_view(row, monitor.status_of(row, now))
+        view["degraded"] = sorted(
+            name
+            for name, health in (view["detectors"] or {}).items()
+            if isinstance(health, dict) and health.get("state") not in (None, "ok")
+        )
+        view["alarm"] = key_period is not None and view["status"] == "silent"
+        views.append(view)
+    return {"agents": views, "key_period": key_period.name if key_period else None}
+
+
+def report(db: Database, params: p.Params, today: date) -> dict[str, Any]:
+    kind = params.get("period") or "day"
+    if kind not in ("day", "month"):
+        raise p.FilterError("period", "must be day or month")
+    raw = (params.get("date") or "").strip()
+    try:
+        day = date.fromisoformat(raw) if raw else today
+    except ValueError:
+        raise p.FilterError("date", f"{raw!r} is not a date like 2026-11-27") from None
+    return reports.summary(db, reports.period(kind, day))

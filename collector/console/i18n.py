@@ -1,0 +1,152 @@
+"""The console's words in Simplified Chinese (default) and English.
+
+Templates call ``t("English text")``; Chinese comes from ``ZH``, English is
+the key itself, except for ``severity.*``, ``status.*``, ``field.*``-style
+keys, which have English entries in ``EN``. A key missing from ``ZH`` shows in
+English rather than failing (tests/collector/test_console.py checks that
+every key the templates use is translated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+LANGUAGES: Final = ("zh", "en")
+
+ZH: Final[dict[str, str]] = {
+    # navigation and chrome
+    "courtguard console": "courtguard 安全管理台",
+    "Alerts": "告警", "Events": "事件", "Agents": "终端代理", "Reports": "报表",
+    "Policies": "策略", "Audit trail": "审计记录", "Users": "用户", "Sign out": "退出登录",
+    "Sign in": "登录", "User name": "用户名", "Password": "密码", "Role": "角色",
+    "Please sign in.": "请先登录。",
+    "Your role may not open this page.": "您的角色无权访问此页面。",
+    "The sign-in form expired; please try again.": "登录表单已过期，请重试。",
+    "Too many sign-in attempts from this address; wait a minute.":
+        "该地址登录尝试过多，请一分钟后再试。",
+    "This account is locked after repeated failures until {until}.":
+        "该账号因多次登录失败已锁定，至 {until} 解锁。",
+    "Wrong user name or password, or the account is disabled.":
+        "用户名或密码错误，或账号已停用。",
+    "No such event.": "没有该事件。", "No such alert.": "没有该告警。",
+    "Back": "返回", "Error": "错误", "Times are Beijing time (Asia/Shanghai).":
+        "时间均为北京时间（Asia/Shanghai）。",
+    # filters and lists
+    "Filter": "筛选", "Clear": "清除", "From": "开始时间", "To": "结束时间", "Kind": "类型",
+    "Severity": "严重程度", "Minimum severity": "最低严重程度", "Status": "状态",
+    "Host": "主机", "Account": "账号", "Rule": "规则", "Text": "关键词", "Any": "全部",
+    "Time": "时间", "Summary": "摘要", "Agent": "代理", "Next page": "下一页",
+    "No events match.": "没有符合条件的事件。", "No alerts match.": "没有符合条件的告警。",
+    "Save this filter as": "保存当前筛选为", "Save": "保存", "Saved filters": "已保存的筛选",
+    "Delete": "删除", "Counts": "数量统计", "Total": "合计", "Open alerts": "未关闭告警",
+    "All alerts": "全部告警", "Assignee": "负责人", "Count": "次数", "First seen": "首次出现",
+    "Last seen": "最近出现", "Title": "标题", "Resolution": "处置结论", "Comment": "说明",
+    "Reason": "原因", "Action": "操作", "Apply to selected": "应用于所选告警",
+    "Select all": "全选", "Done: {n} alert(s) changed.": "已完成：{n} 条告警已更新。",
+    "Some alerts were not changed:": "以下告警未能更新：",
+    "Changed": "已更新",
+    # alert actions
+    "acknowledge": "确认", "start": "开始处置", "close": "关闭", "reopen": "重新打开",
+    "assign": "指派", "unacknowledge": "退回待确认",
+    "Acknowledge": "确认", "Start work": "开始处置", "Close": "关闭", "Reopen": "重新打开",
+    "Assign": "指派", "History": "处理记录", "Events of this alert": "该告警的事件",
+    "Alert": "告警", "Event": "事件", "Evidence": "证据", "Related events": "相关事件",
+    "Same host": "同一主机", "Same account": "同一账号", "Same rule": "同一规则",
+    "None": "无", "Policy version": "策略版本", "Received": "接收时间", "Sequence": "序号",
+    "Part of alert": "所属告警", "Reopened": "重新打开次数", "Acknowledged": "确认时间",
+    "Closed": "关闭时间", "Created": "创建时间",
+    # audit
+    "Actor": "操作人", "Via": "途径", "Object": "对象", "From value": "原值",
+    "To value": "新值", "Client address": "客户端地址", "No entries.": "没有记录。",
+    # agents
+    "Online": "在线", "Silent since": "失联起始", "Version": "版本",
+    "Degraded detectors": "降级的检测器", "Spool backlog": "本地缓存积压",
+    "Last event": "最近通信", "Group": "分组", "Open gaps": "序号缺口",
+    "Key period now: {name}. Silent agents are marked.":
+        "当前处于重点时期：{name}。失联终端已标红。",
+    "No agents enrolled.": "尚无已注册的代理。",
+    "SILENT DURING KEY PERIOD": "重点时期失联",
+    "agent.online": "在线", "agent.silent": "失联", "agent.revoked": "已吊销",
+    "agent.never_seen": "从未上线",
+    # policies
+    "Author": "作者", "Note": "备注", "Agents on it": "使用该版本的代理",
+    "Created at": "创建时间", "No policy versions published.": "尚未发布策略版本。",
+    "Action taken": "动作", "Target group": "目标分组", "All groups": "全部分组",
+    # reports
+    "Daily report": "日报", "Monthly report": "月报", "Day": "日", "Month": "月",
+    "Date": "日期", "Show": "查看", "Download CSV": "下载 CSV", "Print": "打印",
+    "Outreach (违规外联) incidents": "违规外联事件（告警）",
+    "Outreach events": "违规外联相关事件",
+    "Outsourced-account findings": "外包账号违规发现",
+    "Document findings": "文书检查发现", "Documents with findings": "涉及文书数",
+    "Documents blocked": "拦截文书数", "Alerts opened": "新增告警",
+    "Alerts by status": "告警状态分布", "Acknowledged alerts": "已确认告警",
+    "Median time to acknowledge (min)": "确认耗时中位数（分钟）",
+    "90th percentile time to acknowledge (min)": "确认耗时 90 分位（分钟）",
+    "Events per day by kind": "按类型的每日事件", "Top hosts": "事件最多的主机",
+    "Top rules": "触发最多的规则", "Period": "统计期间",
+    "family.outreach": "违规外联", "family.account": "外包账号", "family.document": "文书",
+    "family.agent": "代理自身",
+    # users
+    "Display name": "显示名", "Create user": "新建用户", "Disabled": "已停用",
+    "Locked until": "锁定至", "Last sign-in": "最近登录", "Disable": "停用",
+    "Enable": "启用", "New password": "新密码", "Set password": "设置密码",
+    "Create": "创建", "yes": "是", "no": "否",
+    "role.admin": "管理员", "role.reviewer": "审核员", "role.auditor": "审计员",
+    # severities, statuses, resolutions
+    "severity.info": "提示", "severity.low": "低", "severity.medium": "中",
+    "severity.high": "高", "severity.critical": "严重",
+    "status.new": "待确认", "status.acknowledged": "已确认", "status.in_progress": "处置中",
+    "status.closed": "已关闭",
+    "resolution.true_positive": "属实", "resolution.false_positive": "误报",
+    "resolution.authorised": "已授权", "resolution.duplicate": "重复",
+    "resolution.policy_exception": "策略例外", "resolution.other": "其他",
+    # evidence fields
+    "field.interface": "网络接口", "field.interface_class": "接口类别",
+    "field.interface_mac": "MAC 地址", "field.interface_usb_id": "USB 标识",
+    "field.process": "进程", "field.pid": "进程号", "field.name": "名称",
+    "field.exe": "可执行文件", "field.cmdline": "命令行", "field.user": "用户",
+    "field.remote_address": "目的地址", "field.remote_port": "目的端口",
+    "field.local_address": "本地地址", "field.local_port": "本地端口",
+    "field.protocol": "协议", "field.account": "账号", "field.role": "账号角色",
+    "field.sponsor": "责任人", "field.file_name": "文件名", "field.folder": "目录",
+    "field.sha256": "SHA-256", "field.size": "大小（字节）", "field.verdict": "结论",
+    "field.action": "动作", "field.basis": "依据", "field.occurrences": "发现位置",
+    "field.occurrences_total": "发现总数", "field.excerpt": "脱敏摘录", "field.part": "部分",
+    "field.start": "起始偏移", "field.end": "结束偏移", "field.detail": "细节",
+    "field.first_seen": "首次出现", "field.last_seen": "最近出现", "field.count": "次数",
+    "field.query_name": "查询域名", "field.local_time": "本地时间", "field.day_kind": "日期类型",
+    "field.service": "服务", "field.remote_host": "来源主机", "field.tool": "工具",
+    "field.outcome": "结果", "field.target": "目标", "field.command": "命令",
+    "field.path": "路径", "field.device": "设备", "field.hosts": "主机",
+    "field.score": "评分", "field.reason": "原因", "field.detector": "检测器",
+    "field.state": "状态", "field.note": "备注", "field.error": "错误",
+    "field.profile": "规范", "field.matched": "命中", "field.mountpoint": "挂载点",
+}
+
+EN: Final[dict[str, str]] = {
+    "severity.info": "info", "severity.low": "low", "severity.medium": "medium",
+    "severity.high": "high", "severity.critical": "critical",
+    "status.new": "new", "status.acknowledged": "acknowledged",
+    "status.in_progress": "in progress", "status.closed": "closed",
+    "resolution.true_positive": "true positive", "resolution.false_positive": "false positive",
+    "resolution.authorised": "authorised", "resolution.duplicate": "duplicate",
+    "resolution.policy_exception": "policy exception", "resolution.other": "other",
+    "agent.online": "online", "agent.silent": "silent", "agent.revoked": "revoked",
+    "agent.never_seen": "never seen",
+    "role.admin": "admin", "role.reviewer": "reviewer", "role.auditor": "auditor",
+    "family.outreach": "outreach", "family.account": "accounts", "family.document": "documents",
+    "family.agent": "agent",
+}
+
+
+def has(key: str) -> bool:
+    return key in ZH
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    if lang == "en":
+        return lambda key: EN.get(key) or (key.split(".", 1)[1] if key.startswith("field.")
+                                           else key)
+    return lambda key: ZH.get(key, EN.get(key, key))

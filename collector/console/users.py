@@ -1,0 +1,251 @@
+"""Console users: argon2 password hashes, roles, lockout after repeated failures.
+
+Roles: ``admin`` (users, policies, settings, and everything a reviewer does),
+``reviewer`` (triage), ``auditor`` (read-only, sees the audit trail). Every
+change to a user and every sign-in attempt is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import insert, select, update
+
+from collector.errors import CollectorError
+from collector.store import audit
+from collector.store.audit import Actor
+from collector.store.database import Database
+from collector.store.tables import console_sessions, users
+
+ROLES: Final = ("admin", "reviewer", "auditor")
+USERNAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MIN_PASSWORD: Final = 10
+_HASHER: Final = PasswordHasher()
+CLI: Final = Actor("cli", via="cli")
+#: Verified against when the user does not exist, so both answers take as long.
+_DUMMY_HASH: Final = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+class UserError(CollectorError):
+    """A refused user command: unknown user, bad name, weak password."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    display_name: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.username
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        raise UserError("the password is longer than 1024 characters")
+
+
+def create_user(
+    db: Database,
+    username: str,
+    role: str,
+    password: str,
+    now: datetime,
+    *,
+    display_name: str = "",
+    actor: Actor = CLI,
+) -> User:
+    if not USERNAME.match(username):
+        raise UserError(f"user name {username!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    if role not in ROLES:
+        raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    _check_password(password)
+    user = User(str(uuid.uuid4()), username, display_name[:100], role)
+    with db.write() as conn:
+        if conn.execute(select(users.c.id).where(users.c.username == username)).first():
+            raise UserError(f"user {username!r} already exists")
+        conn.execute(
+            insert(users).values(
+                id=user.id,
+                username=username,
+                display_name=user.display_name,
+                role=role,
+                password_hash=_HASHER.hash(password),
+                created_at=now,
+                password_changed_at=now,
+            )
+        )
+        audit.record(conn, actor, "user.create", "user", username, now, to_value=role)
+    return user
+
+
+def list_users(db: Database) -> list[dict[str, Any]]:
+    with db.read() as conn:
+        rows = conn.execute(select(users).order_by(users.c.username))
+        return [
+            {
+                key: row._mapping[key]
+                for key in (
+                    "username",
+                    "display_name",
+                    "role",
+                    "created_at",
+                    "disabled_at",
+                    "failed_logins",
+                    "locked_until",
+                    "last_login_at",
+                )
+            }
+            for row in rows
+        ]
+
+
+def _require(conn: Any, username: str) -> Any:
+    row = conn.execute(select(users).where(users.c.username == username).with_for_update()).first()
+    if row is None:
+        raise UserError(f"no user {username!r}")
+    return row
+
+
+def set_disabled(
+    db: Database,
+    username: str,
+    disabled: bool,
+    now: datetime,
+    actor: Actor = CLI,
+) -> None:
+    """Disable (and sign out) or re-enable a user."""
+    with db.write() as conn:
+        row = _require(conn, username)
+        conn.execute(
+            update(users)
+            .where(users.c.id == row.id)
+            .values(disabled_at=now if disabled else None, failed_logins=0, locked_until=None)
+        )
+        if disabled:
+            conn.execute(console_sessions.delete().where(console_sessions.c.user_id == row.id))
+        audit.record(
+            conn, actor, "user.disable" if disabled else "user.enable", "user", username, now
+        )
+
+
+def set_password(
+    db: Database,
+    username: str,
+    password: str,
+    now: datetime,
+    actor: Actor = CLI,
+) -> None:
+    """Set a new password, clear any lockout and end the user's sessions."""
+    _check_password(password)
+    with db.write() as conn:
+        row = _require(conn, username)
+        conn.execute(
+            update(users)
+            .where(users.c.id == row.id)
+            .values(
+                password_hash=_HASHER.hash(password),
+                password_changed_at=now,
+                failed_logins=0,
+                locked_until=None,
+            )
+        )
+        conn.execute(console_sessions.delete().where(console_sessions.c.user_id == row.id))
+        audit.record(conn, actor, "user.password", "user", username, now)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    #: None on success; else ``invalid`` (unknown user or wrong password), ``locked``, ``disabled``.
+    refusal: str | None = None
+    locked_until: datetime | None = None
+
+
+def authenticate(
+    db: Database,
+    username: str,
+    password: str,
+    now: datetime,
+    client: str | None,
+    *,
+    lockout_failures: int,
+    lockout: timedelta,
+) -> LoginResult:
+    """Check a sign-in; count failures, lock after ``lockout_failures`` in a row, audit each."""
+    actor = Actor(username[:100] or "-", via="console", client_address=client)
+    with db.read() as conn:
+        row = conn.execute(select(users).where(users.c.username == username)).first()
+    if row is None:
+        _verify(_DUMMY_HASH, password)
+        _audit_login(db, actor, username, now, "invalid")
+        return LoginResult(None, "invalid")
+    if row.disabled_at is not None:
+        _audit_login(db, actor, username, now, "disabled")
+        return LoginResult(None, "disabled")
+    if row.locked_until is not None and row.locked_until > now:
+        _audit_login(db, actor, username, now, "locked")
+        return LoginResult(None, "locked", row.locked_until)
+    if not _verify(row.password_hash, password):
+        with db.write() as conn:
+            failures = (
+                conn.execute(
+                    select(users.c.failed_logins).where(users.c.id == row.id).with_for_update()
+                ).scalar_one()
+                or 0
+            ) + 1
+            locked_until = now + lockout if failures >= lockout_failures else None
+            conn.execute(
+                update(users)
+                .where(users.c.id == row.id)
+                .values(failed_logins=0 if locked_until else failures, locked_until=locked_until)
+            )
+            audit.record(
+                conn,
+                actor,
+                "user.login_failed",
+                "user",
+                username,
+                now,
+                to_value="locked" if locked_until else None,
+            )
+        if locked_until is not None:
+            return LoginResult(None, "locked", locked_until)
+        return LoginResult(None, "invalid")
+    with db.write() as conn:
+        conn.execute(
+            update(users)
+            .where(users.c.id == row.id)
+            .values(failed_logins=0, locked_until=None, last_login_at=now)
+        )
+        audit.record(conn, actor, "user.login", "user", username, now)
+    return LoginResult(User(row.id, row.username, row.display_name, row.role))
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _audit_login(db: Database, actor: Actor, username: str, now: datetime, why: str) -> None:
+    with db.write() as conn:
+        audit.record(
+            conn, actor, "user.login_failed", "user", username[:64] or "-", now, reason=why
+        )
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(15)
