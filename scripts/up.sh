@@ -82,13 +82,23 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 
-# 3. Enroll the local agent once, with a single-use token.
+# 3. A console administrator, made once; the generated password is kept 0600 for this set-up.
+if [ ! -s "$HOME_DIR/console-admin-password" ]; then
+  PASSWORD="$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(15))')"
+  if printf '%s\n' "$PASSWORD" | "$BIN/courtguard-collector" user create admin --role admin --display-name "管理员" --password-stdin >/dev/null; then
+    ( umask 077; printf '%s\n' "$PASSWORD" > "$HOME_DIR/console-admin-password" )
+  else
+    log "console user admin already exists; set a new password with: courtguard-collector user passwd admin"
+  fi
+fi
+
+# 4. Enroll the local agent once, with a single-use token.
 if [ ! -f "$HOME_DIR/agent/credentials.json" ]; then
   TOKEN="$("$BIN/courtguard-collector" token create --uses 1 --expires 10m --note "local agent (scripts/up.sh)" --quiet)"
   "$BIN/courtguard-agent" enroll --collector "$URL" --token "$TOKEN" --ca "$CA"
 fi
 
-# 4. Start the agent unless it runs.
+# 5. Start the agent unless it runs.
 if ! is_running "$HOME_DIR/agent.pid"; then
   nohup "$BIN/courtguard-agent" run >> "$HOME_DIR/logs/agent.log" 2>&1 &
   echo $! > "$HOME_DIR/agent.pid"
@@ -99,6 +109,8 @@ is_running "$HOME_DIR/agent.pid" || { log "agent failed to start; see $HOME_DIR/
 cat <<MSG
 
 courtguard is running.
+  Console:        $URL/console/   user admin, password $(cat "$HOME_DIR/console-admin-password" 2>/dev/null || echo "(set with: courtguard-collector user passwd admin)")
+                  (the certificate is signed by the local CA $CA; trust it in the browser or accept it once)
   API:            $URL/api/v1/   (CA: $CA)
   Health:         $URL/healthz
   Admin API key:  $(cat "$HOME_DIR/admin-api-key")   (also in $HOME_DIR/admin-api-key)
