@@ -506,8 +506,15 @@ async def policies_page(request: Request) -> Response:
     return render(page, request, "policies.html", status=status)
 
 
-def _today() -> Any:
-    return utcnow().astimezone(SHANGHAI).date()
+async def _report(page: Page, request: Request) -> dict[str, Any] | Response:
+    """The report the query asks for, or the error page saying which parameter is wrong."""
+    today = utcnow().astimezone(SHANGHAI).date()
+    try:
+        summary: dict[str, Any] = await run_in_threadpool(
+            data.report, page.db, request.query_params, today)
+    except p.FilterError as exc:
+        return render(page, request, "error.html", 422, message=str(exc))
+    return summary
 
 
 @router.get("/console/reports")
@@ -515,10 +522,9 @@ async def reports_page(request: Request) -> Response:
     from collector.console.charts import bars, stacked_days
 
     page = await open_page(request, ALL_ROLES)
-    try:
-        summary = await run_in_threadpool(data.report, page.db, request.query_params, _today())
-    except p.FilterError as exc:
-        return render(page, request, "error.html", 422, message=str(exc))
+    summary = await _report(page, request)
+    if isinstance(summary, Response):
+        return summary
     t = page.t
     return render(
         page, request, "reports.html", report=summary,
@@ -535,10 +541,9 @@ async def report_csv(request: Request) -> Response:
     from collector.console.reports import to_csv
 
     page = await open_page(request, ALL_ROLES)
-    try:
-        summary = await run_in_threadpool(data.report, page.db, request.query_params, _today())
-    except p.FilterError as exc:
-        return render(page, request, "error.html", 422, message=str(exc))
+    summary = await _report(page, request)
+    if isinstance(summary, Response):
+        return summary
     name = f"courtguard-report-{summary['period']}-{summary['label']}.csv"
     return Response(to_csv(summary), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}"', **SECURITY_HEADERS})
