@@ -2,15 +2,19 @@
 
 ::
 
-    ws (agent)                       intra (collector, intranet services)
-      eth0 198.18.0.2/24  <──veth──>  i0 198.18.0.1/24 (+198.18.0.53 resolver)
-      usb0 198.51.100.2/24 <─veth─>  out: m0 198.51.100.1/24 ("the USB modem")
-                                       lo 203.0.113.10 (probe responder, web), 198.51.100.53 (DNS)
+    ws (agent)                         intra (collector, intranet services)
+      eth0 198.18.N.2/24  <──veth──>    iN 198.18.N.1/24; lo 198.18.0.1 (collector,
+                                        web), 198.18.0.53 (resolver)
+      usb0 198.51.100.2/24 <──veth──>  out: m0 198.51.100.1/24 ("the USB modem")
+                                        lo 203.0.113.10 (probe responder, web), 198.51.100.53
 
-Every namespace name carries a random suffix so parallel runs cannot
-collide; ``close`` deletes them all (which deletes their links too) and the
-``/etc/netns/<ws>`` directory used for the workstation's own /etc files.
-Nothing here is bridged to the machine's interfaces.
+The intranet (``Intranet``: namespace and collector) can be shared by the
+tests of a module, each with its own workstation and outside namespaces
+linked to it on a subnet of their own (``N``). Every namespace name carries a
+random suffix so parallel runs cannot collide; ``close`` deletes what it made
+(which deletes their links too) and the ``/etc/netns/<ws>`` directory used for
+the workstation's own /etc files. Nothing here is bridged to the machine's
+interfaces.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ MODEM_MAC = "02:c0:7e:00:00:01"
 PROBE_KEY = "e2e-probe-key-0123456789abcdef"
 
 
-def networks_policy(**changes: Any) -> dict[str, Any]:
+def networks_policy(gateway: str = "198.18.1.1", **changes: Any) -> dict[str, Any]:
     """The shipped networks policy with this topology's lists; ``settings`` and rule changes.
 
     Keyword arguments named after a rule id update that rule (``response``,
@@ -44,7 +48,7 @@ def networks_policy(**changes: Any) -> dict[str, Any]:
         court_intranet=["198.18.0.0/15"],
         court_intranet_v6=["fd00:cafe::/48"],
         approved_interfaces=["eth0"],
-        approved_gateways=["198.18.0.1"],
+        approved_gateways=[gateway],
         intranet_resolvers=["198.18.0.53"],
         intranet_zones=["court.test"],
         public_canaries=["192.0.2.1"],
@@ -58,14 +62,14 @@ def networks_policy(**changes: Any) -> dict[str, Any]:
     return data
 
 
-def write_policies(directory: Path, **changes: Any) -> Path:
-    """A policy directory: the project's other policies and ``networks_policy(**changes)``."""
+def write_policies(directory: Path, gateway: str = "198.18.1.1", **changes: Any) -> Path:
+    """A policy directory: the project's other policies and ``networks_policy(...)``."""
     directory.mkdir(parents=True, exist_ok=True)
     for shipped in POLICIES.glob("*.yaml"):
         if shipped.name != "networks.yaml":
             (directory / shipped.name).write_text(shipped.read_text())
     (directory / "networks.yaml").write_text(
-        yaml.safe_dump(networks_policy(**changes), allow_unicode=True)
+        yaml.safe_dump(networks_policy(gateway, **changes), allow_unicode=True)
     )
     return directory
 
@@ -74,10 +78,58 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=30, check=check)
 
 
+COLLECTOR_ADDRESS = "198.18.0.1"
+
+
+@dataclass
+class Intranet:
+    """The intranet namespace and its collector (on 198.18.0.1), shareable by several tests."""
+
+    home: Path
+    suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    collector: Collector | None = None
+    links: int = 0
+
+    @property
+    def netns(self) -> str:
+        return f"cgin-{self.suffix}"
+
+    def create(self) -> None:
+        sh("ip", "netns", "add", self.netns)
+        sh("ip", "-n", self.netns, "link", "set", "lo", "up")
+        for address in (f"{COLLECTOR_ADDRESS}/32", "198.18.0.53/32"):
+            sh("ip", "-n", self.netns, "addr", "add", address, "dev", "lo")
+
+    def start_collector(self) -> Collector:
+        self.collector = Collector(
+            home=self.home,
+            database_url=f"sqlite:///{self.home / 'collector.db'}",
+            netns=self.netns,
+            listen_host=COLLECTOR_ADDRESS,
+        )
+        self.collector.init()
+        self.collector.start()
+        return self.collector
+
+    def next_subnet(self) -> int:
+        self.links += 1
+        return self.links
+
+    def close(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
+        sh("ip", "netns", "del", self.netns, check=False)
+
+
 @dataclass
 class Topology:
+    """One workstation and one outside world, linked to an intranet (its own unless given)."""
+
+    intranet: Intranet | None = None
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     background: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    subnet: int = 1
+    own_intranet: bool = False
 
     @property
     def ws(self) -> str:
@@ -85,11 +137,16 @@ class Topology:
 
     @property
     def intra(self) -> str:
-        return f"cgin-{self.suffix}"
+        assert self.intranet is not None
+        return self.intranet.netns
 
     @property
     def out(self) -> str:
         return f"cgout-{self.suffix}"
+
+    @property
+    def gateway(self) -> str:
+        return f"198.18.{self.subnet}.1"
 
     @property
     def etc(self) -> Path:
@@ -116,11 +173,16 @@ class Topology:
         return process
 
     def create(self) -> None:
-        for name in (self.ws, self.intra, self.out):
+        if self.intranet is None:
+            self.intranet = Intranet(Path("."), suffix=self.suffix)  # home set by start_world
+            self.intranet.create()
+            self.own_intranet = True
+        self.subnet = self.intranet.next_subnet()
+        for name in (self.ws, self.out):
             sh("ip", "netns", "add", name)
-        self.etc.mkdir(parents=True, exist_ok=True)
-        for name in (self.ws, self.intra, self.out):
             self.ip(name, "link", "set", "lo", "up")
+        self.etc.mkdir(parents=True, exist_ok=True)
+        peer = f"i{self.suffix}"
         sh(
             "ip",
             "link",
@@ -132,27 +194,18 @@ class Topology:
             "veth",
             "peer",
             "name",
-            "i0",
+            peer,
             "netns",
             self.intra,
         )
-        self.ip(self.ws, "addr", "add", "198.18.0.2/24", "dev", "eth0")
+        self.ip(self.ws, "addr", "add", f"198.18.{self.subnet}.2/24", "dev", "eth0")
         self.ip(self.ws, "link", "set", "eth0", "up")
-        self.ip(self.intra, "addr", "add", "198.18.0.1/24", "dev", "i0")
-        self.ip(self.intra, "addr", "add", "198.18.0.53/32", "dev", "lo")
-        self.ip(self.intra, "link", "set", "i0", "up")
-        self.ip(self.ws, "route", "add", "default", "via", "198.18.0.1", "metric", "100")
-        self.ip(
-            self.intra,
-            "route",
-            "add",
-            "198.18.0.0/15",
-            "via",
-            "198.18.0.2",
-            "metric",
-            "200",
-            check=False,
-        )
+        self.ip(self.intra, "addr", "add", f"{self.gateway}/24", "dev", peer)
+        self.ip(self.intra, "link", "set", peer, "up")
+        self.ip(self.ws, "route", "add", "default", "via", self.gateway, "metric", "100")
+        # The intranet's own route, as on a real workstation: a modem's better default
+        # route must not take the path to the collector with it.
+        self.ip(self.ws, "route", "add", "198.18.0.0/15", "via", self.gateway)
         self.ip(self.out, "addr", "add", "203.0.113.10/32", "dev", "lo")
         self.ip(self.out, "addr", "add", "198.51.100.53/32", "dev", "lo")
 
@@ -198,37 +251,36 @@ class Topology:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        for name in (self.ws, self.intra, self.out):
+        for name in (self.ws, self.out):
             sh("ip", "netns", "del", name, check=False)
         shutil.rmtree(self.etc, ignore_errors=True)
+        if self.own_intranet and self.intranet is not None:
+            self.intranet.close()
 
 
 def start_world(
     topology: Topology, home: Path, agent_settings: dict[str, str] | None = None, **changes: Any
 ) -> tuple[Agent, Collector]:
-    """A collector in the intranet namespace (198.18.0.1) and an enrolled agent in the workstation.
+    """An enrolled agent in the workstation, reporting to the intranet's collector.
 
-    The caller stops both (agent first).
+    The intranet's collector is started here if it is not running yet. The
+    caller stops the agent; the intranet stops its collector when closed.
     """
-    policies = write_policies(home / "policies", **changes)
-    collector = Collector(
-        home=home,
-        database_url=f"sqlite:///{home / 'collector.db'}",
-        netns=topology.intra,
-        listen_host="198.18.0.1",
-    )
-    collector.init()
-    collector.start()
+    intranet = topology.intranet
+    assert intranet is not None
+    if intranet.collector is None:
+        intranet.home = home
+    collector = intranet.collector or intranet.start_collector()
+    policies = write_policies(home / "policies", topology.gateway, **changes)
     settings = {"policy_dir": str(policies), "detectors__outreach": "true", "hostname": "ws-e2e"}
     settings.update(agent_settings or {})
     agent = Agent(home=home / "ws", collector=collector, netns=topology.ws, settings=settings)
-    agent.home.mkdir(exist_ok=True)
+    agent.home.mkdir(parents=True, exist_ok=True)
     try:
         agent.enroll()
         agent.start()
     except BaseException:
         agent.stop()
-        collector.stop()
         raise
     return agent, collector
 

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.e2e.harness import BIN, Agent, Collector, wait_until
 from tests.e2e.netns import (
     MODEM_MAC,
     PROBE_KEY,
+    Intranet,
     Topology,
     networks_policy,
     require_root,
@@ -52,10 +54,22 @@ INTRANET_CHATTER = (
 )
 
 
-@pytest.fixture
-def topology() -> Iterator[Topology]:
+@pytest.fixture(scope="module")
+def intranet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Intranet]:
+    """One intranet namespace and collector for the module; each test links its own workstation."""
     require_root()
-    topo = Topology()
+    shared = Intranet(tmp_path_factory.mktemp("intranet"))
+    try:
+        shared.create()
+        shared.start_collector()
+        yield shared
+    finally:
+        shared.close()
+
+
+@pytest.fixture
+def topology(intranet: Intranet) -> Iterator[Topology]:
+    topo = Topology(intranet=intranet)
     try:
         topo.create()
         yield topo
@@ -63,28 +77,42 @@ def topology() -> Iterator[Topology]:
         topo.close()
 
 
-@pytest.fixture
-def world(tmp_path: Path, topology: Topology) -> Iterator[Callable[..., tuple[Agent, Collector]]]:
-    """Start the collector (intranet) and an agent (workstation) with a networks policy."""
-    started: list[Any] = []
+@dataclass
+class AgentEvents:
+    """The shared collector's events, narrowed to one test's agent."""
 
-    def start(**policy_changes: Any) -> tuple[Agent, Collector]:
+    collector: Collector
+    agent: Agent
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        filters: dict[str, Any] = {"agent_id": self.agent.agent_id, "limit": 1000}
+        if kind is not None:
+            filters["kind"] = kind
+        return self.collector.events(**filters)
+
+
+@pytest.fixture
+def world(tmp_path: Path, topology: Topology) -> Iterator[Callable[..., tuple[Agent, Any]]]:
+    """Start an agent in the workstation with a networks policy; its events at the collector."""
+    started: list[Agent] = []
+
+    def start(**policy_changes: Any) -> tuple[Agent, AgentEvents]:
         agent, collector = start_world(topology, tmp_path, **policy_changes)
-        started.extend([collector, agent])
-        return agent, collector
+        started.append(agent)
+        return agent, AgentEvents(collector, agent)
 
     yield start
-    for process in reversed(started):
-        process.stop()
+    for agent in started:
+        agent.stop()
 
 
-def outreach_events(collector: Collector, kind: str | None = None) -> list[dict[str, Any]]:
-    events = collector.events(kind=kind) if kind else collector.events()
+def outreach_events(collector: AgentEvents, kind: str | None = None) -> list[dict[str, Any]]:
+    events = collector.events(kind)
     return [e for e in events if e["kind"].startswith("outreach.")]
 
 
 def wait_event(
-    collector: Collector,
+    collector: AgentEvents,
     kind: str,
     where: Callable[[dict[str, Any]], bool] = lambda e: True,
     timeout: float = 20,
@@ -142,7 +170,7 @@ def test_intranet_life_raises_nothing(world: Any, topology: Topology) -> None:
     for _ in range(3):
         topology.run(topology.ws, sys.executable, "-c", INTRANET_CHATTER, check=True)
         assert intranet_web_status(topology) == "200"
-    time.sleep(3)
+    time.sleep(2)
     heartbeats = wait_until(lambda: collector.events(kind="agent.heartbeat"), 10, "heartbeats")
     assert heartbeats[0]["evidence"]["detectors"]["outreach"]["state"] == "ok"
     assert outreach_events(collector) == []
@@ -166,8 +194,15 @@ def test_plugged_modem_reports_link_address_route_and_probe(
     assert route["evidence"]["gateway"] == "198.51.100.1"
     probe = wait_event(collector, "outreach.probe")
     assert probe["severity"] == "critical" and probe["evidence"]["interface"] == "usb0"
-    time.sleep(6)  # one more probe round, through both interfaces
-    probes = collector.events(kind="outreach.probe")
+    # One round tries every interface at once and reports when all are done.
+    probes = wait_until(
+        lambda: (
+            len(collector.events(kind="outreach.probe")) >= 2
+            and collector.events(kind="outreach.probe")
+        ),
+        10,
+        "the TCP and DNS probe events",
+    )
     assert {p["evidence"]["interface"] for p in probes} == {"usb0"}
     assert {p["evidence"]["method"] for p in probes} == {"tcp", "dns"}
     hits = [json.loads(line) for line in log.read_text().splitlines()]
