@@ -62,8 +62,9 @@ class CollectorSettings(LayeredSettings):
     default_heartbeat_interval_s: float = Field(default=60.0, gt=0)
     #: How stale a served policy may be after another process published one.
     policy_refresh_s: float = Field(default=2.0, ge=0, le=300)
-    #: How long a checked agent credential is trusted on the policy poll (0: check every time).
-    identity_cache_s: float = Field(default=10.0, ge=0, le=300)
+    #: How long a checked agent credential (and its group) is trusted on the policy poll
+    #: (0: check every time). Longer than the agents' poll interval, or every poll reads it.
+    identity_cache_s: float = Field(default=300.0, ge=0, le=3600)
 
     #: Console: sign-out after this long without a request, and at the latest after the max.
     console_idle_timeout_s: float = Field(default=1800.0, ge=60)

@@ -181,3 +181,26 @@ def test_silent_monitor_follows_the_published_bundle(db: Database, signing: Path
                    created_at=NOW)
     monitor.reload_rule()
     assert (monitor.rule.missed_heartbeats, monitor.rule.policy_version) == (7, "1")
+
+
+def test_unchanged_poll_reads_nothing_from_the_store(
+    signed_client: TestClient, db: Database, signing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first poll, an unchanged poll is answered from memory: no credential read."""
+    import collector.api.auth as auth
+
+    who = enroll(signed_client, db)
+    publish(db, signing)
+    etag = get_policy(signed_client, who).headers["ETag"]
+    policies = signed_client.app.state.courtguard.policies
+    policies._refresh_s = 3600.0  # the test app re-reads the counter every poll; production 2 s
+    store_reads = policies.reads
+    reads: list[str] = []
+    real = auth.authenticate
+    monkeypatch.setattr(auth, "authenticate", lambda *a: reads.append("auth") or real(*a))
+    for _ in range(5):
+        assert get_policy(signed_client, who, etag).status_code == 304
+    assert reads == [] and policies.reads == store_reads
+    bad = EnrolledAgent(who.agent_id, "wrong-secret-" + "x" * 30, who.hostname)
+    assert get_policy(signed_client, bad).status_code == 401  # a wrong secret is never cached
+    assert reads == ["auth"]
