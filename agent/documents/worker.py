@@ -140,7 +140,7 @@ class ScanPool:
 
         return ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("forkserver"),
+            mp_context=multiprocessing.get_context("spawn"),  # die with us: see bytes_pool
             initializer=_init_worker,
             initargs=self.initargs,
         )
