@@ -31,7 +31,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -154,11 +154,13 @@ class OutreachSource:
                 log.warning(
                     "outreach: no CAP_NET_ADMIN; flows are not watched and no response runs"
                 )
-            self._tasks = [
-                asyncio.create_task(self._every_probe(), name="outreach-probe"),
-                asyncio.create_task(self._every_host_settings(), name="outreach-host"),
-                asyncio.create_task(self._every_accounting(), name="outreach-lost"),
-            ]
+            self._tasks.extend(
+                [
+                    asyncio.create_task(self._every_probe(), name="outreach-probe"),
+                    asyncio.create_task(self._every_host_settings(), name="outreach-host"),
+                    asyncio.create_task(self._every_accounting(), name="outreach-lost"),
+                ]
+            )
             self._schedule_change()
             while True:
                 yield await self.queue.get()
@@ -194,8 +196,13 @@ class OutreachSource:
             return
         self.policy = section
         if self.admin:
-            self._tasks.append(asyncio.create_task(self._start_filter()))
+            self._spawn(self._start_filter())
         self._schedule_change()
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` as a task the source cancels when it stops (finished ones are dropped)."""
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(work))
 
     def _put(self, observation: Any) -> None:
         try:
@@ -224,7 +231,7 @@ class OutreachSource:
             elif isinstance(message, OtherMessage):
                 changed = True
                 if message.kind in (80, 81):  # netconf: forwarding may have changed
-                    self._tasks.append(asyncio.create_task(self._check_sharing()))
+                    self._spawn(self._check_sharing())
         if changed:
             self._schedule_change()
 
@@ -236,7 +243,7 @@ class OutreachSource:
             self._sharing_handle.cancel()
         self._sharing_handle = asyncio.get_running_loop().call_later(
             CHANGE_DEBOUNCE_S,
-            lambda: self._tasks.append(asyncio.create_task(self._check_sharing())),
+            lambda: self._spawn(self._check_sharing()),
         )
 
     def _resync(self) -> None:
@@ -323,13 +330,12 @@ class OutreachSource:
         if self._probe_handle is not None:
             self._probe_handle.cancel()
         self._probe_handle = loop.call_later(
-            PROBE_DEBOUNCE_S, lambda: self._tasks.append(asyncio.create_task(self._probe_all()))
+            PROBE_DEBOUNCE_S, lambda: self._spawn(self._probe_all())
         )
 
     def _after_change(self) -> None:
-        self._tasks = [t for t in self._tasks if not t.done()]
         self._check_routes()
-        self._tasks.append(asyncio.create_task(self._respond()))
+        self._spawn(self._respond())
 
     def _check_routes(self) -> None:
         assert self.client is not None  # noqa: S101
