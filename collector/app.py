@@ -12,8 +12,10 @@ from fastapi import FastAPI
 
 from agent.calendar_cn import WorkCalendar
 from collector.account_correlation import AccountCorrelation
+from collector.alerting.links import load_link_key
+from collector.alerting.router import Router
 from collector.alerts.feed import AlertFeed
-from collector.api import documents, health, ingest, policy, queries
+from collector.api import alerting, documents, health, ingest, policy, queries
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
 from collector.console import web as console
@@ -21,6 +23,7 @@ from collector.console.auth import LoginThrottle
 from collector.console.data import work_calendar
 from collector.metrics import Metrics
 from collector.monitor import SilentMonitor
+from collector.policy.current import CurrentPolicy
 from collector.policy.serving import IdentityCache, PolicyCache
 from collector.policy.signing import serving_public_key
 from collector.retention import RetentionTask
@@ -64,6 +67,9 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         settings.retention_interval_s,
     )
     alert_feed = AlertFeed(database)
+    alerting_policy = CurrentPolicy(database, settings.effective_policy_dir)
+    link_key = load_link_key(settings.alert_link_secret, settings.data_dir)
+    router = Router(database, alerting_policy, settings.notify_channels, link_key, settings.url)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
     correlation = AccountCorrelation(
@@ -78,6 +84,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
             asyncio.create_task(correlation.run(), name="account-correlation"),
             asyncio.create_task(alert_feed.run(), name="alert-feed"),
         ]
+        if settings.alert_router:
+            tasks.append(asyncio.create_task(router.run(alert_feed), name="alert-router"))
         try:
             yield
         finally:
@@ -87,6 +95,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             checker.close(wait=True)
+            await asyncio.to_thread(router.close)
             database.dispose()
 
     app = FastAPI(
@@ -108,6 +117,9 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.retention = retention
     app.state.document_checker = checker
     app.state.account_correlation = correlation
+    app.state.alert_router = router
+    app.state.alerting_policy = alerting_policy
+    app.state.alert_link_key = link_key
     install_error_handlers(app)
     app.include_router(ingest.router)
     app.include_router(queries.router)
@@ -117,5 +129,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.include_router(documents.router)
     app.include_router(policy.agent_router)
     app.include_router(policy.admin_router)
+    app.include_router(alerting.admin)
+    app.include_router(alerting.public)
     app.include_router(health.router)
     return app

@@ -17,6 +17,7 @@ from typing import Any
 from agent.errors import CourtguardError
 from agent.events import utcnow
 from collector import probe_responder
+from collector.alerting.commands import add_alerting_commands
 from collector.commandline import command_store as _db
 from collector.commandline import print_table as _table
 from collector.console.commands import add_user_commands
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     kcreate.set_defaults(func=cmd_apikey_create)
 
     probe_responder.add_parser(sub)
+    add_alerting_commands(sub, common)
     return parser
 
 

@@ -17,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 from agent.events import MAX_BATCH_EVENTS
 from agent.layered_settings import LayeredSettings
 from collector.errors import ConfigError
+from collector.notify.config import ChannelSettings
 
 DEFAULT_CONFIG: Final = Path("/etc/courtguard/collector.toml")
 CONFIG_ENV: Final = "COURTGUARD_COLLECTOR_CONFIG"
@@ -76,6 +77,15 @@ class CollectorSettings(LayeredSettings):
     console_login_rate_per_min: int = Field(default=10, ge=1, le=10_000)
     #: Console: the language pages use until a user picks another (zh or en).
     console_language: Literal["zh", "en"] = "zh"
+
+    #: Notification channels by name (the alerting policy's receivers use them): type, URL,
+    #: secrets, rate limit, retries. See README, "Alerting" and docs/alerting.md.
+    notify_channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+    #: Key of the signed acknowledgement links; empty: data_dir/alert-link.key (made once).
+    #: Collector processes on different machines must share it.
+    alert_link_secret: str | None = None
+    #: Run the alert router in this process (one process at a time routes, by lease).
+    alert_router: bool = True
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -331,4 +331,5 @@ POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
 # Kinds whose models live beside their detector add themselves to POLICY_KINDS at the end
 # of their module; imported here, last, so whichever module is imported first, both finish.
 import agent.detectors.accounts.policy  # noqa: E402 (registers its kind)
-import agent.detectors.outreach.policy  # noqa: E402, F401 (registers its kind)
+import agent.detectors.outreach.policy  # noqa: E402 (registers its kind)
+import agent.policy.alerting  # noqa: E402, F401 (registers its kind)

@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -332,4 +334,129 @@ saved_filters = Table(
     Column("query", String(2000), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("user_id", "scope", "name"),
+)
+
+
+# -- alert routing, duty and notification delivery (docs/alerting.md) -----------------------
+
+#: Duty-office roster rows imported from CSV (``duty import``); they win over the policy.
+duty_assignments = Table(
+    "duty_assignments",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("shift_date", Date, nullable=False),
+    Column("shift", String(64), nullable=False),
+    Column("position", String(16), nullable=False),
+    Column("person", String(64), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Column("imported_by", String(100), nullable=False),
+    UniqueConstraint("shift_date", "shift", "position"),
+)
+
+#: Silences: matchers, a mandatory end and comment; never deleted, expired early instead.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("matchers", JSONDoc, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("comment", String(2000), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expired_at", UTCDateTime, nullable=True),
+    Column("expired_by", String(100), nullable=True),
+    Index("ix_silences_ends_at", "ends_at"),
+)
+
+#: One router works at a time: it holds this lease and the change cursor it has consumed.
+router_state = Table(
+    "router_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("owner", String(100), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("cursor", BigInteger, nullable=False, server_default="0"),
+)
+
+#: A notification group: alerts of one route with the same ``group_by`` labels.
+notify_groups = Table(
+    "notify_groups",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("route", String(64), nullable=False),
+    Column("receiver", String(64), nullable=False),
+    Column("labels", JSONDoc, nullable=False),
+    Column("flush_at", UTCDateTime, nullable=True),  # NULL: nothing new to send
+    Column("last_flush_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_notify_groups_flush_at", "flush_at"),
+)
+
+notify_group_alerts = Table(
+    "notify_group_alerts",
+    metadata,
+    Column("group_key", String(64), ForeignKey("notify_groups.key"), primary_key=True),
+    Column("alert_id", BigInteger, primary_key=True),
+    Column("pending", Boolean, nullable=False),  # not yet in a sent notification
+    Column("added_at", UTCDateTime, nullable=False),
+    Index("ix_notify_group_alerts_alert_id", "alert_id"),
+)
+
+#: Where each routed alert's escalation chain stands.
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("alert_id", BigInteger, primary_key=True),
+    Column("route", String(64), primary_key=True),
+    Column("chain", String(64), nullable=False),
+    Column("receiver", String(64), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("loop", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # waiting, acknowledged, stopped
+    Column("next_at", UTCDateTime, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_escalations_next_at", "next_at"),
+)
+
+#: The outbox: every message the router decided to send, until it was sent or gave up.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("receiver", String(64), nullable=False),
+    Column("channel_index", Integer, nullable=False, server_default="0"),
+    Column("reason", String(16), nullable=False),  # group, repeat, escalation, digest
+    Column("group_key", String(64), nullable=True),
+    Column("alert_ids", JSONDoc, nullable=False),
+    Column("persons", JSONDoc, nullable=False),
+    Column("message", JSONDoc, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, sending, sent, failed, digested
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("digest_id", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("sent_channel", String(64), nullable=True),
+    Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+#: Every delivery attempt with what the receiver answered.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("notification_id", BigInteger, ForeignKey("notifications.id"), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response", String(500), nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("duration_ms", Float, nullable=False),
+    Index("ix_deliveries_notification_id", "notification_id"),
 )

@@ -16,7 +16,8 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from agent.calendar_cn import KeyPeriod, WorkCalendar, make_calendar
+from agent.calendar_cn import WorkCalendar
+from agent.policy.calendar import CalendarSection
 from agent.policy.models import (
     POLICY_KINDS,
     LintProblem,
@@ -86,27 +87,6 @@ class AccountEntry(StrictModel):
         return self.group in groups
 
 
-class KeyPeriodEntry(StrictModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    start: date
-    end: date
-
-    @model_validator(mode="after")
-    def _ordered(self) -> KeyPeriodEntry:
-        if self.end < self.start:
-            raise ValueError(f"key period {self.name}: end {self.end} is before start {self.start}")
-        return self
-
-
-class CalendarSection(StrictModel):
-    """Site overrides of the statutory calendar (per year) and key periods (重点时期)."""
-
-    timezone: Literal["Asia/Shanghai"] = "Asia/Shanghai"
-    holidays: list[date] = Field(default_factory=list)
-    workdays: list[date] = Field(default_factory=list)
-    key_periods: list[KeyPeriodEntry] = Field(default_factory=list)
-
-
 class AccountsMatch(StrictModel):
     """Match terms of accounts rules; each rule uses the ones its description names."""
 
@@ -171,14 +151,7 @@ class AccountsPolicy(PolicyDocument):
                         problem = self.unknown_list(("roles", role_name, attr, position), value[1:])
                         if problem is not None:
                             problems.append(problem)
-        for day in sorted(set(self.calendar.holidays) & set(self.calendar.workdays)):
-            problems.append(
-                LintProblem(
-                    ("calendar", "workdays", self.calendar.workdays.index(day)),
-                    f"{day} is listed both as a holiday and as a workday",
-                    "keep the date in one of calendar.holidays and calendar.workdays",
-                )
-            )
+        problems.extend(self.calendar.lint(("calendar",)))
         return problems
 
     def expand(self, values: list[str]) -> list[str]:
@@ -193,11 +166,7 @@ class AccountsPolicy(PolicyDocument):
 
     @cached_property
     def work_calendar(self) -> WorkCalendar:
-        return make_calendar(
-            self.calendar.holidays,
-            self.calendar.workdays,
-            (KeyPeriod(p.name, p.start, p.end) for p in self.calendar.key_periods),
-        )
+        return self.calendar.work_calendar()
 
     def resolve(self, account: str, groups: frozenset[str] = frozenset()) -> Resolved | None:
         """The first entry selecting ``account`` (names before patterns before groups)."""

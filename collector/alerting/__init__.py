@@ -1,0 +1,1 @@
+"""Alert routing for the 24-hour duty: roster, routes, silences, escalation (docs/alerting.md)."""

@@ -1,0 +1,1 @@
+"""Notification channels (DingTalk, WeCom, e-mail, webhook, SMS) and the outbox that sends."""

@@ -1,0 +1,282 @@
+"""The outbox: queued notifications sent with rate limits, retries, fallback and a delivery log.
+
+Rows of ``notifications`` are written by the router in the transaction that
+decides them, so a collector that stops (or dies) sends what is pending when
+it comes back. ``send_due(now)``:
+
+- claims a due row by a conditional UPDATE (``pending``, or ``sending`` whose
+  lease ran out), so two collector processes never send the same row;
+- takes a token from the channel's bucket (robots accept about 20 messages a
+  minute); when more rows for one receiver and channel are due than there are
+  tokens, folds them into one digest (the originals become ``digested``,
+  pointing at it) instead of letting the queue grow or dropping any;
+- sends once, records the attempt in ``deliveries`` with the answer, then
+  marks the row ``sent``, or schedules a retry with exponential backoff, or
+  after ``max_attempts`` moves it to the receiver's next channel (fallback),
+  or ``failed`` when none is left.
+
+A process that dies between a receiver's answer and the record of it sends
+the message again after the lease (at least once, never lost).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import httpx
+import structlog
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from agent.policy.alerting import Receiver
+from collector.notify import channels
+from collector.notify.channels import Outcome
+from collector.notify.config import ChannelSettings
+from collector.notify.message import Message
+from collector.store.database import Database
+from collector.store.tables import deliveries, notifications
+
+log = structlog.get_logger("collector.notify")
+
+#: A claimed row's lease: longer than any channel's timeout.
+LEASE: Final = timedelta(seconds=180)
+BATCH: Final = 1000
+
+
+@dataclass
+class TokenBucket:
+    """``rate_per_minute`` tokens a minute, at most ``burst`` saved up."""
+
+    rate_per_minute: float
+    burst: int
+    tokens: float = -1.0
+    updated: datetime | None = None
+
+    def _refill(self, now: datetime) -> None:
+        if self.updated is None or self.tokens < 0:
+            self.tokens, self.updated = float(self.burst), now
+            return
+        elapsed = max(0.0, (now - self.updated).total_seconds())
+        self.tokens = min(float(self.burst), self.tokens + elapsed * self.rate_per_minute / 60)
+        self.updated = now
+
+    def available(self, now: datetime) -> int:
+        self._refill(now)
+        return int(self.tokens + 1e-9)
+
+    def take(self, now: datetime) -> bool:
+        self._refill(now)
+        if self.tokens + 1e-9 < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    def next_token_at(self, now: datetime) -> datetime:
+        self._refill(now)
+        missing = max(0.0, 1 - self.tokens)
+        return now + timedelta(seconds=missing * 60 / self.rate_per_minute)
+
+
+class _Contended(Exception):
+    """Another process claimed a row first."""
+
+
+_ROW: Final = select(
+    notifications.c.id, notifications.c.receiver, notifications.c.channel_index,
+    notifications.c.attempts, notifications.c.message, notifications.c.alert_ids,
+    notifications.c.persons, notifications.c.status,
+)
+
+
+def enqueue(conn: Connection, message: Message, now: datetime, alert_ids: list[int],
+            channel_index: int = 0) -> int:
+    """Queue ``message`` for its receiver inside the caller's transaction; returns the row id."""
+    row = conn.execute(
+        insert(notifications)
+        .values(
+            receiver=message.receiver, channel_index=channel_index, reason=message.reason,
+            group_key=message.group_key, alert_ids=alert_ids,
+            persons=[p.id for p in message.persons],
+            message=message.model_dump(mode="json"), status="pending", attempts=0,
+            next_attempt_at=now, created_at=now,
+        )
+        .returning(notifications.c.id)
+    ).one()
+    return int(row.id)
+
+
+@dataclass
+class Outbox:
+    db: Database
+    channels: Mapping[str, ChannelSettings]
+    owner: str
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(trust_env=False))
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    #: Called after each attempt (tests, metrics): (notification id, channel, outcome).
+    on_attempt: Callable[[int, str, Outcome], None] | None = None
+
+    def bucket(self, name: str) -> TokenBucket:
+        if name not in self.buckets:
+            settings = self.channels[name]
+            self.buckets[name] = TokenBucket(settings.rate_per_minute, settings.burst)
+        return self.buckets[name]
+
+    def send_due(self, now: datetime, receivers: Mapping[str, Receiver]) -> datetime | None:
+        """Send what is due; return when something next falls due (None: nothing queued)."""
+        due = self._due(now)
+        queues: dict[tuple[str, int], list[Any]] = {}
+        for row in due:
+            queues.setdefault((row.receiver, row.channel_index), []).append(row)
+        wake: list[datetime] = []
+        for (receiver_name, index), rows in queues.items():
+            receiver = receivers.get(receiver_name)
+            if receiver is None or index >= len(receiver.channels):
+                for row in rows:
+                    self._give_up(row, now, f"receiver {receiver_name!r} has no channel {index}")
+                continue
+            use = receiver.channels[index]
+            if use.channel not in self.channels:
+                for row in rows:
+                    self._record_and_advance(
+                        row, use.channel, now, Outcome(False, error=(
+                            f"channel {use.channel!r} is not configured (notify_channels)")),
+                        max_attempts=1, retry=(0, 0))
+                continue
+            bucket = self.bucket(use.channel)
+            if len(rows) > 1 and len(rows) > bucket.available(now):
+                rows = [self._digest(rows, now)]
+            for row in rows:
+                if not bucket.take(now):
+                    wake.append(bucket.next_token_at(now))
+                    break
+                self._attempt(row, use.channel, use.to, now)
+        upcoming = self._next_due(now)
+        if upcoming is not None:
+            wake.append(upcoming)
+        return min(wake) if wake else None
+
+    def _due(self, now: datetime) -> list[Any]:
+        c = notifications.c
+        with self.db.read() as conn:
+            return list(conn.execute(
+                _ROW.where(or_(
+                    and_(c.status == "pending", c.next_attempt_at <= now),
+                    and_(c.status == "sending", c.lease_until < now),
+                ))
+                .order_by(c.id)
+                .limit(BATCH)
+            ).all())
+
+    def _next_due(self, now: datetime) -> datetime | None:
+        c = notifications.c
+        with self.db.read() as conn:
+            value: datetime | None = conn.execute(
+                select(c.next_attempt_at).where(c.status == "pending")
+                .order_by(c.next_attempt_at).limit(1)
+            ).scalar()
+        return value
+
+    def _claim(self, conn: Connection, ids: list[int], now: datetime) -> int:
+        c = notifications.c
+        return conn.execute(
+            update(notifications)
+            .where(c.id.in_(ids), or_(c.status == "pending",
+                                      and_(c.status == "sending", c.lease_until < now)))
+            .values(status="sending", lease_until=now + LEASE)
+        ).rowcount
+
+    def _digest(self, rows: list[Any], now: datetime) -> Any:
+        """Fold ``rows`` into one new pending digest row; the originals point at it."""
+        messages = [Message.model_validate(row.message) for row in rows]
+        alerts: dict[int, Any] = {}
+        persons: dict[str, Any] = {}
+        replaces = 0
+        for message in messages:
+            for alert in message.alerts:
+                alerts.setdefault(alert.id, alert)
+            for person in message.persons:
+                persons.setdefault(person.id, person)
+            replaces += message.replaces or 1
+        first = messages[0]
+        digest = Message(
+            reason="digest", receiver=first.receiver, persons=list(persons.values()),
+            extra_to=sorted({t for m in messages for t in m.extra_to}),
+            alerts=list(alerts.values()), replaces=replaces, external_url=first.external_url,
+        )
+        ids = [row.id for row in rows]
+        try:
+            with self.db.write() as conn:
+                if self._claim(conn, ids, now) != len(ids):
+                    raise _Contended
+                digest_id = enqueue(conn, digest, now, sorted(alerts), rows[0].channel_index)
+                conn.execute(update(notifications).where(notifications.c.id.in_(ids))
+                             .values(status="digested", digest_id=digest_id, lease_until=None))
+                row = conn.execute(_ROW.where(notifications.c.id == digest_id)).one()
+        except _Contended:
+            return rows[0]  # another process took some of them: send one as it is
+        log.info("notifications folded into a digest", digest_id=digest_id, replaced=len(ids))
+        return row
+
+    def _attempt(self, row: Any, channel: str, extra_to: list[str], now: datetime) -> None:
+        with self.db.write() as conn:
+            if self._claim(conn, [row.id], now) != 1:
+                return
+        settings = self.channels[channel]
+        message = Message.model_validate(row.message)
+        started = time.perf_counter()
+        try:
+            outcome = channels.send(message, settings, self.client,
+                                    [*message.extra_to, *extra_to])
+        except Exception as exc:  # a rendering bug must not wedge the queue
+            log.exception("channel raised", channel=channel, notification_id=row.id)
+            outcome = Outcome(False, error=channels.excerpt(f"{type(exc).__name__}: {exc}"))
+        duration_ms = (time.perf_counter() - started) * 1000
+        self._record_and_advance(row, channel, now, outcome, settings.max_attempts,
+                                 (settings.retry_base_s, settings.retry_max_s), duration_ms)
+
+    def _record_and_advance(self, row: Any, channel: str, now: datetime, outcome: Outcome,
+                            max_attempts: int, retry: tuple[float, float],
+                            duration_ms: float = 0.0) -> None:
+        attempt = row.attempts + 1
+        c = notifications.c
+        with self.db.write() as conn:
+            conn.execute(insert(deliveries).values(
+                notification_id=row.id, channel=channel, attempt=attempt, at=now, ok=outcome.ok,
+                status_code=outcome.status_code, response=outcome.response,
+                error=outcome.error, duration_ms=duration_ms,
+            ))
+            if outcome.ok:
+                values: dict[str, Any] = {"status": "sent", "sent_at": now,
+                                          "sent_channel": channel, "attempts": attempt}
+            elif attempt < max_attempts:
+                base, ceiling = retry
+                delay = min(ceiling, base * 2 ** (attempt - 1))
+                values = {"status": "pending", "attempts": attempt,
+                          "next_attempt_at": now + timedelta(seconds=delay)}
+            else:
+                values = {"status": "pending", "attempts": 0,
+                          "channel_index": row.channel_index + 1, "next_attempt_at": now}
+            values["lease_until"] = None
+            conn.execute(update(notifications).where(c.id == row.id).values(**values))
+        if self.on_attempt is not None:
+            self.on_attempt(row.id, channel, outcome)
+        if not outcome.ok:
+            log.warning("notification delivery failed", notification_id=row.id, channel=channel,
+                        attempt=attempt, status_code=outcome.status_code, error=outcome.error)
+
+    def _give_up(self, row: Any, now: datetime, why: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(insert(deliveries).values(
+                notification_id=row.id, channel="-", attempt=row.attempts + 1, at=now, ok=False,
+                status_code=None, response=None, error=why[:500], duration_ms=0.0,
+            ))
+            conn.execute(update(notifications).where(notifications.c.id == row.id)
+                         .values(status="failed", lease_until=None))
+        log.error("notification undeliverable: every channel failed", notification_id=row.id,
+                  reason=why)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,276 @@
+"""Channels against real loopback receivers; the outbox's retries, fallback, digests, durability."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from agent.policy.alerting import ChannelUse, Receiver
+from collector.notify import channels
+from collector.notify.config import ChannelSettings
+from collector.notify.message import AlertItem, Contact, Message
+from collector.notify.outbox import Outbox, TokenBucket, enqueue
+from collector.store.database import Database
+from collector.store.tables import deliveries, notifications
+from tests.notify_receivers import robot, smtp_relay
+
+T0 = datetime(2026, 10, 1, 19, 0, tzinfo=UTC)  # 03:00 on 2 October in Beijing
+ZHANG = Contact(id="zhang_wei", name="张伟", mobile="13800000001", email="zw@court.example",
+                dingtalk_user_id="zhangwei", wecom_user_id="ZhangWei")
+
+
+def alert(n: int = 1, **extra: Any) -> AlertItem:
+    values: dict[str, Any] = {
+        "id": n, "fingerprint": f"{n:064x}", "status": "new", "rule_id": "accounts.tamper",
+        "kind": "account.tamper", "severity": "high", "host": f"ws-it-{n:03d}",
+        "account": "wb_zhang", "title": f"外包账号 wb_zhang 清除了登录日志（{n}）", "count": 2,
+        "first_seen": T0, "last_seen": T0, "ack_url": f"http://collector.test/api/v1/ack/{n}",
+    }
+    values.update(extra)
+    return AlertItem(**values)
+
+
+def message(n: int = 1, receiver: str = "duty", persons: list[Contact] | None = None) -> Message:
+    return Message(reason="group", receiver=receiver, group_key=f"g{n}",
+                   group_labels={"rule_id": "accounts.tamper"},
+                   persons=[ZHANG] if persons is None else persons, alerts=[alert(n)],
+                   external_url="http://collector.test")
+
+
+@pytest.fixture
+def http() -> Any:
+    with httpx.Client(trust_env=False) as client:
+        yield client
+
+
+def test_dingtalk_signed_markdown_with_mentions(http: httpx.Client) -> None:
+    with robot("dingtalk") as receiver:
+        settings = ChannelSettings(type="dingtalk", url=receiver.url, secret=receiver.secret)
+        outcome = channels.send(message(), settings, http, [])
+        assert outcome.ok, outcome
+        [got] = receiver.received
+        assert got.problem is None
+        assert got.body["at"]["atMobiles"] == ["13800000001"]
+        assert "@13800000001" in got.body["markdown"]["text"]
+        assert "外包账号 wb_zhang" in got.body["markdown"]["text"]
+
+
+def test_dingtalk_wrong_secret_is_refused_and_reported(http: httpx.Client) -> None:
+    with robot("dingtalk") as receiver:
+        settings = ChannelSettings(type="dingtalk", url=receiver.url,
+                                   secret="SECother")  # noqa: S106 - a test robot's secret
+        outcome = channels.send(message(), settings, http, [])
+        assert not outcome.ok
+        assert outcome.error == "errcode 310000"
+        assert "sign mismatch" in (outcome.response or "")
+
+
+def test_dingtalk_signature_is_url_quoted() -> None:
+    """A secret whose HMAC has + / = in base64 still verifies once the URL is decoded."""
+    sign = channels.dingtalk_sign("SECtest-secret+/=", 1_700_000_000_000)
+    assert "+" not in sign and "/" not in sign
+
+
+def test_wecom_markdown_with_mentions(http: httpx.Client) -> None:
+    with robot("wecom") as receiver:
+        settings = ChannelSettings(type="wecom", url=receiver.url)
+        assert channels.send(message(), settings, http, []).ok
+        [got] = receiver.accepted()
+        assert "<@ZhangWei>" in got.body["markdown"]["content"]
+
+
+def test_webhook_is_alertmanager_v4(http: httpx.Client) -> None:
+    with robot("webhook") as receiver:
+        settings = ChannelSettings(type="webhook", url=receiver.url)
+        assert channels.send(message(), settings, http, []).ok
+        [got] = receiver.accepted()
+        assert got.body["version"] == "4"
+        assert got.body["alerts"][0]["labels"]["alertname"] == "accounts.tamper"
+        assert got.body["alerts"][0]["fingerprint"] == f"{1:064x}"
+        assert got.body["commonLabels"]["severity"] == "high"
+
+
+@pytest.mark.parametrize("body_format", ["json", "form"])
+def test_sms_gateway_template(http: httpx.Client, body_format: str) -> None:
+    with robot("sms") as receiver:
+        settings = ChannelSettings(type="sms", url=receiver.url, body_format=body_format,
+                                   template="【值班】{title}|{text}|{link}")
+        assert channels.send(message(), settings, http, ["13900000000"]).ok
+        [got] = receiver.accepted()
+        assert got.body["mobiles"] == "13800000001,13900000000"
+        assert got.body["content"].startswith("【值班】【高危】新告警")
+        assert "http://collector.test/api/v1/ack/1" in got.body["content"]
+
+
+def test_sms_without_a_number_fails_clearly(http: httpx.Client) -> None:
+    settings = ChannelSettings(type="sms", url="http://127.0.0.1:9/sms")
+    outcome = channels.send(message(persons=[]), settings, http, [])
+    assert not outcome.ok and "no mobile" in (outcome.error or "")
+
+
+def test_email_over_starttls_to_the_relay(tmp_path: Path, http: httpx.Client) -> None:
+    with smtp_relay(tmp_path) as relay:
+        settings = ChannelSettings(type="email", smtp_host=relay.host, smtp_port=relay.port,
+                                   ca_file=relay.ca_file, sender="courtguard@court.example",
+                                   to=["audit@court.example"])
+        outcome = channels.send(message(), settings, http, [])
+        assert outcome.ok, outcome
+        [(envelope, mail)] = relay.inbox.messages
+        assert relay.inbox.tls_used == [True]
+        assert sorted(envelope.rcpt_tos) == ["audit@court.example", "zw@court.example"]
+        assert "新告警" in str(mail["Subject"])
+        assert "wb_zhang" in mail.get_payload(decode=True).decode()
+
+
+def test_email_refused_without_trusting_the_relay_certificate(tmp_path: Path,
+                                                               http: httpx.Client) -> None:
+    with smtp_relay(tmp_path) as relay:
+        settings = ChannelSettings(type="email", smtp_host=relay.host, smtp_port=relay.port)
+        outcome = channels.send(message(), settings, http, [])
+        assert not outcome.ok
+        assert "CERTIFICATE_VERIFY_FAILED" in (outcome.error or "")
+        assert relay.inbox.messages == []
+
+
+def test_token_bucket() -> None:
+    bucket = TokenBucket(rate_per_minute=12, burst=2)
+    assert bucket.take(T0) and bucket.take(T0) and not bucket.take(T0)
+    assert bucket.next_token_at(T0) == T0 + timedelta(seconds=5)
+    assert bucket.take(T0 + timedelta(seconds=5))
+
+
+# -- the outbox ------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def queue(db: Database, *messages: Message, now: datetime = T0) -> list[int]:
+    with db.write() as conn:
+        return [enqueue(conn, m, now, [a.id for a in m.alerts]) for m in messages]
+
+
+def rows(db: Database) -> dict[int, Any]:
+    with db.read() as conn:
+        return {r.id: r for r in conn.execute(select(notifications))}
+
+
+def attempts(db: Database, notification_id: int) -> list[Any]:
+    with db.read() as conn:
+        return list(conn.execute(select(deliveries).where(
+            deliveries.c.notification_id == notification_id).order_by(deliveries.c.id)))
+
+
+def test_500_three_times_then_200_delivers_once(db: Database) -> None:
+    with robot("dingtalk", script=[500, 500, 500]) as receiver:
+        settings = ChannelSettings(type="dingtalk", url=receiver.url, secret=receiver.secret,
+                                   retry_base_s=1, max_attempts=4, rate_per_minute=600, burst=5)
+        outbox = Outbox(db, {"robot": settings}, "test")
+        receivers = {"duty": Receiver(channels=[ChannelUse(channel="robot")])}
+        [nid] = queue(db, message())
+        clock = Clock(T0)
+        for _ in range(20):
+            outbox.send_due(clock.now, receivers)
+            clock.advance(1)
+        outbox.close()
+        assert len(receiver.received) == 4
+        assert len(receiver.accepted()) == 1
+        log = attempts(db, nid)
+        assert [(a.ok, a.status_code) for a in log] == [(False, 500)] * 3 + [(True, 200)]
+        assert "scripted failure" in log[0].response
+        # backoff: 1 s, 2 s, 4 s between the attempts
+        gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(log)]
+        assert gaps == [1, 2, 4]
+        assert rows(db)[nid].status == "sent"
+
+
+def test_falls_back_to_the_next_channel(db: Database) -> None:
+    with robot("wecom", script=[500] * 10) as broken, robot("sms") as sms:
+        outbox = Outbox(db, {
+            "robot": ChannelSettings(type="wecom", url=broken.url, max_attempts=2,
+                                     retry_base_s=0),
+            "sms": ChannelSettings(type="sms", url=sms.url),
+        }, "test")
+        receivers = {"duty": Receiver(channels=[ChannelUse(channel="robot"),
+                                                ChannelUse(channel="sms")])}
+        [nid] = queue(db, message())
+        for step in range(5):
+            outbox.send_due(T0 + timedelta(seconds=step), receivers)
+        outbox.close()
+        assert len(broken.received) == 2
+        assert len(sms.accepted()) == 1
+        assert [a.channel for a in attempts(db, nid)] == ["robot", "robot", "sms"]
+        assert rows(db)[nid].sent_channel == "sms"
+
+
+def test_every_channel_failing_ends_failed_and_logged(db: Database) -> None:
+    outbox = Outbox(db, {"dead": ChannelSettings(type="webhook", url="http://127.0.0.1:9/x",
+                                                 max_attempts=1, timeout_s=1)}, "test")
+    receivers = {"duty": Receiver(channels=[ChannelUse(channel="dead")])}
+    [nid] = queue(db, message())
+    for step in range(3):
+        outbox.send_due(T0 + timedelta(seconds=step), receivers)
+    outbox.close()
+    assert rows(db)[nid].status == "failed"
+    log = attempts(db, nid)
+    assert "ConnectError" in (log[0].error or "") and "no channel 1" in (log[-1].error or "")
+
+
+def test_pending_notifications_survive_a_restart(db: Database, settings: Any) -> None:
+    with robot("webhook") as receiver:
+        [nid] = queue(db, message())
+        db.dispose()  # the collector stopped before sending
+        again = Database.from_settings(settings)
+        outbox = Outbox(again, {"hook": ChannelSettings(type="webhook", url=receiver.url)}, "b")
+        outbox.send_due(T0, {"duty": Receiver(channels=[ChannelUse(channel="hook")])})
+        outbox.close()
+        assert len(receiver.accepted()) == 1
+        assert rows(again)[nid].status == "sent"
+        again.dispose()
+
+
+def test_500_in_a_minute_are_digested_none_lost(db: Database) -> None:
+    with robot("dingtalk") as receiver:
+        settings = ChannelSettings(type="dingtalk", url=receiver.url, secret=receiver.secret,
+                                   rate_per_minute=18, burst=2)
+        outbox = Outbox(db, {"robot": settings}, "test")
+        receivers = {"duty": Receiver(channels=[ChannelUse(channel="robot")])}
+        clock = Clock(T0)
+        ids: list[int] = []
+        for _second in range(60):  # 500 notifications over one minute, sent as they come
+            count = min(9, 500 - len(ids))
+            ids += queue(db, *(message(len(ids) + i) for i in range(count)), now=clock.now)
+            outbox.send_due(clock.now, receivers)
+            clock.advance(1)
+        for _ in range(30):
+            outbox.send_due(clock.advance(1), receivers)
+        outbox.close()
+        accepted = receiver.accepted()
+        in_first_minute = [r for r in accepted if r.at - accepted[0].at < 60]
+        assert len(in_first_minute) <= 20, len(in_first_minute)
+        everything = rows(db)
+        sent = {i for i, r in everything.items() if r.status == "sent"}
+        for nid in ids:
+            row = everything[nid]
+            while row.status == "digested":
+                row = everything[row.digest_id]
+            assert row.id in sent, f"notification {nid} ended {row.status}"
+            assert any(a.ok for a in attempts(db, row.id))
+        shown = {a["id"] for r in everything.values() if r.id in sent
+                 for a in r.message["alerts"]}
+        assert len(shown) == 500
+        with db.read() as conn:
+            assert conn.execute(select(func.count()).select_from(deliveries)).scalar() == len(
+                receiver.received)
