@@ -39,8 +39,8 @@ from collector.correlation.accounts import (
     dedup_key,
 )
 from collector.metrics import Metrics
-from collector.monitor import _files_signature
 from collector.periodic import run_periodically
+from collector.policy.current import files_signature
 from collector.store.database import Database
 from collector.store.events import insert_event
 from collector.store.tables import events
@@ -73,7 +73,7 @@ class AccountCorrelation:
         self._loaded_from: tuple[object, ...] | None = None
 
     def reload_policy(self) -> None:
-        signature = _files_signature(self.policy_dir)
+        signature = files_signature(self.policy_dir)
         if signature == self._loaded_from:
             return
         self._loaded_from = signature

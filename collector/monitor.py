@@ -35,6 +35,7 @@ from agent.policy.loader import load_policy_dir
 from agent.policy.models import PolicyDocument
 from collector.metrics import Metrics
 from collector.periodic import run_periodically
+from collector.policy.current import files_signature
 from collector.store.database import Database
 from collector.store.events import insert_event
 from collector.store.policies import latest_for_group, latest_version
@@ -195,7 +196,7 @@ class SilentMonitor:
                         self._from_bundle = True
             if self._from_bundle:
                 return
-        signature = _files_signature(self.policy_dir)
+        signature = files_signature(self.policy_dir)
         if signature == self._loaded_from:
             return
         try:
@@ -252,15 +253,3 @@ class SilentMonitor:
     async def run(self) -> None:
         """Check every ``interval_s`` until cancelled; a failed pass is logged, not fatal."""
         await run_periodically("silent-agent check", lambda: self.check(utcnow()), self.interval_s)
-
-
-def _files_signature(directory: Path | None) -> tuple[object, ...]:
-    """Path, name, size and mtime of each policy file: changes whenever a file does."""
-    if directory is None or not directory.is_dir():
-        return (directory,)
-    entries = sorted(
-        (path.name, stat.st_size, stat.st_mtime_ns)
-        for path in directory.glob("*.yaml")
-        for stat in (path.stat(),)
-    )
-    return (directory, *entries)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import date, time
 from typing import Annotated, ClassVar, Final, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from agent.calendar_cn import DayKind
 from agent.events import Severity
@@ -158,6 +158,11 @@ def _default_group_by() -> list[Label]:
 
 class Route(StrictModel):
     """First match wins, unless a matched route says ``continue``."""
+
+    # ``continue`` is a Python keyword: the field has another name, the files (and the
+    # canonical form signed into bundles) use the alias.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              serialize_by_alias=True)
 
     name: Name
     match: Matchers = Matchers()

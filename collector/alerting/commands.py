@@ -69,27 +69,17 @@ def _print_staff(policy: AlertingPolicy, staff: duty.DutyStaff | None, heading: 
     print_table(rows, ["岗位", "姓名", "手机", "来源"])
 
 
-def cmd_duty_now(args: argparse.Namespace, settings: CollectorSettings) -> None:
+def cmd_duty_show(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    """``duty now`` and ``duty next``: the shift covering the moment, or the one after it."""
     with _db(settings) as db:
         policy = _policy(settings, db)
-        moment = _moment(args.at)
-        current = duty.on_duty(policy, db, moment)
+        find = duty.on_duty if args.action == "now" else duty.next_on_duty
+        staff = find(policy, db, _moment(args.at))
         if args.json:
-            print(json.dumps(duty.describe(policy, current) if current else None,
+            print(json.dumps(duty.describe(policy, staff) if staff else None,
                              ensure_ascii=False, indent=2))
             return
-        _print_staff(policy, current, "当前值班")
-
-
-def cmd_duty_next(args: argparse.Namespace, settings: CollectorSettings) -> None:
-    with _db(settings) as db:
-        policy = _policy(settings, db)
-        upcoming = duty.next_on_duty(policy, db, _moment(args.at))
-        if args.json:
-            print(json.dumps(duty.describe(policy, upcoming) if upcoming else None,
-                             ensure_ascii=False, indent=2))
-            return
-        _print_staff(policy, upcoming, "下一班")
+        _print_staff(policy, staff, "当前值班" if args.action == "now" else "下一班")
 
 
 def cmd_duty_import(args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -151,12 +141,12 @@ def cmd_silence_expire(args: argparse.Namespace, settings: CollectorSettings) ->
 def add_alerting_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     duty_cmd = sub.add_parser("duty", help="the duty roster: who is on duty, import the sheet")
     actions = duty_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, func, text in (("now", cmd_duty_now, "who is on duty now (or --at)"),
-                             ("next", cmd_duty_next, "who takes the next shift")):
+    for name, text in (("now", "who is on duty now (or --at)"),
+                       ("next", "who takes the next shift")):
         parser = actions.add_parser(name, parents=[common], help=text)
         parser.add_argument("--at", default=None, help="ISO time, e.g. 2026-10-02T03:00+08:00")
         parser.add_argument("--json", action="store_true")
-        parser.set_defaults(func=func)
+        parser.set_defaults(func=cmd_duty_show)
     imp = actions.add_parser("import", parents=[common],
                              help="import the duty office's CSV (日期,班次,岗位,姓名)")
     imp.add_argument("file", type=Path, metavar="FILE")

@@ -19,6 +19,7 @@ from typing import Final
 from sqlalchemy import and_, delete, insert, select
 
 from agent.calendar_cn import SHANGHAI, WorkCalendar, local_time
+from agent.documents.extract import ExtractionError, decode_text
 from agent.policy.alerting import POSITION_NAMES, POSITIONS, AlertingPolicy, Shift
 from collector.errors import CollectorError
 from collector.store.database import Database
@@ -188,12 +189,9 @@ def parse_roster_csv(raw: bytes, policy: AlertingPolicy) -> list[ImportedRow]:
     if len(raw) > MAX_CSV_BYTES:
         raise DutyImportError(f"the sheet is larger than {MAX_CSV_BYTES} bytes; split it")
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = raw.decode("gb18030")
-        except UnicodeDecodeError as exc:
-            raise DutyImportError("the sheet is neither UTF-8 nor GB18030 text") from exc
+        text = decode_text(raw)
+    except ExtractionError as exc:
+        raise DutyImportError(f"值班表无法读取：{exc}") from exc
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None:

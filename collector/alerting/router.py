@@ -70,6 +70,8 @@ LEASE: Final = timedelta(seconds=20)
 MAX_SLEEP_S: Final = 1.0
 ROUTER_ACTOR: Final = Actor("router", via="router")
 OPEN: Final = ("new", "acknowledged", "in_progress")
+BATCH: Final = 1000
+FLUSH_CHUNK: Final = 200
 
 
 class LeaseLost(Exception):
@@ -285,29 +287,33 @@ class Router:
             if moved != 1:
                 raise LeaseLost("another router moved the cursor")
             rows = _alert_rows(conn, (change.alert_id for change in changes))
+            ids = sorted(rows)
+            chains: dict[int, dict[str, Any]] = {}
+            for chain in conn.execute(select(escalations).where(escalations.c.alert_id.in_(ids))):
+                chains.setdefault(chain.alert_id, {})[chain.route] = chain
+            grouped = set(conn.execute(
+                select(notify_group_alerts.c.alert_id)
+                .where(notify_group_alerts.c.alert_id.in_(ids))).scalars())
             handled: set[int] = set()
             for change in changes:
                 row = rows.get(change.alert_id)
                 if row is None or change.alert_id in handled:
                     continue
                 handled.add(change.alert_id)
-                self._route_alert(conn, ctx, row)
+                self._route_alert(conn, ctx, row, chains.get(row.id, {}), row.id in grouped)
         return len(changes)
 
-    def _route_alert(self, conn: Connection, ctx: Context, row: Any) -> None:
+    def _route_alert(self, conn: Connection, ctx: Context, row: Any,
+                     chains: Mapping[str, Any], grouped: bool) -> None:
         """Bring the router's state for one alert in line with the alert's current state."""
         now = ctx.now
-        chains = {r.route: r for r in conn.execute(
-            select(escalations).where(escalations.c.alert_id == row.id))}
-        grouped = conn.execute(select(notify_group_alerts.c.group_key)
-                               .where(notify_group_alerts.c.alert_id == row.id)).first()
         if row.status == "closed":
             conn.execute(update(escalations).where(escalations.c.alert_id == row.id)
                          .values(state="closed", next_at=None, updated_at=now))
             conn.execute(delete(notify_group_alerts)
                          .where(notify_group_alerts.c.alert_id == row.id))
             return
-        if grouped is None and not chains:
+        if not grouped and not chains:
             labels = alert_labels(row, ctx)
             for route in routes_for(ctx, labels):
                 self._join_group(conn, ctx, route, labels, row.id)
@@ -346,12 +352,9 @@ class Router:
                 due = max(now, group.last_flush_at + timedelta(seconds=route.group_interval_s))
             if group.flush_at is None or due < group.flush_at:
                 conn.execute(update(notify_groups).where(g.key == key).values(flush_at=due))
-        exists = conn.execute(select(notify_group_alerts.c.alert_id).where(
-            notify_group_alerts.c.group_key == key,
-            notify_group_alerts.c.alert_id == alert_id)).first()
-        if exists is None:
-            conn.execute(insert(notify_group_alerts).values(
-                group_key=key, alert_id=alert_id, pending=True, added_at=now))
+        # Only alerts in no group yet come here, and route names are unique: no duplicate.
+        conn.execute(insert(notify_group_alerts).values(
+            group_key=key, alert_id=alert_id, pending=True, added_at=now))
 
     # -- 2. groups ---------------------------------------------------------------------------
 
@@ -359,19 +362,28 @@ class Router:
         now = ctx.now
         g = notify_groups.c
         routes = {route.name: route for route in ctx.policy.routes}
-        with self.db.read() as conn:
-            due = conn.execute(select(notify_groups).where(g.flush_at <= now)
-                               .order_by(g.flush_at).limit(1000)).all()
-        for group in due:
-            with self.db.write() as conn:
-                self._flush(conn, ctx, group, routes.get(group.route))
+        while True:
+            with self.db.read() as conn:
+                due = conn.execute(select(notify_groups).where(g.flush_at <= now)
+                                   .order_by(g.flush_at).limit(BATCH)).all()
+            staff = on_duty(ctx.policy, self.db, now)
+            for start in range(0, len(due), FLUSH_CHUNK):
+                # Many groups per transaction: a commit (an fsync on SQLite) per group was
+                # what bounded the flush rate.
+                with self.db.write() as conn:
+                    active = silence_store.active_in(conn, now)
+                    for group in due[start:start + FLUSH_CHUNK]:
+                        self._flush(conn, ctx, group, routes.get(group.route), staff, active)
+            if len(due) < BATCH:
+                break
         with self.db.read() as conn:
             value: datetime | None = conn.execute(
                 select(g.flush_at).where(g.flush_at.is_not(None)).order_by(g.flush_at).limit(1)
             ).scalar()
         return value
 
-    def _flush(self, conn: Connection, ctx: Context, group: Any, route: Route | None) -> None:
+    def _flush(self, conn: Connection, ctx: Context, group: Any, route: Route | None,
+               staff: DutyStaff | None, active: list[silence_store.Silence]) -> None:
         now = ctx.now
         m = notify_group_alerts.c
         members = {r.alert_id: r.pending for r in conn.execute(
@@ -384,7 +396,7 @@ class Router:
             conn.execute(delete(notify_groups).where(notify_groups.c.key == group.key))
             return
         labels = {row.id: alert_labels(row, ctx) for row in open_rows}
-        muted = self.muted(conn, ctx, labels)
+        muted = self.muted(conn, ctx, labels, active)
         fresh = [row for row in open_rows if members[row.id] and row.id not in muted]
         unanswered = [row for row in open_rows if row.status == "new" and row.id not in muted]
         send = fresh if fresh else unanswered
@@ -393,9 +405,9 @@ class Router:
             # audit copy) only the receiver's fixed addressees.
             escalation = ctx.policy.escalations.get(route.escalation or "")
             position = escalation.steps[0].notify if escalation else None
-            staff = on_duty(ctx.policy, self.db, now) if escalation else None
             message = self._message(ctx, route.receiver, "group" if fresh else "repeat", send,
-                                    staff, position, group.key, dict(group.labels))
+                                    staff if escalation else None, position, group.key,
+                                    dict(group.labels))
             enqueue(conn, message, now, [row.id for row in send])
             if escalation is not None and route.escalation is not None:
                 for row in fresh:
@@ -407,10 +419,9 @@ class Router:
         conn.execute(update(notify_groups).where(notify_groups.c.key == group.key).values(
             last_flush_at=now, flush_at=now + timedelta(seconds=max(repeat, 1))))
 
-    def muted(self, conn: Connection, ctx: Context,
-              labels: Mapping[int, Mapping[str, str]]) -> set[int]:
+    def muted(self, conn: Connection, ctx: Context, labels: Mapping[int, Mapping[str, str]],
+              active: list[silence_store.Silence]) -> set[int]:
         """Alerts silenced now, or inhibited by an open alert with the same ``equal`` labels."""
-        active = silence_store.active_in(conn, ctx.now)
         muted = {i for i, values in labels.items()
                  if any(silence_store.covers(s, values) for s in active)}
         for rule in ctx.policy.inhibitions:
