@@ -325,9 +325,12 @@ class Router:
             if row.status == "new" and chain.state in ("acknowledged", "closed", "stopped"):
                 # Unacknowledged again, or re-opened: the chain starts over, now.
                 self._notify_step(conn, ctx, row, chain.route, chain.receiver, escalation, 0, 0)
-            elif row.status == "acknowledged" and chain.state == "closed":
-                self._notify_step(conn, ctx, row, chain.route, chain.receiver, escalation, 0, 0)
-            elif row.status == "acknowledged" and chain.state in ("waiting", "exhausted"):
+            elif row.status == "acknowledged" and chain.state in ("waiting", "exhausted",
+                                                                    "closed"):
+                if chain.state == "closed":
+                    # Re-opened (closed -> acknowledged): the duty hears of it again at once.
+                    self._notify_step(conn, ctx, row, chain.route, chain.receiver, escalation,
+                                      0, 0)
                 wait = (escalation.key_period_unacknowledged_after_s if ctx.key_period
                         else escalation.unacknowledged_after_s)
                 self._set_chain(conn, row.id, chain.route, state="acknowledged",

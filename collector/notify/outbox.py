@@ -153,6 +153,8 @@ class Outbox:
                     wake.append(bucket.next_token_at(now))
                     break
                 self._attempt(row, use.channel, use.to, now)
+        if len(due) == BATCH:
+            wake.append(now)  # more are due than one pass takes
         upcoming = self._next_due(now)
         if upcoming is not None:
             wake.append(upcoming)
@@ -174,7 +176,8 @@ class Outbox:
         c = notifications.c
         with self.db.read() as conn:
             value: datetime | None = conn.execute(
-                select(c.next_attempt_at).where(c.status == "pending")
+                # Rows already due wait for a token (in ``wake``): counting them would spin.
+                select(c.next_attempt_at).where(c.status == "pending", c.next_attempt_at > now)
                 .order_by(c.next_attempt_at).limit(1)
             ).scalar()
         return value

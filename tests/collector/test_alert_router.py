@@ -307,3 +307,20 @@ def test_every_delivery_attempt_is_listed(world: World, admin: dict[str, str]) -
     assert listed[0]["deliveries"][0]["response"].startswith('{"errcode": 0')
     with world.db.read() as conn:
         assert len(conn.execute(select(deliveries)).all()) == 1
+
+
+def test_reopened_alert_escalates_again(world: World) -> None:
+    alert_id = world.post("account.tamper", "accounts.tamper", account="wb_zhang", what="history")
+    world.tick(T0)
+    world.tick(T0 + timedelta(seconds=10))
+    assert len(world.robot_texts()) == 1
+    service.close(world.db, alert_id, service_actor(), "false_positive", "初判误报")
+    world.tick(T0 + timedelta(seconds=20))
+    world.tick(T0 + timedelta(seconds=400))  # a closed alert's chain does not go on
+    assert len(world.robot_texts()) == 1 and world.receivers.sms.received == []
+    service.reopen(world.db, alert_id, service_actor(), "复核后确认不是误报")
+    world.tick(T0 + timedelta(seconds=410))
+    texts = world.robot_texts()
+    assert len(texts) == 2 and "告警升级" in world.receivers.dingtalk.accepted()[-1].body[
+        "markdown"]["title"]
+    assert world.receivers.dingtalk.accepted()[-1].body["at"]["atMobiles"] == [NIGHT_OFFICER]
