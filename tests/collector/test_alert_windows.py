@@ -1,0 +1,57 @@
+"""Windows (named calendars) and route matching: pure, no store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from agent.policy.alerting import AlertingPolicy, Window
+from collector.alerting.router import Context, routes_for
+
+SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "alerting.yaml"
+
+
+def context(moment: str, **windows: Window) -> Context:
+    data = yaml.safe_load(SHIPPED.read_text())
+    policy = AlertingPolicy.model_validate(data)
+    policy = policy.model_copy(update={"windows": {**policy.windows, **windows}})
+    return Context(policy, policy.calendar.work_calendar(), datetime.fromisoformat(moment))
+
+
+def test_office_hours_follow_the_statutory_calendar() -> None:
+    office = "office_hours"
+    # A make-up workday (调休, Saturday 2026-10-10) counts; the National Day holiday does not.
+    ctx = context("2026-10-10T10:00:00+08:00")
+    assert ctx.in_window(ctx.policy.windows[office])
+    ctx = context("2026-10-02T10:00:00+08:00")
+    assert not ctx.in_window(ctx.policy.windows[office]) and ctx.key_period
+    ctx = context("2026-11-03T18:30:00+08:00")
+    assert not ctx.in_window(ctx.policy.windows[office]) and not ctx.key_period
+
+
+def test_a_night_window_spans_midnight_and_keeps_its_day() -> None:
+    nights = Window.model_validate({"days": ["workday"], "start": "18:00", "end": "08:30"})
+    # 02:00 on Wednesday belongs to Tuesday's night (a workday).
+    assert context("2026-11-04T02:00:00+08:00", nights=nights).in_window(nights)
+    # 02:00 on Monday belongs to Sunday's night: not a workday.
+    assert not context("2026-11-02T02:00:00+08:00", nights=nights).in_window(nights)
+    assert not context("2026-11-04T12:00:00+08:00", nights=nights).in_window(nights)
+
+
+def test_routes_first_match_and_continue_and_windows() -> None:
+    labels = {"kind": "account.tamper", "severity": "high", "rule_id": "accounts.tamper",
+              "host": "ws-1", "host_group": "court-a", "account": "wb_zhang",
+              "account_class": "maintenance", "fingerprint": "f", "key_period": "true"}
+    ctx = context("2026-10-02T03:00:00+08:00")
+    assert [r.name for r in routes_for(ctx, labels)] == ["copy-to-audit",
+                                                         "critical-in-key-periods"]
+    quiet = {**labels, "key_period": "false", "severity": "medium"}
+    assert [r.name for r in routes_for(ctx, quiet)] == ["contractors"]
+    data = yaml.safe_load(SHIPPED.read_text())
+    data["routes"][0]["active_outside"] = ["office_hours"]
+    policy = AlertingPolicy.model_validate(data)
+    in_office = Context(policy, policy.calendar.work_calendar(),
+                        datetime.fromisoformat("2026-11-03T10:00:00+08:00"))
+    assert "copy-to-audit" not in [r.name for r in routes_for(in_office, labels)]
