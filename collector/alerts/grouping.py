@@ -31,11 +31,12 @@ from datetime import datetime
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, case, func, insert, select
+from sqlalchemy import Connection, case, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import EVIDENCE_MODELS, Event, Severity
 from collector.store import audit
+from collector.store.tables import _ALERT_OPEN as ALERT_OPEN_PREDICATE
 from collector.store.tables import alert_changes, alert_events, alerts
 
 #: Events below this severity never make an alert.
@@ -157,7 +158,10 @@ def group_events(
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(
             index_elements=[alerts.c.fingerprint],
-            index_where=alerts.c.status != "closed",
+            # A literal, not a bound parameter: once psycopg prepares the statement (its
+            # sixth run on a connection) PostgreSQL cannot match a parameter to the partial
+            # index's predicate and refuses the upsert.
+            index_where=text(ALERT_OPEN_PREDICATE),
             set_={
                 "count": alerts.c.count + excluded.count,
                 "severity": greatest(alerts.c.severity, excluded.severity),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,8 +22,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from agent.events import Event, Severity
 from collector.alerting.router import Router
 from collector.alerts import service
+from collector.alerts.grouping import group_events
 from collector.app import create_app
 from collector.settings import CollectorSettings
 from collector.store.database import Database
@@ -324,3 +327,17 @@ def test_reopened_alert_escalates_again(world: World) -> None:
     assert len(texts) == 2 and "告警升级" in world.receivers.dingtalk.accepted()[-1].body[
         "markdown"]["title"]
     assert world.receivers.dingtalk.accepted()[-1].body["at"]["atMobiles"] == [NIGHT_OFFICER]
+
+
+def test_alerts_keep_opening_after_the_upsert_is_prepared(db: Database) -> None:
+    """psycopg prepares a statement on its sixth run on a connection: the upsert survives it."""
+    agent_id = uuid.uuid4()
+    with db.engine.connect() as conn:
+        for n in range(12):
+            made = Event(id=uuid.uuid4(), seq=None, time=T0, agent_id=agent_id, host="ws-1",
+                         kind="account.tamper", severity=Severity.HIGH, rule_id="accounts.tamper",
+                         policy_version=None, summary="外包账号清除了历史记录",
+                         evidence={"account": f"wb_{n}", "what": "history"})
+            with conn.begin():
+                [change] = group_events(conn, str(agent_id), [made], T0)
+            assert change.change == "opened"
