@@ -341,3 +341,49 @@ def test_alerts_keep_opening_after_the_upsert_is_prepared(db: Database) -> None:
             with conn.begin():
                 [change] = group_events(conn, str(agent_id), [made], T0)
             assert change.change == "opened"
+
+
+def test_500_alerts_in_a_minute_bounded_messages_none_lost(world: World,
+                                                           settings: CollectorSettings) -> None:
+    """One group per account, 500 accounts in a minute: the robot's 20 a minute, as digests."""
+    robot_rate = {**settings.notify_channels,
+                  "dingtalk": settings.notify_channels["dingtalk"].model_copy(
+                      update={"rate_per_minute": 18, "burst": 2})}
+    router = Router(world.db, world.router.policies, robot_rate, world.router.link_key,
+                    "http://testserver", clock=world.clock)
+    world.router.release()
+    start = WEEKDAY_NIGHT
+    router.tick(start - timedelta(seconds=1))
+    posted: set[int] = set()
+    for second in range(60):
+        batch = [event(world.agent.agent_id, world.seq + i + 1, kind="account.tamper",
+                       rule_id="accounts.tamper", severity="medium", host=world.agent.hostname,
+                       evidence={"account": f"wb_{world.seq + i}", "what": "history"})
+                 for i in range(9 if second < 55 else 1)][: 500 - len(posted)]
+        if batch:
+            assert post_events(world.client, world.agent, batch).status_code == 200
+            world.seq += len(batch)
+            posted |= {service.alert_of_event(world.db, e["id"]) for e in batch}
+        router.tick(world.clock.to(start + timedelta(seconds=second)))
+    for second in range(60, 240):
+        router.tick(world.clock.to(start + timedelta(seconds=second)))
+    router.close()
+    assert len(posted) == 500
+    requests = world.receivers.dingtalk.received
+    with world.db.read() as conn:
+        rows = {r.id: r for r in conn.execute(select(notifications))}
+        attempts = conn.execute(select(deliveries)).all()
+    robot_attempts = sorted(a.at for a in attempts if a.channel == "dingtalk")
+    for first in robot_attempts:  # any 60 s of the collector's clock: 20 at most
+        assert len([t for t in robot_attempts if first <= t < first + timedelta(seconds=60)]) <= 20
+    assert len(robot_attempts) < 100  # 500 alerts, a few dozen messages
+    sent_ok = {a.notification_id for a in attempts if a.ok}
+    shown: set[int] = set()
+    for row in rows.values():
+        final = row
+        while final.status == "digested":
+            final = rows[final.digest_id]
+        assert final.id in sent_ok, f"notification {row.id} ended {final.status}"
+        shown |= {a["id"] for a in final.message["alerts"]}
+    assert posted <= shown
+    assert len(attempts) == len(requests)  # every request the robot saw is in the log
