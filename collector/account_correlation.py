@@ -27,9 +27,7 @@ import structlog
 from sqlalchemy import select
 
 from agent.calendar_cn import local_time
-from agent.errors import PolicyError
 from agent.events import Event, Finding, utcnow
-from agent.policy.loader import load_policy_dir
 from agent.policy.models import PolicyDocument
 from collector.correlation.accounts import (
     INPUT_KINDS,
@@ -40,7 +38,7 @@ from collector.correlation.accounts import (
 )
 from collector.metrics import Metrics
 from collector.periodic import run_periodically
-from collector.policy.current import files_signature
+from collector.policy.current import CurrentPolicy
 from collector.store.database import Database
 from collector.store.events import insert_event
 from collector.store.tables import events
@@ -62,30 +60,27 @@ class AccountCorrelation:
     """The periodic pass; ``check(now)`` alone is what tests and one-shot callers use."""
 
     def __init__(
-        self, db: Database, metrics: Metrics, policy_dir: Path | None, interval_s: float
+        self,
+        db: Database,
+        metrics: Metrics,
+        policy: CurrentPolicy | Path | None,
+        interval_s: float,
     ) -> None:
         self.db = db
         self.metrics = metrics
-        self.policy_dir = policy_dir
+        self.policy_source = (
+            policy if isinstance(policy, CurrentPolicy) else CurrentPolicy(db, policy)
+        )
         self.interval_s = interval_s
         self.policy: PolicyDocument | None = None
         self.policy_version: str | None = None
-        self._loaded_from: tuple[object, ...] | None = None
 
     def reload_policy(self) -> None:
-        signature = files_signature(self.policy_dir)
-        if signature == self._loaded_from:
-            return
-        self._loaded_from = signature
-        if self.policy_dir is None:
-            return
-        try:
-            policies = load_policy_dir(self.policy_dir)
-        except PolicyError as exc:
-            log.error("policy unusable; keeping the last good accounts policy", error=str(exc))
-            return
-        self.policy = policies.section("accounts")
-        self.policy_version = policies.version
+        """The accounts section of the collector's current policy (bundle, else files)."""
+        policies = self.policy_source.get()
+        if policies is not None:
+            self.policy = policies.section("accounts")
+            self.policy_version = policies.version
 
     def check(self, now: datetime) -> list[Event]:
         """One pass; returns the events this process stored (others were already there)."""

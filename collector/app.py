@@ -58,8 +58,10 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     """An app serving ``settings``; it owns ``db`` (made from settings if not given)."""
     database = db if db is not None else Database.from_settings(settings)
     metrics = Metrics()
+    # One view of the policy the collector acts on, shared by every periodic part.
+    current_policy = CurrentPolicy(database, settings.effective_policy_dir)
     monitor = SilentMonitor(
-        database, metrics, settings.effective_policy_dir, settings.silent_check_interval_s,
+        database, metrics, current_policy, settings.silent_check_interval_s,
         settings.default_heartbeat_interval_s,
     )
     retention = RetentionTask(
@@ -67,13 +69,12 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         settings.retention_interval_s,
     )
     alert_feed = AlertFeed(database)
-    alerting_policy = CurrentPolicy(database, settings.effective_policy_dir)
     link_key = load_link_key(settings.alert_link_secret, settings.data_dir)
-    router = Router(database, alerting_policy, settings.notify_channels, link_key, settings.url)
+    router = Router(database, current_policy, settings.notify_channels, link_key, settings.url)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
     correlation = AccountCorrelation(
-        database, metrics, settings.effective_policy_dir, settings.account_correlation_interval_s
+        database, metrics, current_policy, settings.account_correlation_interval_s
     )
 
     @contextlib.asynccontextmanager
@@ -118,7 +119,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.document_checker = checker
     app.state.account_correlation = correlation
     app.state.alert_router = router
-    app.state.alerting_policy = alerting_policy
+    app.state.current_policy = current_policy
     app.state.alert_link_key = link_key
     install_error_handlers(app)
     app.include_router(ingest.router)

@@ -28,17 +28,14 @@ from typing import Any, Final
 import structlog
 from sqlalchemy import select, update
 
-from agent.errors import PolicyError
 from agent.events import Event, Severity, SilentEvidence, utcnow
-from agent.policy.bundle import parse_bundle, policy_set
-from agent.policy.loader import load_policy_dir
+from agent.policy.loader import PolicySet, load_policy_dir
 from agent.policy.models import PolicyDocument
 from collector.metrics import Metrics
 from collector.periodic import run_periodically
-from collector.policy.current import files_signature
+from collector.policy.current import CurrentPolicy
 from collector.store.database import Database
 from collector.store.events import insert_event
-from collector.store.policies import latest_for_group, latest_version
 from collector.store.tables import agents
 
 log = structlog.get_logger("collector.monitor")
@@ -161,49 +158,24 @@ def silent_event(agent: Liveness, rule: SilentRule, default_interval_s: float,
 class SilentMonitor:
     """Runs the check on a timer; ``check`` alone is what tests and one-shot callers use."""
 
-    def __init__(self, db: Database, metrics: Metrics, policy_dir: Path | None,
+    def __init__(self, db: Database, metrics: Metrics, policy: CurrentPolicy | Path | None,
                  interval_s: float, default_heartbeat_interval_s: float) -> None:
         self.db = db
         self.metrics = metrics
-        self.policy_dir = policy_dir
+        self.policy = policy if isinstance(policy, CurrentPolicy) else CurrentPolicy(db, policy)
         self.interval_s = interval_s
         self.default_heartbeat_interval_s = default_heartbeat_interval_s
         self.rule = SilentRule()
-        self._loaded_from: tuple[object, ...] | None = None
-        self._bundle_counter = 0
-        self._from_bundle = False
+        self._derived_from: PolicySet | None = None
         self.reload_rule()
 
     def reload_rule(self) -> None:
-        """Re-read the rule when the published bundles or the files changed.
-
-        A pass costs one primary-key read of the version counter and a stat per
-        file; a bundle is parsed only when the counter moved.
-        """
-        version = latest_version(self.db)
-        if version:
-            if version != self._bundle_counter:
-                self._bundle_counter = version
-                bundle = latest_for_group(self.db, None)
-                if bundle is not None:
-                    try:
-                        document = policy_set(parse_bundle(bundle.body)).section("agent")
-                    except PolicyError as exc:
-                        log.error("published bundle unusable; keeping the last silent rule",
-                                  version=bundle.version, error=str(exc))
-                    else:
-                        self.rule = silent_rule_from(document, str(bundle.version))
-                        self._from_bundle = True
-            if self._from_bundle:
-                return
-        signature = files_signature(self.policy_dir)
-        if signature == self._loaded_from:
+        """Derive the rule again when the collector's policy changed (``CurrentPolicy``)."""
+        policies = self.policy.get()
+        if policies is None or policies is self._derived_from:
             return
-        try:
-            self.rule = load_silent_rule(self.policy_dir)
-        except PolicyError as exc:
-            log.error("agent policy unusable; keeping the last good silent rule", error=str(exc))
-        self._loaded_from = signature
+        self._derived_from = policies
+        self.rule = silent_rule_from(policies.section("agent"), policies.version)
 
     def status_of(self, row: Mapping[str, Any], now: datetime) -> str:
         """online, silent, revoked or never_seen, decided with the rule this monitor applies."""

@@ -29,7 +29,7 @@ public = APIRouter()
 
 
 def _policy(request: Request) -> AlertingPolicy:
-    policies = request.app.state.alerting_policy.get()
+    policies = request.app.state.current_policy.get()
     document = policies.section("alerting") if policies is not None else None
     if not isinstance(document, AlertingPolicy):
         raise ApiError(404, "not_found", "no alerting policy is in force (policies/alerting.yaml)")

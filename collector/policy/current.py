@@ -9,6 +9,7 @@ when something changed.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import structlog
@@ -35,14 +36,26 @@ def files_signature(directory: Path | None) -> tuple[object, ...]:
 
 
 class CurrentPolicy:
+    """One per collector process, shared by every part that acts on policy.
+
+    ``get`` returns the same ``PolicySet`` object until something changed, so
+    a caller can compare identities to skip re-deriving its own state.
+    """
+
     def __init__(self, db: Database, policy_dir: Path | None) -> None:
         self.db = db
         self.policy_dir = policy_dir
         self.policies: PolicySet | None = None
         self._bundle_version = 0
         self._files: tuple[object, ...] | None = None
+        # Periodic passes call get() from worker threads at once.
+        self._lock = threading.Lock()
 
     def get(self) -> PolicySet | None:
+        with self._lock:
+            return self._get()
+
+    def _get(self) -> PolicySet | None:
         version = latest_version(self.db)
         if version:
             if version != self._bundle_version:

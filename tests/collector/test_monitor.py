@@ -79,7 +79,7 @@ def test_disabled_rule_makes_no_events(client: Any, agent: EnrolledAgent, tmp_pa
     assert not load_silent_rule(tmp_path).enabled
     post_events(client, agent, [heartbeat(agent.agent_id, 1)])
     monitor = client.app.state.monitor
-    monitor.policy_dir = tmp_path
+    monitor.policy.policy_dir = tmp_path
     assert monitor.check(datetime.now(UTC) + timedelta(hours=1)) == []
 
 
@@ -129,7 +129,7 @@ def test_monitor_rereads_the_policy_when_a_file_changes(client: Any, tmp_path: P
     )
     policy.write_text(text, encoding="utf-8")
     monitor = client.app.state.monitor
-    monitor.policy_dir = tmp_path
+    monitor.policy.policy_dir = tmp_path
     monitor.reload_rule()
     assert monitor.rule.missed_heartbeats == 4
     policy.write_text(text.replace("missed_heartbeats: 4", "missed_heartbeats: 6"), "utf-8")
