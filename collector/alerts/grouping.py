@@ -75,8 +75,9 @@ def _field(evidence: Any, path: str) -> Any:
 
 
 def account_of(event: Event) -> str | None:
+    """The evidence's ``account`` field when it is non-empty text (at most 256 characters)."""
     account = event.evidence.get("account")
-    return account if isinstance(account, str) and account else None
+    return account[:256] if isinstance(account, str) and account else None
 
 
 def fingerprint(event: Event) -> str:

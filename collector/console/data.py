@@ -25,7 +25,13 @@ from collector.monitor import SilentMonitor
 from collector.store import audit
 from collector.store.agents import list_agents
 from collector.store.database import Database
-from collector.store.events import EventFilter, count_events, get_event, query_events
+from collector.store.events import (
+    COUNT_CAP,
+    EventFilter,
+    count_events,
+    get_event,
+    query_events,
+)
 
 log = structlog.get_logger("collector.console")
 
@@ -92,6 +98,7 @@ def events_listing(
     result: dict[str, Any] = {"events": rows, "next_cursor": next_cursor}
     if counts:
         result["counts"] = count_events(db, where)
+        result["counts_cap"] = COUNT_CAP  # a count above this means "more than"
     return result
 
 

@@ -66,10 +66,18 @@ def when(params: Params, name: str, naive_zone: tzinfo) -> datetime | None:
     value = (params.get(name) or "").strip()
     if not value:
         return None
+    parsed: datetime | None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise FilterError(name, f"{value!r} is not a date and time like 2026-11-27T08:30") from None
+        # An unencoded "+08:00" arrives as " 08:00"; take it as the offset it was.
+        head, _, offset = value.rpartition(" ")
+        try:
+            parsed = datetime.fromisoformat(f"{head}+{offset}")
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise FilterError(name, f"{value!r} is not a date and time like 2026-11-27T08:30")
     return parsed.replace(tzinfo=naive_zone) if parsed.tzinfo is None else parsed
 
 

@@ -25,7 +25,12 @@ from sqlalchemy import Connection, Insert, String, and_, func, literal, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import Event, HeartbeatEvidence, Severity
-from collector.alerts.grouping import AlertChange, group_events
+from collector.alerts.grouping import (
+    ALERT_MIN_SEVERITY,
+    AlertChange,
+    account_of,
+    group_events,
+)
 from collector.errors import RefusedError
 from collector.store.database import Database
 from collector.store.filters import containing, equal_to, one_of, within
@@ -68,10 +73,10 @@ class EventFilter:
     text: str | None = None
 
 
-#: Rows per multi-row INSERT: 12 parameters each stays far below SQLite's 32766 and PG's 65535.
+#: Rows per multi-row INSERT: 13 parameters each stays far below SQLite's 32766 and PG's 65535.
 INSERT_CHUNK: Final = 500
 _COLUMNS: Final = ("id", "agent_id", "seq", "time", "received_at", "host", "kind", "severity",
-                   "rule_id", "policy_version", "summary", "evidence")
+                   "rule_id", "policy_version", "summary", "account", "evidence")
 
 
 def _insert_sql(dialect: str, rows: int) -> str:
@@ -106,7 +111,7 @@ def insert_new_events(
         params += (
             str(event.id), agent_id, event.seq, when(event.time), received, event.host,
             event.kind, event.severity.rank, event.rule_id, event.policy_version,
-            event.summary, orjson.dumps(event.evidence).decode(),
+            event.summary, account_of(event), orjson.dumps(event.evidence).decode(),
         )
     width = len(_COLUMNS)
     inserted: set[str] = set()
@@ -131,7 +136,7 @@ def _row(event: Event, agent_id: str, now: datetime) -> dict[str, Any]:
         "received_at": now, "host": event.host, "kind": event.kind,
         "severity": event.severity.rank, "rule_id": event.rule_id,
         "policy_version": event.policy_version, "summary": event.summary,
-        "evidence": event.evidence,
+        "account": account_of(event), "evidence": event.evidence,
     }
 
 
@@ -224,7 +229,7 @@ def event_conditions(where: EventFilter) -> list[Any]:
     if where.min_severity is not None:
         conditions.append(c.severity >= where.min_severity)
     if where.account:
-        conditions.append(c.evidence["account"].as_string() == where.account)
+        conditions.append(c.account == where.account)
     if where.statuses:
         linked = (
             select(alert_events.c.event_id)
@@ -261,14 +266,30 @@ def query_events(
         return [_public(row._mapping) for row in conn.execute(query)]
 
 
-def count_events(db: Database, where: EventFilter) -> dict[str, int]:
-    """How many events match ``where``, by severity."""
+#: Counts per severity stop here: a duty officer needs "more than 1,000", not the exact
+#: figure, and counting a million rows on every page view would cost more than the page.
+COUNT_CAP: Final = 1_000
+
+
+def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict[str, int]:
+    """How many events match ``where``, by severity, each at most ``cap`` (+1 means more).
+
+    One bounded query per severity the filter allows, so the work is at most
+    ``cap`` index entries each, however large the store.
+    """
     c = events.c
-    query = select(c.severity, func.count()).where(and_(True, *event_conditions(where)))
+    conditions = event_conditions(where)
     counts = {s.value: 0 for s in Severity}
     with db.read() as conn:
-        for severity, n in conn.execute(query.group_by(c.severity)):
-            counts[Severity.from_rank(severity).value] = n
+        for severity in Severity:
+            if (where.severities and severity.rank not in where.severities) or (
+                    where.min_severity is not None and severity.rank < where.min_severity) or (
+                    where.statuses and severity.rank < ALERT_MIN_SEVERITY.rank):
+                continue  # excluded by the filter; events below it never belong to an alert
+            matching = (select(literal(1)).where(c.severity == severity.rank, *conditions)
+                        .limit(cap + 1).subquery())
+            counts[severity.value] = conn.execute(
+                select(func.count()).select_from(matching)).scalar_one()
     return counts
 
 

@@ -164,11 +164,15 @@ events = Table(
     Column("policy_version", String(64), nullable=True),
     Column("summary", String(500), nullable=False),
     Column("evidence", JSONDoc, nullable=False),
+    #: The evidence's ``account`` field, copied at ingest so the console can filter on it.
+    Column("account", String(256), nullable=True),
     # Keyset pagination walks (time desc, id desc), alone or after one equality filter.
     Index("ix_events_time_id", "time", "id"),
     Index("ix_events_agent_id_time_id", "agent_id", "time", "id"),
     Index("ix_events_kind_time_id", "kind", "time", "id"),
     Index("ix_events_host_time_id", "host", "time", "id"),
+    Index("ix_events_severity_time_id", "severity", "time", "id"),
+    Index("ix_events_account_time_id", "account", "time", "id"),
 )
 
 sequence_gaps = Table(
@@ -256,6 +260,8 @@ alerts = Table(
     # The alert list walks (last_seen desc, id desc), alone or after a status filter.
     Index("ix_alerts_last_seen_id", "last_seen", "id"),
     Index("ix_alerts_status_last_seen_id", "status", "last_seen", "id"),
+    Index("ix_alerts_host_last_seen_id", "host", "last_seen", "id"),
+    Index("ix_alerts_account_last_seen_id", "account", "last_seen", "id"),
 )
 
 alert_events = Table(

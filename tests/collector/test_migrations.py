@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -21,4 +23,39 @@ def test_schema_matches_tables(db: Database) -> None:
 def test_upgrade_reaches_head(db: Database) -> None:
     """The database reports the head revision after upgrade, and a second upgrade is a no-op."""
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == migrate.head_revision() == "0004"
+    assert migrate.current_revision(db) == migrate.head_revision() == "0005"
+
+
+def test_account_backfilled_by_0005(database_url: str, request: Any) -> None:
+    """Events stored before 0005 get their evidence's account copied into the new column."""
+    import contextlib
+
+    import sqlalchemy as sa
+
+    from collector.settings import CollectorSettings
+    from tests.postgres import postgres_database
+
+    with contextlib.ExitStack() as stack:
+        if database_url.startswith("postgresql"):  # a fresh database, not the module's
+            database_url = stack.enter_context(
+                postgres_database(request.getfixturevalue("pg_server_url")))
+        store = Database.from_settings(CollectorSettings(database_url=database_url),
+                                       single_connection=True)
+        stack.callback(store.dispose)
+        migrate.upgrade(store, "0003")
+        assert migrate.current_revision(store) == "0003"
+        with store.write() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO agents (id, hostname, \"group\", enrolled_at, secret_hash) "
+                "VALUES ('a', 'h', 'g', '2026-01-01 00:00:00.000000', 'x')"))
+            for event_id, evidence in (("e1", '{"account": "wb_li"}'), ("e2", '{"n": 1}'),
+                                       ("e3", '{"account": 5}')):
+                conn.execute(sa.text(
+                    "INSERT INTO events (id, agent_id, time, received_at, host, kind, severity,"
+                    " summary, evidence) VALUES (:id, 'a', '2026-01-01 00:00:00.000000',"
+                    " '2026-01-01 00:00:00.000000', 'h', 'x.y', 1, 's', :evidence)"),
+                    {"id": event_id, "evidence": evidence})
+        migrate.upgrade(store)
+        with store.read() as conn:
+            rows = dict(conn.execute(sa.text("SELECT id, account FROM events")).all())
+        assert rows == {"e1": "wb_li", "e2": None, "e3": None}
