@@ -78,6 +78,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     options.add_experimental_option("prefs", {
         "download.default_directory": str(downloads), "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(10)  # find_element waits for the next page to have the element
     driver.downloads = downloads
     driver.shots = tmp_path / "screenshots"
     driver.shots.mkdir()
@@ -124,6 +125,17 @@ def seed(collector: Collector) -> None:
         assert response.status_code == 200, response.text
 
 
+def text_of(driver: Any, element_id: str) -> str:
+    """The element's text, or "" while the page is being replaced (a stale element)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return str(driver.find_element(By.ID, element_id).text)
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
+
+
 def sign_in(driver: Any, base: str, user: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -151,6 +163,7 @@ def test_console_in_a_browser(console: Collector, browser: Any) -> None:
     browser.get(f"{base}/console/events")
     browser.find_element(By.NAME, "rule_id").send_keys("custom.hostile")
     browser.find_element(By.ID, "apply-filter").click()
+    wait_until(lambda: "rule_id=custom.hostile" in browser.current_url, 10, "the filter to apply")
     rows = browser.find_elements(By.CSS_SELECTOR, "#events tbody tr")
     assert len(rows) == 1
     shot(browser, "03-events-filtered")
@@ -170,14 +183,13 @@ def test_console_in_a_browser(console: Collector, browser: Any) -> None:
     Select(browser.find_element(By.NAME, "action")).select_by_value("acknowledge")
     browser.find_element(By.NAME, "assignee").send_keys("zhang")
     browser.find_element(By.ID, "triage-apply").click()
-    wait_until(lambda: browser.find_elements(By.ID, "done"), 10, "acknowledge to finish")
-    assert browser.find_element(By.ID, "alert-assignee").text == "zhang"
+    wait_until(lambda: text_of(browser, "alert-assignee") == "zhang", 10,
+               "acknowledge to finish")
     Select(browser.find_element(By.NAME, "action")).select_by_value("close")
     Select(browser.find_element(By.NAME, "resolution")).select_by_value("false_positive")
     browser.find_element(By.NAME, "comment").send_keys("测试文书，当事人为虚构")
     browser.find_element(By.ID, "triage-apply").click()
-    wait_until(lambda: "已关闭" in browser.find_element(By.ID, "alert-status").text, 10,
-               "close to show")
+    wait_until(lambda: "已关闭" in text_of(browser, "alert-status"), 10, "close to show")
     shot(browser, "05-alert-closed")
 
     # the auditor: the audit trail shows the reviewer's close; the report downloads
