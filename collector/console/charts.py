@@ -34,7 +34,7 @@ def stacked_days(days: Sequence[str], series: Mapping[str, Sequence[int]],
     height, bottom = 200, 30
     totals = [sum(values[i] for values in series.values()) for i in range(len(days))]
     top = max(totals, default=0) or 1
-    step = max(8, (WIDTH - 40) // max(1, len(days)))
+    step = min(60, max(8, (WIDTH - 40) // max(1, len(days))))  # a lone day is no wall
     rects: list[dict[str, Any]] = []
     for i, day in enumerate(days):
         y = height - bottom

@@ -529,7 +529,8 @@ async def reports_page(request: Request) -> Response:
     return render(
         page, request, "reports.html", report=summary,
         per_day=stacked_days(summary["days"], summary["events_per_day"],
-                             {f: t(f"family.{f}") for f in summary["events_per_day"]}),
+                             {f: t(f"family.{f}") if i18n.has(f"family.{f}") else f
+                              for f in summary["events_per_day"]}),
         hosts_chart=bars([(r["host"], r["events"]) for r in summary["top_hosts"]]),
         rules_chart=bars([(r["rule"], r["events"]) for r in summary["top_rules"]]),
         csv_url=f"/console/reports.csv?{request.url.query}",
