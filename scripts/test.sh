@@ -21,4 +21,6 @@ cd "$COURTGUARD_ROOT"
 mkdir -p artifacts
 "$VENV/bin/python" -m ruff check agent collector tests bench
 "$VENV/bin/python" -m mypy agent collector
-exec "$VENV/bin/python" -m pytest "$@"
+# Most tests wait on subprocesses, sockets and namespaces rather than the CPU:
+# several workers keep both cores busy (COURTGUARD_TEST_WORKERS=0 runs in-process).
+exec "$VENV/bin/python" -m pytest -n "${COURTGUARD_TEST_WORKERS:-3}" "$@"
