@@ -186,7 +186,8 @@ class Shipper:
             self._drained.clear()
             self.wake()
             try:
-                await asyncio.wait_for(self._drained.wait(), max(0.0, deadline - self._clock()))
+                async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    await self._drained.wait()
             except TimeoutError:
                 return False
             # The loop may have looked at the spool before our last append committed.
@@ -195,8 +196,11 @@ class Shipper:
         return False
 
     async def _wait_wake(self, at_most_s: float) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
+        # arrives in the same loop turn as the wake, and the task then never stops.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), at_most_s)
+            async with asyncio.timeout(at_most_s):
+                await self._wake.wait()
         self._wake.clear()
 
     async def ship_once(self, client: httpx.AsyncClient) -> None:

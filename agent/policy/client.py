@@ -258,7 +258,8 @@ class PolicyClient:
                 self.skipped += 1
             jittered = self.interval_s * (0.9 + 0.2 * self._rng())
             try:
-                await asyncio.wait_for(self._wake.wait(), jittered)
+                async with asyncio.timeout(jittered):  # wait_for can lose a cancel on 3.11
+                    await self._wake.wait()
                 woken = True
             except TimeoutError:
                 woken = False

@@ -600,8 +600,11 @@ class Router:
                 sleep = MAX_SLEEP_S
                 if due is not None:
                     sleep = min(MAX_SLEEP_S, max(0.0, (due - self.clock()).total_seconds()))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel
+                # that lands with a change, and shutdown then waits forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(queue.get(), sleep)
+                    async with asyncio.timeout(sleep):
+                        await queue.get()
                 while not queue.empty():
                     queue.get_nowait()
 

@@ -80,8 +80,11 @@ class AlertFeed:
         self._loop = asyncio.get_running_loop()
         self.ready.set()
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel
+            # that lands with a wake, and shutdown then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                async with asyncio.timeout(self.poll_interval_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await _finished(self.deliver())

@@ -173,14 +173,14 @@ def test_collector_unreachable_at_start_uses_last_good(
     collector.policy = signer.bundle(with_missed(6), 5)
 
     async def first_run(daemon: Daemon) -> None:
-        await eventually(lambda: daemon.policy.version == "5", 5)
+        await eventually(lambda: daemon.policy.version == "5", 20)
 
     run(running_daemon(settings, collector, [], first_run))
     collector.reachable = False
     source, detector = SectionSource(), SectionDetector()
 
     async def second_run(daemon: Daemon) -> None:
-        await eventually(lambda: detector.seen, 5)
+        await eventually(lambda: detector.seen, 20)
         assert daemon.policy.version == "5"
         assert missed_of(detector.seen[0][1]) == 6
 

@@ -254,3 +254,22 @@ def test_audit_log_refuses_update_on_postgres(pg_database: str) -> None:
                 conn.execute(sa.text(statement))
     finally:
         engine.dispose()
+
+
+def test_the_feed_stops_when_cancelled_in_the_same_turn_as_a_wake(db: Database) -> None:
+    """On Python 3.11 asyncio.wait_for lost such a cancel and shutdown hung for good."""
+
+    async def scenario() -> bool:
+        feed = AlertFeed(db, poll_interval_s=30)
+        task = asyncio.create_task(feed.run())
+        await asyncio.wait_for(feed.ready.wait(), 10)
+        await asyncio.sleep(0.05)  # the feed is now waiting for a wake
+        feed._wake.set()
+        task.cancel()
+        done, _pending = await asyncio.wait({task}, timeout=5)
+        if not done:
+            task.cancel()  # let asyncio.run finish either way
+            return False
+        return task.cancelled()
+
+    assert asyncio.run(scenario())
