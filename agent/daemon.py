@@ -362,12 +362,14 @@ class Daemon:
             await self.emit(policy_rejected_finding(self.policy.section("agent"), outcome.evidence))
             return
         previous = self.policy.version
-        await self.apply_policy(outcome.policies)
-        self.policy_rejection = None
+        # Stored before applied: a stop cancels a thread job still queued behind others, and an
+        # applied version that was never stored would leave the next start on an older policy.
         try:
             await asyncio.to_thread(self.policy_client.keep, outcome)
         except OSError as exc:
             log.error("cannot store the last good policy bundle", error=str(exc))
+        await self.apply_policy(outcome.policies)
+        self.policy_rejection = None
         await self._moved_to(outcome.group)
         if self.spool is not None:
             drop = self._agent_rule("agent.spool-dropped")

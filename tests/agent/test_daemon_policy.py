@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from agent.daemon import Daemon
 from agent.detector import DetectorSpec, SourceContext
 from agent.events import Event, Finding, Severity
-from agent.policy.bundle import BUNDLE_FORMAT
+from agent.policy.bundle import BUNDLE_FORMAT, parse_bundle
 from agent.policy.client import last_good_path
 from agent.policy.loader import load_policy_dir
 from agent.policy.models import PolicyDocument
@@ -174,6 +174,9 @@ def test_collector_unreachable_at_start_uses_last_good(
 
     async def first_run(daemon: Daemon) -> None:
         await eventually(lambda: daemon.policy.version == "5", 20)
+        # Applied means stored: a stop at this moment must not lose the bundle.
+        stored = last_good_path(settings.data_dir).read_bytes().partition(b"\n")[2]
+        assert parse_bundle(stored).version == 5
 
     run(running_daemon(settings, collector, [], first_run))
     collector.reachable = False
