@@ -298,7 +298,8 @@ class Shipper:
             await self._back_off("collector answered 200 without a valid IngestResult")
             return
         acked = {str(i) for i in (*result.accepted, *result.duplicates)}
-        removed = await asyncio.to_thread(self.spool.ack, acked)
+        summary = f"ok: {len(result.accepted)} accepted, {len(result.duplicates)} duplicates"
+        removed = await asyncio.to_thread(self.spool.ack, acked, summary)
         if self._on_policy_hint is not None:
             self._on_policy_hint(result.policy_version)
         self.backoff.reset()
@@ -308,12 +309,6 @@ class Shipper:
         if left:
             log.warning("collector left events unacknowledged; resending them", count=left)
         log.debug("batch shipped", events=len(rows), acknowledged=removed)
-        await self._record(
-            "ok",
-            None,
-            ok=True,
-            summary=f"ok: {len(result.accepted)} accepted, {len(result.duplicates)} duplicates",
-        )
 
     async def _split_or_quarantine(self, rows: list[tuple[str, int, bytes]], reason: str) -> None:
         if len(rows) > 1:
@@ -369,10 +364,8 @@ class Shipper:
             status=detail,
         )
 
-    async def _record(
-        self, result: str, error: str | None, ok: bool = False, summary: str | None = None
-    ) -> None:
-        await asyncio.to_thread(self.spool.record_ship, summary or result, error, ok)
+    async def _record(self, result: str, error: str | None) -> None:
+        await asyncio.to_thread(self.spool.record_ship, result, error)
 
 
 def _error_body(response: httpx.Response) -> ErrorBody | None:

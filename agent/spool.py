@@ -53,6 +53,8 @@ SCHEMA_VERSION: Final = 1
 QUARANTINE_MAX_BYTES: Final = 4 * 1024 * 1024
 WAL_MAX_BYTES: Final = 4 * 1024 * 1024
 PAGE_BYTES: Final = 4096
+#: Free pages worth returning to the file system once the spool has drained.
+VACUUM_FREE_BYTES: Final = 1024 * 1024
 BUSY_TIMEOUT_S: Final = 10.0
 _CHUNK: Final = 500  # ids per statement, well under SQLite's parameter limit
 
@@ -171,17 +173,28 @@ class Spool:
             self._set(db, "drop_rule_id", rule_id)
             self._set(db, "policy_version", policy_version)
 
-    def ack(self, ids: Iterable[uuid.UUID | str]) -> int:
-        """Delete acknowledged events; returns how many were still here."""
+    def ack(self, ids: Iterable[uuid.UUID | str], shipped: str | None = None) -> int:
+        """Delete acknowledged events; returns how many were still here.
+
+        ``shipped`` is the shipper's summary of the successful send, recorded as
+        ``record_ship`` would, in the same transaction: one commit per batch, not two.
+        """
         keys = [str(i) for i in ids]
         with self._tx() as db:
             count, _ = self._remove(db, keys)
             if count:
                 self._emit_drop_report_if_due(db)
+            if shipped is not None:
+                self._record_ship(db, shipped, None, ok=True)
             empty = self._get(db, "depth", 0) == 0
         if empty and count:
             with self._guard():
-                self._db.execute("PRAGMA incremental_vacuum")
+                free_pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+                # Give disk back after a backlog, not after every small batch (a write each).
+                if free_pages * PAGE_BYTES >= VACUUM_FREE_BYTES:
+                    # Through execute() this pragma frees a single page (one VM step);
+                    # executescript runs it to completion.
+                    self._db.executescript("PRAGMA incremental_vacuum;")
         return count
 
     def quarantine(self, ids: Iterable[uuid.UUID | str], reason: str) -> int:
@@ -204,13 +217,18 @@ class Spool:
 
     def record_ship(self, result: str, error: str | None = None, ok: bool = False) -> None:
         """Remember the shipper's last outcome so ``status`` can show it."""
-        now = datetime.now(UTC).isoformat()
         with self._tx() as db:
-            self._set(db, "last_ship_at", now)
-            self._set(db, "last_ship_result", result)
-            self._set(db, "last_ship_error", error)
-            if ok:
-                self._set(db, "last_ship_ok_at", now)
+            self._record_ship(db, result, error, ok)
+
+    def _record_ship(
+        self, db: sqlite3.Connection, result: str, error: str | None, ok: bool
+    ) -> None:
+        now = datetime.now(UTC).isoformat()
+        self._set(db, "last_ship_at", now)
+        self._set(db, "last_ship_result", result)
+        self._set(db, "last_ship_error", error)
+        if ok:
+            self._set(db, "last_ship_ok_at", now)
 
     # -- reading ---------------------------------------------------------------
 

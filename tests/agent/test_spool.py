@@ -293,3 +293,26 @@ def test_append_before_enrollment_is_refused(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", agent_id=None, host="ws", max_bytes=1 << 20)
     with spool, pytest.raises(SpoolError, match="enrolled"):
         spool.append([finding()])
+
+
+def test_ack_records_the_send_in_the_same_commit(open_spool: Callable[..., Spool]) -> None:
+    spool = open_spool()
+    events = spool.append([finding(index=i) for i in range(3)])
+    spool.record_ship("retrying", "cannot reach the collector")
+    assert spool.ack([e.id for e in events], "ok: 3 accepted, 0 duplicates") == 3
+    stats = spool.stats()
+    assert stats.last_ship_result == "ok: 3 accepted, 0 duplicates"
+    assert stats.last_ship_error is None and stats.last_ship_ok_at == stats.last_ship_at
+
+
+def test_drained_backlog_gives_its_pages_back(open_spool: Callable[..., Spool]) -> None:
+    """After a backlog drains, its free pages are returned to the file system."""
+    spool = open_spool(max_bytes=16 * 1024 * 1024)
+
+    def free_bytes() -> int:
+        with spool._guard():
+            return int(spool._db.execute("PRAGMA freelist_count").fetchone()[0]) * 4096
+
+    backlog = spool.append([finding(index=i, padding=2000) for i in range(1000)])
+    assert spool.ack([e.id for e in backlog]) == 1000
+    assert free_bytes() < 64 * 1024
