@@ -17,6 +17,7 @@ input. Lines come from the real programs: see the fixtures' README.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -105,7 +106,14 @@ LOGIN_SERVICES: Final = frozenset(
 )
 
 
-def parse_syslog_line(line: str, *, year: int | None = None, tz: tzinfo = UTC) -> AuthRecord | None:
+#: Whether a record with this actor and target matters to the caller; asked before the
+#: record is built, so the many lines about nobody of interest cost no validation.
+Concerns = Callable[[str | None, str | None], bool]
+
+
+def parse_syslog_line(
+    line: str, *, year: int | None = None, tz: tzinfo = UTC, concerns: Concerns | None = None
+) -> AuthRecord | None:
     """One syslog-file line; a BSD timestamp takes ``year`` (default: this year) and ``tz``."""
     line = line.rstrip("\r\n")[:MAX_LINE]
     match = _RFC3339.match(line)
@@ -118,16 +126,21 @@ def parse_syslog_line(line: str, *, year: int | None = None, tz: tzinfo = UTC) -
         match = _BSD.match(line)
         if match is None:
             return None
-        try:
-            stamp = datetime.strptime(
-                f"{year or datetime.now(tz).year} {' '.join(match['ts'].split())}",
-                "%Y %b %d %H:%M:%S",
-            )
-        except ValueError:
+        stamp = _bsd_stamp(year or datetime.now(tz).year, match["ts"])
+        if stamp is None:
             return None
         when = stamp.replace(tzinfo=tz)
     pid = int(match["pid"]) if match["pid"] else None
-    return parse_message(match["prog"], pid, match["msg"], when, match["host"], line)
+    return parse_message(match["prog"], pid, match["msg"], when, match["host"], line, concerns)
+
+
+@functools.lru_cache(maxsize=64)
+def _bsd_stamp(year: int, stamp: str) -> datetime | None:
+    """A BSD syslog time as naive local time; cached, since a busy log repeats each second."""
+    try:
+        return datetime.strptime(f"{year} {' '.join(stamp.split())}", "%Y %b %d %H:%M:%S")
+    except ValueError:
+        return None
 
 
 def parse_json_object(line: str | bytes) -> dict[str, Any] | None:
@@ -139,7 +152,9 @@ def parse_json_object(line: str | bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def parse_journal_entry(line: str | dict[str, Any]) -> AuthRecord | None:
+def parse_journal_entry(
+    line: str | dict[str, Any], concerns: Concerns | None = None
+) -> AuthRecord | None:
     """One ``journalctl -o json`` line (or its decoded object)."""
     entry = parse_json_object(line) if isinstance(line, str) else line
     if entry is None:
@@ -155,18 +170,27 @@ def parse_journal_entry(line: str | dict[str, Any]) -> AuthRecord | None:
         return None
     host = str(entry.get("_HOSTNAME", ""))
     raw = f"{program}[{pid}]: {message}" if pid else f"{program}: {message}"
-    return parse_message(program, pid, message[:MAX_LINE], when, host, raw)
+    return parse_message(program, pid, message[:MAX_LINE], when, host, raw, concerns)
 
 
 def parse_message(
-    program: str, pid: int | None, message: str, when: datetime, host: str, raw: str = ""
+    program: str,
+    pid: int | None,
+    message: str,
+    when: datetime,
+    host: str,
+    raw: str = "",
+    concerns: Concerns | None = None,
 ) -> AuthRecord | None:
-    """Read one message of a known program; None when it says nothing the detector uses."""
+    """Read one message of a known program; None when it says nothing the detector uses,
+    or nothing about anyone ``concerns`` cares for."""
     parser = _PROGRAMS.get(program.lower())
     fields = parser(message) if parser is not None else None
     if fields is None and message.startswith("pam_unix("):
         fields = _pam(message)
     if fields is None:
+        return None
+    if concerns is not None and not concerns(fields.get("actor"), fields.get("target")):
         return None
     values = {k: (v[:4096] if isinstance(v, str) else v) for k, v in fields.items()}
     values.update(time=when, host=host[:256], program=program[:256], pid=pid, raw=raw[:4096])

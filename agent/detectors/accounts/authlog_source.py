@@ -17,7 +17,11 @@ has handled it: each batch of records is followed by a ``Checkpoint`` that the
 source commits only once everything before it has been evaluated and its
 findings spooled (the daemon pulls the next observation only then). A stop or
 crash therefore never skips a line; a crash between spooling and the commit
-can repeat the lines of that one batch. Rotation (a new inode
+can repeat the lines of that one batch. Lines that were all filtered out
+(staff and system lines, most of a busy log) move the cursor at most every
+``IDLE_CHECKPOINT_S`` (``CheckpointPacer``): reading them again after a crash
+costs a little CPU and yields nothing, while saving the cursor after every
+poll or journal entry cost a file write each time. Rotation (a new inode
 at the path) reads what was left in the renamed file first when it can be
 found (``<path>.1``); a file that shrank in place was truncated, which is a
 tampering signal, reported as such. On the very first start there is no
@@ -31,6 +35,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,11 +45,12 @@ from typing import Any, Final
 import structlog
 
 from agent.detectors.accounts.authlog_parser import (
+    Concerns,
     parse_journal_entry,
     parse_json_object,
     parse_syslog_line,
 )
-from agent.detectors.accounts.observations import AgentTampered, AuthRecord
+from agent.detectors.accounts.observations import AgentTampered
 
 log = structlog.get_logger("courtguard.accounts.authlog")
 
@@ -70,14 +76,12 @@ IDENTIFIERS: Final = (
     "polkitd",
 )
 MAX_READ: Final = 4 * 1024 * 1024
+IDLE_CHECKPOINT_S: Final = 10.0
 
 Emit = Callable[[Any], None]
-#: Which parsed records to hand on; the source keeps only those naming a contractor, so
-#: staff and system lines never cross to the event loop.
-Keep = Callable[[AuthRecord], bool]
 
 
-def _keep_all(record: AuthRecord) -> bool:
+def _keep_all(actor: str | None, target: str | None) -> bool:
     return True
 
 
@@ -98,14 +102,37 @@ class Checkpoint:
         _write_atomically(self.path, self.text)
 
 
+class CheckpointPacer:
+    """When to hand on a cursor: at once after anything was handed on, else now and then.
+
+    After kept records the checkpoint must follow them (so they are never read
+    twice); after lines that were all filtered out it may wait ``idle_s``.
+    """
+
+    def __init__(
+        self, idle_s: float = IDLE_CHECKPOINT_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.idle_s = idle_s
+        self._clock = clock
+        self._last: float | None = None
+
+    def due(self, handed_on: bool) -> bool:
+        now = self._clock()
+        if handed_on or self._last is None or now - self._last >= self.idle_s:
+            self._last = now
+            return True
+        return False
+
+
 class JournalFollower:
     """``journalctl -f`` as a child process; ``usable()`` says whether this host has a journal."""
 
-    def __init__(self, cursor_file: Path, host: str, keep: Keep = _keep_all) -> None:
+    def __init__(self, cursor_file: Path, host: str, keep: Concerns = _keep_all) -> None:
         self.cursor_file = cursor_file
         self.host = host
         self.keep = keep
         self.process: subprocess.Popen[bytes] | None = None
+        self.pacer = CheckpointPacer()
 
     @staticmethod
     def usable() -> bool:
@@ -136,6 +163,7 @@ class JournalFollower:
             argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
         assert self.process.stdout is not None  # noqa: S101 (PIPE was asked for)
+        pending: str | None = None
         try:
             for line in self.process.stdout:
                 if stop.is_set():
@@ -143,17 +171,24 @@ class JournalFollower:
                 entry = parse_json_object(line)
                 if entry is None:
                     continue
-                record = parse_journal_entry(entry)
+                # Only records naming a contractor are built and handed on: staff and
+                # system lines never cross to the event loop.
+                record = parse_journal_entry(entry, self.keep)
                 batch: list[Any] = []
-                if record is not None and self.keep(record):
+                if record is not None:
                     batch.append(record.model_copy(update={"host": self.host}))
                 cursor = entry.get("__CURSOR")
                 if isinstance(cursor, str):
-                    batch.append(Checkpoint(self.cursor_file, cursor))
+                    pending = cursor
+                if pending is not None and self.pacer.due(bool(batch)):
+                    batch.append(Checkpoint(self.cursor_file, pending))
+                    pending = None
                 if batch:
                     emit(batch)
         finally:
             self.stop()
+            if pending is not None:
+                emit([Checkpoint(self.cursor_file, pending)])
 
     def stop(self) -> None:
         if self.process is None:
@@ -178,7 +213,7 @@ class FileFollower:
         cursor_file: Path,
         host: str,
         poll_s: float,
-        keep: Keep = _keep_all,
+        keep: Concerns = _keep_all,
     ) -> None:
         self.keep = keep
         self.paths = paths
@@ -186,6 +221,8 @@ class FileFollower:
         self.host = host
         self.poll_s = poll_s
         self.cursor: dict[str, dict[str, int]] = self._load_cursor()
+        self.pacer = CheckpointPacer()
+        self._unsaved = False
 
     def _load_cursor(self) -> dict[str, dict[str, int]]:
         try:
@@ -224,6 +261,13 @@ class FileFollower:
         """Read what is new in every file; return the number of lines read."""
         lines = 0
         changed = False
+        handed_on = False
+
+        def hand_on(observations: Any) -> None:
+            nonlocal handed_on
+            handed_on = True
+            emit(observations)
+
         for path in self.existing():
             key = str(path)
             try:
@@ -235,11 +279,11 @@ class FileFollower:
                 entry = self.cursor[key] = {"inode": st.st_ino, "offset": 0}
                 changed = True
             if entry["inode"] != st.st_ino:
-                lines += self._drain_rotated(path, entry, emit)
+                lines += self._drain_rotated(path, entry, hand_on)
                 entry.update(inode=st.st_ino, offset=0)
                 changed = True
             elif st.st_size < entry["offset"]:
-                emit(
+                hand_on(
                     AgentTampered(
                         time=datetime.now(UTC), host=self.host, what="log_truncated", path=key
                     )
@@ -247,12 +291,14 @@ class FileFollower:
                 entry["offset"] = 0
                 changed = True
             if st.st_size > entry["offset"]:
-                read, offset = self._read(path, entry["offset"], emit)
+                read, offset = self._read(path, entry["offset"], hand_on)
                 lines += read
                 entry["offset"] = offset
                 changed = True
-        if changed:
+        self._unsaved = self._unsaved or changed
+        if self._unsaved and self.pacer.due(handed_on):
             emit([self._checkpoint()])
+            self._unsaved = False
         return lines
 
     def _drain_rotated(self, path: Path, entry: dict[str, int], emit: Emit) -> int:
@@ -282,8 +328,8 @@ class FileFollower:
         lines = complete.split(b"\n")
         records = []
         for raw in lines:
-            record = parse_syslog_line(raw.decode("utf-8", "replace"), tz=zone)
-            if record is not None and self.keep(record):
+            record = parse_syslog_line(raw.decode("utf-8", "replace"), tz=zone, concerns=self.keep)
+            if record is not None:
                 records.append(record.model_copy(update={"host": self.host}))
         if records:
             emit(records)  # one hand-over per read, not one per line: fewer loop wake-ups
@@ -297,3 +343,5 @@ class FileFollower:
             except OSError as exc:
                 log.warning("auth log unreadable; retrying", error=str(exc))
             stop.wait(self.poll_s)
+        if self._unsaved:
+            emit([self._checkpoint()])

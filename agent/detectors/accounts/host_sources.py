@@ -27,7 +27,6 @@ import psutil
 import structlog
 
 from agent.detectors.accounts.observations import (
-    AuthRecord,
     GroupState,
     MountObserved,
     ProcessStarted,
@@ -93,9 +92,9 @@ class Directory:
                 self._by_name[account] = selected
         return selected
 
-    def concerns_contractor(self, record: AuthRecord) -> bool:
-        """Whether an auth record names a contractor (or an actor known only by uid)."""
-        for name in (record.actor, record.target):
+    def names_contractor(self, actor: str | None, target: str | None) -> bool:
+        """Whether an actor or target is a contractor (or an actor known only by uid)."""
+        for name in (actor, target):
             if name and (name.startswith("#") or self.is_contractor(name)):
                 return True
         return False

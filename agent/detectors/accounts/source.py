@@ -69,7 +69,7 @@ class AccountsSource:
         data_dir.mkdir(parents=True, exist_ok=True)
         if settings.journal and JournalFollower.usable():
             self.readers["journal"] = JournalFollower(
-                data_dir / "accounts-journal.cursor", host, self.directory.concerns_contractor
+                data_dir / "accounts-journal.cursor", host, self.directory.names_contractor
             )
         else:
             follower = FileFollower(
@@ -77,7 +77,7 @@ class AccountsSource:
                 data_dir / "accounts-authlog.json",
                 host,
                 settings.auth_poll_s,
-                self.directory.concerns_contractor,
+                self.directory.names_contractor,
             )
             if follower.existing():
                 self.readers["authlog"] = follower

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from agent.detectors.accounts.authlog_source import Checkpoint, FileFollower, JournalFollower
+from agent.detectors.accounts.authlog_source import (
+    Checkpoint,
+    CheckpointPacer,
+    FileFollower,
+    JournalFollower,
+)
 from agent.detectors.accounts.host_sources import (
     MountSource,
     parse_loginctl_json,
@@ -184,18 +189,9 @@ def test_directory_names_contractors_through_the_policy_and_nss() -> None:
     directory.update(policy)  # type: ignore[arg-type]
     assert directory.is_contractor("wb_nobody_here")
     assert not directory.is_contractor("root")
-    sudo_by_staff = AuthRecord.model_validate(
-        {
-            "time": "2026-03-02T10:00:00+08:00",
-            "program": "sudo",
-            "action": "sudo",
-            "actor": "root",
-            "target": "root",
-        }
-    )
-    assert not directory.concerns_contractor(sudo_by_staff)
-    assert directory.concerns_contractor(sudo_by_staff.model_copy(update={"target": "wb_x"}))
-    assert directory.concerns_contractor(sudo_by_staff.model_copy(update={"actor": "#1003"}))
+    assert not directory.names_contractor("root", "root")  # sudo by staff
+    assert directory.names_contractor("root", "wb_x")
+    assert directory.names_contractor("#1003", "root")
     assert directory.contractor_by_uid(0) is None
 
 
@@ -242,3 +238,67 @@ def test_file_source_on_real_inotify(tmp_path: Path) -> None:
         if isinstance(o, FileTouched) and o.purpose == "protected" and o.action == "created"
     )
     assert created.account == getpass.getuser() and created.attribution == "file-owner"
+
+
+STAFF_LINE = (
+    "2026-03-02T10:00:0{n}+08:00 ws sudo:   admin : TTY=pts/1 ; PWD=/ ; USER=root ; "
+    "COMMAND=/bin/ls{n}\n"
+)
+
+
+def test_filtered_out_lines_move_the_cursor_only_now_and_then(tmp_path: Path) -> None:
+    """A busy log of staff lines costs a cursor write per pacing interval, not per poll;
+    a kept record still carries its checkpoint at once, so it is never read twice."""
+    log = tmp_path / "auth.log"
+    log.write_text("")
+    now = [1000.0]
+    follower = FileFollower(
+        [log], tmp_path / "cursor.json", "ws", 0.1, keep=lambda actor, target: actor == "wb_a"
+    )
+    follower.pacer = CheckpointPacer(idle_s=10, clock=lambda: now[0])
+    follower.start_positions()
+    emitted: list[Any] = []
+
+    def poll(line: str) -> list[Any]:
+        with log.open("a") as handle:
+            handle.write(line)
+        emitted.clear()
+        follower.poll_once(lambda got: emitted.extend(got if isinstance(got, list) else [got]))
+        now[0] += 1
+        return emitted
+
+    assert [type(i) for i in poll(STAFF_LINE.format(n=1))] == [Checkpoint]  # the first one
+    for n in range(2, 9):
+        assert poll(STAFF_LINE.format(n=n)) == []
+    kinds = [type(i) for i in poll(LINE.format(n=9))]
+    assert kinds == [AuthRecord, Checkpoint]
+    emitted[-1].commit()
+    assert follower._load_cursor()[str(log)]["offset"] == log.stat().st_size
+    assert poll(STAFF_LINE.format(n=1)) == []
+    now[0] += 10
+    assert [type(i) for i in poll(STAFF_LINE.format(n=2))] == [Checkpoint]
+
+
+def test_a_stop_hands_on_the_cursor_it_held_back(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text("")
+    follower = FileFollower(
+        [log], tmp_path / "cursor.json", "ws", 0.05, keep=lambda actor, target: False
+    )
+    follower.pacer = CheckpointPacer(idle_s=3600)
+    stop = threading.Event()
+    emitted: list[Any] = []
+    reader = threading.Thread(
+        target=follower.run, args=(lambda got: emitted.extend(got), stop), daemon=True
+    )
+    reader.start()
+    for n in range(1, 4):
+        with log.open("a") as handle:
+            handle.write(STAFF_LINE.format(n=n))
+        time.sleep(0.15)
+    stop.set()
+    reader.join(5)
+    checkpoints = [i for i in emitted if isinstance(i, Checkpoint)]
+    assert 1 <= len(checkpoints) <= 2  # the first poll's, and the held-back one at the stop
+    checkpoints[-1].commit()
+    assert follower._load_cursor()[str(log)]["offset"] == log.stat().st_size
