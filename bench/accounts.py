@@ -43,7 +43,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.harness import POLICIES, Agent, Collector, private_rsyslog, wait_until
+from tests.e2e.harness import (
+    POLICIES,
+    Agent,
+    Collector,
+    private_rsyslog,
+    product_pacing,
+    wait_until,
+)
 
 CPU_BUDGET_PERCENT = 1.0
 LATENCY_BUDGET_S = 2.0
@@ -145,9 +152,9 @@ def main() -> None:
                 home=home / "ws",
                 collector=collector,
                 settings={
+                    **product_pacing(),  # batching and heartbeats as shipped
                     "policy_dir": str(policy_dir(home, contractor)),
                     "hostname": "ws-it-bench",
-                    "heartbeat_interval_s": "60",
                     "accounts__journal": "false",
                     "accounts__auth_logs": f'["{auth_log}"]',
                 },

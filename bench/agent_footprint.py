@@ -39,7 +39,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.registry import DETECTORS
-from tests.e2e.harness import Agent, Collector, policies_watching, wait_until
+from tests.e2e.harness import Agent, Collector, policies_watching, product_pacing, wait_until
 
 RSS_BUDGET_MB = 80
 CPU_BUDGET_PERCENT = 0.5
@@ -115,7 +115,7 @@ def main() -> None:
         )
         collector.init()
         collector.start()
-        settings = {"heartbeat_interval_s": "60"}
+        settings = product_pacing()  # heartbeats and batching as shipped
         if ns is None and "outreach" in enabled:
             enabled.remove("outreach")  # it would change this machine's network; see --netns
         folder = home / "publish"

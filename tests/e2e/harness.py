@@ -31,6 +31,25 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 POLICIES = REPO / "policies"
 
+#: How much faster than the product an agent under test beats, batches and retries, so a
+#: test waits seconds, not minutes. Benchmarks put the product's defaults back
+#: (``product_pacing``): a figure measured at test pacing is not the product's.
+TEST_PACING: dict[str, str] = {
+    "heartbeat_interval_s": "1",
+    "batch_max_age_s": "0.2",
+    "backoff_initial_s": "0.2",
+    "backoff_max_s": "1",
+    "drain_rate_eps": "100000",
+    "drain_start_jitter_s": "0",
+}
+
+
+def product_pacing() -> dict[str, str]:
+    """The shipped defaults of every setting ``TEST_PACING`` changes."""
+    from agent.settings import AgentSettings
+
+    return {name: str(AgentSettings.model_fields[name].default) for name in TEST_PACING}
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -276,12 +295,7 @@ class Agent:
         values = {
             "data_dir": str(self.data_dir),
             "policy_dir": str(POLICIES),
-            "heartbeat_interval_s": "1",
-            "batch_max_age_s": "0.2",
-            "backoff_initial_s": "0.2",
-            "backoff_max_s": "1",
-            "drain_rate_eps": "100000",
-            "drain_start_jitter_s": "0",
+            **TEST_PACING,
             "log_format": "json",
             "allow_plain_http": "true" if not self.collector.tls else "false",
             # The outreach detector installs an nftables table in the namespace it runs in;
