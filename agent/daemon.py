@@ -35,7 +35,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +76,15 @@ from agent.spool import Spool
 from agent.version import __version__
 
 log = structlog.get_logger("courtguard.daemon")
+
+
+def required_sections(enabled: Iterable[DetectorSpec[Any, Any]]) -> frozenset[str]:
+    """The kinds a policy (files or bundle) must hold for ``enabled``: theirs and ``agent``.
+
+    Collector-only kinds (``AGENT_READS = False``, e.g. ``alerting``) are never among
+    them: agents are served bundles without those.
+    """
+    return frozenset({"agent", *(s.policy_section for s in enabled)})
 
 
 @dataclass
@@ -150,7 +159,7 @@ class Daemon:
         known = {s.name for s in self.registry}
         for name in sorted(set(settings.detectors) - known):
             log.warning("settings name a detector this agent does not have", detector=name)
-        required = frozenset({"agent", *(s.policy_section for s in enabled)})
+        required = required_sections(enabled)
         self._credentials = credentials
         await self._initial_policy(credentials, required)
         # 3. Spool.
@@ -332,6 +341,13 @@ class Daemon:
             log.info("starting on the last good policy bundle", version=self.policy.version)
         else:
             self.policy = await asyncio.to_thread(load_policy_dir, settings.policy_dir, required)
+            collector_only = sorted(
+                kind for kind, doc in self.policy.documents.items() if not type(doc).AGENT_READS
+            )
+            if collector_only:
+                log.warning("policy_dir holds collector-only policy that agents never read; "
+                            "delete it from this workstation", kinds=collector_only,
+                            policy_dir=str(settings.policy_dir))
         if credentials.policy_key:
             self.policy_client = PolicyClient(
                 data_dir=settings.data_dir,

@@ -1,7 +1,9 @@
 """The ``alerting`` policy kind: who is on duty, where alerts go, when nobody answers.
 
-Read by the collector's router (``collector/alerting``), never by a detector:
-the file has no ``rules`` of its own (it decides where other rules' alerts go),
+Read by the collector's router (``collector/alerting``), never by a detector,
+so it is collector-only (``AGENT_READS = False``): the bundle agents receive
+leaves it out, and the people's numbers and addresses stay on the collector.
+The file has no ``rules`` of its own (it decides where other rules' alerts go),
 so its worked examples are the router's tests. Sections:
 
 - ``calendar``: the shared per-year overrides and key periods (重点时期);
@@ -212,6 +214,8 @@ class AlertingPolicy(PolicyDocument):
     """Alert routing and the duty roster; see the module docstring."""
 
     KIND: ClassVar[str] = "alerting"
+    #: Only the collector's router reads it; agents are never sent the roster's contacts.
+    AGENT_READS: ClassVar[bool] = False
     rules: list[object] = Field(default_factory=list, max_length=0)
     calendar: CalendarSection = CalendarSection()
     windows: dict[Name, Window] = Field(default_factory=dict)

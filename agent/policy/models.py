@@ -22,6 +22,7 @@ a signed bundle later): see ``agent.policy.loader``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
@@ -165,6 +166,10 @@ class PolicyDocument(StrictModel):
 
     KIND: ClassVar[str]
     SCHEMA_VERSION: ClassVar[int] = 1
+    #: Whether agents read this kind. False: only the collector acts on it (like a rule's
+    #: ``scope: collector``, for a whole document), so the bundle agents are served leaves
+    #: it out and its data (people's contact details, say) never reaches a workstation.
+    AGENT_READS: ClassVar[bool] = True
 
     kind: str
     schema_version: int
@@ -326,6 +331,11 @@ POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
     AgentPolicy.KIND: AgentPolicy,
     DocumentsPolicy.KIND: DocumentsPolicy,
 }
+
+
+def agent_documents(documents: Mapping[str, PolicyDocument]) -> dict[str, PolicyDocument]:
+    """The documents of kinds agents read (``AGENT_READS``): what an agent's bundle holds."""
+    return {kind: doc for kind, doc in documents.items() if type(doc).AGENT_READS}
 
 
 # Kinds whose models live beside their detector add themselves to POLICY_KINDS at the end

@@ -27,19 +27,21 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 async def agent_policy(request: Request) -> Response:
     """The newest bundle for the agent's group: 304 when If-None-Match names it already.
 
-    The body is exactly the signed bytes; the signature travels in
-    ``X-Courtguard-Signature`` so the agent verifies before it parses anything.
+    The body is exactly the signed bytes of the agent bundle (collector-only kinds left
+    out); the signature travels in ``X-Courtguard-Signature`` so the agent verifies
+    before it parses anything.
     """
     ctx = context(request)
     agent = await require_agent(request, ctx.identities)
-    bundle = await ctx.policies.for_group(agent.group)
-    if bundle is None:
+    stored = await ctx.policies.for_group(agent.group)
+    if stored is None:
         raise ApiError(
             404,
             "no_policy",
             f"no policy has been published for group {agent.group!r}; the agent "
             "keeps its local policy",
         )
+    bundle = stored.for_agents()
     headers = {
         "ETag": bundle.etag,
         "Cache-Control": "no-cache",

@@ -12,6 +12,12 @@ so the unchanged poll must cost almost nothing:
    ``policy_refresh_s``;
 3. the ETag (version and digest) is precomputed, so a matching If-None-Match
    is answered 304 without touching the body.
+
+Agents are served each bundle's agent body (``StoredBundle.for_agents``), which
+leaves out collector-only kinds. A bundle stored before migration 0006 has
+none and is served whole; the first time this process serves such a version
+it logs a warning that publishing again (or promoting, or rolling back) takes
+the collector-only kinds off the agents.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class PolicyCache:
         self._checked = -math.inf
         self._version: int | None = None
         self._by_group: dict[str, StoredBundle | None] = {}
+        self._warned: set[int] = set()  # versions served whole, already logged
         self.reads = 0  # database reads made, for tests and the benchmark
 
     def invalidate(self) -> None:
@@ -65,6 +72,14 @@ class PolicyCache:
         self.reads += 1
         if self._version == seen:  # not replaced by a newer counter meanwhile
             self._by_group[group] = bundle
+        if bundle is not None and not bundle.has_agent_body and bundle.version not in self._warned:
+            self._warned.add(bundle.version)
+            log.warning(
+                "policy bundle stored before migration 0006 has no agent body: agents are "
+                "served the full bundle, collector-only kinds included; publish, promote or "
+                "roll back to issue a new version without them",
+                version=bundle.version, group=bundle.group,
+            )
         return bundle
 
     async def hint(self, group: str) -> str | None:

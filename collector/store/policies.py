@@ -1,5 +1,11 @@
 """Signed policy bundles in the store: publish (version, sign, insert), find, list, count.
 
+Each version is stored as two signed bodies with the same version, group and
+metadata: the full bundle, which the collector acts on (``CurrentPolicy``,
+promote, rollback), and the agent bundle, which holds only the kinds agents
+read (``PolicyDocument.AGENT_READS``) and is what agents are served, so
+collector-only data (the duty roster's contacts) never reaches a workstation.
+
 A version comes from ``UPDATE policy_counter SET value = value + 1 RETURNING
 value`` inside the publishing transaction: the row lock orders collector
 processes on PostgreSQL (SQLite has one writer anyway), so versions are
@@ -19,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, or_, select, update
 
 from agent.policy.bundle import build_bundle_bytes, sha256_hex
-from agent.policy.models import PolicyDocument
-from collector.errors import NotFoundError
+from agent.policy.models import PolicyDocument, agent_documents
+from collector.errors import CollectorError, NotFoundError
 from collector.policy.signing import public_key_b64, register_public_key, sign
 from collector.store.database import Database
 from collector.store.tables import agents, policy_bundles, policy_counter
@@ -52,6 +58,30 @@ class StoredBundle:
     body: bytes = b""
     signature: str = ""
     public_key: str = ""
+    #: The agent bundle; None for a bundle stored before migration 0006 (see ``for_agents``).
+    agent_sha256: str | None = None
+    agent_body: bytes | None = None
+    agent_signature: str | None = None
+
+    @property
+    def has_agent_body(self) -> bool:
+        return self.agent_body is not None
+
+    def for_agents(self) -> AgentBundle:
+        """What ``GET /api/v1/policy`` serves: the agent body, or the full one when none."""
+        if self.agent_body is None or self.agent_signature is None or self.agent_sha256 is None:
+            return AgentBundle(self.version, self.body, self.signature, self.sha256)
+        return AgentBundle(self.version, self.agent_body, self.agent_signature, self.agent_sha256)
+
+
+@dataclass(frozen=True)
+class AgentBundle:
+    """The signed bytes an agent is served, their signature, and the ETag from their digest."""
+
+    version: int
+    body: bytes
+    signature: str
+    sha256: str
 
     @property
     def etag(self) -> str:
@@ -70,7 +100,13 @@ def publish_bundle(
     action: str = "publish",
     source_version: int | None = None,
 ) -> StoredBundle:
-    """Number, build, sign and store one bundle in one transaction."""
+    """Number, build, sign and store one bundle (full and agent bodies) in one transaction."""
+    for_agents = agent_documents(documents)
+    if not for_agents:
+        raise CollectorError(
+            f"策略只包含收集端读取的类型（{'、'.join(sorted(documents))}），没有代理读取的类型，"
+            "代理无法使用；请与 agent.yaml 等代理策略文件一起发布"
+        )
     public = public_key_b64(key)
     register_public_key(db, public)
     with db.write() as conn:
@@ -80,16 +116,17 @@ def publish_bundle(
             .values(value=policy_counter.c.value + 1)
             .returning(policy_counter.c.value)
         ).scalar_one()
-        body = build_bundle_bytes(
-            documents,
-            version=version,
-            group=group,
-            created_at=created_at,
-            author=author,
-            note=note,
-            action=action,
-            source_version=source_version,
-        )
+        meta: dict[str, Any] = {
+            "version": version,
+            "group": group,
+            "created_at": created_at,
+            "author": author,
+            "note": note,
+            "action": action,
+            "source_version": source_version,
+        }
+        body = build_bundle_bytes(documents, **meta)
+        agent_body = build_bundle_bytes(for_agents, **meta)
         stored = StoredBundle(
             version=version,
             group=group,
@@ -102,6 +139,9 @@ def publish_bundle(
             body=body,
             signature=sign(key, body),
             public_key=public,
+            agent_sha256=sha256_hex(agent_body),
+            agent_body=agent_body,
+            agent_signature=sign(key, agent_body),
         )
         conn.execute(insert(policy_bundles).values(**dataclasses.asdict(stored)))
     return stored

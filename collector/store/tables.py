@@ -219,6 +219,11 @@ policy_bundles = Table(
     Column("body", LargeBinary, nullable=False),
     Column("signature", String(128), nullable=False),
     Column("public_key", String(64), nullable=False),
+    # What agents are served: the same bundle without collector-only kinds, signed on its
+    # own. NULL for bundles stored before migration 0006 (served whole until re-published).
+    Column("agent_sha256", String(64), nullable=True),
+    Column("agent_body", LargeBinary, nullable=True),
+    Column("agent_signature", String(128), nullable=True),
     Index("ix_policy_bundles_group_version", "group", "version"),
 )
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from agent.daemon import Daemon
@@ -207,16 +208,27 @@ def test_ingest_hint_fetches_at_once(make_settings: Callable[..., AgentSettings]
 
 
 def test_without_a_pinned_key_local_policy_is_kept(
-    enrolled: AgentSettings, collector: FakeCollector
+    enrolled: AgentSettings, collector: FakeCollector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An agent enrolled before policy keys never fetches and runs its policy_dir."""
+    """An agent enrolled before policy keys never fetches and runs its policy_dir; a
+    collector-only file there (the duty roster) is named for deletion."""
 
     async def scenario(daemon: Daemon) -> None:
         await asyncio.sleep(0.2)
         assert daemon.policy.version.startswith("local-") and daemon.policy_client is None
 
+    logs: list[tuple[str, str, dict[str, Any]]] = []
+
+    class Recorder:  # not capture_logs: a logger cached by an earlier test would bypass it
+        def __getattr__(self, level: str) -> Callable[..., None]:
+            return lambda event, **fields: logs.append((level, event, fields))
+
+    monkeypatch.setattr("agent.daemon.log", Recorder())
     run(running_daemon(enrolled, collector, [], scenario))
     assert collector.policy_requests == []
+    warned = [f for level, event, f in logs
+              if level == "warning" and event.startswith("policy_dir holds collector-only")]
+    assert [f["kinds"] for f in warned] == [["alerting"]]
 
 
 def test_group_moved_centrally_is_followed_and_remembered(
@@ -267,3 +279,21 @@ def test_acknowledged_heartbeats_spare_the_timed_polls(
         await eventually(lambda: daemon.policy.version == "2", 2)
 
     run(running_daemon(settings, collector, [], scenario))
+
+
+def test_agent_bundle_holds_every_section_the_detectors_read() -> None:
+    """Agents are served bundles without collector-only kinds: no detector reads one, and the
+    agent's bundle of the shipped policy satisfies every detector of the registry."""
+    from agent.daemon import required_sections
+    from agent.policy.bundle import open_bundle
+    from agent.policy.models import POLICY_KINDS, agent_documents
+    from agent.registry import DETECTORS
+
+    required = required_sections(DETECTORS)
+    assert all(POLICY_KINDS[kind].AGENT_READS for kind in required)
+    assert not POLICY_KINDS["alerting"].AGENT_READS
+    signer = PolicySigner()
+    signed = signer.bundle(agent_documents(DOCUMENTS), 1)
+    _, policies = open_bundle(signed.body, signed.signature, signer.public_key, group="default",
+                              applied_version=None, required=required)
+    assert "alerting" not in policies.documents and required <= set(policies.documents)

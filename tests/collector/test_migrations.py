@@ -23,7 +23,7 @@ def test_schema_matches_tables(db: Database) -> None:
 def test_upgrade_reaches_head(db: Database) -> None:
     """The database reports the head revision after upgrade, and a second upgrade is a no-op."""
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == migrate.head_revision() == "0005"
+    assert migrate.current_revision(db) == migrate.head_revision() == "0006"
 
 
 def test_account_backfilled_by_0005(database_url: str, request: Any) -> None:
@@ -59,3 +59,35 @@ def test_account_backfilled_by_0005(database_url: str, request: Any) -> None:
         with store.read() as conn:
             rows = dict(conn.execute(sa.text("SELECT id, account FROM events")).all())
         assert rows == {"e1": "wb_li", "e2": None, "e3": None}
+
+
+def test_bundle_from_before_0006_has_no_agent_body(database_url: str, request: Any) -> None:
+    """A bundle stored at 0005 keeps its bytes and has no agent body (a migration cannot sign):
+    agents are served the full bundle until the next publish."""
+    import contextlib
+
+    import sqlalchemy as sa
+
+    from collector.settings import CollectorSettings
+    from collector.store.policies import latest_for_group
+    from tests.postgres import postgres_database
+
+    with contextlib.ExitStack() as stack:
+        if database_url.startswith("postgresql"):  # a fresh database, not the module's
+            database_url = stack.enter_context(
+                postgres_database(request.getfixturevalue("pg_server_url")))
+        store = Database.from_settings(CollectorSettings(database_url=database_url),
+                                       single_connection=True)
+        stack.callback(store.dispose)
+        migrate.upgrade(store, "0005")
+        with store.write() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO policy_bundles (version, \"group\", action, created_at, author, note,"
+                " sha256, body, signature, public_key) VALUES (1, NULL, 'publish',"
+                " '2026-01-01 00:00:00.000000', 'a', '', :sha, :body, 'sig', 'key')"),
+                {"sha": "ab" * 32, "body": b"{}"})
+        migrate.upgrade(store)
+        bundle = latest_for_group(store, "court-a")
+        assert bundle is not None and not bundle.has_agent_body
+        served = bundle.for_agents()
+        assert (served.body, served.signature, served.etag) == (b"{}", "sig", f'"1-{"ab" * 8}"')

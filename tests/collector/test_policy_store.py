@@ -18,6 +18,7 @@ from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database
 from collector.store.policies import StoredBundle, latest_for_group, publish_bundle
+from tests.alerting_contacts import alerting_contacts
 from tests.collector.conftest import POLICIES, EnrolledAgent, TestClient, enroll, heartbeat
 from tests.collector.conftest import post_events as post
 
@@ -100,8 +101,9 @@ def test_agent_fetch_etag_and_404(signed_client: TestClient, db: Database, signi
     assert get_policy(signed_client, who).json()["error"] == "no_policy"
     stored = publish(db, signing)
     first = get_policy(signed_client, who)
-    assert first.status_code == 200 and first.content == stored.body
-    assert first.headers["X-Courtguard-Signature"] == stored.signature
+    assert first.status_code == 200 and first.content == stored.agent_body
+    assert first.headers["X-Courtguard-Signature"] == stored.agent_signature
+    assert first.headers["ETag"] == f'"1-{stored.agent_sha256[:16]}"'
     assert first.headers["X-Courtguard-Group"] == "court-a"
     unchanged = get_policy(signed_client, who, first.headers["ETag"])
     assert unchanged.status_code == 304 and unchanged.content == b""
@@ -204,3 +206,82 @@ def test_unchanged_poll_reads_nothing_from_the_store(
     bad = EnrolledAgent(who.agent_id, "wrong-secret-" + "x" * 30, who.hostname)
     assert get_policy(signed_client, bad).status_code == 401  # a wrong secret is never cached
     assert reads == ["auth"]
+
+
+def test_agents_are_served_a_bundle_without_collector_only_kinds(
+    signed_client: TestClient, db: Database, signing: Path
+) -> None:
+    """The served bundle lacks ``alerting`` and every contact in it, and verifies on its own;
+    the full bundle, which the collector acts on, keeps it."""
+    from agent.daemon import required_sections
+    from agent.registry import DETECTORS
+    from collector.policy.current import CurrentPolicy
+
+    assert "alerting" in DOCUMENTS  # the shipped directory has the roster
+    stored = publish(db, signing, note="双包")
+    served = get_policy(signed_client, enroll(signed_client, db))
+    assert served.status_code == 200 and served.content != stored.body
+    for contact in alerting_contacts():
+        assert contact.encode() in stored.body
+        assert contact.encode() not in served.content, contact
+    public = public_key_b64(load_signing_key(signing))
+    bundle, policies = open_bundle(served.content, served.headers["X-Courtguard-Signature"],
+                                   public, group="court-a", applied_version=None,
+                                   required=required_sections(DETECTORS))
+    assert set(policies.documents) == set(DOCUMENTS) - {"alerting"}
+    full = parse_bundle(stored.body)
+    assert "alerting" in full.documents
+    assert bundle.model_dump(exclude={"documents"}) == full.model_dump(exclude={"documents"})
+    # The collector still routes with the published roster (no policy files to fall back on).
+    current = CurrentPolicy(db, None).get()
+    assert current is not None and current.version == "1"
+    assert current.section("alerting") == DOCUMENTS["alerting"]
+
+
+def test_bundle_stored_before_0006_is_served_whole_with_one_warning(
+    signed_client: TestClient, db: Database, signing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No agent body (a row from before the migration): the full signed bundle, one warning."""
+    import sqlalchemy as sa
+
+    import collector.policy.serving as serving
+    from collector.store.tables import policy_bundles
+
+    warnings: list[tuple[str, dict[str, object]]] = []
+
+    class Recorder:
+        def warning(self, event: str, **fields: object) -> None:
+            warnings.append((event, fields))
+
+    monkeypatch.setattr(serving, "log", Recorder())
+    who = enroll(signed_client, db)
+    stored = publish(db, signing)
+    with db.write() as conn:
+        conn.execute(sa.update(policy_bundles).values(
+            agent_body=None, agent_signature=None, agent_sha256=None))
+    first = get_policy(signed_client, who)
+    assert first.content == stored.body
+    assert first.headers["X-Courtguard-Signature"] == stored.signature
+    assert first.headers["ETag"] == f'"1-{stored.sha256[:16]}"'
+    public = public_key_b64(load_signing_key(signing))
+    open_bundle(first.content, stored.signature, public, group="court-a", applied_version=None)
+    assert get_policy(signed_client, who, first.headers["ETag"]).status_code == 304
+    assert get_policy(signed_client, who).status_code == 200
+    assert len(warnings) == 1 and "migration 0006" in warnings[0][0]
+    assert warnings[0][1]["version"] == 1
+    republished = publish(db, signing)
+    again = get_policy(signed_client, who)
+    assert again.content == republished.agent_body
+    assert "alerting" not in parse_bundle(again.content).documents
+    assert len(warnings) == 1
+
+
+def test_publish_refuses_only_collector_only_kinds(db: Database, signing: Path) -> None:
+    """A bundle agents could not use at all is not signed; nothing is stored."""
+    from collector.errors import CollectorError
+    from collector.store.policies import latest_version
+
+    with pytest.raises(CollectorError, match="alerting"):
+        publish_bundle(db, {"alerting": DOCUMENTS["alerting"]}, load_signing_key(signing),
+                       group=None, author="t", note="", created_at=NOW)
+    assert latest_version(db) == 0

@@ -19,6 +19,7 @@ import pytest
 
 from agent.events import HeartbeatEvidence, utcnow, uuid7
 from agent.policy.client import PolicyClient, Rejected, Verified
+from tests.alerting_contacts import alerting_contacts
 from tests.e2e.harness import POLICIES, Agent, Collector, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -191,3 +192,40 @@ def test_real_agent_applies_a_publish_and_the_store_records_it(
     assert events and events[0]["evidence"]["version"] == "1"
     assert events[0]["summary"].startswith("已应用策略版本 1")
     assert (agent.data_dir / "policy-bundle.signed").exists()
+
+
+def test_agents_fetch_no_duty_roster_and_the_collector_keeps_it(collector: Collector) -> None:
+    """Over HTTPS, after publishing the shipped policies: the bundle an agent fetches has no
+    ``alerting`` document and none of its numbers or addresses, and verifies with the pinned
+    key; the collector's own policy (what routing reads) still has the published roster."""
+    from agent.policy.bundle import open_bundle
+    from agent.policy.loader import load_policy_dir
+    from agent.registry import DETECTORS
+    from collector.policy.current import CurrentPolicy
+    from collector.settings import CollectorSettings
+    from collector.store.database import Database
+
+    publish(collector, "publish", str(POLICIES), "--note", "不含值班名册")
+    token = collector.create_token("--group", "court")
+    with collector.http() as http:
+        enrolled = http.post("/api/v1/enroll", json={
+            "token": token, "hostname": "ws-roster", "agent_version": "0.1.0"}).json()
+        fetched = http.get("/api/v1/policy", headers={
+            "Authorization": f"Bearer {enrolled['agent_id']}:{enrolled['secret']}"})
+    assert fetched.status_code == 200, fetched.text
+    for contact in alerting_contacts():
+        assert contact.encode() not in fetched.content, contact
+    bundle, policies = open_bundle(
+        fetched.content, fetched.headers["X-Courtguard-Signature"], enrolled["policy_key"],
+        group="court", applied_version=None,
+        required=frozenset({"agent", *(spec.policy_section for spec in DETECTORS)}))
+    assert bundle.version == 1 and "alerting" not in bundle.documents
+    assert set(policies.documents) == {"agent", "accounts", "documents", "networks"}
+
+    store = Database.from_settings(CollectorSettings(database_url=collector.database_url))
+    try:
+        current = CurrentPolicy(store, None).get()  # no files: only the published bundle
+    finally:
+        store.dispose()
+    assert current is not None and current.version == "1"
+    assert current.section("alerting") == load_policy_dir(POLICIES).section("alerting")
