@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -26,24 +29,27 @@ def test_upgrade_reaches_head(db: Database) -> None:
     assert migrate.current_revision(db) == migrate.head_revision() == "0006"
 
 
-def test_account_backfilled_by_0005(database_url: str, request: Any) -> None:
-    """Events stored before 0005 get their evidence's account copied into the new column."""
-    import contextlib
-
-    import sqlalchemy as sa
-
+@contextlib.contextmanager
+def store_at(revision: str, database_url: str, request: Any) -> Iterator[Database]:
+    """A fresh store upgraded to ``revision`` only (on PostgreSQL, not the module's database)."""
     from collector.settings import CollectorSettings
     from tests.postgres import postgres_database
 
     with contextlib.ExitStack() as stack:
-        if database_url.startswith("postgresql"):  # a fresh database, not the module's
+        if database_url.startswith("postgresql"):
             database_url = stack.enter_context(
                 postgres_database(request.getfixturevalue("pg_server_url")))
         store = Database.from_settings(CollectorSettings(database_url=database_url),
                                        single_connection=True)
         stack.callback(store.dispose)
-        migrate.upgrade(store, "0003")
-        assert migrate.current_revision(store) == "0003"
+        migrate.upgrade(store, revision)
+        assert migrate.current_revision(store) == revision
+        yield store
+
+
+def test_account_backfilled_by_0005(database_url: str, request: Any) -> None:
+    """Events stored before 0005 get their evidence's account copied into the new column."""
+    with store_at("0003", database_url, request) as store:
         with store.write() as conn:
             conn.execute(sa.text(
                 "INSERT INTO agents (id, hostname, \"group\", enrolled_at, secret_hash) "
@@ -64,22 +70,9 @@ def test_account_backfilled_by_0005(database_url: str, request: Any) -> None:
 def test_bundle_from_before_0006_has_no_agent_body(database_url: str, request: Any) -> None:
     """A bundle stored at 0005 keeps its bytes and has no agent body (a migration cannot sign):
     agents are served the full bundle until the next publish."""
-    import contextlib
-
-    import sqlalchemy as sa
-
-    from collector.settings import CollectorSettings
     from collector.store.policies import latest_for_group
-    from tests.postgres import postgres_database
 
-    with contextlib.ExitStack() as stack:
-        if database_url.startswith("postgresql"):  # a fresh database, not the module's
-            database_url = stack.enter_context(
-                postgres_database(request.getfixturevalue("pg_server_url")))
-        store = Database.from_settings(CollectorSettings(database_url=database_url),
-                                       single_connection=True)
-        stack.callback(store.dispose)
-        migrate.upgrade(store, "0005")
+    with store_at("0005", database_url, request) as store:
         with store.write() as conn:
             conn.execute(sa.text(
                 "INSERT INTO policy_bundles (version, \"group\", action, created_at, author, note,"
