@@ -325,10 +325,13 @@ class FileFollower:
                 return 0, offset
             complete, rest = rest, b""  # one absurdly long line: take it rather than stall
         zone = datetime.now().astimezone().tzinfo or UTC
+        year = datetime.now(zone).year  # once per read, not per line: BSD stamps have none
         lines = complete.split(b"\n")
         records = []
         for raw in lines:
-            record = parse_syslog_line(raw.decode("utf-8", "replace"), tz=zone, concerns=self.keep)
+            record = parse_syslog_line(
+                raw.decode("utf-8", "replace"), year=year, tz=zone, concerns=self.keep
+            )
             if record is not None:
                 records.append(record.model_copy(update={"host": self.host}))
         if records:
