@@ -13,7 +13,10 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
    that crashes is reported degraded or failed (once, as
    ``agent.detector_degraded``) and the others keep running;
 7. heartbeat (first one now), policy client (first fetch now; only with a
-   policy key pinned at enrollment) and systemd watchdog tasks;
+   policy key pinned at enrollment), holiday calendar check (first one now:
+   ``agent.calendar_expiring`` / ``agent.calendar_expired`` at most once a
+   day, when a detector's policy carries a calendar) and systemd watchdog
+   tasks;
 8. ``READY=1`` and the ``agent ready`` log line.
 
 A verified new policy is applied at once to every detector (``apply_policy``:
@@ -35,7 +38,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +47,7 @@ import structlog
 
 from agent import capabilities as caps
 from agent import systemd
+from agent.calendar_coverage import CHECK_INTERVAL_S, CoverageWatch, calendar_coverage
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
 from agent.enrollment import (
     Credentials,
@@ -62,11 +66,13 @@ from agent.events import (
 )
 from agent.health import (
     agent_rule,
+    calendar_finding,
     detector_degraded_finding,
     policy_applied_finding,
     policy_rejected_finding,
 )
 from agent.heartbeat import HeartbeatBuilder
+from agent.policy.calendar import CalendarSection
 from agent.policy.client import PolicyClient, Rejected, Verified, read_last_good
 from agent.policy.loader import PolicySet, load_policy_dir
 from agent.registry import DETECTORS
@@ -110,8 +116,11 @@ class Daemon:
         transport: Any = None,
         capabilities: frozenset[str] | None = None,
         handle_signals: bool = True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
+        self.clock = clock
+        self.calendar_watch = CoverageWatch()
         self.registry = tuple(registry)
         self._transport = transport
         self._caps = capabilities
@@ -204,6 +213,9 @@ class Daemon:
                 await self._start_detector(spec, held)
             # 7. Heartbeat and watchdog.
             self._tasks.append(asyncio.create_task(self._guard(self._heartbeats()), name="hb"))
+            self._tasks.append(
+                asyncio.create_task(self._guard(self._calendar_checks()), name="calendar")
+            )
             if self.policy_client is not None:
                 self._tasks.append(
                     asyncio.create_task(self._guard(self._policy_updates()), name="policy")
@@ -435,6 +447,26 @@ class Daemon:
                 builder.finding(self.policy.version, stats, self.health, self.policy_rejection)
             )
             await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    async def _calendar_checks(self) -> None:
+        while True:
+            await self.check_calendar()
+            await asyncio.sleep(CHECK_INTERVAL_S)
+
+    async def check_calendar(self) -> None:
+        """Warn, at most once a day, that the holiday calendar the detectors judge by runs out."""
+        sections = (getattr(doc, "calendar", None) for doc in self.policy.documents.values())
+        calendars = [s.work_calendar() for s in sections if isinstance(s, CalendarSection)]
+        if not calendars:  # no running detector judges days by the calendar
+            return
+        coverage = calendar_coverage(calendars, self.clock())
+        if not self.calendar_watch.due(coverage):
+            return
+        finding = calendar_finding(self.policy.section("agent"), coverage)
+        if finding is not None:
+            log.warning("holiday calendar runs out", state=coverage.state.value,
+                        covered_until=coverage.covered_until.isoformat())
+            await self.emit(finding)
 
     async def _watchdog(self, interval: float) -> None:
         # On the event loop on purpose: a wedged loop stops the pings and systemd restarts us.

@@ -25,7 +25,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Final, Literal
 
@@ -219,6 +219,21 @@ class DetectorDegradedEvidence(Evidence):
     detector: Annotated[str, StringConstraints(max_length=64)]
     state: Annotated[str, StringConstraints(pattern=r"^(degraded|failed)$")]
     reason: Annotated[str, StringConstraints(max_length=500)]
+
+
+class CalendarCoverageEvidence(Evidence):
+    """``*.calendar_expiring`` / ``*.calendar_expired``: the holiday calendar is running out.
+
+    Made by the agent (``agent.``) and by the collector (``collector.``), at
+    most once a day each; a new ``covered_until`` (a year added) is a new alert.
+    """
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("covered_until",)
+
+    covered_until: date
+    library_until: date
+    policy_years: list[int] = Field(default_factory=list, max_length=20)
+    days_left: int
 
 
 class SilentEvidence(Evidence):
@@ -453,6 +468,10 @@ EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
     "agent.spool_dropped": SpoolDroppedEvidence,
     "agent.detector_degraded": DetectorDegradedEvidence,
     "agent.silent": SilentEvidence,
+    "agent.calendar_expiring": CalendarCoverageEvidence,
+    "agent.calendar_expired": CalendarCoverageEvidence,
+    "collector.calendar_expiring": CalendarCoverageEvidence,
+    "collector.calendar_expired": CalendarCoverageEvidence,
     "agent.policy_applied": PolicyAppliedEvidence,
     "agent.policy_rejected": PolicyRejectedEvidence,
     "agent.test": TestEvidence,

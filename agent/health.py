@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.calendar_cn import CalendarCoverage, CoverageState
+from agent.calendar_coverage import coverage_finding
 from agent.events import (
     DetectorDegradedEvidence,
     Finding,
@@ -30,6 +32,8 @@ SPOOL_DROPPED: Final = "agent.spool-dropped"
 DETECTOR_DEGRADED: Final = "agent.detector-degraded"
 POLICY_APPLIED: Final = "agent.policy-applied"
 POLICY_REJECTED: Final = "agent.policy-rejected"
+CALENDAR_EXPIRING: Final = "agent.calendar-expiring"
+CALENDAR_EXPIRED: Final = "agent.calendar-expired"
 
 _SOURCE_TEXT: Final = {
     "collector": "从采集服务器获取",
@@ -122,6 +126,15 @@ def policy_rejected_finding(
     )
 
 
+def calendar_finding(section: PolicyDocument | None, coverage: CalendarCoverage) -> Finding | None:
+    """The warning that the agent's holiday calendar runs out; None while it reaches far enough."""
+    if coverage.state is CoverageState.EXPIRED:
+        severity, rule_id = agent_rule(section, CALENDAR_EXPIRED, Severity.HIGH)
+    else:
+        severity, rule_id = agent_rule(section, CALENDAR_EXPIRING, Severity.MEDIUM)
+    return coverage_finding("agent", coverage, severity, rule_id)
+
+
 class _Observation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -153,11 +166,27 @@ class PolicyRejectedObservation(_Observation):
     evidence: PolicyRejectedEvidence
 
 
+class CalendarCoverageObservation(_Observation):
+    """How far the agent's holiday calendar reaches, seen on ``today``."""
+
+    type: Literal["calendar_coverage"]
+    today: date
+    covered_until: date
+    library_until: date
+    policy_years: tuple[int, ...] = ()
+
+    def coverage(self) -> CalendarCoverage:
+        return CalendarCoverage(
+            self.covered_until, self.library_until, self.policy_years, self.today
+        )
+
+
 SelfObservation = Annotated[
     SpoolDropObservation
     | DetectorStateObservation
     | PolicyAppliedObservation
-    | PolicyRejectedObservation,
+    | PolicyRejectedObservation
+    | CalendarCoverageObservation,
     Field(discriminator="type"),
 ]
 
@@ -168,7 +197,8 @@ class SelfDetector:
     name: ClassVar[str] = "agent_self"
     policy_section: ClassVar[str] = "agent"
     description: ClassVar[str] = (
-        "Reports the agent's own dropped events, degraded detectors and policy changes."
+        "Reports the agent's own dropped events, degraded detectors, policy changes and "
+        "a holiday calendar that runs out."
     )
 
     def evaluate(self, observation: Any, policy: PolicyDocument, now: datetime) -> list[Finding]:
@@ -184,6 +214,8 @@ class SelfDetector:
             )
         elif isinstance(observation, PolicyAppliedObservation):
             found = policy_applied_finding(policy, observation.evidence)
+        elif isinstance(observation, CalendarCoverageObservation):
+            found = calendar_finding(policy, observation.coverage())
         else:
             found = policy_rejected_finding(policy, observation.evidence)
         return [] if found is None else [found]
