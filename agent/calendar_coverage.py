@@ -2,8 +2,8 @@
 
 Every year runs out: the library's data ends where the State Council has not
 yet published, and a year a policy supplies ends on its December 31. Both
-processes check often (the agent every ``CHECK_INTERVAL_S``, the collector on
-its silent-agent timer) and report at most once per Shanghai day:
+processes check on a timer (``calendar_check_interval_s`` in their settings)
+and report at most once per Shanghai day:
 
 1. ``calendar_coverage`` takes the calendars in force and keeps the one that
    ends first (the day the first judgement falls back to plain weekdays);
@@ -22,9 +22,6 @@ from typing import Final, Literal
 
 from agent.calendar_cn import CalendarCoverage, CoverageState, WorkCalendar, local_time
 from agent.events import CalendarCoverageEvidence, Finding, Severity
-
-#: How often the agent looks; the collector uses its silent-agent interval.
-CHECK_INTERVAL_S: Final = 3600.0
 
 Source = Literal["agent", "collector"]
 

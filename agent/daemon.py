@@ -13,7 +13,7 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
    that crashes is reported degraded or failed (once, as
    ``agent.detector_degraded``) and the others keep running;
 7. heartbeat (first one now), policy client (first fetch now; only with a
-   policy key pinned at enrollment), holiday calendar check (first one now:
+   policy key pinned at enrollment), holiday calendar check (first after one interval:
    ``agent.calendar_expiring`` / ``agent.calendar_expired`` at most once a
    day, when a detector's policy carries a calendar) and systemd watchdog
    tasks;
@@ -47,7 +47,7 @@ import structlog
 
 from agent import capabilities as caps
 from agent import systemd
-from agent.calendar_coverage import CHECK_INTERVAL_S, CoverageWatch, calendar_coverage
+from agent.calendar_coverage import CoverageWatch, calendar_coverage
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
 from agent.enrollment import (
     Credentials,
@@ -450,16 +450,18 @@ class Daemon:
 
     async def _calendar_checks(self) -> None:
         while True:
+            await asyncio.sleep(self.settings.calendar_check_interval_s)
             await self.check_calendar()
-            await asyncio.sleep(CHECK_INTERVAL_S)
 
     async def check_calendar(self) -> None:
         """Warn, at most once a day, that the holiday calendar the detectors judge by runs out."""
-        sections = (getattr(doc, "calendar", None) for doc in self.policy.documents.values())
+        now = self.clock()
+        read = {r.spec.policy_section for r in self.running.values() if not r.failed}
+        sections = (getattr(self.policy.section(name), "calendar", None) for name in sorted(read))
         calendars = [s.work_calendar() for s in sections if isinstance(s, CalendarSection)]
         if not calendars:  # no running detector judges days by the calendar
             return
-        coverage = calendar_coverage(calendars, self.clock())
+        coverage = calendar_coverage(calendars, now)
         if not self.calendar_watch.due(coverage):
             return
         finding = calendar_finding(self.policy.section("agent"), coverage)

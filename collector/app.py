@@ -18,6 +18,7 @@ from collector.alerts.feed import AlertFeed
 from collector.api import alerting, documents, health, ingest, policy, queries
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
+from collector.calendar_monitor import CalendarMonitor
 from collector.console import web as console
 from collector.console.auth import LoginThrottle
 from collector.console.data import work_calendar
@@ -73,6 +74,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     router = Router(database, current_policy, settings.notify_channels, link_key, settings.url)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
+    calendar_monitor = CalendarMonitor(database, current_policy, settings.calendar_check_interval_s)
     correlation = AccountCorrelation(
         database, metrics, current_policy, settings.account_correlation_interval_s
     )
@@ -81,6 +83,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(monitor.run(), name="silent-agent-monitor"),
+            asyncio.create_task(calendar_monitor.run(), name="calendar-monitor"),
             asyncio.create_task(retention.run(), name="retention"),
             asyncio.create_task(correlation.run(), name="account-correlation"),
             asyncio.create_task(alert_feed.run(), name="alert-feed"),
@@ -115,6 +118,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         policy_key=serving_public_key(settings.data_dir, database),
     )
     app.state.monitor = monitor
+    app.state.calendar_monitor = calendar_monitor
     app.state.retention = retention
     app.state.document_checker = checker
     app.state.account_correlation = correlation

@@ -53,6 +53,9 @@ class CollectorSettings(LayeredSettings):
     document_workers: int = Field(default=2, ge=1, le=64)
 
     silent_check_interval_s: float = Field(default=15.0, gt=0)
+    #: How often the holiday calendar's end is checked (first after one interval); its
+    #: collector.calendar_* event goes out at most once a day however often this runs.
+    calendar_check_interval_s: float = Field(default=3600.0, gt=0, le=86400)
     #: How often stored account events are correlated across hosts (shared accounts, scores).
     account_correlation_interval_s: float = Field(default=60.0, gt=0)
     #: Days events are kept (网络安全法 art. 21: network logs at least six months); 0 keeps forever.

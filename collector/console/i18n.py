@@ -63,6 +63,14 @@ ZH: Final[dict[str, str]] = {
     "Online": "在线", "Silent since": "失联起始", "Version": "版本",
     "Degraded detectors": "降级的检测器", "Spool backlog": "本地缓存积压",
     "Last event": "最近通信", "Group": "分组", "Open gaps": "序号缺口",
+    "The holiday calendar covers days only up to {until}; add the {year} holiday schedule "
+    "published by the General Office of the State Council to the policy.":
+        "节假日日历仅覆盖至 {until}，请在策略中补充 {year} 年国务院办公厅公布的放假安排",
+    "The holiday calendar covers days only up to {until}; holidays and make-up workdays after "
+    "it are judged as plain weekdays and weekends. Add the {year} holiday schedule published "
+    "by the General Office of the State Council to the policy.":
+        "节假日日历仅覆盖至 {until}，此后的节假日和调休上班日按普通工作日和周末判断；"
+        "请在策略中补充 {year} 年国务院办公厅公布的放假安排",
     "Key period now: {name}. Silent agents are marked.":
         "当前处于重点时期：{name}。失联终端已标红。",
     "No agents enrolled.": "尚无已注册的代理。",

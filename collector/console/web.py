@@ -156,8 +156,9 @@ def render(page: Page | None, request: Request, template: str, code: int = 200,
     t = i18n.translator(lang)
     who = page.who if page else None
     nav = [(slug, t(label)) for slug, label, roles in NAV if who and who.role in roles]
+    calendar = request.app.state.calendar_monitor.notice() if who else None
     body = _env.get_template(template).render(
-        t=t, lang=lang, who=who, nav=nav, path=request.url.path,
+        t=t, lang=lang, who=who, nav=nav, path=request.url.path, calendar_notice=calendar,
         csrf=who.session.csrf_token if who and who.session else "",
         query=request.url.query, severity_label=lambda s: t(f"severity.{s}"),
         status_label=lambda s: t(f"status.{s}"), **values,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from agent.events import EnrollRequest, EnrollResponse
 from collector import credentials
@@ -15,6 +16,32 @@ from collector.errors import NotFoundError
 from collector.store.database import Database
 from collector.store.tables import agents, sequence_gaps
 from collector.store.tokens import spend_token
+
+#: The agents row the collector's events about itself belong to (events need an agent). It is
+#: made revoked with a secret hash no secret matches, so nothing can sign in as it, the silent
+#: monitor skips it, and ``list_agents`` leaves it out.
+COLLECTOR_SELF_ID: Final = "00000000-0000-4000-8000-00000000c011"
+COLLECTOR_SELF_HOST: Final = "courtguard-collector"
+#: Not a hex SHA-256, so no secret's digest can equal it.
+NO_SECRET_MATCHES: Final = "!"  # noqa: S105 - a marker that is no secret
+
+
+def ensure_collector_self(db: Database, now: datetime) -> str:
+    """Make the collector's own agents row if missing (several processes may race); its id."""
+    with db.read() as conn:
+        found = conn.execute(
+            select(agents.c.id).where(agents.c.id == COLLECTOR_SELF_ID)).first()
+    if found is None:
+        try:
+            with db.write() as conn:
+                conn.execute(insert(agents).values(
+                    id=COLLECTOR_SELF_ID, hostname=COLLECTOR_SELF_HOST, group="default",
+                    os="", enrolled_at=now, secret_hash=NO_SECRET_MATCHES, revoked_at=now,
+                    revoked_reason="采集服务器自身，仅用于记录采集服务器自己的事件", max_seq=0,
+                ))
+        except IntegrityError:  # another collector process made it first
+            pass
+    return COLLECTOR_SELF_ID
 
 
 @dataclass(frozen=True)
@@ -91,6 +118,7 @@ def list_agents(db: Database) -> list[dict[str, Any]]:
             func.coalesce(open_gaps.c.open_gaps, 0).label("open_gaps"),
         )
         .select_from(agents.outerjoin(open_gaps, open_gaps.c.agent_id == agents.c.id))
+        .where(agents.c.id != COLLECTOR_SELF_ID)
         .order_by(agents.c.hostname, agents.c.id)
     )
     with db.read() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +316,105 @@ def test_bad_policy_exits_2_with_a_clear_message(
     assert result.stderr.startswith("courtguard-agent: ")
     assert "Traceback" not in result.stderr
     assert "agent" in result.stderr and str(policies) in result.stderr
+
+
+class SteppedClock:
+    """The daemon's clock, fixed by the test; counts how often the daemon asked for the time."""
+
+    def __init__(self, moment: str) -> None:
+        self.now = datetime.fromisoformat(moment)
+        self.calls = 0
+
+    def __call__(self) -> datetime:
+        self.calls += 1
+        return self.now
+
+
+def calendar_spec() -> Any:
+    """A detector that reads the accounts policy, which carries the calendar section."""
+    return dataclasses.replace(fake_spec("contractor_hours"), policy_section="accounts")
+
+
+def run_calendar_checks(settings: AgentSettings, collector: FakeCollector, clock: SteppedClock,
+                        checks: int) -> list[Event]:
+    """Run the daemon until it has checked the calendar ``checks`` times; its calendar events."""
+    settings = settings.model_copy(update={"calendar_check_interval_s": 0.01})
+    run_daemon(settings, collector, [calendar_spec()], lambda _c: clock.calls >= checks,
+               clock=clock)
+    return [e for e in collector.events if e.kind.startswith("agent.calendar_")]
+
+
+def test_calendar_running_out_is_reported_once_a_day(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """From 60 days before the library's last day: one agent.calendar_expiring, not one a check."""
+    clock = SteppedClock("2026-11-15T09:00:00+08:00")
+    (event,) = run_calendar_checks(enrolled, collector, clock, 5)
+    assert (event.kind, event.severity, event.rule_id) == (
+        "agent.calendar_expiring", "medium", "agent.calendar-expiring")
+    assert event.evidence == {"covered_until": "2026-12-31", "library_until": "2026-12-31",
+                              "policy_years": [], "days_left": 46}
+    assert "节假日日历仅覆盖至 2026-12-31，请在策略中补充 2027 年国务院办公厅公布的放假安排" in (
+        event.summary)
+
+
+def test_calendar_warning_comes_again_the_next_day(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """A new Shanghai day (2026-12-31, the last covered day) makes one more warning."""
+    clock = SteppedClock("2026-12-30T23:59:00+08:00")
+
+    async def scenario() -> list[Event]:
+        settings = enrolled.model_copy(update={"calendar_check_interval_s": 0.01})
+        daemon = Daemon(settings, registry=[calendar_spec()], transport=collector.transport(),
+                        handle_signals=False, clock=clock)
+        task = asyncio.create_task(daemon.run())
+        await eventually(lambda: clock.calls >= 3, 10)
+        clock.now = datetime.fromisoformat("2026-12-31T00:01:00+08:00")
+        seen = clock.calls
+        await eventually(lambda: clock.calls >= seen + 3, 10)
+        daemon.request_stop("test over")
+        await task
+        return [e for e in collector.events if e.kind.startswith("agent.calendar_")]
+
+    with capture_logs():
+        found = asyncio.run(asyncio.wait_for(scenario(), 20))
+    assert [e.evidence["days_left"] for e in found] == [1, 0]
+
+
+def test_calendar_past_its_end_is_reported_expired(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """After 2026-12-31 days are judged by plain weekdays: agent.calendar_expired, high."""
+    clock = SteppedClock("2027-01-02T09:00:00+08:00")
+    (event,) = run_calendar_checks(enrolled, collector, clock, 5)
+    assert (event.kind, event.severity, event.rule_id) == (
+        "agent.calendar_expired", "high", "agent.calendar-expired")
+    assert event.evidence["days_left"] == -2
+    assert "按普通工作日和周末判断" in event.summary
+
+
+def test_a_year_supplied_in_policy_extends_the_calendar(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """calendar.years 2027 in the accounts policy: no warning on 2027-01-02 nor on 2026-11-15."""
+    accounts = enrolled.policy_dir / "accounts.yaml"
+    accounts.write_text(accounts.read_text().replace(
+        "  holidays: []\n",
+        "  years:\n"
+        "    - year: 2027\n"
+        "      holidays: [{name: 元旦, start: 2027-01-01, end: 2027-01-03}]\n"
+        "  holidays: []\n", 1))
+    assert run_calendar_checks(enrolled, collector, SteppedClock("2027-01-02T09:00:00+08:00"),
+                               5) == []
+
+
+def test_no_calendar_check_without_a_detector_that_reads_one(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """An agent running no calendar-reading detector says nothing about the calendar."""
+    clock = SteppedClock("2027-01-02T09:00:00+08:00")
+    settings = enrolled.model_copy(update={"calendar_check_interval_s": 0.01})
+    run_daemon(settings, collector, [fake_spec("alpha")], lambda _c: clock.calls >= 5,
+               clock=clock)
+    assert not [e for e in collector.events if e.kind.startswith("agent.calendar_")]

@@ -55,3 +55,21 @@ def test_routes_first_match_and_continue_and_windows() -> None:
     in_office = Context(policy, policy.calendar.work_calendar(),
                         datetime.fromisoformat("2026-11-03T10:00:00+08:00"))
     assert "copy-to-audit" not in [r.name for r in routes_for(in_office, labels)]
+
+
+def test_a_holiday_supplied_in_policy_closes_office_hours() -> None:
+    """A 2027 holiday from calendar.years (placeholder dates) is a holiday for duty windows;
+    without the year, a Monday in 2027 passes as an (inferred) workday."""
+    data = yaml.safe_load(SHIPPED.read_text())
+    data["calendar"]["years"] = [{
+        "year": 2027, "notice": "占位示例，非真实通知",
+        "holidays": [{"name": "春节", "start": "2027-02-06", "end": "2027-02-12"}],
+        "workdays": ["2027-02-14"],
+    }]
+    policy = AlertingPolicy.model_validate(data)
+    monday = datetime.fromisoformat("2027-02-08T10:00:00+08:00")
+    office = policy.windows["office_hours"]
+    assert not Context(policy, policy.calendar.work_calendar(), monday).in_window(office)
+    makeup_sunday = datetime.fromisoformat("2027-02-14T10:00:00+08:00")
+    assert Context(policy, policy.calendar.work_calendar(), makeup_sunday).in_window(office)
+    assert context(monday.isoformat()).in_window(office)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import TypeAdapter
 
 from agent.detectors.accounts.detector import AccountsDetector
@@ -161,3 +162,23 @@ def test_one_mount_seen_by_udisks_and_the_mount_table_is_reported_once() -> None
         "accounts.removable-mount",
         "accounts.unapproved-device",
     ]
+
+
+def test_a_holiday_supplied_in_policy_is_a_holiday_for_the_detector() -> None:
+    """A 2027 holiday given in calendar.years (placeholder dates) is judged as one; without the
+    year, the library knows no 2027 and a Monday morning login passes as working hours."""
+    data = yaml.safe_load((REPO / "policies" / "accounts.yaml").read_text())
+    data["calendar"]["years"] = [{
+        "year": 2027, "notice": "占位示例，非真实通知",
+        "holidays": [{"name": "春节", "start": "2027-02-06", "end": "2027-02-12"}],
+        "workdays": ["2027-02-14"],
+    }]
+    with_year = AccountsPolicy.model_validate(data)
+    monday = datetime.fromisoformat("2027-02-08T10:00:00+08:00")
+    contract = "accounts.login-outside-contract"  # wb_zhang's shipped contract ends in 2026
+    found = [f for f in feed(AccountsDetector(), login(monday), policy=with_year)
+             if f.rule_id != contract]
+    assert [f.rule_id for f in found] == ["accounts.login-on-holiday"]
+    assert "春节" in found[0].summary
+    assert found[0].evidence["day_kind"] == "holiday"
+    assert [f.rule_id for f in feed(AccountsDetector(), login(monday))] == [contract]
