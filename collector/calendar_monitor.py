@@ -10,7 +10,9 @@ the policy the collector acts on (``CurrentPolicy``). Every
    id is derived from the Shanghai day, the state and the last covered day,
    so collector processes sharing PostgreSQL cannot make it twice; an
    in-process ``CoverageWatch`` spares the store the attempt after the first;
-3. keep the coverage for the console banner (``notice``), which needs no I/O.
+3. keep the coverage for the console banner (``notice``), which reads no
+   store: it derives the coverage again only when ``CurrentPolicy`` holds a
+   different policy set than the one it was derived from.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import Final
 
 import structlog
 
-from agent.calendar_cn import CalendarCoverage, CoverageState, WorkCalendar, local_time
+from agent.calendar_cn import CalendarCoverage, CoverageState, local_time
 from agent.calendar_coverage import CoverageWatch, calendar_coverage, coverage_finding
 from agent.events import Event, Severity, utcnow
 from agent.policy.calendar import CalendarSection
+from agent.policy.loader import PolicySet
 from collector.periodic import run_periodically
 from collector.policy.current import CurrentPolicy
 from collector.store.agents import COLLECTOR_SELF_HOST, ensure_collector_self
@@ -60,17 +63,18 @@ class CalendarMonitor:
         self.clock = clock
         self.watch = CoverageWatch()
         self.last: CalendarCoverage | None = None
-
-    def calendars(self) -> list[WorkCalendar]:
-        policies = self.policy.get()
-        if policies is None:
-            return []
-        sections = (getattr(doc, "calendar", None) for doc in policies.documents.values())
-        return [s.work_calendar() for s in sections if isinstance(s, CalendarSection)]
+        self._derived_from: PolicySet | None = None
 
     def coverage(self, now: datetime) -> CalendarCoverage:
         """How far the collector's calendar reaches today (the library alone without policy)."""
-        self.last = calendar_coverage(self.calendars(), now)
+        return self._coverage_of(self.policy.get(), now)
+
+    def _coverage_of(self, policies: PolicySet | None, now: datetime) -> CalendarCoverage:
+        documents = policies.documents.values() if policies is not None else ()
+        sections = (getattr(doc, "calendar", None) for doc in documents)
+        calendars = [s.work_calendar() for s in sections if isinstance(s, CalendarSection)]
+        self.last = calendar_coverage(calendars, now)
+        self._derived_from = policies
         return self.last
 
     def check(self, now: datetime) -> list[Event]:
@@ -100,10 +104,17 @@ class CalendarMonitor:
         return [event]
 
     def notice(self) -> BannerNotice | None:
-        """The banner for today from the last check's coverage; None while covered."""
+        """The banner for today; None while covered.
+
+        Called while rendering, on the event loop: it reads no store. The policy
+        is the set ``CurrentPolicy`` last read for any periodic part (the router
+        asks every second, the silent monitor every few), so a published year
+        takes the banner down without waiting for this monitor's next check.
+        """
         now = self.clock()
-        if self.last is None:
-            self.coverage(now)
+        policies = self.policy.policies
+        if self.last is None or policies is not self._derived_from:
+            self._coverage_of(policies, now)
         assert self.last is not None  # noqa: S101 - set just above
         today = local_time(now).date()
         current = CalendarCoverage(self.last.covered_until, self.last.library_until,

@@ -141,3 +141,20 @@ def test_no_banner_once_policy_supplies_the_year(console: tuple[CollectorSetting
     settings, db = console
     settings = settings.model_copy(update={"policy_dir": with_2027(tmp_path)})
     assert all('id="calendar-notice"' not in page for page in pages_at(settings, db, AFTER))
+
+
+def test_banner_follows_a_policy_change_without_waiting_for_a_check(
+        db: Database, tmp_path: Path) -> None:
+    """A year added to the files, once CurrentPolicy has read them, takes the banner down."""
+    directory = tmp_path / "policies"
+    shutil.copytree(POLICIES, directory)
+    current = CurrentPolicy(db, directory)
+    monitor = CalendarMonitor(db, current, 3600, clock=lambda: AFTER)
+    current.get()
+    notice = monitor.notice()
+    assert notice is not None and (notice.state, notice.missing_year) == ("expired", 2027)
+    supplied = with_2027(tmp_path)
+    for kind in ("alerting", "accounts"):
+        shutil.copy(supplied / f"{kind}.yaml", directory / f"{kind}.yaml")
+    current.get()  # what the router and the silent monitor do every few seconds
+    assert monitor.notice() is None
