@@ -23,6 +23,7 @@ import orjson
 
 from collector.notify.config import ChannelSettings
 from collector.notify.message import BEIJING, Message
+from collector.notify.transport import CAFileError, trust_context
 
 #: Stored excerpt of a receiver's answer.
 EXCERPT: Final = 480
@@ -224,14 +225,16 @@ def send_email(message: Message, settings: ChannelSettings, extra_to: list[str])
                           timeout=settings.timeout_s) as smtp:
             smtp.ehlo()
             if settings.starttls:
-                context = ssl.create_default_context(
-                    cafile=str(settings.ca_file) if settings.ca_file else None)
+                context = (trust_context(settings.ca_file) if settings.ca_file
+                           else ssl.create_default_context())
                 smtp.starttls(context=context)
                 smtp.ehlo()
             if settings.username:
                 smtp.login(settings.username, settings.password or "")
             refused = smtp.send_message(email_message(message, settings, to))
             code, answer = smtp.noop()
+    except CAFileError as exc:
+        return Outcome(False, error=excerpt(str(exc)))
     except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
         smtp_code = getattr(exc, "smtp_code", None)
         return Outcome(False, smtp_code if isinstance(smtp_code, int) else None,

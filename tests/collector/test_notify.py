@@ -16,6 +16,7 @@ from collector.notify import channels
 from collector.notify.config import ChannelSettings
 from collector.notify.message import AlertItem, Contact, Message
 from collector.notify.outbox import Outbox, TokenBucket, enqueue
+from collector.notify.transport import HttpClients
 from collector.store.database import Database
 from collector.store.tables import deliveries, notifications
 from tests.notify_receivers import robot, smtp_relay
@@ -274,3 +275,68 @@ def test_500_in_a_minute_are_digested_none_lost(db: Database) -> None:
         with db.read() as conn:
             assert conn.execute(select(func.count()).select_from(deliveries)).scalar() == len(
                 receiver.received)
+
+
+# -- a channel's own CA ----------------------------------------------------------------------
+
+
+def deliver_once(db: Database, settings: ChannelSettings) -> list[Any]:
+    """Queue one message, give the outbox one pass, return the delivery log of that message."""
+    outbox = Outbox(db, {"relay": settings}, "test")
+    [nid] = queue(db, message())
+    outbox.send_due(T0, {"duty": Receiver(channels=[ChannelUse(channel="relay")])})
+    outbox.close()
+    return attempts(db, nid)
+
+
+@pytest.mark.parametrize("flavour", ["dingtalk", "wecom", "webhook", "sms"])
+def test_https_receiver_signed_by_a_private_ca_is_trusted_through_ca_file(
+        db: Database, tmp_path: Path, flavour: str) -> None:
+    """专有钉钉 or a DMZ relay with the court's own CA: ``ca_file`` makes delivery work."""
+    with robot(flavour, tls_dir=tmp_path / "court-ca") as receiver:
+        assert receiver.url.startswith("https://") and receiver.ca_file is not None
+        settings = ChannelSettings(type=flavour, url=receiver.url, secret=receiver.secret,
+                                   ca_file=receiver.ca_file, max_attempts=1)
+        [delivery] = deliver_once(db, settings)
+        assert delivery.ok, delivery.error
+        assert len(receiver.accepted()) == 1
+
+
+@pytest.mark.parametrize("flavour", ["dingtalk", "webhook", "sms"])
+def test_https_receiver_with_a_private_ca_fails_clearly_without_ca_file(
+        db: Database, tmp_path: Path, flavour: str) -> None:
+    with robot(flavour, tls_dir=tmp_path / "court-ca") as receiver:
+        settings = ChannelSettings(type=flavour, url=receiver.url, secret=receiver.secret,
+                                   max_attempts=1)
+        [delivery] = deliver_once(db, settings)
+        assert not delivery.ok
+        assert "CERTIFICATE_VERIFY_FAILED" in (delivery.error or ""), delivery.error
+        assert receiver.received == []
+
+
+def test_unreadable_ca_file_is_a_clear_delivery_error(db: Database, tmp_path: Path) -> None:
+    not_a_ca = tmp_path / "not-a-ca.pem"
+    not_a_ca.write_text("this is not a certificate\n")
+    with robot("webhook", tls_dir=tmp_path / "court-ca") as receiver:
+        for ca_file in (not_a_ca, tmp_path / "missing.pem"):
+            settings = ChannelSettings(type="webhook", url=receiver.url, ca_file=ca_file,
+                                       max_attempts=1)
+            [delivery] = deliver_once(db, settings)
+            assert not delivery.ok
+            assert f"ca_file {ca_file} cannot be used as a CA bundle" in (delivery.error or "")
+        assert receiver.received == []
+
+
+def test_a_ca_file_replaced_in_place_is_read_again(db: Database, tmp_path: Path) -> None:
+    """A court renewing its CA replaces the file; the next delivery trusts the new one."""
+    with robot("webhook", tls_dir=tmp_path / "old-ca") as old, \
+            robot("webhook", tls_dir=tmp_path / "new-ca") as new:
+        assert old.ca_file is not None and new.ca_file is not None
+        trusted = tmp_path / "court-ca.pem"
+        trusted.write_bytes(old.ca_file.read_bytes())
+        clients = HttpClients()
+        settings = ChannelSettings(type="webhook", url=new.url, ca_file=trusted)
+        assert not channels.send(message(), settings, clients.for_channel(settings), []).ok
+        trusted.write_bytes(new.ca_file.read_bytes() + b"\n")
+        assert channels.send(message(), settings, clients.for_channel(settings), []).ok
+        clients.close()
