@@ -200,7 +200,9 @@ class Outbox:
         replaces = 0
         for message in messages:
             for alert in message.alerts:
-                alerts.setdefault(alert.id, alert)
+                # An escalation's wording (who did not acknowledge) outranks a plain mention.
+                if alert.id not in alerts or alert.escalated is not None:
+                    alerts[alert.id] = alert
             for person in message.persons:
                 persons.setdefault(person.id, person)
             replaces += message.replaces or 1
