@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from agent.calendar_cn import WorkCalendar
 from collector.account_correlation import AccountCorrelation
-from collector.alerting.links import load_link_key
+from collector.alerting.links import LinkBase, link_base_url, load_link_key
 from collector.alerting.router import Router
 from collector.alerts.feed import AlertFeed
 from collector.api import alerting, documents, health, ingest, policy, queries
@@ -22,6 +22,7 @@ from collector.calendar_monitor import CalendarMonitor
 from collector.console import web as console
 from collector.console.auth import LoginThrottle
 from collector.console.data import work_calendar
+from collector.errors import ConfigError
 from collector.metrics import Metrics
 from collector.monitor import SilentMonitor
 from collector.policy.current import CurrentPolicy
@@ -57,6 +58,15 @@ def _calendar_loader(settings: CollectorSettings) -> Callable[[], WorkCalendar |
 
 def create_app(settings: CollectorSettings, db: Database | None = None) -> FastAPI:
     """An app serving ``settings``; it owns ``db`` (made from settings if not given)."""
+    # Before anything is opened: a routing collector whose links cannot work refuses to start.
+    try:
+        links = link_base_url(settings)
+    except ConfigError:
+        if settings.alert_router:
+            raise
+        links = LinkBase(settings.url)
+    if links.warning and settings.alert_router:
+        log.warning("alert links may not open for the duty officers", detail=links.warning)
     database = db if db is not None else Database.from_settings(settings)
     metrics = Metrics()
     # One view of the policy the collector acts on, shared by every periodic part.
@@ -71,7 +81,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     )
     alert_feed = AlertFeed(database)
     link_key = load_link_key(settings.alert_link_secret, settings.data_dir)
-    router = Router(database, current_policy, settings.notify_channels, link_key, settings.url)
+    router = Router(database, current_policy, settings.notify_channels, link_key, links.url)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
     calendar_monitor = CalendarMonitor(database, current_policy, settings.calendar_check_interval_s)

@@ -5,7 +5,9 @@
   ``sign`` equal to base64 HMAC-SHA256 of ``timestamp\\nsecret`` after URL
   decoding), a WeCom group robot, an Alertmanager webhook consumer or an SMS
   gateway; it checks each body's shape and answers like the real thing, or
-  with a scripted status (500, 500, 500, then 200).
+  with a scripted status (500, 500, 500, then 200). Given ``tls_dir`` it
+  serves HTTPS with a certificate signed by a private CA made there (the
+  collector's own TLS helper), as a court's 专有钉钉 or DMZ relay does.
 - ``smtp_relay``: an aiosmtpd SMTP server requiring STARTTLS with a test
   certificate made by the collector's own TLS helper.
 """
@@ -115,6 +117,8 @@ class RobotReceiver:
     script: list[int] = field(default_factory=list)  # statuses to answer first, in order
     received: list[Received] = field(default_factory=list)
     delay_s: float = 0.0
+    #: Serve HTTPS with a private CA made in this directory (``ca_file`` trusts it).
+    tls_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -128,13 +132,26 @@ class RobotReceiver:
                 receiver._handle(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.ca_file: Path | None = None
+        if self.tls_dir is not None:
+            ensure_tls(self.tls_dir)
+            files = TLSFiles.in_dir(self.tls_dir)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(files.server_cert, files.server_key)
+            # The handshake runs in the request's thread: a client refusing the
+            # certificate must not stall the accept loop.
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+            self.ca_file = files.ca_cert
+            # A client that refuses the certificate ends the handshake: no traceback.
+            self.server.handle_error = lambda *_args: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        base = f"http://{host}:{port}"
+        base = f"{'https' if self.tls_dir else 'http'}://{host}:{port}"
         return {
             "dingtalk": f"{base}/robot/send?access_token=tok",
             "wecom": f"{base}/cgi-bin/webhook/send?key=k",

@@ -48,7 +48,7 @@ from collector.alerting.duty import DutyStaff, on_duty
 from collector.alerting.links import ack_url
 from collector.alerts import service
 from collector.notify.config import ChannelSettings
-from collector.notify.message import AlertItem, Contact, Message
+from collector.notify.message import AlertItem, Contact, Escalated, Message, position_label
 from collector.notify.outbox import Outbox, enqueue
 from collector.policy.current import CurrentPolicy
 from collector.store.audit import Actor
@@ -481,12 +481,25 @@ class Router:
                      .values(updated_at=now, **values))
 
     def _notify_step(self, conn: Connection, ctx: Context, row: Any, route: str,
-                     receiver: str, escalation: Escalation, step: int, loop: int) -> None:
-        """Notify the position of ``step`` now and wait for an acknowledgement."""
+                     receiver: str, escalation: Escalation, step: int, loop: int,
+                     timed_out: int | None = None) -> None:
+        """Notify the position of ``step`` now and wait for an acknowledgement.
+
+        ``timed_out`` is the step whose wait ran out without an acknowledgement: the
+        message names its person and the wait (None: the chain starts over).
+        """
         chosen = escalation.steps[step]
         staff = on_duty(ctx.policy, self.db, ctx.now)
+        escalated = None
+        if timed_out is not None:
+            previous = escalation.steps[timed_out].notify
+            person = staff.person(previous) if staff is not None else None
+            escalated = Escalated(
+                previous=(ctx.policy.people[person].name if person in ctx.policy.people
+                          else position_label(previous)),
+                waited_s=int(self._wait(ctx, escalation, timed_out).total_seconds()))
         message = self._message(ctx, chosen.receiver or receiver, "escalation", [row], staff,
-                                chosen.notify, None, {})
+                                chosen.notify, None, {}, escalated)
         enqueue(conn, message, ctx.now, [row.id])
         self._set_chain(conn, row.id, route, now=ctx.now, step=step, loop=loop, state="waiting",
                         next_at=ctx.now + self._wait(ctx, escalation, step))
@@ -523,7 +536,7 @@ class Router:
                                     next_at=None)
                     continue
                 self._notify_step(conn, ctx, row, chain.route, chain.receiver, escalation,
-                                  step, loop)
+                                  step, loop, timed_out=chain.step)
         for alert_id, minutes in to_unacknowledge:
             try:
                 service.unacknowledge(self.db, alert_id, ROUTER_ACTOR,
@@ -555,7 +568,7 @@ class Router:
 
     def _message(self, ctx: Context, receiver: str, reason: str, rows: list[Any],
                  staff: DutyStaff | None, position: str | None, key: str | None,
-                 labels: dict[str, str]) -> Message:
+                 labels: dict[str, str], escalated: Escalated | None = None) -> Message:
         person = staff.person(position) if staff is not None and position else None
         persons = []
         if person is not None and person in ctx.policy.people:
@@ -573,6 +586,7 @@ class Router:
                 labels={k: v for k, v in alert_labels(row, ctx).items() if v},
                 ack_url=(ack_url(self.base_url, self.link_key, row.id, person, ctx.now, valid)
                          if person is not None else None),
+                escalated=escalated,
             )
             for row in rows
         ]

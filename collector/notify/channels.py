@@ -22,7 +22,8 @@ import httpx
 import orjson
 
 from collector.notify.config import ChannelSettings
-from collector.notify.message import BEIJING, Message
+from collector.notify.message import BEIJING, Contact, Message
+from collector.notify.transport import CAFileError, trust_context
 
 #: Stored excerpt of a receiver's answer.
 EXCERPT: Final = 480
@@ -82,19 +83,25 @@ def _post(client: httpx.Client, url: str, settings: ChannelSettings, *,
     return Outcome(True, response.status_code, body)
 
 
+def _dingtalk_mention(person: Contact) -> str | None:
+    # DingTalk highlights (and notifies) only the @mobile / @userId written in the text.
+    if person.mobile:
+        return f"@{person.mobile}"
+    return f"@{person.dingtalk_user_id}" if person.dingtalk_user_id else None
+
+
 def dingtalk_payload(message: Message, keyword: str | None = None) -> dict[str, Any]:
-    mobiles = message.mobiles()
-    mentions = " ".join(f"@{m}" for m in mobiles)
+    duty = message.duty_line(_dingtalk_mention)
     title = message.title()
     text = "\n\n".join([f"### {title}", *message.lines()])
     if keyword and keyword not in text:
         text = f"{keyword}\n\n{text}"
-    # Mentions go last and survive truncation: DingTalk only notifies those named in the text.
-    text = _fit(text, MAX_MARKDOWN_BYTES - len(mentions.encode()) - 2) + "\n\n" + mentions
+    # The duty line goes last and survives truncation: it carries the mentions.
+    text = _fit(text, MAX_MARKDOWN_BYTES - len(duty.encode()) - 2) + "\n\n" + duty
     return {
         "msgtype": "markdown",
         "markdown": {"title": title[:64], "text": text.strip()},
-        "at": {"atMobiles": mobiles,
+        "at": {"atMobiles": message.mobiles(),
                "atUserIds": [p.dingtalk_user_id for p in message.persons if p.dingtalk_user_id],
                "isAtAll": False},
     }
@@ -114,14 +121,13 @@ def send_dingtalk(message: Message, settings: ChannelSettings, client: httpx.Cli
 
 def wecom_payload(message: Message) -> dict[str, Any]:
     """Markdown with ``<@userid>`` mentions (WeCom markdown has no mobile list; text has)."""
-    mentions = " ".join(f"<@{p.wecom_user_id}>" for p in message.persons if p.wecom_user_id)
-    unnamed = [p.name for p in message.persons if not p.wecom_user_id]
+    duty = message.duty_line(
+        lambda p: f"<@{p.wecom_user_id}>" if p.wecom_user_id else None)
     color = "warning" if message.severity in ("high", "critical") else "comment"
     lines = [f'### <font color="{color}">{message.title()}</font>', *message.lines()]
-    if unnamed:
-        lines.insert(1, f"值班人员：{'、'.join(unnamed)}")
-    content = _fit("\n".join(lines), MAX_MARKDOWN_BYTES - len(mentions.encode()) - 1)
-    return {"msgtype": "markdown", "markdown": {"content": f"{content}\n{mentions}".strip()}}
+    # The duty line goes last and survives truncation: it carries the mentions.
+    content = _fit("\n".join(lines), MAX_MARKDOWN_BYTES - len(duty.encode()) - 1)
+    return {"msgtype": "markdown", "markdown": {"content": f"{content}\n{duty}".strip()}}
 
 
 def send_wecom(message: Message, settings: ChannelSettings, client: httpx.Client) -> Outcome:
@@ -144,10 +150,11 @@ def alertmanager_payload(message: Message) -> dict[str, Any]:
             "status": "resolved" if a.status == "closed" else "firing",
             "labels": labels(a),
             "annotations": {"summary": a.title, "count": str(a.count),
-                            **({"ack_url": a.ack_url} if a.ack_url else {})},
+                            **({"ack_url": a.ack_url} if a.ack_url else {}),
+                            **({"escalation": a.escalated.text()} if a.escalated else {})},
             "startsAt": a.first_seen.isoformat(),
             "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": message.external_url,
+            "generatorURL": message.console_url(a.id) if message.external_url else "",
             "fingerprint": a.fingerprint,
         }
         for a in message.alerts
@@ -174,15 +181,24 @@ def send_webhook(message: Message, settings: ChannelSettings, client: httpx.Clie
     return _post(client, settings.url, settings, json_body=alertmanager_payload(message))
 
 
+def sms_text(message: Message) -> str:
+    """The ``{text}`` of the SMS template: why, which rule and host, who is on duty."""
+    first = message.alerts[0] if message.alerts else None
+    if first is None:
+        return ""
+    parts = [first.escalated.text()] if first.escalated else []
+    parts.append(f"规则 {first.rule_id or first.kind} 主机 {first.host}"
+                 + (f" 账号 {first.account}" if first.account else ""))
+    if len(message.alerts) > 1:
+        parts.append(f"共 {len(message.alerts)} 条")
+    if message.persons:
+        parts.append(message.duty_line())
+    return "，".join(parts)
+
+
 def sms_fields(message: Message, settings: ChannelSettings, extra_to: list[str]) -> dict[str, str]:
     link = next((a.ack_url for a in message.alerts if a.ack_url), "") or ""
-    first = message.alerts[0] if message.alerts else None
-    text = ""
-    if first is not None:
-        text = f"主机 {first.host}" + (f" 账号 {first.account}" if first.account else "")
-        if len(message.alerts) > 1:
-            text += f"，共 {len(message.alerts)} 条"
-    content = settings.template.format(title=message.title(), text=text, link=link)
+    content = settings.template.format(title=message.title(), text=sms_text(message), link=link)
     content = content[: settings.max_sms_chars]
     mobiles = ",".join(dict.fromkeys([*message.mobiles(), *extra_to]))
     return {key: value.format(mobiles=mobiles, content=content)
@@ -209,7 +225,7 @@ def email_message(message: Message, settings: ChannelSettings, to: list[str]) ->
     stamp = when.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S（北京时间）") if when else ""
     body = [message.title(), stamp, "", *message.lines()]
     if message.persons:
-        body.append(f"值班人员：{message.names()}")
+        body.append(message.duty_line(lambda p: p.mobile))
     mail.set_content("\n".join(body))
     return mail
 
@@ -224,14 +240,16 @@ def send_email(message: Message, settings: ChannelSettings, extra_to: list[str])
                           timeout=settings.timeout_s) as smtp:
             smtp.ehlo()
             if settings.starttls:
-                context = ssl.create_default_context(
-                    cafile=str(settings.ca_file) if settings.ca_file else None)
+                context = (trust_context(settings.ca_file) if settings.ca_file
+                           else ssl.create_default_context())
                 smtp.starttls(context=context)
                 smtp.ehlo()
             if settings.username:
                 smtp.login(settings.username, settings.password or "")
             refused = smtp.send_message(email_message(message, settings, to))
             code, answer = smtp.noop()
+    except CAFileError as exc:
+        return Outcome(False, error=excerpt(str(exc)))
     except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
         smtp_code = getattr(exc, "smtp_code", None)
         return Outcome(False, smtp_code if isinstance(smtp_code, int) else None,

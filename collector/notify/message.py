@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Final
 
@@ -34,6 +35,19 @@ class Contact(_Data):
     wecom_user_id: str | None = None
 
 
+class Escalated(_Data):
+    """Why an alert reaches the next position: who did not acknowledge it, and within how long.
+
+    Kept on the alert, not on the message, so it survives being folded into a digest.
+    """
+
+    previous: str  # the person's name, or the position's when nobody held it
+    waited_s: int
+
+    def text(self) -> str:
+        return f"升级：{self.previous} 未在 {duration(self.waited_s)}内确认"
+
+
 class AlertItem(_Data):
     id: int
     fingerprint: str
@@ -49,6 +63,7 @@ class AlertItem(_Data):
     last_seen: datetime
     labels: dict[str, str] = Field(default_factory=dict)
     ack_url: str | None = None
+    escalated: Escalated | None = None
 
 
 class Message(_Data):
@@ -83,23 +98,41 @@ class Message(_Data):
         """Markdown lines common to the chat channels and e-mail."""
         out: list[str] = []
         if self.reason == "escalation" and self.position:
-            out.append(f"> 前序值班人员未在时限内确认，现通知{_position_label(self.position)}。")
+            out.append(f"> 告警升级，现通知{position_label(self.position)}。")
         if self.reason == "digest":
             out.append(f"> 发送频率已达上限，合并 {self.replaces} 条通知为一条汇总。")
         for alert in self.alerts[:DIGEST_LINES]:
             when = alert.first_seen.astimezone(BEIJING).strftime("%m-%d %H:%M")
-            who = f" 账号 {alert.account}" if alert.account else ""
-            link = f" [确认]({alert.ack_url})" if alert.ack_url else ""
+            who = f"，账号 {alert.account}" if alert.account else ""
+            links = f" [确认]({alert.ack_url})" if alert.ack_url else ""
+            if self.external_url:
+                links += f" [查看]({self.console_url(alert.id)})"
             out.append(
                 f"- **{SEVERITY_LABELS.get(alert.severity, alert.severity)}** {alert.title}"
-                f"（主机 {alert.host}{who}，{alert.count} 次，首次 {when}，"
-                f"告警 #{alert.id}）{link}"
+                f"（规则 {alert.rule_id or alert.kind}，主机 {alert.host}{who}，"
+                f"{alert.count} 次，首次 {when}，告警 #{alert.id}）{links}"
             )
+            if alert.escalated is not None:
+                out.append(f"  - {alert.escalated.text()}")
         if len(self.alerts) > DIGEST_LINES:
-            out.append(f"- ……另有 {len(self.alerts) - DIGEST_LINES} 条，请在控制台查看")
-        if self.external_url:
-            out.append(f"控制台：{self.external_url}")
+            rest = f"- ……另有 {len(self.alerts) - DIGEST_LINES} 条，请在控制台查看"
+            out.append(f"{rest}：{self.console_url()}" if self.external_url else rest)
         return out
+
+    def console_url(self, alert_id: int | None = None) -> str:
+        """The console page of one alert (the alert list without an id)."""
+        base = f"{self.external_url.rstrip('/')}/console/alerts"
+        return base if alert_id is None else f"{base}/{alert_id}"
+
+    def duty_line(self, mention: Callable[[Contact], str | None] = lambda _p: None) -> str:
+        """``值班人员：张伟（@13800000001）``: every addressed person by name, with a mention."""
+        if not self.persons:
+            return ""
+        named = []
+        for person in self.persons:
+            handle = mention(person)
+            named.append(f"{person.name}（{handle}）" if handle else person.name)
+        return f"值班人员：{'、'.join(named)}"
 
     def mobiles(self) -> list[str]:
         return [p.mobile for p in self.persons if p.mobile]
@@ -111,5 +144,11 @@ class Message(_Data):
         return "、".join(p.name for p in self.persons)
 
 
-def _position_label(position: str) -> str:
+def position_label(position: str) -> str:
+    """The Chinese name of a duty position (``backup``: 备班)."""
     return POSITION_NAMES.get(position, position)
+
+
+def duration(seconds: int) -> str:
+    """``15 分钟``, or ``90 秒`` for waits that are not whole minutes."""
+    return f"{seconds // 60} 分钟" if seconds % 60 == 0 and seconds else f"{seconds} 秒"

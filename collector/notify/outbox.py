@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import httpx
 import structlog
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
@@ -36,6 +35,7 @@ from collector.notify import channels
 from collector.notify.channels import Outcome
 from collector.notify.config import ChannelSettings
 from collector.notify.message import Message
+from collector.notify.transport import CAFileError, HttpClients
 from collector.store.database import Database
 from collector.store.tables import deliveries, notifications
 
@@ -113,7 +113,8 @@ class Outbox:
     db: Database
     channels: Mapping[str, ChannelSettings]
     owner: str
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(trust_env=False))
+    #: HTTP clients by the CA file a channel trusts (``ca_file``).
+    clients: HttpClients = field(default_factory=HttpClients)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
     #: Called after each attempt (tests, metrics): (notification id, channel, outcome).
     on_attempt: Callable[[int, str, Outcome], None] | None = None
@@ -199,7 +200,9 @@ class Outbox:
         replaces = 0
         for message in messages:
             for alert in message.alerts:
-                alerts.setdefault(alert.id, alert)
+                # An escalation's wording (who did not acknowledge) outranks a plain mention.
+                if alert.id not in alerts or alert.escalated is not None:
+                    alerts[alert.id] = alert
             for person in message.persons:
                 persons.setdefault(person.id, person)
             replaces += message.replaces or 1
@@ -231,8 +234,10 @@ class Outbox:
         message = Message.model_validate(row.message)
         started = time.perf_counter()
         try:
-            outcome = channels.send(message, settings, self.client,
+            outcome = channels.send(message, settings, self.clients.for_channel(settings),
                                     [*message.extra_to, *extra_to])
+        except CAFileError as exc:
+            outcome = Outcome(False, error=channels.excerpt(str(exc)))
         except Exception as exc:  # a rendering bug must not wedge the queue
             log.exception("channel raised", channel=channel, notification_id=row.id)
             outcome = Outcome(False, error=channels.excerpt(f"{type(exc).__name__}: {exc}"))
@@ -282,4 +287,4 @@ class Outbox:
                   reason=why)
 
     def close(self) -> None:
-        self.client.close()
+        self.clients.close()

@@ -10,7 +10,11 @@ worked on, it escalates again.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -21,22 +25,29 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from structlog.testing import capture_logs
 
-from agent.events import Event, Severity
+from agent.events import Event, Severity, utcnow
+from collector.alerting.links import LOOPBACK_NAMES
 from collector.alerting.router import Router
 from collector.alerts import service
 from collector.alerts.grouping import group_events
 from collector.app import create_app
+from collector.console import users
 from collector.settings import CollectorSettings
 from collector.store.database import Database
 from collector.store.tables import agents, audit_log, deliveries, notifications
 from tests.collector.conftest import POLICIES, TestClient, enroll, event, post_events
+from tests.collector.test_console import PASSWORD, login
 from tests.notify_receivers import RobotReceiver, SmtpRelay, robot, smtp_relay
 
 #: 03:00 on 2 October 2026 in Beijing: National Day holiday, in the key period, night shift.
 T0 = datetime(2026, 10, 1, 19, 0, tzinfo=UTC)
 #: 21:00 on Tuesday 3 November 2026: an ordinary working day, evening, no key period.
 WEEKDAY_NIGHT = datetime(2026, 11, 3, 13, 0, tzinfo=UTC)
+#: A wildcard listener, as an administrator writes it; the tests never bind it outside a
+#: network namespace of their own.
+WILDCARD = "0.0.0.0"  # noqa: S104
 NIGHT_OFFICER, BACKUP = "13800000003", "13800000001"  # wang_qiang, zhang_wei (weekly turns)
 
 
@@ -163,6 +174,8 @@ def test_key_period_night_walk(world: World) -> None:
     escalation = world.receivers.dingtalk.accepted()[1]
     assert escalation.body["at"]["atMobiles"] == [BACKUP]
     assert "现通知备班" in texts[1]
+    assert "升级：王强 未在 5 分钟内确认" in texts[1]  # the SMS step went to the night officer
+    assert texts[1].endswith(f"值班人员：张伟（@{BACKUP}）")
 
     link = ack_link(texts[1])
     assert "by=zhang_wei" in link
@@ -387,3 +400,91 @@ def test_500_alerts_in_a_minute_bounded_messages_none_lost(world: World,
         shown |= {a["id"] for a in final.message["alerts"]}
     assert posted <= shown
     assert len(attempts) == len(requests)  # every request the robot saw is in the log
+
+
+def test_escalations_folded_into_a_digest_keep_their_wording(
+        world: World, settings: CollectorSettings) -> None:
+    """Two alerts reach the backup at once over a robot with one token: one digest says why."""
+    robot_rate = {**settings.notify_channels,
+                  "dingtalk": settings.notify_channels["dingtalk"].model_copy(
+                      update={"rate_per_minute": 1, "burst": 1})}
+    router = Router(world.db, world.router.policies, robot_rate, world.router.link_key,
+                    "http://testserver", clock=world.clock)
+    world.router.release()
+    first = world.post("account.tamper", "accounts.tamper", account="wb_zhang", what="history")
+    second = world.post("account.tamper", "accounts.tamper", account="wb_li", what="history")
+    for second_ in (0, 10, 310, 610):
+        router.tick(world.clock.to(T0 + timedelta(seconds=second_)))
+    router.close()
+    last = world.receivers.dingtalk.accepted()[-1]
+    text = last.body["markdown"]["text"]
+    assert "告警汇总" in last.body["markdown"]["title"]
+    assert last.body["at"]["atMobiles"] == [BACKUP]
+    assert f"告警 #{first}" in text and f"告警 #{second}" in text
+    assert text.count("升级：王强 未在 5 分钟内确认") == 2, text
+    with world.db.read() as conn:
+        folded = conn.execute(select(notifications).where(
+            notifications.c.status == "digested", notifications.c.reason == "escalation")).all()
+    assert len(folded) == 2
+
+
+def test_console_link_in_the_message_opens_the_alert(world: World) -> None:
+    alert_id = world.post("account.tamper", "accounts.tamper", account="wb_zhang", what="history")
+    world.tick(T0)
+    world.tick(T0 + timedelta(seconds=10))
+    [text] = world.robot_texts()
+    [link] = re.findall(r"\[查看\]\((http[^)]+)\)", text)
+    path = urllib.parse.urlsplit(link).path
+    assert path == f"/console/alerts/{alert_id}"
+    users.create_user(world.db, "duty1", "reviewer", PASSWORD, utcnow())
+    assert login(world.client, "duty1").status_code == 303
+    page = world.client.get(path)
+    assert page.status_code == 200 and "wb_zhang" in page.text
+
+
+def test_links_from_a_wildcard_listener_use_the_host_name(
+        settings: CollectorSettings, db: Database) -> None:
+    """``https://0.0.0.0:8443/...`` opens nothing: the links use this host's name instead."""
+    wildcard = settings.model_copy(update={"listen_host": WILDCARD, "tls": True,
+                                           "alert_router": True})
+    with capture_logs() as logs:
+        router = create_app(wildcard, db).state.alert_router
+    router.close()
+    base = router.base_url
+    name = socket.getfqdn()
+    if name in LOOPBACK_NAMES:
+        name = socket.gethostname()
+    assert base == f"https://{name}:8443"
+    [warning] = [e for e in logs if e["event"] == "alert links may not open for the duty officers"]
+    assert base in warning["detail"] and "public_url" in warning["detail"]
+
+
+def test_public_url_is_the_base_of_every_link(settings: CollectorSettings, db: Database) -> None:
+    public = settings.model_copy(update={
+        "listen_host": WILDCARD, "public_url": "https://courtguard.court.example/",
+        "alert_router": True})
+    with capture_logs() as logs:
+        router = create_app(public, db).state.alert_router
+    router.close()
+    assert router.base_url == "https://courtguard.court.example"
+    assert not [e for e in logs if e["event"] == "alert links may not open for the duty officers"]
+
+
+def test_wildcard_listener_on_a_host_named_localhost_refuses_to_start(tmp_path: Path) -> None:
+    """A host named only localhost can form no link: serve refuses and asks for public_url.
+
+    The collector runs in UTS and network namespaces of its own (its name is
+    localhost there, and nothing it could bind is reachable from outside).
+    """
+    environment = {**os.environ, "COURTGUARD_COLLECTOR_DATA_DIR": str(tmp_path / "data"),
+                   "COURTGUARD_COLLECTOR_TLS": "false",
+                   "COURTGUARD_COLLECTOR_CONFIG": str(tmp_path / "none.toml")}
+    (tmp_path / "none.toml").write_text("")
+    cli = str(Path(sys.executable).with_name("courtguard-collector"))
+    subprocess.run([cli, "init"], env=environment, check=True, capture_output=True)
+    done = subprocess.run(
+        ["unshare", "--uts", "--net", "sh", "-c", 'hostname localhost && exec "$@"', "sh",
+         cli, "serve", "--host", WILDCARD, "--port", "0"],
+        env=environment, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "set public_url" in done.stderr and "only localhost" in done.stderr, done.stderr

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from agent.policy.alerting import ChannelUse, Receiver
 from collector.notify import channels
 from collector.notify.config import ChannelSettings
-from collector.notify.message import AlertItem, Contact, Message
+from collector.notify.message import AlertItem, Contact, Escalated, Message
 from collector.notify.outbox import Outbox, TokenBucket, enqueue
+from collector.notify.transport import HttpClients
 from collector.store.database import Database
 from collector.store.tables import deliveries, notifications
 from tests.notify_receivers import robot, smtp_relay
@@ -61,6 +62,35 @@ def test_dingtalk_signed_markdown_with_mentions(http: httpx.Client) -> None:
         assert "外包账号 wb_zhang" in got.body["markdown"]["text"]
 
 
+def test_dingtalk_names_the_officer_the_rule_and_the_host(http: httpx.Client) -> None:
+    """The person on duty is named, not only @-mentioned, beside the rule id and the host."""
+    with robot("dingtalk") as receiver:
+        settings = ChannelSettings(type="dingtalk", url=receiver.url, secret=receiver.secret)
+        assert channels.send(message(), settings, http, []).ok
+        [got] = receiver.accepted()
+        text = got.body["markdown"]["text"]
+        assert text.endswith("值班人员：张伟（@13800000001）"), text
+        assert "规则 accounts.tamper" in text and "主机 ws-it-001" in text
+
+
+def test_dingtalk_duty_line_survives_truncation(http: httpx.Client) -> None:
+    many = message().model_copy(update={"alerts": [
+        alert(n, title="外包账号清除了登录日志" * 12) for n in range(1, 21)]})
+    with robot("dingtalk") as receiver:
+        settings = ChannelSettings(type="dingtalk", url=receiver.url, secret=receiver.secret)
+        assert channels.send(many, settings, http, []).ok
+        [got] = receiver.accepted()
+        text = got.body["markdown"]["text"]
+        assert "（已截断）" in text and text.endswith("值班人员：张伟（@13800000001）")
+
+
+def test_console_link_opens_the_alert_itself() -> None:
+    [line] = [x for x in message(7).lines() if "告警 #7" in x]
+    assert line.endswith("[查看](http://collector.test/console/alerts/7)")
+    assert "http://collector.test/console/alerts/7" in channels.alertmanager_payload(
+        message(7))["alerts"][0]["generatorURL"]
+
+
 def test_dingtalk_wrong_secret_is_refused_and_reported(http: httpx.Client) -> None:
     with robot("dingtalk") as receiver:
         settings = ChannelSettings(type="dingtalk", url=receiver.url,
@@ -82,7 +112,18 @@ def test_wecom_markdown_with_mentions(http: httpx.Client) -> None:
         settings = ChannelSettings(type="wecom", url=receiver.url)
         assert channels.send(message(), settings, http, []).ok
         [got] = receiver.accepted()
-        assert "<@ZhangWei>" in got.body["markdown"]["content"]
+        content = got.body["markdown"]["content"]
+        assert content.endswith("值班人员：张伟（<@ZhangWei>）"), content
+        assert "规则 accounts.tamper" in content and "主机 ws-it-001" in content
+
+
+def test_wecom_names_a_person_without_a_wecom_id(http: httpx.Client) -> None:
+    wang = Contact(id="wang_qiang", name="王强", mobile="13800000003")
+    with robot("wecom") as receiver:
+        settings = ChannelSettings(type="wecom", url=receiver.url)
+        assert channels.send(message(persons=[wang, ZHANG]), settings, http, []).ok
+        [got] = receiver.accepted()
+        assert got.body["markdown"]["content"].endswith("值班人员：王强、张伟（<@ZhangWei>）")
 
 
 def test_webhook_is_alertmanager_v4(http: httpx.Client) -> None:
@@ -106,6 +147,8 @@ def test_sms_gateway_template(http: httpx.Client, body_format: str) -> None:
         assert got.body["mobiles"] == "13800000001,13900000000"
         assert got.body["content"].startswith("【值班】【高危】新告警")
         assert "http://collector.test/api/v1/ack/1" in got.body["content"]
+        assert "规则 accounts.tamper 主机 ws-it-001" in got.body["content"]
+        assert "值班人员：张伟" in got.body["content"]
 
 
 def test_sms_without_a_number_fails_clearly(http: httpx.Client) -> None:
@@ -125,7 +168,9 @@ def test_email_over_starttls_to_the_relay(tmp_path: Path, http: httpx.Client) ->
         assert relay.inbox.tls_used == [True]
         assert sorted(envelope.rcpt_tos) == ["audit@court.example", "zw@court.example"]
         assert "新告警" in str(mail["Subject"])
-        assert "wb_zhang" in mail.get_payload(decode=True).decode()
+        body = mail.get_payload(decode=True).decode()
+        assert "wb_zhang" in body and "规则 accounts.tamper" in body
+        assert "值班人员：张伟（13800000001）" in body
 
 
 def test_email_refused_without_trusting_the_relay_certificate(tmp_path: Path,
@@ -274,3 +319,87 @@ def test_500_in_a_minute_are_digested_none_lost(db: Database) -> None:
         with db.read() as conn:
             assert conn.execute(select(func.count()).select_from(deliveries)).scalar() == len(
                 receiver.received)
+
+
+# -- a channel's own CA ----------------------------------------------------------------------
+
+
+def deliver_once(db: Database, settings: ChannelSettings) -> list[Any]:
+    """Queue one message, give the outbox one pass, return the delivery log of that message."""
+    outbox = Outbox(db, {"relay": settings}, "test")
+    [nid] = queue(db, message())
+    outbox.send_due(T0, {"duty": Receiver(channels=[ChannelUse(channel="relay")])})
+    outbox.close()
+    return attempts(db, nid)
+
+
+@pytest.mark.parametrize("flavour", ["dingtalk", "wecom", "webhook", "sms"])
+def test_https_receiver_signed_by_a_private_ca_is_trusted_through_ca_file(
+        db: Database, tmp_path: Path, flavour: str) -> None:
+    """专有钉钉 or a DMZ relay with the court's own CA: ``ca_file`` makes delivery work."""
+    with robot(flavour, tls_dir=tmp_path / "court-ca") as receiver:
+        assert receiver.url.startswith("https://") and receiver.ca_file is not None
+        settings = ChannelSettings(type=flavour, url=receiver.url, secret=receiver.secret,
+                                   ca_file=receiver.ca_file, max_attempts=1)
+        [delivery] = deliver_once(db, settings)
+        assert delivery.ok, delivery.error
+        assert len(receiver.accepted()) == 1
+
+
+@pytest.mark.parametrize("flavour", ["dingtalk", "webhook", "sms"])
+def test_https_receiver_with_a_private_ca_fails_clearly_without_ca_file(
+        db: Database, tmp_path: Path, flavour: str) -> None:
+    with robot(flavour, tls_dir=tmp_path / "court-ca") as receiver:
+        settings = ChannelSettings(type=flavour, url=receiver.url, secret=receiver.secret,
+                                   max_attempts=1)
+        [delivery] = deliver_once(db, settings)
+        assert not delivery.ok
+        assert "CERTIFICATE_VERIFY_FAILED" in (delivery.error or ""), delivery.error
+        assert receiver.received == []
+
+
+def test_unreadable_ca_file_is_a_clear_delivery_error(db: Database, tmp_path: Path) -> None:
+    not_a_ca = tmp_path / "not-a-ca.pem"
+    not_a_ca.write_text("this is not a certificate\n")
+    with robot("webhook", tls_dir=tmp_path / "court-ca") as receiver:
+        for ca_file in (not_a_ca, tmp_path / "missing.pem"):
+            settings = ChannelSettings(type="webhook", url=receiver.url, ca_file=ca_file,
+                                       max_attempts=1)
+            [delivery] = deliver_once(db, settings)
+            assert not delivery.ok
+            assert f"ca_file {ca_file} cannot be used as a CA bundle" in (delivery.error or "")
+        assert receiver.received == []
+
+
+def test_a_ca_file_replaced_in_place_is_read_again(db: Database, tmp_path: Path) -> None:
+    """A court renewing its CA replaces the file; the next delivery trusts the new one."""
+    with robot("webhook", tls_dir=tmp_path / "old-ca") as old, \
+            robot("webhook", tls_dir=tmp_path / "new-ca") as new:
+        assert old.ca_file is not None and new.ca_file is not None
+        trusted = tmp_path / "court-ca.pem"
+        trusted.write_bytes(old.ca_file.read_bytes())
+        clients = HttpClients()
+        settings = ChannelSettings(type="webhook", url=new.url, ca_file=trusted)
+        assert not channels.send(message(), settings, clients.for_channel(settings), []).ok
+        trusted.write_bytes(new.ca_file.read_bytes() + b"\n")
+        assert channels.send(message(), settings, clients.for_channel(settings), []).ok
+        clients.close()
+
+
+def test_a_digest_keeps_the_escalation_wording(db: Database) -> None:
+    """Folded into a digest, an escalated alert still says who did not acknowledge in time."""
+    escalated = Message(
+        reason="escalation", receiver="duty", position="backup", persons=[ZHANG],
+        alerts=[alert(1, escalated=Escalated(previous="王强", waited_s=900))],
+        external_url="http://collector.test")
+    with robot("dingtalk") as receiver:
+        settings = ChannelSettings(type="dingtalk", url=receiver.url, secret=receiver.secret,
+                                   burst=1)
+        outbox = Outbox(db, {"robot": settings}, "test")
+        queue(db, message(1), escalated, message(2))
+        outbox.send_due(T0, {"duty": Receiver(channels=[ChannelUse(channel="robot")])})
+        outbox.close()
+        [got] = receiver.accepted()
+        text = got.body["markdown"]["text"]
+        assert "告警汇总" in got.body["markdown"]["title"]
+        assert text.count("升级：王强 未在 15 分钟内确认") == 1, text

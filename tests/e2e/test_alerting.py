@@ -1,10 +1,12 @@
 """Alerting end to end: a real collector over HTTPS, an enrolled agent's events, real receivers.
 
 An event reaching the collector is on the DingTalk robot (signed, @ the duty
-officer) and the Alertmanager webhook within the group wait (zero here) plus
-processing; the signed link in the robot's message acknowledges the alert
-through the collector; a notification whose first attempt failed is sent by
-the restarted collector after a SIGKILL, exactly once.
+officer, over HTTPS trusted through the channel's ``ca_file``) and the
+Alertmanager webhook within the group wait (zero here) plus processing; the
+robot's message names the officer, the rule and the host, links the alert's
+console page, and its signed link acknowledges the alert through the
+collector; a notification whose first attempt failed is sent by the
+restarted collector after a SIGKILL, exactly once.
 """
 
 from __future__ import annotations
@@ -80,13 +82,16 @@ class Setup:
 
 @pytest.fixture
 def setup(tmp_path: Path, database_url: str) -> Iterator[Setup]:
-    with robot("dingtalk") as dingtalk, robot("webhook", script=[500]) as hook:
+    # The robot is a private deployment (专有钉钉) whose certificate the court's own CA signed.
+    with robot("dingtalk", tls_dir=tmp_path / "court-ca") as dingtalk, \
+            robot("webhook", script=[500]) as hook:
         instance = Collector(home=tmp_path, database_url=database_url)
         policies = alerting_policy(tmp_path)
         instance.extra_env.update({
             "COURTGUARD_COLLECTOR_POLICY_DIR": str(policies),
             "COURTGUARD_COLLECTOR_NOTIFY_CHANNELS": json.dumps({
-                "dingtalk": {"type": "dingtalk", "url": dingtalk.url, "secret": dingtalk.secret},
+                "dingtalk": {"type": "dingtalk", "url": dingtalk.url, "secret": dingtalk.secret,
+                             "ca_file": str(dingtalk.ca_file)},
                 "hook": {"type": "webhook", "url": hook.url, "retry_base_s": 3},
             }),
         })
@@ -111,8 +116,11 @@ def test_event_to_robot_ack_link_and_restart(setup: Setup) -> None:
     [message] = setup.dingtalk.accepted()
     staff = duty.on_duty(setup.policy, None, utcnow())
     officer = setup.policy.people[staff.person("on_duty")] if staff else None
+    text = message.body["markdown"]["text"]
     if officer is not None and officer.mobile:
         assert message.body["at"]["atMobiles"] == [officer.mobile]
+        assert text.endswith(f"值班人员：{officer.name}（@{officer.mobile}）"), text
+    assert "规则 agent.test" in text and "主机 ws-e2e-01" in text
     assert latency < 10, latency  # loose: the bench measures; this only catches a stall
 
     # The webhook answered 500 once: kill the collector before its retry (3 s backoff).
@@ -129,6 +137,17 @@ def test_event_to_robot_ack_link_and_restart(setup: Setup) -> None:
         "SELECT d.ok, d.status_code FROM deliveries d JOIN notifications n "
         "ON n.id = d.notification_id WHERE n.receiver = 'e2e-hook' ORDER BY d.id")
     assert [tuple(r) for r in rows] == [(False, 500), (True, 200)]
+
+    # The console link opens the alert's own page (after a sign-in), over HTTPS.
+    view = re.search(r"\[查看\]\((https://[^)]+)\)", text)
+    assert view, text
+    view_path = urllib.parse.urlsplit(view.group(1)).path
+    assert re.fullmatch(r"/console/alerts/\d+", view_path), view_path
+    with setup.collector.http() as client:
+        page = client.get(view_path)
+        assert page.status_code == 303
+        login = urllib.parse.urlencode({"next": view_path})
+        assert page.headers["location"] == f"/console/login?{login}"
 
     # Acknowledge through the signed link, over HTTPS.
     match = re.search(r"\[确认\]\((https://[^)]+)\)", message.body["markdown"]["text"])
