@@ -247,7 +247,7 @@ class AgentPolicy(PolicyDocument):
     rules: list[Rule[AgentMatch]]
 
 
-#: The checks the document scanner implements (agent.documents.rules); a rule names one.
+#: The checks the document scanner implements (its ``checks`` module); a rule names one.
 DocumentCheck = Literal[
     "minor_defendant",
     "mediation",

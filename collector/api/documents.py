@@ -68,14 +68,14 @@ class DocumentChecker:
         return self._policy
 
     def pool(self) -> ProcessPoolExecutor:
-        from agent.documents.worker import bytes_pool
+        from agent.detectors.documents.checker.worker import bytes_pool
 
         if self._pool is None:
             self._pool = bytes_pool(self.workers)
         return self._pool
 
     async def check(self, data: bytes, name: str, profile: str | None) -> dict[str, Any]:
-        from agent.documents.worker import report, scan_bytes_task
+        from agent.detectors.documents.checker.worker import report, scan_bytes_task
 
         policy = await run_in_threadpool(self.policy)
         loop = asyncio.get_running_loop()

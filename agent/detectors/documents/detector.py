@@ -9,8 +9,7 @@ from typing import ClassVar, Final
 
 from pydantic_core import to_json
 
-from agent.detectors.documents.observation import DocumentObservation
-from agent.documents.scanner import (
+from agent.detectors.documents.checker.scanner import (
     ACTION_LABELS,
     VERDICT_LABELS,
     DocFinding,
@@ -18,7 +17,8 @@ from agent.documents.scanner import (
     ScanResult,
     scan_parts,
 )
-from agent.documents.validators import mask
+from agent.detectors.documents.checker.validators import mask
+from agent.detectors.documents.observation import DocumentObservation
 from agent.events import (
     MAX_EVIDENCE_BYTES,
     DocumentFindingEvidence,

@@ -124,7 +124,7 @@ def test_evidence_stays_within_the_event_limit(documents_policy: DocumentsPolicy
 
 
 def test_foreign_party_name_is_found(documents_policy: DocumentsPolicy) -> None:
-    from agent.documents.scanner import scan_text
+    from agent.detectors.documents.checker.scanner import scan_text
 
     text = "民事判决书\n原告John Smith，男，1980年1月1日出生，美国国籍。\n原告John Smith诉称。"
     result = scan_text(text, documents_policy, "spc-2024")

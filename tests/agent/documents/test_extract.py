@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.documents.extract import (
+from agent.detectors.documents.checker.extract import (
     DEFAULT_LIMITS,
     ExtractionError,
     decode_text,
@@ -173,7 +173,7 @@ def test_worker_killed_by_its_limits_is_one_error_not_a_crash(
     tmp_path: Path, documents_policy: object
 ) -> None:
     """A file that exhausts a worker's CPU budget kills that worker; the others are reported."""
-    from agent.documents.worker import ScanPool
+    from agent.detectors.documents.checker.worker import ScanPool
 
     slow = tmp_path / "slow.txt"
     line = "被告人张三，男，1990年5月1日出生，住河南省郑州市金水区文化路88号，手机13812345678。\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from agent.documents.scanner import Part, scan_parts, scan_text
+from agent.detectors.documents.checker.scanner import Part, scan_parts, scan_text
 from agent.policy.models import DocumentsPolicy
 
 CRIMINAL = """河南省郑州市金水区人民法院

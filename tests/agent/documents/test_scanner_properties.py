@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.documents.normalize import normalize
-from agent.documents.scanner import Part, scan_parts
+from agent.detectors.documents.checker.normalize import normalize
+from agent.detectors.documents.checker.scanner import Part, scan_parts
 from agent.policy.models import DocumentsPolicy
 
 PIECES = [

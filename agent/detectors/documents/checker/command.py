@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from agent.documents.extract import SUPPORTED_SUFFIXES
-from agent.documents.scanner import ACTION_LABELS, VERDICT_LABELS
+from agent.detectors.documents.checker.extract import SUPPORTED_SUFFIXES
+from agent.detectors.documents.checker.scanner import ACTION_LABELS, VERDICT_LABELS
 from agent.errors import ConfigError
 from agent.policy.models import DocumentsPolicy
 
@@ -126,7 +126,7 @@ def _progress(done: int, total: int) -> None:
 def scan_reports(
     files: list[str], policy: DocumentsPolicy, profile: str | None, workers: int | None
 ) -> Iterator[dict[str, Any]]:
-    from agent.documents.worker import ScanPool
+    from agent.detectors.documents.checker.worker import ScanPool
 
     if not files:
         return

@@ -20,8 +20,13 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Final
 
-from agent.documents.extract import DEFAULT_LIMITS, ExtractionError, Limits, extract_bytes
-from agent.documents.scanner import ScanResult, scan_parts
+from agent.detectors.documents.checker.extract import (
+    DEFAULT_LIMITS,
+    ExtractionError,
+    Limits,
+    extract_bytes,
+)
+from agent.detectors.documents.checker.scanner import ScanResult, scan_parts
 from agent.policy.models import DocumentsPolicy
 
 #: Address space a worker may use; extraction of a 200-page document needs far less.

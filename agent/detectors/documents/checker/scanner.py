@@ -1,12 +1,11 @@
 """The judgment-document checker: text parts in, findings with rule, action and basis out.
 
 A document is a list of ``Part`` (body, a header, the comments, the file
-name...). Every part is normalised once (``agent.documents.normalize``) and
-every check in ``agent.documents.checks`` reads the normalised text; hits are
-mapped back to offsets in the part's text as extracted, masked for display,
-filtered through the keep-list (judges, clerks, case numbers, citations,
-lawyers) and resolved to one finding per span. The verdict follows from the
-strongest action present.
+name...). Every part is normalised once (``normalize``) and every check in
+``checks`` reads the normalised text; hits are mapped back to offsets in the
+part's text as extracted, masked for display, filtered through the keep-list
+(judges, clerks, case numbers, citations, lawyers) and resolved to one
+finding per span. The verdict follows from the strongest action present.
 
 This module is pure: no files, no clock beyond the ``today`` a caller passes.
 """
@@ -19,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Final, Literal
 
-from agent.documents.normalize import Normalized, normalize
-from agent.documents.validators import mask
+from agent.detectors.documents.checker.normalize import Normalized, normalize
+from agent.detectors.documents.checker.validators import mask
 from agent.policy.models import DocumentMatch, DocumentsPolicy, Rule
 
 Verdict = Literal["publishable", "needs_redaction", "do_not_publish", "needs_review"]
@@ -197,7 +196,7 @@ def _court_name_start(text: str, end: int) -> int:
 def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
     """The keep-list: case and document numbers, citations, courts, judges, lawyers, and
     the policy's own ``lists.keep`` (names and words a court publishes as they are)."""
-    from agent.documents.checks import keep_role_names
+    from agent.detectors.documents.checker.checks import keep_role_names
 
     terms = [str(term) for term in extra if str(term)]
     for index, text in enumerate(ctx.texts):
@@ -232,7 +231,7 @@ def scan_parts(
     today: date | None = None,
 ) -> ScanResult:
     """Every active rule of ``policy`` over ``parts``; see the module docstring."""
-    from agent.documents.checks import CHECKS, assign_pseudonyms, prepare
+    from agent.detectors.documents.checker.checks import CHECKS, assign_pseudonyms, prepare
 
     profile = profile or policy.profile
     norm = [normalize(p.text) for p in parts]

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Final
 
-from agent.documents import lexicon
-from agent.documents.normalize import is_masked
-from agent.documents.scanner import Context, Hit, Person
-from agent.documents.validators import (
+from agent.detectors.documents.checker import lexicon
+from agent.detectors.documents.checker.normalize import is_masked
+from agent.detectors.documents.checker.scanner import Context, Hit, Person
+from agent.detectors.documents.checker.validators import (
     bank_card,
     birth_date,
     luhn,
@@ -27,7 +27,9 @@ from agent.documents.validators import (
     uscc,
     vin_check,
 )
-from agent.documents.validators import organisation_code as organisation_code_valid
+from agent.detectors.documents.checker.validators import (
+    organisation_code as organisation_code_valid,
+)
 from agent.policy.models import DocumentMatch
 
 Check = Callable[[Context, DocumentMatch], Iterator[Hit]]
