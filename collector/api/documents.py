@@ -21,8 +21,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from agent.detectors.documents.policy import DocumentsPolicy
 from agent.errors import PolicyError
-from agent.policy.models import DocumentsPolicy
 from collector.api.auth import require_admin
 from collector.api.body import decode, read_limited
 from collector.api.context import context

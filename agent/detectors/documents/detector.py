@@ -18,16 +18,14 @@ from agent.detectors.documents.checker.scanner import (
     scan_parts,
 )
 from agent.detectors.documents.checker.validators import mask
-from agent.detectors.documents.observation import DocumentObservation
-from agent.events import (
-    MAX_EVIDENCE_BYTES,
+from agent.detectors.documents.evidence import (
     DocumentFindingEvidence,
     DocumentOccurrence,
     DocumentUnreadableEvidence,
-    Finding,
-    Severity,
 )
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.observations import DocumentObservation
+from agent.detectors.documents.policy import DocumentsPolicy
+from agent.events import MAX_EVIDENCE_BYTES, Finding, Severity
 
 MAX_OCCURRENCES: Final = 50
 #: Evidence size to stay under, leaving room for the event's own fields.

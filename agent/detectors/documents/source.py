@@ -27,8 +27,8 @@ from typing import Any, Final
 import structlog
 
 from agent.detector import SourceContext, SourceUnavailable
-from agent.detectors.documents.observation import DocumentObservation, DocumentPart
-from agent.policy.models import DocumentsPolicy, DocumentWatch
+from agent.detectors.documents.observations import DocumentObservation, DocumentPart
+from agent.detectors.documents.policy import DocumentsPolicy, DocumentWatch
 
 log = structlog.get_logger("courtguard.documents")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.detectors.documents.policy import DocumentsPolicy
 from agent.policy.loader import load_policy_dir
-from agent.policy.models import DocumentsPolicy
 
 REPO = Path(__file__).resolve().parents[3]
 

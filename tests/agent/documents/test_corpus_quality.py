@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.policy import DocumentsPolicy
 from tests.agent.documents.corpus import (
     FORMATS,
     STRUCTURED,

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.detectors.documents.detector import DocumentsDetector
-from agent.detectors.documents.observation import DocumentObservation
+from agent.detectors.documents.observations import DocumentObservation
+from agent.detectors.documents.policy import DocumentsPolicy, DocumentWatch
 from agent.detectors.documents.source import DocumentsSource
 from agent.events import EVIDENCE_MODELS, Event, uuid7
-from agent.policy.models import DocumentsPolicy, DocumentWatch
 
 NAMED = (
     "刑事判决书\n(2024)京0105刑初9号\n被告人孙某，男，1990年3月1日出生。\n"

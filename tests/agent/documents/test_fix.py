@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.detectors.documents.checker.extract import extract_file
 from agent.detectors.documents.checker.fix import fix_bytes
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.policy import DocumentsPolicy
 from tests.agent.documents.conftest import run_scan
 from tests.agent.documents.docfiles import DocxContent, write_docx
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from agent.detectors.documents.checker.scanner import Part, scan_parts, scan_text
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.policy import DocumentsPolicy
 
 CRIMINAL = """河南省郑州市金水区人民法院
 刑 事 判 决 书

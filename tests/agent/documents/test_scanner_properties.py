@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from agent.detectors.documents.checker.normalize import normalize
 from agent.detectors.documents.checker.scanner import Part, scan_parts
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.policy import DocumentsPolicy
 
 PIECES = [
     "原告",

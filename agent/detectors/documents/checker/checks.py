@@ -30,7 +30,7 @@ from agent.detectors.documents.checker.validators import (
 from agent.detectors.documents.checker.validators import (
     organisation_code as organisation_code_valid,
 )
-from agent.policy.models import DocumentMatch
+from agent.detectors.documents.policy import DocumentMatch
 
 Check = Callable[[Context, DocumentMatch], Iterator[Hit]]
 

@@ -17,8 +17,8 @@ from typing import Any, Final, TextIO
 
 from agent.detectors.documents.checker.extract import SUPPORTED_SUFFIXES
 from agent.detectors.documents.checker.scanner import ACTION_LABELS, VERDICT_LABELS
+from agent.detectors.documents.policy import DocumentsPolicy
 from agent.errors import ConfigError
-from agent.policy.models import DocumentsPolicy
 
 EXIT_PUBLISHABLE: Final = 0
 EXIT_NOT_PUBLISHABLE: Final = 1

@@ -46,8 +46,8 @@ from agent.detectors.documents.checker.scanner import (
     ScanResult,
     scan_parts,
 )
+from agent.detectors.documents.policy import DocumentsPolicy
 from agent.errors import ConfigError
-from agent.policy.models import DocumentsPolicy
 
 APPLIED_ACTIONS: Final = frozenset({"pseudonymize", "redact"})
 FIXABLE_SUFFIXES: Final = (".txt", ".docx")

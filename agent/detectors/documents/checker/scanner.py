@@ -20,7 +20,8 @@ from typing import Any, Final, Literal
 
 from agent.detectors.documents.checker.normalize import Normalized, normalize
 from agent.detectors.documents.checker.validators import mask
-from agent.policy.models import DocumentMatch, DocumentsPolicy, Rule
+from agent.detectors.documents.policy import DocumentMatch, DocumentsPolicy
+from agent.policy.models import Rule
 
 Verdict = Literal["publishable", "needs_redaction", "do_not_publish", "needs_review"]
 VERDICT_LABELS: Final = {

@@ -27,7 +27,7 @@ from agent.detectors.documents.checker.extract import (
     extract_bytes,
 )
 from agent.detectors.documents.checker.scanner import ScanResult, scan_parts
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.policy import DocumentsPolicy
 
 #: Address space a worker may use; extraction of a 200-page document needs far less.
 WORKER_MEMORY_BYTES: Final = 1536 * 1024 * 1024
