@@ -9,11 +9,11 @@ from typing import ClassVar, Final
 
 from pydantic_core import to_json
 
+from agent.detectors.documents.checker.context import Part
 from agent.detectors.documents.checker.scanner import (
     ACTION_LABELS,
     VERDICT_LABELS,
     DocFinding,
-    Part,
     ScanResult,
     scan_parts,
 )

@@ -401,7 +401,7 @@ class Generator:
 
 def clean_twin(document: Document) -> Document:
     """The same judgment as it should be published: names hidden, identifiers removed."""
-    from agent.detectors.documents.checker.checks import pseudonym_base
+    from agent.detectors.documents.checker.names import pseudonym_base
 
     replacements: dict[str, str] = {}
     bases: dict[str, int] = {}

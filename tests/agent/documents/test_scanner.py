@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from agent.detectors.documents.checker.scanner import Part, scan_parts, scan_text
+from agent.detectors.documents.checker.context import Part
+from agent.detectors.documents.checker.scanner import scan_parts, scan_text
 from agent.detectors.documents.policy import DocumentsPolicy
 
 CRIMINAL = """河南省郑州市金水区人民法院

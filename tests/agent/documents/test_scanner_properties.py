@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.detectors.documents.checker.context import Part
 from agent.detectors.documents.checker.normalize import normalize
-from agent.detectors.documents.checker.scanner import Part, scan_parts
+from agent.detectors.documents.checker.scanner import scan_parts
 from agent.detectors.documents.policy import DocumentsPolicy
 
 PIECES = [

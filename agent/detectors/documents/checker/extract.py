@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from agent.detectors.documents.checker.scanner import Part
+from agent.detectors.documents.checker.context import Part
 
 SUPPORTED_SUFFIXES: Final = (".docx", ".pdf", ".txt", ".ofd", ".doc", ".wps")
 

@@ -41,7 +41,10 @@ _cpu_seconds: int = WORKER_CPU_SECONDS
 
 
 def _init_worker(
-    policy: dict[str, Any], profile: str | None, limits: Limits, memory_bytes: int,
+    policy: dict[str, Any],
+    profile: str | None,
+    limits: Limits,
+    memory_bytes: int,
     cpu_seconds: int = WORKER_CPU_SECONDS,
 ) -> None:
     global _policy, _profile, _limits, _cpu_seconds
@@ -135,9 +138,7 @@ class ScanPool:
         memory_bytes: int = WORKER_MEMORY_BYTES,
         cpu_seconds: int = WORKER_CPU_SECONDS,
     ) -> None:
-        self.initargs = (
-            policy.model_dump(mode="json"), profile, limits, memory_bytes, cpu_seconds
-        )
+        self.initargs = (policy.model_dump(mode="json"), profile, limits, memory_bytes, cpu_seconds)
         self.workers = max(1, workers or os.cpu_count() or 1)
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
