@@ -31,8 +31,8 @@ from agent.detectors.documents.checker.extract import extract_file
 from agent.detectors.documents.checker.scanner import scan_parts
 from agent.detectors.documents.checker.worker import ScanPool
 from agent.policy.loader import load_policy_dir
-from tests.agent.documents.corpus import Generator
-from tests.agent.documents.docfiles import DocxContent, write_docx
+from tests.agent.detectors.documents.corpus import Generator
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx
 
 REPO = Path(__file__).resolve().parents[1]
 CHARS_PER_PAGE = 800  # a printed judgment page: 22 lines of 36 characters, roughly

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.detectors.documents.policy import DocumentsPolicy
-from tests.agent.documents.corpus import (
+from tests.agent.detectors.documents.corpus import (
     FORMATS,
     STRUCTURED,
     Generator,

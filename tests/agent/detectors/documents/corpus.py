@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.detectors.documents.checker.validators import id18_check_char, luhn, uscc_check_char
-from tests.agent.documents.docfiles import DocxContent, write_docx, write_ofd, write_pdf
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx, write_ofd, write_pdf
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦方白邹孟熊秦邱江尹薛段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 COMPOUND = ["欧阳", "司马", "诸葛", "上官"]
