@@ -13,6 +13,10 @@ from agent.detectors.documents.policy import DocumentWatch
 from agent.detectors.documents.source import DocumentsSource
 from tests.agent.detectors.documents.conftest import NAMED
 
+#: Upper bound on waiting for observations that must come; the wait ends when they do. Each
+#: document costs an extraction child, seconds apiece on a loaded machine.
+ARRIVAL_BOUND_S = 120.0
+
 
 async def _collect(source: DocumentsSource, count: int, wait_s: float) -> list[DocumentObservation]:
     seen: list[DocumentObservation] = []
@@ -35,7 +39,7 @@ def test_watched_folder_scanned_once_per_content(tmp_path: Path) -> None:
     source = DocumentsSource(DocumentWatch(folders=[str(folder)], settle_s=0.3), tmp_path)
 
     async def scenario() -> list[DocumentObservation]:
-        task = asyncio.ensure_future(_collect(source, 3, 15))
+        task = asyncio.ensure_future(_collect(source, 3, ARRIVAL_BOUND_S))
         await asyncio.sleep(1.0)
         (folder / "sub").mkdir()
         (folder / "sub" / "王小明.txt").write_text(NAMED + "补充。")
@@ -66,5 +70,5 @@ def test_huge_file_is_reported_without_being_parsed(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "huge.txt").write_bytes(b"x" * 4096)
     watch = DocumentWatch(folders=[str(folder)], settle_s=0.2, max_file_bytes=1024)
-    (observation,) = asyncio.run(_collect(DocumentsSource(watch, None), 1, 10))
+    (observation,) = asyncio.run(_collect(DocumentsSource(watch, None), 1, ARRIVAL_BOUND_S))
     assert observation.error and "过大" in observation.error and observation.size > 1024
