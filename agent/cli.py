@@ -176,11 +176,11 @@ def _emit_test(args: argparse.Namespace) -> int:
 
 def _scan(args: argparse.Namespace) -> int:
     if args.fix:
-        from agent.documents.fix import run_fix
+        from agent.detectors.documents.checker.fix import run_fix
 
         fixed: int = run_fix(args)
         return fixed
-    from agent.documents.command import run_scan
+    from agent.detectors.documents.checker.command import run_scan
 
     scanned: int = run_scan(args)
     return scanned

@@ -253,50 +253,6 @@ class TestEvidence(Evidence):
     padding: Annotated[str, StringConstraints(max_length=8192)] = ""
 
 
-class DocumentOccurrence(BaseModel):
-    """Where one finding lies: a part, offsets into its extracted text, a masked excerpt."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    part: Annotated[str, StringConstraints(max_length=200)]
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
-    excerpt: Annotated[str, StringConstraints(max_length=200)]
-    detail: Annotated[str, StringConstraints(max_length=200)] = ""
-
-
-class DocumentFindingEvidence(Evidence):
-    """One rule's findings in one document: masked excerpts and hashes, never raw personal data."""
-
-    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("sha256",)
-
-    file_name: Annotated[str, StringConstraints(max_length=500)]
-    folder: Annotated[str, StringConstraints(max_length=1000)] = ""
-    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    size: int = Field(ge=0)
-    verdict: Annotated[
-        str,
-        StringConstraints(pattern=r"^(publishable|needs_redaction|do_not_publish|needs_review)$"),
-    ]
-    profile: Annotated[str, StringConstraints(max_length=32)]
-    action: Annotated[str, StringConstraints(pattern=r"^(block|redact|pseudonymize|review)$")]
-    basis: Annotated[str, StringConstraints(max_length=300)]
-    occurrences: list[DocumentOccurrence] = Field(max_length=50)
-    occurrences_total: int = Field(ge=0)
-
-
-class DocumentUnreadableEvidence(Evidence):
-    """A document in a publication folder that could not be checked (corrupt, encrypted...)."""
-
-    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("folder", "file_name")
-
-    file_name: Annotated[str, StringConstraints(max_length=500)]
-    folder: Annotated[str, StringConstraints(max_length=1000)] = ""
-    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
-    size: int = Field(ge=0)
-    error: Annotated[str, StringConstraints(max_length=500)]
-
-
 # -- accounts (外包账号) ---------------------------------------------------------
 
 _Name = Annotated[str, StringConstraints(max_length=256)]
@@ -475,11 +431,6 @@ EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
     "agent.policy_applied": PolicyAppliedEvidence,
     "agent.policy_rejected": PolicyRejectedEvidence,
     "agent.test": TestEvidence,
-    "document.block": DocumentFindingEvidence,
-    "document.redact": DocumentFindingEvidence,
-    "document.pseudonymize": DocumentFindingEvidence,
-    "document.review": DocumentFindingEvidence,
-    "document.unreadable": DocumentUnreadableEvidence,
     "account.login": AccountLoginEvidence,
     "account.session": AccountSessionEvidence,
     "account.privilege": AccountPrivilegeEvidence,
@@ -650,6 +601,8 @@ _ECS_CATEGORY: Final[Mapping[str, str]] = {
 
 # Detector evidence models live beside their detectors; registered here so this module
 # stays the one place that decides how every kind's evidence is validated.
+from agent.detectors.documents.evidence import DOCUMENT_EVIDENCE_MODELS  # noqa: E402 (cycle)
 from agent.detectors.outreach.evidence import OUTREACH_EVIDENCE_MODELS  # noqa: E402 (cycle)
 
+EVIDENCE_MODELS.update(DOCUMENT_EVIDENCE_MODELS)
 EVIDENCE_MODELS.update(OUTREACH_EVIDENCE_MODELS)

@@ -11,21 +11,7 @@ from typing import Any, Final
 
 from agent.detector import DetectorSpec
 from agent.detectors.accounts.spec import SPEC as ACCOUNTS
-from agent.detectors.documents.detector import DocumentsDetector
-from agent.detectors.documents.observation import DocumentObservation
-from agent.detectors.documents.source import make_source as make_documents_source
+from agent.detectors.documents.spec import SPEC as DOCUMENTS
 from agent.detectors.outreach.spec import OUTREACH
 
-DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = (
-    ACCOUNTS,
-    DetectorSpec(
-        name="documents",
-        description=DocumentsDetector.description,
-        policy_section="documents",
-        make_source=make_documents_source,
-        make_detector=DocumentsDetector,
-        finalize_every_s=3600.0,
-        observation_type=DocumentObservation,
-    ),
-    OUTREACH,
-)
+DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = (ACCOUNTS, DOCUMENTS, OUTREACH)

@@ -59,7 +59,7 @@ def start_to_ready(agent: Agent) -> float:
 
 def drop_documents(folder: Path, count: int, agent: Agent) -> int:
     """Write ``count`` judgments into the watched folder; wait until the agent scanned them all."""
-    from tests.agent.documents.corpus import Generator, clean_twin, render
+    from tests.agent.detectors.documents.corpus import Generator, clean_twin, render
 
     generator = Generator(seed=3)
     for index in range(count):

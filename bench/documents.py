@@ -27,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.documents.extract import extract_file
-from agent.documents.scanner import scan_parts
-from agent.documents.worker import ScanPool
+from agent.detectors.documents.checker.extract import extract_file
+from agent.detectors.documents.checker.scanner import scan_parts
+from agent.detectors.documents.checker.worker import ScanPool
 from agent.policy.loader import load_policy_dir
-from tests.agent.documents.corpus import Generator
-from tests.agent.documents.docfiles import DocxContent, write_docx
+from tests.agent.detectors.documents.corpus import Generator
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx
 
 REPO = Path(__file__).resolve().parents[1]
 CHARS_PER_PAGE = 800  # a printed judgment page: 22 lines of 36 characters, roughly
@@ -90,8 +90,8 @@ def pooled(label: str, paths: list[Path], policy: object, jobs: int) -> None:
 PEAK_RSS = """
 import resource, sys
 from pathlib import Path
-from agent.documents.extract import extract_file
-from agent.documents.scanner import scan_parts
+from agent.detectors.documents.checker.extract import extract_file
+from agent.detectors.documents.checker.scanner import scan_parts
 from agent.policy.loader import load_policy_dir
 policy = load_policy_dir(Path(sys.argv[2])).section("documents")
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

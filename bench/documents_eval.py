@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/documents_eval.py [--per-kind 40] [--seed 2026] [--profile spc-2024]
 
-The corpus (tests/agent/documents/corpus.py) is synthetic: realistic judgments of
-five case types with personal data injected at known places and clean twins, in
-.txt (GB18030), .docx, .pdf and .ofd. Findings are matched to labels on the text
-they cover. A synthetic corpus written by the same people who wrote the rules
+The corpus (tests/agent/detectors/documents/corpus.py) is synthetic: realistic
+judgments of five case types with personal data injected at known places and
+clean twins, in .txt (GB18030), .docx, .pdf and .ofd. Findings are matched to
+labels on the text they cover. A synthetic corpus written by the same people who wrote the rules
 measures the pipeline and the formats, not independent accuracy: see
 docs/documents.md for what it cannot tell.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.policy.loader import load_policy_dir
-from tests.agent.documents.corpus import (
+from tests.agent.detectors.documents.corpus import (
     FORMATS,
     STRUCTURED,
     Generator,

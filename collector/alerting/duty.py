@@ -19,7 +19,7 @@ from typing import Final
 from sqlalchemy import and_, delete, insert, select
 
 from agent.calendar_cn import SHANGHAI, WorkCalendar, local_time
-from agent.documents.extract import ExtractionError, decode_text
+from agent.detectors.documents.checker.extract import ExtractionError, decode_text
 from agent.policy.alerting import POSITION_NAMES, POSITIONS, AlertingPolicy, Shift
 from collector.errors import CollectorError
 from collector.store.database import Database

@@ -21,8 +21,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from agent.detectors.documents.policy import DocumentsPolicy
 from agent.errors import PolicyError
-from agent.policy.models import DocumentsPolicy
 from collector.api.auth import require_admin
 from collector.api.body import decode, read_limited
 from collector.api.context import context
@@ -68,14 +68,14 @@ class DocumentChecker:
         return self._policy
 
     def pool(self) -> ProcessPoolExecutor:
-        from agent.documents.worker import bytes_pool
+        from agent.detectors.documents.checker.worker import bytes_pool
 
         if self._pool is None:
             self._pool = bytes_pool(self.workers)
         return self._pool
 
     async def check(self, data: bytes, name: str, profile: str | None) -> dict[str, Any]:
-        from agent.documents.worker import report, scan_bytes_task
+        from agent.detectors.documents.checker.worker import report, scan_bytes_task
 
         policy = await run_in_threadpool(self.policy)
         loop = asyncio.get_running_loop()

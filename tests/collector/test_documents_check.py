@@ -7,7 +7,7 @@ import io
 import zipfile
 from typing import Any
 
-from tests.agent.documents.docfiles import DocxContent, write_docx
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx
 
 TEXT = (
     "北京市朝阳区人民法院\n民事判决书\n(2024)京0105民初1号\n原告赵某，男。\n被告钱某，女。\n"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.documents.docfiles import DocxContent, write_docx
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx
 from tests.e2e.harness import Agent, Collector, policies_watching, wait_until
 
 pytestmark = pytest.mark.e2e

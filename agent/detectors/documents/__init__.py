@@ -1,1 +1,13 @@
-"""Judgment documents dropped into publication folders, checked before they go online."""
+"""The documents (裁判文书上网审查) detector: judgment documents checked before they go online.
+
+Modules: ``policy`` (the ``documents`` policy model), ``observations`` (what
+the source yields), ``detector`` (findings), ``evidence`` (typed event
+evidence), ``spec`` (the registry entry), ``source`` (the publication-folder
+watcher), and ``checker``, the engine the detector, ``courtguard-agent scan``
+and the collector's check endpoint share. See docs/documents.md.
+"""
+
+# The wire contract registers this detector's evidence and policy models at the end of
+# its modules; importing them first lets any documents module be imported first.
+import agent.events
+import agent.policy.models  # noqa: F401

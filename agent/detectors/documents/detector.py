@@ -9,25 +9,23 @@ from typing import ClassVar, Final
 
 from pydantic_core import to_json
 
-from agent.detectors.documents.observation import DocumentObservation
-from agent.documents.scanner import (
+from agent.detectors.documents.checker.context import Part
+from agent.detectors.documents.checker.scanner import (
     ACTION_LABELS,
     VERDICT_LABELS,
     DocFinding,
-    Part,
     ScanResult,
     scan_parts,
 )
-from agent.documents.validators import mask
-from agent.events import (
-    MAX_EVIDENCE_BYTES,
+from agent.detectors.documents.checker.validators import mask
+from agent.detectors.documents.evidence import (
     DocumentFindingEvidence,
     DocumentOccurrence,
     DocumentUnreadableEvidence,
-    Finding,
-    Severity,
 )
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.observations import DocumentObservation
+from agent.detectors.documents.policy import DocumentsPolicy
+from agent.events import MAX_EVIDENCE_BYTES, Finding, Severity
 
 MAX_OCCURRENCES: Final = 50
 #: Evidence size to stay under, leaving room for the event's own fields.

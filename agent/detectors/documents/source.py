@@ -5,9 +5,9 @@ pending. A file is read when it has been quiet for ``settle_s`` and its size
 and modification time did not change between two looks (a copy still in
 progress is left alone). Each content hash is scanned once, also across
 restarts (a small file of hashes in the data directory). Extraction runs in a
-short-lived child process under memory and CPU limits
-(``agent.documents.worker``), so a hostile file can cost that child, never
-the agent; the agent process itself never imports the extraction libraries.
+short-lived child process (``checker.child``) under the memory and CPU limits
+of ``checker.worker``, so a hostile file can cost that child, never the agent;
+the agent process itself never imports the extraction libraries.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any, Final
 import structlog
 
 from agent.detector import SourceContext, SourceUnavailable
-from agent.detectors.documents.observation import DocumentObservation, DocumentPart
-from agent.policy.models import DocumentsPolicy, DocumentWatch
+from agent.detectors.documents.observations import DocumentObservation, DocumentPart
+from agent.detectors.documents.policy import DocumentsPolicy, DocumentWatch
 
 log = structlog.get_logger("courtguard.documents")
 
@@ -107,11 +107,11 @@ def _sha256(path: Path, limit: int) -> tuple[str, int]:
 async def extract_in_child(
     path: Path, max_file_bytes: int
 ) -> tuple[list[DocumentPart], str | None]:
-    """Run ``python -m agent.documents.child PATH`` and read its parts; errors become messages."""
+    """Run the extraction child (``checker.child``) on ``path``; errors become messages."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "agent.documents.child",
+        "agent.detectors.documents.checker.child",
         str(path),
         str(max_file_bytes),
         stdin=asyncio.subprocess.DEVNULL,

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from agent.documents.extract import SUPPORTED_SUFFIXES
-from agent.documents.scanner import ACTION_LABELS, VERDICT_LABELS
+from agent.detectors.documents.checker.extract import SUPPORTED_SUFFIXES
+from agent.detectors.documents.checker.scanner import ACTION_LABELS, VERDICT_LABELS
+from agent.detectors.documents.policy import DocumentsPolicy
 from agent.errors import ConfigError
-from agent.policy.models import DocumentsPolicy
 
 EXIT_PUBLISHABLE: Final = 0
 EXIT_NOT_PUBLISHABLE: Final = 1
@@ -126,7 +126,7 @@ def _progress(done: int, total: int) -> None:
 def scan_reports(
     files: list[str], policy: DocumentsPolicy, profile: str | None, workers: int | None
 ) -> Iterator[dict[str, Any]]:
-    from agent.documents.worker import ScanPool
+    from agent.detectors.documents.checker.worker import ScanPool
 
     if not files:
         return

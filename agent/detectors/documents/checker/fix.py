@@ -26,28 +26,28 @@ from pathlib import Path
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
-from agent.documents.command import (
+from agent.detectors.documents.checker.command import (
     EXIT_ERROR,
     EXIT_NOT_PUBLISHABLE,
     EXIT_PUBLISHABLE,
     load_documents_policy,
 )
-from agent.documents.extract import (
+from agent.detectors.documents.checker.extract import (
     DEFAULT_LIMITS,
     Extracted,
     ExtractionError,
     Segment,
     extract_bytes,
 )
-from agent.documents.scanner import (
+from agent.detectors.documents.checker.scanner import (
     ACTION_LABELS,
     VERDICT_LABELS,
     DocFinding,
     ScanResult,
     scan_parts,
 )
+from agent.detectors.documents.policy import DocumentsPolicy
 from agent.errors import ConfigError
-from agent.policy.models import DocumentsPolicy
 
 APPLIED_ACTIONS: Final = frozenset({"pseudonymize", "redact"})
 FIXABLE_SUFFIXES: Final = (".txt", ".docx")

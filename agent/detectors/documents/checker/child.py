@@ -1,5 +1,6 @@
-"""``python -m agent.documents.child PATH MAX_BYTES``: extract one file under hard limits.
+"""Extract one file under hard limits, in a process of its own.
 
+Run as ``python -m agent.detectors.documents.checker.child PATH MAX_BYTES``.
 The agent runs this per document so that a decompression bomb, a parser loop
 or a crash costs a child process, never the agent. It prints one JSON object:
 ``{"parts": [{"name", "text"}]}`` or ``{"error": message}``; a child killed by
@@ -14,8 +15,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from agent.documents.extract import DEFAULT_LIMITS, ExtractionError, extract_file
-from agent.documents.worker import WORKER_CPU_SECONDS, WORKER_MEMORY_BYTES, die_with_parent
+from agent.detectors.documents.checker.extract import DEFAULT_LIMITS, ExtractionError, extract_file
+from agent.detectors.documents.checker.worker import (
+    WORKER_CPU_SECONDS,
+    WORKER_MEMORY_BYTES,
+    die_with_parent,
+)
 
 
 def main() -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.policy.models import DocumentsPolicy
-from tests.agent.documents.corpus import (
+from agent.detectors.documents.policy import DocumentsPolicy
+from tests.agent.detectors.documents.corpus import (
     FORMATS,
     STRUCTURED,
     Generator,

@@ -20,8 +20,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.documents.validators import id18_check_char, luhn, uscc_check_char
-from tests.agent.documents.docfiles import DocxContent, write_docx, write_ofd, write_pdf
+from agent.detectors.documents.checker.validators import id18_check_char, luhn, uscc_check_char
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx, write_ofd, write_pdf
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦方白邹孟熊秦邱江尹薛段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 COMPOUND = ["欧阳", "司马", "诸葛", "上官"]
@@ -401,7 +401,7 @@ class Generator:
 
 def clean_twin(document: Document) -> Document:
     """The same judgment as it should be published: names hidden, identifiers removed."""
-    from agent.documents.checks import pseudonym_base
+    from agent.detectors.documents.checker.names import pseudonym_base
 
     replacements: dict[str, str] = {}
     bases: dict[str, int] = {}
@@ -524,8 +524,8 @@ def evaluate(
     documents: list[Document], paths: list[Path], policy: object, profile: str
 ) -> Evaluation:
     """Scan each rendered file in-process and score its findings against the labels."""
-    from agent.documents.extract import ExtractionError, extract_file
-    from agent.documents.scanner import scan_parts
+    from agent.detectors.documents.checker.extract import ExtractionError, extract_file
+    from agent.detectors.documents.checker.scanner import scan_parts
 
     result = Evaluation()
     for document, path in zip(documents, paths, strict=True):

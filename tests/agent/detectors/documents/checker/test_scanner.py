@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from agent.documents.scanner import Part, scan_parts, scan_text
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.checker.context import Part
+from agent.detectors.documents.checker.scanner import scan_parts, scan_text
+from agent.detectors.documents.policy import DocumentsPolicy
 
 CRIMINAL = """河南省郑州市金水区人民法院
 刑 事 判 决 书
@@ -61,7 +62,7 @@ def test_spc_2016_keeps_the_adult_defendant_but_not_victims(
 def test_identifiers_glued_to_chinese_are_found() -> None:
     """No \\b: an ID directly between Chinese characters still matches."""
     from agent.policy.loader import load_policy_dir
-    from tests.agent.documents.conftest import REPO
+    from tests.agent.detectors.documents.conftest import REPO
 
     policy = load_policy_dir(REPO / "policies").section("documents")
     result = scan_text("其身份证号11010519491231002X现住", policy)  # type: ignore[arg-type]
@@ -150,3 +151,9 @@ def test_policy_keep_list(documents_policy: DocumentsPolicy) -> None:
     assert scan_text(text, documents_policy).findings
     local = documents_policy.model_copy(update={"lists": {"keep": ["李明亮"]}})
     assert scan_text(text, local).findings == ()
+
+
+def test_foreign_party_name_is_found(documents_policy: DocumentsPolicy) -> None:
+    text = "民事判决书\n原告John Smith，男，1980年1月1日出生，美国国籍。\n原告John Smith诉称。"
+    result = scan_text(text, documents_policy, "spc-2024")
+    assert [f.replacement for f in result.findings] == ["J", "J"]

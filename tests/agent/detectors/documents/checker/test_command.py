@@ -9,8 +9,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from tests.agent.documents.conftest import run_scan
-from tests.agent.documents.docfiles import DocxContent, write_docx
+from tests.agent.detectors.documents.conftest import run_scan
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx
 
 CLEAN = "北京市朝阳区人民法院\n民事判决书\n(2024)京0105民初1号\n原告赵某，男。\n被告钱某，女。\n原告赵某与被告钱某买卖合同纠纷一案。\n审判员  孙立\n"
 DIRTY = CLEAN + "被告钱某的手机号码13812345678。\n"

@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from agent.detectors.documents.policy import DocumentsPolicy
 from agent.policy.loader import load_policy_dir
-from agent.policy.models import DocumentsPolicy
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
+
+#: A judgment naming a victim in full and his mobile number.
+NAMED = (
+    "刑事判决书\n(2024)京0105刑初9号\n被告人孙某，男，1990年3月1日出生。\n"
+    "经审理查明，被告人孙某殴打被害人王小明，王小明的手机号码13812345678。\n"
+)
 
 
 @pytest.fixture(scope="session")

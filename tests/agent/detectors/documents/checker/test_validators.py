@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from agent.documents.normalize import normalize
-from agent.documents.validators import (
+from agent.detectors.documents.checker.normalize import normalize
+from agent.detectors.documents.checker.validators import (
     bank_card,
     id18_check_char,
     luhn,

@@ -1,12 +1,11 @@
 """The judgment-document checker: text parts in, findings with rule, action and basis out.
 
 A document is a list of ``Part`` (body, a header, the comments, the file
-name...). Every part is normalised once (``agent.documents.normalize``) and
-every check in ``agent.documents.checks`` reads the normalised text; hits are
-mapped back to offsets in the part's text as extracted, masked for display,
-filtered through the keep-list (judges, clerks, case numbers, citations,
-lawyers) and resolved to one finding per span. The verdict follows from the
-strongest action present.
+name...). Every part is normalised once (``normalize``) and every check in
+``checks`` reads the normalised text; hits are mapped back to offsets in the
+part's text as extracted, masked for display, filtered through the keep-list
+(judges, clerks, case numbers, citations, lawyers) and resolved to one
+finding per span. The verdict follows from the strongest action present.
 
 This module is pure: no files, no clock beyond the ``today`` a caller passes.
 """
@@ -15,13 +14,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Final, Literal
 
-from agent.documents.normalize import Normalized, normalize
-from agent.documents.validators import mask
-from agent.policy.models import DocumentMatch, DocumentsPolicy, Rule
+from agent.detectors.documents.checker.checks import CHECKS, prepare
+from agent.detectors.documents.checker.context import Context, Hit, Part
+from agent.detectors.documents.checker.names import assign_pseudonyms, keep_role_names
+from agent.detectors.documents.checker.normalize import normalize
+from agent.detectors.documents.checker.validators import mask
+from agent.detectors.documents.policy import DocumentMatch, DocumentsPolicy
+from agent.policy.models import Rule
 
 Verdict = Literal["publishable", "needs_redaction", "do_not_publish", "needs_review"]
 VERDICT_LABELS: Final = {
@@ -36,29 +39,6 @@ ACTION_LABELS: Final = {
     "pseudonymize": "隐名",
     "review": "人工审查",
 }
-_ACTION_RANK: Final = {"block": 3, "pseudonymize": 2, "redact": 2, "review": 1}
-
-
-@dataclass(frozen=True)
-class Part:
-    """One piece of extracted text; offsets in findings index into ``text``."""
-
-    name: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Hit:
-    """What a check reports: a span of normalised text in one part."""
-
-    part: int
-    start: int
-    end: int
-    detail: str
-    action: str | None = None  # overrides the rule's action (a failed checksum becomes review)
-    replacement: str | None = None  # what ``--fix`` writes instead of the span
-    whole_document: bool = False  # a do-not-publish ground: no replacement, no masking
-    name: str | None = None  # the full name the span hides; its pseudonym is decided per document
 
 
 @dataclass(frozen=True)
@@ -100,77 +80,6 @@ class ScanResult:
         }
 
 
-@dataclass
-class Person:
-    """Someone named in the document, as found by a role word."""
-
-    role: str
-    name: str  # as normalised
-    masked: bool
-    part: int
-    start: int
-    end: int
-    natural: bool = True
-    line_text: str = ""
-
-
-@dataclass
-class Context:
-    """One document, normalised, with what the checks learn about it on the way."""
-
-    parts: Sequence[Part]
-    norm: list[Normalized]
-    profile: str
-    today: date
-    keep: list[list[tuple[int, int]]] = field(default_factory=list)
-    keep_mask: list[bytearray] = field(default_factory=list)
-    claimed: list[bytearray] = field(default_factory=list)
-    people: list[Person] = field(default_factory=list)
-    #: Names after party role words in running text: used only to spot a hidden party named in full.
-    mentions: list[Person] = field(default_factory=list)
-    keep_names: set[str] = field(default_factory=set)
-    cause: str = ""
-    criminal: bool = False
-
-    @property
-    def texts(self) -> list[str]:
-        return [n.text for n in self.norm]
-
-    def main_parts(self) -> list[int]:
-        """The running text in reading order: the body, or the pages of a PDF or OFD."""
-        indices = [i for i, p in enumerate(self.parts) if p.name == "body"]
-        indices += [i for i, p in enumerate(self.parts) if p.name.startswith("page:")]
-        return indices or ([0] if self.parts else [])
-
-    def head(self, limit: int = 3000) -> str:
-        """The opening of the main text (title, case number, parties, cause), across pages."""
-        return self.main_text()[:limit]
-
-    def main_text(self) -> str:
-        return "\n".join(self.norm[i].text for i in self.main_parts())
-
-    def locate(self, offset: int) -> tuple[int, int]:
-        """A position in ``main_text()`` as (part index, offset in that part)."""
-        for index in self.main_parts():
-            length = len(self.norm[index].text)
-            if offset <= length:
-                return index, offset
-            offset -= length + 1
-        last = self.main_parts()[-1]
-        return last, len(self.norm[last].text)
-
-    def claim(self, part: int, start: int, end: int) -> bool:
-        """Reserve a span for one identifier; False when another identifier already took it."""
-        taken = self.claimed[part]
-        if 1 in taken[start:end]:
-            return False
-        taken[start:end] = b"\x01" * (end - start)
-        return True
-
-    def kept(self, part: int, start: int, end: int) -> bool:
-        return 1 in self.keep_mask[part][start:end]
-
-
 _CASE_NUMBER: Final = re.compile(
     r"\(\d{4}\)[\u4e00-\u9fff]{1,4}\d{0,6}[\u4e00-\u9fff]{1,8}\d+(?:之\d+)?号"
 )
@@ -197,8 +106,6 @@ def _court_name_start(text: str, end: int) -> int:
 def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
     """The keep-list: case and document numbers, citations, courts, judges, lawyers, and
     the policy's own ``lists.keep`` (names and words a court publishes as they are)."""
-    from agent.documents.checks import keep_role_names
-
     terms = [str(term) for term in extra if str(term)]
     for index, text in enumerate(ctx.texts):
         spans = ctx.keep[index]
@@ -232,8 +139,6 @@ def scan_parts(
     today: date | None = None,
 ) -> ScanResult:
     """Every active rule of ``policy`` over ``parts``; see the module docstring."""
-    from agent.documents.checks import CHECKS, assign_pseudonyms, prepare
-
     profile = profile or policy.profile
     norm = [normalize(p.text) for p in parts]
     ctx = Context(

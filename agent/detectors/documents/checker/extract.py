@@ -8,10 +8,10 @@ outright (no entity expansion, no external fetches), and OFD pages are parsed
 with defusedxml under a nesting limit. Anything a file cannot satisfy raises
 ``ExtractionError`` with a message a clerk can act on; callers that handle
 untrusted files run this in a worker process with memory and CPU limits
-(``agent.documents.worker``).
+(``agent.detectors.documents.checker.worker``).
 
 Offsets in findings refer to a part's ``text`` exactly as returned here; the
-``Segment`` lists let ``agent.documents.fix`` write changes back into the XML.
+``Segment`` lists let ``agent.detectors.documents.checker.fix`` write changes back into the XML.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from agent.documents.scanner import Part
+from agent.detectors.documents.checker.context import Part
 
 SUPPORTED_SUFFIXES: Final = (".docx", ".pdf", ".txt", ".ofd", ".doc", ".wps")
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.documents.extract import (
+from agent.detectors.documents.checker.extract import (
     DEFAULT_LIMITS,
     ExtractionError,
     decode_text,
     extract_bytes,
     extract_file,
 )
-from tests.agent.documents.docfiles import DocxContent, write_docx, write_ofd, write_pdf
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx, write_ofd, write_pdf
 
 LINES = [
     "北京市朝阳区人民法院",
@@ -167,24 +167,6 @@ def test_doc_without_converter_says_so(tmp_path: Path) -> None:
     legacy.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600)
     with pytest.raises(ExtractionError, match="antiword 或 LibreOffice"):
         extract_file(legacy)
-
-
-def test_worker_killed_by_its_limits_is_one_error_not_a_crash(
-    tmp_path: Path, documents_policy: object
-) -> None:
-    """A file that exhausts a worker's CPU budget kills that worker; the others are reported."""
-    from agent.documents.worker import ScanPool
-
-    slow = tmp_path / "slow.txt"
-    line = "被告人张三，男，1990年5月1日出生，住河南省郑州市金水区文化路88号，手机13812345678。\n"
-    slow.write_text(line * 60_000)  # seconds of CPU to scan; the budget below is one second
-    good = tmp_path / "good.txt"
-    good.write_text("民事判决书\n审判员  孙立\n")
-    pool = ScanPool(documents_policy, workers=2, cpu_seconds=1)  # type: ignore[arg-type]
-    reports = {Path(r["path"]).name: r for r in pool.scan([str(slow), str(good)])}
-    assert reports["good.txt"]["verdict"] == "publishable"
-    assert reports["slow.txt"]["verdict"] is None
-    assert "上限" in reports["slow.txt"]["error"]
 
 
 def test_pdf_annotations_and_docx_custom_properties(tmp_path: Path) -> None:

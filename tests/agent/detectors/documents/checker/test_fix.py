@@ -7,11 +7,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from agent.documents.extract import extract_file
-from agent.documents.fix import fix_bytes
-from agent.policy.models import DocumentsPolicy
-from tests.agent.documents.conftest import run_scan
-from tests.agent.documents.docfiles import DocxContent, write_docx
+from agent.detectors.documents.checker.extract import extract_file
+from agent.detectors.documents.checker.fix import fix_bytes
+from agent.detectors.documents.policy import DocumentsPolicy
+from tests.agent.detectors.documents.conftest import run_scan
+from tests.agent.detectors.documents.docfiles import DocxContent, write_docx
 
 TEXT = (
     "刑事判决书\n(2024)京0105刑初9号\n"

@@ -20,9 +20,14 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Final
 
-from agent.documents.extract import DEFAULT_LIMITS, ExtractionError, Limits, extract_bytes
-from agent.documents.scanner import ScanResult, scan_parts
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.checker.extract import (
+    DEFAULT_LIMITS,
+    ExtractionError,
+    Limits,
+    extract_bytes,
+)
+from agent.detectors.documents.checker.scanner import ScanResult, scan_parts
+from agent.detectors.documents.policy import DocumentsPolicy
 
 #: Address space a worker may use; extraction of a 200-page document needs far less.
 WORKER_MEMORY_BYTES: Final = 1536 * 1024 * 1024
@@ -36,7 +41,10 @@ _cpu_seconds: int = WORKER_CPU_SECONDS
 
 
 def _init_worker(
-    policy: dict[str, Any], profile: str | None, limits: Limits, memory_bytes: int,
+    policy: dict[str, Any],
+    profile: str | None,
+    limits: Limits,
+    memory_bytes: int,
     cpu_seconds: int = WORKER_CPU_SECONDS,
 ) -> None:
     global _policy, _profile, _limits, _cpu_seconds
@@ -130,9 +138,7 @@ class ScanPool:
         memory_bytes: int = WORKER_MEMORY_BYTES,
         cpu_seconds: int = WORKER_CPU_SECONDS,
     ) -> None:
-        self.initargs = (
-            policy.model_dump(mode="json"), profile, limits, memory_bytes, cpu_seconds
-        )
+        self.initargs = (policy.model_dump(mode="json"), profile, limits, memory_bytes, cpu_seconds)
         self.workers = max(1, workers or os.cpu_count() or 1)
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:

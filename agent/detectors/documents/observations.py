@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from agent.policy.models import DocumentProfile
+from agent.detectors.documents.policy import DocumentProfile
 
 PartName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 

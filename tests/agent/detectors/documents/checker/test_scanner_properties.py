@@ -5,9 +5,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.documents.normalize import normalize
-from agent.documents.scanner import Part, scan_parts
-from agent.policy.models import DocumentsPolicy
+from agent.detectors.documents.checker.context import Part
+from agent.detectors.documents.checker.normalize import normalize
+from agent.detectors.documents.checker.scanner import scan_parts
+from agent.detectors.documents.policy import DocumentsPolicy
 
 PIECES = [
     "原告",

@@ -1,0 +1,396 @@
+"""Checks about who is named: parties, protected people, companies, pseudonyms (articles 8, 9).
+
+People are found by role words: party lines (原告张三，男，…) and role words in
+running text (被害人李四). ``keep_role_names`` finds the judges, clerks and
+prosecutors whose names stay published. A name to hide is hidden everywhere
+it appears, and ``assign_pseudonyms`` decides one pseudonym per person for
+the whole document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Final
+
+from agent.detectors.documents.checker import lexicon
+from agent.detectors.documents.checker.context import (
+    CJK,
+    Context,
+    Hit,
+    Person,
+    age_at,
+    alternation,
+    birth_in,
+    spaced_pattern,
+)
+from agent.detectors.documents.policy import DocumentMatch
+
+MASK_CLASS: Final = "某×*Xx"
+_MASKED_NAME: Final = re.compile(
+    rf"^[{CJK}]{{1,2}}(?:[某×*]+|[Xx]{{2,}})[甲乙丙丁戊己庚辛壬癸\d]*$|^某[甲乙丙丁\d]+$"
+)
+
+
+_KEEP_TITLES: Final = "|".join(
+    spaced_pattern(r) for r in sorted(lexicon.KEEP_ROLES, key=len, reverse=True)
+)
+_KEEP_ROLE_LINE: Final = re.compile(
+    rf"(?m)^[ \t\u3000]*(?:{_KEEP_TITLES})"
+    rf"[ \t\u3000:]*(?P<name>[{CJK}·]{{2,12}}|[{CJK}][ \t\u3000]+[{CJK}])[ \t\u3000]*$"
+)
+_KEEP_ROLE_INLINE: Final = re.compile(
+    rf"(?:{alternation(lexicon.KEEP_ROLES)})(?P<name>[{CJK}]{{2,3}})(?=[,、。;:)\s]|出庭|到庭|担任|记录)"
+)
+
+
+def keep_role_names(text: str) -> Iterator[tuple[int, int, str]]:
+    """Judges, assessors, assistants, clerks and prosecutors: names that stay published."""
+    for pattern in (_KEEP_ROLE_LINE, _KEEP_ROLE_INLINE):
+        for match in pattern.finditer(text):
+            name = re.sub(r"\s+", "", match.group("name"))
+            if 2 <= len(name) <= 12:
+                yield match.start("name"), match.end("name"), name
+
+
+def is_masked_name(name: str) -> bool:
+    return bool(_MASKED_NAME.match(name))
+
+
+_COMPOUND: Final = frozenset(lexicon.COMPOUND_SURNAMES)
+
+
+def surname_of(name: str) -> str:
+    return name[:2] if name[:2] in _COMPOUND else name[:1]
+
+
+_LATIN_NAME: Final = re.compile(r"[A-Z][A-Za-z'.-]+(?: [A-Z][A-Za-z'.-]+){1,3}")
+
+
+def plausible_full_name(name: str) -> bool:
+    """A Han name (surname + 1-3 characters), a name joined by ·, or a Latin-letter name."""
+    if _LATIN_NAME.fullmatch(name):
+        return True
+    if "·" in name:
+        return 3 <= len(name) <= 20 and all(c == "·" or "\u4e00" <= c <= "\u9fff" for c in name)
+    if not 2 <= len(name) <= 4 or not all("\u4e00" <= c <= "\u9fff" for c in name):
+        return False
+    surname = surname_of(name)
+    return (surname in lexicon.COMPOUND_SURNAMES or surname in lexicon.SURNAMES) and len(
+        name
+    ) > len(surname)
+
+
+def pseudonym_base(name: str) -> str:
+    """Article 9: surname + 某; minority and transliterated names keep their first character."""
+    if "·" in name:
+        return name[0] + "某"
+    if name[:1].isascii():
+        return name[0].upper()
+    return surname_of(name) + "某"
+
+
+_ROLES_ALT: Final = alternation(lexicon.PARTY_ROLES + lexicon.REPRESENTATIVE_ROLES)
+_PARTY_LINE: Final = re.compile(
+    rf"(?m)^[ \t\u3000]*(?P<role>{_ROLES_ALT})(?:\([^)\n]{{1,30}}\))*[ \t\u3000:]*"
+    rf"(?P<name>[^,(:;\n]{{1,40}}?)[ \t\u3000]*(?=[,(;]|$)(?P<rest>[^\n]*)"
+)
+_NATURAL_MARKERS: Final = re.compile(r"^[,(]\s*[男女]\s*[,)]|出生|生于|公民身份号码|身份证|族,|住")
+BODY_ROLES: Final = (
+    "附带民事诉讼原告人",
+    "被害人",
+    "证人",
+    "鉴定人",
+    "法定代理人",
+    "未成年人",
+    "被监护人",
+    "之子",
+    "之女",
+    "儿子",
+    "女儿",
+    "养子",
+    "养女",
+    "孙子",
+    "孙女",
+    "外孙",
+    "外孙女",
+    "其子",
+    "其女",
+    "婚生子",
+    "婚生女",
+    "非婚生子",
+    "非婚生女",
+    "育有一子",
+    "育有一女",
+    "育有二子",
+    "育有二女",
+    "生育一子",
+    "生育一女",
+    "长子",
+    "次子",
+    "长女",
+    "次女",
+)
+#: Party-line roles that article 8(2)/(3) hides in every profile.
+PROTECTED_PARTY_ROLES: Final = frozenset({"附带民事诉讼原告人", "法定代理人"})
+
+
+def _read_name(text: str, start: int) -> tuple[int, int, bool] | None:
+    """A name beginning at ``start``: (start, end, masked), or None when none is there."""
+    pos = start
+    while pos < len(text) and text[pos] in " \t\u3000:":
+        pos += 1
+    surname = text[pos : pos + 2] if text[pos : pos + 2] in _COMPOUND else ""
+    if not surname:
+        if pos >= len(text) or text[pos] not in lexicon.SURNAMES:
+            return None
+        surname = text[pos]
+    end = pos + len(surname)
+    masked_end = end
+    while masked_end < len(text) and text[masked_end] in MASK_CLASS:
+        masked_end += 1
+    if masked_end > end:
+        while masked_end < len(text) and (
+            text[masked_end].isdigit() or text[masked_end] in "甲乙丙丁戊己庚辛"
+        ):
+            masked_end += 1
+        return pos, masked_end, True
+    given = 0
+    while (
+        given < 2
+        and end + given < len(text)
+        and "\u4e00" <= text[end + given] <= "\u9fff"
+        and text[end + given] not in (lexicon.NAME_START_STOP if given == 0 else lexicon.NAME_STOP)
+    ):
+        given += 1
+    if given == 0:
+        return None
+    return pos, end + given, False
+
+
+def party_people(ctx: Context) -> Iterator[Person]:
+    for index, text in enumerate(ctx.texts):
+        for match in _PARTY_LINE.finditer(text):
+            role, name, rest = match.group("role"), match.group("name").strip(), match.group("rest")
+            organisation = name.endswith(lexicon.ORGANISATION_ENDINGS) and len(name) > 3
+            masked = is_masked_name(name)
+            natural = not organisation and (
+                bool(_NATURAL_MARKERS.search(rest)) or role in lexicon.REPRESENTATIVE_ROLES
+            )
+            if not organisation and not masked and not plausible_full_name(name):
+                continue
+            if role in ("委托诉讼代理人", "委托代理人", "辩护人", "指定代理人") and re.search(
+                "律师|法律服务|法律工作者|执业证", rest
+            ):
+                continue  # lawyers are on the keep-list
+            yield Person(
+                role=role,
+                name=name,
+                masked=masked,
+                part=index,
+                start=match.start("name"),
+                end=match.end("name"),
+                natural=natural,
+                line_text=match.group(0),
+            )
+
+
+def body_people(ctx: Context, roles: tuple[str, ...] | list[str]) -> Iterator[Person]:
+    pattern = re.compile(f"(?:{alternation(roles)})")
+    for index, text in enumerate(ctx.texts):
+        for match in pattern.finditer(text):
+            role = match.group()
+            pos = match.end()
+            while True:
+                found = _read_name(text, pos)
+                if found is None:
+                    break
+                start, end, masked = found
+                name = text[start:end]
+                if name not in ctx.keep_names:
+                    yield Person(role, name, masked, index, start, end)
+                if end < len(text) and text[end] == "、":
+                    pos = end + 1
+                    continue
+                break
+
+
+def _family_case(ctx: Context) -> bool:
+    return any(word in ctx.cause for word in lexicon.FAMILY_CAUSE_WORDS)
+
+
+def _occurrences(ctx: Context, needle: str) -> Iterator[tuple[int, int, int]]:
+    for index, text in enumerate(ctx.texts):
+        start = text.find(needle)
+        while start >= 0:
+            yield index, start, start + len(needle)
+            start = text.find(needle, start + len(needle))
+
+
+def assign_pseudonyms(ctx: Context, names: list[str]) -> dict[str, str]:
+    """Article 9 pseudonyms for ``names``, numbered where two people would share one."""
+    taken: dict[str, set[str]] = {}
+    for person in ctx.people:
+        if person.masked:
+            taken.setdefault(person.name.rstrip("0123456789甲乙丙丁"), set()).add(person.name)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(pseudonym_base(name), []).append(name)
+    result: dict[str, str] = {}
+    for base, members in groups.items():
+        existing = taken.get(base, set())
+        if len(members) == 1 and not existing:
+            result[members[0]] = base
+            continue
+        number = 1
+        for name in members:
+            while f"{base}{number}" in existing:
+                number += 1
+            result[name] = f"{base}{number}"
+            number += 1
+    return result
+
+
+def _hide_everywhere(ctx: Context, people: list[Person], detail: str) -> Iterator[Hit]:
+    names = sorted({p.name for p in people if not p.masked and p.name not in ctx.keep_names})
+    for name in names:
+        surname = surname_of(name)
+        given = name[len(surname) :]
+        for part, start, end in _occurrences(ctx, name):
+            yield Hit(part, start, end, detail, name=name)
+        if len(given) >= 2 and "·" not in name:
+            for part, start, end in _occurrences(ctx, given):
+                text = ctx.texts[part]
+                if start >= len(surname) and text[start - len(surname) : start] == surname:
+                    continue
+                yield Hit(part, start, end, f"{detail}（名字单独出现）", replacement="某")
+
+
+def protected_person_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
+    people = [p for p in ctx.people if p.natural and not p.masked]
+    if match.terms:
+        people += [p for p in body_people(ctx, match.terms) if not p.masked]
+    protected = [
+        p for p in people if p.role not in lexicon.PARTY_ROLES or p.role in PROTECTED_PARTY_ROLES
+    ]
+    protected = [
+        p
+        for p in protected
+        if p.role
+        not in ("委托诉讼代理人", "委托代理人", "辩护人", "诉讼代表人", "法定代表人", "负责人")
+    ]
+    if _family_case(ctx):
+        protected += [
+            p
+            for p in people
+            if p.role in lexicon.PARTY_ROLES or p.role in lexicon.REPRESENTATIVE_ROLES
+        ]
+    for person in people:
+        born = birth_in(person.line_text)
+        if born and age_at(born[0], ctx.today) < 18:
+            protected.append(person)
+    yield from _hide_everywhere(ctx, protected, "依法应隐名的人员以全名出现")
+
+
+def party_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
+    parties = [
+        p
+        for p in ctx.people
+        if p.natural
+        and not p.masked
+        and (p.role in lexicon.PARTY_ROLES or p.role in lexicon.REPRESENTATIVE_ROLES)
+    ]
+    yield from _hide_everywhere(ctx, parties, "自然人当事人以全名出现")
+
+
+_ORG_FORMS: Final = (
+    "有限责任公司",
+    "股份有限公司",
+    "有限公司",
+    "公司",
+    "合作社",
+    "厂",
+    "店",
+    "商行",
+)
+
+
+def company_trade_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
+    for person in ctx.people:
+        if person.natural or person.masked or "某" in person.name:
+            continue
+        name = person.name
+        form = next((f for f in _ORG_FORMS if name.endswith(f)), None)
+        if form is None or re.search("人民政府|委员会|人民法院|人民检察院|公安", name):
+            continue
+        region = re.match(rf"^[{CJK}]{{2,9}}?(?:省|自治区|市|自治州|县|区|旗)+", name)
+        prefix = region.group() if region else ""
+        replacement = f"{prefix}某{form}"
+        for part, start, end in _occurrences(ctx, name):
+            yield Hit(part, start, end, "单位字号未隐去", replacement=replacement)
+
+
+def hidden_name_leak(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
+    # The leaked name is replaced by the pseudonym the document already uses for that person.
+    hidden = {(surname_of(p.name), p.role): p.name for p in ctx.people if p.masked}
+    by_surname: dict[str, set[str]] = {}
+    for (surname, _role), pseudonym in hidden.items():
+        by_surname.setdefault(surname, set()).add(pseudonym)
+    hidden_surnames = set(by_surname)
+    leaked = {
+        p.name: hidden[(surname_of(p.name), p.role)]
+        for p in ctx.people + ctx.mentions
+        if not p.masked
+        and p.natural
+        and p.name not in ctx.keep_names
+        and (surname_of(p.name), p.role) in hidden
+    }
+    detail = "同一人在一处隐名、在另一处以全名出现"
+    for full_name, pseudonym in leaked.items():
+        for where, start, end in _occurrences(ctx, full_name):
+            yield Hit(where, start, end, detail, replacement=pseudonym)
+    metadata = ("filename", "properties", "comments", "deleted")
+    main = ctx.main_text() if hidden_surnames else ""
+    for index, part in enumerate(ctx.parts):
+        if not part.name.startswith(metadata):
+            continue
+        text = ctx.texts[index]
+        for surname in hidden_surnames:
+            for found in re.finditer(re.escape(surname), text):
+                name = _read_name(text, found.start())
+                if name and not name[2] and name[1] - name[0] >= 2:
+                    full = text[name[0] : name[1]]
+                    # A word the running text also uses (张贴公告) is a word, not a leaked name.
+                    if full not in ctx.keep_names and full not in main:
+                        known = by_surname[surname]
+                        yield Hit(
+                            index,
+                            name[0],
+                            name[1],
+                            "隐名当事人的全名出现在文件名、属性或批注中",
+                            replacement=next(iter(known)) if len(known) == 1 else None,
+                            name=None if len(known) == 1 else full,
+                        )
+
+
+def pseudonym_collision(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
+    by_pseudonym: dict[str, list[Person]] = {}
+    for person in ctx.people:
+        if person.masked and not person.name[-1:].isdigit():
+            by_pseudonym.setdefault(person.name, []).append(person)
+    for name, people in by_pseudonym.items():
+        party_lines = {p.line_text for p in people if p.line_text}
+        roles = {p.role for p in people}
+        if (
+            len(party_lines) > 1
+            or (party_lines and len(roles) > 1 and any(not p.line_text for p in people))
+            or len({r for r in roles if r in lexicon.PARTY_ROLES}) > 1
+        ):
+            for person in people[1:]:
+                yield Hit(
+                    person.part,
+                    person.start,
+                    person.end,
+                    f"两名不同人员均隐名为“{name}”，未按第九条编号区分",
+                    replacement=None,
+                )

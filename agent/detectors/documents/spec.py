@@ -1,0 +1,28 @@
+"""The documents detector's registry entry (see ``agent.registry``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.detector import DetectorSpec, SourceContext
+from agent.detectors.documents.detector import DocumentsDetector
+from agent.detectors.documents.observations import DocumentObservation
+from agent.detectors.documents.policy import DocumentsPolicy
+
+
+def _make_source(context: SourceContext) -> Any:
+    # Imported here: the collector and the case runner need the spec, not the folder watcher.
+    from agent.detectors.documents.source import make_source
+
+    return make_source(context)
+
+
+SPEC: DetectorSpec[Any, DocumentsPolicy] = DetectorSpec(
+    name=DocumentsDetector.name,
+    description=DocumentsDetector.description,
+    policy_section=DocumentsDetector.policy_section,
+    make_source=_make_source,
+    make_detector=DocumentsDetector,
+    finalize_every_s=3600.0,
+    observation_type=DocumentObservation,
+)

@@ -1,1 +1,0 @@
-"""The judgment-document scanner: extraction, normalisation, validators, checks, fixes."""
