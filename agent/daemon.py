@@ -71,7 +71,7 @@ from agent.policy.client import PolicyClient, Rejected, Verified, read_last_good
 from agent.policy.loader import PolicySet, load_policy_dir
 from agent.registry import DETECTORS
 from agent.settings import AgentSettings
-from agent.shipper import Shipper, collector_client
+from agent.shipper import Shipper
 from agent.spool import Spool
 from agent.version import __version__
 
@@ -362,6 +362,8 @@ class Daemon:
                         "with a collector that has one to receive signed policy")
 
     async def _policy_updates(self) -> None:
+        from agent.collector_http import collector_client  # httpx loads only where it is used
+
         assert self.policy_client is not None and self._credentials is not None  # noqa: S101
         async with collector_client(self._credentials, self.settings, self._transport) as client:
             await self.policy_client.run(

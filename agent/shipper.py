@@ -34,9 +34,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
-from agent.enrollment import Credentials, ca_path, ssl_context
+from agent.enrollment import Credentials
 from agent.events import ErrorBody, IngestResult
-from agent.version import __version__
 
 if TYPE_CHECKING:
     import httpx
@@ -107,24 +106,6 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def collector_client(
-    credentials: Credentials, settings: AgentSettings, transport: Any = None
-) -> httpx.AsyncClient:
-    """An HTTP client for the collector: its CA pinned (https), the agent's User-Agent."""
-    import httpx
-
-    verify: Any = False
-    if credentials.collector_url.startswith("https://"):
-        verify = ssl_context(ca_path(settings.data_dir))
-    return httpx.AsyncClient(
-        base_url=credentials.collector_url,
-        verify=verify,
-        transport=transport,
-        timeout=settings.http_timeout_s,
-        headers={"User-Agent": f"courtguard-agent/{__version__}"},
-    )
-
-
 class Shipper:
     """The loop that empties the spool into the collector; see the module docstring."""
 
@@ -169,6 +150,8 @@ class Shipper:
         self._wake.set()
 
     def make_client(self) -> httpx.AsyncClient:
+        from agent.collector_http import collector_client  # httpx loads only where it is used
+
         return collector_client(self.credentials, self.settings, self._transport)
 
     async def run(self) -> None:
@@ -238,6 +221,8 @@ class Shipper:
     async def _send(self, client: httpx.AsyncClient, rows: list[tuple[str, int, bytes]]) -> None:
         import httpx
 
+        from agent.collector_http import IDEMPOTENT
+
         head = (
             f'{{"agent_id":"{self.credentials.agent_id}",'
             f'"sent_at":"{datetime.now(UTC).isoformat()}","events":['
@@ -253,6 +238,7 @@ class Shipper:
                     "Content-Type": "application/json",
                     "Content-Encoding": "gzip",
                 },
+                extensions={IDEMPOTENT: True},  # ingest deduplicates by event id
             )
         except httpx.HTTPError as exc:
             await self._back_off(f"cannot reach the collector: {type(exc).__name__}: {exc}")
