@@ -6,7 +6,9 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
 2. the policy sections the enabled detectors read, plus ``agent``: the last
    good signed bundle when there is one (verified again), else ``policy_dir``;
 3. the spool, told how to stamp its ``agent.spool_dropped`` reports;
-4. the shipper task;
+4. the network-change watch (rtnetlink routes and rules: the shipper's and
+   the policy client's connections start afresh when routes change) and the
+   shipper task;
 5. the ``agent.started`` event;
 6. each enabled detector: capabilities checked, source and detector built and
    pumped; a detector that lacks a privilege, whose source is unavailable or
@@ -67,6 +69,7 @@ from agent.health import (
     policy_rejected_finding,
 )
 from agent.heartbeat import HeartbeatBuilder
+from agent.network_changes import NetworkChanges
 from agent.policy.client import PolicyClient, Rejected, Verified, read_last_good
 from agent.policy.loader import PolicySet, load_policy_dir
 from agent.registry import DETECTORS
@@ -131,6 +134,8 @@ class Daemon:
         self._credentials: Credentials | None = None
         self.spool: Spool | None = None
         self.shipper: Shipper | None = None
+        #: Raise ``self.network.changed()`` when the path to the collector may have changed.
+        self.network = NetworkChanges()
 
     def request_stop(self, reason: str = "requested") -> None:
         if not self._stop.is_set():
@@ -175,13 +180,15 @@ class Daemon:
             await asyncio.to_thread(
                 spool.configure_drop_report, drop[0], drop[1], self.policy.version
             )
-            # 4. Shipper.
+            # 4. Network-change watch and shipper.
+            self.network.start()
             self.shipper = Shipper(
                 spool,
                 credentials,
                 settings,
                 transport=self._transport,
                 on_policy_hint=self.policy_client.hint if self.policy_client else None,
+                network=self.network,
             )
             shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             # 5. Started.
@@ -227,6 +234,7 @@ class Daemon:
             await self._shutdown(shipper_task)
         finally:
             self._remove_signals()
+            self.network.close()
             await asyncio.to_thread(spool.close)
         if self._fatal is not None:
             raise self._fatal
@@ -365,7 +373,9 @@ class Daemon:
         from agent.collector_http import collector_client  # httpx loads only where it is used
 
         assert self.policy_client is not None and self._credentials is not None  # noqa: S101
-        async with collector_client(self._credentials, self.settings, self._transport) as client:
+        async with collector_client(
+            self._credentials, self.settings, self._transport, self.network
+        ) as client:
             await self.policy_client.run(
                 client, self._credentials.authorization, self._policy_outcome
             )

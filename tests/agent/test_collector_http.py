@@ -6,16 +6,18 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
 
 from agent.collector_http import collector_http_client
 from agent.events import Finding, Severity, TestEvidence
+from agent.network_changes import NetworkChanges
 from agent.settings import AgentSettings
 from agent.shipper import Shipper
 from agent.spool import Spool
-from agent.testing import FakeCollector, write_credentials
+from agent.testing import FakeCollector, eventually, write_credentials
 
 
 @dataclass
@@ -30,6 +32,8 @@ class DroppingServer:
 
     collector: FakeCollector
     drop_at: int = 2
+    #: Read the first request of the first connection and never answer it (a stranded path).
+    hang_first: bool = False
     #: (connection number, request number on it) of every request read, dropped ones too.
     seen: list[tuple[int, int]] = field(default_factory=list)
     dropped: bool = False
@@ -52,6 +56,8 @@ class DroppingServer:
                 body = await reader.readexactly(length)
                 number += 1
                 self.seen.append((connection, number))
+                if self.hang_first and connection == 1:
+                    await asyncio.Event().wait()
                 if number == self.drop_at and not self.dropped:
                     self.dropped = True
                     return
@@ -69,8 +75,8 @@ class DroppingServer:
 
 
 @contextlib.asynccontextmanager
-async def serving(collector: FakeCollector) -> AsyncIterator[DroppingServer]:
-    dropping = DroppingServer(collector)
+async def serving(collector: FakeCollector, **options: Any) -> AsyncIterator[DroppingServer]:
+    dropping = DroppingServer(collector, **options)
     listener = await asyncio.start_server(dropping.serve, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     dropping.url = f"http://127.0.0.1:{port}"
@@ -144,3 +150,23 @@ def test_a_get_on_a_connection_closed_unanswered_is_sent_again(
     server, response = asyncio.run(scenario())
     assert response.status_code == 401  # the fake collector's answer without credentials
     assert server.seen == [(1, 1), (1, 2), (2, 1)]
+
+
+def test_a_network_change_restarts_a_request_stranded_in_flight(
+    settings: AgentSettings, collector: FakeCollector
+) -> None:
+    """After a network change, a request that got no answer is sent again on a new connection."""
+    network = NetworkChanges(settle_s=0)
+
+    async def scenario() -> tuple[DroppingServer, httpx.Response]:
+        async with serving(collector, hang_first=True) as server, \
+                collector_http_client(server.url, False, settings, network=network) as client:
+            polling = asyncio.ensure_future(client.get("/api/v1/policy"))
+            await eventually(lambda: server.seen)
+            network.changed()
+            return server, await polling
+
+    server, response = asyncio.run(scenario())
+    assert response.status_code == 401  # the fake collector's answer without credentials
+    assert server.seen == [(1, 1), (2, 1)]
+    assert network.notified == 1
