@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,7 +14,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e.harness import Agent, Collector, wait_until
+from tests.e2e.harness import (
+    Agent,
+    Collector,
+    agent_headers,
+    batch_body,
+    synthetic_events,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -69,3 +79,38 @@ def test_sigterm_with_an_agent_connected_does_not_wait_for_the_graceful_timeout(
         assert "Application shutdown complete" in collector.log()
     finally:
         agent.stop()
+
+
+def test_a_request_in_flight_at_sigterm_is_still_answered(
+    tmp_path: Path, collector: Collector
+) -> None:
+    """A batch whose body is still arriving when SIGTERM comes is stored and acknowledged."""
+    agent = Agent(home=tmp_path / "ws", collector=collector)
+    agent.home.mkdir()
+    agent.enroll()
+    credentials = json.loads((agent.data_dir / "credentials.json").read_text())
+    events = synthetic_events(credentials["agent_id"], 1, 3)
+    body = batch_body(credentials["agent_id"], events)
+    head = ["POST /api/v1/events HTTP/1.1", f"Host: 127.0.0.1:{collector.port}",
+            f"Content-Length: {len(body)}", "Expect: 100-continue"]
+    head += [f"{name}: {value}" for name, value in agent_headers(credentials).items()]
+    context = collector.ssl_context()
+    assert isinstance(context, ssl.SSLContext) and collector.process is not None
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=STOP_WAIT_S) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        # uvicorn says "100 Continue" once the app reads the body: the request is in flight.
+        assert conn.recv(1024).startswith(b"HTTP/1.1 100")
+        collector.process.send_signal(signal.SIGTERM)
+        conn.sendall(body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = conn.recv(65536)
+            assert chunk, f"connection closed without an answer: {answer!r}"
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert b"connection: close" in answer.lower()
+    collector.process.wait(timeout=STOP_WAIT_S)
+    stored = collector.query("SELECT COUNT(*) FROM events WHERE agent_id = :a",
+                             a=credentials["agent_id"])[0][0]
+    assert stored == len(events)
