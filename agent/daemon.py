@@ -45,7 +45,7 @@ from typing import Any
 import structlog
 
 from agent import capabilities as caps
-from agent import systemd
+from agent import network_changes, systemd
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
 from agent.enrollment import (
     Credentials,
@@ -69,7 +69,6 @@ from agent.health import (
     policy_rejected_finding,
 )
 from agent.heartbeat import HeartbeatBuilder
-from agent.network_changes import NetworkChanges
 from agent.policy.client import PolicyClient, Rejected, Verified, read_last_good
 from agent.policy.loader import PolicySet, load_policy_dir
 from agent.registry import DETECTORS
@@ -135,7 +134,7 @@ class Daemon:
         self.spool: Spool | None = None
         self.shipper: Shipper | None = None
         #: Raise ``self.network.changed()`` when the path to the collector may have changed.
-        self.network = NetworkChanges()
+        self.network = network_changes.NetworkChanges()
 
     def request_stop(self, reason: str = "requested") -> None:
         if not self._stop.is_set():
