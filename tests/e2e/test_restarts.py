@@ -102,6 +102,8 @@ def test_a_request_in_flight_at_sigterm_is_still_answered(
         # uvicorn says "100 Continue" once the app reads the body: the request is in flight.
         assert conn.recv(1024).startswith(b"HTTP/1.1 100")
         collector.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "Shutting down" in collector.log(), STOP_WAIT_S,
+                   "the collector to begin its shutdown")
         conn.sendall(body)
         answer = b""
         while b"\r\n\r\n" not in answer:
