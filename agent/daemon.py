@@ -6,7 +6,9 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
 2. the policy sections the enabled detectors read, plus ``agent``: the last
    good signed bundle when there is one (verified again), else ``policy_dir``;
 3. the spool, told how to stamp its ``agent.spool_dropped`` reports;
-4. the shipper task;
+4. the network-change watch (rtnetlink routes and rules: the shipper's and
+   the policy client's connections start afresh when routes change) and the
+   shipper task;
 5. the ``agent.started`` event;
 6. each enabled detector: capabilities checked, source and detector built and
    pumped; a detector that lacks a privilege, whose source is unavailable or
@@ -46,7 +48,7 @@ from typing import Any
 import structlog
 
 from agent import capabilities as caps
-from agent import systemd
+from agent import network_changes, systemd
 from agent.calendar_coverage import CoverageWatch, calendar_coverage
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
 from agent.enrollment import (
@@ -77,7 +79,7 @@ from agent.policy.client import PolicyClient, Rejected, Verified, read_last_good
 from agent.policy.loader import PolicySet, load_policy_dir
 from agent.registry import DETECTORS
 from agent.settings import AgentSettings
-from agent.shipper import Shipper, collector_client
+from agent.shipper import Shipper
 from agent.spool import Spool
 from agent.version import __version__
 
@@ -140,6 +142,8 @@ class Daemon:
         self._credentials: Credentials | None = None
         self.spool: Spool | None = None
         self.shipper: Shipper | None = None
+        #: Raise ``self.network.changed()`` when the path to the collector may have changed.
+        self.network = network_changes.NetworkChanges()
 
     def request_stop(self, reason: str = "requested") -> None:
         if not self._stop.is_set():
@@ -184,13 +188,15 @@ class Daemon:
             await asyncio.to_thread(
                 spool.configure_drop_report, drop[0], drop[1], self.policy.version
             )
-            # 4. Shipper.
+            # 4. Network-change watch and shipper.
+            self.network.start()
             self.shipper = Shipper(
                 spool,
                 credentials,
                 settings,
                 transport=self._transport,
                 on_policy_hint=self.policy_client.hint if self.policy_client else None,
+                network=self.network,
             )
             shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             # 5. Started.
@@ -239,6 +245,7 @@ class Daemon:
             await self._shutdown(shipper_task)
         finally:
             self._remove_signals()
+            self.network.close()
             await asyncio.to_thread(spool.close)
         if self._fatal is not None:
             raise self._fatal
@@ -374,8 +381,12 @@ class Daemon:
                         "with a collector that has one to receive signed policy")
 
     async def _policy_updates(self) -> None:
+        from agent.collector_http import collector_client  # httpx loads only where it is used
+
         assert self.policy_client is not None and self._credentials is not None  # noqa: S101
-        async with collector_client(self._credentials, self.settings, self._transport) as client:
+        async with collector_client(
+            self._credentials, self.settings, self._transport, self.network
+        ) as client:
             await self.policy_client.run(
                 client, self._credentials.authorization, self._policy_outcome
             )

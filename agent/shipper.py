@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
-from agent.enrollment import Credentials, ca_path, ssl_context
+from agent.enrollment import Credentials
 from agent.events import ErrorBody, IngestResult
-from agent.version import __version__
 
 if TYPE_CHECKING:
     import httpx
 
+    from agent.network_changes import NetworkChanges
     from agent.settings import AgentSettings
     from agent.spool import Spool
 
@@ -107,24 +107,6 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def collector_client(
-    credentials: Credentials, settings: AgentSettings, transport: Any = None
-) -> httpx.AsyncClient:
-    """An HTTP client for the collector: its CA pinned (https), the agent's User-Agent."""
-    import httpx
-
-    verify: Any = False
-    if credentials.collector_url.startswith("https://"):
-        verify = ssl_context(ca_path(settings.data_dir))
-    return httpx.AsyncClient(
-        base_url=credentials.collector_url,
-        verify=verify,
-        transport=transport,
-        timeout=settings.http_timeout_s,
-        headers={"User-Agent": f"courtguard-agent/{__version__}"},
-    )
-
-
 class Shipper:
     """The loop that empties the spool into the collector; see the module docstring."""
 
@@ -139,8 +121,11 @@ class Shipper:
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         on_policy_hint: Callable[[str | None], None] | None = None,
+        network: NetworkChanges | None = None,
     ) -> None:
         self.spool = spool
+        self._network = network
+        self._path_changed = asyncio.Event()
         self._on_policy_hint = on_policy_hint
         self.credentials = credentials
         self.settings = settings
@@ -169,13 +154,24 @@ class Shipper:
         self._wake.set()
 
     def make_client(self) -> httpx.AsyncClient:
-        return collector_client(self.credentials, self.settings, self._transport)
+        from agent.collector_http import collector_client  # httpx loads only where it is used
+
+        return collector_client(self.credentials, self.settings, self._transport, self._network)
+
+    def network_changed(self) -> None:
+        """The route to the collector may be back: a back-off wait ends now."""
+        self._path_changed.set()
 
     async def run(self) -> None:
         """Ship until stopped by the collector (401/403) or cancelled."""
-        async with self.make_client() as client:
-            while self.stopped_reason is None:
-                await self.ship_once(client)
+        unsubscribe = self._network.subscribe(self.network_changed) if self._network else None
+        try:
+            async with self.make_client() as client:
+                while self.stopped_reason is None:
+                    await self.ship_once(client)
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
         self._drained.set()  # nothing more will leave; let a flush return
 
     async def flush(self, within_s: float) -> bool:
@@ -238,12 +234,15 @@ class Shipper:
     async def _send(self, client: httpx.AsyncClient, rows: list[tuple[str, int, bytes]]) -> None:
         import httpx
 
+        from agent.collector_http import IDEMPOTENT
+
         head = (
             f'{{"agent_id":"{self.credentials.agent_id}",'
             f'"sent_at":"{datetime.now(UTC).isoformat()}","events":['
         ).encode()
         body = head + b",".join(row[2] for row in rows) + b"]}"
         compressed = await asyncio.to_thread(gzip.compress, body, 6)
+        self._path_changed.clear()  # only a change from now on can explain this send's failure
         try:
             response = await client.post(
                 "/api/v1/events",
@@ -253,6 +252,7 @@ class Shipper:
                     "Content-Type": "application/json",
                     "Content-Encoding": "gzip",
                 },
+                extensions={IDEMPOTENT: True},  # ingest deduplicates by event id
             )
         except httpx.HTTPError as exc:
             await self._back_off(f"cannot reach the collector: {type(exc).__name__}: {exc}")
@@ -347,7 +347,14 @@ class Shipper:
         self._after_outage = True
         log.warning("shipping failed; will retry", reason=reason, retry_in_s=round(delay, 2))
         await self._record("retrying", reason)
-        await self._sleep(delay)
+        # A route change may have ended the outage: retry then instead of waiting it out.
+        sleeping = asyncio.ensure_future(self._sleep(delay))
+        changed = asyncio.ensure_future(self._path_changed.wait())
+        try:
+            await asyncio.wait({sleeping, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            changed.cancel()
 
     def _stop(self, code: str, detail: str) -> None:
         if code == "agent_mismatch":

@@ -5,6 +5,8 @@
 3. while it runs, send ``WATCHDOG=1`` at half of ``WatchdogSec`` if systemd asked;
 4. on SIGTERM/SIGINT uvicorn stops accepting, finishes in-flight requests and
    runs the lifespan shutdown; we send ``STOPPING=1`` as soon as it begins.
+   Idle keep-alive connections are aborted at once (``_Server.shutdown``), so
+   a restart with agents connected is not held for ``graceful_shutdown_s``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,31 @@ def _tls_options(settings: CollectorSettings) -> dict[str, Any]:
             )
     return {"ssl_certfile": str(settings.server_cert_path),
             "ssl_keyfile": str(settings.server_key_path)}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that shutdown drops idle keep-alive connections at once.
+
+    uvicorn closes an idle connection with ``transport.close()``; over TLS that
+    sends close_notify and then waits for the peer's (asyncio's and uvloop's
+    ``ssl_shutdown_timeout``, 30 s). An agent's pooled connection is never read
+    while idle (its policy poll's, idle for most of ``policy_poll_s``, above
+    all), so the answer never comes and a connected agent held the shutdown
+    until ``graceful_shutdown_s`` ran out. An idle connection has no
+    request to finish, so it is aborted instead (TCP reset, the peer's pool
+    discards it). Connections with a request in flight are left to uvicorn,
+    which finishes the response and then closes them.
+    """
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        for connection in list(self.server_state.connections):
+            # Both uvicorn HTTP protocols (h11, httptools) keep the current request's
+            # cycle and the transport under these names; cycle None: no request yet.
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if transport is not None and (cycle is None or cycle.response_complete):
+                transport.abort()
+        await super().shutdown(sockets)
 
 
 def _bound_url(settings: CollectorSettings, server: uvicorn.Server) -> str:
@@ -101,10 +128,11 @@ def serve(settings: CollectorSettings) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
-        timeout_graceful_shutdown=20,
+        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type] # a float works
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,  # type: ignore[arg-type]
         **tls,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     try:
         asyncio.run(_serve(settings, server))
     finally:

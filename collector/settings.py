@@ -41,6 +41,12 @@ class CollectorSettings(LayeredSettings):
     listen_port: int = Field(default=8443, ge=0, le=65535)
     tls: bool = True
     public_url: str | None = None
+    #: Seconds an idle keep-alive connection stays open. Agents give theirs up sooner
+    #: (agent ``keepalive_expiry_s``, 10 s) so they never reuse one the collector is closing.
+    keep_alive_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+    #: Seconds a stop waits for requests in flight before cancelling them (idle
+    #: connections are closed at once).
+    graceful_shutdown_s: float = Field(default=20.0, ge=0, le=600)
     policy_dir: Path | None = None
 
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

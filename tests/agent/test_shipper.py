@@ -421,3 +421,23 @@ def test_flush_empties_the_spool(
 
     assert asyncio.run(scenario()) is True
     assert len(collector.events) == 1
+
+
+def test_a_network_change_ends_the_back_off_wait(
+    enrolled: AgentSettings, spool: Spool, collector: FakeCollector
+) -> None:
+    """After a failed send, a route change retries at once instead of sleeping the back-off."""
+    collector.reachable = False
+    settings = enrolled.model_copy(update={"backoff_initial_s": 3600, "backoff_max_s": 3600})
+    shipper = Shipper(spool, load_credentials(settings.data_dir), settings,
+                      transport=collector.transport(), rng=lambda: 1.0)
+    spool.append([finding()], None)
+
+    async def scenario() -> None:
+        async with shipper.make_client() as client:
+            round_ = asyncio.ensure_future(shipper.ship_once(client))
+            await eventually(lambda: shipper.backoff.attempt == 1)
+            shipper.network_changed()
+            await asyncio.wait_for(round_, 60)  # far below the hour of back-off
+
+    asyncio.run(scenario())

@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.collector_http import IDEMPOTENT, collector_http_client
 from agent.events import HeartbeatEvidence, utcnow, uuid7
 from agent.policy.client import PolicyClient, Rejected, Verified
+from agent.settings import AgentSettings
 from tests.alerting_contacts import alerting_contacts
 from tests.e2e.harness import POLICIES, Agent, Collector, wait_until
 
@@ -70,7 +72,7 @@ class SimulatedAgent:
             response = await http.post(
                 "/api/v1/events", json={"agent_id": self.agent_id,
                                         "sent_at": utcnow().isoformat(), "events": [event]},
-                headers={"Authorization": self.authorization})
+                headers={"Authorization": self.authorization}, extensions={IDEMPOTENT: True})
             if response.status_code != 503:
                 break
             await asyncio.sleep(0.1)
@@ -104,8 +106,9 @@ def enroll_fleet(collector: Collector, home: Path) -> list[SimulatedAgent]:
 async def rounds(collector: Collector, fleet: list[SimulatedAgent],
                  done: Callable[[], bool], within_s: float = 60) -> int:
     """Poll and heartbeat, all agents at once, until ``done()``; return the rounds taken."""
-    async with httpx.AsyncClient(base_url=collector.url, verify=collector.ssl_context(),
-                                 timeout=30, limits=httpx.Limits(max_connections=50)) as http:
+    # The shipper's own client: its keep-alive expiry and its retry on a reused connection.
+    async with collector_http_client(collector.url, collector.ssl_context(), AgentSettings(),
+                                     max_connections=50) as http:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
         count = 0
