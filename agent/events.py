@@ -455,6 +455,7 @@ EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
     "agent.silent": SilentEvidence,
     "agent.policy_applied": PolicyAppliedEvidence,
     "agent.policy_rejected": PolicyRejectedEvidence,
+    "collector.policy_rejected": PolicyRejectedEvidence,
     "agent.test": TestEvidence,
     "document.block": DocumentFindingEvidence,
     "document.redact": DocumentFindingEvidence,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import EnrollRequest, EnrollResponse
 from collector import credentials
@@ -15,6 +16,30 @@ from collector.errors import NotFoundError
 from collector.store.database import Database
 from collector.store.tables import agents, sequence_gaps
 from collector.store.tokens import spend_token
+
+#: The row the collector's own events (``collector.*``) belong to, since every event names an
+#: agent. It can never sign in (its secret digest is not a SHA-256 hex digest) and is revoked
+#: from the start, so ingest, the silent monitor and the rollout counts leave it alone.
+COLLECTOR_SOURCE_ID: Final = str(uuid.uuid5(uuid.NAMESPACE_URL, "courtguard:collector"))
+COLLECTOR_SOURCE_HOST: Final = "courtguard-collector"
+#: No SHA-256 hex digest equals this, so no secret authenticates as the collector's row.
+_UNMATCHABLE_DIGEST: Final = "-"
+_COLLECTOR_SOURCE_REASON: Final = "收集端自身事件（collector.*）的来源，不是终端代理，不能登录"
+
+
+def ensure_collector_source(conn: Connection, dialect: str, now: datetime) -> str:
+    """Make the collector's own row when missing (once across processes); its id."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    conn.execute(
+        module.insert(agents)
+        .values(
+            id=COLLECTOR_SOURCE_ID, hostname=COLLECTOR_SOURCE_HOST, group="collector",
+            enrolled_at=now, secret_hash=_UNMATCHABLE_DIGEST, revoked_at=now,
+            revoked_reason=_COLLECTOR_SOURCE_REASON, max_seq=0,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return COLLECTOR_SOURCE_ID
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,8 @@ def test_agents_fetch_no_duty_roster_and_the_collector_keeps_it(collector: Colle
 
     store = Database.from_settings(CollectorSettings(database_url=collector.database_url))
     try:
-        current = CurrentPolicy(store, None).get()  # no files: only the published bundle
+        # No files: only the published bundle, verified with the key the agent pinned.
+        current = CurrentPolicy(store, None, enrolled["policy_key"]).get()
     finally:
         store.dispose()
     assert current is not None and current.version == "1"
