@@ -430,6 +430,7 @@ EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
     "collector.calendar_expired": CalendarCoverageEvidence,
     "agent.policy_applied": PolicyAppliedEvidence,
     "agent.policy_rejected": PolicyRejectedEvidence,
+    "collector.policy_rejected": PolicyRejectedEvidence,
     "agent.test": TestEvidence,
     "account.login": AccountLoginEvidence,
     "account.session": AccountSessionEvidence,

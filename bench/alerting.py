@@ -77,7 +77,7 @@ def open_alerts(db: Database, count: int) -> None:
 def throughput(url: str, count: int) -> dict[str, float]:
     db = Database.from_settings(CollectorSettings(database_url=url))
     migrate.upgrade(db)
-    router = Router(db, CurrentPolicy(db, POLICIES), {}, b"bench-key", "https://collector",
+    router = Router(db, CurrentPolicy(db, POLICIES, None), {}, b"bench-key", "https://collector",
                     clock=lambda: NOW)
     router.tick(NOW - timedelta(days=1))  # takes the lease and sets the cursor
     open_alerts(db, count)

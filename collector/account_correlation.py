@@ -69,7 +69,7 @@ class AccountCorrelation:
         self.db = db
         self.metrics = metrics
         self.policy_source = (
-            policy if isinstance(policy, CurrentPolicy) else CurrentPolicy(db, policy)
+            policy if isinstance(policy, CurrentPolicy) else CurrentPolicy(db, policy, None)
         )
         self.interval_s = interval_s
         self.policy: PolicyDocument | None = None

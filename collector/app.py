@@ -69,8 +69,9 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         log.warning("alert links may not open for the duty officers", detail=links.warning)
     database = db if db is not None else Database.from_settings(settings)
     metrics = Metrics()
+    policy_key = serving_public_key(settings.data_dir, database)
     # One view of the policy the collector acts on, shared by every periodic part.
-    current_policy = CurrentPolicy(database, settings.effective_policy_dir)
+    current_policy = CurrentPolicy(database, settings.effective_policy_dir, policy_key)
     monitor = SilentMonitor(
         database, metrics, current_policy, settings.silent_check_interval_s,
         settings.default_heartbeat_interval_s,
@@ -122,10 +123,11 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     )
     app.state.courtguard = Context(
         settings=settings, db=database, metrics=metrics,
-        policies=PolicyCache(database, settings.policy_refresh_s),
+        policies=PolicyCache(database, settings.policy_refresh_s, policy_key,
+                             current_policy.reporter),
         identities=IdentityCache(settings.identity_cache_s),
         alert_feed=alert_feed,
-        policy_key=serving_public_key(settings.data_dir, database),
+        policy_key=policy_key,
     )
     app.state.monitor = monitor
     app.state.calendar_monitor = calendar_monitor

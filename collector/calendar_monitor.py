@@ -32,7 +32,7 @@ from agent.policy.calendar import CalendarSection
 from agent.policy.loader import PolicySet
 from collector.periodic import run_periodically
 from collector.policy.current import CurrentPolicy
-from collector.store.agents import COLLECTOR_SELF_HOST, ensure_collector_self
+from collector.store.agents import COLLECTOR_SOURCE_HOST, ensure_collector_source_row
 from collector.store.database import Database
 from collector.store.events import insert_event
 
@@ -85,12 +85,12 @@ class CalendarMonitor:
         finding = coverage_finding("collector", coverage, SEVERITY[coverage.state], None)
         if finding is None:
             return []
-        agent_id = ensure_collector_self(self.db, now)
+        agent_id = ensure_collector_source_row(self.db, now)
         policies = self.policy.get()
         key = f"{coverage.today}/{coverage.state.value}/{coverage.covered_until}"
         event = Event(
             id=uuid.uuid5(CALENDAR_NAMESPACE, key), seq=None, time=now,
-            agent_id=uuid.UUID(agent_id), host=COLLECTOR_SELF_HOST, kind=finding.kind,
+            agent_id=uuid.UUID(agent_id), host=COLLECTOR_SOURCE_HOST, kind=finding.kind,
             severity=finding.severity, rule_id=None,
             policy_version=policies.version if policies is not None else None,
             summary=finding.summary, evidence=finding.evidence,

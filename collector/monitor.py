@@ -162,7 +162,10 @@ class SilentMonitor:
                  interval_s: float, default_heartbeat_interval_s: float) -> None:
         self.db = db
         self.metrics = metrics
-        self.policy = policy if isinstance(policy, CurrentPolicy) else CurrentPolicy(db, policy)
+        # A bare directory: its files only (no signing key to verify a bundle with).
+        self.policy = (
+            policy if isinstance(policy, CurrentPolicy) else CurrentPolicy(db, policy, None)
+        )
         self.interval_s = interval_s
         self.default_heartbeat_interval_s = default_heartbeat_interval_s
         self.rule = SilentRule()

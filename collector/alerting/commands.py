@@ -19,6 +19,7 @@ from collector.commandline import command_store as _db
 from collector.commandline import print_table
 from collector.errors import CollectorError
 from collector.policy.current import CurrentPolicy
+from collector.policy.signing import verifying_public_key
 from collector.settings import CollectorSettings
 from collector.store.audit import Actor
 
@@ -34,7 +35,9 @@ def _who(given: str | None) -> str:
 
 
 def _policy(settings: CollectorSettings, db: Any) -> AlertingPolicy:
-    policies = CurrentPolicy(db, settings.effective_policy_dir).get()
+    policies = CurrentPolicy(
+        db, settings.effective_policy_dir, verifying_public_key(settings.data_dir)
+    ).get()
     document = policies.section("alerting") if policies is not None else None
     if not isinstance(document, AlertingPolicy):
         raise NoAlertingPolicy("没有生效的 alerting 策略（policies/alerting.yaml）")

@@ -59,5 +59,6 @@ async def agent_policy(request: Request) -> Response:
 @admin_router.get("/api/v1/policies")
 async def policies(request: Request) -> Response:
     """Every version (note, author, group, action) and how many agents run each."""
-    status = await run_in_threadpool(policy_status, context(request).db)
+    ctx = context(request)
+    status = await run_in_threadpool(policy_status, ctx.db, ctx.policy_key)
     return json_response(status)

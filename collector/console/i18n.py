@@ -81,6 +81,8 @@ ZH: Final[dict[str, str]] = {
     "Author": "作者", "Note": "备注", "Agents on it": "使用该版本的代理",
     "Created at": "创建时间", "No policy versions published.": "尚未发布策略版本。",
     "Action taken": "动作", "Target group": "目标分组", "All groups": "全部分组",
+    "Signature": "签名", "Verified": "已通过验证", "Not checked": "未验证（无签名密钥）",
+    "Failed verification": "未通过验证，不使用也不下发",
     # reports
     "Daily report": "日报", "Monthly report": "月报", "Day": "日", "Month": "月",
     "Date": "日期", "Show": "查看", "Download CSV": "下载 CSV", "Print": "打印",

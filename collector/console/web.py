@@ -503,7 +503,8 @@ async def policies_page(request: Request) -> Response:
     from collector.policy.status import policy_status
 
     page = await open_page(request, AUDIT)
-    status = await run_in_threadpool(policy_status, page.db)
+    status = await run_in_threadpool(policy_status, page.db,
+                                     request.app.state.courtguard.policy_key)
     return render(page, request, "policies.html", status=status)
 
 

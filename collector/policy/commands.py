@@ -12,17 +12,21 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.events import utcnow
-from agent.policy.bundle import parse_bundle, policy_set
 from agent.policy.check import CheckResult, check_cases, check_directory
 from collector.commandline import command_store as _db
 from collector.commandline import print_table as _table
 from collector.errors import CollectorError
-from collector.policy.signing import load_signing_key
+from collector.policy.signing import load_signing_key, public_key_b64, verifying_public_key
 from collector.policy.status import policy_status
+from collector.policy.verification import BundleUntrusted, verify_stored
 from collector.settings import CollectorSettings
+from collector.store import audit
+from collector.store.audit import Actor
 from collector.store.policies import StoredBundle, get_bundle, publish_bundle
 
 GROUP_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ACTION_LABELS: Final = {"publish": "发布", "promote": "推广", "rollback": "回滚"}
+VERIFIED_LABELS: Final = {True: "通过", False: "未通过", None: "未验证"}
 
 
 class PolicyCheckFailed(CollectorError):
@@ -66,15 +70,17 @@ def _said(bundle: StoredBundle) -> str:
 def cmd_policy_publish(args: argparse.Namespace, settings: CollectorSettings) -> None:
     result = run_check(args.directory, with_cases=True)
     key = load_signing_key(settings.data_dir)
+    actor = Actor(_author(args.author), via="cli")
     with _db(settings) as db:
         bundle = publish_bundle(
             db,
             result.documents,
             key,
             group=args.group,
-            author=_author(args.author),
+            author=actor.name,
             note=args.note,
             created_at=utcnow(),
+            actor=actor,
         )
     print(_said(bundle))
 
@@ -82,12 +88,29 @@ def cmd_policy_publish(args: argparse.Namespace, settings: CollectorSettings) ->
 def _republish(
     args: argparse.Namespace, settings: CollectorSettings, action: str, group: str | None
 ) -> None:
+    """Re-sign a stored version's documents as a new version, once its bytes verify.
+
+    The stored row is checked with the key file's public half first
+    (``verify_stored``): re-signing an edited row would launder the edit into
+    a bundle every agent accepts. A refusal is audited and nothing is published.
+    """
     key = load_signing_key(settings.data_dir)
+    actor = Actor(_author(args.author), via="cli")
     with _db(settings) as db:
         source = get_bundle(db, args.version)
         if action == "promote" and source.group is None:
             raise CollectorError(f"版本 {args.version} 已面向全部分组，无需推广")
-        documents = policy_set(parse_bundle(source.body)).documents
+        try:
+            documents = verify_stored(source, public_key_b64(key)).documents
+        except BundleUntrusted as exc:
+            with db.write() as conn:
+                audit.record(conn, actor, f"policy.{action}_refused", "policy",
+                             str(args.version), utcnow(), from_value=exc.code,
+                             reason=exc.reason[:500])
+            raise CollectorError(
+                f"{exc}。拒绝{ACTION_LABELS[action]}，未生成新版本（已记入审计日志）。"
+                "请用 policy publish 从核对过的策略文件重新发布，并检查谁改动了数据库"
+            ) from None
         default_note = {
             "promote": f"推广版本 {args.version} 至全部分组",
             "rollback": f"回滚至版本 {args.version} 的内容",
@@ -97,11 +120,12 @@ def _republish(
             documents,
             key,
             group=group,
-            author=_author(args.author),
+            author=actor.name,
             note=args.note or default_note,
             created_at=utcnow(),
             action=action,
             source_version=args.version,
+            actor=actor,
         )
     print(_said(bundle))
 
@@ -116,7 +140,7 @@ def cmd_policy_rollback(args: argparse.Namespace, settings: CollectorSettings) -
 
 def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> None:
     with _db(settings) as db:
-        status = policy_status(db)
+        status = policy_status(db, verifying_public_key(settings.data_dir))
     if args.json:
         print(json.dumps(status, ensure_ascii=False, indent=2))
         return
@@ -128,11 +152,16 @@ def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> 
             v["created_at"][:19],
             v["author"],
             str(v["agents"]),
+            VERIFIED_LABELS[v["verified"]],
             v["note"],
         ]
         for v in status["versions"]
     ]
-    _table(rows, ["版本", "目标分组", "操作", "创建时间(UTC)", "发布人", "代理数", "说明"])
+    _table(rows, ["版本", "目标分组", "操作", "创建时间(UTC)", "发布人", "代理数", "签名", "说明"])
+    for v in status["versions"]:
+        if v["verified"] is False:
+            print(f"警告：版本 {v['version']} 未通过验证（{v['verification_failure']}），"
+                  "收集端不使用也不下发它；请检查谁改动了数据库，并重新发布")
     for group in status["groups"]:
         spread = "，".join(f"版本 {k}: {n}" for k, n in sorted(group["by_version"].items()))
         state = "已收敛" if group["converged"] else "未收敛"

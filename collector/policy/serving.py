@@ -13,6 +13,12 @@ so the unchanged poll must cost almost nothing:
 3. the ETag (version and digest) is precomputed, so a matching If-None-Match
    is answered 304 without touching the body.
 
+A group's bundle is verified when it is read into the cache (once per
+version and group, ``collector/policy/rejections.py``): a row that fails is
+reported (``collector.policy_rejected``) and never served; the group is served
+its newest bundle that verifies instead (agents on the newer version keep it,
+refusing the older one as a replay), or 404 ``no_policy`` when none does.
+
 Agents are served each bundle's agent body (``StoredBundle.for_agents``), which
 leaves out collector-only kinds. A bundle stored before migration 0006 has
 none and is served whole; the first time this process serves such a version
@@ -32,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from collector import credentials
 from collector.errors import StoreError
+from collector.policy.rejections import RejectionReporter, newest_verified
 from collector.store.agents import AgentIdentity
 from collector.store.database import Database
 from collector.store.policies import StoredBundle, latest_for_group, latest_version
@@ -45,9 +52,12 @@ MAX_IDENTITIES: Final = 200_000
 class PolicyCache:
     """Each group's newest bundle, revalidated against the version counter; see module doc."""
 
-    def __init__(self, db: Database, refresh_s: float) -> None:
+    def __init__(self, db: Database, refresh_s: float, public_key: str | None = None,
+                 reporter: RejectionReporter | None = None) -> None:
         self._db = db
         self._refresh_s = refresh_s
+        self._public_key = public_key
+        self._reporter = reporter or RejectionReporter(db)
         self._checked = -math.inf
         self._version: int | None = None
         self._by_group: dict[str, StoredBundle | None] = {}
@@ -68,7 +78,7 @@ class PolicyCache:
         if group in self._by_group:
             return self._by_group[group]
         seen = self._version
-        bundle = await run_in_threadpool(latest_for_group, self._db, group)
+        bundle = await run_in_threadpool(self._newest_servable, group)
         self.reads += 1
         if self._version == seen:  # not replaced by a newer counter meanwhile
             self._by_group[group] = bundle
@@ -81,6 +91,13 @@ class PolicyCache:
                 version=bundle.version, group=bundle.group,
             )
         return bundle
+
+    def _newest_servable(self, group: str) -> StoredBundle | None:
+        """The newest bundle for ``group`` that verifies (every one, without a key file)."""
+        if self._public_key is None:
+            return latest_for_group(self._db, group)
+        found = newest_verified(self._db, group, self._public_key, self._reporter)
+        return None if found is None else found[0]
 
     async def hint(self, group: str) -> str | None:
         """The version an agent of ``group`` should run, for ``IngestResult.policy_version``.

@@ -119,10 +119,20 @@ def prepare_signing_key(data_dir: Path, db: Database) -> tuple[bool, str]:
     return made, public
 
 
-def serving_public_key(data_dir: Path, db: Database) -> str | None:
-    """The public key enrollment hands out, checked against the store; None without a key."""
+def verifying_public_key(data_dir: Path) -> str | None:
+    """The public half of the key file, which stored bundles are verified with; None without one.
+
+    Taken from the file, never from the store: a row or ``policy_keys`` can be
+    edited by whoever writes the database, the key file only by the collector's user.
+    """
     if not key_path(data_dir).exists():
         return None
-    public = public_key_b64(load_signing_key(data_dir))
-    register_public_key(db, public)
+    return public_key_b64(load_signing_key(data_dir))
+
+
+def serving_public_key(data_dir: Path, db: Database) -> str | None:
+    """The public key enrollment hands out, checked against the store; None without a key."""
+    public = verifying_public_key(data_dir)
+    if public is not None:
+        register_public_key(db, public)
     return public

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import EnrollRequest, EnrollResponse
 from collector import credentials
@@ -17,31 +17,35 @@ from collector.store.database import Database
 from collector.store.tables import agents, sequence_gaps
 from collector.store.tokens import spend_token
 
-#: The agents row the collector's events about itself belong to (events need an agent). It is
-#: made revoked with a secret hash no secret matches, so nothing can sign in as it, the silent
-#: monitor skips it, and ``list_agents`` leaves it out.
-COLLECTOR_SELF_ID: Final = "00000000-0000-4000-8000-00000000c011"
-COLLECTOR_SELF_HOST: Final = "courtguard-collector"
-#: Not a hex SHA-256, so no secret's digest can equal it.
-NO_SECRET_MATCHES: Final = "!"  # noqa: S105 - a marker that is no secret
+#: The row the collector's own events (``collector.*``) belong to, since every event names an
+#: agent. It can never sign in (its secret digest is not a SHA-256 hex digest) and is revoked
+#: from the start, so ingest, the silent monitor and the rollout counts leave it alone.
+COLLECTOR_SOURCE_ID: Final = str(uuid.uuid5(uuid.NAMESPACE_URL, "courtguard:collector"))
+COLLECTOR_SOURCE_HOST: Final = "courtguard-collector"
+#: No SHA-256 hex digest equals this, so no secret authenticates as the collector's row.
+_UNMATCHABLE_DIGEST: Final = "-"
+_COLLECTOR_SOURCE_REASON: Final = "收集端自身事件（collector.*）的来源，不是终端代理，不能登录"
 
 
-def ensure_collector_self(db: Database, now: datetime) -> str:
-    """Make the collector's own agents row if missing (several processes may race); its id."""
-    with db.read() as conn:
-        found = conn.execute(
-            select(agents.c.id).where(agents.c.id == COLLECTOR_SELF_ID)).first()
-    if found is None:
-        try:
-            with db.write() as conn:
-                conn.execute(insert(agents).values(
-                    id=COLLECTOR_SELF_ID, hostname=COLLECTOR_SELF_HOST, group="default",
-                    os="", enrolled_at=now, secret_hash=NO_SECRET_MATCHES, revoked_at=now,
-                    revoked_reason="采集服务器自身，仅用于记录采集服务器自己的事件", max_seq=0,
-                ))
-        except IntegrityError:  # another collector process made it first
-            pass
-    return COLLECTOR_SELF_ID
+def ensure_collector_source(conn: Connection, dialect: str, now: datetime) -> str:
+    """Make the collector's own row when missing (once across processes); its id."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    conn.execute(
+        module.insert(agents)
+        .values(
+            id=COLLECTOR_SOURCE_ID, hostname=COLLECTOR_SOURCE_HOST, group="collector",
+            enrolled_at=now, secret_hash=_UNMATCHABLE_DIGEST, revoked_at=now,
+            revoked_reason=_COLLECTOR_SOURCE_REASON, max_seq=0,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return COLLECTOR_SOURCE_ID
+
+
+def ensure_collector_source_row(db: Database, now: datetime) -> str:
+    """``ensure_collector_source`` in a transaction of its own."""
+    with db.write() as conn:
+        return ensure_collector_source(conn, db.dialect, now)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ def list_agents(db: Database) -> list[dict[str, Any]]:
             func.coalesce(open_gaps.c.open_gaps, 0).label("open_gaps"),
         )
         .select_from(agents.outerjoin(open_gaps, open_gaps.c.agent_id == agents.c.id))
-        .where(agents.c.id != COLLECTOR_SELF_ID)
+        .where(agents.c.id != COLLECTOR_SOURCE_ID)
         .order_by(agents.c.hostname, agents.c.id)
     )
     with db.read() as conn:

@@ -28,6 +28,8 @@ from agent.policy.bundle import build_bundle_bytes, sha256_hex
 from agent.policy.models import PolicyDocument, agent_documents
 from collector.errors import CollectorError, NotFoundError
 from collector.policy.signing import public_key_b64, register_public_key, sign
+from collector.store import audit
+from collector.store.audit import Actor
 from collector.store.database import Database
 from collector.store.tables import agents, policy_bundles, policy_counter
 
@@ -99,8 +101,12 @@ def publish_bundle(
     created_at: datetime,
     action: str = "publish",
     source_version: int | None = None,
+    actor: Actor | None = None,
 ) -> StoredBundle:
-    """Number, build, sign and store one bundle (full and agent bodies) in one transaction."""
+    """Number, build, sign and store one bundle (full and agent bodies) in one transaction.
+
+    With ``actor``, the audit log gets ``policy.<action>`` in the same transaction.
+    """
     for_agents = agent_documents(documents)
     if not for_agents:
         raise CollectorError(
@@ -144,6 +150,12 @@ def publish_bundle(
             agent_signature=sign(key, agent_body),
         )
         conn.execute(insert(policy_bundles).values(**dataclasses.asdict(stored)))
+        if actor is not None:
+            audit.record(
+                conn, actor, f"policy.{action}", "policy", str(version), created_at,
+                from_value=None if source_version is None else str(source_version),
+                to_value=group or "*", reason=note or None,
+            )
     return stored
 
 
@@ -161,12 +173,20 @@ def get_bundle(db: Database, version: int) -> StoredBundle:
     return _stored(row)
 
 
-def latest_for_group(db: Database, group: str | None) -> StoredBundle | None:
-    """The newest bundle meant for ``group``: aimed at it, or at every group (None: only those)."""
+def latest_for_group(
+    db: Database, group: str | None, *, below: int | None = None
+) -> StoredBundle | None:
+    """The newest bundle meant for ``group``: aimed at it, or at every group (None: only those).
+
+    With ``below``, the newest of those with a lower version.
+    """
     only_all = policy_bundles.c.group.is_(None)
+    conditions = [only_all if group is None else or_(only_all, policy_bundles.c.group == group)]
+    if below is not None:
+        conditions.append(policy_bundles.c.version < below)
     query = (
         select(policy_bundles)
-        .where(only_all if group is None else or_(only_all, policy_bundles.c.group == group))
+        .where(*conditions)
         .order_by(policy_bundles.c.version.desc())
         .limit(1)
     )

@@ -95,8 +95,8 @@ def test_the_collectors_own_row_is_no_agent(db: Database) -> None:
     """The row collector events belong to is not listed and nobody can sign in as it."""
     CalendarMonitor(db, CurrentPolicy(db, POLICIES), 15).check(AFTER)
     assert [a["id"] for a in agent_store.list_agents(db)] == []
-    assert agent_store.authenticate(db, agent_store.COLLECTOR_SELF_ID, "") is None
-    assert agent_store.authenticate(db, agent_store.COLLECTOR_SELF_ID, "!") is None
+    assert agent_store.authenticate(db, agent_store.COLLECTOR_SOURCE_ID, "") is None
+    assert agent_store.authenticate(db, agent_store.COLLECTOR_SOURCE_ID, "-") is None
 
 
 @pytest.fixture

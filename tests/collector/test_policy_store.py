@@ -13,7 +13,12 @@ import pytest
 from agent.policy.bundle import open_bundle, parse_bundle
 from agent.policy.loader import load_policy_dir
 from collector.app import create_app
-from collector.policy.signing import ensure_signing_key, load_signing_key, public_key_b64
+from collector.policy.signing import (
+    ensure_signing_key,
+    load_signing_key,
+    public_key_b64,
+    verifying_public_key,
+)
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database
@@ -169,8 +174,10 @@ def test_silent_monitor_follows_the_published_bundle(db: Database, signing: Path
     """agent.silent's threshold comes from the newest bundle for every group, not a canary's."""
     from collector.metrics import Metrics
     from collector.monitor import SilentMonitor
+    from collector.policy.current import CurrentPolicy
 
-    monitor = SilentMonitor(db, Metrics(), settings.policy_dir, 3600, 60)
+    current = CurrentPolicy(db, settings.policy_dir, verifying_public_key(signing))
+    monitor = SilentMonitor(db, Metrics(), current, 3600, 60)
     assert monitor.rule.missed_heartbeats == 3 and monitor.rule.policy_version.startswith("local-")
     data = DOCUMENTS["agent"].model_dump(mode="json")
     data["rules"][0]["match"]["missed_heartbeats"] = 7
@@ -233,7 +240,7 @@ def test_agents_are_served_a_bundle_without_collector_only_kinds(
     assert "alerting" in full.documents
     assert bundle.model_dump(exclude={"documents"}) == full.model_dump(exclude={"documents"})
     # The collector still routes with the published roster (no policy files to fall back on).
-    current = CurrentPolicy(db, None).get()
+    current = CurrentPolicy(db, None, verifying_public_key(signing)).get()
     assert current is not None and current.version == "1"
     assert current.section("alerting") == DOCUMENTS["alerting"]
 

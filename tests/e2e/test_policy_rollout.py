@@ -227,8 +227,60 @@ def test_agents_fetch_no_duty_roster_and_the_collector_keeps_it(collector: Colle
 
     store = Database.from_settings(CollectorSettings(database_url=collector.database_url))
     try:
-        current = CurrentPolicy(store, None).get()  # no files: only the published bundle
+        # No files: only the published bundle, verified with the key the agent pinned.
+        current = CurrentPolicy(store, None, enrolled["policy_key"]).get()
     finally:
         store.dispose()
     assert current is not None and current.version == "1"
     assert current.section("alerting") == load_policy_dir(POLICIES).section("alerting")
+
+
+def test_a_forged_row_is_neither_acted_on_served_nor_re_signed(
+    collector: Collector, make_agent: Callable[..., Agent]
+) -> None:
+    """A version inserted by SQL (version 1's signatures over an edited duty mobile number):
+    the running collector reports it once and keeps serving and acting on version 1, the agent
+    stays on version 1 without a rejection, and ``policy rollback 2`` is refused."""
+    import sqlalchemy as sa
+
+    from collector.store.tables import policy_bundles, policy_counter
+
+    agent = make_agent("ws", policy_poll_s="1")
+    agent.start()
+    publish(collector, "publish", str(POLICIES), "--note", "真实版本")
+    wait_until(lambda: (collector.agent_row(agent.agent_id) or {}).get("policy_version") == "1",
+               30, "the agent to apply version 1")
+    engine = collector.engine()
+    try:
+        with engine.begin() as conn:
+            row = dict(conn.execute(sa.select(policy_bundles)).one()._mapping)
+            genuine = alerting_contacts()[0].encode()
+            assert genuine in row["body"]
+            row.update(version=2, body=row["body"].replace(genuine, b"13999999999"))
+            conn.execute(sa.insert(policy_bundles).values(**row))
+            conn.execute(sa.update(policy_counter).values(value=2))
+    finally:
+        engine.dispose()
+
+    rejected = wait_until(lambda: collector.events(kind="collector.policy_rejected"), 30,
+                          "the collector to report the forged version")
+    assert len(rejected) == 1 and rejected[0]["severity"] == "high"
+    assert rejected[0]["evidence"]["version"] == "2"
+    assert rejected[0]["evidence"]["applied_version"] == "1"
+    served = collector.api("/api/v1/policies")
+    assert [(v["version"], v["verified"]) for v in served["versions"]] == [(2, False), (1, True)]
+    refused = collector.cli("policy", "rollback", "2", check=False)
+    assert refused.returncode == 1 and "策略版本 2 未通过验证" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    def heartbeats() -> int:
+        return int(collector.query(
+            "SELECT count(*) FROM events WHERE agent_id = :a AND kind = 'agent.heartbeat'",
+            a=agent.agent_id)[0][0])
+
+    # Two more heartbeats: their answers hint version 1, and the agent polls every second.
+    seen = heartbeats()
+    wait_until(lambda: heartbeats() >= seen + 2, 120, "two more heartbeats from the agent")
+    assert collector.agent_row(agent.agent_id)["policy_version"] == "1"
+    assert not collector.events(kind="agent.policy_rejected", agent_id=agent.agent_id)
+    assert len(collector.events(kind="collector.policy_rejected")) == 1
+    assert [v["version"] for v in collector.api("/api/v1/policies")["versions"]] == [2, 1]
