@@ -16,6 +16,7 @@ from collector.alerting.links import LinkBase, link_base_url, load_link_key
 from collector.alerting.router import Router
 from collector.alerts.feed import AlertFeed
 from collector.api import alerting, documents, health, ingest, policy, queries
+from collector.api.body import DEFAULT_MAX_BYTES, BodyLimits
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
 from collector.calendar_monitor import CalendarMonitor
@@ -138,6 +139,14 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.current_policy = current_policy
     app.state.alert_link_key = link_key
     install_error_handlers(app)
+    app.add_middleware(BodyLimits, default=DEFAULT_MAX_BYTES, limits={
+        "/api/v1/events": settings.max_body_bytes,
+        "/api/v1/enroll": ingest.MAX_ENROLL_BYTES,
+        "/api/v1/documents/check": settings.max_document_bytes,
+        "/api/v1/alerts/{action}": queries.MAX_ACTION_BYTES,
+        "/console/alerts/action": queries.MAX_ACTION_BYTES,
+        "/api/v1/ack/{alert_id}": alerting.ACK_FORM_BYTES,
+    })
     app.include_router(ingest.router)
     app.include_router(queries.router)
     app.state.login_throttle = LoginThrottle(settings.console_login_rate_per_min)

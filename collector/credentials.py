@@ -2,7 +2,8 @@
 
 Each is 256 bits from ``secrets``; only its SHA-256 is stored. A slow password
 hash buys nothing for values this random, and a fast one keeps per-request
-authentication cheap. Comparisons use ``hmac.compare_digest``.
+authentication cheap. Comparisons use ``hmac.compare_digest`` on bytes (``same``): on
+``str`` it raises for any non-ASCII character, which a client can always send.
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ DISPLAY_CHARS: Final = 10
 
 def digest(value: str) -> str:
     """The hex SHA-256 stored in place of a secret."""
-    return hashlib.sha256(value.encode()).hexdigest()
+    return hashlib.sha256(value.encode(errors="surrogatepass")).hexdigest()
+
+
+def same(expected: str, presented: str) -> bool:
+    """Constant-time equality of two strings of any characters."""
+    return hmac.compare_digest(expected.encode(errors="surrogatepass"),
+                               presented.encode(errors="surrogatepass"))
 
 
 def matches(value: str, stored_digest: str) -> bool:
-    return hmac.compare_digest(digest(value), stored_digest)
+    return same(digest(value), stored_digest)
 
 
 def new_agent_secret() -> str:

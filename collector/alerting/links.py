@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from collector import credentials
 from collector.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ class LinkCheck:
 def check_link(key: bytes, alert_id: int, person: str, expires: int, sig: str,
                now: datetime) -> LinkCheck:
     """Valid signature and not expired; the reason is Chinese, shown on the page."""
-    if not hmac.compare_digest(signature(key, alert_id, person, expires), sig):
+    if not credentials.same(signature(key, alert_id, person, expires), sig):
         return LinkCheck(False, "链接签名无效（链接被修改或不属于本系统）")
     if now.timestamp() > expires:
         return LinkCheck(False, "链接已过期，请在控制台确认告警")

@@ -17,6 +17,7 @@ from collector.alerting import duty, silences
 from collector.alerting.links import check_link
 from collector.alerts import service
 from collector.api.auth import require_admin
+from collector.api.bounds import BoundedTime, StoreId, Text, check_id, check_json_text
 from collector.api.context import context
 from collector.api.responses import json_response
 from collector.errors import ApiError
@@ -26,6 +27,8 @@ from collector.store.tables import deliveries, notifications
 
 admin = APIRouter(dependencies=[Depends(require_admin)])
 public = APIRouter()
+#: The confirmation form holds a name, a time and a signature; nothing legitimate is larger.
+ACK_FORM_BYTES = 4096
 
 
 def _policy(request: Request) -> AlertingPolicy:
@@ -43,7 +46,7 @@ def _aware(request: Request, value: datetime | None) -> datetime:
 
 
 @admin.get("/api/v1/duty")
-async def get_duty(request: Request, at: datetime | None = None) -> Response:
+async def get_duty(request: Request, at: BoundedTime | None = None) -> Response:
     """Who is on duty at ``at`` (default now) and in the shift after it."""
     policy = _policy(request)
     db = context(request).db
@@ -82,6 +85,10 @@ async def create_silence(
         body = await request.json()
     except ValueError:
         raise ApiError(400, "bad_request", "the body is not JSON") from None
+    try:
+        check_json_text(body)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"the body's text {exc}") from None
     now = _now(request)
     actor = Actor(key.name, via="api", client_address=_client(request))
     try:
@@ -94,8 +101,8 @@ async def create_silence(
 
 @admin.delete("/api/v1/silences/{silence_id}")
 async def expire_silence(
-    request: Request, silence_id: str, key: Annotated[ApiKeyInfo, Depends(require_admin)],
-    reason: str = "",
+    request: Request, silence_id: Text, key: Annotated[ApiKeyInfo, Depends(require_admin)],
+    reason: Text = "",
 ) -> Response:
     now = _now(request)
     actor = Actor(key.name, via="api", client_address=_client(request))
@@ -165,7 +172,8 @@ class _LinkRefused(Exception):
 
 
 @public.get("/api/v1/ack/{alert_id}")
-async def ack_page(request: Request, alert_id: int, by: str, exp: int, sig: str) -> Response:
+async def ack_page(request: Request, alert_id: StoreId, by: str, exp: StoreId,
+                   sig: str) -> Response:
     """A confirmation page: chat clients fetch links to preview them, so GET changes nothing."""
     try:
         _checked(request, alert_id, by, exp, sig)
@@ -186,13 +194,13 @@ async def ack_page(request: Request, alert_id: int, by: str, exp: int, sig: str)
 
 
 @public.post("/api/v1/ack/{alert_id}")
-async def ack_confirm(request: Request, alert_id: int) -> Response:
+async def ack_confirm(request: Request, alert_id: StoreId) -> Response:
     """Acknowledge in the name of the person the link was made for (audited, via signed-link)."""
     raw = await request.body()
-    form = urllib.parse.parse_qs(raw[:4096].decode(errors="replace"))
+    form = urllib.parse.parse_qs(raw.decode(errors="replace"))
     by, sig = form.get("by", [""])[0], form.get("sig", [""])[0]
     try:
-        exp = int(form.get("exp", ["0"])[0])
+        exp = check_id(int(form.get("exp", ["0"])[0]))
         _checked(request, alert_id, by, exp, sig)
     except ValueError:
         return _page("无法确认告警", "<p>链接参数不完整</p>", 400)

@@ -1,4 +1,11 @@
-"""Read a request body within limits: bounded bytes on the wire, bounded bytes after gzip.
+"""Request bodies within limits: bounded bytes on the wire, bounded bytes after gzip.
+
+``BodyLimits`` bounds every route's body before any handler reads a byte: a
+Content-Length over the route's limit is answered 413 at once, without calling
+the app; a body sent without one (chunked) is counted as the handler reads it
+and refused with 413 as soon as it passes. Routes not given their own limit
+(``create_app`` gives ingest, document checks and a few more theirs) have
+``DEFAULT_MAX_BYTES``: forms and JSON.
 
 Nothing here buffers more than it must: the raw body is refused as soon as it
 passes ``max_body_bytes`` (or at once, when Content-Length says it will), and
@@ -8,17 +15,25 @@ gzip is inflated with ``max_length`` so a bomb stops at ``max_decompressed_bytes
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from collector.api.responses import error_response
 from collector.errors import ApiError
+
+#: Forms and JSON requests: sign-in, triage, silences, saved filters; no legitimate one is larger.
+DEFAULT_MAX_BYTES = 64 * 1024
 
 
 def _too_large(limit: int, what: str) -> ApiError:
     # Connection: close makes the server drop the connection instead of draining the rest.
     return ApiError(
         413, "body_too_large",
-        f"the request body is larger than {limit} bytes {what}; send smaller batches",
+        f"the request body is larger than {limit} bytes {what}; send less",
         headers={"Connection": "close"},
     )
 
@@ -76,3 +91,62 @@ def decode(raw: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
         raise _too_large(max_bytes, "decompressed")
     out.append(tail)
     return b"".join(out)
+
+
+class BodyLimits:
+    """Pure ASGI middleware: each request's body bounded by its route's limit.
+
+    ``limits`` maps route paths as declared (``/api/v1/alerts/{action}``) to
+    bytes; any other path gets ``default``. A response sent before a chunked
+    body was read to its end closes the connection, so the server does not go
+    on receiving (and discarding) what a client may keep sending for ever.
+    """
+
+    def __init__(self, app: ASGIApp, default: int, limits: Mapping[str, int]) -> None:
+        self.app = app
+        self.default = default
+        self.limits = [(compile_path(path)[0], limit) for path, limit in limits.items()]
+
+    def limit_for(self, path: str) -> int:
+        for pattern, limit in self.limits:
+            if pattern.match(path):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            error = _too_large(limit, "for this route")
+            refusal = error_response(error.status, error.code, error.detail, headers=error.headers)
+            await refusal(scope, receive, send)
+            return
+        # A declared body within the limit costs the server little to drain; a chunked one
+        # could go on for ever.
+        streamed = not declared and "transfer-encoding" in headers
+        received = 0
+        finished = not streamed
+
+        async def counted() -> Message:
+            nonlocal received, finished
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _too_large(limit, "for this route")
+                finished = not message.get("more_body", False)
+            return message
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and not finished \
+                    and b"connection" not in dict(message.get("headers", [])):
+                message = {**message, "headers": [
+                    *message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, counted, closing)
+

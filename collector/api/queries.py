@@ -22,6 +22,7 @@ from agent.calendar_cn import SHANGHAI
 from agent.events import utcnow
 from collector.alerts import service
 from collector.api.body import read_limited
+from collector.api.bounds import StoreId, check_json_text
 from collector.api.context import context
 from collector.api.responses import json_response
 from collector.console import data
@@ -102,7 +103,7 @@ async def list_alerts(request: Request) -> Response:
 
 
 @router.get("/api/v1/alerts/{alert_id}")
-async def alert(request: Request, alert_id: int) -> Response:
+async def alert(request: Request, alert_id: StoreId) -> Response:
     await require(request, ALL_ROLES)
     detail = await run_in_threadpool(data.alert_detail, context(request).db, alert_id)
     if detail is None:
@@ -117,9 +118,11 @@ async def alert_action(request: Request, action: str) -> Response:
     check_csrf(who, request.headers.get("x-csrf-token"))
     raw = await read_limited(request, MAX_ACTION_BYTES)
     try:
-        body = orjson.loads(raw)
+        body = check_json_text(orjson.loads(raw))
     except orjson.JSONDecodeError:
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"the body's text {exc}") from None
     if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
         raise ApiError(422, "invalid_request", "the body must be an object with a list `ids`")
     fields = {k: body.get(k) for k in ("assignee", "resolution", "comment", "reason")}

@@ -52,6 +52,14 @@ def validation_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+    """422 for parameters FastAPI could not validate: which, and why, without their values."""
+    return error_response(
+        422, "invalid_request", "the request's parameters or body are invalid",
+        validation_errors(exc.errors()),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make 404, 405, validation failures and unexpected errors answer with an ErrorBody."""
 
@@ -71,12 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
-        return error_response(
-            422, "invalid_request", "the request's parameters or body are invalid",
-            validation_errors(exc.errors()),
-        )
+    app.exception_handler(RequestValidationError)(invalid_request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

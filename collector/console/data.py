@@ -19,6 +19,7 @@ import structlog
 from agent.calendar_cn import SHANGHAI, WorkCalendar
 from agent.policy.loader import load_policy_dir
 from collector.alerts import service
+from collector.api import bounds
 from collector.console import params as p
 from collector.console import reports
 from collector.monitor import SilentMonitor
@@ -61,7 +62,7 @@ def _cursor_time(value: Any) -> datetime:
         raise p.FilterError("cursor", "not a cursor this API returned") from None
     if when.tzinfo is None:
         raise p.FilterError("cursor", "not a cursor this API returned")
-    return when
+    return p.checked("cursor", bounds.check_time, when)
 
 
 def event_cursor(cursor: str) -> tuple[datetime, str]:
@@ -76,7 +77,7 @@ def alert_cursor(cursor: str) -> tuple[datetime, int]:
     time, alert_id = _decode(cursor, 2)
     if not isinstance(alert_id, int):
         raise p.FilterError("cursor", "not a cursor this API returned")
-    return _cursor_time(time), alert_id
+    return _cursor_time(time), p.checked("cursor", bounds.check_id, alert_id)
 
 
 def _cursor_param(params: p.Params) -> str | None:
@@ -169,7 +170,7 @@ def audit_listing(db: Database, params: p.Params, zone: tzinfo) -> dict[str, Any
         (value,) = _decode(cursor, 1)
         if not isinstance(value, int):
             raise p.FilterError("cursor", "not a cursor this API returned")
-        before = value
+        before = p.checked("cursor", bounds.check_id, value)
     rows = audit.query_audit(db, where, limit + 1, before)
     next_cursor = None
     if len(rows) > limit:
@@ -222,4 +223,4 @@ def report(db: Database, params: p.Params, today: date) -> dict[str, Any]:
         day = date.fromisoformat(raw) if raw else today
     except ValueError:
         raise p.FilterError("date", f"{raw!r} is not a date like 2026-11-27") from None
-    return reports.summary(db, reports.period(kind, day))
+    return reports.summary(db, reports.period(kind, p.checked("date", bounds.check_date, day)))

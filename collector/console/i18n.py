@@ -30,6 +30,7 @@ ZH: Final[dict[str, str]] = {
     "Wrong user name or password, or the account is disabled.":
         "用户名或密码错误，或账号已停用。",
     "No such event.": "没有该事件。", "No such alert.": "没有该告警。",
+    "The address holds an invalid value: {names}.": "地址中的参数无效：{names}。",
     "Back": "返回", "Error": "错误", "Times are Beijing time (Asia/Shanghai).":
         "时间均为北京时间（Asia/Shanghai）。",
     # filters and lists

@@ -5,25 +5,30 @@ The same names on both, so a page's URL and an API call filter alike:
 Asia/Shanghai on the pages), ``kind``, ``severity``, ``min_severity``,
 ``status``, ``host``, ``account``, ``rule_id``, ``agent_id``, ``assignee``,
 ``q`` (free text). Repeated parameters and comma lists both work. Every value
-is validated here and reaches SQL only as a bound parameter.
+is validated here, within ``collector.api.bounds`` (times, ids, no NUL in text),
+and reaches SQL only as a bound parameter.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
+from typing import TypeVar
 
 from starlette.datastructures import ImmutableMultiDict
 
 from agent.events import KIND_PATTERN, RULE_ID_PATTERN, Severity
 from collector.alerts.service import STATUSES, AlertFilter
+from collector.api import bounds
 from collector.store.audit import AuditFilter
 from collector.store.events import EventFilter
 
 _SEVERITIES = ", ".join(s.value for s in Severity)
 
+
+T = TypeVar("T")
 
 #: Query parameters or form fields: starlette's multi-value mappings.
 Params = ImmutableMultiDict[str, str]
@@ -38,6 +43,14 @@ class FilterError(ValueError):
         self.msg = msg
 
 
+def checked(name: str, check: Callable[[T], T], value: T) -> T:
+    """``value`` passed through one of ``collector.api.bounds``' checks, as a FilterError."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise FilterError(name, str(exc)) from None
+
+
 def split(params: Params, name: str) -> list[str]:
     """Repeated parameters and comma lists alike: ``?kind=a&kind=b,c``."""
     return [part.strip() for value in params.getlist(name) for part in value.split(",")
@@ -50,6 +63,7 @@ def text(params: Params, name: str, max_length: int, pattern: str | None = None)
         return None
     if len(value) > max_length:
         raise FilterError(name, f"longer than {max_length} characters")
+    checked(name, bounds.check_text, value)
     if pattern is not None and not re.fullmatch(pattern, value):
         raise FilterError(name, f"{value!r} is not a valid {name}")
     return value
@@ -78,7 +92,8 @@ def when(params: Params, name: str, naive_zone: tzinfo) -> datetime | None:
             parsed = None
     if parsed is None:
         raise FilterError(name, f"{value!r} is not a date and time like 2026-11-27T08:30")
-    return parsed.replace(tzinfo=naive_zone) if parsed.tzinfo is None else parsed
+    return checked(name, bounds.check_time,
+                   parsed.replace(tzinfo=naive_zone) if parsed.tzinfo is None else parsed)
 
 
 def kinds(params: Params) -> list[str]:
@@ -159,6 +174,8 @@ def ids(values: Sequence[str], name: str = "ids") -> list[int]:
         found = [int(v) for v in values]
     except ValueError:
         raise FilterError(name, "alert ids are numbers") from None
+    for value in found:
+        checked(name, bounds.check_id, value)
     if not found:
         raise FilterError(name, "choose at least one alert")
     if len(found) > 1000:

@@ -9,7 +9,6 @@ every form carries and every POST must echo.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from typing import Final
 
 from sqlalchemy import delete, insert, select, update
 
+from collector import credentials
 from collector.console.users import User
 from collector.store.database import Database
 from collector.store.tables import console_sessions, users
@@ -32,7 +32,7 @@ class Session:
     token_hash: str
 
     def csrf_ok(self, presented: str | None) -> bool:
-        return bool(presented) and hmac.compare_digest(self.csrf_token, presented or "")
+        return bool(presented) and credentials.same(self.csrf_token, presented or "")
 
 
 def _digest(token: str) -> str:

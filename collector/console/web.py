@@ -19,14 +19,18 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from agent.calendar_cn import SHANGHAI
 from agent.events import EVIDENCE_MODELS, Severity, utcnow
+from collector import credentials
 from collector.alerts import service
+from collector.api.bounds import StoreId, check_text
 from collector.api.context import context
+from collector.api.responses import invalid_request
 from collector.console import data, i18n, users
 from collector.console import params as p
 from collector.console.auth import (
@@ -139,10 +143,22 @@ async def open_page(request: Request, roles: frozenset[str]) -> Page:
     return Page(request, who, language(request))
 
 
+async def read_form(request: Request) -> FormData:
+    """The POSTed form; 422 if a field holds a NUL character, which no store column takes."""
+    form = await request.form()
+    for value in form.values():
+        if isinstance(value, str):
+            try:
+                check_text(value)
+            except ValueError as exc:
+                raise ApiError(422, "invalid_request", f"a form field {exc}") from None
+    return form
+
+
 async def submit(request: Request, roles: frozenset[str]) -> tuple[Page, FormData]:
     """A form POST: signed in, allowed, and carrying this session's CSRF token."""
     page = await open_page(request, roles)
-    form = await request.form()
+    form = await read_form(request)
     token = form.get("csrf")
     if page.who.session is None or not page.who.session.csrf_ok(
             token if isinstance(token, str) else None):
@@ -182,8 +198,18 @@ def install(app: Any) -> None:
         return render(None, request, "error.html", 403,
                       message=t("Your role may not open this page."))
 
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if not request.url.path.startswith("/console/"):
+            return await invalid_request(request, exc)
+        names = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
+        t = i18n.translator(language(request))
+        return render(None, request, "error.html", 422, message=t(
+            "The address holds an invalid value: {names}.").format(names=", ".join(names)))
+
     app.add_exception_handler(LoginRequired, _login)
     app.add_exception_handler(PageForbidden, _forbidden)
+    # The pages answer a malformed address (an id beyond any stored one) with a page.
+    app.exception_handler(RequestValidationError)(_invalid)
     app.include_router(router)
 
 
@@ -243,6 +269,8 @@ async def login(request: Request) -> Response:
     t = i18n.translator(language(request))
     form = await request.form()
     username, password = str(form.get("username") or ""), str(form.get("password") or "")
+    if "\x00" in username:  # no user has one, and PostgreSQL cannot even look it up
+        username = ""
     target = _safe_next(str(form.get("next") or ""))
     cookie, sent = request.cookies.get(LOGIN_COOKIE), str(form.get("csrf") or "")
 
@@ -254,7 +282,7 @@ async def login(request: Request) -> Response:
                             samesite="strict", secure=_secure(request), path="/console/login")
         return response
 
-    if not cookie or not secrets.compare_digest(cookie, sent):
+    if not cookie or not credentials.same(cookie, sent):
         return again(t("The sign-in form expired; please try again."), 403)
     throttle = request.app.state.login_throttle
     if not throttle.allow(client_address(request)):
@@ -404,7 +432,7 @@ async def alerts_page(request: Request) -> Response:
 
 
 @router.get("/console/alerts/{alert_id}")
-async def alert_page(request: Request, alert_id: int) -> Response:
+async def alert_page(request: Request, alert_id: StoreId) -> Response:
     page = await open_page(request, ALL_ROLES)
     detail = await run_in_threadpool(data.alert_detail, page.db, alert_id)
     if detail is None:
@@ -462,7 +490,7 @@ async def save_filter(request: Request) -> Response:
 
 
 @router.post("/console/filters/{filter_id}/delete")
-async def delete_filter(request: Request, filter_id: int) -> Response:
+async def delete_filter(request: Request, filter_id: StoreId) -> Response:
     from collector.console.saved import delete
 
     page, _form = await submit(request, ALL_ROLES)
