@@ -35,7 +35,10 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # Module-level loggers are shared with agent code imported in the same process; a cached
+        # one would keep whichever configuration was in force at its first call (the agent's
+        # logging makes the same choice).
+        cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

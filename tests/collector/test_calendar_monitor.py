@@ -56,8 +56,8 @@ def calendar_events(db: Database) -> list[dict[str, object]]:
 
 def test_warning_once_a_day_across_processes(db: Database) -> None:
     """Checks every few seconds, and a second collector process, still make one event a day."""
-    first = CalendarMonitor(db, CurrentPolicy(db, POLICIES), 15)
-    other = CalendarMonitor(db, CurrentPolicy(db, POLICIES), 15)
+    first = CalendarMonitor(db, CurrentPolicy(db, POLICIES, None), 15)
+    other = CalendarMonitor(db, CurrentPolicy(db, POLICIES, None), 15)
     (made,) = first.check(MID_NOVEMBER)
     assert first.check(MID_NOVEMBER.replace(hour=10)) == []
     assert other.check(MID_NOVEMBER.replace(hour=11)) == []
@@ -76,7 +76,7 @@ def test_warning_once_a_day_across_processes(db: Database) -> None:
 
 
 def test_past_the_last_day_is_expired_and_high(db: Database) -> None:
-    monitor = CalendarMonitor(db, CurrentPolicy(db, POLICIES), 15)
+    monitor = CalendarMonitor(db, CurrentPolicy(db, POLICIES, None), 15)
     (made,) = monitor.check(AFTER)
     assert (made.kind, made.severity) == ("collector.calendar_expired", Severity.HIGH)
     assert "按普通工作日和周末判断" in made.summary
@@ -84,7 +84,7 @@ def test_past_the_last_day_is_expired_and_high(db: Database) -> None:
 
 
 def test_a_year_supplied_in_policy_silences_the_warning(db: Database, tmp_path: Path) -> None:
-    monitor = CalendarMonitor(db, CurrentPolicy(db, with_2027(tmp_path)), 15)
+    monitor = CalendarMonitor(db, CurrentPolicy(db, with_2027(tmp_path), None), 15)
     assert monitor.check(MID_NOVEMBER) == [] and monitor.check(AFTER) == []
     monitor.clock = lambda: AFTER
     assert monitor.notice() is None
@@ -93,7 +93,7 @@ def test_a_year_supplied_in_policy_silences_the_warning(db: Database, tmp_path: 
 
 def test_the_collectors_own_row_is_no_agent(db: Database) -> None:
     """The row collector events belong to is not listed and nobody can sign in as it."""
-    CalendarMonitor(db, CurrentPolicy(db, POLICIES), 15).check(AFTER)
+    CalendarMonitor(db, CurrentPolicy(db, POLICIES, None), 15).check(AFTER)
     assert [a["id"] for a in agent_store.list_agents(db)] == []
     assert agent_store.authenticate(db, agent_store.COLLECTOR_SOURCE_ID, "") is None
     assert agent_store.authenticate(db, agent_store.COLLECTOR_SOURCE_ID, "-") is None
@@ -148,7 +148,7 @@ def test_banner_follows_a_policy_change_without_waiting_for_a_check(
     """A year added to the files, once CurrentPolicy has read them, takes the banner down."""
     directory = tmp_path / "policies"
     shutil.copytree(POLICIES, directory)
-    current = CurrentPolicy(db, directory)
+    current = CurrentPolicy(db, directory, None)
     monitor = CalendarMonitor(db, current, 3600, clock=lambda: AFTER)
     current.get()
     notice = monitor.notice()
