@@ -29,9 +29,9 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-def host_count_plan(db: Database) -> str:
-    """EXPLAIN QUERY PLAN of the console's per-severity count for one host, run by the pool."""
-    where = params.event_filter(QueryParams("host=ws-07"), UTC)
+def count_plan(db: Database, query: str = "host=ws-07") -> str:
+    """EXPLAIN QUERY PLAN of the console's per-severity count under a filter, run by the pool."""
+    where = params.event_filter(QueryParams(query), UTC)
     query = select(literal(1)).where(events.c.severity == 1, *event_conditions(where)).limit(1001)
     sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
     with db.read() as conn:
@@ -41,7 +41,7 @@ def host_count_plan(db: Database) -> str:
 def ingest(
     client: TestClient, db: Database, agents: int = 4, batches: int = 5, size: int = 100
 ) -> int:
-    """Events of 40 hosts and every severity, POSTed in batches as agents send them."""
+    """Events of 40 hosts, 8 accounts and every severity, POSTed in batches as agents send them."""
     total = 0
     for a in range(agents):
         who = enroll(client, db, hostname=f"agent-{a}")
@@ -49,7 +49,9 @@ def ingest(
         for _ in range(batches):
             batch = [
                 event(who.agent_id, seq + i, host=f"ws-{(seq + i + a) % 40:02d}",
-                      severity=SEVERITIES[(seq + i) % len(SEVERITIES)])
+                      severity=SEVERITIES[(seq + i) % len(SEVERITIES)], kind="account.session",
+                      evidence={"account": f"clerk{(seq + i) % 8}", "action": "open",
+                                "session_id": str(seq + i)})
                 for i in range(size)
             ]
             response = post_events(client, who, batch, compress=True)
@@ -74,16 +76,24 @@ def test_drift_beyond_a_factor_of_two_either_way_is_stale() -> None:
 
 
 @sqlite_only
-def test_refresh_gives_pooled_connections_the_host_index(client: TestClient, db: Database) -> None:
-    """After ingest and a refresh, the pool's connections count a host's events by host index."""
-    ingest(client, db)
-    assert "ix_events_severity_time_id" in host_count_plan(db)  # no statistics: the wrong index
+def test_refresh_gives_pooled_connections_the_host_and_account_indexes(
+    client: TestClient, db: Database
+) -> None:
+    """After ingest and a refresh, the pool's connections count by the host or account index.
+
+    1,500 events per account: more than the first thousand entries of its index,
+    which is all that ``PRAGMA analysis_limit=1000`` would have sampled.
+    """
+    ingest(client, db, agents=4, batches=3, size=1000)
+    assert "ix_events_severity_time_id" in count_plan(db)  # no statistics: the wrong index
 
     analyzed = refresh(db)
 
     assert "events" in {count.table for count in analyzed}
-    plan = host_count_plan(db)
-    assert "ix_events_host_time_id" in plan and "SCAN" not in plan, plan
+    for query, index in (("host=ws-07", "ix_events_host_time_id"),
+                         ("account=clerk3", "ix_events_account_time_id")):
+        plan = count_plan(db, query)
+        assert f"INDEX {index} " in plan and "SCAN" not in plan, plan
 
 
 @sqlite_only
