@@ -32,6 +32,7 @@ from collector.policy.signing import serving_public_key
 from collector.retention import RetentionTask
 from collector.settings import CollectorSettings
 from collector.store.database import Database
+from collector.store_statistics import StatisticsTask
 
 log = structlog.get_logger("collector.app")
 
@@ -81,6 +82,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         database, metrics, settings.heartbeat_retention_days, settings.event_retention_days,
         settings.retention_interval_s,
     )
+    statistics = StatisticsTask(database, settings.statistics_interval_s)
     alert_feed = AlertFeed(database)
     link_key = load_link_key(settings.alert_link_secret, settings.data_dir)
     router = Router(database, current_policy, settings.notify_channels, link_key, links.url)
@@ -97,6 +99,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
             asyncio.create_task(monitor.run(), name="silent-agent-monitor"),
             asyncio.create_task(calendar_monitor.run(), name="calendar-monitor"),
             asyncio.create_task(retention.run(), name="retention"),
+            asyncio.create_task(statistics.run(), name="planner-statistics"),
             asyncio.create_task(correlation.run(), name="account-correlation"),
             asyncio.create_task(alert_feed.run(), name="alert-feed"),
         ]
@@ -133,6 +136,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.monitor = monitor
     app.state.calendar_monitor = calendar_monitor
     app.state.retention = retention
+    app.state.planner_statistics = statistics
     app.state.document_checker = checker
     app.state.account_correlation = correlation
     app.state.alert_router = router

@@ -69,6 +69,8 @@ class CollectorSettings(LayeredSettings):
     #: Days agent.heartbeat events are kept; they only prove liveness. 0: as long as other events.
     heartbeat_retention_days: float = Field(default=7.0, ge=0)
     retention_interval_s: float = Field(default=3600.0, gt=0)
+    #: How often SQLite's planner statistics are checked (and refreshed when a table drifted).
+    statistics_interval_s: float = Field(default=600.0, gt=0)
     default_heartbeat_interval_s: float = Field(default=60.0, gt=0)
     #: How stale a served policy may be after another process published one.
     policy_refresh_s: float = Field(default=2.0, ge=0, le=300)

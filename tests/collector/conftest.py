@@ -201,9 +201,10 @@ def live_url(settings: CollectorSettings, db: Database) -> Iterator[str]:
     ))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 300  # a ceiling only a hung start reaches, however loaded
     while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
+        assert thread.is_alive(), "uvicorn stopped before it started listening"
+        assert time.monotonic() < deadline, "uvicorn did not start within 300 s"
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}"

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.e2e import harness
 from tests.e2e.harness import Agent, Collector
 from tests.postgres import postgres_database
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_outlives_the_session() -> Iterator[None]:
+    """Kill, and name, any collector or agent a test started and nothing stopped."""
+    yield
+    left = harness.sweep()
+    if left:
+        warnings.warn(f"killed at session end, never stopped: {', '.join(left)}", stacklevel=1)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -35,15 +47,13 @@ def collector(tmp_path: Path, database_url: str) -> Iterator[Collector]:
 @pytest.fixture
 def make_agent(tmp_path: Path, collector: Collector) -> Iterator[Callable[..., Agent]]:
     """Build enrolled agents against the test's collector; all are stopped afterwards."""
-    agents: list[Agent] = []
+    with contextlib.ExitStack() as stops:  # every agent is stopped, even if another's stop fails
 
-    def build(name: str = "ws", **settings: str) -> Agent:
-        agent = Agent(home=tmp_path / name, collector=collector, settings=dict(settings))
-        agent.home.mkdir(parents=True, exist_ok=True)
-        agent.enroll()
-        agents.append(agent)
-        return agent
+        def build(name: str = "ws", **settings: str) -> Agent:
+            agent = Agent(home=tmp_path / name, collector=collector, settings=dict(settings))
+            stops.callback(agent.stop)
+            agent.home.mkdir(parents=True, exist_ok=True)
+            agent.enroll()
+            return agent
 
-    yield build
-    for agent in agents:
-        agent.stop()
+        yield build

@@ -3,20 +3,31 @@
 Each process runs from this checkout's virtualenv with its settings in
 environment variables, its state in a temporary directory, and talks only to
 127.0.0.1 on a free port.
+
+A started process is waited for on its own readiness signal, the ``READY=1``
+it sends to ``NOTIFY_SOCKET`` as under systemd, and the wait fails at once
+when the process exits; the only time limit is a ceiling (``READY_CEILING_S``)
+that a loaded machine never reaches while the process makes progress. Every
+process runs in a process group of its own: a failed start, a stop that
+times out, and the end of the test session (``sweep``) kill the whole group,
+so no collector, agent or child of theirs outlives the test that started it.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,16 +68,146 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Longest wait for a process' READY=1 while it keeps running: reached only when it hangs.
+READY_CEILING_S = 300.0
+#: Longest wait for a signalled process to exit before its process group is killed.
+STOP_CEILING_S = 120.0
+
+
+def load_scale() -> float:
+    """How many times busier than one runnable task per core the machine is now (at least 1)."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll until ``predicate`` returns something truthy; fail the test naming ``what``."""
-    deadline = time.monotonic() + timeout
+    """Poll until ``predicate`` returns something truthy; fail the test naming ``what``.
+
+    ``timeout`` is what a quiet machine needs; it stretches with the load average,
+    so a machine with five runnable tasks per core waits five times as long.
+    """
+    scale = load_scale()
+    budget = timeout * scale
+    deadline = time.monotonic() + budget
     last: Any = None
     while time.monotonic() < deadline:
         last = predicate()
         if last:
             return last
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    raise AssertionError(
+        f"timed out after {budget:.0f}s ({timeout:.0f}s x load {scale:.1f}) waiting for {what} "
+        f"(last: {last!r})"
+    )
+
+
+class NotifySocket:
+    """A datagram socket a started process sends ``READY=1`` to, as systemd's NOTIFY_SOCKET.
+
+    A short path under /tmp (a socket path has at most 107 bytes) rather than an
+    abstract name, which a process in another network namespace would not
+    see. Closed once the process is ready, so later
+    notifications (watchdog pings, STATUS) fail at the sender, which ignores
+    that, instead of filling a buffer nobody reads.
+    """
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="cg-notify-"))
+        self.path = self.directory / "notify"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.sock.bind(str(self.path))
+
+    def wait_ready(
+        self, process: subprocess.Popen[bytes], what: str, log: Callable[[], str],
+        ceiling: float = READY_CEILING_S,
+    ) -> None:
+        """Return on READY=1; fail at once when ``process`` exits, or at ``ceiling`` if it hangs."""
+        started = time.monotonic()
+        exited = os.pidfd_open(process.pid)
+        try:
+            while True:
+                remaining = ceiling - (time.monotonic() - started)
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"{what} (pid {process.pid}) still running but not ready after "
+                        f"{ceiling:.0f}s:\n{tail(log())}"
+                    )
+                readable, _, _ = select.select([self.sock, exited], [], [], remaining)
+                if self.sock in readable:
+                    message = self.sock.recv(4096).decode(errors="replace")
+                    if "READY=1" in message.splitlines():
+                        return
+                elif exited in readable:
+                    code = process.wait()
+                    raise AssertionError(
+                        f"{what} exited with {code} before it was ready:\n{tail(log())}"
+                    )
+        finally:
+            os.close(exited)
+
+    def close(self) -> None:
+        self.sock.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+#: Processes this interpreter started and has not seen stop, by pid: what ``sweep`` kills.
+_STARTED: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
+
+
+def spawn(
+    what: str, command: list[str], env: dict[str, str], log_file: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a process group of its own, output to ``log_file``."""
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+    _STARTED[process.pid] = (what, process)
+    return process
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, ceiling: float = STOP_CEILING_S
+) -> int:
+    """Send ``sig``, wait for the exit (``ceiling`` at most), then kill what is left of the group.
+
+    A process that ignores ``sig`` past the ceiling is killed with its group;
+    so are children that outlived a process that did exit.
+    """
+    try:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+            try:
+                process.wait(timeout=ceiling)
+            except subprocess.TimeoutExpired:
+                _kill_group(process.pid)
+                process.wait()
+        _kill_group(process.pid)
+    finally:
+        _STARTED.pop(process.pid, None)
+    return process.returncode
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def sweep() -> list[str]:
+    """Kill every process (and its group) this interpreter started and did not stop; name them."""
+    left = []
+    for pid, (what, process) in list(_STARTED.items()):
+        if process.poll() is None:
+            left.append(f"{what} (pid {pid})")
+        stop_process(process, signal.SIGKILL, ceiling=10)
+    return left
+
+
+atexit.register(sweep)
 
 
 def in_netns(netns: str | None, call: Callable[[], Any]) -> Any:
@@ -104,8 +245,13 @@ def netns_prefix(netns: str | None) -> list[str]:
     return ["ip", "netns", "exec", netns] if netns else []
 
 
+#: What systemd gives a service; a test process gets its own NOTIFY_SOCKET or none.
+_SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
 def _base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COURTGUARD_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("COURTGUARD_") and k not in _SYSTEMD_VARIABLES}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -173,35 +319,28 @@ class Collector:
         result = self.cli("init", "--print-key-only", *sans)
         self.admin_key = result.stdout.strip().splitlines()[-1]
 
-    def start(self) -> None:
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*netns_prefix(self.netns), str(BIN / "courtguard-collector"), "serve"],
-                env=self.env(),
-                stdout=log,
-                stderr=log,
-            )
-        self.starts += 1
-        wait_until(self._healthy, 30, f"collector at {self.url} to answer /healthz")
-
-    def _healthy(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"collector exited with {self.process.returncode}:\n{self.log()}")
-        def get() -> bool:
-            with self.http(timeout=5) as client:
-                return client.get("/healthz").status_code == 200
-
+    def start(self, ready_ceiling: float = READY_CEILING_S) -> None:
+        """Start ``serve`` and wait for its READY=1; a start that fails leaves no process."""
+        notify = NotifySocket()
         try:
-            return bool(in_netns(self.netns, get))
-        except httpx.TransportError:
-            return False
+            env = {**self.env(), "NOTIFY_SOCKET": str(notify.path)}
+            self.process = spawn(
+                f"collector at {self.url}",
+                [*netns_prefix(self.netns), str(BIN / "courtguard-collector"), "serve"],
+                env, self.log_file,
+            )
+            self.starts += 1
+            notify.wait_ready(self.process, f"collector at {self.url}", self.log, ready_ceiling)
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
+        finally:
+            notify.close()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
+        stop_process(self.process, sig)
         self.process = None
 
     def log(self) -> str:
@@ -280,7 +419,6 @@ class Agent:
     netns: str | None = None
     process: subprocess.Popen[bytes] | None = None
     agent_id: str = ""
-    ready_lines: int = 0
 
     @property
     def data_dir(self) -> Path:
@@ -325,30 +463,27 @@ class Agent:
         credentials = json.loads((self.data_dir / "credentials.json").read_text())
         self.agent_id = credentials["agent_id"]
 
-    def start(self, wait_ready: bool = True) -> None:
-        self.ready_lines = self.log().count("agent ready")
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*netns_prefix(self.netns), str(BIN / "courtguard-agent"), "run"],
-                env=self.env(),
-                stdout=log,
-                stderr=log,
-            )
-        if wait_ready:
-            wait_until(self._ready, 30, "the agent to log 'agent ready'")
-
-    def _ready(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"agent exited with {self.process.returncode}:\n{self.log()}")
-        return self.log().count("agent ready") > self.ready_lines
+    def start(self, wait_ready: bool = True, ready_ceiling: float = READY_CEILING_S) -> None:
+        """Start ``run``; with ``wait_ready``, wait for READY=1 (a failed wait leaves none)."""
+        command = [*netns_prefix(self.netns), str(BIN / "courtguard-agent"), "run"]
+        if not wait_ready:
+            self.process = spawn(f"agent in {self.home}", command, self.env(), self.log_file)
+            return
+        notify = NotifySocket()
+        try:
+            env = {**self.env(), "NOTIFY_SOCKET": str(notify.path)}
+            self.process = spawn(f"agent in {self.home}", command, env, self.log_file)
+            notify.wait_ready(self.process, f"agent in {self.home}", self.log, ready_ceiling)
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
+        finally:
+            notify.close()
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
-        code = self.process.returncode
+        code = stop_process(self.process, sig)
         self.process = None
         return code
 
