@@ -16,7 +16,9 @@ Only one batch is in flight, so the collector sees each agent's events in
 ``seq`` order. Nothing is deleted without an acknowledgement: on 401/403 the
 shipper stops and events stay spooled; invalid events (422) and events too
 large to ever be accepted (413 on a batch of one) are quarantined, counted
-and reported, never silently lost.
+and reported, never silently lost. A 422 saying the collector already holds
+a seq under another id (``max_seq`` in its items: this spool restarted its
+numbering) renumbers the waiting events above it instead.
 
 One event the collector fails to store must not hold back every later event
 and heartbeat. A server error other than 503 (500, 502, 504...) is retried
@@ -382,8 +384,20 @@ class Shipper:
     async def _quarantine_invalid(
         self, rows: list[tuple[str, int, bytes]], error: ErrorBody | None
     ) -> None:
+        items = error.errors if error and error.errors else []
+        stored_max = max((int(item["max_seq"]) for item in items
+                          if isinstance(item.get("max_seq"), int)), default=None)
+        renumbered = 0
+        if stored_max is not None:
+            renumbered = await asyncio.to_thread(self.spool.renumber_above, stored_max)
+        if renumbered:
+            # The collector holds these seqs under other ids: this spool restarted its
+            # numbering. Renumbered above them, the same events go again at once.
+            log.warning("collector already holds these sequence numbers; renumbered the "
+                        "waiting events after them", after_seq=stored_max)
+            return
         reasons: dict[int, str] = {}
-        for item in error.errors if error and error.errors else []:
+        for item in items:
             index = item.get("index")
             if isinstance(index, int) and 0 <= index < len(rows):
                 loc = ".".join(str(p) for p in item.get("loc") or ())

@@ -159,7 +159,7 @@ def store_batch(db: Database, agent_id: str, batch: Sequence[Event], now: dateti
         # 2. events
         inserted = insert_new_events(conn, db.dialect, agent_id, batch, now)
         if len(inserted) < len(batch):
-            _refuse_reused_seqs(conn, agent_id, batch, inserted)
+            _refuse_reused_seqs(conn, agent_id, batch, inserted, agent.max_seq or 0)
         accepted: list[uuid.UUID] = []
         duplicates: list[uuid.UUID] = []
         seen: set[uuid.UUID] = set()
@@ -195,9 +195,13 @@ def store_batch(db: Database, agent_id: str, batch: Sequence[Event], now: dateti
 
 
 def _refuse_reused_seqs(
-    conn: Connection, agent_id: str, batch: Sequence[Event], inserted: set[str]
+    conn: Connection, agent_id: str, batch: Sequence[Event], inserted: set[str], max_seq: int
 ) -> None:
-    """Raise InvalidEventsError for events skipped because their seq, not their id, was taken."""
+    """Raise InvalidEventsError for events skipped because their seq, not their id, was taken.
+
+    Each item carries ``max_seq``, the agent's highest stored seq: an agent whose spool
+    restarted its numbering renumbers its waiting events above it and sends them again.
+    """
     skipped = {str(event.id) for event in batch} - inserted
     stored: set[str] = set()
     ids = sorted(skipped)
@@ -207,7 +211,7 @@ def _refuse_reused_seqs(
                                       events.c.id.in_(ids[start:start + INSERT_CHUNK]))
         ).scalars())
     items = [
-        {"index": index, "loc": ["seq"],
+        {"index": index, "loc": ["seq"], "max_seq": max_seq,
          "msg": f"seq {event.seq} is already stored for this agent under another event id"}
         for index, event in enumerate(batch)
         if str(event.id) in skipped and str(event.id) not in stored

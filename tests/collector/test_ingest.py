@@ -55,12 +55,14 @@ def test_seq_already_stored_is_refused_by_index(
     client: Any, db: Database, agent: EnrolledAgent
 ) -> None:
     """An event reusing a seq the agent already stored under another id is refused by its
-    index (the agent sets it aside), and nothing of that batch is stored."""
+    index with the agent's highest stored seq (a restarted spool renumbers above it), and
+    nothing of that batch is stored."""
     post_events(client, agent, [event(agent.agent_id, seq) for seq in (1, 2)])
     again = [event(agent.agent_id, 3), event(agent.agent_id, 2)]
     response = post_events(client, agent, again)
     assert response.status_code == 422, response.text
-    assert [(e["index"], e["loc"]) for e in response.json()["errors"]] == [(1, ["seq"])]
+    assert [(e["index"], e["loc"], e["max_seq"]) for e in response.json()["errors"]] == [
+        (1, ["seq"], 2)]
     assert _count(db) == 2
 
 

@@ -290,3 +290,23 @@ def test_store_outage_quarantines_nothing(
 def failed_rounds(agent: Agent) -> int:
     log = agent.log()
     return log.count("shipping failed") + log.count("collector asks to retry later")
+
+
+def test_spool_moved_aside_renumbers_and_loses_nothing(
+    make_agent: Callable[..., Agent], collector: Collector
+) -> None:
+    """An agent whose spool was moved aside starts numbering at 1 again; the collector holds
+    those seqs already, so the agent renumbers above them and every new event arrives."""
+    agent = make_agent()
+    agent.start()
+    agent.emit_test(20, note="first spool")
+    wait_until(lambda: count_test_events(collector, agent) == 20, 30, "the first 20 events")
+    agent.stop()
+    for path in agent.data_dir.glob("spool.db*"):
+        path.rename(path.with_name(path.name + ".aside"))
+    agent.emit_test(15, note="new spool")
+    assert agent.status()["spool"]["next_seq"] == 16
+    agent.start()
+    wait_until(lambda: count_test_events(collector, agent) == 35, 30, "the 15 new events")
+    assert agent.status()["spool"]["quarantined"] == 0
+    assert_each_test_event_once(collector, agent, 35)
