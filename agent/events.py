@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -46,7 +47,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 
 #: Largest evidence object, serialised, that one event may carry.
 MAX_EVIDENCE_BYTES: Final = 16 * 1024
@@ -182,6 +183,10 @@ def json_problem(value: object, depth: int = 1) -> tuple[list[str | int], str] |
                 return [index, *found[0]], found[1]
         return None
     return [], f"is a {type(value).__name__}, not JSON"
+
+
+#: In serialised evidence: what a NUL, NaN, an infinity or a 64-bit-sized integer look like.
+_UNSTORABLE_HINT: Final = re.compile(rb"\\u0000|NaN|Infinity|[0-9]{19}")
 
 
 def storable_evidence(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
@@ -618,9 +623,15 @@ class Event(BaseModel):
     @field_validator("evidence")
     @classmethod
     def _bounded_evidence(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        storable_evidence(value)  # first: the serialiser below accepts NaN and huge integers
-        # pydantic_core's serialiser is several times faster than json.dumps on ingest's hot path.
-        if len(to_json(value)) > MAX_EVIDENCE_BYTES:
+        # pydantic_core's serialiser is several times faster than json.dumps on ingest's hot
+        # path; the walk that names an unstorable value runs only when its output hints at one.
+        try:
+            raw = to_json(value)
+        except PydanticSerializationError:  # a lone surrogate
+            return storable_evidence(value)
+        if _UNSTORABLE_HINT.search(raw) or raw.count(b"{") + raw.count(b"[") > MAX_EVIDENCE_DEPTH:
+            storable_evidence(value)
+        if len(raw) > MAX_EVIDENCE_BYTES:
             raise ValueError(f"evidence is larger than {MAX_EVIDENCE_BYTES} bytes")
         return value
 
