@@ -327,8 +327,11 @@ def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict
 
 
 def get_event(db: Database, event_id: str) -> dict[str, Any] | None:
+    """The event with this id; of two agents' events sharing it, the first stored."""
     with db.read() as conn:
-        row = conn.execute(select(*_LISTED).where(events.c.id == event_id)).first()
+        row = conn.execute(
+            select(*_LISTED).where(events.c.id == event_id).order_by(events.c.pk).limit(1)
+        ).first()
     return None if row is None else _public(row._mapping)
 
 
