@@ -12,7 +12,13 @@ An event is made on the agent:
    per-agent sequence number in the same SQLite transaction that stores it;
 3. the shipper sends events in sequence order inside an ``EventBatch``;
 4. the collector validates the batch with the same models, stores each event
-   once (idempotent on ``id``) and answers with an ``IngestResult``.
+   once (idempotent on the agent and ``id``) and answers with an ``IngestResult``.
+
+Validation refuses every value the collector's store cannot hold (``STORABLE``
+below), so a batch that passes it never fails to store because of one event:
+integers beyond signed 64 bits, NaN and infinite numbers, times whose UTC value
+falls outside years 1 to 9999, text with NUL characters or lone surrogates, and
+evidence nested deeper than ``MAX_EVIDENCE_DEPTH``.
 
 Evidence is typed: kinds listed in ``EVIDENCE_MODELS`` have their evidence
 validated against a model; other kinds carry a bounded JSON object, so an
@@ -21,7 +27,9 @@ agent newer than the collector is never refused for a kind it does not know.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,12 +47,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 
 #: Largest evidence object, serialised, that one event may carry.
 MAX_EVIDENCE_BYTES: Final = 16 * 1024
 #: Most events one batch may carry; the collector refuses larger batches with 413.
 MAX_BATCH_EVENTS: Final = 5000
+
+#: What the store's columns hold: BIGINT integers, years 1 to 9999 in UTC, and text
+#: without NUL (PostgreSQL text and JSONB refuse it) and without lone surrogates (not UTF-8).
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+#: Deepest nesting of objects and arrays in evidence; the JSON parsers stop near 200.
+MAX_EVIDENCE_DEPTH: Final = 32
 
 KIND_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 RULE_ID_PATTERN: Final = r"^[a-z][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$"
@@ -119,6 +134,87 @@ def uuid7() -> uuid.UUID:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def text_problem(value: str) -> str | None:
+    """Why the store cannot hold this text (a NUL or a lone surrogate), or None."""
+    if "\x00" in value:
+        return "contains a NUL character, which the store cannot hold"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate, which is not valid UTF-8"
+    return None
+
+
+def json_problem(value: object, depth: int = 1) -> tuple[list[str | int], str] | None:
+    """Where and why the store cannot hold this JSON value, or None when it can.
+
+    ``depth`` counts the objects and arrays around ``value``; the path leads
+    from ``value`` down to the offending item.
+    """
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return None if problem is None else ([], problem)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if INT64_MIN <= value <= INT64_MAX:
+            return None
+        return [], "is an integer beyond signed 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ([], "is NaN or infinite")
+    if depth > MAX_EVIDENCE_DEPTH:
+        return [], f"is nested deeper than {MAX_EVIDENCE_DEPTH} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = text_problem(key)
+            if problem is not None:
+                return [key], f"(a key) {problem}"
+            found = json_problem(item, depth + 1)
+            if found is not None:
+                return [key, *found[0]], found[1]
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = json_problem(item, depth + 1)
+            if found is not None:
+                return [index, *found[0]], found[1]
+        return None
+    return [], f"is a {type(value).__name__}, not JSON"
+
+
+#: In serialised evidence: what a NUL, NaN, an infinity or a 64-bit-sized integer look like.
+_UNSTORABLE_HINT: Final = re.compile(rb"\\u0000|NaN|Infinity|[0-9]{19}")
+
+
+def storable_evidence(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """Refuse evidence the store cannot hold, naming the path to the first bad value."""
+    found = json_problem(value)
+    if found is not None:
+        # Escaped and cut short: the path is echoed in the collector's answer and the agent's log.
+        path = ".".join(str(part) for part in found[0]).encode("unicode_escape").decode()
+        raise ValueError(f"evidence.{path[:200]} {found[1]}" if path else f"evidence {found[1]}")
+    return value
+
+
+def storable_text(value: str | None) -> str | None:
+    if value is not None:
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+    return value
+
+
+def storable_time(value: datetime | None) -> datetime | None:
+    """Refuse a time whose UTC value lies outside years 1 to 9999 (the store keeps UTC)."""
+    if value is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time is outside years 1 to 9999 once converted to UTC") from None
+    return value
 
 
 class Evidence(BaseModel):
@@ -468,6 +564,11 @@ class Finding(BaseModel):
             return value.model_dump(mode="json", exclude_none=True)
         return value
 
+    # The spool turns a finding into an event: refuse here what the event would refuse.
+    _storable_evidence = field_validator("evidence")(storable_evidence)
+    _storable_text = field_validator("summary")(storable_text)
+    _storable_time = field_validator("time")(storable_time)
+
 
 class Event(BaseModel):
     """One thing that happened on a workstation (or, for ``agent.silent``, at the collector).
@@ -479,7 +580,7 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: uuid.UUID
-    seq: int | None = Field(default=None, ge=1)
+    seq: int | None = Field(default=None, ge=1, le=INT64_MAX)
     time: AwareDatetime
     agent_id: uuid.UUID
     host: HostName
@@ -493,10 +594,20 @@ class Event(BaseModel):
     @field_validator("evidence")
     @classmethod
     def _bounded_evidence(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        # pydantic_core's serialiser is several times faster than json.dumps on ingest's hot path.
-        if len(to_json(value)) > MAX_EVIDENCE_BYTES:
+        # pydantic_core's serialiser is several times faster than json.dumps on ingest's hot
+        # path; the walk that names an unstorable value runs only when its output hints at one.
+        try:
+            raw = to_json(value)
+        except PydanticSerializationError:  # a lone surrogate
+            return storable_evidence(value)
+        if _UNSTORABLE_HINT.search(raw) or raw.count(b"{") + raw.count(b"[") > MAX_EVIDENCE_DEPTH:
+            storable_evidence(value)
+        if len(raw) > MAX_EVIDENCE_BYTES:
             raise ValueError(f"evidence is larger than {MAX_EVIDENCE_BYTES} bytes")
         return value
+
+    _storable_text = field_validator("host", "summary", "policy_version")(storable_text)
+    _storable_time = field_validator("time")(storable_time)
 
     @model_validator(mode="after")
     def _typed_evidence(self) -> Event:
@@ -528,6 +639,19 @@ class EventBatch(BaseModel):
             if event.seq is None:
                 raise ValueError(f"events[{index}].seq is missing")
         return self
+
+    def repeated_seqs(self) -> list[int]:
+        """Indexes of events whose seq an earlier event with another id already took.
+
+        An agent numbers each event once, so the store keeps one event per agent
+        and seq; the collector refuses these by index (422).
+        """
+        first_id: dict[int | None, uuid.UUID] = {}
+        repeated: list[int] = []
+        for index, event in enumerate(self.events):
+            if first_id.setdefault(event.seq, event.id) != event.id:
+                repeated.append(index)
+        return repeated
 
 
 class IngestResult(BaseModel):

@@ -16,7 +16,17 @@ Only one batch is in flight, so the collector sees each agent's events in
 ``seq`` order. Nothing is deleted without an acknowledgement: on 401/403 the
 shipper stops and events stay spooled; invalid events (422) and events too
 large to ever be accepted (413 on a batch of one) are quarantined, counted
-and reported, never silently lost.
+and reported, never silently lost. A 422 saying the collector already holds
+a seq under another id (``max_seq`` in its items: this spool restarted its
+numbering) renumbers the waiting events above it instead.
+
+One event the collector fails to store must not hold back every later event
+and heartbeat. A server error other than 503 (500, 502, 504...) is retried
+with backoff; when the same batch fails ``SERVER_ERRORS_BEFORE_SPLIT`` times
+in a row and the collector's ``/healthz`` answers 200 (it and its database are
+up), the batch is halved like a 413, down to the single event, which is
+quarantined. While ``/healthz`` does not answer 200, or on 503, timeouts and
+connection errors, nothing is split or quarantined: the events wait.
 """
 
 from __future__ import annotations
@@ -47,6 +57,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("courtguard.shipper")
 
 Sleep = Callable[[float], Awaitable[None]]
+
+#: Server errors in a row on one batch, with the collector healthy, before it is halved.
+SERVER_ERRORS_BEFORE_SPLIT = 2
 
 
 class TokenBucket:
@@ -148,6 +161,7 @@ class Shipper:
         )
         self.stopped_reason: str | None = None
         self.batches_sent = 0
+        self._server_errors = 0  # in a row, since the last acknowledged batch
 
     def wake(self) -> None:
         """Tell the shipper new events are in the spool."""
@@ -205,7 +219,7 @@ class Shipper:
         stats = await asyncio.to_thread(self.spool.stats)
         if stats.depth == 0:
             self._pending_since = None
-            self._limit = self.settings.batch_max_events  # a drained spool resets 413 splitting
+            self._limit = self.settings.batch_max_events  # a drained spool resets splitting
             self._drained.set()
             await self._wait_wake(self.settings.spool_poll_s)
             return
@@ -257,9 +271,12 @@ class Shipper:
         except httpx.HTTPError as exc:
             await self._back_off(f"cannot reach the collector: {type(exc).__name__}: {exc}")
             return
-        await self._handle(response, rows)
+        await self._handle(response, rows, client)
 
-    async def _handle(self, response: httpx.Response, rows: list[tuple[str, int, bytes]]) -> None:
+    async def _handle(
+        self, response: httpx.Response, rows: list[tuple[str, int, bytes]],
+        client: httpx.AsyncClient,
+    ) -> None:
         """Act on the collector's answer, per the agreed API contract."""
         status = response.status_code
         error = _error_body(response)
@@ -285,6 +302,8 @@ class Shipper:
                 log.info("collector asks to retry later", status=status, retry_after_s=delay)
                 await self._record("retrying", f"{detail}; Retry-After {delay:g} s")
                 await self._sleep(delay)
+        elif status >= 500:
+            await self._server_error(client, rows, detail)
         else:
             # 400, 415 and unexpected codes: a bug on one side; keep the events and retry slowly.
             await self._back_off(f"collector refused the batch: {detail}")
@@ -303,6 +322,7 @@ class Shipper:
         if self._on_policy_hint is not None:
             self._on_policy_hint(result.policy_version)
         self.backoff.reset()
+        self._server_errors = 0
         self._after_outage = False
         self.batches_sent += 1
         left = len({row[0] for row in rows} - acked)
@@ -310,10 +330,52 @@ class Shipper:
             log.warning("collector left events unacknowledged; resending them", count=left)
         log.debug("batch shipped", events=len(rows), acknowledged=removed)
 
+    async def _server_error(
+        self, client: httpx.AsyncClient, rows: list[tuple[str, int, bytes]], detail: str
+    ) -> None:
+        """A 5xx other than 503: retry; hunt for a poisoned event only when it repeats while
+        the collector is healthy (module docstring)."""
+        self._server_errors += 1
+        if self._server_errors < SERVER_ERRORS_BEFORE_SPLIT:
+            await self._back_off(f"collector failed on the batch: {detail}")
+            return
+        if not await self._collector_healthy(client):
+            await self._back_off(f"collector failed on the batch and is not healthy: {detail}")
+            return
+        await self._split_or_quarantine(
+            rows, f"collector_failed: it fails to store this event ({detail})")
+        if len(rows) == 1:  # the poisoned event is set aside: full batches again
+            self._server_errors = 0
+            self._limit = self.settings.batch_max_events
+
+    async def _collector_healthy(self, client: httpx.AsyncClient) -> bool:
+        """True when ``/healthz`` answers 200: the collector and its database are up."""
+        import httpx
+
+        # A server may close the connection after its 500; the first try can meet that
+        # dead keep-alive connection, so a protocol error earns one more try.
+        for attempt in (1, 2):
+            try:
+                response = await client.get("/healthz")
+            except httpx.RemoteProtocolError as exc:
+                if attempt == 1:
+                    continue
+                error = f"{type(exc).__name__}: {exc}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    return True
+                error = f"HTTP {response.status_code}"
+            log.info("collector health check failed; its events wait", error=error)
+            return False
+        return False
+
     async def _split_or_quarantine(self, rows: list[tuple[str, int, bytes]], reason: str) -> None:
         if len(rows) > 1:
             self._limit = max(1, len(rows) // 2)
-            log.info("collector refused a large batch; sending smaller ones", batch=self._limit)
+            log.info("collector refused a batch; sending smaller ones to isolate the event",
+                     batch=self._limit, reason=reason)
             return
         await asyncio.to_thread(self.spool.quarantine, [rows[0][0]], reason)
         log.warning("event quarantined", id=rows[0][0], seq=rows[0][1], reason=reason)
@@ -322,8 +384,20 @@ class Shipper:
     async def _quarantine_invalid(
         self, rows: list[tuple[str, int, bytes]], error: ErrorBody | None
     ) -> None:
+        items = error.errors if error and error.errors else []
+        stored_max = max((int(item["max_seq"]) for item in items
+                          if isinstance(item.get("max_seq"), int)), default=None)
+        renumbered = 0
+        if stored_max is not None:
+            renumbered = await asyncio.to_thread(self.spool.renumber_above, stored_max)
+        if renumbered:
+            # The collector holds these seqs under other ids: this spool restarted its
+            # numbering. Renumbered above them, the same events go again at once.
+            log.warning("collector already holds these sequence numbers; renumbered the "
+                        "waiting events after them", after_seq=stored_max)
+            return
         reasons: dict[int, str] = {}
-        for item in error.errors if error and error.errors else []:
+        for item in items:
             index = item.get("index")
             if isinstance(index, int) and 0 <= index < len(rows):
                 loc = ".".join(str(p) for p in item.get("loc") or ())

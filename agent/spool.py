@@ -215,6 +215,35 @@ class Spool:
             self._trim_quarantine(db)
         return count
 
+    def renumber_above(self, stored_max_seq: int) -> int:
+        """Give the waiting events seqs above ``stored_max_seq``, in the same order.
+
+        For a spool that started numbering again at 1 (moved aside after corruption)
+        while the collector holds this agent's events up to ``stored_max_seq``: the
+        collector keeps one event per agent and seq. Returns the offset added, 0 when
+        every waiting seq is already above it.
+        """
+        with self._tx() as db:
+            (lowest,) = db.execute("SELECT min(seq) FROM events").fetchone()
+            if lowest is None or lowest > stored_max_seq:
+                return 0
+            offset = stored_max_seq + 1 - int(lowest)
+            rows = db.execute("SELECT seq, body FROM events").fetchall()
+            db.execute("UPDATE events SET seq = -seq")  # negative seqs never collide
+            grown = 0
+            for seq, body in rows:
+                data = json.loads(body)
+                data["seq"] = seq + offset
+                new = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+                grown += len(new) - len(body)
+                db.execute(
+                    "UPDATE events SET seq = ?, body = ?, size = ? WHERE seq = ?",
+                    (seq + offset, new, len(new), -seq),
+                )
+            self._set(db, "next_seq", int(self._get(db, "next_seq", 1)) + offset)
+            self._add(db, "bytes", grown)
+        return offset
+
     def record_ship(self, result: str, error: str | None = None, ok: bool = False) -> None:
         """Remember the shipper's last outcome so ``status`` can show it."""
         with self._tx() as db:

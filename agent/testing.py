@@ -245,6 +245,8 @@ class FakeCollector:
     policy_hint: str | None = None
     #: When false, every request fails as if the collector were unreachable.
     reachable: bool = True
+    #: What ``/healthz`` answers; None: 404, as if the collector had no health check.
+    healthz: int | None = None
     policy_requests: list[httpx.Request] = field(default_factory=list)
 
     def then(self, status: int, **kwargs: Any) -> FakeCollector:
@@ -267,6 +269,8 @@ class FakeCollector:
             return self._enroll(request)
         if request.url.path == "/api/v1/policy":
             return self._policy(request)
+        if request.url.path == "/healthz" and self.healthz is not None:
+            return httpx.Response(self.healthz, json={"status": "ok"})
         if request.url.path != "/api/v1/events":
             return _error(404, "not_found", request.url.path)
         if request.headers.get("Authorization") != f"Bearer {self.agent_id}:{self.secret}":

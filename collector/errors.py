@@ -6,6 +6,7 @@
     ├── TLSError               TLS material cannot be made or read
     ├── NotFoundError          a token, agent or key named on the command line does not exist
     ├── RefusedError           enrollment or ingest refused (bad token, revoked agent); has a code
+    ├── InvalidEventsError     events the store refuses by index (a seq the agent already used)
     └── ApiError               a request refused; carries the HTTP status and the ErrorBody code
 """
 
@@ -61,3 +62,11 @@ class RefusedError(CollectorError):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+class InvalidEventsError(CollectorError):
+    """Events of a batch the store refuses: ``items`` are ErrorBody errors with their index."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(items)} events refused")
+        self.items = items

@@ -178,8 +178,9 @@ def group_events(
         alert_id, stored_count = conn.execute(stmt).one()
         # A fresh row holds exactly this batch's count; an updated one holds more.
         opened = stored_count == count
+        # Two agents' events may share an id and a fingerprint: link it once.
         conn.execute(
-            insert(alert_events),
+            module.insert(alert_events).on_conflict_do_nothing(),
             [{"event_id": str(e.id), "alert_id": alert_id} for e in group.events],
         )
         if opened:

@@ -5,10 +5,16 @@ a cached ``TypeAdapter``. Larger bodies, and bodies that fail validation, are
 first parsed with orjson so that an oversized batch (413) or a batch written
 for another agent (403) is refused for that reason, cheaply, before pydantic
 walks every event.
+
+JSON the fast parsers refuse only for one value inside one event (a lone
+surrogate escape, nesting past their depth limit) is parsed again with the
+standard library, so the contract refuses that event by its index (422) and
+the agent can set it aside instead of resending the whole batch forever.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any, Final
 
@@ -68,6 +74,28 @@ def _precheck(data: Any, agent_id: uuid.UUID, max_events: int) -> None:
             raise AgentMismatch(other)
 
 
+def _loads_leniently(body: bytes) -> Any:
+    """The body as the standard library parses it, or None when it is not JSON at all."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _seq_reused(batch: EventBatch) -> ApiError | None:
+    items = [
+        {"index": index, "loc": ["seq"],
+         "msg": f"seq {batch.events[index].seq} is used by an earlier event of this batch"}
+        for index in batch.repeated_seqs()[:MAX_REPORTED_ERRORS]
+    ]
+    if not items:
+        return None
+    return ApiError(
+        422, "invalid_batch",
+        f"the batch does not match the event contract ({len(items)} problems)", items,
+    )
+
+
 def _invalid(exc: ValidationError) -> ApiError:
     items: list[dict[str, Any]] = []
     for error in exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_ERRORS]:
@@ -91,7 +119,9 @@ def parse_batch(body: bytes, agent_id: uuid.UUID, max_events: int) -> EventBatch
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise _malformed(str(exc)) from None
+            data = _loads_leniently(body)
+            if data is None:
+                raise _malformed(str(exc)) from None
         _precheck(data, agent_id, max_events)
         try:
             batch = BATCH.validate_python(data)
@@ -103,15 +133,31 @@ def parse_batch(body: bytes, agent_id: uuid.UUID, max_events: int) -> EventBatch
         except ValidationError as exc:
             json_error = next((e for e in exc.errors() if e["type"] == "json_invalid"), None)
             if json_error is not None:
-                raise _malformed(str(json_error["msg"])) from None
-            try:
-                data = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                data = None  # JSON orjson cannot hold (e.g. huge integers): report validation
-            _precheck(data, agent_id, max_events)
-            raise _invalid(exc) from None
+                batch = _lenient_batch(body, agent_id, max_events, str(json_error["msg"]))
+            else:
+                try:
+                    data = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    data = None  # JSON orjson cannot hold (e.g. huge integers): report validation
+                _precheck(data, agent_id, max_events)
+                raise _invalid(exc) from None
     if len(batch.events) > max_events:
         raise _too_many(len(batch.events), max_events)
     if batch.agent_id != agent_id:
         raise AgentMismatch(batch.agent_id)
+    reused = _seq_reused(batch)
+    if reused is not None:
+        raise reused
     return batch
+
+
+def _lenient_batch(body: bytes, agent_id: uuid.UUID, max_events: int, reason: str) -> EventBatch:
+    """Validate a body the fast parser refused; 400 unless the standard library can parse it."""
+    data = _loads_leniently(body)
+    if data is None:
+        raise _malformed(reason)
+    _precheck(data, agent_id, max_events)
+    try:
+        return BATCH.validate_python(data)
+    except ValidationError as exc:
+        raise _invalid(exc) from None

@@ -17,7 +17,7 @@ from collector.api.batch import AgentMismatch, parse_batch
 from collector.api.body import decode, read_limited
 from collector.api.context import Context, context
 from collector.api.responses import json_response, validation_errors
-from collector.errors import ApiError, RefusedError
+from collector.errors import ApiError, InvalidEventsError, RefusedError, StoreError
 from collector.store.agents import enroll
 from collector.store.events import StoredBatch, store_batch
 
@@ -91,6 +91,15 @@ async def ingest_events(request: Request) -> Response:
             raise
         except RefusedError as exc:
             raise ApiError(401, exc.code, exc.detail) from None
+        except InvalidEventsError as exc:
+            raise ApiError(
+                422, "invalid_batch",
+                f"the batch does not match the event contract ({len(exc.items)} problems)",
+                exc.items,
+            ) from None
+        except StoreError:
+            status = 503  # answered by the StoreError handler
+            raise
         ctx.metrics.batch_seconds.observe(time.perf_counter() - started)
         if stored.alert_changes:
             ctx.alert_feed.poke()

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from agent.events import ErrorBody
-from collector.errors import ApiError
+from collector.errors import ApiError, StoreError
 
 log = structlog.get_logger("collector.api")
 
@@ -80,6 +80,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     app.exception_handler(RequestValidationError)(invalid_request)
+
+    @app.exception_handler(StoreError)
+    async def _store_down(request: Request, exc: StoreError) -> Response:
+        # The database is down or busy, not the request wrong: 503 tells agents to keep
+        # their events and retry, where a 500 would make them hunt for a poisoned event.
+        log.error("database unavailable", path=request.url.path, error=str(exc))
+        retry_after = request.app.state.courtguard.settings.retry_after_s
+        return error_response(
+            503, "store_unavailable", "the collector's database does not answer; retry later",
+            headers={"Retry-After": str(retry_after)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

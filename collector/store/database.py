@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import NullPool
 
 from collector.errors import StoreError
@@ -147,4 +148,9 @@ class Database:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreError(
                 f"database {redact(str(self.engine.url))} failed: {reason}"
+            ) from exc
+        except PoolTimeoutError as exc:
+            # Every pooled connection busy for pool_timeout: overloaded, not a bad request.
+            raise StoreError(
+                f"database {redact(str(self.engine.url))}: no free connection in the pool"
             ) from exc

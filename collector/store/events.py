@@ -4,8 +4,11 @@ Storing one batch, in one transaction (nothing is acknowledged before commit):
 
 1. lock the agent's row (PostgreSQL ``FOR UPDATE``; SQLite's writer lock is
    already held) and refuse if the agent was revoked meanwhile;
-2. insert every event with ``ON CONFLICT (id) DO NOTHING RETURNING id`` as
-   multi-row VALUES statements: the returned ids are new, the rest duplicates;
+2. insert every event with ``ON CONFLICT DO NOTHING RETURNING id`` as
+   multi-row VALUES statements: the returned ids are new; of the rest, those
+   this agent already stored are duplicates, and any other holds a seq this
+   agent already used for another event, which refuses the batch
+   (``InvalidEventsError``, 422 with the events' indexes; nothing is stored);
 3. plan and write sequence gaps from the new events' seqs;
 4. update the agent: ``max_seq``, ``last_seen_at``, clear ``silent_since``, and
    the newest heartbeat if its seq is past the last one applied;
@@ -31,7 +34,7 @@ from collector.alerts.grouping import (
     account_of,
     group_events,
 )
-from collector.errors import RefusedError
+from collector.errors import InvalidEventsError, RefusedError
 from collector.store.database import Database
 from collector.store.filters import containing, equal_to, one_of, within
 from collector.store.gaps import apply_gaps, load_open_gaps, plan_gaps
@@ -86,16 +89,17 @@ def _insert_sql(dialect: str, rows: int) -> str:
         one = "(" + ",".join(["%s"] * (len(_COLUMNS) - 1)) + ",CAST(%s AS jsonb))"
     values = ",".join([one] * rows)
     # Only constant column names and placeholders are formatted in; values are bound.
-    return f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"  # noqa: S608, E501
+    return f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES {values} ON CONFLICT DO NOTHING RETURNING id"  # noqa: S608, E501
 
 
 def insert_new_events(
     conn: Connection, dialect: str, agent_id: str, batch: Sequence[Event], now: datetime
 ) -> set[str]:
-    """Insert the batch, skipping ids already stored; return the ids that were inserted.
+    """Insert the batch, skipping rows that collide with stored ones; return the ids inserted.
 
-    The hot path of ingest. It is one ``INSERT ... VALUES (...), (...) ON CONFLICT
-    (id) DO NOTHING RETURNING id`` per chunk, what SQLAlchemy's insertmanyvalues
+    A row collides when the agent already stored its id or its seq. The hot
+    path of ingest. It is one ``INSERT ... VALUES (...), (...) ON CONFLICT
+    DO NOTHING RETURNING id`` per chunk, what SQLAlchemy's insertmanyvalues
     would send, built here with values already in the driver's types: the
     per-value type processing of the Core path cost more than SQLite's own work.
     """
@@ -124,9 +128,10 @@ def insert_new_events(
 
 
 def insert_ignoring_duplicates(dialect: str) -> Insert:
-    """``INSERT INTO events ... ON CONFLICT (id) DO NOTHING RETURNING id`` for this backend."""
+    """``INSERT INTO events ... ON CONFLICT (agent_id, id) DO NOTHING RETURNING id``."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt: Insert = module.insert(events).on_conflict_do_nothing(index_elements=["id"])
+    stmt: Insert = module.insert(events).on_conflict_do_nothing(
+        index_elements=["agent_id", "id"])
     return stmt.returning(events.c.id)
 
 
@@ -153,6 +158,8 @@ def store_batch(db: Database, agent_id: str, batch: Sequence[Event], now: dateti
             raise RefusedError("agent_revoked", "the agent was revoked and must be re-enrolled")
         # 2. events
         inserted = insert_new_events(conn, db.dialect, agent_id, batch, now)
+        if len(inserted) < len(batch):
+            _refuse_reused_seqs(conn, agent_id, batch, inserted, agent.max_seq or 0)
         accepted: list[uuid.UUID] = []
         duplicates: list[uuid.UUID] = []
         seen: set[uuid.UUID] = set()
@@ -185,6 +192,32 @@ def store_batch(db: Database, agent_id: str, batch: Sequence[Event], now: dateti
         # 5. alerts
         changes = group_events(conn, agent_id, new_events, now)
     return StoredBatch(accepted, duplicates, len(plan.opened), changes)
+
+
+def _refuse_reused_seqs(
+    conn: Connection, agent_id: str, batch: Sequence[Event], inserted: set[str], max_seq: int
+) -> None:
+    """Raise InvalidEventsError for events skipped because their seq, not their id, was taken.
+
+    Each item carries ``max_seq``, the agent's highest stored seq: an agent whose spool
+    restarted its numbering renumbers its waiting events above it and sends them again.
+    """
+    skipped = {str(event.id) for event in batch} - inserted
+    stored: set[str] = set()
+    ids = sorted(skipped)
+    for start in range(0, len(ids), INSERT_CHUNK):
+        stored.update(conn.execute(
+            select(events.c.id).where(events.c.agent_id == agent_id,
+                                      events.c.id.in_(ids[start:start + INSERT_CHUNK]))
+        ).scalars())
+    items = [
+        {"index": index, "loc": ["seq"], "max_seq": max_seq,
+         "msg": f"seq {event.seq} is already stored for this agent under another event id"}
+        for index, event in enumerate(batch)
+        if str(event.id) in skipped and str(event.id) not in stored
+    ]
+    if items:
+        raise InvalidEventsError(items)
 
 
 def _heartbeat_values(new_events: Sequence[Event], last_seq: int | None) -> dict[str, Any]:
@@ -294,8 +327,11 @@ def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict
 
 
 def get_event(db: Database, event_id: str) -> dict[str, Any] | None:
+    """The event with this id; of two agents' events sharing it, the first stored."""
     with db.read() as conn:
-        row = conn.execute(select(*_LISTED).where(events.c.id == event_id)).first()
+        row = conn.execute(
+            select(*_LISTED).where(events.c.id == event_id).order_by(events.c.pk).limit(1)
+        ).first()
     return None if row is None else _public(row._mapping)
 
 

@@ -152,7 +152,7 @@ events = Table(
     "events",
     metadata,
     Column("pk", RowId, primary_key=True, autoincrement=True),
-    Column("id", String(36), nullable=False, unique=True),
+    Column("id", String(36), nullable=False),
     Column("agent_id", String(36), ForeignKey("agents.id"), nullable=False),
     Column("seq", BigInteger, nullable=True),
     Column("time", UTCDateTime, nullable=False),
@@ -173,6 +173,22 @@ events = Table(
     Index("ix_events_host_time_id", "host", "time", "id"),
     Index("ix_events_severity_time_id", "severity", "time", "id"),
     Index("ix_events_account_time_id", "account", "time", "id"),
+    # An event is one agent's: ingest is idempotent on (agent, id), and an agent numbers
+    # each event once. Collector-made events have no seq; NULLs never collide.
+    UniqueConstraint("agent_id", "id"),
+    UniqueConstraint("agent_id", "seq"),
+    Index("ix_events_id", "id"),
+)
+
+#: The seqs migration 0007 took off events stored before one row per (agent, seq) was
+#: enforced: every such event but the first kept its row with seq NULL, its seq is here.
+event_seqs_cleared = Table(
+    "event_seqs_cleared",
+    metadata,
+    Column("event_pk", BigInteger, primary_key=True, autoincrement=False),
+    Column("agent_id", String(36), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("seq", BigInteger, nullable=False),
 )
 
 sequence_gaps = Table(
@@ -273,8 +289,9 @@ alert_events = Table(
     "alert_events",
     metadata,
     # No foreign key to events: retention may prune an event; its alert stays as the record.
+    # Event ids are unique per agent only: two agents' events may share one.
     Column("event_id", String(36), primary_key=True),
-    Column("alert_id", RowId, ForeignKey("alerts.id"), nullable=False),
+    Column("alert_id", RowId, ForeignKey("alerts.id"), primary_key=True),
     Index("ix_alert_events_alert_id", "alert_id"),
 )
 

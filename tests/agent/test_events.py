@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -20,6 +21,9 @@ from agent.events import (
     uuid7,
 )
 
+DEEP_LIST: Any = 1
+for _ in range(40):
+    DEEP_LIST = [DEEP_LIST]
 AGENT = uuid.UUID("0193b3f2-0000-7000-8000-000000000001")
 
 
@@ -143,3 +147,31 @@ def test_heartbeat_evidence_round_trips() -> None:
     )
     event = make_event(kind="agent.heartbeat", evidence=evidence.model_dump(mode="json"))
     assert event.typed_evidence() == evidence
+
+
+@pytest.mark.parametrize("evidence", [
+    {"n": 2**64}, {"f": float("nan")}, {"f": float("inf")}, {"s": "a\x00"}, {"s": "\udcb0"},
+    {"k\x00": 1}, {"deep": DEEP_LIST},
+])
+def test_finding_refuses_what_the_store_cannot_hold(evidence: dict[str, Any]) -> None:
+    """A detector's finding with an unstorable evidence value fails where it is made, not at
+    the collector."""
+    with pytest.raises(ValidationError, match="evidence"):
+        Finding(kind="site.custom", severity=Severity.LOW, summary="s", evidence=evidence)
+
+
+def test_event_time_must_stay_within_years_1_to_9999_in_utc() -> None:
+    """A time that overflows when converted to UTC is refused; the limits themselves pass."""
+    with pytest.raises(ValidationError, match="years 1 to 9999"):
+        Finding(kind="site.custom", severity=Severity.LOW, summary="s",
+                time=datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-1))))
+    Finding(kind="site.custom", severity=Severity.LOW, summary="s",
+            time=datetime(9999, 12, 31, 22, 0, tzinfo=timezone(timedelta(hours=-1))))
+
+
+def test_repeated_seqs_names_later_events_with_another_id() -> None:
+    """The same seq under another id is repeated; the same event twice is not."""
+    first = make_event(seq=1)
+    events = [first, make_event(seq=2), first, make_event(seq=1)]
+    batch = EventBatch(agent_id=AGENT, sent_at=datetime.now(UTC), events=events)
+    assert batch.repeated_seqs() == [3]

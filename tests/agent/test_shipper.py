@@ -264,6 +264,78 @@ def test_server_errors_back_off_with_bounded_full_jitter(
     assert len(collector.events) == 1
 
 
+def test_repeated_server_error_on_one_event_quarantines_it_when_the_collector_is_healthy(
+    spool: Spool, collector: FakeCollector, make_shipper: Callable[..., Shipper]
+) -> None:
+    """A 500 twice in a row on one event, with /healthz answering 200, quarantines the event
+    and reports why; the next event ships."""
+    spool.append([finding(0), finding(1)])
+    collector.healthz = 200
+    collector.then(500, error="internal_error", detail="oops").then(
+        500, error="internal_error", detail="oops")
+    shipper = make_shipper(batch_max_events=1)
+    with capture_logs():
+        asyncio.run(rounds(shipper, 3))
+    (reason,) = [row[1] for row in spool.quarantined_rows()]
+    assert reason.startswith("collector_failed") and "500" in reason
+    assert [e.seq for e in collector.events] == [2]
+
+
+def test_repeated_server_errors_halve_a_batch_down_to_the_failing_event(
+    spool: Spool, collector: FakeCollector, make_shipper: Callable[..., Shipper]
+) -> None:
+    """A batch failing with 500 repeatedly is halved until the event the collector fails on
+    is alone; only that event is quarantined, and full batches resume after it."""
+    events = spool.append([finding(i) for i in range(8)])
+    collector.healthz = 200
+    poisoned = events[5].id
+    original = collector.handle
+
+    def fail_on_poison(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/events" and str(poisoned).encode() in gzip.decompress(
+                request.content):
+            collector.requests.append(request)
+            return httpx.Response(500, json={"error": "internal_error", "detail": "oops"})
+        return original(request)
+
+    shipper = make_shipper(transport=httpx.MockTransport(fail_on_poison), batch_max_events=8)
+    with capture_logs():
+        asyncio.run(rounds(shipper, 20))
+    assert [row[0] for row in spool.quarantined_rows()] == [str(poisoned)]
+    assert sorted(e.seq for e in collector.events) == [1, 2, 3, 4, 5, 7, 8]
+    assert shipper._limit == 8  # the split is over once the event is set aside
+
+
+@pytest.mark.parametrize("healthz", [None, 503])
+def test_server_errors_quarantine_nothing_while_the_collector_is_unhealthy(
+    healthz: int | None, spool: Spool, collector: FakeCollector,
+    make_shipper: Callable[..., Shipper],
+) -> None:
+    """500s while /healthz is missing or 503 keep the event and retry; it ships afterwards."""
+    spool.append([finding()])
+    collector.healthz = healthz
+    for _ in range(6):
+        collector.then(500, error="internal_error", detail="oops")
+    with capture_logs():
+        asyncio.run(rounds(make_shipper(), 7))
+    assert spool.stats().quarantined == 0
+    assert len(collector.events) == 1
+
+
+def test_unavailable_is_never_split_or_quarantined(
+    spool: Spool, collector: FakeCollector, make_shipper: Callable[..., Shipper]
+) -> None:
+    """503 store_unavailable, however often and with a healthy /healthz, keeps whole batches."""
+    spool.append([finding(i) for i in range(4)])
+    collector.healthz = 200
+    for _ in range(6):
+        collector.then(503, error="store_unavailable", detail="down", retry_after="1")
+    with capture_logs():
+        asyncio.run(rounds(make_shipper(), 7))
+    assert [len(b.events) for b in collector.batches] == [4] * 7
+    assert spool.stats().quarantined == 0 and len(collector.events) == 4
+
+
 def test_backoff_jitter_stays_inside_its_ceiling() -> None:
     """With a real random source every delay lies between 0 and its exponential ceiling."""
     import random

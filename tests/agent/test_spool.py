@@ -73,6 +73,24 @@ def test_stored_bytes_are_valid_events(open_spool: Callable[..., Spool]) -> None
     assert event.agent_id == AGENT and event.policy_version == "local-1"
 
 
+def test_renumber_above_moves_waiting_events_past_the_stored_seqs(
+    open_spool: Callable[..., Spool],
+) -> None:
+    """Waiting events get seqs above the collector's, in the same order, in their bodies too;
+    the byte count follows the longer bodies and new events continue after them."""
+    spool = open_spool()
+    events = spool.append([finding(index=i) for i in range(3)])
+    spool.ack([events[0].id])
+    assert spool.renumber_above(999_999) == 999_998
+    rows = spool.batch(10, 1 << 20)
+    assert [(row[0], row[1]) for row in rows] == [(str(events[1].id), 1_000_000),
+                                                 (str(events[2].id), 1_000_001)]
+    assert [Event.model_validate_json(row[2]).seq for row in rows] == [1_000_000, 1_000_001]
+    assert spool.stats().bytes == sum(len(row[2]) for row in rows)
+    assert spool.append([finding()])[0].seq == 1_000_002
+    assert spool.renumber_above(5) == 0
+
+
 def test_seq_continues_after_restart_and_deletes(open_spool: Callable[..., Spool]) -> None:
     """Sequence numbers are never reused, even after every event was acknowledged."""
     spool = open_spool()

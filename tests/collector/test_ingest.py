@@ -7,8 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from collector.store.database import Database
-from collector.store.tables import agents, events, sequence_gaps
-from tests.collector.conftest import EnrolledAgent, event, heartbeat, post_events
+from collector.store.tables import agents, alert_events, events, sequence_gaps
+from tests.collector.conftest import EnrolledAgent, enroll, event, heartbeat, post_events
 
 
 def _agent_row(db: Database, agent_id: str) -> Any:
@@ -51,13 +51,48 @@ def test_same_batch_twice(client: Any, db: Database, agent: EnrolledAgent) -> No
     assert _count(db) == 3
 
 
-def test_restarted_sequence_kept(client: Any, db: Database, agent: EnrolledAgent) -> None:
-    """Events of a reinstalled agent whose seq restarts at 1 are stored, not dropped."""
+def test_seq_already_stored_is_refused_by_index(
+    client: Any, db: Database, agent: EnrolledAgent
+) -> None:
+    """An event reusing a seq the agent already stored under another id is refused by its
+    index with the agent's highest stored seq (a restarted spool renumbers above it), and
+    nothing of that batch is stored."""
     post_events(client, agent, [event(agent.agent_id, seq) for seq in (1, 2)])
-    again = [event(agent.agent_id, seq) for seq in (1, 2)]
+    again = [event(agent.agent_id, 3), event(agent.agent_id, 2)]
     response = post_events(client, agent, again)
-    assert response.json()["accepted"] == [e["id"] for e in again]
-    assert _count(db) == 4
+    assert response.status_code == 422, response.text
+    assert [(e["index"], e["loc"], e["max_seq"]) for e in response.json()["errors"]] == [
+        (1, ["seq"], 2)]
+    assert _count(db) == 2
+
+
+def test_seq_repeated_in_one_batch_is_refused_by_index(
+    client: Any, db: Database, agent: EnrolledAgent
+) -> None:
+    """The same seq twice in one batch under two ids makes no second row: 422 names the later."""
+    batch = [event(agent.agent_id, 1), event(agent.agent_id, 2), event(agent.agent_id, 2)]
+    response = post_events(client, agent, batch)
+    assert response.status_code == 422, response.text
+    assert [(e["index"], e["loc"]) for e in response.json()["errors"]] == [(2, ["seq"])]
+    assert _count(db) == 0
+    assert post_events(client, agent, batch[:2]).status_code == 200
+    assert _count(db) == 2
+
+
+def test_two_agents_may_share_an_event_id(client: Any, db: Database, agent: EnrolledAgent) -> None:
+    """An event id another agent stored is not a duplicate for this one (a cloned
+    workstation's spool): both are stored, and their shared alert links the id once."""
+    other = enroll(client, db, hostname=agent.hostname)
+    mine = event(agent.agent_id, 1, severity="high")
+    theirs = {**mine, "agent_id": other.agent_id}
+    assert post_events(client, agent, [mine]).json()["accepted"] == [mine["id"]]
+    response = post_events(client, other, [theirs])
+    assert response.json() == {**response.json(), "accepted": [mine["id"]], "duplicates": []}
+    assert _count(db) == 2
+    assert post_events(client, other, [theirs]).json()["duplicates"] == [mine["id"]]
+    with db.read() as conn:
+        links = conn.execute(sa.select(sa.func.count()).select_from(alert_events)).scalar_one()
+    assert links == 1
 
 
 def test_agent_row_updated(client: Any, db: Database, agent: EnrolledAgent) -> None:

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from collector.store import agents as agent_store
-from collector.store.database import Database
+from collector.store.database import Database, make_engine
 from tests.collector.conftest import (
     EnrolledAgent,
     batch_bytes,
@@ -223,3 +223,23 @@ def test_empty_batch(client: Any, db: Database, agent: EnrolledAgent,
     _refused(client.post("/api/v1/events", content=body, headers=agent.headers()),
              422, "invalid_batch")
     assert snapshot(db) == before
+
+
+def test_database_down_is_503_not_500(client: Any, db: Database, agent: EnrolledAgent,
+                                      database_url: str, tmp_path: Any) -> None:
+    """A store that does not answer is 503 store_unavailable with Retry-After, so agents keep
+    their events and retry instead of hunting for a poisoned one."""
+    if database_url.startswith("sqlite"):
+        unreachable = f"sqlite:///{tmp_path / 'missing' / 'dir'}/"
+    else:
+        unreachable = "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2"
+    ctx = client.app.state.courtguard
+    ctx.db = Database(make_engine(unreachable))
+    try:
+        response = client.post("/api/v1/events", content=batch_bytes(agent.agent_id, [
+            event(agent.agent_id, 1)]), headers=agent.headers())
+    finally:
+        ctx.db.dispose()
+        ctx.db = db
+    _refused(response, 503, "store_unavailable")
+    assert int(response.headers["Retry-After"]) >= 1

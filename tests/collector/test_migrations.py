@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from agent.events import Event
+from collector.errors import InvalidEventsError
 from collector.store import migrate
 from collector.store.database import Database
+from collector.store.events import store_batch
 from collector.store.tables import metadata
 
 
@@ -26,7 +32,7 @@ def test_schema_matches_tables(db: Database) -> None:
 def test_upgrade_reaches_head(db: Database) -> None:
     """The database reports the head revision after upgrade, and a second upgrade is a no-op."""
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == migrate.head_revision() == "0006"
+    assert migrate.current_revision(db) == migrate.head_revision() == "0007"
 
 
 @contextlib.contextmanager
@@ -84,3 +90,47 @@ def test_bundle_from_before_0006_has_no_agent_body(database_url: str, request: A
         assert bundle is not None and not bundle.has_agent_body
         served = bundle.for_agents()
         assert (served.body, served.signature, served.etag) == (b"{}", "sig", f'"1-{"ab" * 8}"')
+
+
+def test_repeated_agent_seqs_set_aside_by_0007(database_url: str, request: Any) -> None:
+    """Rows stored before 0007 that repeat an (agent, seq) all stay: the first keeps its seq,
+    later ones keep their row with seq NULL and their seq in event_seqs_cleared; the store
+    then refuses a new repeat and takes another agent's event with a stored id."""
+    with store_at("0006", database_url, request) as store:
+        with store.write() as conn:
+            for agent_id in ("a", "b"):
+                conn.execute(sa.text(
+                    "INSERT INTO agents (id, hostname, \"group\", enrolled_at, secret_hash) "
+                    "VALUES (:id, 'h', 'g', '2026-01-01 00:00:00.000000', 'x')"), {"id": agent_id})
+            for event_id, agent_id, seq in (("e1", "a", 1), ("e2", "a", 1), ("e3", "a", 1),
+                                            ("e4", "a", 2), ("e5", "b", 1), ("e6", "a", None)):
+                conn.execute(sa.text(
+                    "INSERT INTO events (id, agent_id, seq, time, received_at, host, kind,"
+                    " severity, summary, evidence) VALUES (:id, :agent, :seq,"
+                    " '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 'h', 'x.y', 1,"
+                    " 's', '{}')"), {"id": event_id, "agent": agent_id, "seq": seq})
+        migrate.upgrade(store)
+        with store.read() as conn:
+            rows = dict(conn.execute(sa.text("SELECT id, seq FROM events")).all())
+            cleared = conn.execute(sa.text(
+                "SELECT c.event_id, c.agent_id, c.seq FROM event_seqs_cleared c"
+                " JOIN events e ON e.pk = c.event_pk ORDER BY c.event_id")).all()
+        assert rows == {"e1": 1, "e2": None, "e3": None, "e4": 2, "e5": 1, "e6": None}
+        assert [tuple(row) for row in cleared] == [("e2", "a", 1), ("e3", "a", 1)]
+
+        def one(agent_id: str, seq: int, event_id: str) -> Event:
+            return Event.model_validate({
+                "id": event_id, "seq": seq, "time": "2026-01-02T00:00:00+08:00",
+                "agent_id": agent_id, "host": "h", "kind": "x.y", "severity": "info",
+                "summary": "s"})
+
+        now = datetime.now(UTC)
+        ids = [str(uuid.UUID(int=n)) for n in range(1, 4)]
+        with pytest.raises(InvalidEventsError):
+            store_batch(store, "a", [one("00000000-0000-0000-0000-00000000000a", 2, ids[0])], now)
+        stored = store_batch(store, "b", [one("00000000-0000-0000-0000-00000000000b", 2, ids[1])],
+                             now)
+        assert [str(i) for i in stored.accepted] == [ids[1]]
+        other = store_batch(store, "a", [one("00000000-0000-0000-0000-00000000000a", 3, ids[1])],
+                            now)
+        assert [str(i) for i in other.accepted] == [ids[1]]

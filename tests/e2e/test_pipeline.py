@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -192,3 +194,119 @@ def test_silent_agent_gets_one_silent_event(
     assert events[0]["severity"] == "high"
     statuses = {a["id"]: a["status"] for a in collector.api("/api/v1/agents")["agents"]}
     assert statuses[agent.agent_id] == "silent"
+
+
+#: Makes the real store fail to insert one event, as an unforeseen storage bug would: a
+#: trigger raising an error that is neither a refusal nor the database being down.
+POISON_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.kind = 'agent.test'"
+        " AND json_extract(NEW.evidence, '$.note') = 'poison'"
+        " BEGIN SELECT RAISE(ABORT, 'poisoned event'); END",
+    ],
+    "postgresql": [
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.kind = 'agent.test' AND NEW.evidence->>'note' = 'poison' THEN"
+        " RAISE EXCEPTION 'poisoned event'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison()",
+    ],
+}
+
+
+def notes_stored(collector: Collector, agent: Agent) -> dict[str, int]:
+    rows = collector.query(
+        "SELECT evidence FROM events WHERE agent_id = :a AND kind = 'agent.test'", a=agent.agent_id
+    )
+    counts: dict[str, int] = {}
+    for (evidence,) in rows:
+        note = (json.loads(evidence) if isinstance(evidence, str) else evidence)["note"]
+        counts[note] = counts.get(note, 0) + 1
+    return counts
+
+
+def test_event_the_store_fails_on_is_quarantined_and_the_rest_arrive(
+    make_agent: Callable[..., Agent], collector: Collector
+) -> None:
+    """An event the collector answers 500 for, every time, while it is otherwise healthy, is
+    isolated by halving and quarantined; the events after it and the heartbeats arrive, and
+    the heartbeat reports the quarantine."""
+    engine = collector.engine()
+    with engine.begin() as conn:
+        for statement in POISON_TRIGGER[engine.dialect.name]:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+    agent = make_agent()
+    agent.emit_test(30, note="before")
+    agent.emit_test(1, note="poison")
+    agent.emit_test(30, note="after")
+    agent.start()
+
+    wait_until(lambda: notes_stored(collector, agent) == {"before": 30, "after": 30}, 60,
+               "every event but the poisoned one")
+    assert agent.status()["spool"]["quarantined"] == 1
+    assert "collector_failed" in agent.log()
+    wait_until(lambda: last_heartbeat(collector, agent).get("events_quarantined") == 1, 20,
+               "a heartbeat reporting the quarantined event")
+    assert "poison" not in notes_stored(collector, agent)
+
+
+def last_heartbeat(collector: Collector, agent: Agent) -> dict[str, Any]:
+    rows = collector.query("SELECT last_heartbeat FROM agents WHERE id = :a", a=agent.agent_id)
+    value = rows[0][0] if rows else None
+    beat: dict[str, Any] = json.loads(value) if isinstance(value, str) else (value or {})
+    return beat
+
+
+def test_store_outage_quarantines_nothing(
+    make_agent: Callable[..., Agent], collector: Collector
+) -> None:
+    """While the collector answers but its store is locked (503 on SQLite, requests that time
+    out on PostgreSQL), events wait; none is quarantined, and all arrive once it is free."""
+    collector.stop()
+    collector.extra_env["COURTGUARD_COLLECTOR_SQLITE_BUSY_TIMEOUT_MS"] = "100"
+    collector.start()
+    agent = make_agent(http_timeout_s="1")
+    agent.start()
+    collector.wait_online(agent.agent_id)
+    engine = collector.engine()
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.begin()
+            conn.exec_driver_sql("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        agent.emit_test(40, note="during")
+        failures_before = failed_rounds(agent)
+        # More failed rounds than a poison hunt needs to start (SERVER_ERRORS_BEFORE_SPLIT).
+        wait_until(lambda: failed_rounds(agent) >= failures_before + 4, 30,
+                   "the agent to fail several rounds against the locked store")
+        assert agent.status()["spool"]["quarantined"] == 0
+        conn.rollback()
+    engine.dispose()
+    wait_until(lambda: count_test_events(collector, agent) == 40, 60, "all 40 events")
+    assert agent.status()["spool"]["quarantined"] == 0
+
+
+def failed_rounds(agent: Agent) -> int:
+    log = agent.log()
+    return log.count("shipping failed") + log.count("collector asks to retry later")
+
+
+def test_spool_moved_aside_renumbers_and_loses_nothing(
+    make_agent: Callable[..., Agent], collector: Collector
+) -> None:
+    """An agent whose spool was moved aside starts numbering at 1 again; the collector holds
+    those seqs already, so the agent renumbers above them and every new event arrives."""
+    agent = make_agent()
+    agent.start()
+    agent.emit_test(20, note="first spool")
+    wait_until(lambda: count_test_events(collector, agent) == 20, 30, "the first 20 events")
+    agent.stop()
+    for path in agent.data_dir.glob("spool.db*"):
+        path.rename(path.with_name(path.name + ".aside"))
+    agent.emit_test(15, note="new spool")
+    assert agent.status()["spool"]["next_seq"] == 16
+    agent.start()
+    wait_until(lambda: count_test_events(collector, agent) == 35, 30, "the 15 new events")
+    assert agent.status()["spool"]["quarantined"] == 0
+    assert_each_test_event_once(collector, agent, 35)
