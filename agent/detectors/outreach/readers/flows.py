@@ -46,51 +46,52 @@ class FlowReader:
     def read(self, policy: NetworksPolicy, link: Callable[[int], LinkFacts | None]) -> None:
         """Every waiting packet; ``link`` gives the facts of an interface index."""
         for packet in self.nflog.read():
-            observation = self.observe(packet, policy, link)
+            observation = observe(packet, policy, link, self.attributor)
             if observation is not None:
                 self._put(observation)
 
-    def observe(
-        self,
-        packet: LoggedPacket,
-        policy: NetworksPolicy,
-        link: Callable[[int], LinkFacts | None],
-    ) -> FlowObservation | DnsAnswerObservation | None:
-        """The observation one logged packet makes (None for what is not IP or not asked for)."""
-        header = parse_ip(packet.payload)
-        if header is None:
-            return None
-        if packet.prefix == kernel_filter.PREFIX_DNS_ANSWER:
-            return _dns_answer(header.source, header.payload, policy)
-        hook: Literal["output", "forward"] = (
-            "forward" if packet.prefix == kernel_filter.PREFIX_FWD else "output"
+
+def observe(
+    packet: LoggedPacket,
+    policy: NetworksPolicy,
+    link: Callable[[int], LinkFacts | None],
+    attributor: Attributor,
+) -> FlowObservation | DnsAnswerObservation | None:
+    """The observation one logged packet makes (None for what is not IP or not asked for)."""
+    header = parse_ip(packet.payload)
+    if header is None:
+        return None
+    if packet.prefix == kernel_filter.PREFIX_DNS_ANSWER:
+        return _dns_answer(header.source, header.payload, policy)
+    hook: Literal["output", "forward"] = (
+        "forward" if packet.prefix == kernel_filter.PREFIX_FWD else "output"
+    )
+    process, note = None, ""
+    if hook == "output":
+        process, note = attributor.owner(
+            header.protocol, header.source_port, ipv6=":" in header.source
         )
-        process, note = None, ""
-        if hook == "output":
-            process, note = self.attributor.owner(
-                header.protocol, header.source_port, ipv6=":" in header.source
-            )
-        else:
-            note = "forwarded for another device; no local process"
-        query = ""
-        if header.destination_port == 53 and header.protocol == "udp":
-            dns = parse_dns(header.payload)
-            query = dns.question[:512] if dns is not None else ""
-        return FlowObservation(
-            # parse_ip names only tcp, udp, icmp, icmpv6 or other (its PROTOCOLS), the literal
-            # the observation declares; the header types it as str to stay free of the policy.
-            protocol=header.protocol,  # type: ignore[arg-type]
-            source=header.source,
-            destination=header.destination,
-            source_port=header.source_port,
-            destination_port=header.destination_port,
-            link=link(packet.outdev),
-            hook=hook,
-            process=process,
-            process_note=note[:512],
-            uid=packet.uid,
-            query_name=query,
-        )
+    else:
+        note = "forwarded for another device; no local process"
+    query = ""
+    if header.destination_port == 53 and header.protocol == "udp":
+        dns = parse_dns(header.payload)
+        query = dns.question[:512] if dns is not None else ""
+    return FlowObservation(
+        # parse_ip names only tcp, udp, icmp, icmpv6 or other (its PROTOCOLS), the literal
+        # the observation declares; the header types it as str to stay free of the policy.
+        protocol=header.protocol,  # type: ignore[arg-type]
+        source=header.source,
+        destination=header.destination,
+        source_port=header.source_port,
+        destination_port=header.destination_port,
+        link=link(packet.outdev),
+        hook=hook,
+        process=process,
+        process_note=note[:512],
+        uid=packet.uid,
+        query_name=query,
+    )
 
 
 def _dns_answer(
