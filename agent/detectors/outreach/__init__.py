@@ -2,7 +2,8 @@
 
 Modules: ``spec`` (the registry entry), ``policy`` (the ``networks`` policy
 model), ``observations`` (what the readers yield), ``evidence`` (typed event
-evidence), ``judgement`` (pure verdicts), ``detector`` (pure: findings and
+evidence), ``judgement`` (pure verdicts), ``candidates`` (pure: what each
+observation could be reported as), ``detector`` (pure: findings and
 aggregation), ``response_plan`` (pure: which interfaces to block, which links
 to take down or give back), ``response`` (carries that plan out), and
 ``source``, which merges the readers in ``readers``: ``links`` (rtnetlink via
