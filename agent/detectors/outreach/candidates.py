@@ -7,8 +7,9 @@ and aggregates the rest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from agent.detectors.outreach import judgement as j
 from agent.detectors.outreach.observations import (
@@ -61,27 +62,6 @@ def _link_facts(link: LinkFacts | None) -> dict[str, Any]:
 
 def _where(link: LinkFacts | None) -> str:
     return f"接口 {link.name}（{j.classify(link)}）" if link is not None else "接口未知"
-
-
-def candidates(obs: Any, policy: NetworksPolicy) -> list[Candidate]:
-    """One candidate per enabled rule of the observation's signal that fires."""
-    if isinstance(obs, LinkObservation):
-        return _link(obs, policy)
-    if isinstance(obs, AddressObservation):
-        return _address(obs, policy)
-    if isinstance(obs, RouteObservation):
-        return _route(obs, policy)
-    if isinstance(obs, FlowObservation):
-        return _flow(obs, policy)
-    if isinstance(obs, DnsAnswerObservation):
-        return _dns_answer(obs, policy)
-    if isinstance(obs, ProxyObservation):
-        return _proxy(obs, policy)
-    if isinstance(obs, SharingObservation):
-        return _sharing(obs, policy)
-    if isinstance(obs, ProbeObservation):
-        return _probe(obs, policy)
-    raise TypeError(f"not an outreach observation: {type(obs).__name__}")
 
 
 def _link(obs: LinkObservation, policy: NetworksPolicy) -> list[Candidate]:
@@ -333,6 +313,27 @@ def _probe(obs: ProbeObservation, policy: NetworksPolicy) -> list[Candidate]:
         )
         for rule in policy.rules_for("probe")
     ]
+
+
+def candidates(obs: Any, policy: NetworksPolicy) -> list[Candidate]:
+    """One candidate per enabled rule of the observation's signal that fires."""
+    judge = _BY_OBSERVATION.get(type(obs))
+    if judge is None:
+        raise TypeError(f"not an outreach observation: {type(obs).__name__}")
+    return judge(obs, policy)
+
+
+#: The verdict function of each observation type the rules judge.
+_BY_OBSERVATION: Final[dict[type, Callable[[Any, NetworksPolicy], list[Candidate]]]] = {
+    LinkObservation: _link,
+    AddressObservation: _address,
+    RouteObservation: _route,
+    FlowObservation: _flow,
+    DnsAnswerObservation: _dns_answer,
+    ProxyObservation: _proxy,
+    SharingObservation: _sharing,
+    ProbeObservation: _probe,
+}
 
 
 def exception_facts(obs: Any) -> dict[str, Any]:

@@ -126,52 +126,32 @@ class Responder:
     async def apply_links(self, steps: Sequence[LinkStep], indexes: Mapping[str, int]) -> None:
         """Carry out ``response_plan.link_steps``; ``indexes`` maps present links to their index."""
         for step in steps:
+            report: dict[str, Any]
+            if step.action == "forget":
+                self.downed.pop(step.name, None)
+                continue
             if step.action == "refuse":
-                self._put(
-                    ActionObservation(
-                        action="link-down",
-                        rule_id=step.rule_id,
-                        target=step.name,
-                        ok=False,
-                        detail=PROTECTED_DETAIL,
-                    )
-                )
+                report = {"ok": False, "detail": PROTECTED_DETAIL}
             elif step.action == "dry-run":
                 self.downed[step.name] = DRY_RUN
-                self._put(
-                    ActionObservation(
-                        action="link-down", rule_id=step.rule_id, target=step.name, dry_run=True
-                    )
-                )
-            elif step.action == "down":
-                ok, detail = await asyncio.to_thread(
-                    set_link, indexes.get(step.name), step.name, False
-                )
-                self.downed[step.name] = step.rule_id
-                self._put(
-                    ActionObservation(
-                        action="link-down",
-                        rule_id=step.rule_id,
-                        target=step.name,
-                        ok=ok,
-                        detail=detail,
-                    )
-                )
+                report = {"dry_run": True}
             else:
-                self.downed.pop(step.name, None)
-                if step.action == "up":
-                    ok, detail = await asyncio.to_thread(
-                        set_link, indexes[step.name], step.name, True
-                    )
-                    self._put(
-                        ActionObservation(
-                            action="link-up",
-                            rule_id=step.rule_id,
-                            target=step.name,
-                            ok=ok,
-                            detail=detail,
-                        )
-                    )
+                up = step.action == "up"
+                if up:
+                    self.downed.pop(step.name, None)
+                index = indexes.get(step.name)
+                ok, detail = await asyncio.to_thread(set_link, index, step.name, up)
+                if not up:
+                    self.downed[step.name] = step.rule_id
+                report = {"ok": ok, "detail": detail}
+            self._put(
+                ActionObservation(
+                    action="link-up" if step.action == "up" else "link-down",
+                    rule_id=step.rule_id,
+                    target=step.name,
+                    **report,
+                )
+            )
         self.save_state()
 
     async def stop(self) -> None:

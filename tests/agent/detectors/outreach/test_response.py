@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from agent.detectors.outreach.policy import NetworksPolicy
 from agent.detectors.outreach.response import DESTINATIONS_TARGET, STATE_FILE, Responder
 from agent.detectors.outreach.response_plan import DRY_RUN, PROTECTED_DETAIL, LinkStep
 from tests.e2e.harness import in_netns
-from tests.e2e.netns import networks_policy, require_root, scratch_netns, sh
+from tests.e2e.netns import networks_policy, sh
 
 pytestmark = pytest.mark.root
 
@@ -24,12 +23,11 @@ INTERFACE = "outreach.interface-unapproved"
 
 
 @pytest.fixture
-def netns() -> Iterator[str]:
-    require_root()
-    with scratch_netns("cgrsp") as name:
-        sh("ip", "-n", name, "link", "add", "cgr0", "type", "veth", "peer", "cgr1")
-        sh("ip", "-n", name, "link", "set", "cgr0", "up")
-        yield name
+def veth(netns: str) -> str:
+    """The namespace with a veth pair, cgr0 up."""
+    sh("ip", "-n", netns, "link", "add", "cgr0", "type", "veth", "peer", "cgr1")
+    sh("ip", "-n", netns, "link", "set", "cgr0", "up")
+    return netns
 
 
 def table() -> str:
@@ -43,7 +41,8 @@ def is_up(netns: str, name: str) -> bool:
     return "UP" in sh("ip", "-n", netns, "-o", "link", "show", name).stdout.split(">")[0]
 
 
-def test_links_go_down_and_come_back_and_are_remembered(netns: str, tmp_path: Path) -> None:
+def test_links_go_down_and_come_back_and_are_remembered(veth: str, tmp_path: Path) -> None:
+    netns = veth
     seen: list[Any] = []
     index = int(sh("ip", "-n", netns, "-o", "link", "show", "cgr0").stdout.split(":")[0])
 
@@ -81,7 +80,8 @@ def test_links_go_down_and_come_back_and_are_remembered(netns: str, tmp_path: Pa
     ]
 
 
-def test_filter_changes_are_reported_once_each(netns: str, tmp_path: Path) -> None:
+def test_filter_changes_are_reported_once_each(veth: str, tmp_path: Path) -> None:
+    netns = veth
     report = NetworksPolicy.model_validate(networks_policy())
     block = NetworksPolicy.model_validate(
         networks_policy(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,16 +21,9 @@ from agent.detectors.outreach.observations import ActionObservation, LinkObserva
 from agent.detectors.outreach.policy import NetworksPolicy
 from agent.detectors.outreach.source import OutreachSource
 from tests.e2e.harness import in_netns
-from tests.e2e.netns import networks_policy, require_root, scratch_netns
+from tests.e2e.netns import networks_policy
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    require_root()
-    with scratch_netns("cgsrc") as name:
-        yield name
 
 
 def table() -> str:

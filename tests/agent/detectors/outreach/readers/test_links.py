@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,16 +16,9 @@ from agent.detectors.outreach.observations import (
 )
 from agent.detectors.outreach.readers.links import LinkReader
 from tests.e2e.harness import in_netns
-from tests.e2e.netns import require_root, scratch_netns, sh
+from tests.e2e.netns import sh
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    require_root()
-    with scratch_netns("cglnk") as name:
-        yield name
 
 
 def read_until(reader: LinkReader, done: Callable[[], bool], what: str) -> None:
