@@ -61,7 +61,11 @@ def test_policy_updates_block_and_unblock_without_a_restart(netns: str, tmp_path
         try:
             await until(lambda: "watch_out" in table(), "the watching table")
             assert "drop" not in table()
-            assert any(isinstance(o, LinkObservation) and o.link.name == "lo" for o in seen)
+            # The table can be seen before the pump has taken the first observations.
+            await until(
+                lambda: any(isinstance(o, LinkObservation) and o.link.name == "lo" for o in seen),
+                "the loopback link",
+            )
             source.update_policy(block)
             await until(lambda: "drop" in table(), "drop rules")
             source.update_policy(report)
