@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Final
 
-from agent.detectors.outreach.netlink import LinkMessage
 from agent.detectors.outreach.observations import LinkFacts
+from agent.detectors.outreach.readers.netlink import LinkMessage
 
 SYS_NET: Final = Path("/sys/class/net")
 

@@ -25,11 +25,17 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
-from agent.detectors.outreach.packets import DnsMessage, build_dns_query, parse_dns
+import structlog
+
+from agent.detectors.outreach.observations import LinkFacts, ProbeObservation
+from agent.detectors.outreach.policy import NetworksPolicy
+from agent.detectors.outreach.readers.packets import DnsMessage, build_dns_query, parse_dns
+
+log = structlog.get_logger("courtguard.outreach")
 
 MAGIC: Final = "CGPROBE1"
 DNS_SUFFIX: Final = "cgprobe"
@@ -166,3 +172,54 @@ async def probe_dns(probe: ProbeTarget) -> tuple[Outcome, str, float | None]:
         if value.startswith("cg1=") and verify(probe.key, "dns", nonce, value[4:]):
             return "verified", "", rtt
     return "forged", "DNS answer without a valid signature", rtt
+
+
+async def probe_links(
+    links: Sequence[LinkFacts], policy: NetworksPolicy, host: str, mark: int | None
+) -> list[ProbeObservation]:
+    """Probe every target by every method through each link; only answers become observations.
+
+    A reply that does not verify is logged and reported as ``forged``; no
+    reply or an error is normal for a link that does not reach the Internet.
+    """
+    settings = policy.settings.probe
+    if settings is None or not policy.probe_targets:
+        return []
+    jobs = []
+    for link in links:
+        for target in policy.probe_targets:
+            for method in settings.methods:
+                run = probe_tcp if method == "tcp" else probe_dns
+                port = settings.tcp_port if method == "tcp" else settings.dns_port
+                request = ProbeTarget(
+                    link.name, str(target), port, settings.key, host, settings.timeout_s, mark
+                )
+                jobs.append((link, str(target), port, method, run(request)))
+    results = await asyncio.gather(*(job[4] for job in jobs), return_exceptions=True)
+    found = []
+    for (link, target_text, port, method, _), result in zip(jobs, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("outreach: probe crashed", interface=link.name, error=str(result))
+            continue
+        outcome, detail, rtt = result
+        if outcome == "forged":
+            log.warning(
+                "outreach: probe answered without a valid signature",
+                interface=link.name,
+                target=target_text,
+                method=method,
+                detail=detail,
+            )
+        if outcome in {"verified", "forged"}:
+            found.append(
+                ProbeObservation(
+                    link=link,
+                    target=target_text,
+                    port=port,
+                    method=method,
+                    outcome=outcome,
+                    detail=detail[:512],
+                    rtt_ms=rtt,
+                )
+            )
+    return found

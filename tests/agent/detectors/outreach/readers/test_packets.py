@@ -8,7 +8,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.detectors.outreach.packets import (
+from agent.detectors.outreach.readers.packets import (
     build_dns_query,
     build_txt_answer,
     parse_dns,

@@ -231,6 +231,28 @@ def parse_rtnl(kind: int, body: bytes) -> LinkMessage | AddressMessage | OtherMe
     return OtherMessage(kind)
 
 
+def route_answer(answers: list[tuple[int, bytes]]) -> RouteAnswer:
+    """The path in an RTM_GETROUTE reply: its first route, if it is one packets can take."""
+    for kind, payload in answers:
+        if kind != RTM_NEWROUTE:
+            continue
+        rfamily, *_rest = _RTMSG.unpack_from(payload)
+        rtype = _rest[6]
+        if rtype not in (
+            1,
+            2,
+        ):  # RTN_UNICAST, RTN_LOCAL; blackhole/unreachable/prohibit are not a path
+            return RouteAnswer(reachable=False)
+        attrs = attributes(payload, _RTMSG.size)
+        oif = struct.unpack("=i", attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
+        gateway = _ip(rfamily, attrs.get(RTA_GATEWAY, b""))
+        if not gateway and RTA_VIA in attrs:
+            via = attrs[RTA_VIA]
+            gateway = _ip(struct.unpack_from("=H", via)[0], via[2:])
+        return RouteAnswer(True, oif, gateway, _ip(rfamily, attrs.get(RTA_PREFSRC, b"")))
+    return RouteAnswer(reachable=False)
+
+
 class RtnlSubscription:
     """A non-blocking rtnetlink socket bound to the link, address, route, rule and netconf groups.
 
@@ -370,24 +392,7 @@ class RtnlClient:
             if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EINVAL, errno.EACCES):
                 return RouteAnswer(reachable=False)
             raise
-        for kind, payload in answers:
-            if kind != RTM_NEWROUTE:
-                continue
-            rfamily, *_rest = _RTMSG.unpack_from(payload)
-            rtype = _rest[6]
-            if rtype not in (
-                1,
-                2,
-            ):  # RTN_UNICAST, RTN_LOCAL; blackhole/unreachable/prohibit are not a path
-                return RouteAnswer(reachable=False)
-            attrs = attributes(payload, _RTMSG.size)
-            oif = struct.unpack("=i", attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
-            gateway = _ip(rfamily, attrs.get(RTA_GATEWAY, b""))
-            if not gateway and RTA_VIA in attrs:
-                via = attrs[RTA_VIA]
-                gateway = _ip(struct.unpack_from("=H", via)[0], via[2:])
-            return RouteAnswer(True, oif, gateway, _ip(rfamily, attrs.get(RTA_PREFSRC, b"")))
-        return RouteAnswer(reachable=False)
+        return route_answer(answers)
 
     def set_link_up(self, index: int, up: bool) -> None:
         body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP)
@@ -407,6 +412,27 @@ class LoggedPacket:
     indev: int = 0
     uid: int | None = None
     seq: int | None = None
+
+
+def parse_logged(body: bytes) -> LoggedPacket:
+    """One NFULNL_MSG_PACKET body: prefix, hook, devices, uid, sequence number, the packet."""
+    family = body[0]
+    attrs = attributes(body, _NFGEN.size)
+    header = attrs.get(NFULA_PACKET_HDR, b"\0\0\0\0")
+    uid = attrs.get(NFULA_UID)
+    seq = attrs.get(NFULA_SEQ)
+    out = attrs.get(NFULA_IFINDEX_OUTDEV)
+    ind = attrs.get(NFULA_IFINDEX_INDEV)
+    return LoggedPacket(
+        prefix=_cstring(attrs.get(NFULA_PREFIX, b"")),
+        hook=header[2],
+        family=family,
+        payload=attrs.get(NFULA_PAYLOAD, b""),
+        outdev=struct.unpack("!I", out)[0] if out else 0,
+        indev=struct.unpack("!I", ind)[0] if ind else 0,
+        uid=struct.unpack("!I", uid)[0] if uid else None,
+        seq=struct.unpack("!I", seq)[0] if seq else None,
+    )
 
 
 @dataclass
@@ -472,33 +498,13 @@ class NflogGroup:
             for mtype, _flags, body in messages(data):
                 if mtype != (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET:
                     continue
-                packet = self._parse(body)
+                packet = parse_logged(body)
                 if packet.seq is not None:
                     if self._next_seq is not None and packet.seq > self._next_seq:
                         self.lost += packet.seq - self._next_seq
                     self._next_seq = packet.seq + 1
                 packets.append(packet)
         return packets
-
-    @staticmethod
-    def _parse(body: bytes) -> LoggedPacket:
-        family = body[0]
-        attrs = attributes(body, _NFGEN.size)
-        header = attrs.get(NFULA_PACKET_HDR, b"\0\0\0\0")
-        uid = attrs.get(NFULA_UID)
-        seq = attrs.get(NFULA_SEQ)
-        out = attrs.get(NFULA_IFINDEX_OUTDEV)
-        ind = attrs.get(NFULA_IFINDEX_INDEV)
-        return LoggedPacket(
-            prefix=_cstring(attrs.get(NFULA_PREFIX, b"")),
-            hook=header[2],
-            family=family,
-            payload=attrs.get(NFULA_PAYLOAD, b""),
-            outdev=struct.unpack("!I", out)[0] if out else 0,
-            indev=struct.unpack("!I", ind)[0] if ind else 0,
-            uid=struct.unpack("!I", uid)[0] if uid else None,
-            seq=struct.unpack("!I", seq)[0] if seq else None,
-        )
 
     def close(self) -> None:
         try:

@@ -80,6 +80,7 @@ def plan_for(
 
 def _elements(networks: Iterable[IPNetwork | IPAddress], version: int) -> str:
     chosen = [ipaddress.ip_network(n) for n in networks if n.version == version]
+    # typeshed wants one network type; ``chosen`` holds only ``version``'s, filtered above.
     collapsed = list(ipaddress.collapse_addresses(chosen))  # type: ignore[type-var]
     if not collapsed:
         return ""
@@ -197,7 +198,7 @@ def enforcement() -> tuple[bool, tuple[str, ...]]:
 
 def counters() -> dict[str, int]:
     """Packets counted by the table's rules, keyed by chain name (summed)."""
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(  # noqa: S603 (fixed binary and arguments)
         [nft_path(), "list", "table", "inet", TABLE], capture_output=True, text=True, timeout=30
     )
     totals: dict[str, int] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.detectors.outreach.host_settings import proxy_settings, signature
+from agent.detectors.outreach.readers.host_settings import proxy_settings, signature
 
 
 def test_every_kind_of_proxy_file_is_read(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 Both are cheap reads (a few small files, two sysctls, one ``nft list
 ruleset``, the process names) that the source repeats on a slow timer and,
-for forwarding, at once on a netconf change.
+for forwarding, at once on a netconf or ruleset change;
+``HostSettingsReader`` keeps what was already reported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -16,8 +18,8 @@ from typing import Final
 
 import psutil
 
-from agent.detectors.outreach.kernel_filter import TABLE
 from agent.detectors.outreach.observations import ProxyObservation, SharingObservation
+from agent.detectors.outreach.readers.kernel_filter import TABLE
 
 #: Files and directories read for proxy settings. Desktop settings: system-wide dconf
 #: keyfiles (GNOME, UKUI and DDE read org.gnome.system.proxy) and each user's KDE
@@ -162,3 +164,37 @@ def sharing_state() -> SharingObservation:
         masquerade=_masquerading(),
         hotspot=hotspot[:16],
     )
+
+
+class HostSettingsReader:
+    """What changed since the last read: proxy settings not seen before, a new sharing state.
+
+    The reads run in threads (``nft list ruleset`` and the process list are
+    not instant); the proxy files are read again only when their
+    (path, mtime, size) signature changes.
+    """
+
+    def __init__(self) -> None:
+        self._proxy_signature: tuple[tuple[str, int, int], ...] | None = None
+        self._proxies_seen: set[tuple[str, str, str]] = set()
+        self._sharing: SharingObservation | None = None
+
+    async def new_proxies(self) -> list[ProxyObservation]:
+        current = await asyncio.to_thread(signature)
+        if current == self._proxy_signature:
+            return []
+        self._proxy_signature = current
+        found = []
+        for proxy in await asyncio.to_thread(proxy_settings):
+            key = (proxy.origin, proxy.variable, proxy.value)
+            if key not in self._proxies_seen:
+                self._proxies_seen.add(key)
+                found.append(proxy)
+        return found
+
+    async def new_sharing(self) -> SharingObservation | None:
+        state = await asyncio.to_thread(sharing_state)
+        if state == self._sharing:
+            return None
+        self._sharing = state
+        return state

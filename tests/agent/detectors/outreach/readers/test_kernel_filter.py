@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from agent.detectors.outreach import kernel_filter
 from agent.detectors.outreach.policy import NetworksPolicy
+from agent.detectors.outreach.readers import kernel_filter
 
 
 def test_report_only_policy_logs_but_never_drops(policy: NetworksPolicy) -> None:
