@@ -28,12 +28,12 @@ from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
 from agent.events import Event, Severity, utcnow
-from collector.alerting.links import LOOPBACK_NAMES
-from collector.alerting.router import Router
 from collector.alerts import service
 from collector.alerts.grouping import group_events
 from collector.app import create_app
 from collector.console import users
+from collector.routing.links import LOOPBACK_NAMES
+from collector.routing.router import Router
 from collector.settings import CollectorSettings
 from collector.store.database import Database
 from collector.store.tables import agents, audit_log, deliveries, notifications

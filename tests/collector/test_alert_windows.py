@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from agent.policy.alerting import AlertingPolicy, Window
-from collector.alerting.router import Context, routes_for
+from collector.routing.router import Context, routes_for
 
 SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "alerting.yaml"
 

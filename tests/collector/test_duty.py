@@ -12,8 +12,8 @@ import yaml
 
 from agent.policy.alerting import AlertingPolicy
 from agent.policy.loader import parse_document
-from collector.alerting import duty
 from collector.cli import main
+from collector.routing import duty
 from collector.store.database import Database
 
 REPO = Path(__file__).resolve().parents[2]

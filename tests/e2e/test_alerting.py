@@ -27,7 +27,7 @@ import yaml
 
 from agent.events import utcnow
 from agent.policy.alerting import AlertingPolicy
-from collector.alerting import duty
+from collector.routing import duty
 from tests.e2e.harness import (
     POLICIES,
     Agent,

@@ -43,14 +43,14 @@ from starlette.concurrency import run_in_threadpool
 from agent.calendar_cn import WorkCalendar, local_time
 from agent.events import Severity, utcnow
 from agent.policy.alerting import AlertingPolicy, Escalation, Matchers, Route, Window
-from collector.alerting import silences as silence_store
-from collector.alerting.duty import DutyStaff, on_duty
-from collector.alerting.links import ack_url
 from collector.alerts import service
 from collector.notify.config import ChannelSettings
 from collector.notify.message import AlertItem, Contact, Escalated, Message, position_label
 from collector.notify.outbox import Outbox, enqueue
 from collector.policy.current import CurrentPolicy
+from collector.routing import silences as silence_store
+from collector.routing.duty import DutyStaff, on_duty
+from collector.routing.links import ack_url
 from collector.store.audit import Actor
 from collector.store.database import Database
 from collector.store.tables import (
