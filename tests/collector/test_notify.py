@@ -15,7 +15,7 @@ from agent.policy.alerting import ChannelUse, Receiver
 from collector.notify import channels
 from collector.notify.config import ChannelSettings
 from collector.notify.message import AlertItem, Contact, Escalated, Message
-from collector.notify.outbox import Outbox, TokenBucket, enqueue
+from collector.notify.outbox import Outbox, enqueue
 from collector.notify.transport import HttpClients
 from collector.store.database import Database
 from collector.store.tables import deliveries, notifications
@@ -181,13 +181,6 @@ def test_email_refused_without_trusting_the_relay_certificate(tmp_path: Path,
         assert not outcome.ok
         assert "CERTIFICATE_VERIFY_FAILED" in (outcome.error or "")
         assert relay.inbox.messages == []
-
-
-def test_token_bucket() -> None:
-    bucket = TokenBucket(rate_per_minute=12, burst=2)
-    assert bucket.take(T0) and bucket.take(T0) and not bucket.take(T0)
-    assert bucket.next_token_at(T0) == T0 + timedelta(seconds=5)
-    assert bucket.take(T0 + timedelta(seconds=5))
 
 
 # -- the outbox ------------------------------------------------------------------------------
