@@ -16,7 +16,7 @@ from collector.cli import main
 from collector.routing import duty
 from collector.store.database import Database
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "policies" / "alerting.yaml"
 
 
