@@ -360,9 +360,7 @@ class Daemon:
             log.info("starting on the last good policy bundle", version=self.policy.version)
         else:
             self.policy = await asyncio.to_thread(load_policy_dir, settings.policy_dir, required)
-            collector_only = sorted(
-                kind for kind, doc in self.policy.documents.items() if not type(doc).AGENT_READS
-            )
+            collector_only = list(self.policy.collector_only)
             if collector_only:
                 log.warning("policy_dir holds collector-only policy that agents never read; "
                             "delete it from this workstation", kinds=collector_only,

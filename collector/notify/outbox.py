@@ -31,12 +31,12 @@ import structlog
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from agent.pacing import TokenBucket, backoff_ceiling
-from agent.policy.alerting import Receiver
 from collector.notify import channels
 from collector.notify.channels import Outcome
 from collector.notify.config import ChannelSettings
 from collector.notify.message import Message
 from collector.notify.transport import CAFileError, HttpClients
+from collector.routing.policy import Receiver
 from collector.store.database import Database
 from collector.store.tables import deliveries, notifications
 

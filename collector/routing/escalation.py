@@ -17,13 +17,13 @@ from typing import Any, Final
 import structlog
 from sqlalchemy import Connection, insert, select, update
 
-from agent.policy.alerting import Escalation, Route
 from collector.alerts import service
 from collector.notify.message import Escalated, position_label
 from collector.notify.outbox import enqueue
 from collector.routing.duty import on_duty
 from collector.routing.matching import Context
 from collector.routing.messages import Links, alert_rows, compose
+from collector.routing.policy import Escalation, Route
 from collector.store.audit import Actor
 from collector.store.database import Database
 from collector.store.tables import escalations

@@ -18,13 +18,13 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
-from agent.policy.alerting import Matchers, Route
 from collector.notify.outbox import enqueue
 from collector.routing import silences as silence_store
 from collector.routing.duty import DutyStaff, on_duty
 from collector.routing.escalation import start_chain
 from collector.routing.matching import Context, alert_labels, matches
 from collector.routing.messages import Links, alert_rows, compose
+from collector.routing.policy import Matchers, Route
 from collector.store.database import Database
 from collector.store.tables import alerts, notify_group_alerts, notify_groups
 

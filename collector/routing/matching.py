@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.calendar_cn import WorkCalendar, local_time
 from agent.events import Severity
-from agent.policy.alerting import AlertingPolicy, Matchers, Route, Window
+from collector.routing.policy import AlertingPolicy, Matchers, Route, Window
 
 
 @dataclass(frozen=True)

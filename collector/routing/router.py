@@ -43,7 +43,6 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from agent.events import utcnow
-from agent.policy.alerting import AlertingPolicy
 from collector.alerts import service
 from collector.notify.config import ChannelSettings
 from collector.notify.outbox import Outbox
@@ -51,6 +50,7 @@ from collector.policy.current import CurrentPolicy
 from collector.routing import escalation, grouping
 from collector.routing.matching import Context, alert_labels, routes_for
 from collector.routing.messages import Links, alert_rows
+from collector.routing.policy import AlertingPolicy
 from collector.store.database import Database
 from collector.store.tables import (
     escalations,

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from agent.policy.alerting import ChannelUse, Receiver
 from collector.notify import channels
 from collector.notify.config import ChannelSettings
 from collector.notify.message import Escalated, Message
 from collector.notify.outbox import Outbox, enqueue
 from collector.notify.transport import HttpClients
+from collector.routing.policy import ChannelUse, Receiver
 from collector.store.database import Database
 from collector.store.tables import deliveries, notifications
 from tests.collector.notify.messages import T0, ZHANG, alert, message

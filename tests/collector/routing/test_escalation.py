@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from agent.policy.alerting import Escalation
 from collector.routing.escalation import next_step, step_wait
+from collector.routing.policy import Escalation
 from tests.collector.routing.test_matching import context
 
 KEY_PERIOD_NIGHT = "2026-10-02T03:00:00+08:00"  # National Day holiday

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.policy.alerting import Route
 from collector.routing.grouping import group_key
+from collector.routing.policy import Route
 
 LABELS = {"rule_id": "accounts.tamper", "host": "ws-1", "account": "wb_zhang"}
 

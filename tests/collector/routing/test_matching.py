@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import yaml
 
 from agent.events import Severity
-from agent.policy.alerting import AlertingPolicy, Matchers, Window
 from collector.routing.matching import Context, alert_labels, matches, routes_for
+from collector.routing.policy import AlertingPolicy, Matchers, Window
 
 SHIPPED = Path(__file__).resolve().parents[3] / "policies" / "alerting.yaml"
 
