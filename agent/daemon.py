@@ -381,6 +381,7 @@ class Daemon:
     async def _policy_updates(self) -> None:
         from agent.collector_http import collector_client  # httpx loads only where it is used
 
+        # Started only once both are set.
         assert self.policy_client is not None and self._credentials is not None  # noqa: S101
         async with collector_client(
             self._credentials, self.settings, self._transport, self.network
