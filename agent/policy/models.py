@@ -247,10 +247,23 @@ class AgentPolicy(PolicyDocument):
     rules: list[Rule[AgentMatch]]
 
 
-#: Every policy kind this code base understands. A detector adds its section's model here.
+#: Every policy kind this process understands. A detector adds its section's model here; the
+#: collector adds its own kinds when its code is imported (``collector.routing.policy``).
 POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
     AgentPolicy.KIND: AgentPolicy,
 }
+
+#: Kinds only the collector reads, whose models agents do not have. An agent meets one only in
+#: a policy_dir copied whole from ``policies/``, or in a bundle stored before agents were served
+#: their own: it leaves the document out, and names the file for deletion.
+COLLECTOR_ONLY_KINDS: Final = frozenset({"alerting"})
+
+
+def agent_never_reads(kind: str) -> bool:
+    """Whether ``kind`` is collector-only: a known model that agents do not read, or one of
+    ``COLLECTOR_ONLY_KINDS`` (whose model this process may not have)."""
+    model = POLICY_KINDS.get(kind)
+    return not model.AGENT_READS if model is not None else kind in COLLECTOR_ONLY_KINDS
 
 
 def agent_documents(documents: Mapping[str, PolicyDocument]) -> dict[str, PolicyDocument]:
@@ -262,5 +275,4 @@ def agent_documents(documents: Mapping[str, PolicyDocument]) -> dict[str, Policy
 # of their module; imported here, last, so whichever module is imported first, both finish.
 import agent.detectors.accounts.policy  # noqa: E402 (registers its kind)
 import agent.detectors.documents.policy  # noqa: E402 (registers its kind)
-import agent.detectors.outreach.policy  # noqa: E402 (registers its kind)
-import agent.policy.alerting  # noqa: E402, F401 (registers its kind)
+import agent.detectors.outreach.policy  # noqa: E402, F401 (registers its kind)

@@ -28,12 +28,12 @@ from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
 from agent.events import Event, Severity, utcnow
-from collector.alerting.links import LOOPBACK_NAMES
-from collector.alerting.router import Router
 from collector.alerts import service
 from collector.alerts.grouping import group_events
 from collector.app import create_app
 from collector.console import users
+from collector.routing.links import LOOPBACK_NAMES
+from collector.routing.router import Router
 from collector.settings import CollectorSettings
 from collector.store.database import Database
 from collector.store.tables import agents, audit_log, deliveries, notifications
@@ -47,7 +47,7 @@ T0 = datetime(2026, 10, 1, 19, 0, tzinfo=UTC)
 WEEKDAY_NIGHT = datetime(2026, 11, 3, 13, 0, tzinfo=UTC)
 #: A wildcard listener, as an administrator writes it; the tests never bind it outside a
 #: network namespace of their own.
-WILDCARD = "0.0.0.0"  # noqa: S104
+WILDCARD = "0.0.0.0"  # noqa: S104 - a settings value under test, bound only in a namespace
 NIGHT_OFFICER, BACKUP = "13800000003", "13800000001"  # wang_qiang, zhang_wei (weekly turns)
 
 
@@ -246,6 +246,7 @@ def test_silent_agent_mutes_content_alerts_from_its_host(world: World) -> None:
     with world.db.write() as conn:
         conn.execute(update(agents).values(last_seen_at=WEEKDAY_NIGHT - timedelta(hours=1),
                                            heartbeat_interval_s=60))
+    # TestClient types its app as a bare ASGI callable, without the FastAPI app's state.
     made = world.client.app.state.monitor.check(WEEKDAY_NIGHT)  # type: ignore[attr-defined]
     assert [e.kind for e in made] == ["agent.silent"]
     for second in (0, 30, 60):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
-from agent.policy.alerting import AlertingPolicy, Window
-from collector.alerting.router import Context, routes_for
+from agent.events import Severity
+from collector.routing.matching import Context, alert_labels, matches, routes_for
+from collector.routing.policy import AlertingPolicy, Matchers, Window
 
-SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "alerting.yaml"
+SHIPPED = Path(__file__).resolve().parents[3] / "policies" / "alerting.yaml"
 
 
 def context(moment: str, **windows: Window) -> Context:
@@ -73,3 +75,30 @@ def test_a_holiday_supplied_in_policy_closes_office_hours() -> None:
     makeup_sunday = datetime.fromisoformat("2027-02-14T10:00:00+08:00")
     assert Context(policy, policy.calendar.work_calendar(), makeup_sunday).in_window(office)
     assert context(monday.isoformat()).in_window(office)
+
+
+LABELS = {"kind": "account.tamper", "severity": "high", "rule_id": "accounts.tamper",
+          "host": "ws-1", "host_group": "court-a", "account": "wb_zhang",
+          "account_class": "maintenance", "fingerprint": "f", "key_period": "false"}
+
+
+def test_every_matcher_term_must_hold() -> None:
+    assert matches(Matchers(), LABELS)
+    assert matches(Matchers(kinds=["account.tamper"], min_severity=Severity.MEDIUM), LABELS)
+    assert not matches(Matchers(min_severity=Severity.CRITICAL), LABELS)
+    assert not matches(Matchers(rules=["accounts.silent"]), LABELS)
+    assert not matches(Matchers(host_groups=["court-b"]), LABELS)
+    assert matches(Matchers(account_classes=["maintenance"], key_period=False), LABELS)
+    assert not matches(Matchers(account_classes=["staff"]), LABELS)
+    assert not matches(Matchers(key_period=True), LABELS)
+
+
+def test_labels_of_an_alert_row() -> None:
+    """An alert without an account or agent group has empty labels, not missing ones; the
+    rule id falls back to the kind."""
+    row = SimpleNamespace(kind="agent.silent", severity=Severity.HIGH.rank, rule_id=None,
+                          host="ws-9", host_group=None, account=None, fingerprint="ab")
+    labels = alert_labels(row, context("2026-10-02T03:00:00+08:00"))
+    assert labels == {"kind": "agent.silent", "severity": "high", "rule_id": "agent.silent",
+                      "host": "ws-9", "host_group": "", "account": "", "account_class": "",
+                      "fingerprint": "ab", "key_period": "true"}

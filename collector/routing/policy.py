@@ -1,6 +1,6 @@
 """The ``alerting`` policy kind: who is on duty, where alerts go, when nobody answers.
 
-Read by the collector's router (``collector/alerting``), never by a detector,
+Read by the collector's router (``collector/routing``), never by a detector,
 so it is collector-only (``AGENT_READS = False``): the bundle agents receive
 leaves it out, and the people's numbers and addresses stay on the collector.
 The file has no ``rules`` of its own (it decides where other rules' alerts go),

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.policy.alerting import AlertingPolicy
 from agent.policy.loader import parse_document
-from collector.alerting import duty
 from collector.cli import main
+from collector.routing import duty
+from collector.routing.policy import AlertingPolicy
 from collector.store.database import Database
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "policies" / "alerting.yaml"
 
 

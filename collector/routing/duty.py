@@ -20,8 +20,8 @@ from sqlalchemy import and_, delete, insert, select
 
 from agent.calendar_cn import SHANGHAI, WorkCalendar, local_time
 from agent.detectors.documents.checker.extract import ExtractionError, decode_text
-from agent.policy.alerting import POSITION_NAMES, POSITIONS, AlertingPolicy, Shift
 from collector.errors import CollectorError
+from collector.routing.policy import POSITION_NAMES, POSITIONS, AlertingPolicy, Shift
 from collector.store.database import Database
 from collector.store.tables import duty_assignments
 

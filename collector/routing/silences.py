@@ -17,8 +17,8 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from agent.policy.alerting import Label
 from collector.errors import CollectorError
+from collector.routing.policy import Label
 from collector.store import audit
 from collector.store.audit import Actor
 from collector.store.database import Database

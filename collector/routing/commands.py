@@ -13,13 +13,13 @@ from typing import Any
 
 from agent.calendar_cn import SHANGHAI, local_time
 from agent.events import utcnow
-from agent.policy.alerting import POSITION_NAMES, AlertingPolicy
-from collector.alerting import duty, silences
 from collector.commandline import command_store as _db
 from collector.commandline import print_table
 from collector.errors import CollectorError
 from collector.policy.current import CurrentPolicy
 from collector.policy.signing import verifying_public_key
+from collector.routing import duty, silences
+from collector.routing.policy import POSITION_NAMES, AlertingPolicy
 from collector.settings import CollectorSettings
 from collector.store.audit import Actor
 
