@@ -16,13 +16,14 @@ from agent.policy.check import CheckResult, check_cases, check_directory
 from collector.commandline import command_store as _db
 from collector.commandline import print_table as _table
 from collector.errors import CollectorError
+from collector.policy.publish import publish_bundle
 from collector.policy.signing import load_signing_key, public_key_b64, verifying_public_key
 from collector.policy.status import policy_status
 from collector.policy.verification import BundleUntrusted, verify_stored
 from collector.settings import CollectorSettings
 from collector.store import audit
 from collector.store.audit import Actor
-from collector.store.policies import StoredBundle, get_bundle, publish_bundle
+from collector.store.policies import StoredBundle, get_bundle
 
 GROUP_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ACTION_LABELS: Final = {"publish": "发布", "promote": "推广", "rollback": "回滚"}

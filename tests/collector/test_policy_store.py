@@ -13,6 +13,7 @@ import pytest
 from agent.policy.bundle import open_bundle, parse_bundle
 from agent.policy.loader import load_policy_dir
 from collector.app import create_app
+from collector.policy.publish import publish_bundle
 from collector.policy.signing import (
     ensure_signing_key,
     load_signing_key,
@@ -22,7 +23,7 @@ from collector.policy.signing import (
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database
-from collector.store.policies import StoredBundle, latest_for_group, publish_bundle
+from collector.store.policies import StoredBundle, latest_for_group
 from tests.alerting_contacts import alerting_contacts
 from tests.collector.conftest import POLICIES, EnrolledAgent, TestClient, enroll, heartbeat
 from tests.collector.conftest import post_events as post

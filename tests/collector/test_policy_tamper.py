@@ -15,10 +15,11 @@ import sqlalchemy as sa
 
 from collector.cli import main
 from collector.policy.current import CurrentPolicy
+from collector.policy.publish import publish_bundle
 from collector.policy.signing import ensure_signing_key, load_signing_key, verifying_public_key
 from collector.settings import CollectorSettings
 from collector.store.database import Database
-from collector.store.policies import StoredBundle, publish_bundle
+from collector.store.policies import StoredBundle
 from collector.store.tables import audit_log, events, policy_bundles
 from tests.collector.conftest import POLICIES, TestClient, enroll
 from tests.collector.test_policy_store import DOCUMENTS, get_policy
