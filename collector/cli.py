@@ -135,7 +135,7 @@ def cmd_token_revoke(args: argparse.Namespace, settings: CollectorSettings) -> N
 
 def cmd_agent_list(_args: argparse.Namespace, settings: CollectorSettings) -> None:
     from collector.api.views import agent_view
-    from collector.monitor import agent_status, load_silent_rule
+    from collector.correlation.liveness import agent_status, load_silent_rule
 
     with _db(settings) as db:
         rows = agent_store.list_agents(db)

@@ -23,7 +23,7 @@ from collector.api import bounds
 from collector.api.views import agent_view
 from collector.console import params as p
 from collector.console import reports
-from collector.monitor import SilentMonitor
+from collector.correlation.silent_pass import SilentAgentPass
 from collector.store import audit
 from collector.store.agents import list_agents
 from collector.store.database import Database
@@ -195,7 +195,7 @@ def work_calendar(policy_dir: Any) -> WorkCalendar | None:
 
 
 def agents_listing(
-    db: Database, monitor: SilentMonitor, calendar: WorkCalendar | None, now: datetime
+    db: Database, monitor: SilentAgentPass, calendar: WorkCalendar | None, now: datetime
 ) -> dict[str, Any]:
     """``{agents, key_period}``; a silent agent during a key period has ``alarm: true``."""
     today = now.astimezone(SHANGHAI).date()

@@ -173,12 +173,12 @@ def test_migration_upgrades_an_existing_store(settings: CollectorSettings) -> No
 def test_silent_monitor_follows_the_published_bundle(db: Database, signing: Path,
                                                     settings: CollectorSettings) -> None:
     """agent.silent's threshold comes from the newest bundle for every group, not a canary's."""
+    from collector.correlation.silent_pass import SilentAgentPass
     from collector.metrics import Metrics
-    from collector.monitor import SilentMonitor
     from collector.policy.current import CurrentPolicy
 
     current = CurrentPolicy(db, settings.policy_dir, verifying_public_key(signing))
-    monitor = SilentMonitor(db, Metrics(), current, 3600, 60)
+    monitor = SilentAgentPass(db, Metrics(), current, 3600, 60)
     assert monitor.rule.missed_heartbeats == 3 and monitor.rule.policy_version.startswith("local-")
     data = DOCUMENTS["agent"].model_dump(mode="json")
     data["rules"][0]["match"]["missed_heartbeats"] = 7
