@@ -297,7 +297,7 @@ def test_policies_api_and_page_mark_an_edited_row(
     assert "签名" in status["versions"][0]["verification_failure"]
     assert status["groups"][0]["target_version"] == 1
     from collector.console import users
-    from tests.collector.test_console import PASSWORD, login
+    from tests.collector.console.conftest import PASSWORD, login
 
     users.create_user(db, "auditor1", "auditor", PASSWORD, NOW)
     assert login(signed_client, "auditor1").status_code == 303
