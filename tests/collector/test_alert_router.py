@@ -246,6 +246,7 @@ def test_silent_agent_mutes_content_alerts_from_its_host(world: World) -> None:
     with world.db.write() as conn:
         conn.execute(update(agents).values(last_seen_at=WEEKDAY_NIGHT - timedelta(hours=1),
                                            heartbeat_interval_s=60))
+    # TestClient types .app as a bare ASGI app, which has no .state
     made = world.client.app.state.monitor.check(WEEKDAY_NIGHT)  # type: ignore[attr-defined]
     assert [e.kind for e in made] == ["agent.silent"]
     for second in (0, 30, 60):

@@ -84,7 +84,7 @@ def test_posts_without_the_csrf_token_are_refused(app_client: TestClient,
             body = dict(data) if token is None else {**data, "csrf": token}
             response = app_client.post(path, data=body, follow_redirects=False)
             assert response.status_code == 403, (path, token)
-    assert service.get_alert(console_db, alert["id"])["status"] == "new"  # type: ignore[index]
+    assert (service.get_alert(console_db, alert["id"]) or {}).get("status") == "new"
     assert [u["username"] for u in users.list_users(console_db)] == ["admin1", "li", "zhang"]
     # the session still works: logout was refused too
     assert app_client.get("/console/events").status_code == 200
@@ -93,7 +93,7 @@ def test_posts_without_the_csrf_token_are_refused(app_client: TestClient,
         "ids": str(alert["id"]), "action": "acknowledge", "csrf": csrf_of(app_client),
         "back": "/console/alerts"}, follow_redirects=False)
     assert response.status_code == 303
-    assert service.get_alert(console_db, alert["id"])["status"] == "acknowledged"  # type: ignore[index]
+    assert (service.get_alert(console_db, alert["id"]) or {}).get("status") == "acknowledged"
 
 
 def test_json_api_roles_and_csrf(app_client: TestClient, console_db: Database) -> None:
