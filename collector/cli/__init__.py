@@ -18,7 +18,6 @@ from typing import Any
 
 from agent.errors import CourtguardError
 from collector import probe_responder
-from collector.alerting.commands import add_alerting_commands
 from collector.cli.agents import add_agent_commands
 from collector.cli.apikeys import add_apikey_commands
 from collector.cli.policy import add_policy_commands
@@ -55,6 +54,11 @@ def _common_options(default: Any) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here: the alerting group lives outside this package and imports its
+    # helpers (``collector.cli.store``), so importing it first must not run this module
+    # while it is still half loaded.
+    from collector.alerting.commands import add_alerting_commands
+
     common = _common_options(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="courtguard-collector", description="courtguard central collector",
