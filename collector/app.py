@@ -11,7 +11,6 @@ import structlog
 from fastapi import FastAPI
 
 from agent.calendar_cn import WorkCalendar
-from collector.account_correlation import AccountCorrelation
 from collector.alerts.feed import AlertFeed
 from collector.api import alerting, documents, health, ingest, openapi, policy, queries
 from collector.api.body import DEFAULT_MAX_BYTES, BodyLimits
@@ -21,9 +20,11 @@ from collector.calendar_monitor import CalendarMonitor
 from collector.console import web as console
 from collector.console.auth import LoginThrottle
 from collector.console.data import work_calendar
+from collector.correlation.account_pass import AccountPass
+from collector.correlation.runner import CorrelationRunner
+from collector.correlation.silent_pass import SilentAgentPass
 from collector.errors import ConfigError
 from collector.metrics import Metrics
-from collector.monitor import SilentMonitor
 from collector.policy.current import CurrentPolicy
 from collector.policy.serving import IdentityCache, PolicyCache
 from collector.policy.signing import serving_public_key
@@ -74,7 +75,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     policy_key = serving_public_key(settings.data_dir, database)
     # One view of the policy the collector acts on, shared by every periodic part.
     current_policy = CurrentPolicy(database, settings.effective_policy_dir, policy_key)
-    monitor = SilentMonitor(
+    monitor = SilentAgentPass(
         database, metrics, current_policy, settings.silent_check_interval_s,
         settings.default_heartbeat_interval_s,
     )
@@ -89,18 +90,18 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
     calendar_monitor = CalendarMonitor(database, current_policy, settings.calendar_check_interval_s)
-    correlation = AccountCorrelation(
+    correlation = AccountPass(
         database, metrics, current_policy, settings.account_correlation_interval_s
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [
-            asyncio.create_task(monitor.run(), name="silent-agent-monitor"),
             asyncio.create_task(calendar_monitor.run(), name="calendar-monitor"),
             asyncio.create_task(retention.run(), name="retention"),
             asyncio.create_task(statistics.run(), name="planner-statistics"),
-            asyncio.create_task(correlation.run(), name="account-correlation"),
+            asyncio.create_task(CorrelationRunner([monitor, correlation]).run(),
+                                name="correlation"),
             asyncio.create_task(alert_feed.run(), name="alert-feed"),
         ]
         if settings.alert_router:

@@ -20,9 +20,10 @@ from agent.calendar_cn import SHANGHAI, WorkCalendar
 from agent.policy.loader import load_policy_dir
 from collector.alerts import service
 from collector.api import bounds
+from collector.api.views import agent_view
 from collector.console import params as p
 from collector.console import reports
-from collector.monitor import SilentMonitor
+from collector.correlation.silent_pass import SilentAgentPass
 from collector.store import audit
 from collector.store.agents import list_agents
 from collector.store.database import Database
@@ -194,11 +195,9 @@ def work_calendar(policy_dir: Any) -> WorkCalendar | None:
 
 
 def agents_listing(
-    db: Database, monitor: SilentMonitor, calendar: WorkCalendar | None, now: datetime
+    db: Database, monitor: SilentAgentPass, calendar: WorkCalendar | None, now: datetime
 ) -> dict[str, Any]:
     """``{agents, key_period}``; a silent agent during a key period has ``alarm: true``."""
-    from collector.api.queries import agent_view
-
     today = now.astimezone(SHANGHAI).date()
     key_period = calendar.key_period(today) if calendar is not None else None
     views = []

@@ -3,7 +3,7 @@
 Templates call ``t("English text")``; Chinese comes from ``ZH``, English is
 the key itself, except for ``severity.*``, ``status.*``, ``field.*``-style
 keys, which have English entries in ``EN``. A key missing from ``ZH`` shows in
-English rather than failing (tests/collector/test_console.py checks that
+English rather than failing (tests/collector/console/test_i18n.py checks that
 every key the templates use is translated).
 """
 

@@ -15,7 +15,7 @@ time order; pure, like an agent detector, so the rules' cases run through it.
   reaches ``score_threshold``.
 
 Every finding carries a ``dedup_key``-derived identity (see
-``collector.account_correlation``) so the same conclusion reached by another
+``collector.correlation.account_pass``) so the same conclusion reached by another
 collector process, or by the next pass, is stored once.
 """
 

@@ -1,6 +1,6 @@
 """``agent.silent`` as a correlator over heartbeats, for the rule's cases.
 
-The collector's ``SilentMonitor`` decides silence from the ``agents`` table;
+The silent-agent pass (``SilentAgentPass``) decides silence from the ``agents`` table;
 this correlator feeds the same pure decision (``find_silent``) and the same
 event (``silent_event``) from heartbeat observations given as data, so the
 rule's fire and silent cases test the monitor's own logic.
@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from agent.events import Finding
 from agent.policy.models import PolicyDocument
-from collector.monitor import Liveness, find_silent, silent_event, silent_rule_from
+from collector.correlation.liveness import Liveness, find_silent, silent_event, silent_rule_from
 
 #: The interval assumed for an agent that has not said its own (collector setting's default).
 DEFAULT_INTERVAL_S = 60.0

@@ -1,6 +1,6 @@
 """The policy the collector itself acts on: the newest verified bundle, else the files.
 
-The same order the silent monitor follows (``collector/monitor.py``): once a
+The same order the silent monitor follows (``collector/correlation/silent_pass.py``): once a
 bundle for every group is published and verifies, it is what counts; before
 that, the policy directory. A bundle that fails verification (an edited row)
 is reported and skipped for the newest older one that verifies, or the one

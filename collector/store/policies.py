@@ -1,35 +1,20 @@
-"""Signed policy bundles in the store: publish (version, sign, insert), find, list, count.
+"""Policy bundle rows: number, insert, find, list, count.
 
-Each version is stored as two signed bodies with the same version, group and
-metadata: the full bundle, which the collector acts on (``CurrentPolicy``,
-promote, rollback), and the agent bundle, which holds only the kinds agents
-read (``PolicyDocument.AGENT_READS``) and is what agents are served, so
-collector-only data (the duty roster's contacts) never reaches a workstation.
-
-A version comes from ``UPDATE policy_counter SET value = value + 1 RETURNING
-value`` inside the publishing transaction: the row lock orders collector
-processes on PostgreSQL (SQLite has one writer anyway), so versions are
-unique and increasing, and a failed publish leaves no bundle behind (the
-counter rolls back with it).
+A row holds two signed bodies of one version (the full bundle and the agent
+bundle); ``collector.policy.publish`` builds and signs them, this module only
+stores and reads them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
-from agent.policy.bundle import build_bundle_bytes, sha256_hex
-from agent.policy.models import PolicyDocument, agent_documents
-from collector.errors import CollectorError, NotFoundError
-from collector.policy.signing import public_key_b64, register_public_key, sign
-from collector.store import audit
-from collector.store.audit import Actor
+from collector.errors import NotFoundError
 from collector.store.database import Database
 from collector.store.tables import agents, policy_bundles, policy_counter
 
@@ -90,73 +75,26 @@ class AgentBundle:
         return f'"{self.version}-{self.sha256[:16]}"'
 
 
-def publish_bundle(
-    db: Database,
-    documents: Mapping[str, PolicyDocument],
-    key: Ed25519PrivateKey,
-    *,
-    group: str | None,
-    author: str,
-    note: str,
-    created_at: datetime,
-    action: str = "publish",
-    source_version: int | None = None,
-    actor: Actor | None = None,
-) -> StoredBundle:
-    """Number, build, sign and store one bundle (full and agent bodies) in one transaction.
+def next_version(conn: Connection) -> int:
+    """Hand out the next version inside the caller's publishing transaction.
 
-    With ``actor``, the audit log gets ``policy.<action>`` in the same transaction.
+    ``UPDATE ... RETURNING`` takes the counter's row lock, which orders collector
+    processes on PostgreSQL (SQLite has one writer anyway); a failed publish
+    rolls the counter back with it.
     """
-    for_agents = agent_documents(documents)
-    if not for_agents:
-        raise CollectorError(
-            f"策略只包含收集端读取的类型（{'、'.join(sorted(documents))}），没有代理读取的类型，"
-            "代理无法使用；请与 agent.yaml 等代理策略文件一起发布"
-        )
-    public = public_key_b64(key)
-    register_public_key(db, public)
-    with db.write() as conn:
-        version = conn.execute(
+    return int(
+        conn.execute(
             update(policy_counter)
             .where(policy_counter.c.id == 1)
             .values(value=policy_counter.c.value + 1)
             .returning(policy_counter.c.value)
         ).scalar_one()
-        meta: dict[str, Any] = {
-            "version": version,
-            "group": group,
-            "created_at": created_at,
-            "author": author,
-            "note": note,
-            "action": action,
-            "source_version": source_version,
-        }
-        body = build_bundle_bytes(documents, **meta)
-        agent_body = build_bundle_bytes(for_agents, **meta)
-        stored = StoredBundle(
-            version=version,
-            group=group,
-            action=action,
-            source_version=source_version,
-            created_at=created_at,
-            author=author,
-            note=note,
-            sha256=sha256_hex(body),
-            body=body,
-            signature=sign(key, body),
-            public_key=public,
-            agent_sha256=sha256_hex(agent_body),
-            agent_body=agent_body,
-            agent_signature=sign(key, agent_body),
-        )
-        conn.execute(insert(policy_bundles).values(**dataclasses.asdict(stored)))
-        if actor is not None:
-            audit.record(
-                conn, actor, f"policy.{action}", "policy", str(version), created_at,
-                from_value=None if source_version is None else str(source_version),
-                to_value=group or "*", reason=note or None,
-            )
-    return stored
+    )
+
+
+def insert_bundle(conn: Connection, bundle: StoredBundle) -> None:
+    """Store one built and signed bundle (``collector.policy.publish`` makes them)."""
+    conn.execute(insert(policy_bundles).values(**dataclasses.asdict(bundle)))
 
 
 def _stored(row: Any) -> StoredBundle:

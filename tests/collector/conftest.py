@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from agent.events import uuid7
 from collector.app import create_app
+from collector.policy.signing import ensure_signing_key
 from collector.settings import CollectorSettings
 from collector.store import apikeys, migrate, tokens
 from collector.store.database import Database
@@ -96,6 +97,13 @@ def db(settings: CollectorSettings) -> Iterator[Database]:
 def client(settings: CollectorSettings, db: Database) -> Iterator[TestClient]:
     with TestClient(create_app(settings, db)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def signing(settings: CollectorSettings) -> Path:
+    """The collector's policy signing key made in its data dir; the data dir."""
+    ensure_signing_key(settings.data_dir)
+    return settings.data_dir
 
 
 @pytest.fixture

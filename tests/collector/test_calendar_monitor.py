@@ -22,7 +22,7 @@ from collector.store import migrate
 from collector.store.database import Database
 from collector.store.tables import alerts, events
 from tests.collector.conftest import POLICIES
-from tests.collector.test_console import PASSWORD, login
+from tests.collector.console.conftest import PASSWORD, login
 
 EXPIRING = "节假日日历仅覆盖至 2026-12-31，请在策略中补充 2027 年国务院办公厅公布的放假安排"
 EXPIRED = ("节假日日历仅覆盖至 2026-12-31，此后的节假日和调休上班日按普通工作日和周末判断；"
@@ -68,6 +68,7 @@ def test_warning_once_a_day_across_processes(db: Database) -> None:
     assert stored_first["evidence"] == {"covered_until": "2026-12-31",
                                         "library_until": "2026-12-31",
                                         "policy_years": [], "days_left": 46}
+    # calendar_events types each column as object; evidence is the stored JSON dict
     assert stored_last["evidence"]["days_left"] == 0  # type: ignore[index]
     with db.read() as conn:
         (count,) = conn.execute(select(alerts.c.count)

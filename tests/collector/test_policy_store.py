@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agent.policy.bundle import open_bundle, parse_bundle
 from agent.policy.loader import load_policy_dir
 from collector.app import create_app
+from collector.policy.publish import publish_bundle
 from collector.policy.signing import (
-    ensure_signing_key,
     load_signing_key,
     public_key_b64,
     verifying_public_key,
@@ -22,19 +22,13 @@ from collector.policy.signing import (
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database
-from collector.store.policies import StoredBundle, latest_for_group, publish_bundle
+from collector.store.policies import StoredBundle, latest_for_group
 from tests.alerting_contacts import alerting_contacts
 from tests.collector.conftest import POLICIES, EnrolledAgent, TestClient, enroll, heartbeat
 from tests.collector.conftest import post_events as post
 
 DOCUMENTS = load_policy_dir(POLICIES).documents
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def signing(settings: CollectorSettings) -> Path:
-    ensure_signing_key(settings.data_dir)
-    return settings.data_dir
 
 
 def publish(db: Database, data_dir: Path, group: str | None = None, note: str = "") -> StoredBundle:
@@ -49,41 +43,6 @@ def signed_client(settings: CollectorSettings, db: Database, signing: Path) -> I
         yield test_client
 
 
-def test_publish_numbers_and_signs(db: Database, signing: Path) -> None:
-    """Versions go 1, 2; each body verifies against the public key and says its version."""
-    first, second = publish(db, signing), publish(db, signing, note="第二版")
-    assert (first.version, second.version) == (1, 2)
-    public = public_key_b64(load_signing_key(signing))
-    bundle, policies = open_bundle(second.body, second.signature, public, group="x",
-                                   applied_version=1)
-    assert bundle.version == 2 and bundle.note == "第二版" and policies.version == "2"
-    assert set(policies.documents) == set(DOCUMENTS)
-
-
-def test_concurrent_publishers_get_distinct_versions(settings: CollectorSettings, db: Database,
-                                                     signing: Path) -> None:
-    """Two processes' worth of connections publishing at once never share a version."""
-    other = Database.from_settings(settings)
-    versions: list[int] = []
-    errors: list[BaseException] = []
-
-    def work(store: Database) -> None:
-        try:
-            for _ in range(10):
-                versions.append(publish(store, signing).version)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(store,)) for store in (db, other)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    other.dispose()
-    assert errors == []
-    assert sorted(versions) == list(range(1, 21))
-
-
 def test_group_targeting(db: Database, signing: Path) -> None:
     """A group sees the newest bundle aimed at it or at everyone; others skip canaries."""
     everyone = publish(db, signing)
@@ -93,7 +52,7 @@ def test_group_targeting(db: Database, signing: Path) -> None:
     assert found is not None and found.version == everyone.version
 
 
-def get_policy(client: TestClient, who: EnrolledAgent, etag: str | None = None):  # type: ignore[no-untyped-def]
+def get_policy(client: TestClient, who: EnrolledAgent, etag: str | None = None) -> httpx.Response:
     headers = {"Authorization": who.headers()["Authorization"]}
     if etag:
         headers["If-None-Match"] = etag
@@ -151,15 +110,6 @@ def test_policies_api_needs_admin(signed_client: TestClient) -> None:
     assert signed_client.get("/api/v1/policies").status_code == 401
 
 
-def test_bundle_is_canonical(db: Database, signing: Path) -> None:
-    """The stored body is sorted, compact JSON: what the signature covers is reproducible."""
-    stored = publish(db, signing)
-    bundle = parse_bundle(stored.body)
-    from agent.policy.bundle import canonical_bytes
-
-    assert canonical_bytes(bundle.model_dump(mode="json")) == stored.body
-
-
 def test_migration_upgrades_an_existing_store(settings: CollectorSettings) -> None:
     """A store at 0001 (an install from before bundles) upgrades to 0002 with the counter at 0."""
     database = Database.from_settings(settings, single_connection=True)
@@ -172,12 +122,12 @@ def test_migration_upgrades_an_existing_store(settings: CollectorSettings) -> No
 def test_silent_monitor_follows_the_published_bundle(db: Database, signing: Path,
                                                     settings: CollectorSettings) -> None:
     """agent.silent's threshold comes from the newest bundle for every group, not a canary's."""
+    from collector.correlation.silent_pass import SilentAgentPass
     from collector.metrics import Metrics
-    from collector.monitor import SilentMonitor
     from collector.policy.current import CurrentPolicy
 
     current = CurrentPolicy(db, settings.policy_dir, verifying_public_key(signing))
-    monitor = SilentMonitor(db, Metrics(), current, 3600, 60)
+    monitor = SilentAgentPass(db, Metrics(), current, 3600, 60)
     assert monitor.rule.missed_heartbeats == 3 and monitor.rule.policy_version.startswith("local-")
     data = DOCUMENTS["agent"].model_dump(mode="json")
     data["rules"][0]["match"]["missed_heartbeats"] = 7
@@ -281,14 +231,3 @@ def test_bundle_stored_before_0006_is_served_whole_with_one_warning(
     assert again.content == republished.agent_body
     assert "alerting" not in parse_bundle(again.content).documents
     assert len(warnings) == 1
-
-
-def test_publish_refuses_only_collector_only_kinds(db: Database, signing: Path) -> None:
-    """A bundle agents could not use at all is not signed; nothing is stored."""
-    from collector.errors import CollectorError
-    from collector.store.policies import latest_version
-
-    with pytest.raises(CollectorError, match="alerting"):
-        publish_bundle(db, {"alerting": DOCUMENTS["alerting"]}, load_signing_key(signing),
-                       group=None, author="t", note="", created_at=NOW)
-    assert latest_version(db) == 0

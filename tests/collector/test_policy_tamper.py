@@ -15,10 +15,11 @@ import sqlalchemy as sa
 
 from collector.cli import main
 from collector.policy.current import CurrentPolicy
+from collector.policy.publish import publish_bundle
 from collector.policy.signing import ensure_signing_key, load_signing_key, verifying_public_key
 from collector.settings import CollectorSettings
 from collector.store.database import Database
-from collector.store.policies import StoredBundle, publish_bundle
+from collector.store.policies import StoredBundle
 from collector.store.tables import audit_log, events, policy_bundles
 from tests.collector.conftest import POLICIES, TestClient, enroll
 from tests.collector.test_policy_store import DOCUMENTS, get_policy
@@ -140,7 +141,8 @@ def mobile(current: CurrentPolicy) -> str | None:
     policies = current.get()
     assert policies is not None
     alerting: Any = policies.section("alerting")
-    return alerting.people["zhang_wei"].mobile  # type: ignore[no-any-return]
+    number: str | None = alerting.people["zhang_wei"].mobile
+    return number
 
 
 def test_current_policy_keeps_the_verified_roster_when_a_newer_row_is_edited(
@@ -296,7 +298,7 @@ def test_policies_api_and_page_mark_an_edited_row(
     assert "签名" in status["versions"][0]["verification_failure"]
     assert status["groups"][0]["target_version"] == 1
     from collector.console import users
-    from tests.collector.test_console import PASSWORD, login
+    from tests.collector.console.conftest import PASSWORD, login
 
     users.create_user(db, "auditor1", "auditor", PASSWORD, NOW)
     assert login(signed_client, "auditor1").status_code == 303

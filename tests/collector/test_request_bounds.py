@@ -100,7 +100,7 @@ def test_ack_with_an_expiry_past_64_bits_is_400(client: TestClient) -> None:
 def signed_in(client: TestClient, db: Database) -> TestClient:
     from datetime import UTC, datetime
 
-    from tests.collector.test_console import PASSWORD, login
+    from tests.collector.console.conftest import PASSWORD, login
 
     users.create_user(db, "admin1", "admin", PASSWORD, datetime.now(UTC))
     assert login(client, "admin1").status_code == 303
@@ -136,7 +136,7 @@ def test_console_report_out_of_range_is_422(signed_in: TestClient, path: str) ->
 
 def test_console_form_with_nul_is_422(signed_in: TestClient) -> None:
     """A console form field holding NUL is refused before it reaches the store."""
-    from tests.collector.test_console import csrf_of
+    from tests.collector.console.conftest import csrf_of
 
     response = signed_in.post("/console/filters", data={
         "csrf": csrf_of(signed_in), "scope": "events", "name": "a\x00", "query": "host=a"})

@@ -38,7 +38,7 @@ from collector.settings import CollectorSettings
 from collector.store.database import Database
 from collector.store.tables import agents, audit_log, deliveries, notifications
 from tests.collector.conftest import POLICIES, TestClient, enroll, event, post_events
-from tests.collector.test_console import PASSWORD, login
+from tests.collector.console.conftest import PASSWORD, login
 from tests.notify_receivers import RobotReceiver, SmtpRelay, robot, smtp_relay
 
 #: 03:00 on 2 October 2026 in Beijing: National Day holiday, in the key period, night shift.

@@ -1,4 +1,4 @@
-"""What every ``courtguard-collector`` subcommand shares: the store for one command, tables."""
+"""The store one ``courtguard-collector`` subcommand works on, disposed of when it is done."""
 
 from __future__ import annotations
 
@@ -17,10 +17,3 @@ def command_store(settings: CollectorSettings) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
-
-
-def print_table(rows: list[list[str]], header: list[str]) -> None:
-    """Columns padded to their widest cell (by characters)."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

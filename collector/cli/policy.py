@@ -13,16 +13,17 @@ from typing import Any, Final
 
 from agent.events import utcnow
 from agent.policy.check import CheckResult, check_cases, check_directory
-from collector.commandline import command_store as _db
-from collector.commandline import print_table as _table
+from collector.cli.store import command_store
+from collector.cli.table import print_table
 from collector.errors import CollectorError
+from collector.policy.publish import publish_bundle
 from collector.policy.signing import load_signing_key, public_key_b64, verifying_public_key
 from collector.policy.status import policy_status
 from collector.policy.verification import BundleUntrusted, verify_stored
 from collector.settings import CollectorSettings
 from collector.store import audit
 from collector.store.audit import Actor
-from collector.store.policies import StoredBundle, get_bundle, publish_bundle
+from collector.store.policies import StoredBundle, get_bundle
 
 GROUP_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ACTION_LABELS: Final = {"publish": "发布", "promote": "推广", "rollback": "回滚"}
@@ -71,7 +72,7 @@ def cmd_policy_publish(args: argparse.Namespace, settings: CollectorSettings) ->
     result = run_check(args.directory, with_cases=True)
     key = load_signing_key(settings.data_dir)
     actor = Actor(_author(args.author), via="cli")
-    with _db(settings) as db:
+    with command_store(settings) as db:
         bundle = publish_bundle(
             db,
             result.documents,
@@ -96,7 +97,7 @@ def _republish(
     """
     key = load_signing_key(settings.data_dir)
     actor = Actor(_author(args.author), via="cli")
-    with _db(settings) as db:
+    with command_store(settings) as db:
         source = get_bundle(db, args.version)
         if action == "promote" and source.group is None:
             raise CollectorError(f"版本 {args.version} 已面向全部分组，无需推广")
@@ -139,7 +140,7 @@ def cmd_policy_rollback(args: argparse.Namespace, settings: CollectorSettings) -
 
 
 def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> None:
-    with _db(settings) as db:
+    with command_store(settings) as db:
         status = policy_status(db, verifying_public_key(settings.data_dir))
     if args.json:
         print(json.dumps(status, ensure_ascii=False, indent=2))
@@ -157,7 +158,9 @@ def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> 
         ]
         for v in status["versions"]
     ]
-    _table(rows, ["版本", "目标分组", "操作", "创建时间(UTC)", "发布人", "代理数", "签名", "说明"])
+    print_table(
+        rows, ["版本", "目标分组", "操作", "创建时间(UTC)", "发布人", "代理数", "签名", "说明"]
+    )
     for v in status["versions"]:
         if v["verified"] is False:
             print(f"警告：版本 {v['version']} 未通过验证（{v['verification_failure']}），"

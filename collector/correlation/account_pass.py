@@ -1,6 +1,6 @@
 """The account correlation pass: stored ``account.*`` events through ``AccountsCorrelator``.
 
-Every ``account_correlation_interval_s``:
+Every ``account_correlation_interval_s`` (``collector.correlation.runner``):
 
 1. re-read the ``accounts`` policy when its files changed (keeping the last
    good one if they turned bad);
@@ -27,7 +27,7 @@ import structlog
 from sqlalchemy import select
 
 from agent.calendar_cn import local_time
-from agent.events import Event, Finding, utcnow
+from agent.events import Event, Finding
 from agent.policy.models import PolicyDocument
 from collector.correlation.accounts import (
     INPUT_KINDS,
@@ -37,12 +37,12 @@ from collector.correlation.accounts import (
     dedup_key,
 )
 from collector.metrics import Metrics
-from collector.periodic import run_periodically
 from collector.policy.current import CurrentPolicy
 from collector.store.database import Database
 from collector.store.events import insert_event
 from collector.store.tables import events
 
+# The logger keeps the name operators' log filters already match.
 log = structlog.get_logger("collector.account_correlation")
 
 #: Namespace of the deterministic ids of correlated account events.
@@ -56,8 +56,10 @@ def window_start(now: datetime) -> datetime:
     return min(midnight.astimezone(now.tzinfo), now - SESSION_MAX_AGE)
 
 
-class AccountCorrelation:
-    """The periodic pass; ``check(now)`` alone is what tests and one-shot callers use."""
+class AccountPass:
+    """A ``CorrelationRunner`` pass; ``check(now)`` alone is what tests and one-off callers use."""
+
+    label = "account correlation"
 
     def __init__(
         self,
@@ -150,6 +152,3 @@ class AccountCorrelation:
             summary=finding.summary,
             evidence=evidence,
         )
-
-    async def run(self) -> None:
-        await run_periodically("account correlation", lambda: self.check(utcnow()), self.interval_s)

@@ -7,7 +7,8 @@ import getpass
 import sys
 
 from agent.events import utcnow
-from collector.commandline import command_store, print_table
+from collector.cli.store import command_store
+from collector.cli.table import print_table
 from collector.console import users
 from collector.settings import CollectorSettings
 

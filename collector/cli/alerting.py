@@ -13,8 +13,8 @@ from typing import Any
 
 from agent.calendar_cn import SHANGHAI, local_time
 from agent.events import utcnow
-from collector.commandline import command_store as _db
-from collector.commandline import print_table
+from collector.cli.store import command_store as _db
+from collector.cli.table import print_table
 from collector.errors import CollectorError
 from collector.policy.current import CurrentPolicy
 from collector.policy.signing import verifying_public_key

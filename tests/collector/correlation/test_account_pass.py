@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.account_correlation import AccountCorrelation, window_start
+from collector.correlation.account_pass import AccountPass, window_start
 from collector.metrics import Metrics
 from collector.settings import CollectorSettings
 from collector.store.database import Database
@@ -61,8 +61,8 @@ def test_shared_account_and_first_sightings_once_across_passes_and_processes(
         ).status_code
         == 200
     )
-    one = AccountCorrelation(db, Metrics(), POLICIES, 60)
-    other = AccountCorrelation(db, Metrics(), POLICIES, 60)  # a second collector process
+    one = AccountPass(db, Metrics(), POLICIES, 60)
+    other = AccountPass(db, Metrics(), POLICIES, 60)  # a second collector process
     made = one.check(NOW)
     assert sorted(e.rule_id or "" for e in made) == [
         "accounts.first-seen-host",
@@ -93,7 +93,7 @@ def test_closed_overlap_is_not_shared(client: Any, db: Database) -> None:
             session(second, 2, start + timedelta(minutes=3), "close", "9"),
         ],
     )
-    made = AccountCorrelation(db, Metrics(), POLICIES, 60).check(NOW)
+    made = AccountPass(db, Metrics(), POLICIES, 60).check(NOW)
     assert "accounts.shared-account" not in {e.rule_id for e in made}
 
 
@@ -128,7 +128,7 @@ def test_daily_score_from_stored_findings(client: Any, db: Database) -> None:
             ),
         ],
     )
-    pass_ = AccountCorrelation(db, Metrics(), POLICIES, 60)
+    pass_ = AccountPass(db, Metrics(), POLICIES, 60)
     made = pass_.check(NOW)
     (score,) = [e for e in made if e.rule_id == "accounts.daily-score"]
     assert score.evidence["score"] == 5

@@ -1,0 +1,63 @@
+"""``courtguard-collector agent list|revoke|group``: enrolled agents."""
+
+from __future__ import annotations
+
+import argparse
+
+from agent.events import utcnow
+from collector.cli.policy import group_name
+from collector.cli.store import command_store
+from collector.cli.table import print_table
+from collector.settings import CollectorSettings
+from collector.store import agents as agent_store
+
+
+def cmd_agent_list(_args: argparse.Namespace, settings: CollectorSettings) -> None:
+    from collector.api.views import agent_view
+    from collector.correlation.liveness import agent_status, load_silent_rule
+
+    with command_store(settings) as db:
+        rows = agent_store.list_agents(db)
+    missed = load_silent_rule(settings.effective_policy_dir).missed_heartbeats
+    now = utcnow()
+    views = [
+        agent_view(r, agent_status(r, now, missed, settings.default_heartbeat_interval_s))
+        for r in rows
+    ]
+    print_table(
+        [[v["id"], v["hostname"], v["group"], v["status"], v["last_seen_at"] or "-",
+          v["agent_version"] or "-", str(v["max_seq"]), str(v["open_gaps"])] for v in views],
+        ["ID", "HOSTNAME", "GROUP", "STATUS", "LAST SEEN", "VERSION", "MAX SEQ", "GAPS"],
+    )
+
+
+def cmd_agent_revoke(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    with command_store(settings) as db:
+        changed = agent_store.revoke(db, args.agent_id, args.reason, utcnow())
+    print(f"agent {args.agent_id} {'revoked' if changed else 'was already revoked'}")
+
+
+def cmd_agent_group(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    from collector.store.policies import set_agent_group
+
+    with command_store(settings) as db:
+        previous = set_agent_group(db, args.agent_id, args.group)
+    print(f"代理 {args.agent_id} 已从分组 {previous} 移至分组 {args.group}；"
+          "它将在下一次拉取策略时获取该分组的策略")
+
+
+def add_agent_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                       common: argparse.ArgumentParser) -> None:
+    agent = sub.add_parser("agent", help="enrolled agents").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    agent.add_parser("list", parents=[common], help="list agents").set_defaults(
+        func=cmd_agent_list)
+    arevoke = agent.add_parser("revoke", parents=[common], help="revoke an agent's credentials")
+    arevoke.add_argument("agent_id", metavar="AGENT_ID")
+    arevoke.add_argument("--reason", default="revoked by operator")
+    arevoke.set_defaults(func=cmd_agent_revoke)
+    agroup = agent.add_parser("group", parents=[common],
+                              help="move an agent to another group (its policy follows)")
+    agroup.add_argument("agent_id", metavar="AGENT_ID")
+    agroup.add_argument("group", type=group_name, metavar="GROUP")
+    agroup.set_defaults(func=cmd_agent_group)

@@ -1,0 +1,82 @@
+"""``courtguard-collector init|serve|migrate|prune``: set up and run the collector."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from agent.events import utcnow
+from collector.cli.store import command_store
+from collector.cli.table import format_time
+from collector.policy.signing import key_path, prepare_signing_key
+from collector.settings import CollectorSettings
+from collector.store import apikeys, migrate
+
+
+def cmd_init(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    from collector.tls import ensure_tls
+
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    say = (lambda *_a: None) if args.print_key_only else print
+    made = ensure_tls(settings.tls_dir, args.san or ())
+    say(f"TLS: {'made ' + ', '.join(p.name for p in made) if made else 'kept existing files'}"
+        f" in {settings.tls_dir} (agents pin {settings.ca_cert_path.name})")
+    with command_store(settings) as db:
+        migrate.upgrade(db)
+        say(f"database: schema at revision {migrate.current_revision(db)}")
+        made_key, public = prepare_signing_key(settings.data_dir, db)
+        say(f"policy signing key: {'made' if made_key else 'kept'} {key_path(settings.data_dir)}"
+            f" (mode 0600; agents pin its public half {public} at enrollment)")
+        if apikeys.has_active_key(db, "admin"):
+            say("admin API key: one exists already and is not shown again; "
+                "`courtguard-collector apikey create --name NAME` makes another")
+            return
+        _, key = apikeys.create_api_key(db, name="admin", role="admin", now=utcnow())
+    say("admin API key (shown once, keep it safe):")
+    print(key)
+
+
+def cmd_serve(_args: argparse.Namespace, settings: CollectorSettings) -> None:
+    from collector.server import serve
+
+    serve(settings)
+
+
+def cmd_migrate(_args: argparse.Namespace, settings: CollectorSettings) -> None:
+    with command_store(settings) as db:
+        migrate.upgrade(db)
+        print(f"database schema at revision {migrate.current_revision(db)}")
+
+
+def cmd_prune(_args: argparse.Namespace, settings: CollectorSettings) -> None:
+    from collector.retention import cutoffs, prune
+
+    limits = cutoffs(utcnow(), settings.heartbeat_retention_days, settings.event_retention_days)
+    with command_store(settings) as db:
+        pruned = prune(db, limits)
+    def older(before: datetime | None) -> str:
+        return f"older than {format_time(before)}" if before else "(kept forever)"
+
+    print(f"pruned {pruned.heartbeats} heartbeats {older(limits.heartbeats_before)} "
+          f"and {pruned.events} events {older(limits.events_before)}")
+
+
+def add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                         common: argparse.ArgumentParser) -> None:
+    init = sub.add_parser("init", parents=[common], help="make data dir, TLS, schema, admin key")
+    init.add_argument("--san", action="append", metavar="NAME",
+                      help="extra DNS name or IP for the server certificate (repeatable)")
+    init.add_argument("--print-key-only", action="store_true",
+                      help="print nothing but a newly made admin API key")
+    init.set_defaults(func=cmd_init)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the API server")
+    serve.add_argument("--host", help="listen address (overrides listen_host)")
+    serve.add_argument("--port", type=int, help="listen port, 0 for any (overrides listen_port)")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", parents=[common], help="upgrade the database schema").set_defaults(
+        func=cmd_migrate)
+    sub.add_parser(
+        "prune", parents=[common], help="delete events past their retention now (serve does hourly)"
+    ).set_defaults(func=cmd_prune)

@@ -1,0 +1,79 @@
+"""The events page and one event with its evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from agent.calendar_cn import SHANGHAI
+from collector.console import data, i18n
+from collector.console import params as p
+from collector.console.auth import ALL_ROLES
+from collector.console.page import filter_values, next_url, open_page, render, saved_filters
+
+router = APIRouter()
+
+
+EVENT_FIELDS: Final = ("since", "until", "min_severity", "host", "account", "rule_id", "q",
+                       "agent_id")
+
+
+@router.get("/console/events")
+async def events_page(request: Request) -> Response:
+    page = await open_page(request, ALL_ROLES)
+    try:
+        listing = await run_in_threadpool(data.events_listing, page.db, request.query_params,
+                                          SHANGHAI)
+        error = None
+    except p.FilterError as exc:
+        listing, error = {"events": [], "next_cursor": None, "counts": {}}, str(exc)
+    return render(page, request, "events.html", listing=listing, error=error,
+                  filters=filter_values(request, EVENT_FIELDS),
+                  next_url=next_url(request, listing["next_cursor"]),
+                  saved=await saved_filters(page, "events"))
+
+
+@router.get("/console/events/{event_id}")
+async def event_page(request: Request, event_id: str) -> Response:
+    page = await open_page(request, ALL_ROLES)
+    detail = await run_in_threadpool(data.event_detail, page.db, event_id)
+    if detail is None:
+        return render(page, request, "error.html", 404, message=page.t("No such event."))
+    return render(page, request, "event.html", **detail, evidence=evidence_rows(
+        detail["event"]["evidence"], page.t))
+
+
+def evidence_rows(evidence: Any, t: Callable[[str], str], prefix: str = "",
+                  depth: int = 0) -> list[tuple[str, str, int]]:
+    """Evidence flattened to (label, text, depth) rows; values are text, never markup."""
+    rows: list[tuple[str, str, int]] = []
+    if isinstance(evidence, Mapping):
+        for key, value in evidence.items():
+            label = t(f"field.{key}") if i18n.has(f"field.{key}") else str(key)
+            if isinstance(value, Mapping | list) and value:
+                rows.append((label, "", depth))
+                rows.extend(evidence_rows(value, t, f"{prefix}{key}.", depth + 1))
+            else:
+                rows.append((label, _text(value), depth))
+    elif isinstance(evidence, list):
+        for index, value in enumerate(evidence, start=1):
+            if isinstance(value, Mapping | list):
+                rows.append((f"#{index}", "", depth))
+                rows.extend(evidence_rows(value, t, prefix, depth + 1))
+            else:
+                rows.append((f"#{index}", _text(value), depth))
+    return rows
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    if isinstance(value, Mapping | list):
+        return "-"
+    return str(value)

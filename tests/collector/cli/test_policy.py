@@ -1,0 +1,60 @@
+"""``courtguard-collector policy ...``, run through main(argv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.cli import main
+from tests.collector.conftest import POLICIES
+
+
+def test_policy_check_exits_non_zero_and_prints_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """policy check: the shipped policies pass with their cases; a broken file fails with lines."""
+    assert main(["policy", "check", str(POLICIES), "--cases"]) == 0
+    assert "检查通过" in capsys.readouterr().out
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "agent.yaml").write_text(
+        (POLICIES / "agent.yaml").read_text().replace("match: {missed_heartbeats: 3}",
+                                                      "match: {missed_heartbeat: 3}")
+    )
+    assert main(["policy", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad / 'agent.yaml'}:16: rules[0](agent.silent).match.missed_heartbeat" in err
+    assert "missed_heartbeats" in err
+
+
+def test_publish_promote_rollback_status(cli: Any) -> None:
+    """The rollout commands number versions, keep notes and authors, and report them."""
+    cli("init")
+    code, out, err = cli("policy", "publish", str(POLICIES), "--group", "canary", "--note", "试点",
+                         "--author", "zhang")
+    assert code == 0, err
+    assert "策略版本 1" in out and "分组 canary" in out
+    assert cli("policy", "promote", "1")[0] == 0
+    assert cli("policy", "promote", "2")[0] == 1  # already for every group
+    code, out, _ = cli("policy", "rollback", "1", "--note", "撤回")
+    assert code == 0 and "策略版本 3" in out
+    code, out, _ = cli("policy", "status")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["版本", "目标分组", "操作"]
+    assert lines[1].split()[:3] == ["3", "全部", "rollback"] and "撤回" in lines[1]
+    assert lines[3].split()[:3] == ["1", "canary", "publish"] and "zhang" in lines[3]
+    code, out, _ = cli("policy", "status", "--json")
+    assert code == 0 and '"source_version": 1' in out
+
+
+def test_publish_refuses_a_bad_directory_and_missing_key(cli: Any, tmp_path: Path) -> None:
+    """Nothing is published from a directory with errors, nor without a signing key."""
+    cli("migrate")
+    assert cli("policy", "publish", str(POLICIES))[2].startswith("error:")
+    cli("init")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = cli("policy", "publish", str(empty))
+    assert code == 1 and "没有 *.yaml" in err
