@@ -35,7 +35,7 @@ from agent.capabilities import CAPABILITY_BITS, effective
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
 from agent.enrollment import Credentials, save_credentials
 from agent.events import EnrollResponse, Event, EventBatch, Finding, Severity
-from agent.policy.models import PolicyDocument
+from agent.policy.models import AgentPolicy, PolicyDocument
 
 #: Stands in for a privilege nobody holds when the test process holds every real one.
 NEVER_HELD = "CAP_COURTGUARD_NEVER_HELD"
@@ -135,6 +135,7 @@ def fake_spec(
         policy_section="agent",
         make_source=make_source,
         make_detector=lambda: made,
+        policy_model=AgentPolicy,
         capabilities=frozenset(capabilities),
         runs_degraded=runs_degraded,
         finalize_every_s=finalize_every_s,

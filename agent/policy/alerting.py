@@ -31,7 +31,6 @@ from agent.calendar_cn import DayKind
 from agent.events import Severity
 from agent.policy.calendar import CalendarSection
 from agent.policy.models import (
-    POLICY_KINDS,
     KeyPath,
     LintProblem,
     PolicyDocument,
@@ -286,6 +285,3 @@ class AlertingPolicy(PolicyDocument):
         listed = ", ".join(sorted(known)) or "none defined"
         return [LintProblem(at, f"names unknown {what} {name!r} (known: {listed})",
                             f"define {what} {name!r}, or correct the name")]
-
-
-POLICY_KINDS[AlertingPolicy.KIND] = AlertingPolicy

@@ -29,7 +29,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from agent.errors import BundleRejected
 from agent.policy.loader import PolicySet
-from agent.policy.models import POLICY_KINDS, PolicyDocument
+from agent.policy.models import PolicyDocument
+from agent.registry import POLICY_KINDS
 
 BUNDLE_FORMAT: Final = "courtguard-policy-bundle/1"
 #: A bundle larger than this is refused before its signature is even checked.

@@ -2,7 +2,7 @@
 
 Every file in ``policies/`` is a ``PolicyDocument``::
 
-    kind: agent            # which model validates it (POLICY_KINDS)
+    kind: agent            # which model validates it (agent.registry.POLICY_KINDS)
     schema_version: 1
     lists: {name: [values]}  # data that rules refer to by name
     rules:
@@ -247,20 +247,6 @@ class AgentPolicy(PolicyDocument):
     rules: list[Rule[AgentMatch]]
 
 
-#: Every policy kind this code base understands. A detector adds its section's model here.
-POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
-    AgentPolicy.KIND: AgentPolicy,
-}
-
-
 def agent_documents(documents: Mapping[str, PolicyDocument]) -> dict[str, PolicyDocument]:
     """The documents of kinds agents read (``AGENT_READS``): what an agent's bundle holds."""
     return {kind: doc for kind, doc in documents.items() if type(doc).AGENT_READS}
-
-
-# Kinds whose models live beside their detector add themselves to POLICY_KINDS at the end
-# of their module; imported here, last, so whichever module is imported first, both finish.
-import agent.detectors.accounts.policy  # noqa: E402 (registers its kind)
-import agent.detectors.documents.policy  # noqa: E402 (registers its kind)
-import agent.detectors.outreach.policy  # noqa: E402 (registers its kind)
-import agent.policy.alerting  # noqa: E402, F401 (registers its kind)

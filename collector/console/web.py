@@ -25,7 +25,8 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from agent.calendar_cn import SHANGHAI
-from agent.events import EVIDENCE_MODELS, Severity, utcnow
+from agent.events import Severity, utcnow
+from agent.registry import EVIDENCE_MODELS
 from collector import credentials
 from collector.alerts import service
 from collector.api.bounds import StoreId, check_text

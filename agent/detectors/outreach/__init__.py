@@ -7,8 +7,3 @@ evidence), ``source`` and the I/O modules it drives (``netlink``,
 ``interfaces``, ``kernel_filter``, ``packets``, ``attribution``, ``probe``,
 ``settings_files``, ``response``). See docs/outreach.md.
 """
-
-# The wire contract registers this detector's evidence and policy models at the end of
-# its modules; importing them first lets any outreach module be imported first.
-import agent.events
-import agent.policy.models  # noqa: F401
