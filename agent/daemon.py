@@ -360,9 +360,7 @@ class Daemon:
             log.info("starting on the last good policy bundle", version=self.policy.version)
         else:
             self.policy = await asyncio.to_thread(load_policy_dir, settings.policy_dir, required)
-            collector_only = sorted(
-                kind for kind, doc in self.policy.documents.items() if not type(doc).AGENT_READS
-            )
+            collector_only = list(self.policy.collector_only)
             if collector_only:
                 log.warning("policy_dir holds collector-only policy that agents never read; "
                             "delete it from this workstation", kinds=collector_only,
@@ -383,6 +381,7 @@ class Daemon:
     async def _policy_updates(self) -> None:
         from agent.collector_http import collector_client  # httpx loads only where it is used
 
+        # Started only once both are set.
         assert self.policy_client is not None and self._credentials is not None  # noqa: S101
         async with collector_client(
             self._credentials, self.settings, self._transport, self.network

@@ -46,6 +46,7 @@ from pydantic import ValidationError
 
 from agent.enrollment import Credentials
 from agent.events import ErrorBody, IngestResult
+from agent.pacing import Backoff, PacedBucket
 
 if TYPE_CHECKING:
     import httpx
@@ -60,50 +61,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 #: Server errors in a row on one batch, with the collector healthy, before it is halved.
 SERVER_ERRORS_BEFORE_SPLIT = 2
-
-
-class TokenBucket:
-    """Allow ``rate`` events per second on average, bursts up to ``capacity``."""
-
-    def __init__(
-        self, rate: float, capacity: float, clock: Callable[[], float], sleep: Sleep
-    ) -> None:
-        self.rate = rate
-        self.capacity = capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = capacity
-        self._last = clock()
-
-    async def take(self, n: int) -> float:
-        """Spend ``n`` tokens, sleeping off any debt; returns the seconds slept."""
-        now = self._clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        self._tokens -= n
-        if self._tokens >= 0:
-            return 0.0
-        wait = -self._tokens / self.rate
-        await self._sleep(wait)
-        return wait
-
-
-class Backoff:
-    """Exponential backoff with full jitter: uniform(0, min(cap, initial * 2**attempt))."""
-
-    def __init__(self, initial: float, cap: float, rng: Callable[[], float]) -> None:
-        self.initial = initial
-        self.cap = cap
-        self._rng = rng
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.initial * 2 ** min(self.attempt, 62))
-        self.attempt += 1
-        return float(self._rng() * ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -153,7 +110,7 @@ class Shipper:
         self._after_outage = True  # a fresh start may find a backlog too
         self._limit = settings.batch_max_events
         self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rng)
-        self.bucket = TokenBucket(
+        self.bucket = PacedBucket(
             settings.drain_rate_eps,
             max(float(settings.batch_max_events), settings.drain_rate_eps),
             clock,

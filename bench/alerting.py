@@ -35,9 +35,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.events import Event, Severity
-from collector.alerting.router import Router
 from collector.alerts.grouping import group_events
 from collector.policy.current import CurrentPolicy
+from collector.routing.router import Router
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database

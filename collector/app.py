@@ -12,10 +12,8 @@ from fastapi import FastAPI
 
 from agent.calendar_cn import WorkCalendar
 from collector.account_correlation import AccountCorrelation
-from collector.alerting.links import LinkBase, link_base_url, load_link_key
-from collector.alerting.router import Router
 from collector.alerts.feed import AlertFeed
-from collector.api import alerting, documents, health, ingest, policy, queries
+from collector.api import alerting, documents, health, ingest, openapi, policy, queries
 from collector.api.body import DEFAULT_MAX_BYTES, BodyLimits
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
@@ -30,6 +28,8 @@ from collector.policy.current import CurrentPolicy
 from collector.policy.serving import IdentityCache, PolicyCache
 from collector.policy.signing import serving_public_key
 from collector.retention import RetentionTask
+from collector.routing.links import LinkBase, link_base_url, load_link_key
+from collector.routing.router import Router
 from collector.settings import CollectorSettings
 from collector.store.database import Database
 from collector.store_statistics import StatisticsTask
@@ -162,4 +162,5 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.include_router(alerting.admin)
     app.include_router(alerting.public)
     app.include_router(health.router)
+    app.include_router(openapi.router)
     return app

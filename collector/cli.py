@@ -17,7 +17,6 @@ from typing import Any
 from agent.errors import CourtguardError
 from agent.events import utcnow
 from collector import probe_responder
-from collector.alerting.commands import add_alerting_commands
 from collector.commandline import command_store as _db
 from collector.commandline import print_table as _table
 from collector.console.commands import add_user_commands
@@ -25,6 +24,7 @@ from collector.errors import CollectorError
 from collector.logs import configure_logging
 from collector.policy.commands import add_policy_commands, group_name
 from collector.policy.signing import key_path, prepare_signing_key
+from collector.routing.commands import add_alerting_commands
 from collector.settings import CollectorSettings, load_settings
 from collector.store import agents as agent_store
 from collector.store import apikeys, migrate, tokens

@@ -2,7 +2,7 @@
 
 A court runs it on a host that only the Internet can reach. It answers the
 agents' TCP and DNS probes with an HMAC of their nonce (the protocol is in
-``agent.detectors.outreach.probe``) and writes one JSON line per probe that
+``agent.detectors.outreach.readers.probes``) and writes one JSON line per probe that
 reached it (time, method, peer address, the host and interface the probe
 named), so the court knows which workstations got out even if their own
 events never arrive.
@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.detectors.outreach import probe
-from agent.detectors.outreach.packets import build_txt_answer, parse_dns
 from agent.detectors.outreach.policy import NetworksPolicy
+from agent.detectors.outreach.readers import probes
+from agent.detectors.outreach.readers.packets import build_txt_answer, parse_dns
 from agent.errors import PolicyError
 from agent.policy.loader import parse_document
 
@@ -66,9 +66,9 @@ class Responder:
             async with self._slots, asyncio.timeout(READ_TIMEOUT_S):
                 line = await reader.readline()
                 words = line[:MAX_LINE].decode(errors="replace").split()
-                if len(words) == 4 and words[0] == probe.MAGIC and len(words[1]) == 32:
-                    answer = probe.signature(self.key, "tcp", words[1])
-                    writer.write(f"{probe.MAGIC} {answer}\n".encode())
+                if len(words) == 4 and words[0] == probes.MAGIC and len(words[1]) == 32:
+                    answer = probes.signature(self.key, "tcp", words[1])
+                    writer.write(f"{probes.MAGIC} {answer}\n".encode())
                     await writer.drain()
                     self.log.hit("tcp", str(peer[0]) if peer else "", words[2], words[3])
         except (TimeoutError, OSError, ValueError):
@@ -82,11 +82,11 @@ class Responder:
         query = parse_dns(data)
         if query is None or query.response:
             return None
-        parts = probe.parse_dns_name(query.question)
+        parts = probes.parse_dns_name(query.question)
         if parts is None:
             return None
         nonce, host, interface = parts
-        text = ("cg1=" + probe.signature(self.key, "dns", nonce)).encode()
+        text = ("cg1=" + probes.signature(self.key, "dns", nonce)).encode()
         self.log.hit("dns", str(peer[0]), host, interface)
         return build_txt_answer(data, text)
 

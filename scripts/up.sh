@@ -41,7 +41,7 @@ case "${1:-up}" in
   *) echo "usage: scripts/up.sh [up|stop|status]" >&2; exit 2 ;;
 esac
 
-bootstrap "collector" iproute2 nftables libpcap0.8 curl
+bootstrap "collector" iproute2 nftables curl
 mkdir -p "$HOME_DIR/logs" && chmod 700 "$HOME_DIR"
 
 if [ ! -f "$COLLECTOR_CONFIG" ]; then

@@ -29,7 +29,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from agent.errors import BundleRejected
 from agent.policy.loader import PolicySet
-from agent.policy.models import PolicyDocument
+from agent.policy.models import COLLECTOR_ONLY_KINDS, PolicyDocument
 from agent.registry import POLICY_KINDS
 
 BUNDLE_FORMAT: Final = "courtguard-policy-bundle/1"
@@ -183,6 +183,8 @@ def policy_set(bundle: PolicyBundle, required: frozenset[str] = frozenset()) -> 
     documents: dict[str, PolicyDocument] = {}
     for kind, data in bundle.documents.items():
         model = POLICY_KINDS.get(kind)
+        if model is None and kind in COLLECTOR_ONLY_KINDS:
+            continue  # a full bundle stored before agents got their own: nothing here reads it
         if model is None:
             raise BundleRejected(
                 "invalid_policy",

@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from agent.errors import PolicyError
-from agent.policy.models import PolicyDocument, PolicyHeader
+from agent.policy.models import PolicyDocument, PolicyHeader, agent_never_reads
 from agent.registry import POLICY_KINDS
 
 #: A policy file larger than this is refused before it is parsed.
@@ -31,6 +31,9 @@ class PolicySet:
 
     documents: Mapping[str, PolicyDocument] = field(default_factory=dict)
     version: str = "none"
+    #: Kinds of the files read that agents never read (``agent_never_reads``); one this
+    #: process has no model for is not among ``documents``.
+    collector_only: tuple[str, ...] = ()
 
     def section(self, kind: str) -> PolicyDocument | None:
         return self.documents.get(kind)
@@ -44,8 +47,8 @@ def _format_errors(path: Path, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_document(path: Path, raw: bytes) -> PolicyDocument:
-    """Validate one file's bytes; raise PolicyError naming the file and every problem."""
+def _read_header(path: Path, raw: bytes) -> tuple[PolicyHeader, dict[str, Any]]:
+    """Parse one file's bytes as far as its header; raise PolicyError naming the file."""
     if len(raw) > MAX_POLICY_FILE_BYTES:
         raise PolicyError(f"{path}: larger than {MAX_POLICY_FILE_BYTES} bytes; split it")
     try:
@@ -58,6 +61,10 @@ def parse_document(path: Path, raw: bytes) -> PolicyDocument:
         header = PolicyHeader.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(f"{path}: bad policy header:\n{_format_errors(path, exc)}") from exc
+    return header, data
+
+
+def _validate(path: Path, header: PolicyHeader, data: dict[str, Any]) -> PolicyDocument:
     model = POLICY_KINDS.get(header.kind)
     if model is None:
         known = ", ".join(sorted(POLICY_KINDS))
@@ -68,6 +75,11 @@ def parse_document(path: Path, raw: bytes) -> PolicyDocument:
         raise PolicyError(
             f"{path}: invalid {header.kind} policy:\n{_format_errors(path, exc)}"
         ) from exc
+
+
+def parse_document(path: Path, raw: bytes) -> PolicyDocument:
+    """Validate one file's bytes; raise PolicyError naming the file and every problem."""
+    return _validate(path, *_read_header(path, raw))
 
 
 def policy_version(documents: Iterable[PolicyDocument]) -> str:
@@ -89,12 +101,18 @@ def load_policy_dir(directory: Path, required: Iterable[str] = ()) -> PolicySet:
             "or set policy_dir in agent.toml"
         )
     documents: dict[str, PolicyDocument] = {}
+    collector_only: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
             raw = path.read_bytes()
         except OSError as exc:
             raise PolicyError(f"{path}: cannot be read: {exc.strerror}") from exc
-        document = parse_document(path, raw)
+        header, data = _read_header(path, raw)
+        if agent_never_reads(header.kind):
+            collector_only.append(header.kind)
+            if header.kind not in POLICY_KINDS:
+                continue  # an agent without the collector's models: nothing here reads it
+        document = _validate(path, header, data)
         if document.kind in documents:
             raise PolicyError(f"{path}: a second file of kind {document.kind!r}; keep one per kind")
         documents[document.kind] = document
@@ -104,4 +122,5 @@ def load_policy_dir(directory: Path, required: Iterable[str] = ()) -> PolicySet:
             f"policy directory {directory} lacks the section(s) {', '.join(missing)} "
             "that enabled detectors read"
         )
-    return PolicySet(documents=documents, version=policy_version(documents.values()))
+    return PolicySet(documents=documents, version=policy_version(documents.values()),
+                     collector_only=tuple(sorted(set(collector_only))))

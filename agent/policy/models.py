@@ -247,6 +247,38 @@ class AgentPolicy(PolicyDocument):
     rules: list[Rule[AgentMatch]]
 
 
+#: Every policy kind this process understands, with the model that validates it. It starts
+#: with the agent's own kind; ``agent.registry`` adds each detector's section
+#: (``DetectorSpec.policy_model``) and the collector its own kinds
+#: (``collector.routing.policy``), each through ``register_policy_kinds`` when imported.
+#: Filled, not imported: detectors import this module, so it can import none of them.
+POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
+    AgentPolicy.KIND: AgentPolicy,
+}
+
+
+def register_policy_kinds(*models: type[PolicyDocument]) -> None:
+    """Add kinds to ``POLICY_KINDS``; a kind already bound to another model is an error."""
+    for model in models:
+        if POLICY_KINDS.setdefault(model.KIND, model) is not model:
+            raise ValueError(
+                f"policy kind {model.KIND!r} is declared twice: "
+                f"{POLICY_KINDS[model.KIND].__name__} and {model.__name__}"
+            )
+
+#: Kinds only the collector reads, whose models agents do not have. An agent meets one only in
+#: a policy_dir copied whole from ``policies/``, or in a bundle stored before agents were served
+#: their own: it leaves the document out, and names the file for deletion.
+COLLECTOR_ONLY_KINDS: Final = frozenset({"alerting"})
+
+
+def agent_never_reads(kind: str) -> bool:
+    """Whether ``kind`` is collector-only: a known model that agents do not read, or one of
+    ``COLLECTOR_ONLY_KINDS`` (whose model this process may not have)."""
+    model = POLICY_KINDS.get(kind)
+    return not model.AGENT_READS if model is not None else kind in COLLECTOR_ONLY_KINDS
+
+
 def agent_documents(documents: Mapping[str, PolicyDocument]) -> dict[str, PolicyDocument]:
     """The documents of kinds agents read (``AGENT_READS``): what an agent's bundle holds."""
     return {kind: doc for kind, doc in documents.items() if type(doc).AGENT_READS}

@@ -1,4 +1,7 @@
-"""The alert API the console, the JSON API and the alert router (issue 8) call.
+"""Alert triage: the one way the console, the JSON API and the alert router change an alert.
+
+The router (``collector.routing``) calls it to unacknowledge an alert nobody
+started work on in time, the same transition a person makes.
 
 Every function takes the ``Database``; every state change runs in one write
 transaction that also appends the audit log entry and the change-feed entry,

@@ -12,15 +12,15 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
-from agent.policy.alerting import AlertingPolicy
-from collector.alerting import duty, silences
-from collector.alerting.links import check_link
 from collector.alerts import service
 from collector.api.auth import require_admin
 from collector.api.bounds import BoundedTime, StoreId, Text, check_id, check_json_text
 from collector.api.context import context
 from collector.api.responses import json_response
 from collector.errors import ApiError
+from collector.routing import duty, silences
+from collector.routing.links import check_link
+from collector.routing.policy import AlertingPolicy
 from collector.store.apikeys import ApiKeyInfo
 from collector.store.audit import Actor
 from collector.store.tables import deliveries, notifications

@@ -8,7 +8,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.policy.alerting import POSITION_NAMES
+from collector.routing.policy import POSITION_NAMES
 
 #: People on duty read Beijing time.
 BEIJING: Final = timezone(timedelta(hours=8), "北京时间")

@@ -30,12 +30,13 @@ from typing import Any, Final
 import structlog
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
-from agent.policy.alerting import Receiver
+from agent.pacing import TokenBucket, backoff_ceiling
 from collector.notify import channels
 from collector.notify.channels import Outcome
 from collector.notify.config import ChannelSettings
 from collector.notify.message import Message
 from collector.notify.transport import CAFileError, HttpClients
+from collector.routing.policy import Receiver
 from collector.store.database import Database
 from collector.store.tables import deliveries, notifications
 
@@ -44,40 +45,6 @@ log = structlog.get_logger("collector.notify")
 #: A claimed row's lease: longer than any channel's timeout.
 LEASE: Final = timedelta(seconds=180)
 BATCH: Final = 1000
-
-
-@dataclass
-class TokenBucket:
-    """``rate_per_minute`` tokens a minute, at most ``burst`` saved up."""
-
-    rate_per_minute: float
-    burst: int
-    tokens: float = -1.0
-    updated: datetime | None = None
-
-    def _refill(self, now: datetime) -> None:
-        if self.updated is None or self.tokens < 0:
-            self.tokens, self.updated = float(self.burst), now
-            return
-        elapsed = max(0.0, (now - self.updated).total_seconds())
-        self.tokens = min(float(self.burst), self.tokens + elapsed * self.rate_per_minute / 60)
-        self.updated = now
-
-    def available(self, now: datetime) -> int:
-        self._refill(now)
-        return int(self.tokens + 1e-9)
-
-    def take(self, now: datetime) -> bool:
-        self._refill(now)
-        if self.tokens + 1e-9 < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-    def next_token_at(self, now: datetime) -> datetime:
-        self._refill(now)
-        missing = max(0.0, 1 - self.tokens)
-        return now + timedelta(seconds=missing * 60 / self.rate_per_minute)
 
 
 class _Contended(Exception):
@@ -122,7 +89,7 @@ class Outbox:
     def bucket(self, name: str) -> TokenBucket:
         if name not in self.buckets:
             settings = self.channels[name]
-            self.buckets[name] = TokenBucket(settings.rate_per_minute, settings.burst)
+            self.buckets[name] = TokenBucket(settings.rate_per_minute / 60, settings.burst)
         return self.buckets[name]
 
     def send_due(self, now: datetime, receivers: Mapping[str, Receiver]) -> datetime | None:
@@ -147,11 +114,12 @@ class Outbox:
                         max_attempts=1, retry=(0, 0))
                 continue
             bucket = self.bucket(use.channel)
-            if len(rows) > 1 and len(rows) > bucket.available(now):
+            at = now.timestamp()
+            if len(rows) > 1 and len(rows) > bucket.available(at):
                 rows = [self._digest(rows, now)]
             for row in rows:
-                if not bucket.take(now):
-                    wake.append(bucket.next_token_at(now))
+                if not bucket.try_take(at):
+                    wake.append(now + timedelta(seconds=bucket.seconds_until(at)))
                     break
                 self._attempt(row, use.channel, use.to, now)
         if len(due) == BATCH:
@@ -260,8 +228,7 @@ class Outbox:
                 values: dict[str, Any] = {"status": "sent", "sent_at": now,
                                           "sent_channel": channel, "attempts": attempt}
             elif attempt < max_attempts:
-                base, ceiling = retry
-                delay = min(ceiling, base * 2 ** (attempt - 1))
+                delay = backoff_ceiling(*retry, attempt - 1)
                 values = {"status": "pending", "attempts": attempt,
                           "next_attempt_at": now + timedelta(seconds=delay)}
             else:

@@ -8,23 +8,19 @@ import sys
 import pytest
 
 from agent.events import AGENT_EVIDENCE_MODELS, Evidence, register_evidence_models
-from agent.policy.models import AgentPolicy
+from agent.policy.models import AgentPolicy, register_policy_kinds
 from agent.registry import (
     DETECTORS,
     EVIDENCE_MODELS,
-    OTHER_POLICY_MODELS,
     POLICY_KINDS,
-    policy_kinds,
 )
 from agent.settings import AgentSettings
 
 
-def test_policy_kinds_are_each_detector_section_and_the_other_kinds() -> None:
-    assert {
-        **{spec.policy_section: spec.policy_model for spec in DETECTORS},
-        **{model.KIND: model for model in OTHER_POLICY_MODELS},
-    } == POLICY_KINDS
-    assert {"agent", "accounts", "documents", "networks", "alerting"} <= set(POLICY_KINDS)
+def test_policy_kinds_are_the_agents_own_and_each_detector_section() -> None:
+    for spec in DETECTORS:
+        assert POLICY_KINDS[spec.policy_section] is spec.policy_model
+    assert POLICY_KINDS["agent"] is AgentPolicy
 
 
 def test_a_policy_kind_declared_twice_is_refused() -> None:
@@ -32,7 +28,9 @@ def test_a_policy_kind_declared_twice_is_refused() -> None:
         pass
 
     with pytest.raises(ValueError, match="declared twice"):
-        policy_kinds(DETECTORS, (AgentPolicy, Again))
+        register_policy_kinds(Again)
+    register_policy_kinds(AgentPolicy)
+    assert POLICY_KINDS["agent"] is AgentPolicy
 
 
 def test_evidence_kinds_are_the_agents_own_and_each_detectors() -> None:
@@ -59,12 +57,15 @@ def test_each_detector_settings_model_is_its_table_in_agent_toml() -> None:
 
 
 def test_the_contract_imports_no_detector_and_the_collector_sees_every_evidence_kind() -> None:
-    """``agent.events`` alone loads no detector; any collector module brings the whole table."""
+    """The contract and policy language alone load no detector; any collector module brings
+    the whole tables, the collector's own ``alerting`` kind included."""
     script = (
         "import sys, agent.events, agent.policy.models\n"
         "assert not [m for m in sys.modules if m.startswith('agent.detectors')]\n"
         "import collector.store.events\n"
         "kinds = set(agent.events.EVIDENCE_MODELS)\n"
         "assert {'account.login', 'document.redact', 'outreach.dns'} <= kinds\n"
+        "policy = set(agent.policy.models.POLICY_KINDS)\n"
+        "assert {'agent', 'accounts', 'documents', 'networks', 'alerting'} <= policy\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)

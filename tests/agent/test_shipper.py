@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from agent.enrollment import load_credentials
 from agent.events import EventBatch, Finding, Severity, TestEvidence
 from agent.settings import AgentSettings
-from agent.shipper import Backoff, Shipper, TokenBucket, retry_after_seconds
+from agent.shipper import Shipper, retry_after_seconds
 from agent.spool import Spool
 from agent.testing import FakeCollector, eventually
 
@@ -336,16 +336,6 @@ def test_unavailable_is_never_split_or_quarantined(
     assert spool.stats().quarantined == 0 and len(collector.events) == 4
 
 
-def test_backoff_jitter_stays_inside_its_ceiling() -> None:
-    """With a real random source every delay lies between 0 and its exponential ceiling."""
-    import random
-
-    backoff = Backoff(1.0, 300.0, random.Random(7).random)  # noqa: S311 (jitter, not crypto)
-    delays = [backoff.next_delay() for _ in range(20)]
-    assert all(0 <= d <= min(300.0, 2**n) for n, d in enumerate(delays))
-    assert len(set(delays)) == 20  # jittered, not a fixed schedule
-
-
 def test_connection_errors_back_off(
     spool: Spool, make_shipper: Callable[..., Shipper], fake_time: FakeTime
 ) -> None:
@@ -372,17 +362,6 @@ def test_drain_rate_is_bounded(
     asyncio.run(rounds(make_shipper(batch_max_events=100, drain_rate_eps=100), 10))
     assert len(collector.events) == 1000
     assert sum(fake_time.sleeps) >= (1000 - 100) / 100 - 1e-6
-
-
-def test_token_bucket_allows_its_burst_then_paces() -> None:
-    """A bucket gives its capacity at once, then rate tokens per second."""
-    fake = FakeTime()
-    bucket = TokenBucket(10, 20, fake.clock, fake.sleep)
-
-    async def take() -> list[float]:
-        return [await bucket.take(10) for _ in range(4)]
-
-    assert asyncio.run(take()) == [0.0, 0.0, 1.0, 1.0]
 
 
 def test_backlog_after_an_outage_waits_a_random_start_jitter(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.detectors.outreach import probe
+from agent.detectors.outreach.readers import probes
 from agent.errors import PolicyError
 from collector.probe_responder import ProbeLog, key_from_policy, serve
 from tests.e2e.harness import POLICIES, free_port
@@ -31,8 +31,8 @@ async def _probe_both(key: str) -> tuple[list[str], list[dict[str, str]]]:
     await asyncio.sleep(0.2)
     try:
         outcomes = []
-        for run, port in ((probe.probe_tcp, tcp_port), (probe.probe_dns, dns_port)):
-            target = probe.ProbeTarget("lo", "127.0.0.1", port, key, "ws-01", 2.0)
+        for run, port in ((probes.probe_tcp, tcp_port), (probes.probe_dns, dns_port)):
+            target = probes.ProbeTarget("lo", "127.0.0.1", port, key, "ws-01", 2.0)
             outcome, _detail, _rtt = await run(target)
             outcomes.append(outcome)
         # Not a probe: a stray HTTP request gets no answer and no log line.

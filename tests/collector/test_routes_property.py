@@ -164,9 +164,13 @@ def test_no_route_answers_5xx(lenient_client: TestClient, admin: dict[str, str])
     assert {"since", "until", "date", "cursor", "limit", "period"} <= hand_read_names()
 
 
-def test_openapi_is_not_served(client: TestClient, admin: dict[str, str]) -> None:
-    """The collector serves no OpenAPI or interactive docs, to anyone."""
+def test_openapi_is_served_to_admins_only(client: TestClient, admin: dict[str, str]) -> None:
+    """Admins get the OpenAPI description; nobody gets it at FastAPI's default paths or docs."""
     for path in ("/openapi.json", "/docs", "/redoc"):
         assert client.get(path).status_code == 404
         assert client.get(path, headers=admin).status_code == 404
-
+    assert client.get("/api/v1/openapi.json").status_code == 401
+    answer = client.get("/api/v1/openapi.json", headers=admin)
+    assert answer.status_code == 200
+    paths = answer.json()["paths"]
+    assert "/api/v1/events" in paths and "/api/v1/alerts/{alert_id}" in paths

@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from agent.events import utcnow
-from agent.policy.alerting import AlertingPolicy
-from collector.alerting import duty
+from collector.routing import duty
+from collector.routing.policy import AlertingPolicy
 from tests.e2e.harness import (
     POLICIES,
     Agent,

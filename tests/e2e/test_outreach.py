@@ -343,22 +343,34 @@ def _fd_count(agent: Agent) -> int:
 
 
 def test_modem_plugged_and_unplugged_twenty_times(world: Any, topology: Topology) -> None:
-    """Twenty cycles: one interface event plus one repeat with the count; no fd leak; one table."""
+    """Twenty cycles: one event per window plus one repeat with the count; no fd leak; one table.
+
+    On a loaded machine the cycles can outlast one 8 s window; then the
+    sightings spread over several windows, each with its first event and at
+    most one repeat, and the counts still add up to twenty.
+    """
     agent, collector = world(settings={"aggregate_window_s": 8})
     time.sleep(1)
     fds_before = _fd_count(agent)
+    started = time.monotonic()
     for _ in range(20):
         topology.plug_modem(route=False)
         time.sleep(0.15)
         topology.unplug_modem()
         time.sleep(0.15)
-    first = wait_event(collector, "outreach.interface", lambda e: not e["evidence"]["repeat"])
-    assert first["evidence"]["count"] == 1
-    repeat = wait_event(
-        collector, "outreach.interface", lambda e: e["evidence"]["repeat"], timeout=25
-    )
-    assert repeat["evidence"]["count"] == 19
-    assert len(collector.events(kind="outreach.interface")) == 2
+    cycling_s = time.monotonic() - started
+
+    def all_twenty_counted() -> list[dict[str, Any]] | None:
+        events = collector.events(kind="outreach.interface")
+        return events if sum(e["evidence"]["count"] for e in events) == 20 else None
+
+    events = wait_until(all_twenty_counted, 45, "twenty sightings counted")
+    firsts = [e for e in events if not e["evidence"]["repeat"]]
+    repeats = [e for e in events if e["evidence"]["repeat"]]
+    assert [e["evidence"]["count"] for e in firsts] == [1] * len(firsts)
+    assert len(repeats) <= len(firsts)
+    # Sightings start at the first plug and may be handled a little after the last one.
+    assert len(firsts) <= 2 + int(cycling_s // 8)
     assert _fd_count(agent) <= fds_before + 2
     tables = topology.run(topology.ws, "nft", "list", "tables").stdout.split("\n")
     assert [t for t in tables if "courtguard" in t] == ["table inet courtguard"]

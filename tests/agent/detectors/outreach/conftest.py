@@ -1,7 +1,8 @@
-"""Shared fixtures for the outreach detector's tests: the shipped policy, and variants of it."""
+"""Shared fixtures for the outreach detector's tests: the shipped policy, variants, a namespace."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from agent.detectors.outreach.policy import NetworksPolicy
+from tests.e2e.netns import require_root, scratch_netns
 
 REPO = Path(__file__).resolve().parents[4]
 SHIPPED = REPO / "policies" / "networks.yaml"
@@ -38,3 +40,11 @@ def make_policy() -> Any:
         return NetworksPolicy.model_validate(data)
 
     return make
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A fresh network namespace with loopback up (needs root: skipped, or a failure on CI)."""
+    require_root()
+    with scratch_netns("cgout") as name:
+        yield name

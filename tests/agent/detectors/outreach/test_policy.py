@@ -7,8 +7,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agent.detectors.outreach.judgement import approved, classify
-from agent.detectors.outreach.observations import LinkFacts
 from agent.detectors.outreach.policy import NetworksPolicy
 from tests.agent.detectors.outreach.conftest import shipped_data
 
@@ -50,32 +48,3 @@ def test_unknown_exception_field_is_refused() -> None:
     data["rules"][5]["exceptions"] = [{"name": "x", "fields": ["process.colour"], "values": []}]
     with pytest.raises(ValidationError, match="unknown field"):
         NetworksPolicy.model_validate(data)
-
-
-@pytest.mark.parametrize(
-    ("facts", "expected"),
-    [
-        ({"name": "usb0", "driver": "rndis_host", "bus": "usb"}, "tethering"),
-        ({"name": "enx0011", "driver": "cdc_ncm", "bus": "usb"}, "tethering"),
-        ({"name": "eth1", "driver": "ipheth", "bus": "usb"}, "tethering"),
-        ({"name": "wwan0", "driver": "qmi_wwan", "bus": "usb", "iftype": 65534}, "wwan"),
-        ({"name": "wlan0", "devtype": "wlan", "wireless": True, "bus": "usb"}, "wifi"),
-        ({"name": "bnep0", "devtype": "bluetooth"}, "bluetooth"),
-        ({"name": "ppp0", "iftype": 512}, "ppp"),
-        ({"name": "enx1122", "driver": "r8152", "bus": "usb"}, "usb-ethernet"),
-        ({"name": "enp3s0", "driver": "r8169", "bus": "pci"}, "ethernet"),
-        ({"name": "veth12", "link_kind": "veth"}, "virtual"),
-        ({"name": "lo", "iftype": 772}, "loopback"),
-    ],
-)
-def test_interface_classes(facts: dict[str, Any], expected: str) -> None:
-    assert classify(LinkFacts(**facts)) == expected
-
-
-def test_approval_by_mac_and_usb_id() -> None:
-    policy = NetworksPolicy.model_validate(
-        with_changes(approved_interfaces=["mac:02:00:00:00:00:01", "usb:0bda:8153"])
-    )
-    assert approved(LinkFacts(name="x", mac="02:00:00:00:00:01"), policy)
-    assert approved(LinkFacts(name="y", usb_id="0bda:8153"), policy)
-    assert not approved(LinkFacts(name="eth0"), policy)

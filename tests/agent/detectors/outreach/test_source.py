@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,16 +21,9 @@ from agent.detectors.outreach.observations import ActionObservation, LinkObserva
 from agent.detectors.outreach.policy import NetworksPolicy
 from agent.detectors.outreach.source import OutreachSource
 from tests.e2e.harness import in_netns
-from tests.e2e.netns import networks_policy, require_root, scratch_netns
+from tests.e2e.netns import networks_policy
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    require_root()
-    with scratch_netns("cgsrc") as name:
-        yield name
 
 
 def table() -> str:
@@ -69,7 +61,11 @@ def test_policy_updates_block_and_unblock_without_a_restart(netns: str, tmp_path
         try:
             await until(lambda: "watch_out" in table(), "the watching table")
             assert "drop" not in table()
-            assert any(isinstance(o, LinkObservation) and o.link.name == "lo" for o in seen)
+            # The table can be seen before the pump has taken the first observations.
+            await until(
+                lambda: any(isinstance(o, LinkObservation) and o.link.name == "lo" for o in seen),
+                "the loopback link",
+            )
             source.update_policy(block)
             await until(lambda: "drop" in table(), "drop rules")
             source.update_policy(report)

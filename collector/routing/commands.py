@@ -1,0 +1,175 @@
+"""``courtguard-collector duty ...`` and ``silence ...``: the roster and silences from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.calendar_cn import SHANGHAI, local_time
+from agent.events import utcnow
+from collector.commandline import command_store as _db
+from collector.commandline import print_table
+from collector.errors import CollectorError
+from collector.policy.current import CurrentPolicy
+from collector.policy.signing import verifying_public_key
+from collector.routing import duty, silences
+from collector.routing.policy import POSITION_NAMES, AlertingPolicy
+from collector.settings import CollectorSettings
+from collector.store.audit import Actor
+
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+
+
+class NoAlertingPolicy(CollectorError):
+    pass
+
+
+def _who(given: str | None) -> str:
+    return (given or os.environ.get("SUDO_USER") or getpass.getuser() or "unknown")[:100]
+
+
+def _policy(settings: CollectorSettings, db: Any) -> AlertingPolicy:
+    policies = CurrentPolicy(
+        db, settings.effective_policy_dir, verifying_public_key(settings.data_dir)
+    ).get()
+    document = policies.section("alerting") if policies is not None else None
+    if not isinstance(document, AlertingPolicy):
+        raise NoAlertingPolicy("没有生效的 alerting 策略（policies/alerting.yaml）")
+    return document
+
+
+def _moment(text: str | None) -> datetime:
+    if not text:
+        return utcnow()
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise CollectorError(
+            f"--at {text!r} 不是 ISO 8601 时间（如 2026-10-02T03:00+08:00）") from None
+    return value if value.utcoffset() is not None else value.replace(tzinfo=SHANGHAI)
+
+
+def _print_staff(policy: AlertingPolicy, staff: duty.DutyStaff | None, heading: str) -> None:
+    if staff is None:
+        print(f"{heading}：没有班次覆盖该时间（检查 duty.shifts）")
+        return
+    info = duty.describe(policy, staff)
+    slot = staff.slot
+    period = f"，重点时期：{info['key_period']}" if info["key_period"] else ""
+    print(f"{heading}：{slot.day} {slot.label}（{slot.starts_at:%m-%d %H:%M} 至 "
+          f"{slot.ends_at:%m-%d %H:%M} 北京时间{period}）")
+    rows = []
+    for position, person in staff.people.items():
+        p = policy.people.get(person or "")
+        rows.append([POSITION_NAMES[position], p.name if p else (person or "（未安排）"),
+                     (p.mobile or "-") if p else "-", staff.sources[position]])
+    print_table(rows, ["岗位", "姓名", "手机", "来源"])
+
+
+def cmd_duty_show(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    """``duty now`` and ``duty next``: the shift covering the moment, or the one after it."""
+    with _db(settings) as db:
+        policy = _policy(settings, db)
+        find = duty.on_duty if args.action == "now" else duty.next_on_duty
+        staff = find(policy, db, _moment(args.at))
+        if args.json:
+            print(json.dumps(duty.describe(policy, staff) if staff else None,
+                             ensure_ascii=False, indent=2))
+            return
+        _print_staff(policy, staff, "当前值班" if args.action == "now" else "下一班")
+
+
+def cmd_duty_import(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    path: Path = args.file
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CollectorError(f"无法读取 {path}：{exc.strerror}") from None
+    with _db(settings) as db:
+        rows = duty.parse_roster_csv(raw, _policy(settings, db))
+        count = duty.import_rows(db, rows, str(path), _who(args.by), utcnow())
+    first, last = min(r.day for r in rows), max(r.day for r in rows)
+    print(f"已导入值班表 {path.name}：{count} 条（{first} 至 {last}），"
+          "同一班次岗位的旧记录已替换")
+
+
+def _duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 4h or 2d")
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def _matcher(text: str) -> dict[str, str]:
+    label, sep, value = text.partition("=")
+    if not sep or not label or not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LABEL=VALUE (e.g. host=ws-it-*)")
+    return {"label": label.strip(), "value": value.strip()}
+
+
+def cmd_silence_add(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    now = utcnow()
+    request = silences.parse_request({
+        "matchers": args.match, "ends_at": (now + args.duration).isoformat(),
+        "comment": args.comment,
+    })
+    with _db(settings) as db:
+        silence = silences.create(db, request, Actor(_who(args.by), via="cli"), now)
+    print(f"已创建静默 {silence.id}，至 {local_time(silence.ends_at):%Y-%m-%d %H:%M}（北京时间）")
+
+
+def cmd_silence_list(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    now = utcnow()
+    with _db(settings) as db:
+        found = silences.list_silences(db, now, args.all)
+    rows = [[s.id, ",".join(f"{m['label']}={m['value']}" for m in s.matchers),
+             f"{local_time(s.ends_at):%m-%d %H:%M}", "生效" if s.active(now) else "已结束",
+             s.created_by, s.comment[:40]] for s in found]
+    print_table(rows, ["ID", "匹配", "结束（北京时间）", "状态", "创建人", "说明"])
+
+
+def cmd_silence_expire(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    with _db(settings) as db:
+        silences.expire(db, args.id, Actor(_who(args.by), via="cli"), utcnow(), args.reason)
+    print(f"静默 {args.id} 已提前结束")
+
+
+def add_alerting_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    duty_cmd = sub.add_parser("duty", help="the duty roster: who is on duty, import the sheet")
+    actions = duty_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (("now", "who is on duty now (or --at)"),
+                       ("next", "who takes the next shift")):
+        parser = actions.add_parser(name, parents=[common], help=text)
+        parser.add_argument("--at", default=None, help="ISO time, e.g. 2026-10-02T03:00+08:00")
+        parser.add_argument("--json", action="store_true")
+        parser.set_defaults(func=cmd_duty_show)
+    imp = actions.add_parser("import", parents=[common],
+                             help="import the duty office's CSV (日期,班次,岗位,姓名)")
+    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.add_argument("--by", default=None, help="who imports (default: login name)")
+    imp.set_defaults(func=cmd_duty_import)
+
+    silence = sub.add_parser("silence", help="silence alerts for a while, with a reason")
+    sactions = silence.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = sactions.add_parser("add", parents=[common], help="make a silence")
+    add.add_argument("--match", type=_matcher, action="append", required=True,
+                     help="LABEL=VALUE, wildcards allowed; repeat for more (all must hold)")
+    add.add_argument("--duration", type=_duration, required=True, help="e.g. 30m, 4h, 2d")
+    add.add_argument("--comment", required=True, help="why (mandatory, audited)")
+    add.add_argument("--by", default=None)
+    add.set_defaults(func=cmd_silence_add)
+    lst = sactions.add_parser("list", parents=[common], help="list silences")
+    lst.add_argument("--all", action="store_true", help="include ended ones")
+    lst.set_defaults(func=cmd_silence_list)
+    exp = sactions.add_parser("expire", parents=[common], help="end a silence now")
+    exp.add_argument("id")
+    exp.add_argument("--reason", default="")
+    exp.add_argument("--by", default=None)
+    exp.set_defaults(func=cmd_silence_expire)

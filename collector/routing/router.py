@@ -1,0 +1,252 @@
+"""The alert router: alert changes in, grouped and escalated notifications out.
+
+``Router.tick(now)`` is one pass, synchronous and driven by the clock it is
+given (tests walk a fake clock through a key period); ``run()`` is the
+collector's background task that calls it whenever the alert feed reports a
+change (in process: no polling delay) or something falls due.
+
+One pass, by the process holding the router lease (``router_state``; two
+collector processes on PostgreSQL take turns, never both):
+
+1. read the alert change feed from the stored cursor; for each alert, route
+   it (first matching route wins, ``continue`` goes on) into notification
+   groups, start or stop escalation chains on status changes; the cursor
+   moves in the same transaction, so nothing is routed twice or skipped;
+2. flush groups whose group wait / group interval / repeat interval is due:
+   one message per group with its alerts, silences and inhibitions applied
+   at this moment (so an expired-contract alert arriving within the group
+   wait mutes the off-hours alert it explains);
+3. advance escalation chains whose wait ran out (on-duty, backup, duty
+   leader...); acknowledged alerts left alone too long are unacknowledged
+   through the alert service, which makes them escalate again;
+4. send what the outbox has due (``collector.notify.outbox``).
+
+Which routes an alert takes is ``collector.routing.matching``, groups are
+``collector.routing.grouping``, chains ``collector.routing.escalation``; this
+module holds the lease, the cursor and the pass that drives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import structlog
+from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from agent.events import utcnow
+from collector.alerts import service
+from collector.notify.config import ChannelSettings
+from collector.notify.outbox import Outbox
+from collector.policy.current import CurrentPolicy
+from collector.routing import escalation, grouping
+from collector.routing.matching import Context, alert_labels, routes_for
+from collector.routing.messages import Links, alert_rows
+from collector.routing.policy import AlertingPolicy
+from collector.store.database import Database
+from collector.store.tables import (
+    escalations,
+    notify_group_alerts,
+    router_state,
+)
+
+log = structlog.get_logger("collector.alerting")
+
+ROUTER: Final = "router"
+LEASE: Final = timedelta(seconds=20)
+#: Longest sleep between passes: lease renewal, and the backstop for missed wake-ups.
+MAX_SLEEP_S: Final = 1.0
+
+
+class LeaseLost(Exception):
+    """Another process holds the router lease now; this pass stops."""
+
+
+@dataclass
+class Router:
+    db: Database
+    policies: CurrentPolicy
+    channels: Mapping[str, ChannelSettings]
+    link_key: bytes
+    base_url: str
+    clock: Callable[[], datetime] = utcnow
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}")
+    outbox: Outbox | None = None
+    #: Set by ``run`` so ingest (or a test) can wake the router at once.
+    feed: Any = None
+
+    def __post_init__(self) -> None:
+        if self.outbox is None:
+            self.outbox = Outbox(self.db, self.channels, self.owner)
+
+    # -- the lease ---------------------------------------------------------------------------
+
+    def _lease(self, now: datetime) -> bool:
+        """Take or renew the router lease; False when another process holds it."""
+        c = router_state.c
+        with self.db.read() as conn:
+            exists = conn.execute(select(c.name).where(c.name == ROUTER)).first() is not None
+        if not exists:
+            # A first start routes what happens from now on, not every alert ever stored.
+            start = service.latest_change(self.db)
+            with contextlib.suppress(IntegrityError), self.db.write() as conn:
+                conn.execute(insert(router_state).values(
+                    name=ROUTER, owner=None, lease_until=None, cursor=start))
+        with self.db.write() as conn:
+            taken = conn.execute(
+                update(router_state)
+                .where(c.name == ROUTER,
+                       or_(c.owner == self.owner, c.owner.is_(None), c.lease_until < now))
+                .values(owner=self.owner, lease_until=now + LEASE)
+            ).rowcount
+        return taken == 1
+
+    def close(self) -> None:
+        """Hand the lease over at once (another process need not wait for it to run out)."""
+        assert self.outbox is not None  # noqa: S101 - set in __post_init__
+        self.outbox.close()
+        with contextlib.suppress(Exception):
+            self.release()
+
+    def release(self) -> None:
+        c = router_state.c
+        with self.db.write() as conn:
+            conn.execute(update(router_state).where(c.name == ROUTER, c.owner == self.owner)
+                         .values(owner=None, lease_until=None))
+
+    # -- one pass ----------------------------------------------------------------------------
+
+    def context(self, now: datetime) -> Context | None:
+        policies = self.policies.get()
+        if policies is None:
+            return None
+        document = policies.section("alerting")
+        if not isinstance(document, AlertingPolicy):
+            return None
+        return Context(document, document.calendar.work_calendar(), now,
+                       policies.section("accounts"))
+
+    def tick(self, now: datetime | None = None) -> datetime | None:
+        """One pass at ``now``; returns when the next thing falls due (None: nothing queued)."""
+        now = now or self.clock()
+        if not self._lease(now):
+            return None
+        ctx = self.context(now)
+        wake: list[datetime] = []
+        if ctx is not None:
+            try:
+                while self.route_changes(ctx):
+                    pass
+            except LeaseLost:
+                return None
+            wake += [t for t in (self.flush_groups(ctx), self.escalate(ctx)) if t is not None]
+            receivers = ctx.policy.receivers
+        else:
+            receivers = {}
+        assert self.outbox is not None  # noqa: S101 - set in __post_init__
+        sent_next = self.outbox.send_due(now, receivers)
+        if sent_next is not None:
+            wake.append(sent_next)
+        return min(wake) if wake else None
+
+    # -- 1. routing --------------------------------------------------------------------------
+
+    @property
+    def links(self) -> Links:
+        return Links(self.base_url, self.link_key)
+
+    def route_changes(self, ctx: Context, limit: int = 1000) -> int:
+        """Route one batch of feed entries; returns how many were read."""
+        with self.db.read() as conn:
+            cursor = conn.execute(select(router_state.c.cursor)
+                                  .where(router_state.c.name == ROUTER)).scalar_one()
+        changes = service.changes_since(self.db, cursor, limit)
+        if not changes:
+            return 0
+        with self.db.write() as conn:
+            moved = conn.execute(
+                update(router_state)
+                .where(router_state.c.name == ROUTER, router_state.c.cursor == cursor,
+                       router_state.c.owner == self.owner)
+                .values(cursor=changes[-1].id)
+            ).rowcount
+            if moved != 1:
+                raise LeaseLost("another router moved the cursor")
+            rows = alert_rows(conn, (change.alert_id for change in changes))
+            ids = sorted(rows)
+            chains: dict[int, dict[str, Any]] = {}
+            for chain in conn.execute(select(escalations).where(escalations.c.alert_id.in_(ids))):
+                chains.setdefault(chain.alert_id, {})[chain.route] = chain
+            grouped = set(conn.execute(
+                select(notify_group_alerts.c.alert_id)
+                .where(notify_group_alerts.c.alert_id.in_(ids))).scalars())
+            handled: set[int] = set()
+            for change in changes:
+                row = rows.get(change.alert_id)
+                if row is None or change.alert_id in handled:
+                    continue
+                handled.add(change.alert_id)
+                self._route_alert(conn, ctx, row, chains.get(row.id, {}), row.id in grouped)
+        return len(changes)
+
+    def _route_alert(self, conn: Connection, ctx: Context, row: Any,
+                     chains: Mapping[str, Any], grouped: bool) -> None:
+        """Bring the router's state for one alert in line with the alert's current state."""
+        now = ctx.now
+        if row.status == "closed":
+            conn.execute(update(escalations).where(escalations.c.alert_id == row.id)
+                         .values(state="closed", next_at=None, updated_at=now))
+            conn.execute(delete(notify_group_alerts)
+                         .where(notify_group_alerts.c.alert_id == row.id))
+            return
+        if not grouped and not chains:
+            labels = alert_labels(row, ctx)
+            for route in routes_for(ctx, labels):
+                grouping.join_group(conn, ctx, route, labels, row.id)
+            return
+        escalation.follow_status(conn, ctx, self.db, self.links, row, chains)
+
+    # -- 2. groups and 3. escalation ---------------------------------------------------------
+
+    def flush_groups(self, ctx: Context) -> datetime | None:
+        return grouping.flush_groups(self.db, ctx, self.links)
+
+    def escalate(self, ctx: Context) -> datetime | None:
+        return escalation.escalate(self.db, ctx, self.links)
+
+    # -- the background task -----------------------------------------------------------------
+
+    async def run(self, feed: Any) -> None:
+        """Route until cancelled: at once on feed changes, else when something falls due."""
+        self.feed = feed
+        async with feed.subscribe() as queue:
+            while True:
+                current = asyncio.ensure_future(run_in_threadpool(self.tick))
+                try:
+                    due = await asyncio.shield(current)
+                except asyncio.CancelledError:
+                    # The store must outlive a running pass: wait for it, then stop.
+                    await asyncio.gather(current, return_exceptions=True)
+                    raise
+                except Exception as exc:
+                    log.error("router pass failed; trying again", error=str(exc))
+                    due = None
+                sleep = MAX_SLEEP_S
+                if due is not None:
+                    sleep = min(MAX_SLEEP_S, max(0.0, (due - self.clock()).total_seconds()))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel
+                # that lands with a change, and shutdown then waits forever.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(sleep):
+                        await queue.get()
+                while not queue.empty():
+                    queue.get_nowait()
+

@@ -1,0 +1,34 @@
+"""Proxy settings read from environment, apt, wget, dconf keyfiles and KDE files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.detectors.outreach.readers.host_settings import proxy_settings, signature
+
+
+def test_every_kind_of_proxy_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "environment").write_text(
+        '# https_proxy=http://commented.out:1\nexport HTTPS_PROXY="http://203.0.113.8:3128"\n'
+    )
+    (tmp_path / "apt").write_text('Acquire::http::Proxy "http://198.51.100.9:3142";\n')
+    (tmp_path / "dconf").write_text(
+        "[org/gnome/desktop/interface]\nhost='not-a-proxy'\n"
+        "[system/proxy/http]\nhost='proxy.example.net'\nport=8080\n"
+    )
+    (tmp_path / "kioslaverc").write_text("[Proxy Settings]\nhttpProxy=http://192.0.2.7 8080\n")
+    found = {(Path(p.origin).name, p.variable, p.value) for p in proxy_settings([tmp_path])}
+    assert found == {
+        ("environment", "HTTPS_PROXY", "http://203.0.113.8:3128"),
+        ("apt", "Acquire::http::Proxy", "http://198.51.100.9:3142"),
+        ("dconf", "system/proxy/http/host", "proxy.example.net"),
+        ("kioslaverc", "httpProxy", "http://192.0.2.7"),
+    }
+
+
+def test_signature_changes_when_a_file_does(tmp_path: Path) -> None:
+    path = tmp_path / "environment"
+    path.write_text("")
+    before = signature([tmp_path])
+    path.write_text("http_proxy=http://203.0.113.8:3128\n")
+    assert signature([tmp_path]) != before
