@@ -6,19 +6,25 @@ pure: an observation, its policy section and the clock in, findings out.
 ``finalize`` is for checks that need a window (aggregation, bursts) and is
 called on a timer and at shutdown.
 
-A ``DetectorSpec`` ties one source to one detector and declares what it needs;
-the registry (``agent.registry``) lists every spec once, and the daemon knows
-none of them by name.
+A ``DetectorSpec`` ties one source to one detector and is the detector's one
+declaration: what it needs, its policy model, its evidence models, its
+settings model and what its source yields. The registry (``agent.registry``)
+lists every spec once and derives the policy kinds and evidence kinds from
+them; the daemon knows no detector by name, and the wire contract
+(``agent.events``) and the policy language (``agent.policy.models``) import
+none.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from agent.events import Finding
+from pydantic import BaseModel
+
+from agent.events import Evidence, Finding
 from agent.policy.models import PolicyDocument
 
 ObsT = TypeVar("ObsT")
@@ -85,6 +91,11 @@ class DetectorSpec(Generic[ObsT, SectionT]):
     ``observation_type`` is what the source yields, as a type pydantic can
     validate (a model, or an annotated union of models): rule cases in the
     policy files are written as data and validated against it.
+
+    ``policy_model`` reads the detector's policy section (its ``KIND`` is
+    ``policy_section``); ``evidence_models`` maps each event kind the detector
+    makes (and any the collector makes from its events) to its evidence model;
+    ``settings_model`` is the detector's table in agent.toml, when it has one.
     """
 
     name: str
@@ -92,6 +103,9 @@ class DetectorSpec(Generic[ObsT, SectionT]):
     policy_section: str
     make_source: Callable[[SourceContext], Source[ObsT]]
     make_detector: Callable[[], Detector[ObsT, SectionT]]
+    policy_model: type[SectionT]
+    evidence_models: Mapping[str, type[Evidence]] = field(default_factory=dict)
+    settings_model: type[BaseModel] | None = None
     capabilities: frozenset[str] = field(default_factory=frozenset)
     runs_degraded: bool = False
     finalize_every_s: float = 10.0
@@ -101,4 +115,9 @@ class DetectorSpec(Generic[ObsT, SectionT]):
         if not self.description.endswith("."):
             raise ValueError(
                 f"detector {self.name}: description must be one sentence ending with '.'"
+            )
+        if self.policy_section != self.policy_model.KIND:
+            raise ValueError(
+                f"detector {self.name}: policy_model reads kind {self.policy_model.KIND!r}, "
+                f"not its section {self.policy_section!r}"
             )

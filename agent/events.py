@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
@@ -349,171 +350,9 @@ class TestEvidence(Evidence):
     padding: Annotated[str, StringConstraints(max_length=8192)] = ""
 
 
-# -- accounts (外包账号) ---------------------------------------------------------
-
-_Name = Annotated[str, StringConstraints(max_length=256)]
-_Text = Annotated[str, StringConstraints(max_length=4096)]
-
-
-class AccountEvidence(Evidence):
-    """Who: the contractor account, its role and the staff member answerable for it."""
-
-    account: _Name | None = None
-    role: _Name | None = None
-    sponsor: _Name | None = None
-
-
-class AccountLoginEvidence(AccountEvidence):
-    """``account.login``: a session or accepted login outside the role's bounds."""
-
-    local_time: _Name
-    day_kind: _Name
-    service: _Name = ""
-    remote_host: _Name = ""
-    allowed_hours: _Name = ""
-    key_period: _Name | None = None
-    contract_start: _Name | None = None
-    contract_end: _Name | None = None
-    assigned_hosts: list[_Name] = Field(default_factory=list, max_length=64)
-    source: _Name = ""
-
-
-class AccountSessionEvidence(AccountEvidence):
-    """``account.session``: a contractor session opened, closed, or present at agent start.
-
-    Not an alarm: the collector correlates these across hosts (shared accounts,
-    first login on a host).
-    """
-
-    action: Annotated[str, StringConstraints(pattern=r"^(open|close|present)$")]
-    session_id: _Name
-    service: _Name = ""
-    remote_host: _Name = ""
-    source: _Name = ""
-
-
-class AccountPrivilegeEvidence(AccountEvidence):
-    """``account.privilege``: sudo, su or pkexec used or attempted."""
-
-    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("tool", "target")
-
-    tool: _Name
-    outcome: Annotated[str, StringConstraints(pattern=r"^(success|failure)$")]
-    target: _Name | None = None
-    command: _Text = ""
-    tty: _Name = ""
-    raw: _Text = ""
-
-
-class AccountGroupEvidence(AccountEvidence):
-    """``account.group``: the account holds forbidden groups (state)."""
-
-    forbidden: list[_Name] = Field(max_length=256)
-    groups: list[_Name] = Field(max_length=4096)
-
-
-class AccountChangeEvidence(AccountEvidence):
-    """``account.change``: a contractor added to a group or changed; a password reset."""
-
-    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("action", "group")
-
-    action: _Name
-    actor: _Name | None = None
-    target: _Name | None = None
-    group: _Name | None = None
-    raw: _Text = ""
-
-
-class AccountProgramEvidence(AccountEvidence):
-    """``account.program``: a forbidden program started by a contractor."""
-
-    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("name",)
-
-    pid: int = Field(ge=0)
-    name: _Name
-    exe: _Text = ""
-    cmdline: _Text = ""
-    sha256: _Name = ""
-    matched: _Name
-
-
-class AccountRemovableEvidence(AccountEvidence):
-    """``account.removable``: removable storage mounted while a contractor was logged in."""
-
-    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("vendor_id", "product_id", "serial")
-
-    device: _Name
-    mountpoint: _Text
-    vendor_id: _Name = ""
-    product_id: _Name = ""
-    serial: _Name = ""
-    approved: bool
-    live_sessions: list[_Name] = Field(default_factory=list, max_length=64)
-
-
-class AccountFileEvidence(AccountEvidence):
-    """``account.file`` / ``account.persistence``: a watched path touched.
-
-    ``attribution`` says how the account was known; with ``none`` the
-    platform could not tell, and ``candidates`` are the contractors logged in.
-    """
-
-    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("path",)
-
-    path: _Text
-    action: _Name
-    attribution: _Name
-    candidates: list[_Name] = Field(default_factory=list, max_length=64)
-
-
-class AccountBurstEvidence(AccountEvidence):
-    """``account.burst``: failed logins in a window, and whether a success followed."""
-
-    failures: int = Field(ge=1)
-    window_s: int = Field(ge=1)
-    first_failure: AwareDatetime
-    last_failure: AwareDatetime
-    followed_by_success: bool
-    remote_hosts: list[_Name] = Field(default_factory=list, max_length=64)
-
-
-class AccountTamperEvidence(AccountEvidence):
-    """``account.tamper``: logs or history cleared, the agent stopped or its files touched."""
-
-    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("what",)
-
-    what: _Name
-    path: _Text = ""
-    candidates: list[_Name] = Field(default_factory=list, max_length=64)
-
-
-class AccountSharedEvidence(AccountEvidence):
-    """``account.shared`` (collector): live sessions on two hosts at once."""
-
-    hosts: list[_Name] = Field(min_length=2, max_length=64)
-    overlap_s: float = Field(ge=0)
-    since: AwareDatetime
-
-
-class AccountFirstSeenEvidence(AccountEvidence):
-    """``account.first_seen`` (collector): first login on a host, or first privilege use."""
-
-    host: _Name
-    what: Annotated[str, StringConstraints(pattern=r"^(login|privilege)$")]
-    source_event: uuid.UUID
-
-
-class AccountScoreEvidence(AccountEvidence):
-    """``account.daily_score`` (collector): several small odd things by one account in one day."""
-
-    day: _Name
-    score: int = Field(ge=0)
-    contributions: dict[_Name, int] = Field(max_length=64)
-    hosts: list[_Name] = Field(default_factory=list, max_length=64)
-
-
-#: Kinds whose evidence has a fixed shape. A detector adds its kinds here.
-EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
+#: The kinds with a fixed evidence shape that no detector makes: the agent's own events,
+#: and the collector's about agents, calendars and policies.
+AGENT_EVIDENCE_MODELS: Final[Mapping[str, type[Evidence]]] = MappingProxyType({
     "agent.heartbeat": HeartbeatEvidence,
     "agent.started": StartedEvidence,
     "agent.stopping": StoppingEvidence,
@@ -528,21 +367,24 @@ EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = {
     "agent.policy_rejected": PolicyRejectedEvidence,
     "collector.policy_rejected": PolicyRejectedEvidence,
     "agent.test": TestEvidence,
-    "account.login": AccountLoginEvidence,
-    "account.session": AccountSessionEvidence,
-    "account.privilege": AccountPrivilegeEvidence,
-    "account.group": AccountGroupEvidence,
-    "account.change": AccountChangeEvidence,
-    "account.program": AccountProgramEvidence,
-    "account.removable": AccountRemovableEvidence,
-    "account.file": AccountFileEvidence,
-    "account.persistence": AccountFileEvidence,
-    "account.burst": AccountBurstEvidence,
-    "account.tamper": AccountTamperEvidence,
-    "account.shared": AccountSharedEvidence,
-    "account.first_seen": AccountFirstSeenEvidence,
-    "account.daily_score": AccountScoreEvidence,
-}
+})
+
+#: Every kind whose evidence has a fixed shape, as ``Event`` validates it. It starts with
+#: ``AGENT_EVIDENCE_MODELS``; ``agent.registry`` adds each detector's
+#: (``DetectorSpec.evidence_models``) when it is imported, which the agent's daemon and spool
+#: and the collector's package do, so every event they validate sees the whole table. Filled,
+#: not imported: detectors import this module, so it can import none of them.
+EVIDENCE_MODELS: Final[dict[str, type[Evidence]]] = dict(AGENT_EVIDENCE_MODELS)
+
+
+def register_evidence_models(models: Mapping[str, type[Evidence]]) -> None:
+    """Add a detector's kinds to ``EVIDENCE_MODELS``; a kind bound to another model is an error."""
+    for kind, model in models.items():
+        if EVIDENCE_MODELS.setdefault(kind, model) is not model:
+            raise ValueError(
+                f"evidence kind {kind} is declared twice: "
+                f"{EVIDENCE_MODELS[kind].__name__} and {model.__name__}"
+            )
 
 
 class Finding(BaseModel):
@@ -722,12 +564,3 @@ _ECS_CATEGORY: Final[Mapping[str, str]] = {
     "document": "file",
     "agent": "host",
 }
-
-
-# Detector evidence models live beside their detectors; registered here so this module
-# stays the one place that decides how every kind's evidence is validated.
-from agent.detectors.documents.evidence import DOCUMENT_EVIDENCE_MODELS  # noqa: E402 (cycle)
-from agent.detectors.outreach.evidence import OUTREACH_EVIDENCE_MODELS  # noqa: E402 (cycle)
-
-EVIDENCE_MODELS.update(DOCUMENT_EVIDENCE_MODELS)
-EVIDENCE_MODELS.update(OUTREACH_EVIDENCE_MODELS)

@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import agent.registry  # noqa: F401 (adds the detectors' evidence models events are checked by)
 from agent.errors import SpoolError
 from agent.events import Event, Finding, Severity, uuid7
 from agent.health import spool_dropped_finding

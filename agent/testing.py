@@ -35,7 +35,7 @@ from agent.capabilities import CAPABILITY_BITS, effective
 from agent.detector import DetectorSpec, SourceContext, SourceUnavailable
 from agent.enrollment import Credentials, save_credentials
 from agent.events import EnrollResponse, Event, EventBatch, Finding, Severity
-from agent.policy.models import PolicyDocument
+from agent.policy.models import AgentPolicy, PolicyDocument
 
 #: Stands in for a privilege nobody holds when the test process holds every real one.
 NEVER_HELD = "CAP_COURTGUARD_NEVER_HELD"
@@ -119,6 +119,7 @@ def fake_spec(
     interval_s: float = 0.0,
     finalize_every_s: float = 10.0,
     detector: FakeDetector | None = None,
+    policy_model: type[PolicyDocument] = AgentPolicy,
 ) -> DetectorSpec[Any, Any]:
     """A registry entry running ``FakeSource`` into ``FakeDetector`` (or the one passed)."""
     observed = list(observations)
@@ -132,9 +133,10 @@ def fake_spec(
     return DetectorSpec(
         name=name,
         description="A fake detector for tests.",
-        policy_section="agent",
+        policy_section=policy_model.KIND,
         make_source=make_source,
         make_detector=lambda: made,
+        policy_model=policy_model,
         capabilities=frozenset(capabilities),
         runs_degraded=runs_degraded,
         finalize_every_s=finalize_every_s,

@@ -29,7 +29,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from agent.errors import BundleRejected
 from agent.policy.loader import PolicySet
-from agent.policy.models import COLLECTOR_ONLY_KINDS, POLICY_KINDS, PolicyDocument
+from agent.policy.models import COLLECTOR_ONLY_KINDS, PolicyDocument
+from agent.registry import POLICY_KINDS
 
 BUNDLE_FORMAT: Final = "courtguard-policy-bundle/1"
 #: A bundle larger than this is refused before its signature is even checked.
@@ -63,6 +64,26 @@ def canonical_bytes(value: Mapping[str, Any]) -> bytes:
     ).encode()
 
 
+def without_cases(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A policy document's data with each rule's worked examples (``cases``) left out.
+
+    Cases are for ``policy check --cases`` and the tests; an agent never runs
+    them (a rule's ``cases`` default to none), so the bundle agents are served
+    is built without them and stays the size of the rules themselves.
+    """
+    rules = document.get("rules")
+    if not isinstance(rules, list):
+        return dict(document)
+    return {
+        **document,
+        "rules": [
+            {key: value for key, value in rule.items() if key != "cases"}
+            if isinstance(rule, Mapping) else rule
+            for rule in rules
+        ],
+    }
+
+
 def build_bundle_bytes(
     documents: Mapping[str, PolicyDocument],
     *,
@@ -73,8 +94,15 @@ def build_bundle_bytes(
     note: str = "",
     action: str = "publish",
     source_version: int | None = None,
+    with_cases: bool = True,
 ) -> bytes:
-    """The canonical bytes of a bundle holding ``documents`` (validated, as JSON data)."""
+    """The canonical bytes of a bundle holding ``documents`` (validated, as JSON data).
+
+    ``with_cases=False`` leaves the rules' ``cases`` out (``without_cases``): the agent body.
+    """
+    data = {kind: doc.model_dump(mode="json") for kind, doc in sorted(documents.items())}
+    if not with_cases:
+        data = {kind: without_cases(document) for kind, document in data.items()}
     bundle = PolicyBundle.model_validate(
         {
             "format": BUNDLE_FORMAT,
@@ -85,9 +113,7 @@ def build_bundle_bytes(
             "created_at": created_at,
             "author": author,
             "note": note,
-            "documents": {
-                kind: doc.model_dump(mode="json") for kind, doc in sorted(documents.items())
-            },
+            "documents": data,
         }
     )
     return canonical_bytes(bundle.model_dump(mode="json"))

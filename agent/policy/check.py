@@ -4,7 +4,7 @@
 
 1. each ``*.yaml`` is composed with PyYAML (nodes keep their line), checked for
    repeated keys, then loaded;
-2. the header picks the kind's model from ``POLICY_KINDS``; pydantic's errors
+2. the header picks the kind's model from ``agent.registry.POLICY_KINDS``; pydantic's errors
    are mapped back to lines through the composed nodes, and a fix is named
    from the error's type (an unknown key lists the keys allowed there);
 3. a valid document's cross-field problems come from its ``lint()`` hook, so
@@ -30,13 +30,13 @@ from pydantic import BaseModel, ValidationError
 
 from agent.policy.loader import MAX_POLICY_FILE_BYTES
 from agent.policy.models import (
-    POLICY_KINDS,
     SKIP_LINT,
     KeyPath,
     PolicyDocument,
     PolicyHeader,
     format_path,
 )
+from agent.registry import POLICY_KINDS
 
 
 @dataclass(frozen=True)

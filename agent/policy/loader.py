@@ -1,7 +1,7 @@
 """Read policy documents from a directory and validate each against its kind's model.
 
 Where policy comes from is not what it means: this module only reads files and
-dispatches them to ``POLICY_KINDS``; a signed-bundle client will hand the same
+dispatches them to ``agent.registry.POLICY_KINDS``; a signed-bundle client will hand the same
 ``PolicySet`` to the daemon.
 """
 
@@ -18,7 +18,8 @@ import yaml
 from pydantic import ValidationError
 
 from agent.errors import PolicyError
-from agent.policy.models import POLICY_KINDS, PolicyDocument, PolicyHeader, agent_never_reads
+from agent.policy.models import PolicyDocument, PolicyHeader, agent_never_reads
+from agent.registry import POLICY_KINDS
 
 #: A policy file larger than this is refused before it is parsed.
 MAX_POLICY_FILE_BYTES: Final = 4 * 1024 * 1024

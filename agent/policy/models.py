@@ -2,7 +2,7 @@
 
 Every file in ``policies/`` is a ``PolicyDocument``::
 
-    kind: agent            # which model validates it (POLICY_KINDS)
+    kind: agent            # which model validates it (agent.registry.POLICY_KINDS)
     schema_version: 1
     lists: {name: [values]}  # data that rules refer to by name
     rules:
@@ -247,11 +247,24 @@ class AgentPolicy(PolicyDocument):
     rules: list[Rule[AgentMatch]]
 
 
-#: Every policy kind this process understands. A detector adds its section's model here; the
-#: collector adds its own kinds when its code is imported (``collector.routing.policy``).
+#: Every policy kind this process understands, with the model that validates it. It starts
+#: with the agent's own kind; ``agent.registry`` adds each detector's section
+#: (``DetectorSpec.policy_model``) and the collector its own kinds
+#: (``collector.routing.policy``), each through ``register_policy_kinds`` when imported.
+#: Filled, not imported: detectors import this module, so it can import none of them.
 POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = {
     AgentPolicy.KIND: AgentPolicy,
 }
+
+
+def register_policy_kinds(*models: type[PolicyDocument]) -> None:
+    """Add kinds to ``POLICY_KINDS``; a kind already bound to another model is an error."""
+    for model in models:
+        if POLICY_KINDS.setdefault(model.KIND, model) is not model:
+            raise ValueError(
+                f"policy kind {model.KIND!r} is declared twice: "
+                f"{POLICY_KINDS[model.KIND].__name__} and {model.__name__}"
+            )
 
 #: Kinds only the collector reads, whose models agents do not have. An agent meets one only in
 #: a policy_dir copied whole from ``policies/``, or in a bundle stored before agents were served
@@ -269,10 +282,3 @@ def agent_never_reads(kind: str) -> bool:
 def agent_documents(documents: Mapping[str, PolicyDocument]) -> dict[str, PolicyDocument]:
     """The documents of kinds agents read (``AGENT_READS``): what an agent's bundle holds."""
     return {kind: doc for kind, doc in documents.items() if type(doc).AGENT_READS}
-
-
-# Kinds whose models live beside their detector add themselves to POLICY_KINDS at the end
-# of their module; imported here, last, so whichever module is imported first, both finish.
-import agent.detectors.accounts.policy  # noqa: E402 (registers its kind)
-import agent.detectors.documents.policy  # noqa: E402 (registers its kind)
-import agent.detectors.outreach.policy  # noqa: E402, F401 (registers its kind)

@@ -34,7 +34,8 @@ import orjson
 from sqlalchemy import Connection, case, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from agent.events import EVIDENCE_MODELS, Event, Severity
+from agent.events import Event, Severity
+from agent.registry import EVIDENCE_MODELS
 from collector.store import audit
 from collector.store.tables import _ALERT_OPEN as ALERT_OPEN_PREDICATE
 from collector.store.tables import alert_changes, alert_events, alerts

@@ -25,7 +25,8 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse
 
 from agent.calendar_cn import SHANGHAI
-from agent.events import EVIDENCE_MODELS, Severity
+from agent.events import Severity
+from agent.registry import EVIDENCE_MODELS
 from collector.alerts import service
 from collector.api.bounds import check_text
 from collector.api.context import context

@@ -28,12 +28,12 @@ from typing import Annotated, Any, ClassVar, Final
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from agent.calendar_cn import local_time
-from agent.events import (
+from agent.detectors.accounts.evidence import (
     AccountFirstSeenEvidence,
     AccountScoreEvidence,
     AccountSharedEvidence,
-    Finding,
 )
+from agent.events import Finding
 from agent.policy.models import PolicyDocument
 
 SESSION_MAX_AGE: Final = timedelta(hours=12)

@@ -71,7 +71,7 @@ def publish_bundle(
             "source_version": source_version,
         }
         body = build_bundle_bytes(documents, **meta)
-        agent_body = build_bundle_bytes(for_agents, **meta)
+        agent_body = build_bundle_bytes(for_agents, with_cases=False, **meta)
         stored = StoredBundle(
             version=version,
             group=group,

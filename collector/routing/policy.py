@@ -31,11 +31,11 @@ from agent.calendar_cn import DayKind
 from agent.events import Severity
 from agent.policy.calendar import CalendarSection
 from agent.policy.models import (
-    POLICY_KINDS,
     KeyPath,
     LintProblem,
     PolicyDocument,
     StrictModel,
+    register_policy_kinds,
 )
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
@@ -288,4 +288,4 @@ class AlertingPolicy(PolicyDocument):
                             f"define {what} {name!r}, or correct the name")]
 
 
-POLICY_KINDS[AlertingPolicy.KIND] = AlertingPolicy
+register_policy_kinds(AlertingPolicy)

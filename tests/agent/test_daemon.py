@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from agent.daemon import Daemon
+from agent.detectors.accounts.policy import AccountsPolicy
 from agent.errors import NotEnrolledError, PolicyError
 from agent.events import Event
 from agent.settings import AgentSettings
@@ -332,7 +332,7 @@ class SteppedClock:
 
 def calendar_spec() -> Any:
     """A detector that reads the accounts policy, which carries the calendar section."""
-    return dataclasses.replace(fake_spec("contractor_hours"), policy_section="accounts")
+    return fake_spec("contractor_hours", policy_model=AccountsPolicy)
 
 
 def run_calendar_checks(settings: AgentSettings, collector: FakeCollector, clock: SteppedClock,

@@ -18,7 +18,7 @@ from agent.events import Event, Finding, Severity
 from agent.policy.bundle import BUNDLE_FORMAT, parse_bundle
 from agent.policy.client import last_good_path
 from agent.policy.loader import load_policy_dir
-from agent.policy.models import PolicyDocument
+from agent.policy.models import AgentPolicy, PolicyDocument
 from agent.settings import AgentSettings
 from agent.testing import FakeCollector, FakeSource, PolicySigner, eventually, write_credentials
 
@@ -61,7 +61,7 @@ def spec(source: SectionSource, detector: SectionDetector) -> DetectorSpec[Any, 
 
     return DetectorSpec(name="sections", description="Remembers sections.",
                         policy_section="agent", make_source=make_source,
-                        make_detector=lambda: detector)
+                        make_detector=lambda: detector, policy_model=AgentPolicy)
 
 
 def with_missed(missed: int) -> dict[str, PolicyDocument]:
@@ -286,8 +286,8 @@ def test_agent_bundle_holds_every_section_the_detectors_read() -> None:
     agent's bundle of the shipped policy satisfies every detector of the registry."""
     from agent.daemon import required_sections
     from agent.policy.bundle import open_bundle
-    from agent.policy.models import COLLECTOR_ONLY_KINDS, POLICY_KINDS, agent_documents
-    from agent.registry import DETECTORS
+    from agent.policy.models import COLLECTOR_ONLY_KINDS, agent_documents
+    from agent.registry import DETECTORS, POLICY_KINDS
 
     required = required_sections(DETECTORS)
     assert all(POLICY_KINDS[kind].AGENT_READS for kind in required)

@@ -231,3 +231,31 @@ def test_bundle_stored_before_0006_is_served_whole_with_one_warning(
     assert again.content == republished.agent_body
     assert "alerting" not in parse_bundle(again.content).documents
     assert len(warnings) == 1
+
+
+def test_agents_are_served_a_bundle_without_rule_cases(
+    signed_client: TestClient, db: Database, signing: Path
+) -> None:
+    """Rules' fire/silent cases are for ``policy check`` and the tests: the full bundle keeps
+    them, the served one has none, and the agent reads the same rules from it."""
+    from agent.daemon import required_sections
+    from agent.registry import DETECTORS
+
+    shipped = sum(len(rule.cases) for doc in DOCUMENTS.values() for rule in doc.rules)
+    assert shipped > 100
+    stored = publish(db, signing)
+    assert sum(
+        len(rule.get("cases", ())) for doc in parse_bundle(stored.body).documents.values()
+        for rule in doc["rules"]
+    ) == shipped
+    served = get_policy(signed_client, enroll(signed_client, db))
+    assert served.status_code == 200 and b'"cases"' not in served.content
+    public = public_key_b64(load_signing_key(signing))
+    _, policies = open_bundle(served.content, served.headers["X-Courtguard-Signature"], public,
+                              group="court-a", applied_version=None,
+                              required=required_sections(DETECTORS))
+    for kind, document in policies.documents.items():
+        assert document.rules == [
+            rule.model_copy(update={"cases": []}) for rule in DOCUMENTS[kind].rules
+        ]
+        assert document.lists == DOCUMENTS[kind].lists

@@ -7,6 +7,15 @@ import posixpath
 import shlex
 from collections.abc import Iterator
 
+from agent.detectors.accounts.evidence import (
+    AccountChangeEvidence,
+    AccountFileEvidence,
+    AccountGroupEvidence,
+    AccountPrivilegeEvidence,
+    AccountProgramEvidence,
+    AccountRemovableEvidence,
+    AccountTamperEvidence,
+)
 from agent.detectors.accounts.observations import (
     AgentTampered,
     AuthRecord,
@@ -22,16 +31,7 @@ from agent.detectors.accounts.state import (
     PRIVILEGE_TOOLS,
     DetectorState,
 )
-from agent.events import (
-    AccountChangeEvidence,
-    AccountFileEvidence,
-    AccountGroupEvidence,
-    AccountPrivilegeEvidence,
-    AccountProgramEvidence,
-    AccountRemovableEvidence,
-    AccountTamperEvidence,
-    Finding,
-)
+from agent.events import Finding
 
 
 class ActivityRules(DetectorState):

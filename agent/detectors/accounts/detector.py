@@ -20,11 +20,12 @@ from typing import Any, ClassVar
 
 from agent.calendar_cn import local_time
 from agent.detectors.accounts.activity import ActivityRules
+from agent.detectors.accounts.evidence import AccountFileEvidence, AccountLoginEvidence
 from agent.detectors.accounts.logins import LoginRules
 from agent.detectors.accounts.observations import AuthRecord, MountObserved
 from agent.detectors.accounts.policy import AccountsPolicy
 from agent.detectors.accounts.state import DESCRIPTION, PRIVILEGE_TOOLS, REPEAT_SUPPRESS
-from agent.events import AccountFileEvidence, AccountLoginEvidence, Finding
+from agent.events import Finding
 
 
 class AccountsDetector(LoginRules, ActivityRules):

@@ -8,18 +8,18 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 
 from agent.calendar_cn import DayKind, local_time
+from agent.detectors.accounts.evidence import (
+    AccountBurstEvidence,
+    AccountLoginEvidence,
+    AccountSessionEvidence,
+)
 from agent.detectors.accounts.observations import (
     AuthRecord,
     SessionObserved,
 )
 from agent.detectors.accounts.policy import AccountsPolicy, Hours, Resolved
 from agent.detectors.accounts.state import MAX_FAILURES_KEPT, MAX_TRACKED_ACCOUNTS, DetectorState
-from agent.events import (
-    AccountBurstEvidence,
-    AccountLoginEvidence,
-    AccountSessionEvidence,
-    Finding,
-)
+from agent.events import Finding
 
 
 def _hm(value: time) -> str:

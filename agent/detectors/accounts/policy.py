@@ -19,7 +19,6 @@ from pydantic import Field, StringConstraints, model_validator
 from agent.calendar_cn import WorkCalendar
 from agent.policy.calendar import CalendarSection
 from agent.policy.models import (
-    POLICY_KINDS,
     LintProblem,
     PolicyDocument,
     Rule,
@@ -200,6 +199,3 @@ class AccountsPolicy(PolicyDocument):
                 ):
                     return True
         return False
-
-
-POLICY_KINDS[AccountsPolicy.KIND] = AccountsPolicy

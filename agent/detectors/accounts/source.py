@@ -8,7 +8,7 @@
    yields that account's ``GroupState`` (NSS), so the pure detector knows
    group-selected contractors.
 3. a ``Checkpoint`` in the queue is a log cursor, saved only when the daemon
-   has handled everything before it (see ``authlog_source``);
+   has handled everything before it (see ``readers.authlog``);
 4. ``update_policy`` re-targets the readers that depend on policy (who is a
    contractor, what to watch).
 """
@@ -27,9 +27,11 @@ from typing import Any, Final
 import structlog
 
 from agent.detector import SourceContext, SourceUnavailable
-from agent.detectors.accounts.authlog_source import Checkpoint, FileFollower, JournalFollower
-from agent.detectors.accounts.file_source import FileSource, build_plan
-from agent.detectors.accounts.host_sources import (
+from agent.detectors.accounts.observations import AuthRecord, GroupState
+from agent.detectors.accounts.policy import AccountsPolicy
+from agent.detectors.accounts.readers.authlog import Checkpoint, FileFollower, JournalFollower
+from agent.detectors.accounts.readers.files import FileSource, build_plan
+from agent.detectors.accounts.readers.host import (
     Directory,
     GroupSource,
     MountSource,
@@ -37,8 +39,6 @@ from agent.detectors.accounts.host_sources import (
     SessionSource,
     groups_of,
 )
-from agent.detectors.accounts.observations import AuthRecord, GroupState
-from agent.detectors.accounts.policy import AccountsPolicy
 from agent.detectors.accounts.settings import AccountsSourceSettings
 
 log = structlog.get_logger("courtguard.accounts.source")

@@ -6,7 +6,10 @@ from typing import Any
 
 from agent.detector import DetectorSpec
 from agent.detectors.accounts.detector import AccountsDetector
+from agent.detectors.accounts.evidence import ACCOUNT_EVIDENCE_MODELS
 from agent.detectors.accounts.observations import AccountsObservation
+from agent.detectors.accounts.policy import AccountsPolicy
+from agent.detectors.accounts.settings import AccountsSourceSettings
 from agent.detectors.accounts.state import DESCRIPTION
 
 
@@ -23,6 +26,9 @@ SPEC: DetectorSpec[Any, Any] = DetectorSpec(
     policy_section="accounts",
     make_source=_make_source,
     make_detector=AccountsDetector,
+    policy_model=AccountsPolicy,
+    evidence_models=ACCOUNT_EVIDENCE_MODELS,
+    settings_model=AccountsSourceSettings,
     runs_degraded=True,
     finalize_every_s=60.0,
     observation_type=AccountsObservation,

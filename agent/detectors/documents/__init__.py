@@ -6,8 +6,3 @@ evidence), ``spec`` (the registry entry), ``source`` (the publication-folder
 watcher), and ``checker``, the engine the detector, ``courtguard-agent scan``
 and the collector's check endpoint share. See docs/documents.md.
 """
-
-# The wire contract registers this detector's evidence and policy models at the end of
-# its modules; importing them first lets any documents module be imported first.
-import agent.events
-import agent.policy.models  # noqa: F401

@@ -1,4 +1,4 @@
-"""Typed evidence of every ``document.*`` event kind (registered in ``EVIDENCE_MODELS``).
+"""Typed evidence of every ``document.*`` event kind (``DetectorSpec.evidence_models``).
 
 Evidence names a document by its masked file name, folder and hashes, and a
 finding by its part, offsets and a masked excerpt: never raw personal data.

@@ -15,7 +15,7 @@ from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import Field, StringConstraints
 
-from agent.policy.models import POLICY_KINDS, PolicyDocument, Rule, StrictModel
+from agent.policy.models import PolicyDocument, Rule, StrictModel
 
 #: The checks the checker implements (``checker.checks.CHECKS``); a rule names one.
 DocumentCheck = Literal[
@@ -94,6 +94,3 @@ class DocumentsPolicy(PolicyDocument):
     profile: DocumentProfile = "spc-2024"
     watch: DocumentWatch = Field(default_factory=DocumentWatch)
     rules: list[Rule[DocumentMatch]]
-
-
-POLICY_KINDS[DocumentsPolicy.KIND] = DocumentsPolicy

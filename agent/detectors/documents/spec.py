@@ -6,6 +6,7 @@ from typing import Any
 
 from agent.detector import DetectorSpec, SourceContext
 from agent.detectors.documents.detector import DocumentsDetector
+from agent.detectors.documents.evidence import DOCUMENT_EVIDENCE_MODELS
 from agent.detectors.documents.observations import DocumentObservation
 from agent.detectors.documents.policy import DocumentsPolicy
 
@@ -23,6 +24,8 @@ SPEC: DetectorSpec[Any, DocumentsPolicy] = DetectorSpec(
     policy_section=DocumentsDetector.policy_section,
     make_source=_make_source,
     make_detector=DocumentsDetector,
+    policy_model=DocumentsPolicy,
+    evidence_models=DOCUMENT_EVIDENCE_MODELS,
     finalize_every_s=3600.0,
     observation_type=DocumentObservation,
 )

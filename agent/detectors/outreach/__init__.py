@@ -11,8 +11,3 @@ to take down or give back), ``response`` (carries that plan out), and
 table's NFLOG, parsed by ``packets``, owners from ``attribution``),
 ``probes`` and ``host_settings``. See docs/outreach.md.
 """
-
-# The wire contract registers this detector's evidence and policy models at the end of
-# its modules; importing them first lets any outreach module be imported first.
-import agent.events
-import agent.policy.models  # noqa: F401 (imported for its registrations, not a name)

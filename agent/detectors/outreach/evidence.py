@@ -1,4 +1,4 @@
-"""Typed evidence of every ``outreach.*`` event kind (registered in ``EVIDENCE_MODELS``).
+"""Typed evidence of every ``outreach.*`` event kind (``DetectorSpec.evidence_models``).
 
 Every kind shares the base: the interface and its class, when it was first
 and last seen in the aggregation window, and how many times. Flow-shaped

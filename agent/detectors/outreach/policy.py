@@ -30,7 +30,6 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from agent.policy.models import (
-    POLICY_KINDS,
     LintProblem,
     ListName,
     PolicyDocument,
@@ -340,6 +339,3 @@ class NetworksPolicy(PolicyDocument):
     def responses(self, response: str) -> list[OutreachRule]:
         """Enabled rules asking for ``response``."""
         return [r for r in self.rules if r.enabled and r.response == response]
-
-
-POLICY_KINDS[NetworksPolicy.KIND] = NetworksPolicy

@@ -6,6 +6,7 @@ from typing import Any
 
 from agent.detector import DetectorSpec, SourceContext
 from agent.detectors.outreach.detector import OutreachDetector
+from agent.detectors.outreach.evidence import OUTREACH_EVIDENCE_MODELS
 from agent.detectors.outreach.observations import OutreachObservation
 from agent.detectors.outreach.policy import NetworksPolicy
 
@@ -23,6 +24,8 @@ OUTREACH: DetectorSpec[Any, NetworksPolicy] = DetectorSpec(
     policy_section=OutreachDetector.policy_section,
     make_source=_make_source,
     make_detector=OutreachDetector,
+    policy_model=NetworksPolicy,
+    evidence_models=OUTREACH_EVIDENCE_MODELS,
     # Flows (kernel filter, NFLOG) and responses need it; links, routes, probes do not.
     capabilities=frozenset({"CAP_NET_ADMIN"}),
     runs_degraded=True,

@@ -55,6 +55,7 @@ SPEC: DetectorSpec[Any, Any] = DetectorSpec(
     policy_section="ports",
     make_source=lambda ctx: FakeSource(),
     make_detector=PortDetector,
+    policy_model=PortPolicy,
     observation_type=Connection,
 )
 NOW = "2026-03-02T09:00:00+08:00"

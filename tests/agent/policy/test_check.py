@@ -9,7 +9,8 @@ from typing import ClassVar
 import pytest
 
 from agent.policy.check import PolicyIssue, check_cases, check_directory
-from agent.policy.models import POLICY_KINDS, LintProblem, PolicyDocument, Rule, StrictModel
+from agent.policy.models import LintProblem, PolicyDocument, Rule, StrictModel
+from agent.registry import POLICY_KINDS
 from collector.policy.targets import case_targets
 
 CASES = """    cases:

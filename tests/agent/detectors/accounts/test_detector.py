@@ -14,8 +14,9 @@ from pydantic import TypeAdapter
 from agent.detectors.accounts.detector import AccountsDetector
 from agent.detectors.accounts.observations import AccountsObservation
 from agent.detectors.accounts.policy import AccountsPolicy
-from agent.events import EVIDENCE_MODELS, Finding
+from agent.events import Finding
 from agent.policy.loader import load_policy_dir
+from agent.registry import EVIDENCE_MODELS
 
 REPO = Path(__file__).resolve().parents[4]
 POLICY: AccountsPolicy = load_policy_dir(REPO / "policies").documents["accounts"]  # type: ignore[assignment]

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from agent.detectors.documents.detector import DocumentsDetector
 from agent.detectors.documents.observations import DocumentObservation
 from agent.detectors.documents.policy import DocumentsPolicy
-from agent.events import EVIDENCE_MODELS, Event, uuid7
+from agent.events import Event, uuid7
+from agent.registry import EVIDENCE_MODELS
 from tests.agent.detectors.documents.conftest import NAMED
 
 

@@ -16,7 +16,7 @@ from agent.detectors.outreach.observations import (
     RouteObservation,
 )
 from agent.detectors.outreach.policy import NetworksPolicy
-from agent.events import EVIDENCE_MODELS
+from agent.registry import EVIDENCE_MODELS
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 

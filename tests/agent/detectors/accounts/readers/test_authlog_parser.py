@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.detectors.accounts.authlog_parser import (
+from agent.detectors.accounts.observations import AuthRecord
+from agent.detectors.accounts.readers.authlog_parser import (
     parse_journal_entry,
     parse_message,
     parse_syslog_line,
 )
-from agent.detectors.accounts.observations import AuthRecord
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,7 +1,7 @@
 """The accounts sources that read host state: sessions, processes, groups, mounts.
 
 Each is a plain object with ``run(emit, stop)`` that blocks in its own
-thread (see ``source.AccountsSource``) and a ``poll_once(emit)`` the tests
+thread (see ``accounts.source.AccountsSource``) and a ``poll_once(emit)`` the tests
 drive directly. They ask the shared ``Directory`` who is a contractor, so
 only contractor processes are looked at closely.
 """

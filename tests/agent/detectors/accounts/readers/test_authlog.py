@@ -1,4 +1,4 @@
-"""The accounts readers on real files: cursor across restarts, rotation, truncation, formats."""
+"""The auth log readers on real files: cursor across restarts, rotation, truncation, journal."""
 
 from __future__ import annotations
 
@@ -10,20 +10,17 @@ from typing import Any
 
 import pytest
 
-from agent.detectors.accounts.authlog_source import (
+from agent.detectors.accounts.observations import AgentTampered, AuthRecord
+from agent.detectors.accounts.readers.authlog import (
     Checkpoint,
     CheckpointPacer,
     FileFollower,
     JournalFollower,
 )
-from agent.detectors.accounts.host_sources import (
-    MountSource,
-    parse_loginctl_json,
-    parse_mountinfo,
-)
-from agent.detectors.accounts.observations import AgentTampered, AuthRecord
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
 LINE = (
     "2026-03-02T10:00:0{n}+08:00 ws sudo:    wb_a : TTY=pts/0 ; PWD=/ ; USER=root ; "
     "COMMAND=/bin/id{n}\n"
@@ -112,44 +109,6 @@ def test_truncation_in_place_is_reported(tmp_path: Path) -> None:
     assert isinstance(event, AgentTampered) and event.what == "log_truncated"
 
 
-def test_loginctl_json_of_two_systemd_versions() -> None:
-    old = parse_loginctl_json((FIXTURES / "synthetic-loginctl-252.json").read_text())
-    new = parse_loginctl_json((FIXTURES / "synthetic-loginctl-256.json").read_text())
-    assert old is not None and new is not None
-    assert [s["user"] for s in old] == ["wb_zhang", "root"]
-    assert [(s["session"], s["class"]) for s in new] == [("5", "user"), ("7", "user")]
-    assert parse_loginctl_json("No sessions.") is None
-
-
-def test_mountinfo_of_this_machine_and_a_usb_stick() -> None:
-    mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
-    assert any(m["mountpoint"] == "/" for m in mounts.values())
-    usb = parse_mountinfo(
-        "36 35 8:33 / /media/wb\\040zhang/KINGSTON rw,nosuid - vfat /dev/sdc1 rw,uid=1003\n"
-    )
-    assert usb["36"] == {
-        "mountpoint": "/media/wb zhang/KINGSTON",
-        "fstype": "vfat",
-        "source": "/dev/sdc1",
-    }
-
-
-def test_mount_source_reports_changes_only(tmp_path: Path) -> None:
-    info = tmp_path / "mountinfo"
-    info.write_text("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n")
-    source = MountSource("ws", info)
-    events: list[Any] = []
-    source.poll_once(events.append)
-    assert events == []
-    info.write_text(
-        "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 8:33 / /media/x rw - vfat /dev/sdz9 rw\n"
-    )
-    source.poll_once(events.append)
-    assert [(e.action, e.mountpoint, e.removable) for e in events] == [
-        ("mounted", "/media/x", False)
-    ]
-
-
 def test_journal_follower_resumes_after_the_handled_cursor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,67 +136,6 @@ def test_journal_follower_resumes_after_the_handled_cursor(
     assert cursor.read_text().endswith("x=5")  # the last entry, though it parsed to nothing
     follower.run(lambda got: None, threading.Event())
     assert "--after-cursor=s=1a2b;i=105;b=3c4d;m=5000;t=6058a1f0c4000;x=5" in argv_file.read_text()
-
-
-def test_directory_names_contractors_through_the_policy_and_nss() -> None:
-    """Pattern-selected names count even without a local account; root and staff do not."""
-    from agent.detectors.accounts.host_sources import Directory
-    from agent.policy.loader import load_policy_dir
-
-    policy = load_policy_dir(Path(__file__).resolve().parents[4] / "policies").section("accounts")
-    directory = Directory()
-    directory.update(policy)  # type: ignore[arg-type]
-    assert directory.is_contractor("wb_nobody_here")
-    assert not directory.is_contractor("root")
-    assert not directory.names_contractor("root", "root")  # sudo by staff
-    assert directory.names_contractor("root", "wb_x")
-    assert directory.names_contractor("#1003", "root")
-    assert directory.contractor_by_uid(0) is None
-
-
-def test_file_source_on_real_inotify(tmp_path: Path) -> None:
-    """A key added under a contractor's ~/.ssh, an emptied history, a new protected file."""
-    import getpass
-
-    from agent.detectors.accounts.file_source import FileSource, build_plan
-    from agent.detectors.accounts.observations import FileTouched
-
-    home, protected = tmp_path / "home", tmp_path / "cases"
-    (home / ".ssh").mkdir(parents=True)
-    protected.mkdir()
-    history = home / ".bash_history"
-    history.write_text("ls\n")
-    source = FileSource("ws-it-01")
-    source.replan(build_plan([str(protected)], {"wb_a": home}, [], []))
-    seen: list[Any] = []
-    stop = threading.Event()
-    thread = threading.Thread(target=source.run, args=(seen.append, stop), daemon=True)
-    thread.start()
-    try:
-        time.sleep(0.3)  # the observer has scheduled its watches
-        (home / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAA test\n")
-        history.write_text("")
-        (protected / "case.txt").write_text("x")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (
-            any(isinstance(o, AgentTampered) for o in seen)
-            and any(isinstance(o, FileTouched) and o.purpose == "protected" for o in seen)
-            and any(isinstance(o, FileTouched) and o.purpose == "persistence" for o in seen)
-        ):
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        thread.join(10)
-    keys = next(o for o in seen if isinstance(o, FileTouched) and o.purpose == "persistence")
-    assert (keys.account, keys.attribution) == ("wb_a", "file-owner")
-    cleared = next(o for o in seen if isinstance(o, AgentTampered))
-    assert (cleared.what, cleared.account) == ("history_cleared", "wb_a")
-    created = next(
-        o
-        for o in seen
-        if isinstance(o, FileTouched) and o.purpose == "protected" and o.action == "created"
-    )
-    assert created.account == getpass.getuser() and created.attribution == "file-owner"
 
 
 STAFF_LINE = (
@@ -302,3 +200,4 @@ def test_a_stop_hands_on_the_cursor_it_held_back(tmp_path: Path) -> None:
     assert 1 <= len(checkpoints) <= 2  # the first poll's, and the held-back one at the stop
     checkpoints[-1].commit()
     assert follower._load_cursor()[str(log)]["offset"] == log.stat().st_size
+

@@ -44,13 +44,13 @@ from typing import Any, Final
 
 import structlog
 
-from agent.detectors.accounts.authlog_parser import (
+from agent.detectors.accounts.observations import AgentTampered
+from agent.detectors.accounts.readers.authlog_parser import (
     Concerns,
     parse_journal_entry,
     parse_json_object,
     parse_syslog_line,
 )
-from agent.detectors.accounts.observations import AgentTampered
 
 log = structlog.get_logger("courtguard.accounts.authlog")
 
