@@ -77,7 +77,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
             # SQLAlchemy leaves the SQLite DATETIME constructor unannotated.
-            return dialect.type_descriptor(_SQLiteUTCText())  # type: ignore[no-untyped-call]
+            return dialect.type_descriptor(_SQLiteUTCText())  # type: ignore[no-untyped-call]  # unannotated in SQLAlchemy
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
