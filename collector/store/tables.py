@@ -1,7 +1,7 @@
 """Every table the collector keeps, as SQLAlchemy Core, in one ``MetaData``.
 
 The Alembic migrations in ``collector/migrations`` create exactly this schema;
-``tests/collector/test_migrations.py`` compares the two.
+``tests/collector/store/test_migrations.py`` compares the two.
 
 Timestamps are stored in UTC: ``UTCDateTime`` makes SQLite (which has no time
 zones) hand back aware datetimes like PostgreSQL's ``timestamptz`` does.
