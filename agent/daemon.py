@@ -382,7 +382,7 @@ class Daemon:
         from agent.collector_http import collector_client  # httpx loads only where it is used
 
         # Started only once both are set.
-        assert self.policy_client is not None and self._credentials is not None  # noqa: S101
+        assert self.policy_client is not None and self._credentials is not None  # noqa: S101 (this task starts once both are set)
         async with collector_client(
             self._credentials, self.settings, self._transport, self.network
         ) as client:

@@ -197,7 +197,7 @@ def generate(
 
 def insert_sql(table: str, columns: tuple[str, ...]) -> str:
     """Constant table and column names and ``?`` placeholders only; the values are bound."""
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"  # noqa: S608
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"  # noqa: S608 (constant names and placeholders)
 
 
 def load(

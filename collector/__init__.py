@@ -8,5 +8,5 @@ batch validation it runs from ``agent`` see them all. Agents never import
 this package.
 """
 
-import agent.registry  # noqa: F401 - imported for its registrations
-import collector.routing.policy  # noqa: F401 - imported for its kind registration
+import agent.registry  # noqa: F401 (imported for its registrations)
+import collector.routing.policy  # noqa: F401 (imported for its kind registration)

@@ -115,7 +115,7 @@ class CalendarMonitor:
         policies = self.policy.policies
         if self.last is None or policies is not self._derived_from:
             self._coverage_of(policies, now)
-        assert self.last is not None  # noqa: S101 - set just above
+        assert self.last is not None  # noqa: S101 (set just above)
         today = local_time(now).date()
         current = CalendarCoverage(self.last.covered_until, self.last.library_until,
                                    self.last.policy_years, today)

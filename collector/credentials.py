@@ -13,7 +13,7 @@ import hmac
 import secrets
 from typing import Final
 
-TOKEN_PREFIX: Final = "cgt_"  # noqa: S105 - a label that makes tokens recognisable, not a secret
+TOKEN_PREFIX: Final = "cgt_"  # noqa: S105 (a label that makes tokens recognisable, not a secret)
 API_KEY_PREFIX: Final = "cgk_"
 #: How many characters of a token or key are kept in clear, to tell them apart in listings.
 DISPLAY_CHARS: Final = 10

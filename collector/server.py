@@ -128,8 +128,8 @@ def serve(settings: CollectorSettings) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
-        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type] # a float works
-        timeout_graceful_shutdown=settings.graceful_shutdown_s,  # type: ignore[arg-type]
+        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]  # a float works
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,  # type: ignore[arg-type]  # a float works
         **tls,
     )
     server = _Server(config)

@@ -113,7 +113,7 @@ class RobotReceiver:
     """One loopback HTTP server; ``flavour`` picks the checks and the success answer."""
 
     flavour: str  # dingtalk, wecom, webhook, sms
-    secret: str = "SECtest-secret+/="  # noqa: S105 - the test robot's own
+    secret: str = "SECtest-secret+/="  # noqa: S105 (the test robot's own)
     script: list[int] = field(default_factory=list)  # statuses to answer first, in order
     received: list[Received] = field(default_factory=list)
     delay_s: float = 0.0
@@ -144,7 +144,7 @@ class RobotReceiver:
                                                      do_handshake_on_connect=False)
             self.ca_file = files.ca_cert
             # A client that refuses the certificate ends the handshake: no traceback.
-            self.server.handle_error = lambda *_args: None  # type: ignore[method-assign]
+            self.server.handle_error = lambda *_args: None  # type: ignore[method-assign]  # silences refused handshakes
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -109,7 +109,7 @@ def agent_status(
 def silent_event(agent: Liveness, rule: SilentRule, default_interval_s: float,
                  now: datetime) -> Event:
     """The one ``agent.silent`` event for this agent's silence since ``last_seen_at``."""
-    assert agent.last_seen_at is not None  # noqa: S101 - find_silent only returns seen agents
+    assert agent.last_seen_at is not None  # noqa: S101 (find_silent only returns seen agents)
     interval = agent.heartbeat_interval_s or default_interval_s
     since = agent.last_seen_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
     evidence = SilentEvidence(

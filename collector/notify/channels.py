@@ -108,7 +108,7 @@ def dingtalk_payload(message: Message, keyword: str | None = None) -> dict[str, 
 
 
 def send_dingtalk(message: Message, settings: ChannelSettings, client: httpx.Client) -> Outcome:
-    assert settings.url is not None  # noqa: S101 - ChannelSettings requires it
+    assert settings.url is not None  # noqa: S101 (ChannelSettings requires it)
     url = settings.url
     if settings.secret:
         timestamp = round(time.time() * 1000)
@@ -131,7 +131,7 @@ def wecom_payload(message: Message) -> dict[str, Any]:
 
 
 def send_wecom(message: Message, settings: ChannelSettings, client: httpx.Client) -> Outcome:
-    assert settings.url is not None  # noqa: S101
+    assert settings.url is not None  # noqa: S101 (ChannelSettings requires it)
     return _post(client, settings.url, settings, json_body=wecom_payload(message), errcode=True)
 
 
@@ -177,7 +177,7 @@ def alertmanager_payload(message: Message) -> dict[str, Any]:
 
 
 def send_webhook(message: Message, settings: ChannelSettings, client: httpx.Client) -> Outcome:
-    assert settings.url is not None  # noqa: S101
+    assert settings.url is not None  # noqa: S101 (ChannelSettings requires it)
     return _post(client, settings.url, settings, json_body=alertmanager_payload(message))
 
 
@@ -207,7 +207,7 @@ def sms_fields(message: Message, settings: ChannelSettings, extra_to: list[str])
 
 def send_sms(message: Message, settings: ChannelSettings, client: httpx.Client,
              extra_to: list[str]) -> Outcome:
-    assert settings.url is not None  # noqa: S101
+    assert settings.url is not None  # noqa: S101 (ChannelSettings requires it)
     if not message.mobiles() and not extra_to:
         return Outcome(False, error="nobody to text: the duty person has no mobile number")
     fields = sms_fields(message, settings, extra_to)
@@ -234,7 +234,7 @@ def send_email(message: Message, settings: ChannelSettings, extra_to: list[str])
     to = list(dict.fromkeys([*message.emails(), *settings.to, *extra_to]))
     if not to:
         return Outcome(False, error="nobody to mail: no addresses for the duty person or channel")
-    assert settings.smtp_host is not None  # noqa: S101
+    assert settings.smtp_host is not None  # noqa: S101 (ChannelSettings requires it)
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
                           timeout=settings.timeout_s) as smtp:

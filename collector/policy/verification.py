@@ -118,5 +118,5 @@ def check_stored(stored: StoredBundle, public_key: str) -> PolicyBundle:
             )
         if full is None:
             full = bundle
-    assert full is not None  # noqa: S101 - _bodies always yields the full body first
+    assert full is not None  # noqa: S101 (_bodies always yields the full body first)
     return full

@@ -111,7 +111,7 @@ class Router:
 
     def close(self) -> None:
         """Hand the lease over at once (another process need not wait for it to run out)."""
-        assert self.outbox is not None  # noqa: S101 - set in __post_init__
+        assert self.outbox is not None  # noqa: S101 (set in __post_init__)
         self.outbox.close()
         with contextlib.suppress(Exception):
             self.release()
@@ -151,7 +151,7 @@ class Router:
             receivers = ctx.policy.receivers
         else:
             receivers = {}
-        assert self.outbox is not None  # noqa: S101 - set in __post_init__
+        assert self.outbox is not None  # noqa: S101 (set in __post_init__)
         sent_next = self.outbox.send_due(now, receivers)
         if sent_next is not None:
             wake.append(sent_next)

@@ -89,7 +89,7 @@ def _insert_sql(dialect: str, rows: int) -> str:
         one = "(" + ",".join(["%s"] * (len(_COLUMNS) - 1)) + ",CAST(%s AS jsonb))"
     values = ",".join([one] * rows)
     # Only constant column names and placeholders are formatted in; values are bound.
-    return f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES {values} ON CONFLICT DO NOTHING RETURNING id"  # noqa: S608, E501
+    return f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES {values} ON CONFLICT DO NOTHING RETURNING id"  # noqa: S608, E501 (constant names and placeholders)
 
 
 def insert_new_events(

@@ -1,7 +1,7 @@
 """Every table the collector keeps, as SQLAlchemy Core, in one ``MetaData``.
 
 The Alembic migrations in ``collector/migrations`` create exactly this schema;
-``tests/collector/test_migrations.py`` compares the two.
+``tests/collector/store/test_migrations.py`` compares the two.
 
 Timestamps are stored in UTC: ``UTCDateTime`` makes SQLite (which has no time
 zones) hand back aware datetimes like PostgreSQL's ``timestamptz`` does.
@@ -77,7 +77,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
             # SQLAlchemy leaves the SQLite DATETIME constructor unannotated.
-            return dialect.type_descriptor(_SQLiteUTCText())  # type: ignore[no-untyped-call]
+            return dialect.type_descriptor(_SQLiteUTCText())  # type: ignore[no-untyped-call]  # unannotated in SQLAlchemy
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:

@@ -164,12 +164,12 @@ def test_heartbeat_reports_detector_health(
         collector,
         registry,
         lambda c: any(
-            e.evidence["detectors"].get("crashy", {}).get("state") == "failed"  # type: ignore[union-attr]
+            e.evidence["detectors"].get("crashy", {}).get("state") == "failed"  # type: ignore[union-attr]  # a JSON object here
             for e in of_kind(c, "agent.heartbeat")
         ),
     )
     last = of_kind(collector, "agent.heartbeat")[-1].evidence
-    assert last["detectors"]["off"] == {"state": "disabled", "reason": "off in settings"}  # type: ignore[index]
+    assert last["detectors"]["off"] == {"state": "disabled", "reason": "off in settings"}  # type: ignore[index, call-overload]  # a JSON object here
     assert not [e for e in of_kind(collector, "fake.observed") if e.evidence["observation"] == "x"]
 
 

@@ -190,7 +190,7 @@ def snapshot(db: Database) -> dict[str, Any]:
     with db.read() as conn:
         return {
             table: sorted(
-                (tuple(str(v) for v in row) for row in conn.execute(sa.text(f"SELECT * FROM {table}"))),  # noqa: S608, E501 - constant table names
+                (tuple(str(v) for v in row) for row in conn.execute(sa.text(f"SELECT * FROM {table}"))),  # noqa: S608, E501 (constant table names)
             )
             for table in ("events", "agents", "sequence_gaps", "enrollment_tokens")
         }

@@ -69,7 +69,7 @@ def test_warning_once_a_day_across_processes(db: Database) -> None:
                                         "library_until": "2026-12-31",
                                         "policy_years": [], "days_left": 46}
     # calendar_events types each column as object; evidence is the stored JSON dict
-    assert stored_last["evidence"]["days_left"] == 0  # type: ignore[index]
+    assert stored_last["evidence"]["days_left"] == 0  # type: ignore[index]  # a JSON dict
     with db.read() as conn:
         (count,) = conn.execute(select(alerts.c.count)
                                 .where(alerts.c.kind == "collector.calendar_expiring")).one()

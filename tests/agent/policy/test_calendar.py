@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-import collector.routing.policy  # noqa: F401 - registers alerting, which policy check reads
+import collector.routing.policy  # noqa: F401 (registers alerting, which policy check reads)
 from agent.calendar_cn import DayKind
 from agent.policy.calendar import CalendarSection
 from agent.policy.check import check_directory

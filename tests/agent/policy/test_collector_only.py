@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import collector.routing.policy  # noqa: F401 - registers alerting for the full bundle below
+import collector.routing.policy  # noqa: F401 (registers alerting for the full bundle below)
 from agent.policy.loader import load_policy_dir
 from agent.policy.models import COLLECTOR_ONLY_KINDS, POLICY_KINDS
 from agent.testing import PolicySigner

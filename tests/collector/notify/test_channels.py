@@ -65,7 +65,7 @@ def test_console_link_opens_the_alert_itself() -> None:
 def test_dingtalk_wrong_secret_is_refused_and_reported(http: httpx.Client) -> None:
     with robot("dingtalk") as receiver:
         settings = ChannelSettings(type="dingtalk", url=receiver.url,
-                                   secret="SECother")  # noqa: S106 - a test robot's secret
+                                   secret="SECother")  # noqa: S106 (a test robot's secret)
         outcome = channels.send(message(), settings, http, [])
         assert not outcome.ok
         assert outcome.error == "errcode 310000"

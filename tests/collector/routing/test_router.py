@@ -47,7 +47,7 @@ T0 = datetime(2026, 10, 1, 19, 0, tzinfo=UTC)
 WEEKDAY_NIGHT = datetime(2026, 11, 3, 13, 0, tzinfo=UTC)
 #: A wildcard listener, as an administrator writes it; the tests never bind it outside a
 #: network namespace of their own.
-WILDCARD = "0.0.0.0"  # noqa: S104 - a settings value under test, bound only in a namespace
+WILDCARD = "0.0.0.0"  # noqa: S104 (a settings value under test, bound only in a namespace)
 NIGHT_OFFICER, BACKUP = "13800000003", "13800000001"  # wang_qiang, zhang_wei (weekly turns)
 
 
@@ -247,7 +247,7 @@ def test_silent_agent_mutes_content_alerts_from_its_host(world: World) -> None:
         conn.execute(update(agents).values(last_seen_at=WEEKDAY_NIGHT - timedelta(hours=1),
                                            heartbeat_interval_s=60))
     # TestClient types its app as a bare ASGI callable, without the FastAPI app's state.
-    made = world.client.app.state.monitor.check(WEEKDAY_NIGHT)  # type: ignore[attr-defined]
+    made = world.client.app.state.monitor.check(WEEKDAY_NIGHT)  # type: ignore[attr-defined]  # TestClient types .app as a bare ASGI app
     assert [e.kind for e in made] == ["agent.silent"]
     for second in (0, 30, 60):
         world.tick(WEEKDAY_NIGHT + timedelta(seconds=second))

@@ -80,7 +80,7 @@ def observe(
     return FlowObservation(
         # parse_ip names only tcp, udp, icmp, icmpv6 or other (its PROTOCOLS), the literal
         # the observation declares; the header types it as str to stay free of the policy.
-        protocol=header.protocol,  # type: ignore[arg-type]
+        protocol=header.protocol,  # type: ignore[arg-type]  # one of PROTOCOLS
         source=header.source,
         destination=header.destination,
         source_port=header.source_port,

@@ -81,7 +81,7 @@ def plan_for(
 def _elements(networks: Iterable[IPNetwork | IPAddress], version: int) -> str:
     chosen = [ipaddress.ip_network(n) for n in networks if n.version == version]
     # typeshed wants one network type; ``chosen`` holds only ``version``'s, filtered above.
-    collapsed = list(ipaddress.collapse_addresses(chosen))  # type: ignore[type-var]
+    collapsed = list(ipaddress.collapse_addresses(chosen))  # type: ignore[type-var]  # one IP version
     if not collapsed:
         return ""
     return "elements = { " + ", ".join(str(n) for n in collapsed) + " }"

@@ -19,7 +19,7 @@ from agent.policy.loader import load_policy_dir
 from agent.registry import EVIDENCE_MODELS
 
 REPO = Path(__file__).resolve().parents[4]
-POLICY: AccountsPolicy = load_policy_dir(REPO / "policies").documents["accounts"]  # type: ignore[assignment]
+POLICY: AccountsPolicy = load_policy_dir(REPO / "policies").documents["accounts"]  # type: ignore[assignment]  # documents holds base PolicyDocuments
 ADAPTER: TypeAdapter[Any] = TypeAdapter(AccountsObservation)
 T0 = datetime.fromisoformat("2026-03-02T21:00:00+08:00")
 

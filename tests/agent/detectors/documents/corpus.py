@@ -109,7 +109,7 @@ class Generator:
     """Deterministic for a seed: the same corpus every run."""
 
     def __init__(self, seed: int = 2026) -> None:
-        self.rng = random.Random(seed)  # noqa: S311  (a reproducible corpus, not secrets)
+        self.rng = random.Random(seed)  # noqa: S311 (a reproducible corpus, not secrets)
         self.used_names: set[str] = set()
 
     # ---- values
@@ -535,7 +535,7 @@ def evaluate(
         except ExtractionError as exc:
             result.errors.append(f"{path.name}: {exc}")
             continue
-        scan = scan_parts(parts, policy, profile)  # type: ignore[arg-type]
+        scan = scan_parts(parts, policy, profile)  # type: ignore[arg-type]  # policy is passed as object
         texts = {p.name: p.text for p in parts}
         covered = [(f.rule_id, _norm(texts[f.part][f.start : f.end])) for f in scan.findings]
         if document.clean:

@@ -58,7 +58,7 @@ def test_directory_names_contractors_through_the_policy_and_nss() -> None:
     """Pattern-selected names count even without a local account; root and staff do not."""
     policy = load_policy_dir(Path(__file__).resolve().parents[5] / "policies").section("accounts")
     directory = Directory()
-    directory.update(policy)  # type: ignore[arg-type]
+    directory.update(policy)  # type: ignore[arg-type]  # section() gives the base PolicyDocument
     assert directory.is_contractor("wb_nobody_here")
     assert not directory.is_contractor("root")
     assert not directory.names_contractor("root", "root")  # sudo by staff

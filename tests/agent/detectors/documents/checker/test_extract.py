@@ -197,7 +197,7 @@ def test_encrypted_pdf_says_so(tmp_path: Path) -> None:
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter(clone_from=PdfReader(write_pdf(tmp_path / "a.pdf", LINES)))
-    writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-128")  # noqa: S106
+    writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-128")  # noqa: S106 (a test PDF's password)
     locked = tmp_path / "locked.pdf"
     with locked.open("wb") as out:
         writer.write(out)

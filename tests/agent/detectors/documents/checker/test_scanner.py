@@ -26,7 +26,7 @@ CRIMINAL = """河南省郑州市金水区人民法院
 
 def _by_rule(result: object) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for finding in result.findings:  # type: ignore[attr-defined]
+    for finding in result.findings:  # type: ignore[attr-defined]  # a ScanResult passed as object
         out.setdefault(finding.rule_id, []).append(finding.excerpt)
     return out
 
@@ -65,7 +65,7 @@ def test_identifiers_glued_to_chinese_are_found() -> None:
     from tests.agent.detectors.documents.conftest import REPO
 
     policy = load_policy_dir(REPO / "policies").section("documents")
-    result = scan_text("其身份证号11010519491231002X现住", policy)  # type: ignore[arg-type]
+    result = scan_text("其身份证号11010519491231002X现住", policy)  # type: ignore[arg-type]  # section() gives the base PolicyDocument
     assert [f.rule_id for f in result.findings] == ["documents.resident-id"]
 
 

@@ -16,7 +16,7 @@ def test_worker_killed_by_its_limits_is_one_error_not_a_crash(
     slow.write_text(line * 60_000)  # seconds of CPU to scan; the budget below is one second
     good = tmp_path / "good.txt"
     good.write_text("民事判决书\n审判员  孙立\n")
-    pool = ScanPool(documents_policy, workers=2, cpu_seconds=1)  # type: ignore[arg-type]
+    pool = ScanPool(documents_policy, workers=2, cpu_seconds=1)  # type: ignore[arg-type]  # the fixture is annotated object
     reports = {Path(r["path"]).name: r for r in pool.scan([str(slow), str(good)])}
     assert reports["good.txt"]["verdict"] == "publishable"
     assert reports["slow.txt"]["verdict"] is None

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from collector.api.body import DEFAULT_MAX_BYTES
+from tests.collector.api.test_routes_property import routes
 from tests.collector.conftest import TestClient
-from tests.collector.test_routes_property import routes
 
 #: Routes whose own limit is larger than the default.
 OWN_LIMITS = {"/api/v1/events", "/api/v1/documents/check", "/api/v1/alerts/{action}",

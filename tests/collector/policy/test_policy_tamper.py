@@ -22,7 +22,7 @@ from collector.store.database import Database
 from collector.store.policies import StoredBundle
 from collector.store.tables import audit_log, events, policy_bundles
 from tests.collector.conftest import POLICIES, TestClient, enroll
-from tests.collector.test_policy_store import DOCUMENTS, get_policy
+from tests.collector.policy.test_policy_store import DOCUMENTS, get_policy
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 GENUINE_MOBILE = "13800000001"  # zhang_wei in policies/alerting.yaml

@@ -29,8 +29,8 @@ from collector.settings import CollectorSettings
 from collector.store.database import Database
 from tests.collector.conftest import TestClient
 
-SOURCES = [*Path(__file__).resolve().parents[2].glob("collector/api/*.py"),
-           *Path(__file__).resolve().parents[2].glob("collector/console/*.py")]
+SOURCES = [*Path(__file__).resolve().parents[3].glob("collector/api/*.py"),
+           *Path(__file__).resolve().parents[3].glob("collector/console/*.py")]
 #: Query parameters a handler reads itself (``params.get("date")``, ``when(params, "since")``).
 READ_BY_HAND = re.compile(
     r'(?:params|query_params|\bq)\.get(?:list)?\("(\w+)"|(?:text|when|split)\(params, "(\w+)"'
