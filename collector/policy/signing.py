@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import utcnow
 from collector.errors import ConfigError
@@ -88,7 +89,12 @@ def register_public_key(db: Database, public_key: str) -> None:
     with db.write() as conn:
         known = conn.execute(select(policy_keys.c.public_key)).scalars().all()
         if not known:
-            conn.execute(insert(policy_keys).values(public_key=public_key, created_at=utcnow()))
+            # Two publishers of one collector can both find the table empty (PostgreSQL);
+            # the second insert of the same key is then a no-op, not a failed publish.
+            module: Any = postgresql if db.dialect == "postgresql" else sqlite
+            conn.execute(module.insert(policy_keys)
+                         .values(public_key=public_key, created_at=utcnow())
+                         .on_conflict_do_nothing(index_elements=["public_key"]))
             return
     if public_key not in known:
         raise ConfigError(

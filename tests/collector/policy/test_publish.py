@@ -79,3 +79,50 @@ def test_publish_refuses_only_collector_only_kinds(db: Database, signing: Path) 
         publish_bundle(db, {"alerting": DOCUMENTS["alerting"]}, load_signing_key(signing),
                        group=None, author="t", note="", created_at=NOW)
     assert latest_version(db) == 0
+
+
+def test_publishers_racing_on_the_first_key_both_succeed(
+    settings: CollectorSettings, db: Database, signing: Path
+) -> None:
+    """A publisher that found no key while another was inserting it still publishes."""
+    import time
+
+    from sqlalchemy import insert as sql_insert
+    from sqlalchemy import select, text
+
+    from agent.events import utcnow
+    from collector.policy.signing import load_signing_key, public_key_b64, register_public_key
+    from collector.store.tables import policy_keys
+
+    public = public_key_b64(load_signing_key(signing))
+    other = Database.from_settings(settings)
+    errors: list[BaseException] = []
+    first = other.engine.connect()
+    first.begin()
+    first.execute(sql_insert(policy_keys).values(public_key=public, created_at=utcnow()))
+
+    def second() -> None:
+        try:
+            register_public_key(db, public)  # reads no key yet, then waits on the first insert
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    racer = threading.Thread(target=second)
+    racer.start()
+    if db.dialect == "postgresql":
+        # Wait until the racer's insert is blocked behind the first one's uncommitted row.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and racer.is_alive():
+            with other.engine.connect() as probe:
+                if probe.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+                    break
+            time.sleep(0.02)
+    else:
+        racer.join(timeout=1.0)  # SQLite: the racer waits for the write lock before it reads
+    first.commit()
+    first.close()
+    racer.join()
+    other.dispose()
+    assert errors == []
+    with db.read() as conn:
+        assert conn.execute(select(policy_keys.c.public_key)).scalars().all() == [public]
