@@ -25,7 +25,7 @@ from typing import Any, Final
 from agent.detector import DetectorSpec
 from agent.detectors.accounts.spec import SPEC as ACCOUNTS
 from agent.detectors.documents.spec import SPEC as DOCUMENTS
-from agent.detectors.outreach.spec import OUTREACH
+from agent.detectors.outreach.spec import SPEC as OUTREACH
 from agent.events import EVIDENCE_MODELS as _EVIDENCE_MODELS
 from agent.events import Evidence, register_evidence_models
 from agent.policy.models import POLICY_KINDS as _POLICY_KINDS
