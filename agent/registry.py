@@ -33,9 +33,15 @@ from agent.policy.models import PolicyDocument, register_policy_kinds
 
 DETECTORS: Final[tuple[DetectorSpec[Any, Any], ...]] = (ACCOUNTS, DOCUMENTS, OUTREACH)
 
+
+def register(spec: DetectorSpec[Any, Any]) -> None:
+    """Add ``spec``'s policy kind and evidence kinds to the tables; a clash is a ValueError."""
+    register_policy_kinds(spec.policy_model)
+    register_evidence_models(spec.evidence_models)
+
+
 for _spec in DETECTORS:
-    register_policy_kinds(_spec.policy_model)
-    register_evidence_models(_spec.evidence_models)
+    register(_spec)
 
 #: Every policy kind this process understands, and the model that validates it.
 POLICY_KINDS: Final[dict[str, type[PolicyDocument]]] = _POLICY_KINDS

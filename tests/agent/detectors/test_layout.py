@@ -43,29 +43,40 @@ def test_every_detector_folder_is_registered() -> None:
     assert folders == {spec.name for spec in DETECTORS}
 
 
-@pytest.mark.parametrize("spec", SPECS)
-def test_folder_has_every_file(spec: DetectorSpec[Any, Any]) -> None:
-    folder = DETECTORS_DIR / spec.name
-    missing = [name for name in FILES if not (folder / name).is_file()]
-    assert missing == [], f"agent/detectors/{spec.name}/ lacks {', '.join(missing)}"
+def layout_problems(spec: DetectorSpec[Any, Any], folder: Path, package: str) -> list[str]:
+    """What keeps the detector in ``folder`` (importable as ``package``) from the shape."""
+    problems = [f"{folder.name}/ lacks {name}" for name in FILES if not (folder / name).is_file()]
+    if problems:
+        return problems
 
+    def comes_from(what: str, thing: Any, module: str) -> None:
+        if getattr(thing, "__module__", None) != f"{package}.{module}":
+            problems.append(f"{what} {getattr(thing, '__name__', thing)} is not in {module}.py")
 
-@pytest.mark.parametrize("spec", SPECS)
-def test_spec_is_built_from_its_own_modules(spec: DetectorSpec[Any, Any]) -> None:
-    package = f"agent.detectors.{spec.name}"
-    assert importlib.import_module(f"{package}.spec").SPEC is spec
-    assert spec.policy_model.__module__ == f"{package}.policy"
-    assert spec.evidence_models, f"{spec.name} declares no evidence models"
-    for kind, model in spec.evidence_models.items():
-        assert model.__module__ == f"{package}.evidence", kind
+    if getattr(importlib.import_module(f"{package}.spec"), "SPEC", None) is not spec:
+        problems.append("spec.py does not define this spec as SPEC")
+    comes_from("policy model", spec.policy_model, "policy")
+    if not spec.evidence_models:
+        problems.append("no evidence models")
+    for model in spec.evidence_models.values():
+        comes_from("evidence model", model, "evidence")
     observed = models_in(spec.observation_type)
-    assert observed, f"{spec.name} declares no observation_type"
+    if not observed:
+        problems.append("no observation_type")
     for model in observed:
-        assert model.__module__ == f"{package}.observations", model.__name__
-    assert getattr(spec.make_detector, "__module__", None) == f"{package}.detector"
+        comes_from("observation model", model, "observations")
+    comes_from("detector", spec.make_detector, "detector")
     if spec.settings_model is not None:
-        assert spec.settings_model.__module__ == f"{package}.settings"
-    assert callable(importlib.import_module(f"{package}.source").make_source)
+        comes_from("settings model", spec.settings_model, "settings")
+    if not callable(getattr(importlib.import_module(f"{package}.source"), "make_source", None)):
+        problems.append("source.py defines no make_source")
+    return problems
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_detector_has_the_shape(spec: DetectorSpec[Any, Any]) -> None:
+    problems = layout_problems(spec, DETECTORS_DIR / spec.name, f"agent.detectors.{spec.name}")
+    assert problems == []
 
 
 def test_specs_leave_sources_and_readers_unimported() -> None:
