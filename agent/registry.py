@@ -3,16 +3,16 @@
 The daemon iterates ``DETECTORS`` and knows no detector by name. A security
 agent lists the code it runs: no discovery by import magic. Each detector
 lives in ``agent/detectors/<name>/`` and adds one ``DetectorSpec`` here; its
-policy model and evidence models come with it.
+policy model and evidence models come with it (docs/architecture.md: how to
+add a detector).
 
 ``POLICY_KINDS`` is every policy kind and ``EVIDENCE_MODELS`` every event kind
 with a fixed evidence shape. Both tables live below the detectors, in the
 policy language (``agent.policy.models``) and the wire contract
 (``agent.events``), which validate with them and so cannot import the
 detectors: they start with the agent's own kinds, and importing this module
-adds each detector's (``register_policy_kinds``,
-``register_evidence_models``). The agent's daemon, spool and policy loader and
-the collector's package import it before they read a policy or validate an
+adds each detector's (``register``). The agent's daemon, spool and policy
+loader and the collector's package import it before they read a policy or validate an
 event. A kind no detector reads registers the same way beside its model: the
 agent's own ``agent`` kind in ``agent.policy.models``, the collector's
 ``alerting`` kind in ``collector.routing.policy``.
