@@ -1,7 +1,9 @@
 """The one interface every detector implements: sources gather, detectors decide.
 
-A *source* does the I/O (psutil, netlink, the journal, the file system) and
-yields observations; it may block only in a thread it owns. A *detector* is
+A *source* does the I/O (psutil, netlink, the journal, the file system)
+through its detector's readers (``agent/detectors/<name>/readers/``), merges
+what they gather and yields observations; it may block only in a thread it
+owns. A *detector* is
 pure: an observation, its policy section and the clock in, findings out.
 ``finalize`` is for checks that need a window (aggregation, bursts) and is
 called on a timer and at shutdown.

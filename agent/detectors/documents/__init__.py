@@ -2,7 +2,9 @@
 
 Modules: ``policy`` (the ``documents`` policy model), ``observations`` (what
 the source yields), ``detector`` (findings), ``evidence`` (typed event
-evidence), ``spec`` (the registry entry), ``source`` (the publication-folder
-watcher), and ``checker``, the engine the detector, ``courtguard-agent scan``
-and the collector's check endpoint share. See docs/documents.md.
+evidence), ``spec`` (the registry entry), ``source`` (each new document
+once, extracted in a child process), which reads through ``readers``:
+``folders`` (the publication folders, watched), and ``checker``, the engine
+the detector, ``courtguard-agent scan`` and the collector's check endpoint
+share. See docs/documents.md.
 """

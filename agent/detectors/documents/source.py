@@ -1,13 +1,14 @@
-"""Watch the publication folders and hand each settled, new document to the detector once.
+"""The documents detector's one source: each settled, new document handed to the detector once.
 
-watchdog reports file events from its own thread; they only mark a path as
-pending. A file is read when it has been quiet for ``settle_s`` and its size
-and modification time did not change between two looks (a copy still in
-progress is left alone). Each content hash is scanned once, also across
-restarts (a small file of hashes in the data directory). Extraction runs in a
-short-lived child process (``checker.child``) under the memory and CPU limits
-of ``checker.worker``, so a hostile file can cost that child, never the agent;
-the agent process itself never imports the extraction libraries.
+1. ``readers.folders`` watches the publication folders and hands over each
+   file once it has settled (quiet for ``settle_s``, size and mtime unchanged);
+2. a file whose size and mtime match the last time it was hashed is skipped
+   unread; otherwise each content hash is scanned once, also across restarts
+   (small files of hashes in the data directory);
+3. extraction runs in a short-lived child process (``checker.child``) under
+   the memory and CPU limits of ``checker.worker``, so a hostile file can cost
+   that child, never the agent; the agent process itself never imports the
+   extraction libraries.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import hashlib
 import json
 import os
 import sys
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,9 +26,10 @@ from typing import Any, Final
 
 import structlog
 
-from agent.detector import SourceContext, SourceUnavailable
+from agent.detector import SourceContext
 from agent.detectors.documents.observations import DocumentObservation, DocumentPart
 from agent.detectors.documents.policy import DocumentsPolicy, DocumentWatch
+from agent.detectors.documents.readers.folders import FolderWatcher
 
 log = structlog.get_logger("courtguard.documents")
 
@@ -37,7 +38,6 @@ MAX_SEEN: Final = 100_000
 #: Largest JSON a scan child may print (the extracted text of a long judgment is far less).
 MAX_CHILD_OUTPUT: Final = 256 * 1024 * 1024
 CHILD_TIMEOUT_S: Final = 120.0
-POLL_S: Final = 0.5
 
 
 class RememberedKeys:
@@ -145,120 +145,25 @@ class DocumentsSource:
     """Yields one ``DocumentObservation`` per new document content in the watched folders."""
 
     def __init__(self, watch: DocumentWatch, data_dir: Path | None) -> None:
-        self.watch = watch
+        self.folders = FolderWatcher(watch)
         self.seen = RememberedKeys(data_dir / "documents-scanned.txt" if data_dir else None)
         #: Size and mtime of each file already hashed (by a hash of its path): a restart
         #: over a large published tree does not read every file again.
         self.stamps = RememberedKeys(data_dir / "documents-stamps.txt" if data_dir else None)
-        self._walk_pending = False
-        self._pending: dict[Path, float] = {}
-        self._last_stat: dict[Path, tuple[int, int]] = {}
-        self._wake = asyncio.Event()
-        self._observer: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def watch(self) -> DocumentWatch:
+        return self.folders.watch
 
     def update_policy(self, section: DocumentsPolicy) -> None:
-        if section.watch != self.watch:
-            self.watch = section.watch
-            self._restart_observer()
-
-    def _mark(self, path: str) -> None:
-        candidate = Path(path)
-        if candidate.suffix.lower() in self.watch.extensions and not candidate.name.startswith(
-            "~$"
-        ):
-            self._pending[candidate] = time.monotonic()
-
-    def _restart_observer(self) -> None:
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(5)
-            self._observer = None
-        if self._loop is None or not self.watch.folders:
-            return  # nothing to watch: watchdog is not even imported
-        try:
-            from watchdog.events import FileSystemEvent, FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError as exc:
-            raise SourceUnavailable("the watchdog library is not installed") from exc
-        loop: asyncio.AbstractEventLoop = self._loop
-        source = self
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.is_directory or event.event_type not in (
-                    "created",
-                    "modified",
-                    "moved",
-                    "closed",
-                ):
-                    return
-                target = getattr(event, "dest_path", "") or event.src_path
-                loop.call_soon_threadsafe(source._mark, os.fsdecode(target))
-
-        observer = Observer()
-        watched = 0
-        for folder in self.watch.folders:
-            if Path(folder).is_dir():
-                observer.schedule(Handler(), folder, recursive=True)
-                watched += 1
-            else:
-                log.warning("publication folder missing", folder=folder)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
-        # Documents already in the folders are checked once too, found off the event loop.
-        self._walk_pending = True
-        log.info("watching publication folders", folders=watched)
+        self.folders.retarget(section.watch)
 
     async def observations(self) -> AsyncIterator[DocumentObservation]:
-        self._loop = asyncio.get_running_loop()
-        self._restart_observer()
-        try:
-            while True:
-                await asyncio.sleep(POLL_S)
-                if self._walk_pending:
-                    self._walk_pending = False
-                    for existing in await asyncio.to_thread(self._existing):
-                        self._mark(existing)
-                for path in self._settled():
-                    observation = await self._observe(path)
-                    if observation is not None:
-                        yield observation
-        finally:
-            if self._observer is not None:
-                self._observer.stop()
-                self._observer.join(5)
-
-    def _existing(self) -> list[str]:
-        return [
-            os.path.join(root, name)
-            for folder in self.watch.folders
-            for root, _dirs, names in os.walk(folder)
-            for name in names
-        ]
-
-    def _settled(self) -> list[Path]:
-        now = time.monotonic()
-        ready = []
-        for path, touched in list(self._pending.items()):
-            if now - touched < self.watch.settle_s:
-                continue
-            try:
-                stat = path.stat()
-            except OSError:
-                self._pending.pop(path, None)
-                self._last_stat.pop(path, None)
-                continue
-            fingerprint = (stat.st_size, stat.st_mtime_ns)
-            if self._last_stat.get(path) != fingerprint:
-                self._last_stat[path] = fingerprint
-                self._pending[path] = now
-                continue
-            self._pending.pop(path, None)
-            self._last_stat.pop(path, None)
-            ready.append(path)
-        return ready
+        async with contextlib.aclosing(self.folders.settled()) as settled:
+            async for path in settled:
+                observation = await self._observe(path)
+                if observation is not None:
+                    yield observation
 
     def _folder_of(self, path: Path) -> str:
         for folder in self.watch.folders:

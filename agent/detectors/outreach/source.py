@@ -296,3 +296,7 @@ class OutreachSource:
             self.policy, states, self.links.routed(), protected, self.responder.downed
         )
         await self.responder.apply_links(steps, self.links.indexes())
+
+
+def make_source(context: SourceContext) -> OutreachSource:
+    return OutreachSource(context)

@@ -1,4 +1,4 @@
-"""The outreach detector's registry entry."""
+"""The outreach detector's registry entry (see ``agent.registry``)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from agent.detectors.outreach.policy import NetworksPolicy
 
 def _make_source(context: SourceContext) -> Any:
     # Imported here: the collector and the case runner need the spec, not the netlink code.
-    from agent.detectors.outreach.source import OutreachSource
+    from agent.detectors.outreach.source import make_source
 
-    return OutreachSource(context)
+    return make_source(context)
 
 
-OUTREACH: DetectorSpec[Any, NetworksPolicy] = DetectorSpec(
+SPEC: DetectorSpec[Any, NetworksPolicy] = DetectorSpec(
     name=OutreachDetector.name,
     description=OutreachDetector.description,
     policy_section=OutreachDetector.policy_section,

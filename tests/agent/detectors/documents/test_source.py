@@ -1,4 +1,4 @@
-"""The source: a real watchdog observer over a real folder, each content handed over once."""
+"""The source: real folders read through its folder reader, each content handed over once."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""What the example source reads: ``counter`` (a number in a file)."""
