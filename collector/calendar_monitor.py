@@ -30,11 +30,10 @@ from agent.calendar_coverage import CoverageWatch, calendar_coverage, coverage_f
 from agent.events import Event, Severity, utcnow
 from agent.policy.calendar import CalendarSection
 from agent.policy.loader import PolicySet
+from collector.own_events import store_collector_event
 from collector.periodic import run_periodically
 from collector.policy.current import CurrentPolicy
-from collector.store.agents import COLLECTOR_SOURCE_HOST, ensure_collector_source_row
 from collector.store.database import Database
-from collector.store.events import insert_event
 
 log = structlog.get_logger("collector.calendar")
 
@@ -85,19 +84,14 @@ class CalendarMonitor:
         finding = coverage_finding("collector", coverage, SEVERITY[coverage.state], None)
         if finding is None:
             return []
-        agent_id = ensure_collector_source_row(self.db, now)
         policies = self.policy.get()
         key = f"{coverage.today}/{coverage.state.value}/{coverage.covered_until}"
-        event = Event(
-            id=uuid.uuid5(CALENDAR_NAMESPACE, key), seq=None, time=now,
-            agent_id=uuid.UUID(agent_id), host=COLLECTOR_SOURCE_HOST, kind=finding.kind,
-            severity=finding.severity, rule_id=None,
-            policy_version=policies.version if policies is not None else None,
-            summary=finding.summary, evidence=finding.evidence,
+        event = store_collector_event(
+            self.db, event_id=uuid.uuid5(CALENDAR_NAMESPACE, key), kind=finding.kind,
+            severity=finding.severity, summary=finding.summary, evidence=finding.evidence,
+            policy_version=policies.version if policies is not None else None, now=now,
         )
-        with self.db.write() as conn:
-            made = insert_event(conn, self.db.dialect, event, now)
-        if not made:
+        if event is None:
             return []
         log.warning("holiday calendar runs out", state=coverage.state.value,
                     covered_until=coverage.covered_until.isoformat(), event_id=str(event.id))

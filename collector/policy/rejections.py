@@ -28,18 +28,13 @@ from typing import Final
 
 import structlog
 
-from agent.events import Event, PolicyRejectedEvidence, Severity, utcnow
+from agent.events import PolicyRejectedEvidence, Severity, utcnow
 from agent.policy.bundle import sha256_hex
 from agent.policy.loader import PolicySet
 from collector.errors import StoreError
+from collector.own_events import store_collector_event
 from collector.policy.verification import BundleUntrusted, verify_stored
-from collector.store.agents import (
-    COLLECTOR_SOURCE_HOST,
-    COLLECTOR_SOURCE_ID,
-    ensure_collector_source,
-)
 from collector.store.database import Database
-from collector.store.events import insert_event
 from collector.store.policies import StoredBundle, latest_for_group
 
 log = structlog.get_logger("collector.policy")
@@ -84,18 +79,14 @@ class RejectionReporter:
             reason=error.reason[:500], version=str(stored.version), group=stored.group,
             applied_version=kept, sha256=sha256_hex(stored.body),
         )
-        event = Event(
-            id=uuid.uuid5(REJECTED_NAMESPACE, fingerprint), seq=None, time=now,
-            agent_id=uuid.UUID(COLLECTOR_SOURCE_ID), host=COLLECTOR_SOURCE_HOST, kind=KIND,
-            severity=Severity.HIGH, policy_version=kept,
-            summary=f"收集端拒绝策略版本 {stored.version}（{error.code}）：{error.reason}；"
-                    f"{kept_text}"[:500],
-            evidence=evidence.model_dump(mode="json", exclude_none=True),
-        )
         try:
-            with self.db.write() as conn:
-                ensure_collector_source(conn, self.db.dialect, now)
-                insert_event(conn, self.db.dialect, event, now)
+            store_collector_event(
+                self.db, event_id=uuid.uuid5(REJECTED_NAMESPACE, fingerprint), kind=KIND,
+                severity=Severity.HIGH, policy_version=kept,
+                summary=f"收集端拒绝策略版本 {stored.version}（{error.code}）：{error.reason}；"
+                        f"{kept_text}"[:500],
+                evidence=evidence.model_dump(mode="json", exclude_none=True), now=now,
+            )
         except StoreError as exc:
             log.error("collector.policy_rejected event not stored", version=stored.version,
                       error=str(exc))

@@ -42,11 +42,6 @@ def ensure_collector_source(conn: Connection, dialect: str, now: datetime) -> st
     return COLLECTOR_SOURCE_ID
 
 
-def ensure_collector_source_row(db: Database, now: datetime) -> str:
-    """``ensure_collector_source`` in a transaction of its own."""
-    with db.write() as conn:
-        return ensure_collector_source(conn, db.dialect, now)
-
 
 @dataclass(frozen=True)
 class AgentIdentity:
