@@ -19,6 +19,7 @@ none.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,6 +65,19 @@ class SourceContext:
     settings: Any
     policy: PolicyDocument | None
     capabilities: frozenset[str]
+
+
+def source_in(package: str) -> Callable[[SourceContext], Any]:
+    """``make_source`` of ``<package>.source``, imported when the daemon first builds it.
+
+    Every spec is imported by the collector and by the rule-case runner; only the
+    daemon runs sources, whose readers pull in netlink, psutil or watchdog.
+    """
+
+    def make_source(context: SourceContext) -> Any:
+        return importlib.import_module(f"{package}.source").make_source(context)
+
+    return make_source
 
 
 class Detector(Protocol[ObsT_contra, SectionT_contra]):

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.detector import DetectorSpec, SourceContext
+from agent.detector import DetectorSpec, source_in
 from agent.detectors.documents.detector import DocumentsDetector
 from agent.detectors.documents.evidence import DOCUMENT_EVIDENCE_MODELS
 from agent.detectors.documents.observations import DocumentObservation
 from agent.detectors.documents.policy import DocumentsPolicy
 
-
-def _make_source(context: SourceContext) -> Any:
-    # Imported here: the collector and the case runner need the spec, not the folder watcher.
-    from agent.detectors.documents.source import make_source
-
-    return make_source(context)
-
-
 SPEC: DetectorSpec[Any, DocumentsPolicy] = DetectorSpec(
     name=DocumentsDetector.name,
     description=DocumentsDetector.description,
     policy_section=DocumentsDetector.policy_section,
-    make_source=_make_source,
+    make_source=source_in(__package__),
     make_detector=DocumentsDetector,
     policy_model=DocumentsPolicy,
     evidence_models=DOCUMENT_EVIDENCE_MODELS,
