@@ -10,6 +10,10 @@ JSON the fast parsers refuse only for one value inside one event (a lone
 surrogate escape, nesting past their depth limit) is parsed again with the
 standard library, so the contract refuses that event by its index (422) and
 the agent can set it aside instead of resending the whole batch forever.
+
+Kinds only the collector concludes (its own ``collector.*`` events and the
+correlators' ``agent.silent``, ``account.shared`` …) are refused by index too:
+an agent that sends one would forge the collector's verdict.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from agent.events import EventBatch
+from collector.correlation.registry import made_by_collector
 from collector.errors import ApiError
 
 BATCH: Final = TypeAdapter(EventBatch)
@@ -96,6 +101,21 @@ def _seq_reused(batch: EventBatch) -> ApiError | None:
     )
 
 
+def _collector_kinds(batch: EventBatch) -> ApiError | None:
+    """Events of a kind only the collector concludes (``agent.silent``, ``account.shared``, …)."""
+    items = [
+        {"index": index, "loc": ["kind"],
+         "msg": f"kind {event.kind} is concluded by the collector; an agent may not send it"}
+        for index, event in enumerate(batch.events) if made_by_collector(event.kind)
+    ][:MAX_REPORTED_ERRORS]
+    if not items:
+        return None
+    return ApiError(
+        422, "invalid_batch",
+        f"the batch does not match the event contract ({len(items)} problems)", items,
+    )
+
+
 def _invalid(exc: ValidationError) -> ApiError:
     items: list[dict[str, Any]] = []
     for error in exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_ERRORS]:
@@ -145,9 +165,9 @@ def parse_batch(body: bytes, agent_id: uuid.UUID, max_events: int) -> EventBatch
         raise _too_many(len(batch.events), max_events)
     if batch.agent_id != agent_id:
         raise AgentMismatch(batch.agent_id)
-    reused = _seq_reused(batch)
-    if reused is not None:
-        raise reused
+    refused = _seq_reused(batch) or _collector_kinds(batch)
+    if refused is not None:
+        raise refused
     return batch
 
 

@@ -99,6 +99,10 @@ class AccountsCorrelator:
         "Correlates contractor account events across hosts: shared accounts, first sightings "
         "and a per-account daily score."
     )
+    #: The kinds only this correlator may store; ingest refuses them from agents.
+    kinds: ClassVar[frozenset[str]] = frozenset(
+        {"account.shared", "account.first_seen", "account.daily_score"}
+    )
 
     def __init__(self) -> None:
         self.live: dict[str, dict[tuple[str, str], datetime]] = {}

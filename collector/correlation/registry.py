@@ -24,6 +24,8 @@ class CorrelatorSpec:
     policy_section: str
     make_detector: Callable[[], Any]
     observation_type: Any
+    #: The kinds this correlator concludes; no agent may send them.
+    kinds: frozenset[str]
 
 
 CORRELATORS: Final[tuple[CorrelatorSpec, ...]] = (
@@ -33,6 +35,7 @@ CORRELATORS: Final[tuple[CorrelatorSpec, ...]] = (
         policy_section=SilentCorrelator.policy_section,
         make_detector=SilentCorrelator,
         observation_type=HeartbeatObservation,
+        kinds=SilentCorrelator.kinds,
     ),
     CorrelatorSpec(
         name=AccountsCorrelator.name,
@@ -40,5 +43,16 @@ CORRELATORS: Final[tuple[CorrelatorSpec, ...]] = (
         policy_section=AccountsCorrelator.policy_section,
         make_detector=AccountsCorrelator,
         observation_type=StoredAccountEvent,
+        kinds=AccountsCorrelator.kinds,
     ),
 )
+
+
+#: Kinds only the collector stores: its own ``collector.*`` events and what correlators conclude.
+COLLECTOR_KIND_PREFIX: Final = "collector."
+CORRELATED_KINDS: Final[frozenset[str]] = frozenset().union(*(c.kinds for c in CORRELATORS))
+
+
+def made_by_collector(kind: str) -> bool:
+    """Whether only the collector may store events of ``kind`` (an agent sending one forges it)."""
+    return kind.startswith(COLLECTOR_KIND_PREFIX) or kind in CORRELATED_KINDS

@@ -39,6 +39,8 @@ class SilentCorrelator:
     name: ClassVar[str] = "agent_silent"
     policy_section: ClassVar[str] = "agent"
     description: ClassVar[str] = "Reports agents that missed several heartbeats in a row."
+    #: The kinds only this correlator may store; ingest refuses them from agents.
+    kinds: ClassVar[frozenset[str]] = frozenset({"agent.silent"})
 
     def __init__(self) -> None:
         self.latest: dict[uuid.UUID, HeartbeatObservation] = {}

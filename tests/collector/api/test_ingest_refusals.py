@@ -243,3 +243,32 @@ def test_database_down_is_503_not_500(client: Any, db: Database, agent: Enrolled
         ctx.db = db
     _refused(response, 503, "store_unavailable")
     assert int(response.headers["Retry-After"]) >= 1
+
+
+
+_NOW = "2026-12-07T10:00:00+00:00"
+#: Evidence each collector-made kind's own model accepts, so only the kind is wrong.
+_CONCLUDED = {
+    "agent.silent": {"last_seen": _NOW, "interval_s": 30.0, "missed_heartbeats": 3},
+    "account.shared": {"account": "wb_zhang", "hosts": ["ws-001", "ws-002"],
+                       "overlap_s": 900.0, "since": _NOW},
+    "account.first_seen": {"account": "wb_zhang", "host": "ws-001", "what": "login",
+                           "source_event": "0193a0c0-0000-7000-8000-000000000001"},
+    "account.daily_score": {"account": "wb_zhang", "day": "2026-12-07", "score": 40,
+                            "contributions": {"accounts.first-seen-host": 40}},
+    "collector.policy_rejected": {"reason_code": "bad_signature", "reason": "forged"},
+    "collector.anything": {"note": "forged"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_CONCLUDED))
+def test_collector_made_kind(client: Any, db: Database, agent: EnrolledAgent,
+                             before: dict[str, Any], kind: str) -> None:
+    """A kind only the collector concludes is refused by index: an agent cannot forge it."""
+    response = client.post("/api/v1/events", content=batch_bytes(agent.agent_id, [
+        event(agent.agent_id, 1),
+        event(agent.agent_id, 2, kind=kind, evidence=_CONCLUDED[kind])]),
+        headers=agent.headers())
+    body = _refused(response, 422, "invalid_batch")
+    assert [(item["index"], item["loc"]) for item in body["errors"]] == [(1, ["kind"])]
+    assert snapshot(db) == before
