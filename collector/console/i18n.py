@@ -29,6 +29,10 @@ ZH: Final[dict[str, str]] = {
         "该账号因多次登录失败已锁定，至 {until} 解锁。",
     "Wrong user name or password, or the account is disabled.":
         "用户名或密码错误，或账号已停用。",
+    "The directory service is unavailable; try again later or contact an administrator.":
+        "目录服务暂不可用，请稍后再试或联系管理员。",
+    "Your directory account is in no group with a console role; ask an administrator for "
+    "access.": "您的目录账号不属于任何已授权的控制台角色组，请联系管理员开通。",
     "No such event.": "没有该事件。", "No such alert.": "没有该告警。",
     "The address holds an invalid value: {names}.": "地址中的参数无效：{names}。",
     "Back": "返回", "Error": "错误", "Times are Beijing time (Asia/Shanghai).":
