@@ -19,8 +19,8 @@ from collector.api.responses import install_error_handlers
 from collector.calendar_monitor import CalendarMonitor
 from collector.console import web as console
 from collector.console.auth import LoginThrottle
-from collector.console.directory import Directory
 from collector.console.data import work_calendar
+from collector.console.directory import Directory
 from collector.correlation.account_pass import AccountPass
 from collector.correlation.runner import CorrelationRunner
 from collector.correlation.silent_pass import SilentAgentPass

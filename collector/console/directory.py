@@ -124,7 +124,7 @@ class Directory:
                 attributes: list[str], limit: int = 0) -> list[dict[str, Any]]:
         try:
             conn.search(base, query, search_scope=scope, attributes=attributes,
-                        size_limit=limit, time_limit=int(self.settings.timeout_s) or 1)
+                        size_limit=limit, time_limit=self.settings.timeout_s)
         except LDAPException as exc:
             raise _Unavailable(f"search failed: {type(exc).__name__}: {exc}") from exc
         code = (conn.result or {}).get("result")

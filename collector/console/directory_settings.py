@@ -54,9 +54,10 @@ class DirectorySettings(BaseModel):
     #: Attributes tried in turn for the name the console shows.
     display_name_attributes: list[str] = Field(default_factory=lambda: ["displayName", "cn"])
 
-    #: Seconds to open the connection (TCP and TLS), and to wait for each answer.
+    #: Seconds to open the connection (TCP and TLS), and whole seconds to wait for each
+    #: answer (ldap3 sets the socket's receive timeout in whole seconds).
     connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    timeout_s: int = Field(default=5, ge=1, le=60)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

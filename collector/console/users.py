@@ -164,8 +164,8 @@ def set_password(
     with db.write() as conn:
         row = _require(conn, username)
         if row.source != "local":
-            raise UserError(f"{username!r} signs in through the directory; "
-                            "change the password there")
+            raise UserError(f"用户 {username} 通过目录服务登录，请在目录中修改密码 "
+                            f"({username!r} signs in through the directory)")
         conn.execute(
             update(users)
             .where(users.c.id == row.id)
