@@ -119,13 +119,13 @@ class Metrics:
 
 
 def degraded_detectors(heartbeat: Mapping[str, Any] | None) -> list[str]:
-    """Detectors whose state in the heartbeat is neither missing nor ``ok``."""
+    """Detectors the heartbeat reports ``degraded`` or ``failed`` (``disabled`` is a choice)."""
     detectors = (heartbeat or {}).get("detectors") or {}
     if not isinstance(detectors, dict):
         return []
     return sorted(
         str(name) for name, health in detectors.items()
-        if isinstance(health, dict) and health.get("state") not in (None, "ok")
+        if isinstance(health, dict) and health.get("state") in ("degraded", "failed")
     )
 
 
@@ -172,12 +172,12 @@ class AgentHealth(Collector):
         yield by_status
         yield GaugeMetricFamily(
             "courtguard_agents_degraded",
-            "Online agents whose last heartbeat reports at least one detector not ok.",
+            "Online agents whose last heartbeat reports a detector degraded or failed.",
             value=degraded,
         )
         by_detector = GaugeMetricFamily(
             "courtguard_agents_degraded_detector",
-            "Online agents whose last heartbeat reports this detector not ok.",
+            "Online agents whose last heartbeat reports this detector degraded or failed.",
             labels=["detector"],
         )
         for name, count in sorted(detectors.items()):
