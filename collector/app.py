@@ -33,7 +33,7 @@ from collector.retention import RetentionTask
 from collector.routing.links import LinkBase, link_base_url, load_link_key
 from collector.routing.router import Router
 from collector.settings import CollectorSettings
-from collector.store.agents import list_agents
+from collector.store.agents import health_rows
 from collector.store.database import Database
 from collector.store_statistics import StatisticsTask
 
@@ -88,7 +88,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     statistics = StatisticsTask(database, settings.statistics_interval_s)
     alert_feed = AlertFeed(database)
     link_key = load_link_key(settings.alert_link_secret, settings.data_dir)
-    metrics.watch_agents(lambda: list_agents(database), monitor.status_of)
+    metrics.watch_agents(lambda: health_rows(database), monitor.status_of)
     router = Router(database, current_policy, settings.notify_channels, link_key, links.url,
                     metrics=metrics)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)

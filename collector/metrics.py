@@ -132,9 +132,9 @@ def degraded_detectors(heartbeat: Mapping[str, Any] | None) -> list[str]:
 class AgentHealth(Collector):
     """Per-agent health, aggregated from the agents table when scraped.
 
-    One indexed read of the agents table per scrape (no events are read): on
-    SQLite with 5,000 agents it costs a few tens of milliseconds, measured in
-    docs/operations.md. Revoked agents count only in ``courtguard_agents``.
+    One read of the agents table per scrape (no events), so every collector
+    process reports the same; its cost is in docs/metrics.md. Revoked agents
+    count only in ``courtguard_agents``.
     """
 
     def __init__(
