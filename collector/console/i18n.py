@@ -106,6 +106,7 @@ ZH: Final[dict[str, str]] = {
     # users
     "Display name": "显示名", "Create user": "新建用户", "Disabled": "已停用",
     "Locked until": "锁定至", "Last sign-in": "最近登录", "Disable": "停用",
+    "Source": "来源", "Directory": "目录", "Local": "本地",
     "Enable": "启用", "New password": "新密码", "Set password": "设置密码",
     "Create": "创建", "yes": "是", "no": "否",
     "role.admin": "管理员", "role.reviewer": "审核员", "role.auditor": "审计员",
