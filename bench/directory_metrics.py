@@ -118,9 +118,9 @@ def bench_directory(home: Path, samples: int) -> None:
         assert directory.authenticate("wangfang", password).outcome == "ok"
 
         def service_bind() -> None:
-            conn, bound = directory._connect(SERVICE_DN, SERVICE_PASSWORD)  # noqa: SLF001 (the floor is the same call)
+            conn, bound = directory._connect(SERVICE_DN, SERVICE_PASSWORD)
             assert bound
-            directory._close(conn)  # noqa: SLF001 (the floor is the same call)
+            directory._close(conn)
 
         floor = timed(service_bind, samples)
         whole = timed(lambda: directory.authenticate("wangfang", password), samples)

@@ -22,7 +22,9 @@ import pytest
 
 from collector.console.directory import Directory
 from collector.console.directory_settings import OPENLDAP_LOCKED, DirectorySettings
-from tests.e2e.harness import BIN, Collector
+from tests.e2e.harness import BIN, Collector, wait_until
+from tests.e2e.test_console_browser import browser as chromium
+from tests.e2e.test_console_browser import shot, text_of
 from tests.ldap_server import (
     ADMINS,
     AUDITORS,
@@ -38,6 +40,7 @@ from tests.ldap_server import (
 )
 
 pytestmark = pytest.mark.e2e
+browser = chromium  # the console browser test's Chromium fixture, under the name tests ask for
 
 LOCAL_ADMIN = "breakglass"
 LOCAL_PASSWORD = "local break-glass password"  # noqa: S105 (test data)
@@ -96,6 +99,8 @@ def collector(tmp_path_factory: pytest.TempPathFactory, slapd: Slapd) -> Iterato
     config.write_text(directory_toml(slapd, secret), encoding="utf-8")
     instance = Collector(home=home, database_url=f"sqlite:///{home / 'collector.db'}")
     instance.extra_env["COURTGUARD_COLLECTOR_CONFIG"] = str(config)
+    # every sign-in here comes from 127.0.0.1; the per-address throttle is not under test
+    instance.extra_env["COURTGUARD_COLLECTOR_CONSOLE_LOGIN_RATE_PER_MIN"] = "1000"
     instance.init()
     made = subprocess.run(
         [str(BIN / "courtguard-collector"), "user", "create", LOCAL_ADMIN, "--role", "admin",
@@ -244,6 +249,27 @@ def test_direct_bind_over_ldaps_reads_groups_as_the_user(slapd: Slapd) -> None:
     assert directory.authenticate("wangfang", "wrong").outcome == "invalid"
     assert directory.authenticate(LOCKED, password_of(LOCKED)).outcome == "disabled"
     assert directory.authenticate("nobody,ou=x", "whatever").outcome == "invalid"
+
+
+def test_directory_down_message_in_a_browser(
+    collector: Collector, slapd: Slapd, browser: Any
+) -> None:
+    """Chromium shows the directory message on the sign-in page, in Chinese, as an alert."""
+    from selenium.webdriver.common.by import By
+
+    slapd.stop()
+    try:
+        browser.get(f"{collector.url}/console/login")
+        browser.find_element(By.ID, "username").send_keys("wangfang")
+        browser.find_element(By.ID, "password").send_keys(password_of("wangfang"))
+        browser.find_element(By.ID, "login").click()
+        message = wait_until(lambda: text_of(browser, "login-error"), 30,
+                             "the sign-in page to show why")
+        assert message == UNAVAILABLE
+        assert "/console/login" in browser.current_url
+        shot(browser, "directory-unavailable")
+    finally:
+        slapd.start()
 
 
 def test_directory_down_local_admin_still_signs_in(collector: Collector, slapd: Slapd) -> None:
