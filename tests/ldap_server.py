@@ -1,7 +1,7 @@
 """A real OpenLDAP ``slapd`` for directory sign-on tests, on loopback ports of its own.
 
 ``Slapd`` writes a ``slapd.conf`` (mdb database ``dc=court,dc=test``, the
-ppolicy overlay, TLS with a test CA made by ``collector.tls``), starts slapd in
+ppolicy and memberof overlays, TLS with a test CA made by ``collector.tls``), starts slapd in
 the foreground in its own process group, waits until it answers a StartTLS
 search (polling, no fixed sleep), and loads people, groups and a service
 account with ``ldapadd`` over StartTLS. ``ldapmodify`` changes them while the
@@ -126,6 +126,7 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload ppolicy
+moduleload memberof
 pidfile {self.home}/slapd.pid
 TLSCACertificateFile {tls}/ca.pem
 TLSCertificateFile {tls}/server.pem
@@ -137,6 +138,7 @@ rootdn "{ROOT_DN}"
 rootpw {ROOT_PASSWORD}
 directory {self.home}/db
 overlay ppolicy
+overlay memberof
 access to attrs=userPassword
   by self write
   by anonymous auth

@@ -251,6 +251,21 @@ def test_direct_bind_over_ldaps_reads_groups_as_the_user(slapd: Slapd) -> None:
     assert directory.authenticate("nobody,ou=x", "whatever").outcome == "invalid"
 
 
+def test_groups_from_member_of_as_active_directory_keeps_them(slapd: Slapd,
+                                                               tmp_path: Path) -> None:
+    """Without group_search_base the entry's memberOf decides (slapd's memberof overlay)."""
+    secret = tmp_path / "pw"
+    secret.write_text(SERVICE_PASSWORD, encoding="utf-8")
+    directory = Directory(DirectorySettings(
+        url=slapd.url, starttls=True, ca_file=slapd.ca_file, service_bind_dn=SERVICE_DN,
+        service_password_file=secret, user_search_base=PEOPLE,
+        group_roles={ADMINS.upper(): "admin", REVIEWERS: "reviewer"},
+    ))
+    answer = directory.authenticate("zhaolei", password_of("zhaolei"))
+    assert (answer.outcome, answer.role) == ("ok", "admin")  # DNs compared case-insensitively
+    assert directory.authenticate("qianjun", password_of("qianjun")).outcome == "no_role"
+
+
 def test_directory_down_message_in_a_browser(
     collector: Collector, slapd: Slapd, browser: Any
 ) -> None:
