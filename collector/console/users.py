@@ -209,10 +209,15 @@ def authenticate(
     with db.read() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
     if directory is not None and (row is None or row.source == "ldap"):
-        if row is None and not USERNAME.match(username):
+        # Directories match names case-insensitively: one row per person, however typed.
+        folded = username.lower()
+        if folded != username:
+            with db.read() as conn:
+                row = conn.execute(select(users).where(users.c.username == folded)).first()
+        if (row is not None and row.source != "ldap") or not USERNAME.match(folded):
             _audit_login(db, actor, username, now, "invalid")
             return LoginResult(None, "invalid")
-        return _directory_sign_in(db, directory, row, username, password, now, actor)
+        return _directory_sign_in(db, directory, row, folded, password, now, actor)
     if row is not None and row.source == "ldap":  # the directory was configured, and is no more
         _audit_login(db, actor, username, now, "unavailable", "no [console.ldap]")
         return LoginResult(None, "unavailable")

@@ -163,6 +163,13 @@ def test_directory_user_signs_in_with_role_from_groups(collector: Collector) -> 
     assert ("user.login", "ldap") in audit_reasons(collector, "wangfang")
 
 
+def test_a_name_typed_in_other_case_is_the_same_user(collector: Collector) -> None:
+    with sign_in(collector, "WangFang", password_of("wangfang")) as (answer, _client):
+        assert answer.status_code == 303
+    rows = collector.query("SELECT username FROM users WHERE lower(username) = 'wangfang'")
+    assert [row.username for row in rows] == ["wangfang"]
+
+
 def test_wrong_password_is_refused_and_audited(collector: Collector) -> None:
     answer = refused(collector, "zhaolei", "not-the-password")
     assert answer.status_code == 401
