@@ -20,6 +20,7 @@ from collector.calendar_monitor import CalendarMonitor
 from collector.console import web as console
 from collector.console.auth import LoginThrottle
 from collector.console.data import work_calendar
+from collector.console.directory import Directory
 from collector.correlation.account_pass import AccountPass
 from collector.correlation.runner import CorrelationRunner
 from collector.correlation.silent_pass import SilentAgentPass
@@ -32,6 +33,7 @@ from collector.retention import RetentionTask
 from collector.routing.links import LinkBase, link_base_url, load_link_key
 from collector.routing.router import Router
 from collector.settings import CollectorSettings
+from collector.store.agents import health_rows
 from collector.store.database import Database
 from collector.store_statistics import StatisticsTask
 
@@ -86,7 +88,9 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     statistics = StatisticsTask(database, settings.statistics_interval_s)
     alert_feed = AlertFeed(database)
     link_key = load_link_key(settings.alert_link_secret, settings.data_dir)
-    router = Router(database, current_policy, settings.notify_channels, link_key, links.url)
+    metrics.watch_agents(lambda: health_rows(database), monitor.status_of)
+    router = Router(database, current_policy, settings.notify_channels, link_key, links.url,
+                    metrics=metrics)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
 
     calendar_monitor = CalendarMonitor(database, current_policy, settings.calendar_check_interval_s)
@@ -143,6 +147,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.alert_router = router
     app.state.current_policy = current_policy
     app.state.alert_link_key = link_key
+    app.state.metrics_listener = health.MetricsListener(settings.metrics, metrics)
     install_error_handlers(app)
     app.add_middleware(BodyLimits, default=DEFAULT_MAX_BYTES, limits={
         "/api/v1/events": settings.max_body_bytes,
@@ -155,6 +160,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.include_router(ingest.router)
     app.include_router(queries.router)
     app.state.login_throttle = LoginThrottle(settings.console_login_rate_per_min)
+    app.state.directory = (Directory(settings.console.ldap)
+                           if settings.console.ldap is not None else None)
     app.state.work_calendar = _calendar_loader(settings)
     console.install(app)
     app.include_router(documents.router)

@@ -133,7 +133,10 @@ def serve(settings: CollectorSettings) -> None:
         **tls,
     )
     server = _Server(config)
+    metrics_listener = app.state.metrics_listener
     try:
+        metrics_listener.start()
         asyncio.run(_serve(settings, server))
     finally:
+        metrics_listener.stop()
         systemd.notify("STOPPING=1")

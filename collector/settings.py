@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from agent.events import MAX_BATCH_EVENTS
 from agent.layered_settings import LayeredSettings
+from collector.console.directory_settings import ConsoleSettings
 from collector.errors import ConfigError
 from collector.notify.config import ChannelSettings
 
@@ -23,6 +24,36 @@ DEFAULT_CONFIG: Final = Path("/etc/courtguard/collector.toml")
 CONFIG_ENV: Final = "COURTGUARD_COLLECTOR_CONFIG"
 #: The repository's own policies, used when neither policy_dir nor data_dir/policies exists.
 PACKAGED_POLICIES: Final = Path(__file__).resolve().parents[1] / "policies"
+
+#: ``127.0.0.1:9464`` or ``[::1]:9464``.
+_HOST_PORT: Final = r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$"
+
+
+class MetricsSettings(BaseModel):
+    """``[metrics]``: who may read the Prometheus metrics, and where (docs/metrics.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: ``api_key``: GET /metrics on the main port needs ``Authorization: Bearer <API key>``
+    #: (any role). ``none``: open to anyone who reaches the port, as it used to be.
+    auth: Literal["api_key", "none"] = "api_key"
+    #: ``host:port`` of a plain-HTTP listener serving only /metrics, without a key (bind it
+    #: to loopback or a management network); the main port then answers 404 on /metrics.
+    listen: str | None = Field(default=None, pattern=_HOST_PORT)
+
+    @model_validator(mode="after")
+    def _port(self) -> MetricsSettings:
+        address = self.listen_address
+        if address is not None and not 0 < address[1] <= 65535:
+            raise ValueError(f"listen: port {address[1]} is not between 1 and 65535")
+        return self
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class CollectorSettings(LayeredSettings):
@@ -88,6 +119,10 @@ class CollectorSettings(LayeredSettings):
     console_login_rate_per_min: int = Field(default=10, ge=1, le=10_000)
     #: Console: the language pages use until a user picks another (zh or en).
     console_language: Literal["zh", "en"] = "zh"
+    #: ``[console]`` tables: ``[console.ldap]``, directory sign-on (docs/console.md).
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    #: ``[metrics]``: /metrics needs an API key, or has a listener of its own.
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     #: Notification channels by name (the alerting policy's receivers use them): type, URL,
     #: secrets, rate limit, retries. See README, "Alerting" and docs/alerting.md.

@@ -45,8 +45,8 @@ def cmd_user_list(_args: argparse.Namespace, settings: CollectorSettings) -> Non
     print_table(
         [[r["username"], r["display_name"] or "-", r["role"],
           "停用" if r["disabled_at"] else "启用", when(r["locked_until"]),
-          when(r["last_login_at"])] for r in rows],
-        ["用户名", "显示名", "角色", "状态", "锁定至", "最近登录"],
+          when(r["last_login_at"]), "目录" if r["source"] == "ldap" else "本地"] for r in rows],
+        ["用户名", "显示名", "角色", "状态", "锁定至", "最近登录", "来源"],
     )
 
 

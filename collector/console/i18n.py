@@ -29,6 +29,10 @@ ZH: Final[dict[str, str]] = {
         "该账号因多次登录失败已锁定，至 {until} 解锁。",
     "Wrong user name or password, or the account is disabled.":
         "用户名或密码错误，或账号已停用。",
+    "The directory service is unavailable; try again later or contact an administrator.":
+        "目录服务暂不可用，请稍后再试或联系管理员。",
+    "Your directory account is in no group with a console role; ask an administrator for "
+    "access.": "您的目录账号不属于任何已授权的控制台角色组，请联系管理员开通。",
     "No such event.": "没有该事件。", "No such alert.": "没有该告警。",
     "The address holds an invalid value: {names}.": "地址中的参数无效：{names}。",
     "Back": "返回", "Error": "错误", "Times are Beijing time (Asia/Shanghai).":
@@ -102,6 +106,7 @@ ZH: Final[dict[str, str]] = {
     # users
     "Display name": "显示名", "Create user": "新建用户", "Disabled": "已停用",
     "Locked until": "锁定至", "Last sign-in": "最近登录", "Disable": "停用",
+    "Source": "来源", "Directory": "目录", "Local": "本地",
     "Enable": "启用", "New password": "新密码", "Set password": "设置密码",
     "Create": "创建", "yes": "是", "no": "否",
     "role.admin": "管理员", "role.reviewer": "审核员", "role.auditor": "审计员",

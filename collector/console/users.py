@@ -3,6 +3,12 @@
 Roles: ``admin`` (users, policies, settings, and everything a reviewer does),
 ``reviewer`` (triage), ``auditor`` (read-only, sees the audit trail). Every
 change to a user and every sign-in attempt is written to the audit log.
+
+Users are ``local`` (a password kept here; the break-glass admin) or ``ldap``:
+a name with no local row is asked of the directory (``[console.ldap]``), and a
+directory user gets a row at first sign-in (source ``ldap``, a password hash
+that never verifies) whose role and name are set again from the directory at
+every sign-in.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,11 +30,16 @@ from collector.store.audit import Actor
 from collector.store.database import Database
 from collector.store.tables import console_sessions, users
 
+if TYPE_CHECKING:
+    from collector.console.directory import Directory, DirectoryAnswer
+
 ROLES: Final = ("admin", "reviewer", "auditor")
 USERNAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_PASSWORD: Final = 10
 _HASHER: Final = PasswordHasher()
 CLI: Final = Actor("cli", via="cli")
+#: Stored as the password hash of directory users: not an argon2 hash, so it never verifies.
+NO_LOCAL_PASSWORD: Final = "!directory"  # noqa: S105 (a marker, not a password)
 #: Verified against when the user does not exist, so both answers take as long.
 _DUMMY_HASH: Final = _HASHER.hash(secrets.token_urlsafe(16))
 
@@ -105,6 +116,7 @@ def list_users(db: Database) -> list[dict[str, Any]]:
                     "failed_logins",
                     "locked_until",
                     "last_login_at",
+                    "source",
                 )
             }
             for row in rows
@@ -151,6 +163,9 @@ def set_password(
     _check_password(password)
     with db.write() as conn:
         row = _require(conn, username)
+        if row.source != "local":
+            raise UserError(f"用户 {username} 通过目录服务登录，请在目录中修改密码 "
+                            f"({username!r} signs in through the directory)")
         conn.execute(
             update(users)
             .where(users.c.id == row.id)
@@ -168,7 +183,8 @@ def set_password(
 @dataclass(frozen=True)
 class LoginResult:
     user: User | None
-    #: None on success; else ``invalid`` (unknown user or wrong password), ``locked``, ``disabled``.
+    #: None on success; else ``invalid`` (unknown user or wrong password), ``locked``,
+    #: ``disabled``, and for directory users ``no_role`` and ``unavailable``.
     refusal: str | None = None
     locked_until: datetime | None = None
 
@@ -182,11 +198,29 @@ def authenticate(
     *,
     lockout_failures: int,
     lockout: timedelta,
+    directory: Directory | None = None,
 ) -> LoginResult:
-    """Check a sign-in; count failures, lock after ``lockout_failures`` in a row, audit each."""
+    """Check a sign-in; count failures, lock after ``lockout_failures`` in a row, audit each.
+
+    A local row is checked here and never in the directory, so the break-glass admin
+    signs in while the directory is down; any other name goes to ``directory``.
+    """
     actor = Actor(username[:100] or "-", via="console", client_address=client)
     with db.read() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
+    if directory is not None and (row is None or row.source == "ldap"):
+        # Directories match names case-insensitively: one row per person, however typed.
+        folded = username.lower()
+        if folded != username:
+            with db.read() as conn:
+                row = conn.execute(select(users).where(users.c.username == folded)).first()
+        if (row is not None and row.source != "ldap") or not USERNAME.match(folded):
+            _audit_login(db, actor, username, now, "invalid")
+            return LoginResult(None, "invalid")
+        return _directory_sign_in(db, directory, row, folded, password, now, actor)
+    if row is not None and row.source == "ldap":  # the directory was configured, and is no more
+        _audit_login(db, actor, username, now, "unavailable", "no [console.ldap]")
+        return LoginResult(None, "unavailable")
     if row is None:
         _verify(_DUMMY_HASH, password)
         _audit_login(db, actor, username, now, "invalid")
@@ -240,11 +274,59 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def _audit_login(db: Database, actor: Actor, username: str, now: datetime, why: str) -> None:
+def _audit_login(db: Database, actor: Actor, username: str, now: datetime, why: str,
+                 detail: str | None = None) -> None:
     with db.write() as conn:
         audit.record(
-            conn, actor, "user.login_failed", "user", username[:64] or "-", now, reason=why
+            conn, actor, "user.login_failed", "user", username[:64] or "-", now, reason=why,
+            to_value=detail[:200] if detail else None,
         )
+
+
+def _directory_sign_in(
+    db: Database, directory: Directory, row: Any, username: str, password: str,
+    now: datetime, actor: Actor,
+) -> LoginResult:
+    """Ask the directory; on success make or refresh the user's ``ldap`` row and audit it."""
+    if row is not None and row.disabled_at is not None:  # disabled in the console
+        _audit_login(db, actor, username, now, "disabled")
+        return LoginResult(None, "disabled")
+    answer = directory.authenticate(username, password)
+    if answer.outcome != "ok" or answer.role is None:
+        _audit_login(db, actor, username, now, answer.outcome, answer.detail)
+        if row is not None and answer.outcome in ("disabled", "no_role"):
+            # The directory took the access away: sessions still open end with it.
+            with db.write() as conn:
+                conn.execute(console_sessions.delete().where(console_sessions.c.user_id == row.id))
+        return LoginResult(None, answer.outcome if answer.outcome != "ok" else "no_role")
+    return LoginResult(_store_directory_user(db, row, username, answer, now, actor))
+
+
+def _store_directory_user(db: Database, row: Any, username: str, answer: DirectoryAnswer,
+                          now: datetime, actor: Actor) -> User:
+    role = answer.role or ""
+    display_name = answer.display_name[:100]
+    with db.write() as conn:
+        if row is None:
+            user = User(str(uuid.uuid4()), username, display_name, role)
+            conn.execute(insert(users).values(
+                id=user.id, username=username, display_name=display_name, role=role,
+                password_hash=NO_LOCAL_PASSWORD, created_at=now, source="ldap",
+                directory_dn=answer.dn[:500], last_login_at=now,
+            ))
+            audit.record(conn, actor, "user.create", "user", username, now, to_value=role,
+                         reason="ldap")
+        else:
+            user = User(row.id, username, display_name, role)
+            conn.execute(update(users).where(users.c.id == row.id).values(
+                display_name=display_name, role=role, directory_dn=answer.dn[:500],
+                last_login_at=now, failed_logins=0, locked_until=None,
+            ))
+            if row.role != role:
+                audit.record(conn, actor, "user.role", "user", username, now,
+                             from_value=row.role, to_value=role, reason="ldap groups")
+        audit.record(conn, actor, "user.login", "user", username, now, reason="ldap")
+    return user
 
 
 def generate_password() -> str:

@@ -28,9 +28,11 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import structlog
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
+from agent.events import utcnow
 from agent.pacing import TokenBucket, backoff_ceiling
+from collector.metrics import Metrics
 from collector.notify import channels
 from collector.notify.channels import Outcome
 from collector.notify.config import ChannelSettings
@@ -38,7 +40,7 @@ from collector.notify.message import Message
 from collector.notify.transport import CAFileError, HttpClients
 from collector.routing.policy import Receiver
 from collector.store.database import Database
-from collector.store.tables import deliveries, notifications
+from collector.store.tables import alerts, deliveries, events, notifications
 
 log = structlog.get_logger("collector.notify")
 
@@ -83,8 +85,10 @@ class Outbox:
     #: HTTP clients by the CA file a channel trusts (``ca_file``).
     clients: HttpClients = field(default_factory=HttpClients)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
-    #: Called after each attempt (tests, metrics): (notification id, channel, outcome).
+    #: Called after each attempt (tests): (notification id, channel, outcome).
     on_attempt: Callable[[int, str, Outcome], None] | None = None
+    #: Sent, failed, retried per channel, digest sizes and ingest-to-send times.
+    metrics: Metrics | None = None
 
     def bucket(self, name: str) -> TokenBucket:
         if name not in self.buckets:
@@ -192,6 +196,8 @@ class Outbox:
         except _Contended:
             return rows[0]  # another process took some of them: send one as it is
         log.info("notifications folded into a digest", digest_id=digest_id, replaced=len(ids))
+        if self.metrics is not None:
+            self.metrics.digest_size.observe(len(ids))
         return row
 
     def _attempt(self, row: Any, channel: str, extra_to: list[str], now: datetime) -> None:
@@ -227,20 +233,53 @@ class Outbox:
             if outcome.ok:
                 values: dict[str, Any] = {"status": "sent", "sent_at": now,
                                           "sent_channel": channel, "attempts": attempt}
+                next_step = "sent"
             elif attempt < max_attempts:
                 delay = backoff_ceiling(*retry, attempt - 1)
                 values = {"status": "pending", "attempts": attempt,
                           "next_attempt_at": now + timedelta(seconds=delay)}
+                next_step = "retry"
             else:
                 values = {"status": "pending", "attempts": 0,
                           "channel_index": row.channel_index + 1, "next_attempt_at": now}
+                next_step = "fallback"
             values["lease_until"] = None
             conn.execute(update(notifications).where(c.id == row.id).values(**values))
+            newest_event = (self._newest_event_received(conn, row.alert_ids)
+                            if outcome.ok and self.metrics is not None else None)
+        if self.metrics is not None:
+            self._count(channel, next_step, row, newest_event)
         if self.on_attempt is not None:
             self.on_attempt(row.id, channel, outcome)
         if not outcome.ok:
             log.warning("notification delivery failed", notification_id=row.id, channel=channel,
                         attempt=attempt, status_code=outcome.status_code, error=outcome.error)
+
+    @staticmethod
+    def _newest_event_received(conn: Connection, alert_ids: list[int] | None) -> Any:
+        """When the collector received the newest event of these alerts (None: none stored)."""
+        if not alert_ids:
+            return None
+        newest = select(alerts.c.last_event_id).where(alerts.c.id.in_(alert_ids))
+        return conn.execute(
+            select(func.max(events.c.received_at)).where(events.c.id.in_(newest))
+        ).scalar()
+
+    def _count(self, channel: str, next_step: str, row: Any, newest_event: Any) -> None:
+        assert self.metrics is not None  # noqa: S101 (the caller checked)
+        if next_step == "sent":
+            self.metrics.notifications_sent.labels(channel).inc()
+            if newest_event is not None:
+                reason = str((row.message or {}).get("reason") or "group")
+                # The wall clock, not the pass's ``now``: the receiver answered after it.
+                self.metrics.ingest_to_send.labels(reason).observe(
+                    max(0.0, (utcnow() - newest_event).total_seconds()))
+            return
+        self.metrics.notification_failures.labels(channel).inc()
+        if next_step == "retry":
+            self.metrics.notification_retries.labels(channel).inc()
+        else:
+            self.metrics.notification_fallbacks.labels(channel).inc()
 
     def _give_up(self, row: Any, now: datetime, why: str) -> None:
         with self.db.write() as conn:
@@ -250,6 +289,8 @@ class Outbox:
             ))
             conn.execute(update(notifications).where(notifications.c.id == row.id)
                          .values(status="failed", lease_until=None))
+        if self.metrics is not None:
+            self.metrics.notifications_undeliverable.inc()
         log.error("notification undeliverable: every channel failed", notification_id=row.id,
                   reason=why)
 

@@ -44,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agent.events import utcnow
 from collector.alerts import service
+from collector.metrics import Metrics
 from collector.notify.config import ChannelSettings
 from collector.notify.outbox import Outbox
 from collector.policy.current import CurrentPolicy
@@ -82,10 +83,11 @@ class Router:
     outbox: Outbox | None = None
     #: Set by ``run`` so ingest (or a test) can wake the router at once.
     feed: Any = None
+    metrics: Metrics | None = None
 
     def __post_init__(self) -> None:
         if self.outbox is None:
-            self.outbox = Outbox(self.db, self.channels, self.owner)
+            self.outbox = Outbox(self.db, self.channels, self.owner, metrics=self.metrics)
 
     # -- the lease ---------------------------------------------------------------------------
 

@@ -122,3 +122,14 @@ def list_agents(db: Database) -> list[dict[str, Any]]:
     )
     with db.read() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def health_rows(db: Database) -> list[dict[str, Any]]:
+    """What /metrics aggregates per agent: liveness, versions, the last heartbeat; no gaps."""
+    c = agents.c
+    query = select(
+        c.id, c.hostname, c.revoked_at, c.last_seen_at, c.silent_since, c.heartbeat_interval_s,
+        c.agent_version, c.policy_version, c.last_heartbeat,
+    ).where(c.id != COLLECTOR_SOURCE_ID)
+    with db.read() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]

@@ -338,6 +338,9 @@ users = Table(
     Column("locked_until", UTCDateTime, nullable=True),
     Column("last_login_at", UTCDateTime, nullable=True),
     Column("password_changed_at", UTCDateTime, nullable=True),
+    #: ``local`` (password kept here) or ``ldap`` (signs in through the directory only).
+    Column("source", String(16), nullable=False, server_default="local"),
+    Column("directory_dn", String(500), nullable=True),
 )
 
 console_sessions = Table(

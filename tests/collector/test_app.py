@@ -26,10 +26,10 @@ def test_healthz_without_database(client: Any, db: Database, monkeypatch: Any) -
     assert (response.status_code, response.json()["error"]) == (503, "unhealthy")
 
 
-def test_metrics(client: Any, agent: EnrolledAgent) -> None:
+def test_metrics(client: Any, agent: EnrolledAgent, admin: dict[str, str]) -> None:
     """/metrics counts ingest requests, events and agents by status in Prometheus text."""
     post_events(client, agent, [event(agent.agent_id, 1)])
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=admin).text
     assert 'courtguard_ingest_requests_total{status="200"} 1.0' in text
     assert 'courtguard_ingest_events_total{result="accepted"} 1.0' in text
     assert 'courtguard_agents{status="online"} 1.0' in text

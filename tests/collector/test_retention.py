@@ -71,11 +71,11 @@ def test_prune_works_through_more_rows_than_one_chunk(
 
 
 def test_retention_pass_is_counted_in_metrics(
-    client: Any, db: Database, agent: EnrolledAgent
+    client: Any, db: Database, agent: EnrolledAgent, admin: dict[str, str]
 ) -> None:
     """The serve loop's pass reports what it deleted on /metrics."""
     old = datetime.now(UTC) - timedelta(days=400)
     assert post_events(client, agent, [event(agent.agent_id, 1, time=old)]).status_code == 200
     client.app.state.retention.run_once(datetime.now(UTC))
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=admin).text
     assert 'courtguard_events_pruned_total{class="event"} 1.0' in text

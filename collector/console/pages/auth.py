@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import Final
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +29,11 @@ from collector.console.page import (
 from collector.console.sessions import create_session, end_session
 
 router = APIRouter()
+
+DIRECTORY_UNAVAILABLE: Final = ("The directory service is unavailable; try again later or "
+                                "contact an administrator.")
+DIRECTORY_NO_ROLE: Final = ("Your directory account is in no group with a console role; ask an "
+                            "administrator for access.")
 
 
 @router.get("/console/lang/{lang}")
@@ -78,11 +84,16 @@ async def login(request: Request) -> Response:
         users.authenticate, ctx.db, username[:200], password[:1024], now,
         client_address(request), lockout_failures=ctx.settings.console_lockout_failures,
         lockout=timedelta(seconds=ctx.settings.console_lockout_s),
+        directory=request.app.state.directory,
     )
     if result.user is None:
         if result.refusal == "locked":
             return again(t("This account is locked after repeated failures until {until}.")
                          .format(until=local(result.locked_until)), 403)
+        if result.refusal == "unavailable":
+            return again(t(DIRECTORY_UNAVAILABLE), 503)
+        if result.refusal == "no_role":
+            return again(t(DIRECTORY_NO_ROLE), 403)
         return again(t("Wrong user name or password, or the account is disabled."), 401)
     token = await run_in_threadpool(create_session, ctx.db, result.user, now,
                                     client_address(request))
