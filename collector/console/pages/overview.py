@@ -1,0 +1,186 @@
+"""The overview (安全态势总览, the landing page), its live part and its change stream.
+
+``/console/overview`` is the whole page. ``/console/overview/live`` is the
+same body without the chrome; the page's script fetches it whenever
+``/console/overview/stream`` (server-sent events) says the alert feed moved,
+so a new alert shows without a reload. The stream subscribes to the
+in-process alert feed (``collector.alerts.feed``), which ingest pokes after
+each commit; it ends after ``STREAM_MAX_S`` (the browser reconnects, and the
+session is checked again) and at once when the server begins to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from agent.events import utcnow
+from collector.alerts import service
+from collector.api.context import context
+from collector.console import charts, data, i18n, overview
+from collector.console.auth import ALL_ROLES
+from collector.console.page import SECURITY_HEADERS, Page, open_page, render
+from collector.routing.policy import AlertingPolicy
+
+router = APIRouter()
+
+#: A stream lasts at most this long; the browser reconnects after ``RETRY_MS``.
+STREAM_MAX_S: Final = 300.0
+RETRY_MS: Final = 1000
+#: A comment line this often keeps proxies from closing an idle stream.
+KEEPALIVE_S: Final = 15.0
+#: Figures are computed again when the alert feed moved, or after this long in any case
+#: (agents fall silent and shifts change without an alert).
+FRESH_S: Final = 10.0
+
+
+@dataclass
+class OverviewCache:
+    """The last computed figures, shared by every viewer while nothing changed."""
+
+    cursor: int = -1
+    at: float = 0.0
+    values: dict[str, Any] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class ConsoleStreams:
+    """Open change streams; ``close_all`` (the server's shutdown) ends every one at once."""
+
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close_all(self) -> None:
+        self.stopping.set()
+
+
+def streams(app: Any) -> ConsoleStreams:
+    found = getattr(app.state, "console_streams", None)
+    if found is None:
+        found = app.state.console_streams = ConsoleStreams()
+    return found
+
+
+def _cache(app: Any) -> OverviewCache:
+    found = getattr(app.state, "overview_cache", None)
+    if found is None:
+        found = app.state.overview_cache = OverviewCache()
+    return found
+
+
+def _alerting_policy(request: Request) -> AlertingPolicy | None:
+    policies = request.app.state.current_policy.get()
+    document = policies.section("alerting") if policies is not None else None
+    return document if isinstance(document, AlertingPolicy) else None
+
+
+def compute(request: Request, now: datetime) -> dict[str, Any]:
+    """Every figure of the overview (in a worker thread: it reads the store)."""
+    db = context(request).db
+    cursor = service.latest_change(db)
+    agents = data.agents_listing(db, request.app.state.monitor,
+                                 request.app.state.work_calendar(), now)
+    return {
+        "cursor": cursor,
+        "generated_at": now.isoformat(),
+        **overview.figures(db, now),
+        "top": overview.top_lists(db, now),
+        "latest": overview.latest_alerts(db),
+        "fleet": overview.fleet(agents["agents"]),
+        "duty": overview.duty_now(_alerting_policy(request), request.app.state.work_calendar(),
+                                  db, now),
+    }
+
+
+async def current(request: Request) -> dict[str, Any]:
+    """The figures, from the cache while the feed has not moved and they are fresh."""
+    cache = _cache(request.app)
+    feed = context(request).alert_feed
+    async with cache.lock:
+        moved = feed.cursor != cache.cursor or not feed.ready.is_set()
+        if moved or time.monotonic() - cache.at > FRESH_S or not cache.values:
+            cache.values = await run_in_threadpool(compute, request, utcnow())
+            cache.cursor = feed.cursor if feed.ready.is_set() else cache.values["cursor"]
+            cache.at = time.monotonic()
+        return cache.values
+
+
+def _view(page: Page, figures: dict[str, Any]) -> dict[str, Any]:
+    t = page.t
+    return {
+        "ov": figures,
+        "trends": {pillar: charts.daily_bars(figures["days"],
+                                             figures["pillars"][pillar]["trend"])
+                   for pillar in overview.PILLARS},
+        "pillar_label": lambda name: t(f"pillar.{name}") if i18n.has(f"pillar.{name}")
+        else name,
+        "window_label": lambda key: t(f"window.{key}"),
+        "position_label": lambda key: t(f"position.{key}"),
+        "pillars": overview.PILLARS,
+        "windows": [key for key, _ in overview.WINDOWS],
+        "severities": list(reversed(overview.SEVERITY_NAMES)),
+    }
+
+
+@router.get("/console/overview")
+async def overview_page(request: Request) -> Response:
+    page = await open_page(request, ALL_ROLES)
+    return render(page, request, "overview.html", **_view(page, await current(request)))
+
+
+@router.get("/console/overview/live")
+async def overview_live(request: Request) -> Response:
+    """The overview's body alone, for the page's script to swap in."""
+    page = await open_page(request, ALL_ROLES)
+    return render(page, request, "_overview_live.html", **_view(page, await current(request)))
+
+
+@router.get("/console/overview/stream")
+async def overview_stream(request: Request) -> Response:
+    """Server-sent events: ``change`` with ``{"cursor": n}`` whenever the alert feed moves."""
+    await open_page(request, ALL_ROLES)
+    feed = context(request).alert_feed
+    stopping = streams(request.app).stopping
+
+    async def events() -> AsyncIterator[bytes]:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        if stopping.is_set():
+            return
+        async with feed.subscribe() as queue:
+            yield _message(feed.cursor)
+            deadline = time.monotonic() + STREAM_MAX_S
+            while not stopping.is_set() and time.monotonic() < deadline:
+                change = asyncio.ensure_future(queue.get())
+                stop = asyncio.ensure_future(stopping.wait())
+                done, _ = await asyncio.wait(
+                    {change, stop}, timeout=min(KEEPALIVE_S, deadline - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED)
+                for pending in (change, stop):
+                    if pending not in done:
+                        pending.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await pending
+                if change in done:
+                    newest = change.result().id
+                    while not queue.empty():  # one message for a burst of changes
+                        newest = queue.get_nowait().id
+                    yield _message(newest)
+                elif not stop.done():
+                    yield b": keep-alive\n\n"
+
+    headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+def _message(cursor: int) -> bytes:
+    return b"event: change\ndata: " + orjson.dumps({"cursor": cursor}) + b"\n\n"
