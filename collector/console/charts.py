@@ -64,7 +64,9 @@ def daily_bars(days: Sequence[str], values: Sequence[int], width: int = 330,
         h = round((height - bottom - 4) * value / top)
         bars_.append({"x": 28 + i * step, "y": height - bottom - h, "w": max(1, step - 1),
                       "h": h, "title": f"{day}: {value}"})
-    labels = [{"x": 28 + i * step, "text": day[5:]} for i, day in enumerate(days)
-              if i in (0, len(days) // 2, len(days) - 1)]
+    last = len(days) - 1
+    labels = [{"x": 28 + i * step + (step if i == last else 0), "text": day[5:],
+               "anchor": "end" if i == last and i else "start"}
+              for i, day in enumerate(days) if i in (0, len(days) // 2, last)]
     return {"width": width, "height": height, "bars": bars_, "labels": labels, "top": max(
         values, default=0), "baseline": height - bottom}

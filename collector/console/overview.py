@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
@@ -34,6 +34,7 @@ from collector.store.tables import alerts, events
 PILLARS: Final = ("outreach", "account", "document")
 #: (key, days): today is the Shanghai calendar day so far; the others end today.
 WINDOWS: Final = (("today", 1), ("7d", 7), ("30d", 30))
+WINDOW_KEYS: Final = tuple(key for key, _ in WINDOWS)
 TREND_DAYS: Final = 30
 TOP: Final = 8
 #: Top hosts, accounts and rules are over this window.
@@ -58,13 +59,22 @@ def _median_minutes(waits: list[float]) -> float | None:
     return round(statistics.median(waits), 1) if waits else None
 
 
-def figures(db: Database, now: datetime) -> dict[str, Any]:
-    """Per pillar and window: findings, alerts opened and closed, median minutes to acknowledge;
-    per pillar: open alerts by severity and findings per day over ``TREND_DAYS``."""
+def figures(db: Database, now: datetime, keys: Sequence[str] = WINDOW_KEYS,
+            trend: bool = True) -> dict[str, Any]:
+    """Per pillar and window in ``keys``: findings, alerts opened and closed, the median
+    minutes to acknowledge; per pillar the open alerts by severity and, with ``trend``,
+    findings per day over ``TREND_DAYS``.
+
+    The live part of the overview asks for today alone (a day of events); the
+    7 and 30 day windows and the trend are the slow part, computed less often.
+    """
     today = now.astimezone(SHANGHAI).date()
-    starts = window_starts(today)
-    first = starts["30d"]
-    days = [(today - timedelta(days=TREND_DAYS - 1 - i)).isoformat() for i in range(TREND_DAYS)]
+    starts = {key: start for key, start in window_starts(today).items() if key in keys}
+    if trend:
+        starts.setdefault("trend", window_starts(today)["30d"])
+    first = min(starts.values())
+    span = (today - first.date()).days + 1
+    days = [(today - timedelta(days=span - 1 - i)).isoformat() for i in range(span)]
     e, a = events.c, alerts.c
     with db.read() as conn:
         day = _local_day(db.dialect).label("day")
@@ -84,28 +94,29 @@ def figures(db: Database, now: datetime) -> dict[str, Any]:
             select(a.kind, a.severity, func.count())
             .where(a.status.in_(_OPEN)).group_by(a.kind, a.severity)
         ).all()
-    trend = {p: dict.fromkeys(days, 0) for p in PILLARS}
+    counts = {p: dict.fromkeys(days, 0) for p in PILLARS}
     for local_day, kind, n in per_day:
         pillar = pillar_of(kind)
-        if pillar is not None and local_day in trend[pillar]:
-            trend[pillar][local_day] += n
-    window_days = {key: {d for d in days if d >= starts[key].date().isoformat()}
-                   for key, _ in WINDOWS}
+        if pillar is not None and local_day in counts[pillar]:
+            counts[pillar][local_day] += n
+    window_days = {key: {d for d in days if d >= start.date().isoformat()}
+                   for key, start in starts.items()}
     result: dict[str, Any] = {}
     for pillar in PILLARS:
         result[pillar] = {
             "windows": {key: {
-                "findings": sum(n for d, n in trend[pillar].items() if d in window_days[key]),
+                "findings": sum(n for d, n in counts[pillar].items() if d in window_days[key]),
                 "opened": 0, "closed": 0, "ack_median_min": None, "_waits": []}
-                for key, _ in WINDOWS},
+                for key in keys},
             "open": dict.fromkeys(SEVERITY_NAMES, 0),
-            "trend": [trend[pillar][d] for d in days],
         }
+        if trend:
+            result[pillar]["trend"] = [counts[pillar][d] for d in days[-TREND_DAYS:]]
     for kind, created, acknowledged in opened:
         pillar = pillar_of(kind)
         if pillar is None:
             continue
-        for key, _ in WINDOWS:
+        for key in keys:
             if created >= starts[key]:
                 window = result[pillar]["windows"][key]
                 window["opened"] += 1
@@ -115,7 +126,7 @@ def figures(db: Database, now: datetime) -> dict[str, Any]:
         pillar = pillar_of(kind)
         if pillar is None:
             continue
-        for key, _ in WINDOWS:
+        for key in keys:
             if closed_at >= starts[key]:
                 result[pillar]["windows"][key]["closed"] += 1
     for kind, severity, n in open_now:
@@ -125,7 +136,20 @@ def figures(db: Database, now: datetime) -> dict[str, Any]:
     for pillar in PILLARS:
         for window in result[pillar]["windows"].values():
             window["ack_median_min"] = _median_minutes(window.pop("_waits"))
-    return {"pillars": result, "days": days}
+    return {"pillars": result, "days": days[-TREND_DAYS:] if trend else []}
+
+
+def merge(slow: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The slow figures (7 and 30 days, trend) with the live ones (today, open) laid over."""
+    pillars = {}
+    for pillar in PILLARS:
+        pillars[pillar] = {
+            **slow["pillars"][pillar],
+            "windows": {**slow["pillars"][pillar]["windows"],
+                        **live["pillars"][pillar]["windows"]},
+            "open": live["pillars"][pillar]["open"],
+        }
+    return {"pillars": pillars, "days": slow["days"]}
 
 
 def top_lists(db: Database, now: datetime) -> dict[str, list[dict[str, Any]]]:

@@ -39,18 +39,24 @@ STREAM_MAX_S: Final = 300.0
 RETRY_MS: Final = 1000
 #: A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_S: Final = 15.0
-#: Figures are computed again when the alert feed moved, or after this long in any case
-#: (agents fall silent and shifts change without an alert).
+#: The live part (today, open alerts, the newest alerts) is computed again when the alert
+#: feed moved, or after this long in any case.
 FRESH_S: Final = 10.0
+#: The slow part (7 and 30 days, trends, top lists, fleet, duty) at most this often; it is
+#: computed in the background while the previous one is still shown.
+SLOW_FRESH_S: Final = 30.0
 
 
 @dataclass
 class OverviewCache:
-    """The last computed figures, shared by every viewer while nothing changed."""
+    """The last computed figures, shared by every viewer."""
 
     cursor: int = -1
-    at: float = 0.0
-    values: dict[str, Any] = field(default_factory=dict)
+    live_at: float = 0.0
+    live: dict[str, Any] = field(default_factory=dict)
+    slow_at: float = 0.0
+    slow: dict[str, Any] = field(default_factory=dict)
+    slow_task: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -84,35 +90,53 @@ def _alerting_policy(request: Request) -> AlertingPolicy | None:
     return document if isinstance(document, AlertingPolicy) else None
 
 
-def compute(request: Request, now: datetime) -> dict[str, Any]:
-    """Every figure of the overview (in a worker thread: it reads the store)."""
+def compute_live(request: Request, now: datetime) -> dict[str, Any]:
+    """Today's figures, the open alerts by severity and the newest high and critical ones."""
     db = context(request).db
-    cursor = service.latest_change(db)
-    agents = data.agents_listing(db, request.app.state.monitor,
-                                 request.app.state.work_calendar(), now)
     return {
-        "cursor": cursor,
+        "cursor": service.latest_change(db),
         "generated_at": now.isoformat(),
-        **overview.figures(db, now),
-        "top": overview.top_lists(db, now),
+        "today": overview.figures(db, now, ("today",), trend=False),
         "latest": overview.latest_alerts(db),
+    }
+
+
+def compute_slow(request: Request, now: datetime) -> dict[str, Any]:
+    """The 7 and 30 day figures, trends, top lists, fleet health and duty."""
+    db = context(request).db
+    calendar = request.app.state.work_calendar()
+    agents = data.agents_listing(db, request.app.state.monitor, calendar, now)
+    return {
+        "slow_generated_at": now.isoformat(),
+        "periods": overview.figures(db, now, ("7d", "30d"), trend=True),
+        "top": overview.top_lists(db, now),
         "fleet": overview.fleet(agents["agents"]),
-        "duty": overview.duty_now(_alerting_policy(request), request.app.state.work_calendar(),
-                                  db, now),
+        "duty": overview.duty_now(_alerting_policy(request), calendar, db, now),
     }
 
 
 async def current(request: Request) -> dict[str, Any]:
-    """The figures, from the cache while the feed has not moved and they are fresh."""
+    """The figures: live ones fresh when the feed moved, slow ones refreshed behind the page."""
     cache = _cache(request.app)
     feed = context(request).alert_feed
+
+    async def refresh_slow() -> None:
+        cache.slow = await run_in_threadpool(compute_slow, request, utcnow())
+        cache.slow_at = time.monotonic()
+
     async with cache.lock:
-        moved = feed.cursor != cache.cursor or not feed.ready.is_set()
-        if moved or time.monotonic() - cache.at > FRESH_S or not cache.values:
-            cache.values = await run_in_threadpool(compute, request, utcnow())
-            cache.cursor = feed.cursor if feed.ready.is_set() else cache.values["cursor"]
-            cache.at = time.monotonic()
-        return cache.values
+        if not cache.slow:
+            await refresh_slow()
+        elif time.monotonic() - cache.slow_at > SLOW_FRESH_S and (
+                cache.slow_task is None or cache.slow_task.done()):
+            cache.slow_task = asyncio.create_task(refresh_slow())
+        moved = not feed.ready.is_set() or feed.cursor != cache.cursor
+        if moved or not cache.live or time.monotonic() - cache.live_at > FRESH_S:
+            cache.live = await run_in_threadpool(compute_live, request, utcnow())
+            cache.cursor = feed.cursor if feed.ready.is_set() else cache.live["cursor"]
+            cache.live_at = time.monotonic()
+        slow, live = cache.slow, cache.live
+    return {**slow, **live, **overview.merge(slow["periods"], live["today"])}
 
 
 def _view(page: Page, figures: dict[str, Any]) -> dict[str, Any]:
