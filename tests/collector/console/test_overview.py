@@ -196,6 +196,20 @@ def test_entity_pages(app_client: TestClient, console_db: Database) -> None:
     assert app_client.get("/console/documents/not-a-hash").status_code == 404
 
 
+def test_lists_link_to_the_entity_pages(app_client: TestClient, console_db: Database) -> None:
+    seeded = _seed(app_client, console_db)
+    login(app_client, "zhang")
+    host_link = f'href="/console/hosts/{seeded["first"].agent_id}"'
+    assert host_link in app_client.get("/console/alerts").text
+    assert host_link in app_client.get("/console/events").text
+    document_events = app_client.get("/api/v1/events?kind=document.block").json()["events"]
+    page = app_client.get(f"/console/events/{document_events[0]['id']}").text
+    assert f'href="/console/documents/{SHA}"' in page
+    (privileged,) = app_client.get("/api/v1/events?kind=account.privilege").json()["events"]
+    page = app_client.get(f"/console/events/{privileged['id']}").text
+    assert 'href="/console/accounts/wb_zhao"' in page
+
+
 def test_entity_pages_escape_what_agents_send(app_client: TestClient,
                                               console_db: Database) -> None:
     agent = enroll(app_client, console_db, "ws-hostile")
