@@ -1,15 +1,16 @@
 """The overview (安全态势总览): each pillar's figures today and over 7 and 30 days, at a glance.
 
 A pillar is the family an event kind starts with (``outreach`` 违规外联,
-``account`` 外包账号, ``document`` 裁判文书). Event figures count findings
-(severity ``low`` and above); alert figures come from the alerts table. Every
-figure is aggregated in SQL over indexed columns: events by
-``ix_events_time_id`` over the window, open alerts by
-``ix_alerts_status_last_seen_id``, alerts opened in a window by
-``ix_alerts_last_seen_id`` (an alert opened in the window was last seen in it
-too). Only alerts closed in a window are counted over the whole alerts table,
-which holds far fewer rows than events. docs/console.md gives the cost on a
-large store.
+``account`` 外包账号, ``document`` 裁判文书). The window figures, the trend and
+the top lists come from the alerts table, which holds one row per problem
+rather than per event (a twentieth of the events in ``bench/console.py``'s
+store): alerts opened and closed in a window through ``ix_alerts_created_at``
+and ``ix_alerts_closed_at`` (migration 0008), open alerts through
+``ix_alerts_status_last_seen_id``, the top lists over the alerts last seen in
+7 days through ``ix_alerts_last_seen_id``. Events are read for one figure
+only, today's findings (events of severity ``low`` and above since
+midnight), through ``ix_events_time_id`` over a single day. docs/console.md
+gives the cost on a large store.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy import func, select
 from agent.calendar_cn import SHANGHAI, WorkCalendar
 from agent.events import Severity
 from collector.alerts.service import STATUSES
-from collector.console.reports import _local_day
 from collector.routing import duty
 from collector.routing.policy import AlertingPolicy
 from collector.store.database import Database
@@ -61,61 +61,37 @@ def _median_minutes(waits: list[float]) -> float | None:
 
 def figures(db: Database, now: datetime, keys: Sequence[str] = WINDOW_KEYS,
             trend: bool = True) -> dict[str, Any]:
-    """Per pillar and window in ``keys``: findings, alerts opened and closed, the median
-    minutes to acknowledge; per pillar the open alerts by severity and, with ``trend``,
-    findings per day over ``TREND_DAYS``.
-
-    The live part of the overview asks for today alone (a day of events); the
-    7 and 30 day windows and the trend are the slow part, computed less often.
-    """
+    """Per pillar: for each window in ``keys`` the alerts opened and closed and the median
+    minutes to acknowledge (the opened ones that were acknowledged); the open alerts by
+    severity; with ``trend``, the alerts opened per day over ``TREND_DAYS``."""
     today = now.astimezone(SHANGHAI).date()
     starts = {key: start for key, start in window_starts(today).items() if key in keys}
     if trend:
         starts.setdefault("trend", window_starts(today)["30d"])
     first = min(starts.values())
-    span = (today - first.date()).days + 1
-    days = [(today - timedelta(days=span - 1 - i)).isoformat() for i in range(span)]
-    e, a = events.c, alerts.c
+    days = [(today - timedelta(days=TREND_DAYS - 1 - i)).isoformat() for i in range(TREND_DAYS)]
+    a = alerts.c
     with db.read() as conn:
-        day = _local_day(db.dialect).label("day")
-        per_day = conn.execute(
-            select(day, e.kind, func.count())
-            .where(e.time >= first, e.time <= now, e.severity >= _FINDING)
-            .group_by(day, e.kind)
-        ).all()
         opened = conn.execute(
-            select(a.kind, a.created_at, a.acknowledged_at)
-            .where(a.last_seen >= first, a.created_at >= first)
+            select(a.kind, a.created_at, a.acknowledged_at).where(a.created_at >= first)
         ).all()
-        closed = conn.execute(
-            select(a.kind, a.closed_at).where(a.closed_at >= first)
-        ).all()
+        closed = conn.execute(select(a.kind, a.closed_at).where(a.closed_at >= first)).all()
         open_now = conn.execute(
             select(a.kind, a.severity, func.count())
             .where(a.status.in_(_OPEN)).group_by(a.kind, a.severity)
         ).all()
-    counts = {p: dict.fromkeys(days, 0) for p in PILLARS}
-    for local_day, kind, n in per_day:
-        pillar = pillar_of(kind)
-        if pillar is not None and local_day in counts[pillar]:
-            counts[pillar][local_day] += n
-    window_days = {key: {d for d in days if d >= start.date().isoformat()}
-                   for key, start in starts.items()}
-    result: dict[str, Any] = {}
-    for pillar in PILLARS:
-        result[pillar] = {
-            "windows": {key: {
-                "findings": sum(n for d, n in counts[pillar].items() if d in window_days[key]),
-                "opened": 0, "closed": 0, "ack_median_min": None, "_waits": []}
-                for key in keys},
-            "open": dict.fromkeys(SEVERITY_NAMES, 0),
-        }
-        if trend:
-            result[pillar]["trend"] = [counts[pillar][d] for d in days[-TREND_DAYS:]]
+    result: dict[str, Any] = {
+        pillar: {"windows": {key: {"opened": 0, "closed": 0, "_waits": []} for key in keys},
+                 "open": dict.fromkeys(SEVERITY_NAMES, 0),
+                 "trend": dict.fromkeys(days, 0)}
+        for pillar in PILLARS}
     for kind, created, acknowledged in opened:
         pillar = pillar_of(kind)
         if pillar is None:
             continue
+        day = created.astimezone(SHANGHAI).date().isoformat()
+        if day in result[pillar]["trend"]:
+            result[pillar]["trend"][day] += 1
         for key in keys:
             if created >= starts[key]:
                 window = result[pillar]["windows"][key]
@@ -133,13 +109,31 @@ def figures(db: Database, now: datetime, keys: Sequence[str] = WINDOW_KEYS,
         pillar = pillar_of(kind)
         if pillar is not None and severity >= _FINDING:
             result[pillar]["open"][Severity.from_rank(severity).value] += n
-    for pillar in PILLARS:
-        for window in result[pillar]["windows"].values():
+    for figures_of in result.values():
+        for window in figures_of["windows"].values():
             window["ack_median_min"] = _median_minutes(window.pop("_waits"))
-    return {"pillars": result, "days": days[-TREND_DAYS:] if trend else []}
+        figures_of["trend"] = list(figures_of["trend"].values()) if trend else []
+    return {"pillars": result, "days": days if trend else []}
 
 
-def merge(slow: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+def findings_today(db: Database, now: datetime) -> dict[str, int]:
+    """Per pillar, events of severity ``low`` and above since midnight (Asia/Shanghai)."""
+    midnight = window_starts(now.astimezone(SHANGHAI).date())["today"]
+    e = events.c
+    with db.read() as conn:
+        rows = conn.execute(
+            select(e.kind, func.count())
+            .where(e.time >= midnight, e.time <= now, e.severity >= _FINDING).group_by(e.kind)
+        ).all()
+    found = dict.fromkeys(PILLARS, 0)
+    for kind, n in rows:
+        pillar = pillar_of(kind)
+        if pillar is not None:
+            found[pillar] += n
+    return found
+
+
+def merge(slow: dict[str, Any], live: dict[str, Any], found: dict[str, int]) -> dict[str, Any]:
     """The slow figures (7 and 30 days, trend) with the live ones (today, open) laid over."""
     pillars = {}
     for pillar in PILLARS:
@@ -148,32 +142,37 @@ def merge(slow: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
             "windows": {**slow["pillars"][pillar]["windows"],
                         **live["pillars"][pillar]["windows"]},
             "open": live["pillars"][pillar]["open"],
+            "findings_today": found[pillar],
         }
     return {"pillars": pillars, "days": slow["days"]}
 
 
 def top_lists(db: Database, now: datetime) -> dict[str, list[dict[str, Any]]]:
-    """The hosts, accounts and rules with the most findings over ``TOP_WINDOW_DAYS``."""
+    """The hosts, accounts and rules with the most alerts active (last seen) over
+    ``TOP_WINDOW_DAYS``, then the most events in them."""
     today = now.astimezone(SHANGHAI).date()
     since = datetime.combine(today - timedelta(days=TOP_WINDOW_DAYS - 1), time(), SHANGHAI)
-    e = events.c
-    in_window = (e.time >= since, e.time <= now, e.severity >= _FINDING)
+    a = alerts.c
+    active = a.last_seen >= since
     n = func.count().label("n")
-    rule = func.coalesce(e.rule_id, e.kind).label("rule")
+    total = func.sum(a.count).label("total")
+    rule = func.coalesce(a.rule_id, a.kind).label("rule")
     with db.read() as conn:
         hosts = conn.execute(
-            select(e.agent_id, e.host, n).where(*in_window).group_by(e.agent_id, e.host)
-            .order_by(n.desc(), e.host).limit(TOP)).all()
+            select(a.agent_id, a.host, n, total).where(active).group_by(a.agent_id, a.host)
+            .order_by(n.desc(), total.desc(), a.host).limit(TOP)).all()
         accounts = conn.execute(
-            select(e.account, n).where(*in_window, e.account.is_not(None))
-            .group_by(e.account).order_by(n.desc(), e.account).limit(TOP)).all()
+            select(a.account, n, total).where(active, a.account.is_not(None))
+            .group_by(a.account).order_by(n.desc(), total.desc(), a.account).limit(TOP)).all()
         rules = conn.execute(
-            select(rule, n).where(*in_window).group_by(rule).order_by(n.desc(), rule)
-            .limit(TOP)).all()
+            select(rule, n, total).where(active).group_by(rule)
+            .order_by(n.desc(), total.desc(), rule).limit(TOP)).all()
     return {
-        "hosts": [{"agent_id": r.agent_id, "host": r.host, "events": r.n} for r in hosts],
-        "accounts": [{"account": r.account, "events": r.n} for r in accounts],
-        "rules": [{"rule": r.rule, "events": r.n} for r in rules],
+        "hosts": [{"agent_id": r.agent_id, "host": r.host, "alerts": r.n,
+                   "events": int(r.total)} for r in hosts],
+        "accounts": [{"account": r.account, "alerts": r.n, "events": int(r.total)}
+                     for r in accounts],
+        "rules": [{"rule": r.rule, "alerts": r.n, "events": int(r.total)} for r in rules],
     }
 
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +26,7 @@ from typing import Any
 import pytest
 
 from agent.events import uuid7
-from tests.e2e.harness import Collector, wait_until
+from tests.e2e.harness import Collector, stop_process, wait_until
 from tests.e2e.test_console_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, subprocess_input
 
 pytestmark = pytest.mark.e2e
@@ -90,6 +93,9 @@ def session(account: str, action: str, session_id: str) -> dict[str, Any]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     home = tmp_path_factory.mktemp("overview")
     instance = Collector(home=home, database_url=f"sqlite:///{home / 'collector.db'}")
+    # Longer than the harness waits for a stop: a change stream holding the shutdown open
+    # would get the collector killed instead of letting it exit.
+    instance.extra_env["COURTGUARD_COLLECTOR_GRACEFUL_SHUTDOWN_S"] = "600"
     instance.init()
     result = subprocess_input(instance, "user", "create", "zhang", "--role", "reviewer",
                               "--password-stdin")
@@ -250,3 +256,45 @@ def test_the_overview_prints_on_one_a4_page(site: Site, browser: Any) -> None:
         shot(browser, "overview-03-print-media")
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+
+def _next_change(lines: Iterator[str]) -> int:
+    """The cursor of the stream's next ``change`` message."""
+    event = ""
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event == "change":
+            return int(json.loads(line[len("data: "):])["cursor"])
+    raise AssertionError("the change stream ended")
+
+
+def test_the_change_stream_reports_ingest_and_ends_when_the_server_stops(
+        site: Site, browser: Any) -> None:
+    """Runs last: it stops the module's collector, which an open stream must not hold up."""
+    import httpx
+
+    collector = site.collector
+    session = browser.get_cookie("cg_session")["value"]
+    stopped: list[int] = []
+    with httpx.Client(base_url=collector.url, verify=collector.ssl_context(),
+                      cookies={"cg_session": session}, timeout=30) as client, \
+            client.stream("GET", "/console/overview/stream") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert "connect-src 'self'" in response.headers["content-security-policy"]
+        lines = response.iter_lines()
+        first = _next_change(lines)
+        site.send("ws-court-03", flow("198.51.100.78", "critical", "又一次境外访问"))
+        assert _next_change(lines) > first
+        assert collector.process is not None
+        stopper = threading.Thread(target=lambda: stopped.append(
+            stop_process(collector.process)))  # type: ignore[arg-type]
+        stopper.start()
+        rest = list(lines)  # the server ends the stream; without that this blocks
+        stopper.join()
+    collector.process = None
+    # uvicorn re-raises the signal it handled once it has shut down (-SIGTERM); a collector
+    # held open past the harness's ceiling is killed instead (-SIGKILL).
+    assert stopped in ([0], [-signal.SIGTERM]), f"stopped with {stopped}: held by the stream"
+    assert all(not line.startswith("data: ") or "cursor" in line for line in rest)

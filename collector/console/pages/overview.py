@@ -97,6 +97,7 @@ def compute_live(request: Request, now: datetime) -> dict[str, Any]:
         "cursor": service.latest_change(db),
         "generated_at": now.isoformat(),
         "today": overview.figures(db, now, ("today",), trend=False),
+        "findings_today": overview.findings_today(db, now),
         "latest": overview.latest_alerts(db),
     }
 
@@ -136,7 +137,8 @@ async def current(request: Request) -> dict[str, Any]:
             cache.cursor = feed.cursor if feed.ready.is_set() else cache.live["cursor"]
             cache.live_at = time.monotonic()
         slow, live = cache.slow, cache.live
-    return {**slow, **live, **overview.merge(slow["periods"], live["today"])}
+    return {**slow, **live,
+            **overview.merge(slow["periods"], live["today"], live["findings_today"])}
 
 
 def _view(page: Page, figures: dict[str, Any]) -> dict[str, Any]:

@@ -68,11 +68,11 @@ def test_figures_per_pillar_and_window(client: TestClient, db: Database) -> None
     now = datetime.now(UTC)
     result = overview.figures(db, now)
     pillars = result["pillars"]
-    assert pillars["outreach"]["windows"]["today"]["findings"] == 2
+    assert overview.findings_today(db, now) == {"outreach": 2, "account": 1, "document": 2}
     assert pillars["outreach"]["windows"]["30d"]["opened"] == 2
     assert pillars["outreach"]["open"]["critical"] == 1
     assert pillars["outreach"]["open"]["high"] == 1
-    assert pillars["account"]["windows"]["7d"]["findings"] == 1  # sessions are info
+    assert pillars["account"]["windows"]["7d"]["opened"] == 1  # sessions are info
     assert pillars["document"]["open"]["high"] == 2
     assert pillars["outreach"]["trend"][-1] == 2 and len(result["days"]) == overview.TREND_DAYS
     assert pillars["outreach"]["windows"]["today"]["ack_median_min"] is None
@@ -91,13 +91,14 @@ def test_figures_per_pillar_and_window(client: TestClient, db: Database) -> None
     top = overview.top_lists(db, now)
     assert {h["host"] for h in top["hosts"]} == {"ws-court-01", "ws-court-02"}
     assert top["hosts"][0]["agent_id"] == seeded["first"].agent_id  # three findings
-    assert top["accounts"] == [{"account": "wb_zhao", "events": 1}]
-    assert {"rule": "document.id_number", "events": 2} in top["rules"]
+    assert top["accounts"] == [{"account": "wb_zhao", "alerts": 1, "events": 1}]
+    assert {"rule": "document.id_number", "alerts": 2, "events": 2} in top["rules"]
     latest = overview.latest_alerts(db)
     assert [a["severity"] for a in latest] == ["high", "high", "high"]
 
 
-def test_figures_ignore_what_is_outside_the_windows(client: TestClient, db: Database) -> None:
+def test_an_old_event_is_no_finding_today_but_its_alert_is_new(client: TestClient,
+                                                               db: Database) -> None:
     agent = enroll(client, db, "ws-old")
     old = datetime.now(UTC) - timedelta(days=40)
     evidence = {"first_seen": old.isoformat(), "last_seen": old.isoformat(), "count": 1,
@@ -105,10 +106,12 @@ def test_figures_ignore_what_is_outside_the_windows(client: TestClient, db: Data
     assert post_events(client, agent, [event(agent.agent_id, 1, kind="outreach.flow",
                                              severity="high", time=old, evidence=evidence)
                                        ]).status_code == 200
-    pillars = overview.figures(db, datetime.now(UTC))["pillars"]
-    assert pillars["outreach"]["windows"]["30d"]["findings"] == 0
-    assert sum(pillars["outreach"]["trend"]) == 0
-    assert pillars["outreach"]["open"]["high"] == 1  # still open, whenever it was seen
+    now = datetime.now(UTC)
+    assert overview.findings_today(db, now)["outreach"] == 0  # found 40 days ago
+    pillars = overview.figures(db, now)["pillars"]
+    assert pillars["outreach"]["windows"]["today"]["opened"] == 1  # but alerted on today
+    assert pillars["outreach"]["trend"][-1] == 1 and sum(pillars["outreach"]["trend"]) == 1
+    assert pillars["outreach"]["open"]["high"] == 1
 
 
 def test_entity_details(client: TestClient, db: Database) -> None:
