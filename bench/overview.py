@@ -78,7 +78,7 @@ def bench_backend(name: str, url: str, runs: int, rows: Callable[[], Any]) -> No
         assert token is not None
         client.post("/console/login", data={"username": "bench", "password": PASSWORD,
                                             "csrf": token.group(1)})
-        state = client.app.state  # type: ignore[attr-defined]
+        state = client.app.state
 
         def fresh() -> None:
             state.overview_cache = None  # every call computes the figures again

@@ -287,9 +287,9 @@ def test_the_change_stream_reports_ingest_and_ends_when_the_server_stops(
         first = _next_change(lines)
         site.send("ws-court-03", flow("198.51.100.78", "critical", "又一次境外访问"))
         assert _next_change(lines) > first
-        assert collector.process is not None
-        stopper = threading.Thread(target=lambda: stopped.append(
-            stop_process(collector.process)))  # type: ignore[arg-type]
+        process = collector.process
+        assert process is not None
+        stopper = threading.Thread(target=lambda: stopped.append(stop_process(process)))
         stopper.start()
         rest = list(lines)  # the server ends the stream; without that this blocks
         stopper.join()

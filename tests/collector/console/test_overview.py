@@ -120,7 +120,7 @@ def test_entity_details(client: TestClient, db: Database) -> None:
     from collector.console.params import Params
 
     everything = entities.EntityFilter(Params(), UTC)
-    host = entities.host_detail(db, first.agent_id, client.app.state.monitor,  # type: ignore[attr-defined]
+    host = entities.host_detail(db, first.agent_id, client.app.state.monitor,
                                 everything, datetime.now(UTC))
     assert host is not None and host["agent"]["hostname"] == "ws-court-01"
     assert [i["interface"] for i in host["interfaces"]] == ["wwan0"]
@@ -129,11 +129,11 @@ def test_entity_details(client: TestClient, db: Database) -> None:
     assert {e["kind"] for e in host["timeline"]} == {"outreach.flow", "outreach.interface",
                                                      "account.session", "document.block"}
     outreach_only = entities.EntityFilter(Params([("pillar", "outreach")]), UTC)
-    narrowed = entities.host_detail(db, first.agent_id, client.app.state.monitor,  # type: ignore[attr-defined]
+    narrowed = entities.host_detail(db, first.agent_id, client.app.state.monitor,
                                     outreach_only, datetime.now(UTC))
     assert narrowed is not None
     assert {e["kind"] for e in narrowed["timeline"]} == {"outreach.flow", "outreach.interface"}
-    assert entities.host_detail(db, "not-a-uuid", client.app.state.monitor,  # type: ignore[attr-defined]
+    assert entities.host_detail(db, "not-a-uuid", client.app.state.monitor,
                                 everything, datetime.now(UTC)) is None
 
     account = entities.account_detail(db, "wb_zhao", None, everything)
