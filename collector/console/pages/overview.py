@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import orjson
+import structlog
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
@@ -33,6 +34,7 @@ from collector.console.page import SECURITY_HEADERS, Page, open_page, render
 from collector.routing.policy import AlertingPolicy
 
 router = APIRouter()
+log = structlog.get_logger("collector.console")
 
 #: A stream lasts at most this long; the browser reconnects after ``RETRY_MS``.
 STREAM_MAX_S: Final = 300.0
@@ -125,12 +127,18 @@ async def current(request: Request) -> dict[str, Any]:
         cache.slow = await run_in_threadpool(compute_slow, request, utcnow())
         cache.slow_at = time.monotonic()
 
+    async def refresh_slow_behind() -> None:
+        try:
+            await refresh_slow()
+        except Exception as exc:  # the store is down: the page keeps the figures it has
+            log.error("overview figures not refreshed", error=str(exc))
+
     async with cache.lock:
         if not cache.slow:
             await refresh_slow()
         elif time.monotonic() - cache.slow_at > SLOW_FRESH_S and (
                 cache.slow_task is None or cache.slow_task.done()):
-            cache.slow_task = asyncio.create_task(refresh_slow())
+            cache.slow_task = asyncio.create_task(refresh_slow_behind())
         moved = not feed.ready.is_set() or feed.cursor != cache.cursor
         if moved or not cache.live or time.monotonic() - cache.live_at > FRESH_S:
             cache.live = await run_in_threadpool(compute_live, request, utcnow())
