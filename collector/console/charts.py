@@ -51,3 +51,22 @@ def stacked_days(days: Sequence[str], series: Mapping[str, Sequence[int]],
               for j, name in enumerate(series)]
     return {"width": max(WIDTH, 40 + len(days) * step), "height": height, "rects": rects,
             "labels": labels, "legend": legend, "top": top, "baseline": height - bottom}
+
+
+def daily_bars(days: Sequence[str], values: Sequence[int], width: int = 330,
+               height: int = 90) -> dict[str, Any]:
+    """A small vertical bar per day (a pillar's trend on the overview), scaled to the largest."""
+    bottom = 14
+    top = max(values, default=0) or 1
+    step = max(2, (width - 30) // max(1, len(days)))
+    bars_: list[dict[str, Any]] = []
+    for i, (day, value) in enumerate(zip(days, values, strict=True)):
+        h = round((height - bottom - 4) * value / top)
+        bars_.append({"x": 28 + i * step, "y": height - bottom - h, "w": max(1, step - 1),
+                      "h": h, "title": f"{day}: {value}"})
+    last = len(days) - 1
+    labels = [{"x": 28 + i * step + (step if i == last else 0), "text": day[5:],
+               "anchor": "end" if i == last and i else "start"}
+              for i, day in enumerate(days) if i in (0, len(days) // 2, last)]
+    return {"width": width, "height": height, "bars": bars_, "labels": labels, "top": max(
+        values, default=0), "baseline": height - bottom}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi import Request
@@ -40,7 +40,8 @@ LANG_COOKIE: Final = "cg_lang"
 LOGIN_COOKIE: Final = "cg_login"
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "img-src 'self'; connect-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; "
                                "base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -50,6 +51,7 @@ SECURITY_HEADERS: Final = {
 STATIC_TYPES: Final = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                        ".svg": "image/svg+xml"}
 NAV: Final = (
+    ("overview", "Overview", ALL_ROLES),
     ("alerts", "Alerts", ALL_ROLES), ("events", "Events", ALL_ROLES),
     ("agents", "Agents", ALL_ROLES), ("reports", "Reports", ALL_ROLES),
     ("policies", "Policies", AUDIT), ("audit", "Audit trail", AUDIT),
@@ -75,6 +77,8 @@ def local(value: str | datetime | None, with_seconds: bool = True) -> str:
 
 
 _env.filters["local"] = local
+#: A value as one path segment of a console address (``/`` and ``?`` escaped too).
+_env.filters["segment"] = lambda value: quote(str(value), safe="")
 _env.globals["SEVERITIES"] = [s.value for s in Severity]
 _env.globals["STATUSES"] = service.STATUSES
 _env.globals["RESOLUTIONS"] = service.RESOLUTIONS
@@ -174,7 +178,7 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith("/console/") and not target.startswith("//") \
             and "\\" not in target and "\n" not in target and "\r" not in target:
         return target
-    return "/console/alerts"
+    return "/console/overview"
 
 
 def secure_cookies(request: Request) -> bool:

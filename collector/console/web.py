@@ -22,8 +22,10 @@ from collector.console.pages import (
     alerts,
     audit,
     auth,
+    entities,
     events,
     filters,
+    overview,
     policies,
     reports,
     static,
@@ -35,7 +37,8 @@ router = APIRouter()
 # router as one nested entry, and whoever walks ``router.routes`` (the body-limit test
 # listing every POST form) expects the console's routes. No two pages share a path, so
 # the order only fixes the order of the route table.
-for _page in (static, auth, events, alerts, filters, audit, agents, policies, reports, users):
+for _page in (static, auth, overview, events, alerts, filters, audit, agents, policies, reports,
+              users, entities):
     router.routes.extend(_page.router.routes)
 
 

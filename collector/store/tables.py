@@ -283,6 +283,9 @@ alerts = Table(
     Index("ix_alerts_status_last_seen_id", "status", "last_seen", "id"),
     Index("ix_alerts_host_last_seen_id", "host", "last_seen", "id"),
     Index("ix_alerts_account_last_seen_id", "account", "last_seen", "id"),
+    # The overview counts the alerts opened and closed in a window.
+    Index("ix_alerts_created_at", "created_at"),
+    Index("ix_alerts_closed_at", "closed_at"),
 )
 
 alert_events = Table(

@@ -23,4 +23,4 @@ async def static(name: str) -> Response:
 @router.get("/console")
 @router.get("/console/")
 async def home() -> Response:
-    return RedirectResponse("/console/alerts", 303)
+    return RedirectResponse("/console/overview", 303)

@@ -48,6 +48,6 @@ def test_disabling_a_user_ends_their_session(app_client: TestClient,
 
 def test_open_redirect_refused(app_client: TestClient) -> None:
     page = app_client.get("/console/login?next=https://evil.example/")
-    assert 'value="/console/alerts"' in page.text
+    assert 'value="/console/overview"' in page.text
     response = app_client.get("/console/lang/en?next=//evil.example/", follow_redirects=False)
-    assert response.headers["location"] == "/console/alerts"
+    assert response.headers["location"] == "/console/overview"

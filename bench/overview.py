@@ -1,0 +1,127 @@
+"""The overview's cost on a large store: 100,000 events and 5,000 alerts, SQLite and PostgreSQL.
+
+Fills a fresh store the way ``bench/console.py`` does (its generator and bulk
+loader: 30 days, 500 agents, every pillar, half heartbeats), then times each
+part of the overview (``collector.console.overview``: the figures per pillar
+and window, the top lists, the newest alerts; the fleet from the agents
+listing) and the whole page through the ASGI app, computed afresh each time
+and served from the cache. The floor is the console's first events page
+without filter (``data.events_listing``), measured in the same run: the
+ratios say how many such pages one overview costs. Never fails on a figure.
+
+    .venv/bin/python bench/overview.py [--events 100000] [--alerts 5000] [--runs 11]
+        [--backends sqlite,postgres] [--pg-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from starlette.datastructures import QueryParams
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from console import PASSWORD, generate, load, timed
+
+from collector.console import data, overview
+from collector.settings import CollectorSettings
+from collector.store import migrate
+from collector.store.database import Database
+from tests.postgres import DEFAULT_PG_URL, postgres_database
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
+
+
+def bench_backend(name: str, url: str, runs: int, rows: Callable[[], Any]) -> None:
+    from starlette.testclient import TestClient
+
+    from collector.app import create_app
+
+    settings = CollectorSettings(database_url=url, tls=False, data_dir=Path(tempfile.mkdtemp()))
+    db = Database.from_settings(settings)
+    migrate.upgrade(db)
+    generated = rows()
+    seconds = load(db, *generated)
+    print(f"[{name}] loaded {len(generated[0]):,} events and {len(generated[1]):,} alerts "
+          f"in {seconds:.0f} s; load average {load_average()}")
+    floor, _ = timed(lambda: data.events_listing(db, QueryParams(""), UTC), runs)
+    print(f"[{name}] {'floor: events, first page, no filter':<44} median {floor:7.1f} ms")
+    now = datetime.now(UTC)
+    parts: dict[str, Callable[[], Any]] = {
+        "live: today's figures, open alerts": lambda: overview.figures(
+            db, now, ("today",), trend=False),
+        "slow: 7 and 30 days, 30-day trend": lambda: overview.figures(
+            db, now, ("7d", "30d"), trend=True),
+        "top hosts, accounts, rules (7 days)": lambda: overview.top_lists(db, now),
+        "newest high and critical alerts": lambda: overview.latest_alerts(db),
+    }
+    for label, call in parts.items():
+        median, p90 = timed(call, runs)
+        print(f"[{name}] {label:<44} median {median:7.1f} ms  p90 {p90:7.1f} ms  "
+              f"({median / floor:5.1f}x floor)")
+    with TestClient(create_app(settings, db)) as client:
+        login = client.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+        assert token is not None
+        client.post("/console/login", data={"username": "bench", "password": PASSWORD,
+                                            "csrf": token.group(1)})
+        state = client.app.state
+
+        def fresh() -> None:
+            state.overview_cache = None  # every call computes the figures again
+            assert client.get("/console/overview").status_code == 200
+
+        def cached() -> None:
+            assert client.get("/console/overview/live").status_code == 200
+
+        for label, call in (("page /console/overview, computed", fresh),
+                            ("page /console/overview/live, cached", cached)):
+            median, p90 = timed(call, runs)
+            print(f"[{name}] {label:<44} median {median:7.1f} ms  p90 {p90:7.1f} ms  "
+                  f"({median / floor:5.1f}x floor)")
+    db.dispose()
+    print(f"[{name}] load average after: {load_average()}")
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--alerts", type=int, default=5_000)
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
+    args = parser.parse_args()
+    print(f"load average before: {load_average()} on {psutil.cpu_count()} CPUs")
+    cache: list[Any] = []
+
+    def rows() -> Any:
+        if not cache:
+            cache.append(generate(args.events, args.alerts))
+        return cache[0]
+
+    with ExitStack() as stack:
+        for backend in args.backends.split(","):
+            if backend == "sqlite":
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                url = f"sqlite:///{folder / 'bench.db'}"
+            else:
+                url = stack.enter_context(postgres_database(args.pg_url))
+            bench_backend(backend, url, args.runs, rows)
+
+
+if __name__ == "__main__":
+    main()
