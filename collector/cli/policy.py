@@ -17,7 +17,7 @@ from collector.cli.store import command_store
 from collector.cli.table import print_table
 from collector.errors import CollectorError
 from collector.policy.publish import publish_bundle
-from collector.policy.signing import load_signing_key, public_key_b64, verifying_public_key
+from collector.policy.signing import load_signing_key, verifying_public_key
 from collector.policy.status import policy_status
 from collector.policy.verification import BundleUntrusted, verify_stored
 from collector.settings import CollectorSettings
@@ -102,7 +102,7 @@ def _republish(
         if action == "promote" and source.group is None:
             raise CollectorError(f"版本 {args.version} 已面向全部分组，无需推广")
         try:
-            documents = verify_stored(source, public_key_b64(key)).documents
+            documents = verify_stored(source, key.public_key.text).documents
         except BundleUntrusted as exc:
             with db.write() as conn:
                 audit.record(conn, actor, f"policy.{action}_refused", "policy",
