@@ -156,7 +156,8 @@ def test_enroll_pins_the_sm2_policy_key(settings: AgentSettings, collector: Fake
     credentials = enroll("http://collector.test", TOKEN, None, settings,
                          transport=collector.transport())
     assert credentials.policy_key == collector.policy_key
-    assert load_credentials(settings.data_dir).policy_key.startswith("sm2:")  # type: ignore[union-attr]
+    pinned = load_credentials(settings.data_dir).policy_key
+    assert pinned is not None and pinned.startswith("sm2:")
 
 
 @pytest.mark.parametrize("policy_key", ["sm2:" + "A" * 88, "not base64!", "QUJD"])

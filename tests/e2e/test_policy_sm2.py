@@ -46,8 +46,8 @@ def test_sm2_collector_and_agent_apply_publish_and_rollback(
         collector.cli("policy", "publish", str(POLICIES), "--note", "国密签名", "--author", "e2e")
 
         def on_version(version: str) -> bool:
-            row = collector.agent_row(agent.agent_id)
-            return bool(row) and row["policy_version"] == version  # type: ignore[index]
+            row = collector.agent_row(agent.agent_id) or {}
+            return row.get("policy_version") == version
 
         wait_until(lambda: on_version("1"), 30, "the agent to apply the SM2-signed version 1")
         collector.cli("policy", "rollback", "1", "--author", "e2e")
