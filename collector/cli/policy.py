@@ -28,6 +28,11 @@ from collector.store.policies import StoredBundle, get_bundle
 GROUP_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ACTION_LABELS: Final = {"publish": "发布", "promote": "推广", "rollback": "回滚"}
 VERIFIED_LABELS: Final = {True: "通过", False: "未通过", None: "未验证"}
+SIGNATURE_LABELS: Final = {
+    "ed25519": "Ed25519",
+    "sm2": "SM2（国密，SM3 摘要）",
+    None: "未知（本数据目录没有签名密钥，无法验证）",
+}
 
 
 class PolicyCheckFailed(CollectorError):
@@ -161,6 +166,8 @@ def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> 
     print_table(
         rows, ["版本", "目标分组", "操作", "创建时间(UTC)", "发布人", "代理数", "签名", "说明"]
     )
+    algorithm = status["signature_algorithm"]
+    print(f"签名算法：{SIGNATURE_LABELS.get(algorithm, algorithm)}")
     for v in status["versions"]:
         if v["verified"] is False:
             print(f"警告：版本 {v['version']} 未通过验证（{v['verification_failure']}），"

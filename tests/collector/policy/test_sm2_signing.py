@@ -156,6 +156,8 @@ def test_sm2_promote_and_rollback_verify_before_re_signing(cli: Any, db: Databas
     assert code == 1 and out == "" and "签名与本收集端签名密钥不符" in err
     assert versions(db) == [1, 2, 3]
     assert audit_actions(db)[-1][:2] == ("policy.rollback_refused", "3")
+    code, out, _ = cli("policy", "status")
+    assert code == 0 and "签名算法：SM2（国密，SM3 摘要）" in out
 
 
 # -- what the collector acts on and serves ----------------------------------------
