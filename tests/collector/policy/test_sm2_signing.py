@@ -224,3 +224,30 @@ def test_enrolled_agent_pins_sm2_and_verifies_what_is_served(
     forge(db, 2, body=False)
     assert get_policy(sm2_client, who).content == genuine.agent_body
 
+
+
+def test_a_stored_signature_is_verified_once_and_an_edit_is_still_caught(
+    db: Database, settings: CollectorSettings, sm2_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``policy status`` checks every version each time: the SM2 verification of unchanged
+    bytes is remembered, and an edited byte is verified afresh and refused."""
+    from collector.policy import verification
+    from collector.store.policies import get_bundle
+
+    verification._cached_signature_failure.cache_clear()
+    calls: list[int] = []
+    real = verification._signature_failure
+
+    def counting(body: bytes, signature: str, public_key: str) -> str | None:
+        calls.append(len(body))
+        return real(body, signature, public_key)
+
+    monkeypatch.setattr(verification, "_signature_failure", counting)
+    publish(db, settings)
+    for _ in range(3):
+        verification.check_stored(get_bundle(db, 1), sm2_key)
+    assert len(calls) == 2  # the full body and the agent body, once each
+    forge(db, 1, body=False)
+    with pytest.raises(verification.BundleUntrusted, match="代理策略包的签名"):
+        verification.check_stored(get_bundle(db, 1), sm2_key)
+    assert len(calls) == 3
