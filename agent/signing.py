@@ -157,7 +157,12 @@ def _sm2_verify(point: bytes, body: bytes, signature: bytes) -> bool:
     if not (0 < r < SM2_N and 0 < s < SM2_N):  # GB/T 32918.2 verification steps B1 and B2
         return False
     e = sm2_message_digest(point, body)
-    return bool(Verify(signature.hex(), e.hex(), point.hex(), 64, Hexstr=1))
+    try:
+        return bool(Verify(signature.hex(), e.hex(), point.hex(), 64, Hexstr=1))
+    except (ArithmeticError, ValueError, TypeError, IndexError):
+        # Input no genuine signer produces (a sum at the point at infinity, say) is a
+        # refusal, never a crash of the agent judging it.
+        return False
 
 
 def der_signature(signature_b64: str) -> bytes:

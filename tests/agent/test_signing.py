@@ -17,6 +17,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pysmx.SM2 import Sign
 
 from agent.signing import (
@@ -144,6 +146,15 @@ def test_unusable_key_text_is_refused(text: str, reason: str) -> None:
 def test_malformed_signature_is_refused(signature: str) -> None:
     with pytest.raises(SignatureMismatch):
         vector_key().verify(MESSAGE, signature)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(min_size=64, max_size=64), st.binary(max_size=64))
+def test_arbitrary_signatures_are_refused_never_crash(raw: bytes, body: bytes) -> None:
+    """Whatever 64 bytes arrive as an SM2 signature over whatever body, the answer is a
+    refusal (SignatureMismatch), never another exception."""
+    with pytest.raises(SignatureMismatch):
+        vector_key().verify(body, base64.b64encode(raw).decode())
 
 
 def openssl() -> str:
