@@ -75,6 +75,7 @@ def _status(args: argparse.Namespace) -> int:
         "agent_id": str(credentials.agent_id) if credentials else None,
         "collector": credentials.collector_url if credentials else None,
         "group": credentials.group if credentials else None,
+        "policy_key_algorithm": _pinned_algorithm(credentials),
         "spool": {
             "path": str(settings.spool_path),
             "depth": stats.depth,
@@ -107,11 +108,24 @@ def _status(args: argparse.Namespace) -> int:
         f"quarantined:   {stats.quarantined}",
         f"last ship:     {ship['result'] or 'never'} at {ship['at'] or '-'}",
         f"policy:        {report['policy']['summary']}",
+        f"policy key:    {report['policy_key_algorithm'] or 'none pinned'}",
     ]
     if ship["error"]:
         lines.append(f"last error:    {ship['error']}")
     print("\n".join(lines))
     return 0
+
+
+def _pinned_algorithm(credentials: Any) -> str | None:
+    """The signature algorithm pinned at enrollment (ed25519 or sm2); None without a key."""
+    from agent.signing import PublicKey, SignatureMismatch
+
+    if credentials is None or not credentials.policy_key:
+        return None
+    try:
+        return PublicKey.parse(credentials.policy_key).algorithm
+    except SignatureMismatch as exc:
+        return f"unusable ({exc.reason})"
 
 
 def _stored_policy(data_dir: Path, credentials: Any) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 1. check the collector URL (HTTPS with a CA file, or plain HTTP only when
    ``allow_plain_http`` is set);
-2. POST an ``EnrollRequest`` to ``/api/v1/enroll``, trusting only that CA;
+2. POST an ``EnrollRequest`` to ``/api/v1/enroll``, trusting only that CA,
+   and check the policy key it answers with (algorithm and key, pinned together);
 3. copy the CA to ``<data_dir>/collector-ca.pem`` and write
    ``<data_dir>/credentials.json`` (mode 0600) atomically, in that order, so
    credentials never point at a missing CA.
@@ -52,7 +53,9 @@ class Credentials(BaseModel):
     secret: str
     group: str
     enrolled_at: datetime
-    #: The collector's Ed25519 policy key (base64), pinned at enrollment; None from a
+    #: The collector's policy key, pinned at enrollment: its algorithm and public key in
+    #: one text (``agent.signing.PublicKey``: base64 for Ed25519, ``sm2:…`` for SM2).
+    #: Every bundle is verified with exactly this algorithm and key. None from a
     #: collector without one, and then no bundle is ever applied.
     policy_key: str | None = None
 
@@ -177,6 +180,16 @@ def enroll(
         answer = EnrollResponse.model_validate_json(response.content)
     except ValidationError as exc:
         raise EnrollmentError(f"the collector's answer to enrollment is malformed: {exc}") from exc
+    if answer.policy_key is not None:
+        from agent.signing import PublicKey, SignatureMismatch
+
+        try:
+            PublicKey.parse(answer.policy_key)
+        except SignatureMismatch as exc:
+            raise EnrollmentError(
+                f"the collector's policy signing key cannot be pinned: {exc.reason}; "
+                "upgrade this agent to one that knows the collector's signature algorithm"
+            ) from None
     # 3. Keep the CA, then the credentials that rely on it.
     data_dir = settings.data_dir
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

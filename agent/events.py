@@ -521,8 +521,9 @@ class EnrollResponse(BaseModel):
     agent_id: uuid.UUID
     secret: Annotated[str, StringConstraints(min_length=32, max_length=200)]
     group: Annotated[str, StringConstraints(max_length=64)]
-    #: Base64 of the collector's Ed25519 policy signing key; the agent pins it.
-    policy_key: Annotated[str, StringConstraints(max_length=64)] | None = None
+    #: The collector's policy signing key as policy-key text (``agent.signing.PublicKey``):
+    #: base64 of an Ed25519 key, or ``sm2:`` and base64 of an SM2 point. The agent pins it.
+    policy_key: Annotated[str, StringConstraints(max_length=128)] | None = None
 
 
 class ErrorBody(BaseModel):

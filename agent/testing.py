@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
 import hashlib
 import json
@@ -170,24 +169,21 @@ class Reply:
 
 
 class PolicySigner:
-    """An Ed25519 key that signs bundles exactly as ``policy publish`` does."""
+    """A key that signs bundles exactly as ``policy publish`` does (Ed25519, or ``"sm2"``)."""
 
-    def __init__(self) -> None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    def __init__(self, algorithm: str = "ed25519") -> None:
+        from agent.signing import generate_signer
 
-        self._key = Ed25519PrivateKey.generate()
+        self.algorithm = algorithm
+        self._signer = generate_signer(algorithm)
 
     @property
     def public_key(self) -> str:
-        from cryptography.hazmat.primitives import serialization
-
-        raw = self._key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        return base64.b64encode(raw).decode()
+        """The policy-key text an agent pins (``agent.signing.PublicKey.text``)."""
+        return self._signer.public_key.text
 
     def sign(self, body: bytes) -> str:
-        return base64.b64encode(self._key.sign(body)).decode()
+        return self._signer.sign(body)
 
     def bundle(
         self,
@@ -243,6 +239,8 @@ class FakeCollector:
     #: What ``/api/v1/policy`` serves (None: 404 no_policy), and the group it says.
     policy: SignedBundle | None = None
     policy_key: str | None = None
+    #: Sent as ``X-Courtguard-Signature-Algorithm`` with the bundle when set.
+    signature_algorithm: str | None = None
     #: The version ``IngestResult.policy_version`` hints, if any.
     policy_hint: str | None = None
     #: When false, every request fails as if the collector were unreachable.
@@ -307,6 +305,8 @@ class FakeCollector:
         if request.headers.get("If-None-Match") == self.policy.etag:
             return httpx.Response(304, headers=headers)
         headers["X-Courtguard-Signature"] = self.policy.signature
+        if self.signature_algorithm is not None:
+            headers["X-Courtguard-Signature-Algorithm"] = self.signature_algorithm
         return httpx.Response(200, content=self.policy.body, headers=headers)
 
     def _enroll(self, request: httpx.Request) -> httpx.Response:

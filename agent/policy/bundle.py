@@ -1,10 +1,11 @@
-"""The signed policy bundle: one canonical byte string, its Ed25519 signature, and its checks.
+"""The signed policy bundle: one canonical byte string, its signature, and its checks.
 
 The collector builds a bundle from a checked policy directory and signs the
 exact bytes; the agent, in this order:
 
 1. verifies the signature over the bytes it received against the key it
-   pinned at enrollment, before parsing anything;
+   pinned at enrollment, with that key's algorithm (Ed25519, or SM2 with SM3:
+   ``agent.signing``), before parsing anything;
 2. parses the bytes as a ``PolicyBundle`` (format, version, group, metadata);
 3. refuses a version older than the one it runs (a replayed bundle) and a
    bundle aimed at another group;
@@ -17,8 +18,6 @@ gives the same bytes on every machine. This module knows nothing of HTTP.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from collections.abc import Mapping
@@ -123,30 +122,35 @@ def sha256_hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _b64(value: str, what: str, length: int) -> bytes:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise BundleRejected("bad_signature", f"the {what} is not base64") from None
-    if len(raw) != length:
-        raise BundleRejected("bad_signature", f"the {what} is {len(raw)} bytes, not {length}")
-    return raw
+def verify_signature(
+    body: bytes, signature_b64: str, public_key: str, *, claimed_algorithm: str | None = None
+) -> None:
+    """Raise BundleRejected(bad_signature) unless ``signature`` signs ``body`` with the key.
 
-
-def verify_signature(body: bytes, signature_b64: str, public_key_b64: str) -> None:
-    """Raise BundleRejected(bad_signature) unless ``signature`` signs ``body`` with the key."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    ``public_key`` is the pinned policy-key text, which names its algorithm
+    (``agent.signing.PublicKey``); only that algorithm is ever tried.
+    ``claimed_algorithm`` is what the sender says it signed with: when it names
+    another algorithm the bundle is refused with that said, never verified another way.
+    """
+    from agent.signing import PublicKey, SignatureMismatch
 
     if len(body) > MAX_BUNDLE_BYTES:
         raise BundleRejected("malformed", f"the bundle is larger than {MAX_BUNDLE_BYTES} bytes")
-    key = Ed25519PublicKey.from_public_bytes(_b64(public_key_b64, "pinned policy key", 32))
     try:
-        key.verify(_b64(signature_b64, "signature", 64), body)
-    except InvalidSignature:
+        key = PublicKey.parse(public_key)
+    except SignatureMismatch as exc:
+        raise BundleRejected("bad_signature", exc.reason) from None
+    if claimed_algorithm is not None and claimed_algorithm != key.algorithm:
         raise BundleRejected(
             "bad_signature",
-            "the signature does not verify against the policy key pinned at enrollment",
+            f"the bundle is signed with {claimed_algorithm[:20]!r}, but the policy key pinned at "
+            f"enrollment is {key.algorithm}: a bundle signed another way is never applied",
+        )
+    try:
+        key.verify(body, signature_b64)
+    except SignatureMismatch as exc:
+        raise BundleRejected(
+            "bad_signature", f"{exc.reason} (the policy key pinned at enrollment)"
         ) from None
 
 
@@ -212,14 +216,15 @@ def policy_set(bundle: PolicyBundle, required: frozenset[str] = frozenset()) -> 
 def open_bundle(
     body: bytes,
     signature_b64: str,
-    public_key_b64: str,
+    public_key: str,
     *,
     group: str,
     applied_version: int | None,
     required: frozenset[str] = frozenset(),
+    claimed_algorithm: str | None = None,
 ) -> tuple[PolicyBundle, PolicySet]:
     """Steps 1 to 4 of the module docstring; BundleRejected with a reason code on any failure."""
-    verify_signature(body, signature_b64, public_key_b64)
+    verify_signature(body, signature_b64, public_key, claimed_algorithm=claimed_algorithm)
     bundle = parse_bundle(body)
     check_applicable(bundle, group=group, applied_version=applied_version)
     return bundle, policy_set(bundle, required)

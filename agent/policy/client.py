@@ -4,8 +4,11 @@ Each round (every ``policy_poll_s``, or at once when an ingest answer hints a
 newer version):
 
 1. ``GET /api/v1/policy`` with ``If-None-Match``: a 304 ends the round;
-2. the body's Ed25519 signature is verified against the key pinned at
-   enrollment, before the bytes are parsed (``agent.policy.bundle``);
+2. the body's signature is verified against the key pinned at enrollment,
+   with that key's algorithm (Ed25519 or SM2: ``agent.signing``), before the
+   bytes are parsed (``agent.policy.bundle``); a bundle the collector says it
+   signed with another algorithm (``X-Courtguard-Signature-Algorithm``) is
+   refused as such;
 3. a bundle for another group or older than the applied version is refused,
    then every document is validated; any refusal becomes a ``Rejected`` with
    a reason code, and the agent keeps what it runs;
@@ -203,6 +206,7 @@ class PolicyClient:
                 group=group,
                 applied_version=self.applied_version,
                 required=self.required,
+                claimed_algorithm=response.headers.get("X-Courtguard-Signature-Algorithm"),
             )
         except BundleRejected as exc:
             self.etag = etag  # the same bad bundle is not downloaded and judged again

@@ -10,6 +10,7 @@ from collector.api.auth import require_admin, require_agent
 from collector.api.context import context
 from collector.api.responses import json_response
 from collector.errors import ApiError
+from collector.policy.signing import signature_algorithm
 from collector.policy.status import policy_status
 
 agent_router = APIRouter()
@@ -28,8 +29,9 @@ async def agent_policy(request: Request) -> Response:
     """The newest bundle for the agent's group: 304 when If-None-Match names it already.
 
     The body is exactly the signed bytes of the agent bundle (collector-only kinds left
-    out); the signature travels in ``X-Courtguard-Signature`` so the agent verifies
-    before it parses anything.
+    out); the signature travels in ``X-Courtguard-Signature`` and its algorithm in
+    ``X-Courtguard-Signature-Algorithm`` (a claim: the agent verifies with the
+    algorithm and key it pinned, before it parses anything).
     """
     ctx = context(request)
     agent = await require_agent(request, ctx.identities)
@@ -53,6 +55,8 @@ async def agent_policy(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     ctx.metrics.policy_fetches.labels("200").inc()
     headers["X-Courtguard-Signature"] = bundle.signature
+    if ctx.policy_key is not None:
+        headers["X-Courtguard-Signature-Algorithm"] = signature_algorithm(ctx.policy_key)
     return Response(bundle.body, media_type="application/json", headers=headers)
 
 

@@ -17,7 +17,7 @@ from collector.cli.store import command_store
 from collector.cli.table import print_table
 from collector.errors import CollectorError
 from collector.policy.publish import publish_bundle
-from collector.policy.signing import load_signing_key, public_key_b64, verifying_public_key
+from collector.policy.signing import load_signing_key, verifying_public_key
 from collector.policy.status import policy_status
 from collector.policy.verification import BundleUntrusted, verify_stored
 from collector.settings import CollectorSettings
@@ -28,6 +28,11 @@ from collector.store.policies import StoredBundle, get_bundle
 GROUP_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ACTION_LABELS: Final = {"publish": "发布", "promote": "推广", "rollback": "回滚"}
 VERIFIED_LABELS: Final = {True: "通过", False: "未通过", None: "未验证"}
+SIGNATURE_LABELS: Final = {
+    "ed25519": "Ed25519",
+    "sm2": "SM2（国密，SM3 摘要）",
+    None: "未知（本数据目录没有签名密钥，无法验证）",
+}
 
 
 class PolicyCheckFailed(CollectorError):
@@ -102,7 +107,7 @@ def _republish(
         if action == "promote" and source.group is None:
             raise CollectorError(f"版本 {args.version} 已面向全部分组，无需推广")
         try:
-            documents = verify_stored(source, public_key_b64(key)).documents
+            documents = verify_stored(source, key.public_key.text).documents
         except BundleUntrusted as exc:
             with db.write() as conn:
                 audit.record(conn, actor, f"policy.{action}_refused", "policy",
@@ -161,6 +166,8 @@ def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> 
     print_table(
         rows, ["版本", "目标分组", "操作", "创建时间(UTC)", "发布人", "代理数", "签名", "说明"]
     )
+    algorithm = status["signature_algorithm"]
+    print(f"签名算法：{SIGNATURE_LABELS.get(algorithm, algorithm)}")
     for v in status["versions"]:
         if v["verified"] is False:
             print(f"警告：版本 {v['version']} 未通过验证（{v['verification_failure']}），"

@@ -6,9 +6,10 @@ import argparse
 from datetime import datetime
 
 from agent.events import utcnow
+from agent.signing import ALGORITHMS
 from collector.cli.store import command_store
 from collector.cli.table import format_time
-from collector.policy.signing import key_path, prepare_signing_key
+from collector.policy.signing import key_path, prepare_signing_key, signature_algorithm
 from collector.settings import CollectorSettings
 from collector.store import apikeys, migrate
 
@@ -24,9 +25,10 @@ def cmd_init(args: argparse.Namespace, settings: CollectorSettings) -> None:
     with command_store(settings) as db:
         migrate.upgrade(db)
         say(f"database: schema at revision {migrate.current_revision(db)}")
-        made_key, public = prepare_signing_key(settings.data_dir, db)
+        made_key, public = prepare_signing_key(settings.data_dir, db, args.signature_algorithm)
         say(f"policy signing key: {'made' if made_key else 'kept'} {key_path(settings.data_dir)}"
-            f" (mode 0600; agents pin its public half {public} at enrollment)")
+            f" ({signature_algorithm(public)}, mode 0600; agents pin its algorithm and public "
+            f"half {public} at enrollment)")
         if apikeys.has_active_key(db, "admin"):
             say("admin API key: one exists already and is not shown again; "
                 "`courtguard-collector apikey create --name NAME` makes another")
@@ -66,6 +68,9 @@ def add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     init = sub.add_parser("init", parents=[common], help="make data dir, TLS, schema, admin key")
     init.add_argument("--san", action="append", metavar="NAME",
                       help="extra DNS name or IP for the server certificate (repeatable)")
+    init.add_argument("--signature-algorithm", choices=ALGORITHMS, default=None,
+                      help="policy signing algorithm for a new key: ed25519 (default) or sm2 "
+                           "(国密 SM2 with SM3); an existing key keeps its algorithm")
     init.add_argument("--print-key-only", action="store_true",
                       help="print nothing but a newly made admin API key")
     init.set_defaults(func=cmd_init)

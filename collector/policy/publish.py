@@ -12,7 +12,7 @@ In one transaction:
    counter's row lock orders collector processes, so versions are unique and
    increasing, and a failed publish leaves no bundle behind);
 2. build the full and agent bodies with that version in their metadata, and
-   sign each;
+   sign each with the collector's key (Ed25519, or SM2 with SM3: ``agent.signing``);
 3. insert the row and, with an ``actor``, the ``policy.<action>`` audit entry.
 """
 
@@ -22,12 +22,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from agent.policy.bundle import build_bundle_bytes, sha256_hex
 from agent.policy.models import PolicyDocument, agent_documents
+from agent.signing import Signer
 from collector.errors import CollectorError
-from collector.policy.signing import public_key_b64, register_public_key, sign
+from collector.policy.signing import register_public_key
 from collector.store import audit
 from collector.store.audit import Actor
 from collector.store.database import Database
@@ -37,7 +36,7 @@ from collector.store.policies import StoredBundle, insert_bundle, next_version
 def publish_bundle(
     db: Database,
     documents: Mapping[str, PolicyDocument],
-    key: Ed25519PrivateKey,
+    key: Signer,
     *,
     group: str | None,
     author: str,
@@ -57,7 +56,7 @@ def publish_bundle(
             f"策略只包含收集端读取的类型（{'、'.join(sorted(documents))}），没有代理读取的类型，"
             "代理无法使用；请与 agent.yaml 等代理策略文件一起发布"
         )
-    public = public_key_b64(key)
+    public = key.public_key.text
     register_public_key(db, public)
     with db.write() as conn:
         version = next_version(conn)
@@ -82,11 +81,11 @@ def publish_bundle(
             note=note,
             sha256=sha256_hex(body),
             body=body,
-            signature=sign(key, body),
+            signature=key.sign(body),
             public_key=public,
             agent_sha256=sha256_hex(agent_body),
             agent_body=agent_body,
-            agent_signature=sign(key, agent_body),
+            agent_signature=key.sign(agent_body),
         )
         insert_bundle(conn, stored)
         if actor is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector.errors import NotFoundError
+from collector.policy.signing import signature_algorithm
 from collector.policy.verification import BundleUntrusted, check_stored
 from collector.store.database import Database
 from collector.store.policies import agents_by_policy_version, get_bundle, list_bundles
@@ -71,6 +72,8 @@ def policy_status(db: Database, public_key: str | None = None) -> dict[str, Any]
     known = {str(v["version"]) for v in versions}
     other = {version: n for version, n in per_version.items() if version not in known}
     return {
+        #: The key file's algorithm, what every version must verify with; None without a key.
+        "signature_algorithm": None if public_key is None else signature_algorithm(public_key),
         "versions": versions,
         "groups": sorted(groups.values(), key=lambda g: g["group"]),
         "agents_on_other_versions": other,

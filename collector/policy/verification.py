@@ -18,11 +18,19 @@ this order, and names the first failure:
    newer version, a canary's bundle moved to every group) is refused, and so
    is a row whose author or note was rewritten;
 4. the full body's documents against their kinds' models.
+
+A signature's outcome is remembered per exact body, signature and key (a
+bounded cache, bodies up to 1 MiB): ``policy status`` and the console's
+policies page check every stored version each time, and an SM2 verification
+costs tens of milliseconds (docs/gm.md). The cache compares the whole bytes,
+so a changed byte is a miss and is verified afresh.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Final
 
 from agent.errors import BundleRejected
 from agent.policy.bundle import (
@@ -35,6 +43,30 @@ from agent.policy.bundle import (
 from agent.policy.loader import PolicySet
 from collector.errors import CollectorError
 from collector.store.policies import StoredBundle
+
+#: Bodies larger than this are verified every time rather than kept in the cache.
+CACHED_BODY_BYTES: Final = 1024 * 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_signature_failure(body: bytes, signature: str, public_key: str) -> str | None:
+    return _signature_failure(body, signature, public_key)
+
+
+def _signature_failure(body: bytes, signature: str, public_key: str) -> str | None:
+    """None when ``signature`` signs exactly ``body`` with the key; else the refusal's code."""
+    try:
+        verify_signature(body, signature, public_key)
+    except BundleRejected as exc:
+        return exc.code
+    return None
+
+
+def signature_failure(body: bytes, signature: str, public_key: str) -> str | None:
+    """``_signature_failure``, remembered for bodies up to ``CACHED_BODY_BYTES``."""
+    if len(body) > CACHED_BODY_BYTES:
+        return _signature_failure(body, signature, public_key)
+    return _cached_signature_failure(body, signature, public_key)
 
 
 class BundleUntrusted(CollectorError):
@@ -86,13 +118,12 @@ def check_stored(stored: StoredBundle, public_key: str) -> PolicyBundle:
     version = stored.version
     full: PolicyBundle | None = None
     for part in _bodies(stored):
-        try:
-            verify_signature(part.body, part.signature, public_key)
-        except BundleRejected as exc:
+        failure = signature_failure(part.body, part.signature, public_key)
+        if failure is not None:
             raise BundleUntrusted(
-                version, exc.code,
+                version, failure,
                 f"{part.label}的签名与本收集端签名密钥不符，数据库中的记录可能已被改动",
-            ) from None
+            )
         if sha256_hex(part.body) != part.sha256:
             raise BundleUntrusted(version, "malformed",
                                   f"{part.label}的 SHA-256 与数据库记录的摘要不符")

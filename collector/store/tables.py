@@ -213,10 +213,11 @@ policy_counter = Table(
 )
 
 #: The public half of the collector's policy signing key: every process must sign with it.
+#: Policy-key text (``agent.signing.PublicKey``): base64 Ed25519, or ``sm2:`` and base64 SM2.
 policy_keys = Table(
     "policy_keys",
     metadata,
-    Column("public_key", String(64), primary_key=True),
+    Column("public_key", String(128), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -234,7 +235,7 @@ policy_bundles = Table(
     Column("sha256", String(64), nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("signature", String(128), nullable=False),
-    Column("public_key", String(64), nullable=False),
+    Column("public_key", String(128), nullable=False),
     # What agents are served: the same bundle without collector-only kinds, signed on its
     # own. NULL for bundles stored before migration 0006 (served whole until re-published).
     Column("agent_sha256", String(64), nullable=True),

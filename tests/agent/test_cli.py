@@ -103,20 +103,27 @@ def test_padding_above_the_evidence_limit_is_a_usage_error() -> None:
     assert exit_info.value.code == 2
 
 
+@pytest.mark.parametrize("algorithm", ["ed25519", "sm2"])
 def test_status_shows_the_stored_signed_policy(
-    settings: AgentSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    settings: AgentSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    algorithm: str,
 ) -> None:
-    """status names the verified last good bundle, and the local files before there is one."""
+    """status names the verified last good bundle, and the local files before there is one,
+    and the signature algorithm pinned at enrollment."""
     from agent.policy.client import last_good_path
     from agent.policy.loader import load_policy_dir
     from agent.testing import PolicySigner, write_credentials
 
-    signer = PolicySigner()
+    signer = PolicySigner(algorithm)
     write_credentials(settings.data_dir, FakeCollector(policy_key=signer.public_key))
     monkeypatch.setenv("COURTGUARD_AGENT_DATA_DIR", str(settings.data_dir))
     assert main(["status", "--json"]) == 0
-    assert "no signed bundle" in json.loads(capsys.readouterr().out)["policy"]["summary"]
+    report = json.loads(capsys.readouterr().out)
+    assert "no signed bundle" in report["policy"]["summary"]
+    assert report["policy_key_algorithm"] == algorithm
     signed = signer.bundle(load_policy_dir(settings.policy_dir).documents, 4, group="canary")
     last_good_path(settings.data_dir).write_bytes(signed.signature.encode() + b"\n" + signed.body)
     assert main(["status"]) == 0
-    assert "policy:        signed bundle version 4 (group canary" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "policy:        signed bundle version 4 (group canary" in out
+    assert f"policy key:    {algorithm}\n" in out

@@ -146,3 +146,27 @@ def test_credentials_repr_hides_the_secret(
         "http://collector.test", TOKEN, None, settings, transport=collector.transport()
     )
     assert collector.secret not in repr(credentials) and collector.secret not in str(credentials)
+
+
+def test_enroll_pins_the_sm2_policy_key(settings: AgentSettings, collector: FakeCollector) -> None:
+    """An SM2 collector's key is pinned as given: algorithm and key in one text."""
+    from agent.testing import PolicySigner
+
+    collector.policy_key = PolicySigner("sm2").public_key
+    credentials = enroll("http://collector.test", TOKEN, None, settings,
+                         transport=collector.transport())
+    assert credentials.policy_key == collector.policy_key
+    pinned = load_credentials(settings.data_dir).policy_key
+    assert pinned is not None and pinned.startswith("sm2:")
+
+
+@pytest.mark.parametrize("policy_key", ["sm2:" + "A" * 88, "not base64!", "QUJD"])
+def test_enroll_refuses_a_policy_key_it_cannot_pin(
+    settings: AgentSettings, collector: FakeCollector, policy_key: str
+) -> None:
+    """A key that is no Ed25519 or SM2 key (a point off the curve, garbage) stops enrollment
+    before anything is written: the agent would otherwise never verify a bundle."""
+    collector.policy_key = policy_key
+    with pytest.raises(EnrollmentError, match="cannot be pinned"):
+        enroll("http://collector.test", TOKEN, None, settings, transport=collector.transport())
+    assert not credentials_path(settings.data_dir).exists()

@@ -25,9 +25,10 @@ DOCUMENTS = load_policy_dir(REPO / "policies").documents
 REQUIRED = frozenset({"agent"})
 
 
-@pytest.fixture
-def signer() -> PolicySigner:
-    return PolicySigner()
+@pytest.fixture(params=["ed25519", "sm2"])
+def signer(request: pytest.FixtureRequest) -> PolicySigner:
+    """Every test here runs once with an Ed25519-pinned agent and once with an SM2-pinned one."""
+    return PolicySigner(request.param)
 
 
 @pytest.fixture
@@ -85,8 +86,8 @@ def test_signature_swapped_is_refused(tmp_path: Path, signer: PolicySigner,
 
 def test_key_swapped_is_refused(tmp_path: Path, signer: PolicySigner,
                                 collector: FakeCollector) -> None:
-    """A bundle signed by any key but the pinned one is refused."""
-    collector.policy = PolicySigner().bundle(DOCUMENTS, 3)
+    """A bundle signed by any key but the pinned one (of the same algorithm) is refused."""
+    collector.policy = PolicySigner(signer.algorithm).bundle(DOCUMENTS, 3)
     assert rejected(fetch(policy_client(tmp_path, signer), collector)) == "bad_signature"
 
 
@@ -95,6 +96,38 @@ def test_garbage_signature_is_refused(tmp_path: Path, signer: PolicySigner,
     """A missing or malformed signature header is a refusal, not a crash."""
     good = signer.bundle(DOCUMENTS, 3)
     collector.policy = SignedBundle(good.body, "not base64!", 3)
+    assert rejected(fetch(policy_client(tmp_path, signer), collector)) == "bad_signature"
+
+
+def other_algorithm(signer: PolicySigner) -> str:
+    return "ed25519" if signer.algorithm == "sm2" else "sm2"
+
+
+def test_bundle_signed_with_the_other_algorithm_is_refused(
+    tmp_path: Path, signer: PolicySigner, collector: FakeCollector
+) -> None:
+    """An SM2-pinned agent refuses an Ed25519-signed bundle and an Ed25519-pinned agent an
+    SM2-signed one, whether or not the sender admits the algorithm: no downgrade."""
+    forger = PolicySigner(other_algorithm(signer))
+    collector.policy = forger.bundle(DOCUMENTS, 3)
+    outcome = fetch(policy_client(tmp_path, signer), collector)
+    assert rejected(outcome) == "bad_signature"
+    assert f"pinned {signer.algorithm} key" in outcome.evidence.reason
+    collector.signature_algorithm = forger.algorithm
+    outcome = fetch(policy_client(tmp_path, signer), collector)
+    assert rejected(outcome) == "bad_signature"
+    assert f"signed with '{forger.algorithm}'" in outcome.evidence.reason
+    assert f"pinned at enrollment is {signer.algorithm}" in outcome.evidence.reason
+
+
+def test_a_genuine_bundle_claimed_as_the_other_algorithm_is_refused(
+    tmp_path: Path, signer: PolicySigner, collector: FakeCollector
+) -> None:
+    """The algorithm the collector names must be the pinned one; naming its own is fine."""
+    collector.policy = signer.bundle(DOCUMENTS, 3)
+    collector.signature_algorithm = signer.algorithm
+    assert isinstance(fetch(policy_client(tmp_path, signer), collector), Verified)
+    collector.signature_algorithm = other_algorithm(signer)
     assert rejected(fetch(policy_client(tmp_path, signer), collector)) == "bad_signature"
 
 
@@ -156,7 +189,7 @@ def test_unchanged_poll_sends_the_etag_and_gets_304(tmp_path: Path, signer: Poli
 def test_a_rejected_bundle_is_not_judged_again(tmp_path: Path, signer: PolicySigner,
                                                collector: FakeCollector) -> None:
     """The refused bundle's ETag is sent next time, so the same refusal is not repeated."""
-    collector.policy = PolicySigner().bundle(DOCUMENTS, 3)
+    collector.policy = PolicySigner(signer.algorithm).bundle(DOCUMENTS, 3)
     client = policy_client(tmp_path, signer)
     assert rejected(fetch(client, collector)) == "bad_signature"
     assert fetch(client, collector) is None

@@ -45,6 +45,7 @@ def test_publish_promote_rollback_status(cli: Any) -> None:
     assert lines[0].split()[:3] == ["版本", "目标分组", "操作"]
     assert lines[1].split()[:3] == ["3", "全部", "rollback"] and "撤回" in lines[1]
     assert lines[3].split()[:3] == ["1", "canary", "publish"] and "zhang" in lines[3]
+    assert lines[4] == "签名算法：Ed25519"
     code, out, _ = cli("policy", "status", "--json")
     assert code == 0 and '"source_version": 1' in out
 

@@ -16,7 +16,6 @@ from collector.app import create_app
 from collector.policy.publish import publish_bundle
 from collector.policy.signing import (
     load_signing_key,
-    public_key_b64,
     verifying_public_key,
 )
 from collector.settings import CollectorSettings
@@ -88,7 +87,7 @@ def test_enrollment_hands_out_the_public_key(signed_client: TestClient, db: Data
     answer = signed_client.post("/api/v1/enroll", json={
         "token": make_token(db), "hostname": "ws-9", "agent_version": "0.1.0"}).json()
     assert base64.b64decode(answer["policy_key"]) == base64.b64decode(
-        public_key_b64(load_signing_key(signing)))
+        load_signing_key(signing).public_key.text)
 
 
 def test_ingest_hints_the_groups_version_and_records_applied(
@@ -181,7 +180,7 @@ def test_agents_are_served_a_bundle_without_collector_only_kinds(
     for contact in alerting_contacts():
         assert contact.encode() in stored.body
         assert contact.encode() not in served.content, contact
-    public = public_key_b64(load_signing_key(signing))
+    public = load_signing_key(signing).public_key.text
     bundle, policies = open_bundle(served.content, served.headers["X-Courtguard-Signature"],
                                    public, group="court-a", applied_version=None,
                                    required=required_sections(DETECTORS))
@@ -220,7 +219,7 @@ def test_bundle_stored_before_0006_is_served_whole_with_one_warning(
     assert first.content == stored.body
     assert first.headers["X-Courtguard-Signature"] == stored.signature
     assert first.headers["ETag"] == f'"1-{stored.sha256[:16]}"'
-    public = public_key_b64(load_signing_key(signing))
+    public = load_signing_key(signing).public_key.text
     open_bundle(first.content, stored.signature, public, group="court-a", applied_version=None)
     assert get_policy(signed_client, who, first.headers["ETag"]).status_code == 304
     assert get_policy(signed_client, who).status_code == 200
@@ -250,7 +249,7 @@ def test_agents_are_served_a_bundle_without_rule_cases(
     ) == shipped
     served = get_policy(signed_client, enroll(signed_client, db))
     assert served.status_code == 200 and b'"cases"' not in served.content
-    public = public_key_b64(load_signing_key(signing))
+    public = load_signing_key(signing).public_key.text
     _, policies = open_bundle(served.content, served.headers["X-Courtguard-Signature"], public,
                               group="court-a", applied_version=None,
                               required=required_sections(DETECTORS))

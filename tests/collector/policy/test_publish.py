@@ -11,7 +11,7 @@ import pytest
 from agent.policy.bundle import open_bundle, parse_bundle
 from agent.policy.loader import load_policy_dir
 from collector.policy.publish import publish_bundle
-from collector.policy.signing import load_signing_key, public_key_b64
+from collector.policy.signing import load_signing_key
 from collector.settings import CollectorSettings
 from collector.store.database import Database
 from collector.store.policies import StoredBundle
@@ -30,7 +30,7 @@ def test_publish_numbers_and_signs(db: Database, signing: Path) -> None:
     """Versions go 1, 2; each body verifies against the public key and says its version."""
     first, second = publish(db, signing), publish(db, signing, note="第二版")
     assert (first.version, second.version) == (1, 2)
-    public = public_key_b64(load_signing_key(signing))
+    public = load_signing_key(signing).public_key.text
     bundle, policies = open_bundle(second.body, second.signature, public, group="x",
                                    applied_version=1)
     assert bundle.version == 2 and bundle.note == "第二版" and policies.version == "2"
@@ -91,10 +91,10 @@ def test_publishers_racing_on_the_first_key_both_succeed(
     from sqlalchemy import select, text
 
     from agent.events import utcnow
-    from collector.policy.signing import load_signing_key, public_key_b64, register_public_key
+    from collector.policy.signing import load_signing_key, register_public_key
     from collector.store.tables import policy_keys
 
-    public = public_key_b64(load_signing_key(signing))
+    public = load_signing_key(signing).public_key.text
     other = Database.from_settings(settings)
     errors: list[BaseException] = []
     first = other.engine.connect()

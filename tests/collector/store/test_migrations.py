@@ -32,7 +32,7 @@ def test_schema_matches_tables(db: Database) -> None:
 def test_upgrade_reaches_head(db: Database) -> None:
     """The database reports the head revision after upgrade, and a second upgrade is a no-op."""
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == migrate.head_revision() == "0009_overview"
+    assert migrate.current_revision(db) == migrate.head_revision() == "0010_sm2_policy_keys"
 
 
 @contextlib.contextmanager
@@ -134,3 +134,34 @@ def test_repeated_agent_seqs_set_aside_by_0007(database_url: str, request: Any) 
         other = store_batch(store, "a", [one("00000000-0000-0000-0000-00000000000a", 3, ids[1])],
                             now)
         assert [str(i) for i in other.accepted] == [ids[1]]
+
+
+def test_sm2_policy_key_fits_after_0010(database_url: str, request: Any) -> None:
+    """A key and bundle stored at 0007 (Ed25519) keep their key text; after 0010 an SM2 key's
+    92-character policy-key text fits both columns (PostgreSQL enforces the length)."""
+    from agent.signing import Sm2Signer
+    from collector.policy.signing import register_public_key
+
+    ed25519_text = "A" * 43 + "="
+    with store_at("0007", database_url, request) as store:
+        with store.write() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO policy_keys (public_key, created_at) VALUES"
+                " (:key, '2026-01-01 00:00:00.000000')"), {"key": ed25519_text})
+            conn.execute(sa.text(
+                "INSERT INTO policy_bundles (version, \"group\", action, created_at, author, note,"
+                " sha256, body, signature, public_key) VALUES (1, NULL, 'publish',"
+                " '2026-01-01 00:00:00.000000', 'a', '', :sha, :body, 'sig', :key)"),
+                {"sha": "ab" * 32, "body": b"{}", "key": ed25519_text})
+        migrate.upgrade(store)
+        sm2_text = Sm2Signer().public_key.text
+        with store.write() as conn:
+            assert conn.execute(sa.text("SELECT public_key FROM policy_bundles")).scalar() == (
+                ed25519_text)
+            conn.execute(sa.text("DELETE FROM policy_keys"))
+            conn.execute(sa.text("UPDATE policy_bundles SET public_key = :key"), {"key": sm2_text})
+        register_public_key(store, sm2_text)
+        with store.read() as conn:
+            assert conn.execute(sa.text("SELECT public_key FROM policy_keys")).scalar() == sm2_text
+            assert conn.execute(sa.text("SELECT public_key FROM policy_bundles")).scalar() == (
+                sm2_text)
