@@ -6,12 +6,21 @@ clerk's editor and ``scan --fix`` land on the right characters. ``origin[i]``
 is the index in the original text of normalised character ``i``;
 ``origin[len(text)]`` is the original length, so a half-open span maps back
 with ``original_span``.
+
+Line breaks are not part of the language: a judgment copied from the
+publication site has none, one extracted from a PDF has one every 38 or so
+characters, mid-name. So a line break is dropped unless it separates two
+ASCII letters or digits (where it keeps two numbers apart), and the checks see
+the same text whatever the layout; the offset map still points into the text
+as extracted.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
+from itertools import chain
 from typing import Final
 
 #: Characters that stand for removed text: a span made only of them is already masked.
@@ -26,7 +35,11 @@ class Normalized:
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         if self.origin is None:
             return start, end
-        return self.origin[start], self.origin[end]
+        if end <= start:
+            return self.origin[start], self.origin[start]
+        # The end is one past the last character's origin: a dropped line break after the
+        # span stays outside it.
+        return self.origin[start], self.origin[end - 1] + 1
 
 
 def _fold(char: str) -> str:
@@ -49,10 +62,49 @@ _ONE_FOR_ONE: Final = {
 }
 
 
+_LINE_BREAK: Final = re.compile(r"[\r\n]+")
+
+
+def _is_ascii_alnum(char: str) -> bool:
+    return char.isascii() and char.isalnum()
+
+
+def _join_lines(text: str) -> Normalized:
+    """``text`` without the line breaks that do not separate two ASCII letters or digits."""
+    kept: list[range] = []
+    position = 0
+    for found in _LINE_BREAK.finditer(text):
+        start, end = found.span()
+        if (
+            start
+            and end < len(text)
+            and _is_ascii_alnum(text[start - 1])
+            and _is_ascii_alnum(text[end])
+        ):
+            continue
+        kept.append(range(position, start))
+        position = end
+    if not kept:
+        return Normalized(text, None)
+    joined = "".join(text[r.start : r.stop] for r in kept) + text[position:]
+    kept.append(range(position, len(text) + 1))
+    return Normalized(joined, tuple(chain.from_iterable(kept)))
+
+
 def normalize(text: str) -> Normalized:
-    """Fold full-width forms and compatibility characters, keeping an offset map."""
+    """Fold full-width forms and compatibility characters, drop line breaks; keep an offset map."""
     if text.isascii():
         return Normalized(text, None)
+    folded = _fold_text(text)
+    joined = _join_lines(folded.text)
+    if joined.origin is None:
+        return folded
+    if folded.origin is None:
+        return joined
+    return Normalized(joined.text, tuple(folded.origin[i] for i in joined.origin))
+
+
+def _fold_text(text: str) -> Normalized:
     folded = text.translate(_ONE_FOR_ONE)
     if unicodedata.is_normalized("NFKC", folded):
         return Normalized(folded, None)
