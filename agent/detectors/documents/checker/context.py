@@ -74,6 +74,7 @@ class Context:
     #: 原告赵甲与被告钱乙…纠纷一案): parties, but not where they are declared.
     mentions: list[Person] = field(default_factory=list)
     keep_names: set[str] = field(default_factory=set)
+    occurrences: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
     cause: str = ""
     criminal: bool = False
 

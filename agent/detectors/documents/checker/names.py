@@ -104,11 +104,28 @@ _ROLE_WORD: Final = re.compile(
 _NATURAL_MARKERS: Final = re.compile(
     r"^[,(]\s*[男女]\s*[,)。]|出生|生于|公民身份号码|身份证|族,|[,(]住|现住|户籍|周岁|岁,"
 )
-_ORGANISATION: Final = re.compile(
-    rf"[{CJK}()]{{2,40}}?(?:{alternation(lexicon.ORGANISATION_ENDINGS)})(?=[,;。、与和(]|$)"
-)
+_ORGANISATION_DELIMITER: Final = re.compile(r"[,;。、与和(]")
+_ORGANISATION_TEXT: Final = re.compile(rf"[{CJK}()]+")
+
+
+def _organisation_end(text: str, start: int) -> int:
+    """The end of an organisation's name at ``start`` (北京某某有限公司, 苏州市公安局姑苏分局):
+    the first delimiter within 42 characters that follows an organisation ending; -1 if none."""
+    limit = min(len(text), start + 42)
+    for delimiter in _ORGANISATION_DELIMITER.finditer(text, start + 2, limit):
+        end = delimiter.start()
+        if text.endswith(lexicon.ORGANISATION_ENDINGS, start, end):
+            return end if _ORGANISATION_TEXT.fullmatch(text, start, end) else -1
+    if limit == len(text) and text.endswith(lexicon.ORGANISATION_ENDINGS, start, limit):
+        return limit if _ORGANISATION_TEXT.fullmatch(text, start, limit) else -1
+    return -1
+
+
 _ORGANISATION_MARKERS: Final = re.compile(r"住所地|法定代表人|负责人|统一社会信用代码|组织机构代码")
 _LAWYER_WORDS: Final = re.compile("律师|法律服务|法律工作者|执业证|法律援助")
+_AGENT_ROLES: Final = frozenset(
+    {"委托诉讼代理人", "委托代理人", "辩护人", "指定代理人", "诉讼代理人"}
+)
 #: A case title: 张某、李某敲诈勒索罪一审刑事判决书, 赵甲与钱乙买卖合同纠纷二审民事判决书.
 _CAPTION_TAIL: Final = re.compile(
     rf"[{CJK}、]{{0,30}}?(?:罪|纠纷|案)[{CJK}]{{0,6}}?"
@@ -196,9 +213,9 @@ def party_people(ctx: Context) -> Iterator[Person]:
             pos = match.end()
             while pos < len(text) and text[pos] in " \t:":
                 pos += 1
-            organisation = _ORGANISATION.match(text, pos)
-            if organisation and not organisation.group().startswith(("某", "其")):
-                name, end = organisation.group(), organisation.end()
+            org_end = _organisation_end(text, pos)
+            if org_end > 0 and not text.startswith(("某", "其"), pos):
+                name, end = text[pos:org_end], org_end
                 clause = text[end : _clause_end(text, end, _ROLE_WORD)]
                 declared = text[end : end + 1] == "," and bool(_ORGANISATION_MARKERS.search(clause))
                 if declared:
@@ -220,19 +237,14 @@ def party_people(ctx: Context) -> Iterator[Person]:
                 name = text[start:end]
                 if name in ctx.keep_names:
                     continue
-                clause_end = _clause_end(text, end, _ROLE_WORD)
-                clause = text[end:clause_end]
-                if role in (
-                    "委托诉讼代理人",
-                    "委托代理人",
-                    "辩护人",
-                    "指定代理人",
-                    "诉讼代理人",
-                ) and (_LAWYER_WORDS.search(clause)):
-                    continue  # lawyers are on the keep-list
-                declared = text[end : end + 1] in (",", "(") and bool(
-                    _NATURAL_MARKERS.search(clause)
-                )
+                declared = False
+                clause_end = end
+                if text[end : end + 1] in (",", "("):  # only a declaration has a clause
+                    clause_end = _clause_end(text, end, _ROLE_WORD)
+                    clause = text[end:clause_end]
+                    if role in _AGENT_ROLES and _LAWYER_WORDS.search(clause):
+                        continue  # lawyers are on the keep-list
+                    declared = bool(_NATURAL_MARKERS.search(clause))
                 yield Person(
                     role=role,
                     name=name,
@@ -247,9 +259,10 @@ def party_people(ctx: Context) -> Iterator[Person]:
 
 
 def _party_names(text: str, pos: int) -> Iterator[tuple[int, int, bool]]:
-    unknown_surname = declared_name_end(text, pos)
-    if unknown_surname > 0 and read_name(text, pos) is None:
-        yield pos, unknown_surname, False
+    if read_name(text, pos) is None:
+        unknown_surname = declared_name_end(text, pos)
+        if unknown_surname > 0:
+            yield pos, unknown_surname, False
         return
     yield from _names_after(text, pos)
 
@@ -294,12 +307,18 @@ def _family_case(ctx: Context) -> bool:
     return any(word in ctx.cause for word in lexicon.FAMILY_CAUSE_WORDS)
 
 
-def _occurrences(ctx: Context, needle: str) -> Iterator[tuple[int, int, int]]:
-    for index, text in enumerate(ctx.texts):
-        start = text.find(needle)
-        while start >= 0:
-            yield index, start, start + len(needle)
-            start = text.find(needle, start + len(needle))
+def _occurrences(ctx: Context, needle: str) -> list[tuple[int, int, int]]:
+    """Every (part, start, end) of ``needle``; several rules ask for the same names."""
+    found = ctx.occurrences.get(needle)
+    if found is None:
+        found = []
+        for index, text in enumerate(ctx.texts):
+            start = text.find(needle)
+            while start >= 0:
+                found.append((index, start, start + len(needle)))
+                start = text.find(needle, start + len(needle))
+        ctx.occurrences[needle] = found
+    return found
 
 
 def assign_pseudonyms(ctx: Context, names: list[str]) -> dict[str, str]:

@@ -195,7 +195,10 @@ def read_name(text: str, start: int) -> tuple[int, int, bool] | None:
     return pos, end, False
 
 
+_DECLARED_NAME: Final = re.compile(rf"[{CJK}]{{2,4}}(?=,[男女](?:[,。;]|$))")
+
+
 def declared_name_end(text: str, start: int) -> int:
     """The end of a name with no known surname (次仁多吉) right before ``，男``/``，女``."""
-    found = re.match(rf"[{CJK}]{{2,4}}(?=,[男女](?:[,。;]|$))", text[start : start + 8])
-    return start + found.end() if found else -1
+    found = _DECLARED_NAME.match(text, start, start + 8)
+    return found.end() if found else -1

@@ -114,13 +114,16 @@ def minor_defendant(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
                 f"被告人未满十八周岁（{age}岁）",
                 whole_document=True,
             )
-    last_party = max((p.start for p in ctx.people if p.part == 0 and p.line_text), default=0)
+    last_party = max(
+        (p.line_start + len(p.line_text) for p in ctx.people if p.part == 0 and p.line_text),
+        default=0,
+    )
     offence = _first_offence_date(ctx.main_text(), last_party) if ctx.texts else None
     if offence is None:
         return
     for person in defendants:
         born = birth_in(person.line_text)
-        if born and age_at(born[0], offence) < 18:
+        if born and born[0] <= offence and age_at(born[0], offence) < 18:
             start = person.line_start + born[1][0]
             yield Hit(
                 person.part,
@@ -135,7 +138,7 @@ def _first_offence_date(text: str, after: int) -> date | None:
     """The first date in the facts the court found (else in the charge), not a birth date."""
     found = re.search(r"查明", text[after:]) or re.search(r"指控", text[after:])
     start = after + (found.end() if found else 0)
-    pattern = r"(\d{4})年(\d{1,2})月(?:(\d{1,2})日)?(?!出生|生)"
+    pattern = r"(\d{4})年(\d{1,2})月(?:(\d{1,2})日)?(?![\d出生])"
     for candidate in re.finditer(pattern, text[start:]):
         when = birth_date(
             f"{candidate.group(1)}{int(candidate.group(2)):02d}{int(candidate.group(3) or 1):02d}"
