@@ -166,7 +166,48 @@ BODY_ROLES: Final = (
     "次子",
     "长女",
     "次女",
+    # Relatives named in the facts (其妻子房某某, 其堂妹綦某某) are victims or witnesses.
+    "妻子",
+    "丈夫",
+    "之妻",
+    "之夫",
+    "其妻",
+    "其夫",
+    "前妻",
+    "前夫",
+    "父亲",
+    "母亲",
+    "其父",
+    "其母",
+    "哥哥",
+    "弟弟",
+    "姐姐",
+    "妹妹",
+    "堂兄",
+    "堂弟",
+    "堂姐",
+    "堂妹",
+    "表兄",
+    "表弟",
+    "表姐",
+    "表妹",
+    "侄子",
+    "侄女",
+    "外甥",
+    "外甥女",
 )
+#: Body roles that name someone through a relation rather than a part in the case.
+KINSHIP_ROLES: Final = frozenset(BODY_ROLES) - {
+    "附带民事诉讼原告人",
+    "被害人",
+    "证人",
+    "鉴定人",
+    "法定代理人",
+    "未成年人",
+    "被监护人",
+}
+#: A party's other names, hidden like the name itself: 綦某某（曾用名綦某）.
+_ALIAS: Final = re.compile(r"\((?:曾用名|又名|别名|化名|原名)[ :]*")
 #: Party-line roles that article 8(2)/(3) hides in every profile.
 PROTECTED_PARTY_ROLES: Final = frozenset({"附带民事诉讼原告人", "法定代理人"})
 
@@ -245,6 +286,11 @@ def party_people(ctx: Context) -> Iterator[Person]:
                     if role in _AGENT_ROLES and _LAWYER_WORDS.search(clause):
                         continue  # lawyers are on the keep-list
                     declared = bool(_NATURAL_MARKERS.search(clause))
+                alias = _ALIAS.match(text, end)
+                if alias:
+                    other = read_name(text, alias.end())
+                    if other:
+                        yield Person(role, text[other[0] : other[1]], other[2], index, *other[:2])
                 yield Person(
                     role=role,
                     name=name,
@@ -293,6 +339,8 @@ def caption_people(ctx: Context) -> Iterator[Person]:
 
 def body_people(ctx: Context, roles: tuple[str, ...] | list[str]) -> Iterator[Person]:
     alternatives = alternation(roles).replace("证人", "(?<![保见公])证人")
+    for short, longer in (("其妻", "子"), ("其夫", "人"), ("其父", "亲"), ("其母", "亲")):
+        alternatives = alternatives.replace(short, f"{short}(?!{longer})")  # 其妻子房某某
     pattern = re.compile(f"(?:{alternatives})")
     for index, text in enumerate(ctx.texts):
         for match in pattern.finditer(text):
@@ -373,6 +421,13 @@ def protected_person_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
         if p.role
         not in ("委托诉讼代理人", "委托代理人", "辩护人", "诉讼代表人", "法定代表人", "负责人")
     ]
+    # A party named again through a relative (案发后其父褚某某报警, the defendant) stays a party.
+    parties = {
+        p.name
+        for p in people
+        if p.role in lexicon.PARTY_ROLES and p.role not in PROTECTED_PARTY_ROLES
+    }
+    protected = [p for p in protected if not (p.role in KINSHIP_ROLES and p.name in parties)]
     if _family_case(ctx):
         protected += [
             p
