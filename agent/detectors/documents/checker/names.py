@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Final
 
 from agent.detectors.documents.checker import lexicon
@@ -224,17 +225,21 @@ def _clause_end(text: str, start: int, roles: re.Pattern[str]) -> int:
     return following.start() if following else limit
 
 
-def _names_after(text: str, start: int) -> Iterator[tuple[int, int, bool]]:
-    """A name at ``start`` and the names joined to it by 、 (被告人何某、韦春生、蒙小军)."""
+def _names_after(
+    text: str, start: int, first: tuple[int, int, bool] | None = None
+) -> Iterator[tuple[int, int, bool]]:
+    """A name at ``start`` (``first`` when already read) and the names joined to it by 、
+    (被告人何某、韦春生、蒙小军)."""
     pos = start
+    found = first or read_name(text, pos)
     while True:
-        found = read_name(text, pos)
         if found is None:
             return
         yield found
         end = found[1]
         if end < len(text) and text[end] == "、" and not _ROLE_WORD.match(text, end + 1):
             pos = end + 1
+            found = read_name(text, pos)
             continue
         return
 
@@ -254,7 +259,14 @@ def party_people(ctx: Context) -> Iterator[Person]:
             pos = match.end()
             while pos < len(text) and text[pos] in " \t:":
                 pos += 1
-            org_end = _organisation_end(text, pos)
+            person = read_name(text, pos)
+            after = text[person[1] : person[1] + 1] if person else ""
+            # A name followed by a comma or a verb is a person; only otherwise can it be the
+            # start of an organisation's name (张家港某某公司 reads 张家港 first).
+            maybe_organisation = person is None or (
+                after and after not in ",、(;。" and after not in lexicon.NAME_STOP
+            )
+            org_end = _organisation_end(text, pos) if maybe_organisation else -1
             if org_end > 0 and not text.startswith(("某", "其"), pos):
                 name, end = text[pos:org_end], org_end
                 clause = text[end : _clause_end(text, end, _ROLE_WORD)]
@@ -272,9 +284,9 @@ def party_people(ctx: Context) -> Iterator[Person]:
                         line_start=match.start(),
                     )
                     continue
-                if read_name(text, pos) is None:
+                if person is None:
                     continue  # an organisation named again: its declaration is what counts
-            for start, end, masked in _party_names(text, pos):
+            for start, end, masked in _party_names(text, pos, person):
                 name = text[start:end]
                 if name in ctx.keep_names:
                     continue
@@ -304,13 +316,15 @@ def party_people(ctx: Context) -> Iterator[Person]:
                 )
 
 
-def _party_names(text: str, pos: int) -> Iterator[tuple[int, int, bool]]:
-    if read_name(text, pos) is None:
+def _party_names(
+    text: str, pos: int, first: tuple[int, int, bool] | None
+) -> Iterator[tuple[int, int, bool]]:
+    if first is None:
         unknown_surname = declared_name_end(text, pos)
         if unknown_surname > 0:
             yield pos, unknown_surname, False
         return
-    yield from _names_after(text, pos)
+    yield from _names_after(text, pos, first)
 
 
 def caption_people(ctx: Context) -> Iterator[Person]:
@@ -337,18 +351,28 @@ def caption_people(ctx: Context) -> Iterator[Person]:
                     yield Person(role, text[begin:end], masked, index, begin, end)
 
 
+@lru_cache(maxsize=16)
+def _role_pattern(roles: tuple[str, ...]) -> re.Pattern[str]:
+    # Plain literals only: a look-around in one alternative makes re try every branch at
+    # every character, several times slower on a long judgment.
+    return re.compile(alternation(roles))
+
+
 def body_people(ctx: Context, roles: tuple[str, ...] | list[str]) -> Iterator[Person]:
-    alternatives = alternation(roles).replace("证人", "(?<![保见公])证人")
-    for short, longer in (("其妻", "子"), ("其夫", "人"), ("其父", "亲"), ("其母", "亲")):
-        alternatives = alternatives.replace(short, f"{short}(?!{longer})")  # 其妻子房某某
-    pattern = re.compile(f"(?:{alternatives})")
+    pattern = _role_pattern(tuple(roles))
     for index, text in enumerate(ctx.texts):
         for match in pattern.finditer(text):
-            role = match.group()
-            for start, end, masked in _names_after(text, match.end()):
-                name = text[start:end]
+            role, end = match.group(), match.end()
+            if role == "证人" and text[match.start() - 1 : match.start()] in ("保", "见", "公"):
+                continue  # 保证人, 见证人, 公证人 are no witnesses
+            first = read_name(text, end)
+            if first is None and end < len(text) and role[1:] + text[end] in roles:
+                end += 1  # 其妻子房某某: the longer role word 妻子
+                first = read_name(text, end)
+            for start, stop, masked in _names_after(text, end, first):
+                name = text[start:stop]
                 if name not in ctx.keep_names:
-                    yield Person(role, name, masked, index, start, end)
+                    yield Person(role, name, masked, index, start, stop)
 
 
 def _family_case(ctx: Context) -> bool:
@@ -393,8 +417,25 @@ def assign_pseudonyms(ctx: Context, names: list[str]) -> dict[str, str]:
     return result
 
 
+def _find_all(ctx: Context, needles: list[str]) -> None:
+    """Where each of ``needles`` stands, in one pass per part (not one per name and part:
+    a dense judgment names a hundred people). An occurrence inside a longer one found at
+    the same place (小明 in 王小明) is not reported: the longer one covers it."""
+    missing = sorted({n for n in needles if n and n not in ctx.occurrences}, key=len, reverse=True)
+    if not missing:
+        return
+    for needle in missing:
+        ctx.occurrences[needle] = []
+    pattern = re.compile("|".join(map(re.escape, missing)))
+    for index, text in enumerate(ctx.texts):
+        for found in pattern.finditer(text):
+            ctx.occurrences[found.group()].append((index, found.start(), found.end()))
+
+
 def _hide_everywhere(ctx: Context, people: list[Person], detail: str) -> Iterator[Hit]:
     names = sorted({p.name for p in people if not p.masked and p.name not in ctx.keep_names})
+    given_names = [n[len(surname_of(n)) :] for n in names if "·" not in n]
+    _find_all(ctx, names + [g for g in given_names if len(g) >= 2])
     for name in names:
         surname = surname_of(name)
         given = name[len(surname) :]

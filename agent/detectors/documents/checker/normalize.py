@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
-from itertools import chain
 from typing import Final
 
 #: Characters that stand for removed text: a span made only of them is already masked.
@@ -31,15 +31,27 @@ MASK_CHARS: Final = frozenset("×xX*＊Ｘｘ✕╳某")
 class Normalized:
     text: str
     origin: tuple[int, ...] | None  # None: identical to the original, index for index
+    #: When only line breaks were dropped: where each kept run starts in ``text`` and in the
+    #: original (a bisect per finding instead of a map of every character).
+    runs: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+
+    def original_index(self, index: int) -> int:
+        if self.origin is not None:
+            return self.origin[index]
+        if self.runs is None:
+            return index
+        starts, originals = self.runs
+        run = bisect_right(starts, index) - 1
+        return originals[run] + index - starts[run]
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
-        if self.origin is None:
+        if self.origin is None and self.runs is None:
             return start, end
         if end <= start:
-            return self.origin[start], self.origin[start]
+            return self.original_index(start), self.original_index(start)
         # The end is one past the last character's origin: a dropped line break after the
         # span stays outside it.
-        return self.origin[start], self.origin[end - 1] + 1
+        return self.original_index(start), self.original_index(end - 1) + 1
 
 
 def _fold(char: str) -> str:
@@ -71,8 +83,11 @@ def _is_ascii_alnum(char: str) -> bool:
 
 def _join_lines(text: str) -> Normalized:
     """``text`` without the line breaks that do not separate two ASCII letters or digits."""
-    kept: list[range] = []
+    pieces: list[str] = []
+    starts: list[int] = [0]
+    originals: list[int] = [0]
     position = 0
+    length = 0
     for found in _LINE_BREAK.finditer(text):
         start, end = found.span()
         if (
@@ -82,13 +97,15 @@ def _join_lines(text: str) -> Normalized:
             and _is_ascii_alnum(text[end])
         ):
             continue
-        kept.append(range(position, start))
+        pieces.append(text[position:start])
+        length += start - position
         position = end
-    if not kept:
+        starts.append(length)
+        originals.append(end)
+    if not pieces:
         return Normalized(text, None)
-    joined = "".join(text[r.start : r.stop] for r in kept) + text[position:]
-    kept.append(range(position, len(text) + 1))
-    return Normalized(joined, tuple(chain.from_iterable(kept)))
+    pieces.append(text[position:])
+    return Normalized("".join(pieces), None, (tuple(starts), tuple(originals)))
 
 
 def normalize(text: str) -> Normalized:
@@ -97,11 +114,15 @@ def normalize(text: str) -> Normalized:
         return Normalized(text, None)
     folded = _fold_text(text)
     joined = _join_lines(folded.text)
-    if joined.origin is None:
+    if joined.runs is None:
         return folded
     if folded.origin is None:
         return joined
-    return Normalized(joined.text, tuple(folded.origin[i] for i in joined.origin))
+    origin = folded.origin
+    return Normalized(
+        joined.text,
+        tuple(origin[joined.original_index(i)] for i in range(len(joined.text) + 1)),
+    )
 
 
 def _fold_text(text: str) -> Normalized:

@@ -150,17 +150,20 @@ def read_name(text: str, start: int) -> tuple[int, int, bool] | None:
     if pos >= len(text) or not _is_cjk(text[pos]):
         latin = _LATIN_NAME.match(text, pos)
         return (pos, latin.end(), False) if latin else None
-    minority = _MINORITY_NAME.match(text, pos)
-    if minority:
-        last_dot = max(text.rfind(dot, pos, minority.end()) for dot in _DOTS)
-        return pos, _segment_end(text, last_dot + 1, 8), False
-    if text[pos : pos + 2] in NOT_NAME_WORDS or text[pos : pos + 3] in NOT_NAME_WORDS:
-        return None
-    surname = text[pos : pos + 2] if text[pos : pos + 2] in _COMPOUND else ""
+    window = text[pos + 1 : pos + 8]
+    if "·" in window or "•" in window or "・" in window:
+        minority = _MINORITY_NAME.match(text, pos)
+        if minority:
+            last_dot = max(text.rfind(dot, pos, minority.end()) for dot in _DOTS)
+            return pos, _segment_end(text, last_dot + 1, 8), False
+    two = text[pos : pos + 2]
+    surname = two if two in _COMPOUND else ""
     if not surname:
         if text[pos] not in lexicon.SURNAMES:
             return None
         surname = text[pos]
+    if two in NOT_NAME_WORDS or text[pos : pos + 3] in NOT_NAME_WORDS:
+        return None
     end = pos + len(surname)
     masked_end = end
     while masked_end < len(text) and text[masked_end] in MASK_CLASS:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal
 
@@ -177,10 +177,10 @@ def scan_parts(
     # One pseudonym per person across every rule, numbered where two would collide (art. 9).
     names = list(dict.fromkeys(h.name for _, h in sorted(hits, key=_position) if h.name))
     pseudonyms = assign_pseudonyms(ctx, names)
-    findings = [
-        _finding(ctx, rule, replace(hit, replacement=pseudonyms[hit.name]) if hit.name else hit)
-        for rule, hit in hits
-    ]
+    for _, hit in hits:
+        if hit.name:
+            hit.replacement = pseudonyms[hit.name]
+    findings = [_finding(ctx, rule, hit) for rule, hit in hits]
     findings.sort(key=lambda f: (f.part != parts[0].name if parts else 0, f.part, f.start, f.end))
     return ScanResult(verdict=verdict_of(findings), findings=tuple(findings), profile=profile)
 

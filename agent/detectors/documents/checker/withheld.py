@@ -95,6 +95,8 @@ def minor_defendant(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
         if not ctx.kept(hit.part, hit.start, hit.end):  # 《预防未成年人犯罪法》 is a citation
             yield hit
     for index, text in enumerate(ctx.texts):
+        if "十八周岁" not in text and "成年" not in text and "犯罪记录封存" not in text:
+            continue
         for found in _UNDER_EIGHTEEN.finditer(text):
             role = _whose(text, found.start())
             if role is None or role in _DEFENDANT_ROLES:
