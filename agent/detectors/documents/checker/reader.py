@@ -86,7 +86,11 @@ NOT_NAME_WORDS: Final = frozenset(
 )
 #: Surnames that are also common function words (原告方提交, 被害人向公安机关报案, 被告于本
 #: 判决生效之日起): read as a surname only when the name stands alone (被告于某，男；…、于某、).
-_FUNCTION_SURNAMES: Final = frozenset("方向于将对和同从及也曾又还经为由自把让给时应都但")
+_FUNCTION_SURNAMES: Final = frozenset("将对和同从及也又还经为由自把让给时应都但")
+#: Common surnames that are also function words (于文华, 曾怡瑞; 于本判决, 曾多次, 向公安):
+#: a surname unless a common word or a pronoun-like character follows.
+_COMMON_FUNCTION_SURNAMES: Final = frozenset("于向方曾")
+_NOT_GIVEN_AFTER_FUNCTION: Final = frozenset("本其此该上下次后前当同多先再已仍将被在")
 #: What ends a transliterated segment (买买提持刀): particles and the verbs after a name.
 _SEGMENT_STOP: Final = frozenset("的与和及在于系是犯持驾将对向被等称证供到因为已也均即又不未之其")
 #: A "name" followed by these is a place or a masked organisation (苏州市…, 石家庄某某公司).
@@ -178,6 +182,10 @@ def read_name(text: str, start: int) -> tuple[int, int, bool] | None:
     if not _is_cjk(first) or first in lexicon.NAME_START_STOP:
         return None
     function_surname = len(surname) == 1 and surname in _FUNCTION_SURNAMES
+    if surname in _COMMON_FUNCTION_SURNAMES and (
+        first in _NOT_GIVEN_AFTER_FUNCTION or word_at(text, end)[1] >= 300
+    ):
+        return None
     if not function_surname and len(surname) == 1 and word_at(text, pos)[1] >= 2000:
         return None  # 高度, 文化: a common word, not a surname and a given name
     end += 1

@@ -30,6 +30,8 @@ from agent.detectors.documents.policy import DocumentsPolicy
         ("何某、韦春生", "何某"),
         ("王××的", "王××"),
         ("李某1与", "李某1"),
+        ("曾怡瑞发生争执", "曾怡瑞"),  # 曾, 于, 向, 方 are common surnames too
+        ("于文华，男", "于文华"),
     ],
 )
 def test_a_name_ends_where_the_name_ends(text: str, name: str) -> None:
