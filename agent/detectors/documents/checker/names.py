@@ -417,25 +417,8 @@ def assign_pseudonyms(ctx: Context, names: list[str]) -> dict[str, str]:
     return result
 
 
-def _find_all(ctx: Context, needles: list[str]) -> None:
-    """Where each of ``needles`` stands, in one pass per part (not one per name and part:
-    a dense judgment names a hundred people). An occurrence inside a longer one found at
-    the same place (小明 in 王小明) is not reported: the longer one covers it."""
-    missing = sorted({n for n in needles if n and n not in ctx.occurrences}, key=len, reverse=True)
-    if not missing:
-        return
-    for needle in missing:
-        ctx.occurrences[needle] = []
-    pattern = re.compile("|".join(map(re.escape, missing)))
-    for index, text in enumerate(ctx.texts):
-        for found in pattern.finditer(text):
-            ctx.occurrences[found.group()].append((index, found.start(), found.end()))
-
-
 def _hide_everywhere(ctx: Context, people: list[Person], detail: str) -> Iterator[Hit]:
     names = sorted({p.name for p in people if not p.masked and p.name not in ctx.keep_names})
-    given_names = [n[len(surname_of(n)) :] for n in names if "·" not in n]
-    _find_all(ctx, names + [g for g in given_names if len(g) >= 2])
     for name in names:
         surname = surname_of(name)
         given = name[len(surname) :]
