@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from agent.detectors.documents.checker import lexicon
-from agent.detectors.documents.checker.context import Context, Hit
+from agent.detectors.documents.checker.context import Context, Hit, alternation
 from agent.detectors.documents.checker.normalize import is_masked
 from agent.detectors.documents.policy import DocumentMatch
 
@@ -29,7 +29,14 @@ def _first_town_marker(segment: str) -> int:
     return min((p for p in positions if p > 0), default=-1)
 
 
-_ADDRESS_END: Final = re.compile(r"[,;。\n(]")
+#: An address ends at a comma or full stop, or where the next party's role word starts
+#: (a single-line document runs 住北京市朝阳区…被告钱某…).
+_ADDRESS_END: Final = re.compile(
+    rf"[,;。\n(]|{alternation(lexicon.PARTY_ROLES + lexicon.REPRESENTATIVE_ROLES)}"
+    r"|因涉嫌|因犯|于\d{4}年"
+)
+#: 住 as part of another word: 所住小区, 商住楼, 居住, 入住, 留住, 抓住, 记住.
+_NOT_DOMICILE_BEFORE: Final = frozenset("所商居入留借租同常保记抓站挡忍顶围止卡稳拦压按揪拽困包")
 
 
 def address(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
@@ -41,13 +48,14 @@ def address(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
                 trigger.startswith("住")
                 and trigger in ("住", "住于", "住在")
                 and (
-                    after[:1] in "院宿房处所"
+                    after[:1] in "院宿房处所宅户楼"
                     or not after[:1]
                     or not "\u4e00" <= after[0] <= "\u9fff"
+                    or text[found.start() - 1 : found.start()] in _NOT_DOMICILE_BEFORE
                 )
             ):
                 continue
-            line_start = text.rfind("\n", 0, found.start()) + 1
+            line_start = text.rfind("。", 0, found.start()) + 1
             line = text[line_start : found.start()]
             if trigger.startswith("住所地") and not re.search(r"[男女]|出生", line):
                 continue  # an organisation's domicile is published (art. 11)

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from agent.detectors.documents.checker import lexicon
 from agent.detectors.documents.checker.address import address
 from agent.detectors.documents.checker.context import CJK, Context, Hit
 from agent.detectors.documents.checker.identifiers import (
@@ -35,6 +34,7 @@ from agent.detectors.documents.checker.identifiers import (
 from agent.detectors.documents.checker.names import (
     BODY_ROLES,
     body_people,
+    caption_people,
     company_trade_name,
     hidden_name_leak,
     party_name,
@@ -69,9 +69,11 @@ def prepare(ctx: Context) -> None:
     else:
         named = re.search(rf"案由[:为]?(?P<cause>[{CJK}、]{{2,30}})", head)
         ctx.cause = named.group("cause") if named else ""
-    ctx.people = list(party_people(ctx)) + list(body_people(ctx, BODY_ROLES))
-    if any(p.masked for p in ctx.people):  # only a hidden party can leak under its role word
-        ctx.mentions = list(body_people(ctx, lexicon.PARTY_ROLES))
+    parties = list(party_people(ctx))
+    ctx.people = [p for p in parties if p.line_text or not p.natural]
+    ctx.people += body_people(ctx, BODY_ROLES)
+    ctx.mentions = [p for p in parties if p.natural and not p.line_text]
+    ctx.mentions += caption_people(ctx)
 
 
 CHECKS: Final[dict[str, Check]] = {

@@ -241,7 +241,7 @@ def bank_account(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
                 continue
             if ctx.claim(index, *found.span()):
                 yield Hit(index, *found.span(), "银行卡号", replacement=REDACTED)
-        for found in _ACCOUNT.finditer(text):
+        for found in _candidates(text, _ACCOUNT, context, 8):
             # Without a checksum only the words right before make it an account; an amount
             # after 账户 (转账至其账户，金额123456789元) is not one.
             before = _before(text, found.start(), 8)

@@ -44,6 +44,33 @@ COMPOUND_SURNAMES: Final = tuple(
         "赫连",
         "东郭",
         "左丘",
+        "鲜于",
+        "贺兰",
+        "拓跋",
+        "第五",
+        "乐正",
+        "羊舌",
+        "微生",
+        "梁丘",
+        "东门",
+        "南门",
+        "壤驷",
+        "巫马",
+        "公良",
+        "漆雕",
+        "宰父",
+        "谷梁",
+        "段干",
+        "公羊",
+        "公西",
+        "仲孙",
+        "叔孙",
+        "濮阳",
+        "淳于",
+        "太叔",
+        "颛孙",
+        "司寇",
+        "亓官",
     ]
 )
 #: Common single-character surnames (the 《百家姓》 core plus the most frequent modern ones).
@@ -57,14 +84,18 @@ SURNAMES: Final = frozenset(
     "南班储原栗燕楚鄢劳谌奚皮粟冼蔺楼盘满闻位厉伊仝区郜海阚花权强帅屠豆朴盖练廉禹井祖漆巴丰支"
     "卿国狄平计索宣晋相初门云容敬来扈晁芮都普阙浦戈伏鹿薄邸雍辜羊阿乌母裘亓修邰赫杭况那宿鲜印"
     "逯隆茹诸战慕危玉银亢嵇公哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信展阴昝智幸奉植衡富尧闭由"
+    # The rest of the GB/T surname table in common use (傅, 洪, 赖, 赛 and the rarer ones).
+    "傅洪赖赛萧阎郗荀酆鄂禄綦寿缑暴斛仉庹谯郦俸旷宓糜隗贝汝蓟韶郇眭逄笪佴乜钭蹇巢濮宦汲"
+    "邗璩桓堵蒯暨竺习宰贡鄞丘佼酉"
 )
 #: Characters that end a given name found after a role word (verbs, particles, punctuation).
 NAME_STOP: Final = frozenset(
     "的证陈称供在于与和及向系是为因将对等说被所已经并同亦也曾均即又再不未无有之其等人"
     "驾报到来去回拿用给把从自至出住以作提交签书诉讼代理"
+    "犯持伙携抢窃骗踢砍捅遂便仍却"
 )
 #: Characters that cannot even start a given name: particles right after a surname-like word.
-NAME_START_STOP: Final = frozenset("的在于与和及等称证陈说是系向将对被所已并也均即又不未之其")
+NAME_START_STOP: Final = frozenset("的在于与和及等称证陈说是系向将对被所已并也均即又不未之其按")
 
 #: Roles whose people appear in party lines at the head of a judgment, longest first.
 PARTY_ROLES: Final = tuple(
@@ -95,6 +126,16 @@ PARTY_ROLES: Final = tuple(
             "起诉人",
             "反诉原告",
             "反诉被告",
+            "原审被告人",
+            "原审上诉人",
+            "一审原告",
+            "一审被告",
+            "二审上诉人",
+            "二审被上诉人",
+            "再审被申请人",
+            "被申请执行人",
+            "自诉人",
+            "当事人",
         ],
         key=len,
         reverse=True,

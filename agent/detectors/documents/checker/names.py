@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Final
 
 from agent.detectors.documents.checker import lexicon
@@ -24,9 +25,9 @@ from agent.detectors.documents.checker.context import (
     birth_in,
     spaced_pattern,
 )
+from agent.detectors.documents.checker.reader import declared_name_end, read_name
 from agent.detectors.documents.policy import DocumentMatch
 
-MASK_CLASS: Final = "某×*Xx"
 _MASKED_NAME: Final = re.compile(
     rf"^[{CJK}]{{1,2}}(?:[某×*]+|[Xx]{{2,}})[甲乙丙丁戊己庚辛壬癸\d]*$|^某[甲乙丙丁\d]+$"
 )
@@ -35,22 +36,29 @@ _MASKED_NAME: Final = re.compile(
 _KEEP_TITLES: Final = "|".join(
     spaced_pattern(r) for r in sorted(lexicon.KEEP_ROLES, key=len, reverse=True)
 )
-_KEEP_ROLE_LINE: Final = re.compile(
-    rf"(?m)^[ \t\u3000]*(?:{_KEEP_TITLES})"
-    rf"[ \t\u3000:]*(?P<name>[{CJK}·]{{2,12}}|[{CJK}][ \t\u3000]+[{CJK}])[ \t\u3000]*$"
+#: A judge's, clerk's or prosecutor's name after the title, wherever it stands: the
+#: signature block of a single-line document runs 审判长余海峰审判员段文静二〇二五年….
+_KEEP_ROLE_NAME: Final = re.compile(
+    rf"(?:{_KEEP_TITLES})[ \t:]*(?P<name>[{CJK}][ \t]+[{CJK}]|[{CJK}·]{{2,12}}?)"
+    rf"(?=[ \t]*(?:{_KEEP_TITLES})|[ \t]*(?:二〇|二零|〇|\d)|[,、。;:)\s]|出庭|到庭|担任|记录|$)"
 )
-_KEEP_ROLE_INLINE: Final = re.compile(
-    rf"(?:{alternation(lexicon.KEEP_ROLES)})(?P<name>[{CJK}]{{2,3}})(?=[,、。;:)\s]|出庭|到庭|担任|记录)"
+#: A lawyer or legal worker: name, firm, licence number stay published.
+_LAWYER: Final = re.compile(
+    r"(?:委托诉讼代理人|委托代理人|诉讼代理人|指定辩护人|辩护人)[ \t:]*"
+    rf"(?P<name>[{CJK}·]{{2,8}}?|[A-Z][A-Za-z .'-]{{1,40}}?),"
+    r"[^。;]{0,40}?(?:律师|法律工作者|法律服务所|法律援助)"
+    r"(?:[^。;]{0,12}?执业证号?[ :]*[0-9A-Za-z]{6,20})?"
 )
 
 
 def keep_role_names(text: str) -> Iterator[tuple[int, int, str]]:
-    """Judges, assessors, assistants, clerks and prosecutors: names that stay published."""
-    for pattern in (_KEEP_ROLE_LINE, _KEEP_ROLE_INLINE):
-        for match in pattern.finditer(text):
-            name = re.sub(r"\s+", "", match.group("name"))
-            if 2 <= len(name) <= 12:
-                yield match.start("name"), match.end("name"), name
+    """Judges, assessors, assistants, clerks, prosecutors and lawyers: names that stay published."""
+    for match in _KEEP_ROLE_NAME.finditer(text):
+        name = re.sub(r"\s+", "", match.group("name"))
+        if 2 <= len(name) <= 12:
+            yield match.start("name"), match.end("name"), name
+    for match in _LAWYER.finditer(text):
+        yield match.start(), match.end(), match.group("name").strip()
 
 
 def is_masked_name(name: str) -> bool:
@@ -90,12 +98,41 @@ def pseudonym_base(name: str) -> str:
     return surname_of(name) + "某"
 
 
-_ROLES_ALT: Final = alternation(lexicon.PARTY_ROLES + lexicon.REPRESENTATIVE_ROLES)
-_PARTY_LINE: Final = re.compile(
-    rf"(?m)^[ \t\u3000]*(?P<role>{_ROLES_ALT})(?:\([^)\n]{{1,30}}\))*[ \t\u3000:]*"
-    rf"(?P<name>[^,(:;\n]{{1,40}}?)[ \t\u3000]*(?=[,(;]|$)(?P<rest>[^\n]*)"
+_PARTY_AND_REPRESENTATIVE: Final = lexicon.PARTY_ROLES + lexicon.REPRESENTATIVE_ROLES
+_ROLE_WORD: Final = re.compile(
+    rf"(?:{alternation(_PARTY_AND_REPRESENTATIVE)})(?:\([^)]{{1,30}}\))*"
 )
-_NATURAL_MARKERS: Final = re.compile(r"^[,(]\s*[男女]\s*[,)]|出生|生于|公民身份号码|身份证|族,|住")
+_NATURAL_MARKERS: Final = re.compile(
+    r"^[,(]\s*[男女]\s*[,)。]|出生|生于|公民身份号码|身份证|族,|[,(]住|现住|户籍|周岁|岁,"
+)
+_ORGANISATION_DELIMITER: Final = re.compile(r"[,;。、与和(]")
+_ORGANISATION_TEXT: Final = re.compile(rf"[{CJK}()]+")
+
+
+def _organisation_end(text: str, start: int) -> int:
+    """The end of an organisation's name at ``start`` (北京某某有限公司, 苏州市公安局姑苏分局):
+    the first delimiter within 42 characters that follows an organisation ending; -1 if none."""
+    limit = min(len(text), start + 42)
+    for delimiter in _ORGANISATION_DELIMITER.finditer(text, start + 2, limit):
+        end = delimiter.start()
+        if text.endswith(lexicon.ORGANISATION_ENDINGS, start, end):
+            return end if _ORGANISATION_TEXT.fullmatch(text, start, end) else -1
+    if limit == len(text) and text.endswith(lexicon.ORGANISATION_ENDINGS, start, limit):
+        return limit if _ORGANISATION_TEXT.fullmatch(text, start, limit) else -1
+    return -1
+
+
+_ORGANISATION_MARKERS: Final = re.compile(r"住所地|法定代表人|负责人|统一社会信用代码|组织机构代码")
+_LAWYER_WORDS: Final = re.compile("律师|法律服务|法律工作者|执业证|法律援助")
+_AGENT_ROLES: Final = frozenset(
+    {"委托诉讼代理人", "委托代理人", "辩护人", "指定代理人", "诉讼代理人"}
+)
+#: A case title: 张某、李某敲诈勒索罪一审刑事判决书, 赵甲与钱乙买卖合同纠纷二审民事判决书.
+_CAPTION_TAIL: Final = re.compile(
+    rf"[{CJK}、]{{0,30}}?(?:罪|纠纷|案)[{CJK}]{{0,6}}?"
+    r"(?:[一二]审|再审|执行|复议)?(?:刑事|民事|行政)?(?:附带民事)?(?:判决书|裁定书|决定书|调解书)"
+)
+_NAME_JOINERS: Final = "、与和及"
 BODY_ROLES: Final = (
     "附带民事诉讼原告人",
     "被害人",
@@ -130,101 +167,230 @@ BODY_ROLES: Final = (
     "次子",
     "长女",
     "次女",
+    # Relatives named in the facts (其妻子房某某, 其堂妹綦某某) are victims or witnesses.
+    "妻子",
+    "丈夫",
+    "之妻",
+    "之夫",
+    "其妻",
+    "其夫",
+    "前妻",
+    "前夫",
+    "父亲",
+    "母亲",
+    "其父",
+    "其母",
+    "哥哥",
+    "弟弟",
+    "姐姐",
+    "妹妹",
+    "堂兄",
+    "堂弟",
+    "堂姐",
+    "堂妹",
+    "表兄",
+    "表弟",
+    "表姐",
+    "表妹",
+    "侄子",
+    "侄女",
+    "外甥",
+    "外甥女",
 )
+#: Body roles that name someone through a relation rather than a part in the case.
+KINSHIP_ROLES: Final = frozenset(BODY_ROLES) - {
+    "附带民事诉讼原告人",
+    "被害人",
+    "证人",
+    "鉴定人",
+    "法定代理人",
+    "未成年人",
+    "被监护人",
+}
+#: A party's other names, hidden like the name itself: 綦某某（曾用名綦某）.
+_ALIAS: Final = re.compile(r"\((?:曾用名|又名|别名|化名|原名)[ :]*")
 #: Party-line roles that article 8(2)/(3) hides in every profile.
 PROTECTED_PARTY_ROLES: Final = frozenset({"附带民事诉讼原告人", "法定代理人"})
 
 
 def _read_name(text: str, start: int) -> tuple[int, int, bool] | None:
-    """A name beginning at ``start``: (start, end, masked), or None when none is there."""
+    return read_name(text, start)
+
+
+def _clause_end(text: str, start: int, roles: re.Pattern[str]) -> int:
+    """Where the clause describing a party ends: the full stop, or the next party's role word."""
+    stop = text.find("。", start, start + 200)
+    limit = stop if stop >= 0 else min(len(text), start + 200)
+    following = roles.search(text, start, limit)
+    return following.start() if following else limit
+
+
+def _names_after(
+    text: str, start: int, first: tuple[int, int, bool] | None = None
+) -> Iterator[tuple[int, int, bool]]:
+    """A name at ``start`` (``first`` when already read) and the names joined to it by 、
+    (被告人何某、韦春生、蒙小军)."""
     pos = start
-    while pos < len(text) and text[pos] in " \t\u3000:":
-        pos += 1
-    surname = text[pos : pos + 2] if text[pos : pos + 2] in _COMPOUND else ""
-    if not surname:
-        if pos >= len(text) or text[pos] not in lexicon.SURNAMES:
-            return None
-        surname = text[pos]
-    end = pos + len(surname)
-    masked_end = end
-    while masked_end < len(text) and text[masked_end] in MASK_CLASS:
-        masked_end += 1
-    if masked_end > end:
-        while masked_end < len(text) and (
-            text[masked_end].isdigit() or text[masked_end] in "甲乙丙丁戊己庚辛"
-        ):
-            masked_end += 1
-        return pos, masked_end, True
-    given = 0
-    while (
-        given < 2
-        and end + given < len(text)
-        and "\u4e00" <= text[end + given] <= "\u9fff"
-        and text[end + given] not in (lexicon.NAME_START_STOP if given == 0 else lexicon.NAME_STOP)
-    ):
-        given += 1
-    if given == 0:
-        return None
-    return pos, end + given, False
+    found = first or read_name(text, pos)
+    while True:
+        if found is None:
+            return
+        yield found
+        end = found[1]
+        if end < len(text) and text[end] == "、" and not _ROLE_WORD.match(text, end + 1):
+            pos = end + 1
+            found = read_name(text, pos)
+            continue
+        return
 
 
 def party_people(ctx: Context) -> Iterator[Person]:
+    """Parties and representatives after their role word, wherever it stands in the text.
+
+    A role word followed by a name and ``，男``/birth/ID/domicile wording in the same
+    clause declares a natural person (``line_text`` is that clause); followed by an
+    organisation's name and its domicile or representative, an organisation. Any other
+    role word before a name (指控被告人张三犯…, 原告赵甲与被告钱乙…纠纷一案, lists joined by
+    、) is a mention: ``line_text`` is empty.
+    """
     for index, text in enumerate(ctx.texts):
-        for match in _PARTY_LINE.finditer(text):
-            role, name, rest = match.group("role"), match.group("name").strip(), match.group("rest")
-            organisation = name.endswith(lexicon.ORGANISATION_ENDINGS) and len(name) > 3
-            masked = is_masked_name(name)
-            natural = not organisation and (
-                bool(_NATURAL_MARKERS.search(rest)) or role in lexicon.REPRESENTATIVE_ROLES
+        for match in _ROLE_WORD.finditer(text):
+            role = match.group().split("(", 1)[0]
+            pos = match.end()
+            while pos < len(text) and text[pos] in " \t:":
+                pos += 1
+            person = read_name(text, pos)
+            after = text[person[1] : person[1] + 1] if person else ""
+            # A name followed by a comma or a verb is a person; only otherwise can it be the
+            # start of an organisation's name (张家港某某公司 reads 张家港 first).
+            maybe_organisation = person is None or (
+                after and after not in ",、(;。" and after not in lexicon.NAME_STOP
             )
-            if not organisation and not masked and not plausible_full_name(name):
-                continue
-            if role in ("委托诉讼代理人", "委托代理人", "辩护人", "指定代理人") and re.search(
-                "律师|法律服务|法律工作者|执业证", rest
-            ):
-                continue  # lawyers are on the keep-list
-            yield Person(
-                role=role,
-                name=name,
-                masked=masked,
-                part=index,
-                start=match.start("name"),
-                end=match.end("name"),
-                natural=natural,
-                line_text=match.group(0),
-            )
+            org_end = _organisation_end(text, pos) if maybe_organisation else -1
+            if org_end > 0 and not text.startswith(("某", "其"), pos):
+                name, end = text[pos:org_end], org_end
+                clause = text[end : _clause_end(text, end, _ROLE_WORD)]
+                declared = text[end : end + 1] == "," and bool(_ORGANISATION_MARKERS.search(clause))
+                if declared:
+                    yield Person(
+                        role,
+                        name,
+                        is_masked_name(name) or "某" in name,
+                        index,
+                        pos,
+                        end,
+                        natural=False,
+                        line_text=text[match.start() : end] + clause,
+                        line_start=match.start(),
+                    )
+                    continue
+                if person is None:
+                    continue  # an organisation named again: its declaration is what counts
+            for start, end, masked in _party_names(text, pos, person):
+                name = text[start:end]
+                if name in ctx.keep_names:
+                    continue
+                declared = False
+                clause_end = end
+                if text[end : end + 1] in (",", "("):  # only a declaration has a clause
+                    clause_end = _clause_end(text, end, _ROLE_WORD)
+                    clause = text[end:clause_end]
+                    if role in _AGENT_ROLES and _LAWYER_WORDS.search(clause):
+                        continue  # lawyers are on the keep-list
+                    declared = bool(_NATURAL_MARKERS.search(clause))
+                alias = _ALIAS.match(text, end)
+                if alias:
+                    other = read_name(text, alias.end())
+                    if other:
+                        yield Person(role, text[other[0] : other[1]], other[2], index, *other[:2])
+                yield Person(
+                    role=role,
+                    name=name,
+                    masked=masked or is_masked_name(name),
+                    part=index,
+                    start=start,
+                    end=end,
+                    natural=True,
+                    line_text=text[match.start() : clause_end] if declared else "",
+                    line_start=match.start() if declared else -1,
+                )
+
+
+def _party_names(
+    text: str, pos: int, first: tuple[int, int, bool] | None
+) -> Iterator[tuple[int, int, bool]]:
+    if first is None:
+        unknown_surname = declared_name_end(text, pos)
+        if unknown_surname > 0:
+            yield pos, unknown_surname, False
+        return
+    yield from _names_after(text, pos, first)
+
+
+def caption_people(ctx: Context) -> Iterator[Person]:
+    """Parties named in a case title before any role word (张某、李某敲诈勒索罪一审刑事判决书)."""
+    role = "被告人" if ctx.criminal else "当事人"
+    for index in ctx.main_parts()[:1]:
+        text = ctx.texts[index]
+        starts = [0] + [m.end() for m in re.finditer(r"人民法院|[。\s]", text[:400])]
+        for start in starts:
+            names: list[tuple[int, int, bool]] = []
+            pos = start
+            while True:
+                found = read_name(text, pos)
+                if found is None:
+                    break
+                names.append(found)
+                pos = found[1]
+                if pos < len(text) and text[pos] in _NAME_JOINERS:
+                    pos += 1
+                    continue
+                break
+            if names and _CAPTION_TAIL.match(text, names[-1][1]):
+                for begin, end, masked in names:
+                    yield Person(role, text[begin:end], masked, index, begin, end)
+
+
+@lru_cache(maxsize=16)
+def _role_pattern(roles: tuple[str, ...]) -> re.Pattern[str]:
+    # Plain literals only: a look-around in one alternative makes re try every branch at
+    # every character, several times slower on a long judgment.
+    return re.compile(alternation(roles))
 
 
 def body_people(ctx: Context, roles: tuple[str, ...] | list[str]) -> Iterator[Person]:
-    pattern = re.compile(f"(?:{alternation(roles)})")
+    pattern = _role_pattern(tuple(roles))
     for index, text in enumerate(ctx.texts):
         for match in pattern.finditer(text):
-            role = match.group()
-            pos = match.end()
-            while True:
-                found = _read_name(text, pos)
-                if found is None:
-                    break
-                start, end, masked = found
-                name = text[start:end]
+            role, end = match.group(), match.end()
+            if role == "证人" and text[match.start() - 1 : match.start()] in ("保", "见", "公"):
+                continue  # 保证人, 见证人, 公证人 are no witnesses
+            first = read_name(text, end)
+            if first is None and end < len(text) and role[1:] + text[end] in roles:
+                end += 1  # 其妻子房某某: the longer role word 妻子
+                first = read_name(text, end)
+            for start, stop, masked in _names_after(text, end, first):
+                name = text[start:stop]
                 if name not in ctx.keep_names:
-                    yield Person(role, name, masked, index, start, end)
-                if end < len(text) and text[end] == "、":
-                    pos = end + 1
-                    continue
-                break
+                    yield Person(role, name, masked, index, start, stop)
 
 
 def _family_case(ctx: Context) -> bool:
     return any(word in ctx.cause for word in lexicon.FAMILY_CAUSE_WORDS)
 
 
-def _occurrences(ctx: Context, needle: str) -> Iterator[tuple[int, int, int]]:
-    for index, text in enumerate(ctx.texts):
-        start = text.find(needle)
-        while start >= 0:
-            yield index, start, start + len(needle)
-            start = text.find(needle, start + len(needle))
+def _occurrences(ctx: Context, needle: str) -> list[tuple[int, int, int]]:
+    """Every (part, start, end) of ``needle``; several rules ask for the same names."""
+    found = ctx.occurrences.get(needle)
+    if found is None:
+        found = []
+        for index, text in enumerate(ctx.texts):
+            start = text.find(needle)
+            while start >= 0:
+                found.append((index, start, start + len(needle)))
+                start = text.find(needle, start + len(needle))
+        ctx.occurrences[needle] = found
+    return found
 
 
 def assign_pseudonyms(ctx: Context, names: list[str]) -> dict[str, str]:
@@ -267,7 +433,7 @@ def _hide_everywhere(ctx: Context, people: list[Person], detail: str) -> Iterato
 
 
 def protected_person_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
-    people = [p for p in ctx.people if p.natural and not p.masked]
+    people = [p for p in ctx.people + ctx.mentions if p.natural and not p.masked]
     if match.terms:
         people += [p for p in body_people(ctx, match.terms) if not p.masked]
     protected = [
@@ -279,6 +445,13 @@ def protected_person_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
         if p.role
         not in ("委托诉讼代理人", "委托代理人", "辩护人", "诉讼代表人", "法定代表人", "负责人")
     ]
+    # A party named again through a relative (案发后其父褚某某报警, the defendant) stays a party.
+    parties = {
+        p.name
+        for p in people
+        if p.role in lexicon.PARTY_ROLES and p.role not in PROTECTED_PARTY_ROLES
+    }
+    protected = [p for p in protected if not (p.role in KINSHIP_ROLES and p.name in parties)]
     if _family_case(ctx):
         protected += [
             p
@@ -295,7 +468,7 @@ def protected_person_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
 def party_name(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
     parties = [
         p
-        for p in ctx.people
+        for p in ctx.people + ctx.mentions
         if p.natural
         and not p.masked
         and (p.role in lexicon.PARTY_ROLES or p.role in lexicon.REPRESENTATIVE_ROLES)

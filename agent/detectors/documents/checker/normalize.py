@@ -6,11 +6,20 @@ clerk's editor and ``scan --fix`` land on the right characters. ``origin[i]``
 is the index in the original text of normalised character ``i``;
 ``origin[len(text)]`` is the original length, so a half-open span maps back
 with ``original_span``.
+
+Line breaks are not part of the language: a judgment copied from the
+publication site has none, one extracted from a PDF has one every 38 or so
+characters, mid-name. So a line break is dropped unless it separates two
+ASCII letters or digits (where it keeps two numbers apart), and the checks see
+the same text whatever the layout; the offset map still points into the text
+as extracted.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,11 +31,27 @@ MASK_CHARS: Final = frozenset("×xX*＊Ｘｘ✕╳某")
 class Normalized:
     text: str
     origin: tuple[int, ...] | None  # None: identical to the original, index for index
+    #: When only line breaks were dropped: where each kept run starts in ``text`` and in the
+    #: original (a bisect per finding instead of a map of every character).
+    runs: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+
+    def original_index(self, index: int) -> int:
+        if self.origin is not None:
+            return self.origin[index]
+        if self.runs is None:
+            return index
+        starts, originals = self.runs
+        run = bisect_right(starts, index) - 1
+        return originals[run] + index - starts[run]
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
-        if self.origin is None:
+        if self.origin is None and self.runs is None:
             return start, end
-        return self.origin[start], self.origin[end]
+        if end <= start:
+            return self.original_index(start), self.original_index(start)
+        # The end is one past the last character's origin: a dropped line break after the
+        # span stays outside it.
+        return self.original_index(start), self.original_index(end - 1) + 1
 
 
 def _fold(char: str) -> str:
@@ -49,10 +74,58 @@ _ONE_FOR_ONE: Final = {
 }
 
 
+_LINE_BREAK: Final = re.compile(r"[\r\n]+")
+
+
+def _is_ascii_alnum(char: str) -> bool:
+    return char.isascii() and char.isalnum()
+
+
+def _join_lines(text: str) -> Normalized:
+    """``text`` without the line breaks that do not separate two ASCII letters or digits."""
+    pieces: list[str] = []
+    starts: list[int] = [0]
+    originals: list[int] = [0]
+    position = 0
+    length = 0
+    for found in _LINE_BREAK.finditer(text):
+        start, end = found.span()
+        if (
+            start
+            and end < len(text)
+            and _is_ascii_alnum(text[start - 1])
+            and _is_ascii_alnum(text[end])
+        ):
+            continue
+        pieces.append(text[position:start])
+        length += start - position
+        position = end
+        starts.append(length)
+        originals.append(end)
+    if not pieces:
+        return Normalized(text, None)
+    pieces.append(text[position:])
+    return Normalized("".join(pieces), None, (tuple(starts), tuple(originals)))
+
+
 def normalize(text: str) -> Normalized:
-    """Fold full-width forms and compatibility characters, keeping an offset map."""
+    """Fold full-width forms and compatibility characters, drop line breaks; keep an offset map."""
     if text.isascii():
         return Normalized(text, None)
+    folded = _fold_text(text)
+    joined = _join_lines(folded.text)
+    if joined.runs is None:
+        return folded
+    if folded.origin is None:
+        return joined
+    origin = folded.origin
+    return Normalized(
+        joined.text,
+        tuple(origin[joined.original_index(i)] for i in range(len(joined.text) + 1)),
+    )
+
+
+def _fold_text(text: str) -> Normalized:
     folded = text.translate(_ONE_FOR_ONE)
     if unicodedata.is_normalized("NFKC", folded):
         return Normalized(folded, None)

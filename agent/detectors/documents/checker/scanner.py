@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal
 
@@ -89,23 +89,26 @@ _STATUTE: Final = re.compile(
     r"《[^》\n]{1,60}》(?:第[零一二三四五六七八九十百千\d]+条(?:第[零一二三四五六七八九十\d]+[款项])*)*"
 )
 _COURT: Final = re.compile(r"人民(?:法院|检察院)")
-_LAWYER_LINE: Final = re.compile(
-    r"(?m)^[ \t\u3000]*(?:委托诉讼代理人|委托代理人|辩护人|指定辩护人)[^\n]*"
-    r"(?:律师|法律服务所|法律工作者|执业证)[^\n]*"
-)
 
 
 def _court_name_start(text: str, end: int) -> int:
-    """Where a court's name ending at ``end`` begins: up to 24 Chinese characters back."""
+    """Where a court's name ending at ``end`` begins: up to 24 Chinese characters back, not
+    past a title or caption (…敲诈勒索罪一审刑事判决书江西省…人民法院 in a single-line text)."""
     start = end
-    while start > 0 and end - start < 24 and "\u4e00" <= text[start - 1] <= "\u9fff":
+    while (
+        start > 0
+        and end - start < 24
+        and "\u4e00" <= text[start - 1] <= "\u9fff"
+        and text[start - 1] not in "书罪案"
+    ):
         start -= 1
     return start
 
 
 def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
     """The keep-list: case and document numbers, citations, courts, judges, lawyers, and
-    the policy's own ``lists.keep`` (names and words a court publishes as they are)."""
+    the policy's own ``lists.keep`` (names and words a court publishes as they are).
+    A kept person's name is kept wherever else it stands too."""
     terms = [str(term) for term in extra if str(term)]
     for index, text in enumerate(ctx.texts):
         spans = ctx.keep[index]
@@ -119,10 +122,16 @@ def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
                 m.span() for m in pattern.finditer(text) if not _CERTIFICATE.search(m.group())
             )
         spans.extend((_court_name_start(text, m.start()), m.end()) for m in _COURT.finditer(text))
-        spans.extend(line.span() for line in _LAWYER_LINE.finditer(text))
         for start, end, name in keep_role_names(text):
             spans.append((start, end))
             ctx.keep_names.add(name)
+    for index, text in enumerate(ctx.texts):
+        spans = ctx.keep[index]
+        for name in ctx.keep_names:
+            start = text.find(name)
+            while start >= 0:
+                spans.append((start, start + len(name)))
+                start = text.find(name, start + len(name))
         mask = ctx.keep_mask[index]
         for start, end in spans:
             mask[start:end] = b"\x01" * (end - start)
@@ -168,10 +177,10 @@ def scan_parts(
     # One pseudonym per person across every rule, numbered where two would collide (art. 9).
     names = list(dict.fromkeys(h.name for _, h in sorted(hits, key=_position) if h.name))
     pseudonyms = assign_pseudonyms(ctx, names)
-    findings = [
-        _finding(ctx, rule, replace(hit, replacement=pseudonyms[hit.name]) if hit.name else hit)
-        for rule, hit in hits
-    ]
+    for _, hit in hits:
+        if hit.name:
+            hit.replacement = pseudonyms[hit.name]
+    findings = [_finding(ctx, rule, hit) for rule, hit in hits]
     findings.sort(key=lambda f: (f.part != parts[0].name if parts else 0, f.part, f.start, f.end))
     return ScanResult(verdict=verdict_of(findings), findings=tuple(findings), profile=profile)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,4 +84,17 @@ def test_any_text_scans_with_offsets_in_bounds(
 def test_normalize_offsets_map_back(text: str) -> None:
     folded = normalize(text)
     start, end = folded.original_span(0, len(folded.text))
-    assert (start, end) == (0, len(text))
+    # Everything maps back but the line breaks dropped at either end.
+    assert set(text[:start]) <= {"\r", "\n"} and set(text[end:]) <= {"\r", "\n"}
+
+
+@given(st.lists(st.sampled_from(["张三", "，", "1", "a", "被告人", "审判长", "。"]), max_size=30))
+def test_line_breaks_do_not_change_the_text_the_checks_see(pieces: list[str]) -> None:
+    """A line break between two pieces is dropped unless it keeps two ASCII words apart."""
+    joined = "".join(pieces)
+    broken = "\n".join(pieces)
+    if not any(
+        a[-1:].isascii() and a[-1:].isalnum() and b[:1].isascii() and b[:1].isalnum()
+        for a, b in pairwise(pieces)
+    ):
+        assert normalize(broken).text == normalize(joined).text

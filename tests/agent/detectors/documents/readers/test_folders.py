@@ -101,4 +101,3 @@ def test_retargeted_folders_are_walked_and_a_missing_one_is_logged(tmp_path: Pat
     assert {"event": "publication folder missing", "folder": missing, "log_level": "warning"} in [
         {k: entry[k] for k in ("event", "folder", "log_level") if k in entry} for entry in logs
     ]
-
