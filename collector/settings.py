@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Final, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from agent.bundled_policies import bundled_policy_dir
 from agent.events import MAX_BATCH_EVENTS
 from agent.layered_settings import LayeredSettings
 from collector.errors import ConfigError
@@ -21,8 +22,6 @@ from collector.notify.config import ChannelSettings
 
 DEFAULT_CONFIG: Final = Path("/etc/courtguard/collector.toml")
 CONFIG_ENV: Final = "COURTGUARD_COLLECTOR_CONFIG"
-#: The repository's own policies, used when neither policy_dir nor data_dir/policies exists.
-PACKAGED_POLICIES: Final = Path(__file__).resolve().parents[1] / "policies"
 
 
 class CollectorSettings(LayeredSettings):
@@ -131,10 +130,9 @@ class CollectorSettings(LayeredSettings):
         """Where the ``agent`` policy is read: the setting, data_dir/policies, or the repo's."""
         if self.policy_dir is not None:
             return self.policy_dir
-        for candidate in (self.data_dir / "policies", PACKAGED_POLICIES):
-            if candidate.is_dir():
-                return candidate
-        return None
+        if (self.data_dir / "policies").is_dir():
+            return self.data_dir / "policies"
+        return bundled_policy_dir()
 
     @property
     def url(self) -> str:
