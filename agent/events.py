@@ -333,6 +333,44 @@ class CalendarCoverageEvidence(Evidence):
     days_left: int
 
 
+class PublishedFinding(BaseModel):
+    """One finding in a published document, masked as the checker masks it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule_id: Annotated[str, StringConstraints(max_length=128)]
+    action: Annotated[str, StringConstraints(max_length=32)]
+    part: Annotated[str, StringConstraints(max_length=64)]
+    excerpt: Annotated[str, StringConstraints(max_length=200)]
+    detail: Annotated[str, StringConstraints(max_length=500)]
+    line: int | None = Field(default=None, ge=1)
+    column: int | None = Field(default=None, ge=1)
+
+
+class PublishedDocumentEvidence(Evidence):
+    """``collector.document_published``: a document already public that should be withdrawn
+    (``withdraw``: not to be published at all) or corrected (``correct``: needs redaction).
+
+    Made by the collector's patrol of published documents; one alert per
+    document (``source`` and ``document``), which the patrol closes when the
+    document is gone from the source or checks clean. ``document`` is the
+    path or URL with any personal data in the file name masked.
+    """
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("source", "document")
+
+    source: Annotated[str, StringConstraints(max_length=64)]
+    document: Annotated[str, StringConstraints(max_length=2048)]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size: int = Field(ge=0)
+    verdict: Literal["do_not_publish", "needs_redaction"]
+    recommendation: Literal["withdraw", "correct"]
+    profile: Annotated[str, StringConstraints(max_length=32)]
+    rules: list[Annotated[str, StringConstraints(max_length=128)]] = Field(max_length=100)
+    findings_total: int = Field(ge=1)
+    findings: list[PublishedFinding] = Field(max_length=50)
+
+
 class SilentEvidence(Evidence):
     """Made by the collector when an agent missed several heartbeats."""
 
@@ -366,6 +404,7 @@ AGENT_EVIDENCE_MODELS: Final[Mapping[str, type[Evidence]]] = MappingProxyType({
     "agent.policy_applied": PolicyAppliedEvidence,
     "agent.policy_rejected": PolicyRejectedEvidence,
     "collector.policy_rejected": PolicyRejectedEvidence,
+    "collector.document_published": PublishedDocumentEvidence,
     "agent.test": TestEvidence,
 })
 

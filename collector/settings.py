@@ -19,6 +19,7 @@ from agent.events import MAX_BATCH_EVENTS
 from agent.layered_settings import LayeredSettings
 from collector.errors import ConfigError
 from collector.notify.config import ChannelSettings
+from collector.patrol.settings import PatrolSettings
 
 DEFAULT_CONFIG: Final = Path("/etc/courtguard/collector.toml")
 CONFIG_ENV: Final = "COURTGUARD_COLLECTOR_CONFIG"
@@ -56,6 +57,8 @@ class CollectorSettings(LayeredSettings):
     #: Largest document POST /api/v1/documents/check accepts, and worker processes checking them.
     max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     document_workers: int = Field(default=2, ge=1, le=64)
+    #: The patrol of already-published documents (``[patrol]``; docs/documents.md, "Patrol").
+    patrol: PatrolSettings = Field(default_factory=PatrolSettings)
 
     silent_check_interval_s: float = Field(default=15.0, gt=0)
     #: How often the holiday calendar's end is checked (first after one interval); its
