@@ -25,9 +25,9 @@ class PatrolSource(BaseModel):
     @model_validator(mode="after")
     def _one_place(self) -> PatrolSource:
         if (self.url is None) == (self.directory is None):
-            raise ValueError(f"patrol source {self.name}: give either url or directory")
+            raise ValueError(f"巡查来源 {self.name}：url 与 directory 须给且只给一个")
         if self.ca_file is not None and not (self.url or "").startswith("https://"):
-            raise ValueError(f"patrol source {self.name}: ca_file needs an https:// url")
+            raise ValueError(f"巡查来源 {self.name}：ca_file 只用于 https:// 的 url")
         return self
 
 
@@ -54,5 +54,5 @@ class PatrolSettings(BaseModel):
     def _unique_names(self) -> PatrolSettings:
         names = [s.name for s in self.sources]
         if len(names) != len(set(names)):
-            raise ValueError("patrol sources need distinct names")
+            raise ValueError("巡查来源的 name 不能重复")
         return self
