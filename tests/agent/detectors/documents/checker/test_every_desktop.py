@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 
 import pytest
 
@@ -63,7 +63,7 @@ print(json.dumps({"code": code, "tried": tried, "already": already}), file=sys.s
 """
 
 
-def test_documents_path_imports_and_scans_without_linux_only_modules(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_documents_path_imports_and_scans_without_linux_only_modules(tmp_path: Path) -> None:
     document = tmp_path / "判决.txt"
     document.write_text("民事判决书\n原告赵某与被告钱某买卖合同纠纷一案。\n被告钱某的手机号码13812345678。\n")
     done = subprocess.run(
@@ -91,7 +91,9 @@ def test_documents_path_imports_and_scans_without_linux_only_modules(tmp_path) -
         (PurePosixPath("/srv/公开/b.OFD"), True),
     ],
 )
-def test_which_files_a_directory_scan_reads_on_either_system(path, expected) -> None:  # type: ignore[no-untyped-def]
+def test_which_files_a_directory_scan_reads_on_either_system(
+    path: PurePath, expected: bool
+) -> None:
     assert scanned(path) is expected
 
 
