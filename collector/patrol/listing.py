@@ -44,6 +44,9 @@ from agent.version import __version__ as AGENT_VERSION
 from collector.patrol.settings import PatrolSettings, PatrolSource
 
 USER_AGENT: Final = f"courtguard-collector-patrol/{AGENT_VERSION}"
+#: Listing pages read from one source in one pass; more fails the listing (nothing is then
+#: taken for withdrawn), since a partial listing would make the rest look withdrawn.
+MAX_LISTING_PAGES: Final = 10_000
 
 
 class ListingError(Exception):
@@ -294,6 +297,8 @@ class HttpListingSource:
         pages = [(self.url, 0)]
         visited = {self.url}
         while pages:
+            if len(visited) > MAX_LISTING_PAGES:
+                raise ListingError(f"清单页超过 {MAX_LISTING_PAGES} 个，请缩小来源范围")
             page, depth = pages.pop(0)
             response, body = await self._listing_page(page)
             if "json" in response.headers.get("content-type", ""):

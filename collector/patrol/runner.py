@@ -174,10 +174,12 @@ class DocumentPatrol:
                         source=source.name, error=str(exc))
             return
         summary.listed += len(entries)
-        if len(entries) > self.settings.max_documents:
-            log.warning("patrol source lists more than max_documents; the rest next pass",
-                        source=source.name, listed=len(entries))
-        for entry in entries[: self.settings.max_documents]:
+        downloaded_before = summary.downloaded
+        for entry in entries:
+            if summary.downloaded - downloaded_before >= self.settings.max_documents:
+                log.warning("patrol downloaded max_documents from one source; the rest next pass",
+                            source=source.name, listed=len(entries))
+                break
             try:
                 await self._document(source, entry, known.get(entry.key), summary)
             except DocumentError as exc:

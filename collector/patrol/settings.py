@@ -44,7 +44,8 @@ class PatrolSettings(BaseModel):
     request_interval_s: float = Field(default=0.5, ge=0, le=60)
     #: Seconds one request may take.
     timeout_s: float = Field(default=30.0, gt=0, le=600)
-    #: Documents read from one source in one pass (the rest wait for the next pass).
+    #: Documents downloaded from one source in one pass (the rest wait for the next pass;
+    #: unchanged ones do not count).
     max_documents: int = Field(default=20_000, ge=1, le=1_000_000)
     #: Largest listing page read, and how deep sub-listings (links ending in /) are followed.
     max_listing_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -280,3 +280,20 @@ def test_an_untrusted_mirror_is_refused(
     assert summary.listed == 0 and len(summary.errors) == 1 and "无法读取清单" in summary.errors[0]
     assert patrol_alerts(db) == []
     db.dispose()
+
+
+def test_max_documents_leaves_the_rest_for_the_next_pass(
+    checker: DocumentChecker, database_url: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    for n in range(3):
+        (export / f"{n}.txt").write_text(CLEAN.format(n=n))
+    settings = PatrolSettings(enabled=True, max_documents=2,
+                              sources=[PatrolSource(name="export", directory=export)])
+    db = open_store(database_url, tmp_path)
+    first = run(DocumentPatrol(db, checker, settings, 1 << 20))
+    second = run(DocumentPatrol(db, checker, settings, 1 << 20))
+    assert (first.listed, first.downloaded, first.gone) == (3, 2, 0)
+    assert (second.downloaded, second.unchanged, second.gone) == (1, 2, 0)
+    db.dispose()
