@@ -297,3 +297,28 @@ def test_max_documents_leaves_the_rest_for_the_next_pass(
     assert (first.listed, first.downloaded, first.gone) == (3, 2, 0)
     assert (second.downloaded, second.unchanged, second.gone) == (1, 2, 0)
     db.dispose()
+
+
+def test_the_collector_runs_the_patrol_when_enabled(tmp_path: Path) -> None:
+    """The wiring: ``serve``'s app starts the patrol (the store backends are covered above)."""
+    import time
+
+    from collector.app import create_app
+    from tests.collector.conftest import TestClient
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "a.txt").write_text(PHONE.format(n=9))
+    database_url = f"sqlite:///{tmp_path / 'collector.db'}"
+    settings = CollectorSettings(
+        data_dir=tmp_path / "data", database_url=database_url, tls=False, policy_dir=POLICIES,
+        silent_check_interval_s=3600, document_workers=1,
+        patrol=PatrolSettings(enabled=True, interval_s=1,
+                              sources=[PatrolSource(name="export", directory=export)]),
+    )
+    db = open_store(database_url, tmp_path)
+    with TestClient(create_app(settings, db)):
+        deadline = time.monotonic() + 90
+        while not patrol_alerts(db) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [a["status"] for a in patrol_alerts(db)] == ["new"]
