@@ -253,7 +253,7 @@ class HttpListingSource:
             response, body = await self._get_bounded(url, self.settings.max_listing_bytes)
         except DocumentError as exc:
             raise ListingError(f"清单 {url} 过大：{exc}") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ListingError(f"无法读取清单 {url}：{exc.__class__.__name__} {exc}") from exc
         if response.status_code != 200:
             raise ListingError(f"清单 {url} 返回 HTTP {response.status_code}")
@@ -341,7 +341,7 @@ class HttpListingSource:
                 headers["If-Modified-Since"] = seen.last_modified
         try:
             response, body = await self._get_bounded(entry.key, self.max_document_bytes, headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise DocumentError(f"无法下载：{exc.__class__.__name__} {exc}") from exc
         if response.status_code == 304:
             return UNCHANGED

@@ -184,6 +184,12 @@ class DocumentPatrol:
                 await self._document(source, entry, known.get(entry.key), summary)
             except DocumentError as exc:
                 summary.errors.append(f"{source.name}: {entry.display}: {exc}")
+            except Exception:  # one document must not stop the patrol of the others
+                log.exception("patrol failed on one document; trying again next pass",
+                              source=source.name)
+                summary.errors.append(
+                    f"{source.name}: {entry.display}: 巡查出错，已记入日志，下次重试"
+                )
         listed = {entry.key for entry in entries}
         for key, seen in known.items():
             if key not in listed:

@@ -322,3 +322,22 @@ def test_the_collector_runs_the_patrol_when_enabled(tmp_path: Path) -> None:
         while not patrol_alerts(db) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert [a["status"] for a in patrol_alerts(db)] == ["new"]
+
+
+def test_a_broken_listing_is_a_clear_error_and_closes_nothing(
+    mirror: Mirror, checker: DocumentChecker, tmp_path: Path
+) -> None:
+    mirror.write("json/a.txt", PHONE.format(n=10), tick=1)
+    mirror.json_listing(["a.txt"])
+    settings = PatrolSettings(enabled=True, request_interval_s=0, sources=[
+        PatrolSource(name="j", url=f"{mirror.base}/json/listing.json", ca_file=mirror.ca_file)])
+    db = open_store(f"sqlite:///{tmp_path / 'collector.db'}", tmp_path)
+    assert run(DocumentPatrol(db, checker, settings, 1 << 20)).alerted == 1
+    (mirror.root / "json" / "listing.json").write_text("<html>not the listing</html>")
+    broken = run(DocumentPatrol(db, checker, settings, 1 << 20))
+    assert len(broken.errors) == 1 and "不是有效的 JSON" in broken.errors[0]
+    (mirror.root / "json" / "listing.json").write_text('{"documents": 5}')
+    wrong = run(DocumentPatrol(db, checker, settings, 1 << 20))
+    assert "documents 列表" in wrong.errors[0] and (wrong.gone, wrong.closed) == (0, 0)
+    assert [a["status"] for a in patrol_alerts(db)] == ["new"]
+    db.dispose()
