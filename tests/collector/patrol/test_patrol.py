@@ -138,6 +138,11 @@ def mirror(tmp_path: Path) -> Iterator[Mirror]:
     served.close()
 
 
+def sqlite_url(tmp_path: Path) -> str:
+    """For tests of the patrol's logic; the store backends are covered by the first test."""
+    return f"sqlite:///{tmp_path / 'collector.db'}"
+
+
 def open_store(database_url: str, tmp_path: Path) -> Database:
     db = Database.from_settings(CollectorSettings(data_dir=tmp_path / "data",
                                                   database_url=database_url))
@@ -249,7 +254,7 @@ def test_patrol_alerts_once_per_document_and_closes_when_fixed_or_withdrawn(
 
 
 def test_directory_source_reads_only_what_changed(
-    checker: DocumentChecker, database_url: str, tmp_path: Path
+    checker: DocumentChecker, tmp_path: Path
 ) -> None:
     export = tmp_path / "export"
     (export / "2024").mkdir(parents=True)
@@ -257,7 +262,7 @@ def test_directory_source_reads_only_what_changed(
     (export / "2024" / "~$lock.docx").write_bytes(b"x")
     (export / "清单.xlsx").write_bytes(b"x")
     settings = PatrolSettings(enabled=True, sources=[PatrolSource(name="export", directory=export)])
-    db = open_store(database_url, tmp_path)
+    db = open_store(sqlite_url(tmp_path), tmp_path)
     first = run(DocumentPatrol(db, checker, settings, 1 << 20))
     assert (first.listed, first.downloaded, first.alerted) == (1, 1, 1)
     second = run(DocumentPatrol(db, checker, settings, 1 << 20))
@@ -271,11 +276,11 @@ def test_directory_source_reads_only_what_changed(
 
 
 def test_an_untrusted_mirror_is_refused(
-    mirror: Mirror, checker: DocumentChecker, database_url: str, tmp_path: Path
+    mirror: Mirror, checker: DocumentChecker, tmp_path: Path
 ) -> None:
     mirror.write("wenshu/a.txt", PHONE.format(n=8), tick=1)
     settings = PatrolSettings(enabled=True, sources=[PatrolSource(name="m", url=f"{mirror.base}/wenshu/")])
-    db = open_store(database_url, tmp_path)
+    db = open_store(sqlite_url(tmp_path), tmp_path)
     summary = run(DocumentPatrol(db, checker, settings, 1 << 20))
     assert summary.listed == 0 and len(summary.errors) == 1 and "无法读取清单" in summary.errors[0]
     assert patrol_alerts(db) == []
@@ -283,7 +288,7 @@ def test_an_untrusted_mirror_is_refused(
 
 
 def test_max_documents_leaves_the_rest_for_the_next_pass(
-    checker: DocumentChecker, database_url: str, tmp_path: Path
+    checker: DocumentChecker, tmp_path: Path
 ) -> None:
     export = tmp_path / "export"
     export.mkdir()
@@ -291,7 +296,7 @@ def test_max_documents_leaves_the_rest_for_the_next_pass(
         (export / f"{n}.txt").write_text(CLEAN.format(n=n))
     settings = PatrolSettings(enabled=True, max_documents=2,
                               sources=[PatrolSource(name="export", directory=export)])
-    db = open_store(database_url, tmp_path)
+    db = open_store(sqlite_url(tmp_path), tmp_path)
     first = run(DocumentPatrol(db, checker, settings, 1 << 20))
     second = run(DocumentPatrol(db, checker, settings, 1 << 20))
     assert (first.listed, first.downloaded, first.gone) == (3, 2, 0)
@@ -309,7 +314,7 @@ def test_the_collector_runs_the_patrol_when_enabled(tmp_path: Path) -> None:
     export = tmp_path / "export"
     export.mkdir()
     (export / "a.txt").write_text(PHONE.format(n=9))
-    database_url = f"sqlite:///{tmp_path / 'collector.db'}"
+    database_url = sqlite_url(tmp_path)
     settings = CollectorSettings(
         data_dir=tmp_path / "data", database_url=database_url, tls=False, policy_dir=POLICIES,
         silent_check_interval_s=3600, document_workers=1,
@@ -331,7 +336,7 @@ def test_a_broken_listing_is_a_clear_error_and_closes_nothing(
     mirror.json_listing(["a.txt"])
     settings = PatrolSettings(enabled=True, request_interval_s=0, sources=[
         PatrolSource(name="j", url=f"{mirror.base}/json/listing.json", ca_file=mirror.ca_file)])
-    db = open_store(f"sqlite:///{tmp_path / 'collector.db'}", tmp_path)
+    db = open_store(sqlite_url(tmp_path), tmp_path)
     assert run(DocumentPatrol(db, checker, settings, 1 << 20)).alerted == 1
     (mirror.root / "json" / "listing.json").write_text("<html>not the listing</html>")
     broken = run(DocumentPatrol(db, checker, settings, 1 << 20))
