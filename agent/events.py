@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Final, Literal
 
@@ -50,6 +49,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError, to_json
 
+# Re-exported: the policy language needs these without the wire contract's models.
+from agent.event_fields import RULE_ID_PATTERN as RULE_ID_PATTERN
+from agent.event_fields import RuleId as RuleId
+from agent.event_fields import Severity as Severity
+
 #: Largest evidence object, serialised, that one event may carry.
 MAX_EVIDENCE_BYTES: Final = 16 * 1024
 #: Most events one batch may carry; the collector refuses larger batches with 413.
@@ -63,35 +67,12 @@ INT64_MAX: Final = 2**63 - 1
 MAX_EVIDENCE_DEPTH: Final = 32
 
 KIND_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
-RULE_ID_PATTERN: Final = r"^[a-z][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$"
 
 Kind = Annotated[str, StringConstraints(pattern=KIND_PATTERN, max_length=64)]
-RuleId = Annotated[str, StringConstraints(pattern=RULE_ID_PATTERN, max_length=128)]
 HostName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 Summary = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 PolicyVersion = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
-
-class Severity(StrEnum):
-    """How urgent an event is; ordered, so the spool can drop the least severe first."""
-
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_RANK[self]
-
-    @classmethod
-    def from_rank(cls, rank: int) -> Severity:
-        return _SEVERITY_BY_RANK[rank]
-
-
-_SEVERITY_RANK: Final = {s: i for i, s in enumerate(Severity)}
-_SEVERITY_BY_RANK: Final = dict(enumerate(Severity))
 
 #: ECS ``event.severity`` is numeric; these are the values we map to.
 ECS_SEVERITY: Final = {
@@ -333,6 +314,44 @@ class CalendarCoverageEvidence(Evidence):
     days_left: int
 
 
+class PublishedFinding(BaseModel):
+    """One finding in a published document, masked as the checker masks it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule_id: Annotated[str, StringConstraints(max_length=128)]
+    action: Annotated[str, StringConstraints(max_length=32)]
+    part: Annotated[str, StringConstraints(max_length=64)]
+    excerpt: Annotated[str, StringConstraints(max_length=200)]
+    detail: Annotated[str, StringConstraints(max_length=500)]
+    line: int | None = Field(default=None, ge=1)
+    column: int | None = Field(default=None, ge=1)
+
+
+class PublishedDocumentEvidence(Evidence):
+    """``collector.document_published``: a document already public that should be withdrawn
+    (``withdraw``: not to be published at all) or corrected (``correct``: needs redaction).
+
+    Made by the collector's patrol of published documents; one alert per
+    document (``source`` and ``document``), which the patrol closes when the
+    document is gone from the source or checks clean. ``document`` is the
+    path or URL with any personal data in the file name masked.
+    """
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("source", "document")
+
+    source: Annotated[str, StringConstraints(max_length=64)]
+    document: Annotated[str, StringConstraints(max_length=2048)]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size: int = Field(ge=0)
+    verdict: Literal["do_not_publish", "needs_redaction"]
+    recommendation: Literal["withdraw", "correct"]
+    profile: Annotated[str, StringConstraints(max_length=32)]
+    rules: list[Annotated[str, StringConstraints(max_length=128)]] = Field(max_length=100)
+    findings_total: int = Field(ge=1)
+    findings: list[PublishedFinding] = Field(max_length=50)
+
+
 class SilentEvidence(Evidence):
     """Made by the collector when an agent missed several heartbeats."""
 
@@ -366,6 +385,7 @@ AGENT_EVIDENCE_MODELS: Final[Mapping[str, type[Evidence]]] = MappingProxyType({
     "agent.policy_applied": PolicyAppliedEvidence,
     "agent.policy_rejected": PolicyRejectedEvidence,
     "collector.policy_rejected": PolicyRejectedEvidence,
+    "collector.document_published": PublishedDocumentEvidence,
     "agent.test": TestEvidence,
 })
 

@@ -26,6 +26,7 @@ from collector.correlation.runner import CorrelationRunner
 from collector.correlation.silent_pass import SilentAgentPass
 from collector.errors import ConfigError
 from collector.metrics import Metrics
+from collector.patrol.runner import DocumentPatrol
 from collector.policy.current import CurrentPolicy
 from collector.policy.serving import IdentityCache, PolicyCache
 from collector.policy.signing import serving_public_key
@@ -92,6 +93,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     router = Router(database, current_policy, settings.notify_channels, link_key, links.url,
                     metrics=metrics)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
+    patrol = DocumentPatrol(database, checker, settings.patrol, settings.max_document_bytes)
 
     calendar_monitor = CalendarMonitor(database, current_policy, settings.calendar_check_interval_s)
     correlation = AccountPass(
@@ -110,6 +112,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         ]
         if settings.alert_router:
             tasks.append(asyncio.create_task(router.run(alert_feed), name="alert-router"))
+        if settings.patrol.enabled and settings.patrol.sources:
+            tasks.append(asyncio.create_task(patrol.run(), name="document-patrol"))
         try:
             yield
         finally:
@@ -143,6 +147,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.retention = retention
     app.state.planner_statistics = statistics
     app.state.document_checker = checker
+    app.state.document_patrol = patrol
     app.state.account_correlation = correlation
     app.state.alert_router = router
     app.state.current_policy = current_policy

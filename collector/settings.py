@@ -14,16 +14,16 @@ from typing import Any, ClassVar, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from agent.bundled_policies import bundled_policy_dir
 from agent.events import MAX_BATCH_EVENTS
 from agent.layered_settings import LayeredSettings
 from collector.console.directory_settings import ConsoleSettings
 from collector.errors import ConfigError
 from collector.notify.config import ChannelSettings
+from collector.patrol.settings import PatrolSettings
 
 DEFAULT_CONFIG: Final = Path("/etc/courtguard/collector.toml")
 CONFIG_ENV: Final = "COURTGUARD_COLLECTOR_CONFIG"
-#: The repository's own policies, used when neither policy_dir nor data_dir/policies exists.
-PACKAGED_POLICIES: Final = Path(__file__).resolve().parents[1] / "policies"
 
 #: ``127.0.0.1:9464`` or ``[::1]:9464``.
 _HOST_PORT: Final = r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$"
@@ -88,6 +88,8 @@ class CollectorSettings(LayeredSettings):
     #: Largest document POST /api/v1/documents/check accepts, and worker processes checking them.
     max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     document_workers: int = Field(default=2, ge=1, le=64)
+    #: The patrol of already-published documents (``[patrol]``; docs/documents.md, "Patrol").
+    patrol: PatrolSettings = Field(default_factory=PatrolSettings)
 
     silent_check_interval_s: float = Field(default=15.0, gt=0)
     #: How often the holiday calendar's end is checked (first after one interval); its
@@ -166,10 +168,9 @@ class CollectorSettings(LayeredSettings):
         """Where the ``agent`` policy is read: the setting, data_dir/policies, or the repo's."""
         if self.policy_dir is not None:
             return self.policy_dir
-        for candidate in (self.data_dir / "policies", PACKAGED_POLICIES):
-            if candidate.is_dir():
-                return candidate
-        return None
+        if (self.data_dir / "policies").is_dir():
+            return self.data_dir / "policies"
+        return bundled_policy_dir()
 
     @property
     def url(self) -> str:

@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent.events import RuleId, Severity
+from agent.event_fields import RuleId, Severity
 
 Maturity = Literal["stable", "incubating", "experimental", "deprecated"]
 MATURITIES: Final = ("stable", "incubating", "experimental", "deprecated")

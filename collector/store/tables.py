@@ -29,6 +29,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
@@ -494,4 +495,24 @@ deliveries = Table(
     Column("error", String(500), nullable=True),
     Column("duration_ms", Float, nullable=False),
     Index("ix_deliveries_notification_id", "notification_id"),
+)
+
+#: The patrol of published documents (collector/patrol/): what it last saw of each document,
+#: so an unchanged one is never downloaded again and an alert is never raised twice.
+patrol_documents = Table(
+    "patrol_documents",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("key_sha256", String(64), primary_key=True),  # of ``key``: a URL may be long
+    Column("key", Text, nullable=False),  # the URL or the path under the source's directory
+    Column("etag", String(512), nullable=True),
+    Column("last_modified", String(64), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("mtime_ns", BigInteger, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("verdict", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    #: The collector.document_published event raised for this content, while it is a problem.
+    Column("event_id", String(36), nullable=True),
+    Column("checked_at", UTCDateTime, nullable=False),
 )

@@ -4,13 +4,13 @@ Run as ``python -m agent.detectors.documents.checker.child PATH MAX_BYTES``.
 The agent runs this per document so that a decompression bomb, a parser loop
 or a crash costs a child process, never the agent. It prints one JSON object:
 ``{"parts": [{"name", "text"}]}`` or ``{"error": message}``; a child killed by
-its limits simply exits non-zero.
+its limits simply exits non-zero. The limits are POSIX rlimits; on Windows
+(no ``resource``) the child runs without them and the agent's timeout ends it.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,10 +23,18 @@ from agent.detectors.documents.checker.worker import (
 )
 
 
-def main() -> int:
-    die_with_parent()
+def _limit_self() -> None:
+    try:
+        import resource
+    except ImportError:  # Windows: no rlimits
+        return
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
     resource.setrlimit(resource.RLIMIT_CPU, (WORKER_CPU_SECONDS, WORKER_CPU_SECONDS + 5))
+
+
+def main() -> int:
+    die_with_parent()
+    _limit_self()
     path, max_bytes = Path(sys.argv[1]), int(sys.argv[2])
     limits = replace(DEFAULT_LIMITS, max_file_bytes=max_bytes)
     try:

@@ -70,6 +70,9 @@ class Extracted:
     segments: dict[str, list[Segment]] = field(default_factory=dict)
     #: For .docx: the XML of each entry read, decoded.
     xml: dict[str, str] = field(default_factory=dict)
+    #: For .docx: per part name, the text offset where each ``<w:p>`` paragraph begins, in
+    #: document order (empty paragraphs included, as Word counts them).
+    paragraphs: dict[str, list[int]] = field(default_factory=dict)
 
 
 def extract_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> Extracted:
@@ -234,6 +237,7 @@ class _PartBuilder:
         self.pieces: list[str] = []
         self.length = 0
         self.segments: list[Segment] = []
+        self.paragraph_starts: list[int] = []
 
     def add(self, text: str, segment: tuple[str, int, int] | None = None) -> None:
         if segment is not None:
@@ -290,6 +294,8 @@ def _docx(data: bytes, limits: Limits) -> Extracted:
             elif raw.startswith(("<w:p", "</w:p")):
                 main.newline()
                 deleted.newline()
+                if raw.startswith("<w:p"):
+                    main.paragraph_starts.append(main.length)
             elif raw == "<w:tab/>":
                 main.add("\t")
             else:
@@ -300,6 +306,8 @@ def _docx(data: bytes, limits: Limits) -> Extracted:
             if builder.segments:
                 extracted.parts.append(Part(builder.name, builder.text()))
                 extracted.segments[builder.name] = builder.segments
+        if main.segments:
+            extracted.paragraphs[main.name] = main.paragraph_starts
     properties = _PartBuilder("properties")
     for entry in ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml"):
         if entry not in archive.infos:

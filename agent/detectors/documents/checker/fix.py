@@ -21,7 +21,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 from xml.sax.saxutils import escape
@@ -30,7 +30,10 @@ from agent.detectors.documents.checker.command import (
     EXIT_ERROR,
     EXIT_NOT_PUBLISHABLE,
     EXIT_PUBLISHABLE,
+    change_text,
     load_documents_policy,
+    part_label,
+    where,
 )
 from agent.detectors.documents.checker.extract import (
     DEFAULT_LIMITS,
@@ -46,6 +49,7 @@ from agent.detectors.documents.checker.scanner import (
     ScanResult,
     scan_parts,
 )
+from agent.detectors.documents.checker.worker import position
 from agent.detectors.documents.policy import DocumentsPolicy
 from agent.errors import ConfigError
 
@@ -58,6 +62,11 @@ class Change:
     finding: DocFinding
     applied: bool
     reason: str = ""
+    #: The text the finding covers as it stands in the original, for the person reading the
+    #: change list (``张三 → 张某``); never in ``--json``, which carries the masked excerpt.
+    original: str = ""
+    #: Where it is, as a person finds it: ``正文第3行第5列（第2段）``.
+    location: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -171,7 +180,7 @@ def fix_bytes(
         raise ExtractionError(f"--fix 目前支持 {'、'.join(FIXABLE_SUFFIXES)}，不支持 {suffix}")
     extracted = extract_bytes(data, name, DEFAULT_LIMITS)
     result = scan_parts(extracted.parts, policy, profile)
-    changes = plan(result)
+    changes = [_located(c, extracted) for c in plan(result)]
     if suffix == ".txt":
         encoding = _encoding_of(data)
         applied = [c for c in changes if c.applied and c.finding.part == "body"]
@@ -179,6 +188,17 @@ def fix_bytes(
     else:
         fixed = fix_docx(data, extracted, changes)
     return fixed, result, changes
+
+
+def _located(change: Change, extracted: Extracted) -> Change:
+    f = change.finding
+    part = next((p for p in extracted.parts if p.name == f.part), None)
+    if part is None:
+        return change
+    spot = position(part, extracted.paragraphs.get(part.name), f.start)
+    return replace(
+        change, original=part.text[f.start : f.end], location=where({"part": f.part, **spot})
+    )
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -236,20 +256,21 @@ def _human(
     print(f"修正稿：{target}，共修改 {len(applied)} 处：")
     for change in changes:
         f = change.finding
+        shown = {**f.as_json(), "original": change.original or None}
         label = ACTION_LABELS[f.action]
         if change.applied:
             print(
-                f"  [{label}] {f.part} {f.start}-{f.end} “{f.excerpt}” → “{f.replacement}”"
-                f"（{f.rule_id}）"
+                f"  [{label}] {change.location or part_label(f.part)}  "
+                f"{change_text({**shown, 'replacement': f.replacement})}（{f.rule_id}）"
             )
         else:
             print(
-                f"  [{label}，未修改：{change.reason}] {f.part} {f.start}-{f.end} "
-                f"“{f.excerpt}” {f.detail}（{f.rule_id}）"
+                f"  [{label}，未修改：{change.reason}] {change.location or part_label(f.part)}  "
+                f"{change_text({**shown, 'replacement': None})} {f.detail}（{f.rule_id}）"
             )
     print(f"修正稿复查结论：{VERDICT_LABELS[after.verdict]}")
     for f in after.findings:
         print(
-            f"  [{ACTION_LABELS[f.action]}] {f.part} {f.start}-{f.end} “{f.excerpt}” {f.detail}"
-            f"（{f.rule_id}）"
+            f"  [{ACTION_LABELS[f.action]}] {part_label(f.part)}  "
+            f"“{f.excerpt}” {f.detail}（{f.rule_id}）"
         )

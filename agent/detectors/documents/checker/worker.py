@@ -7,26 +7,37 @@ all cores; a worker killed by its limits (a decompression bomb that slipped
 past the counted reads, a parser stuck in a loop) breaks the pool, and the
 files it had in flight are retried one by one in fresh pools so only the
 culprit is reported as an error.
+
+The limits are POSIX rlimits; on Windows (no ``resource``) workers run
+without them and a stuck file is ended by the caller's timeout. Every finding
+in a report carries where it is: ``line`` and ``column`` (1-based, in
+characters, within its part) and, for .docx, ``paragraph`` (the n-th ``<w:p>``
+of its part); ``with_text`` adds ``original`` (the text as it stands, for a
+person at the command line only: never in JSON, events or logs) and
+``replacement``.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
-import resource
+import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Final
 
+from agent.detectors.documents.checker.context import Part
 from agent.detectors.documents.checker.extract import (
     DEFAULT_LIMITS,
+    Extracted,
     ExtractionError,
     Limits,
     extract_bytes,
 )
-from agent.detectors.documents.checker.scanner import ScanResult, scan_parts
+from agent.detectors.documents.checker.scanner import DocFinding, ScanResult, scan_parts
 from agent.detectors.documents.policy import DocumentsPolicy
 
 #: Address space a worker may use; extraction of a 200-page document needs far less.
@@ -38,24 +49,33 @@ _policy: DocumentsPolicy | None = None
 _profile: str | None = None
 _limits: Limits = DEFAULT_LIMITS
 _cpu_seconds: int = WORKER_CPU_SECONDS
+_with_text: bool = False
 
 
 def _init_worker(
-    policy: dict[str, Any],
+    policy: dict[str, Any] | DocumentsPolicy,
     profile: str | None,
     limits: Limits,
     memory_bytes: int,
     cpu_seconds: int = WORKER_CPU_SECONDS,
+    with_text: bool = False,
 ) -> None:
-    global _policy, _profile, _limits, _cpu_seconds
-    _cpu_seconds = cpu_seconds
-    # Generic pydantic models do not pickle; the policy travels as its JSON form.
-    _policy, _profile, _limits = DocumentsPolicy.model_validate(policy), profile, limits
+    global _policy, _profile, _limits, _cpu_seconds, _with_text
+    _cpu_seconds, _with_text = cpu_seconds, with_text
+    # Generic pydantic models do not pickle: a spawned worker gets the policy's JSON form,
+    # a forked one the parent's object as it is.
+    if not isinstance(policy, DocumentsPolicy):
+        policy = DocumentsPolicy.model_validate(policy)
+    _policy, _profile, _limits = policy, profile, limits
     _init_limits(memory_bytes)
 
 
 def _cpu_budget(seconds: int) -> None:
     """Let this file use ``seconds`` of CPU beyond what the worker has used so far."""
+    try:
+        import resource
+    except ImportError:  # Windows: no rlimits
+        return
     usage = resource.getrusage(resource.RUSAGE_SELF)
     used = int(usage.ru_utime + usage.ru_stime) + 1
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
@@ -66,16 +86,53 @@ def _cpu_budget(seconds: int) -> None:
 
 
 def report(
-    path: str, digest: str | None, size: int, result: ScanResult | None, error: str | None
+    path: str,
+    digest: str | None,
+    size: int,
+    result: ScanResult | None,
+    error: str | None,
+    extracted: Extracted | None = None,
+    with_text: bool = False,
 ) -> dict[str, Any]:
+    """The JSON-ready report; ``extracted`` (what ``result`` was scanned from) adds positions."""
+    findings: list[dict[str, Any]] = []
+    if result is not None:
+        parts = {p.name: p for p in extracted.parts} if extracted else {}
+        paragraphs = extracted.paragraphs if extracted else {}
+        for finding in result.findings:
+            entry = finding.as_json()
+            part = parts.get(finding.part)
+            if part is not None:
+                entry.update(position(part, paragraphs.get(part.name), finding.start))
+                if with_text:
+                    entry.update(original_text(part, finding))
+            findings.append(entry)
     return {
         "path": path,
         "sha256": digest,
         "size": size,
         "verdict": result.verdict if result else None,
         "profile": result.profile if result else None,
-        "findings": [f.as_json() for f in result.findings] if result else [],
+        "findings": findings,
         "error": error,
+    }
+
+
+def position(part: Part, paragraph_starts: list[int] | None, offset: int) -> dict[str, Any]:
+    """1-based line and column (characters) of ``offset`` in ``part``, and paragraph for .docx."""
+    line_start = part.text.rfind("\n", 0, offset) + 1
+    return {
+        "line": part.text.count("\n", 0, offset) + 1,
+        "column": offset - line_start + 1,
+        "paragraph": bisect.bisect_right(paragraph_starts, offset) if paragraph_starts else None,
+    }
+
+
+def original_text(part: Part, finding: DocFinding) -> dict[str, Any]:
+    """What a person searches the document for, and what the fix would write instead."""
+    return {
+        "original": part.text[finding.start : finding.end],
+        "replacement": finding.replacement,
     }
 
 
@@ -86,6 +143,7 @@ def scan_data(
     profile: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     path: str | None = None,
+    with_text: bool = False,
 ) -> dict[str, Any]:
     """Extract and scan one file's bytes; an unreadable file is a report with ``error``."""
     digest = hashlib.sha256(data).hexdigest()
@@ -98,7 +156,7 @@ def scan_data(
     except RecursionError:
         return report(path or name, digest, len(data), None, "文件结构嵌套过深，疑似恶意文件")
     result = scan_parts(extracted.parts, policy, profile)
-    return report(path or name, digest, len(data), result, None)
+    return report(path or name, digest, len(data), result, None, extracted, with_text)
 
 
 def scan_file(path: str) -> dict[str, Any]:
@@ -117,17 +175,30 @@ def scan_file(path: str) -> dict[str, Any]:
                 None,
                 f"文件过大（{size} 字节，上限 {_limits.max_file_bytes} 字节），未审查",
             )
-        if file.suffix.lower() in (".doc", ".wps"):
-            data = file.read_bytes()
-            return scan_data(data, file.name, _policy, _profile, _limits, path)
         data = file.read_bytes()
     except OSError as exc:
         return report(path, None, 0, None, f"无法读取文件：{exc.strerror}")
-    return scan_data(data, file.name, _policy, _profile, _limits, path)
+    return scan_data(data, file.name, _policy, _profile, _limits, path, _with_text)
+
+
+def fork_is_safe() -> bool:
+    """Whether workers may be forked: POSIX, and no other thread whose locks a fork would copy.
+
+    A forked worker starts with the caller's modules already imported, so a
+    one-file scan does not pay the start-up twice (spawn imports everything again).
+    """
+    import multiprocessing
+    import threading
+
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 class ScanPool:
-    """Files in, one report per file out (in completion order), on ``workers`` processes."""
+    """Files in, one report per file out (in completion order), on ``workers`` processes.
+
+    ``fork``: start workers by forking this process (only where ``fork_is_safe``);
+    otherwise they are spawned and import the checker afresh.
+    """
 
     def __init__(
         self,
@@ -137,8 +208,15 @@ class ScanPool:
         limits: Limits = DEFAULT_LIMITS,
         memory_bytes: int = WORKER_MEMORY_BYTES,
         cpu_seconds: int = WORKER_CPU_SECONDS,
+        *,
+        fork: bool = False,
+        with_text: bool = False,
     ) -> None:
-        self.initargs = (policy.model_dump(mode="json"), profile, limits, memory_bytes, cpu_seconds)
+        self.fork = fork and fork_is_safe()
+        shipped: dict[str, Any] | DocumentsPolicy = (
+            policy if self.fork else policy.model_dump(mode="json")
+        )
+        self.initargs = (shipped, profile, limits, memory_bytes, cpu_seconds, with_text)
         self.workers = max(1, workers or os.cpu_count() or 1)
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
@@ -146,7 +224,8 @@ class ScanPool:
 
         return ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),  # die with us: see bytes_pool
+            # Either way a worker's parent is this process: die with us, see bytes_pool.
+            mp_context=multiprocessing.get_context("fork" if self.fork else "spawn"),
             initializer=_init_worker,
             initargs=self.initargs,
         )
@@ -184,6 +263,8 @@ class ScanPool:
 
 def die_with_parent() -> None:
     """Linux: the kernel kills this worker when the process that started it dies."""
+    if not sys.platform.startswith("linux"):
+        return
     import ctypes
     import signal
 
@@ -198,6 +279,10 @@ def die_with_parent() -> None:
 
 def _init_limits(memory_bytes: int) -> None:
     die_with_parent()
+    try:
+        import resource
+    except ImportError:  # Windows: no rlimits
+        return
     if memory_bytes:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)

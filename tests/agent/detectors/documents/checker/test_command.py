@@ -62,3 +62,51 @@ def test_profile_switch(tmp_path: Path) -> None:
     assert scan("--profile", "spc-2016", str(named)).returncode == 0
     strict = scan("--profile", "spc-2024", str(named))
     assert strict.returncode == 1 and "documents.party-name" in strict.stdout
+
+
+NAMED_2024 = CLEAN.replace("原告赵某，男。", "原告张三，男，1980年1月1日出生。").replace(
+    "原告赵某与", "原告张三与"
+) + "被告钱某的手机号码13812345678。\n"
+
+
+def test_human_output_locates_each_finding_and_shows_the_text_as_it_stands(tmp_path: Path) -> None:
+    named = tmp_path / "named.txt"
+    named.write_text(NAMED_2024)
+    done = scan("--profile", "spc-2024", str(named))
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    # One group per rule, its reason and basis said once, then each place it is found.
+    assert sum("documents.party-name）" in line for line in lines) == 1
+    assert sum(line.strip().startswith("依据：") for line in lines) == 2
+    assert "正文第4行第3列  “张三” → “张某”" in done.stdout
+    assert "正文第6行第3列  “张三” → “张某”" in done.stdout
+    assert "正文第8行第10列  “13812345678” → “×××”" in done.stdout
+    assert lines[-1].strip() == "小结：需处理后公开；共 3 处（删除 1 处，隐名 2 处），涉及 2 条规则。"
+    # The machine contract: masked excerpts and positions, never the original text.
+    machine = scan("--json", "--profile", "spc-2024", str(named))
+    report = json.loads(machine.stdout)
+    assert "张三" not in machine.stdout and "13812345678" not in machine.stdout
+    positions = [(f["line"], f["column"], f["paragraph"]) for f in report["findings"]]
+    assert positions == [(4, 3, None), (6, 3, None), (8, 10, None)]
+    assert all("original" not in f for f in report["findings"])
+
+
+def test_docx_findings_carry_their_paragraph(tmp_path: Path) -> None:
+    paragraphs = ["民事判决书", "", "原告张三，男，1980年1月1日出生。", "被告钱某，女。", "原告张三与被告钱某买卖合同纠纷一案。"]
+    path = write_docx(tmp_path / "p.docx", DocxContent(paragraphs))
+    done = scan("--json", "--profile", "spc-2024", str(path))
+    report = json.loads(done.stdout)
+    body = [f for f in report["findings"] if f["part"] == "body" and f["rule_id"] == "documents.party-name"]
+    assert [f["paragraph"] for f in body] == [3, 5]
+    human = scan("--profile", "spc-2024", str(path))
+    assert "（第3段）  “张三” → “张某”" in human.stdout and "（第5段）" in human.stdout
+
+
+def test_fix_lists_what_changed_from_the_original(tmp_path: Path) -> None:
+    named = tmp_path / "named.txt"
+    named.write_text(NAMED_2024)
+    done = scan("--profile", "spc-2024", "--fix", str(named), "-o", str(tmp_path / "out.txt"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "正文第4行第3列  “张三” → “张某”" in done.stdout
+    assert "“张某” → “张某”" not in done.stdout
+    assert "“13812345678” → “×××”" in done.stdout
