@@ -20,9 +20,11 @@ from collector.calendar_monitor import CalendarMonitor
 from collector.console import web as console
 from collector.console.auth import LoginThrottle
 from collector.console.data import work_calendar
+from collector.console.pages import doccheck as doccheck_page
 from collector.correlation.account_pass import AccountPass
 from collector.correlation.runner import CorrelationRunner
 from collector.correlation.silent_pass import SilentAgentPass
+from collector.doccheck.results import ResultCache
 from collector.errors import ConfigError
 from collector.metrics import Metrics
 from collector.policy.current import CurrentPolicy
@@ -139,6 +141,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.retention = retention
     app.state.planner_statistics = statistics
     app.state.document_checker = checker
+    app.state.doccheck_results = ResultCache()
     app.state.account_correlation = correlation
     app.state.alert_router = router
     app.state.current_policy = current_policy
@@ -151,6 +154,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         "/api/v1/alerts/{action}": queries.MAX_ACTION_BYTES,
         "/console/alerts/action": queries.MAX_ACTION_BYTES,
         "/api/v1/ack/{alert_id}": alerting.ACK_FORM_BYTES,
+        "/console/doccheck": doccheck_page.body_limit(settings.max_document_bytes),
     })
     app.include_router(ingest.router)
     app.include_router(queries.router)

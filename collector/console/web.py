@@ -22,6 +22,7 @@ from collector.console.pages import (
     alerts,
     audit,
     auth,
+    doccheck,
     events,
     filters,
     policies,
@@ -35,7 +36,8 @@ router = APIRouter()
 # router as one nested entry, and whoever walks ``router.routes`` (the body-limit test
 # listing every POST form) expects the console's routes. No two pages share a path, so
 # the order only fixes the order of the route table.
-for _page in (static, auth, events, alerts, filters, audit, agents, policies, reports, users):
+for _page in (static, auth, events, alerts, filters, audit, agents, policies, reports, users,
+              doccheck):
     router.routes.extend(_page.router.routes)
 
 

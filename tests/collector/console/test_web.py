@@ -22,7 +22,8 @@ def console_routes(_client: TestClient) -> list[tuple[str, str]]:
         if isinstance(route, Route) and route.path.startswith("/console") \
                 and route.path not in public:
             path = (route.path.replace("{event_id}", "0190a0a0-0000-7000-8000-000000000000")
-                    .replace("{alert_id}", "1").replace("{filter_id}", "1"))
+                    .replace("{alert_id}", "1").replace("{filter_id}", "1")
+                    .replace("{token}", "x"))
             for method in sorted(route.methods or ()):
                 if method != "HEAD":
                     found.append((method, path))
