@@ -94,8 +94,22 @@ def check_task(data: bytes, name: str, policy_json: dict[str, Any], profile: str
                excluded: Sequence[str] = ()) -> dict[str, Any]:
     """Worker entry point: the page's whole view of one file (see the module docstring)."""
     _cpu_budget(WORKER_CPU_SECONDS)
-    policy = DocumentsPolicy.model_validate(policy_json)
-    return check(data, name, policy, profile, frozenset(excluded))
+    return check(data, name, _policy(policy_json), profile, frozenset(excluded))
+
+
+_validated: dict[str, DocumentsPolicy] = {}
+
+
+def _policy(policy_json: dict[str, Any]) -> DocumentsPolicy:
+    """The policy model, validated once per policy text in this worker (about 10 ms each)."""
+    import json
+
+    key = hashlib.sha256(json.dumps(policy_json, sort_keys=True).encode()).hexdigest()
+    policy = _validated.get(key)
+    if policy is None:
+        _validated.clear()  # only the current policy is ever needed
+        policy = _validated[key] = DocumentsPolicy.model_validate(policy_json)
+    return policy
 
 
 def check(data: bytes, name: str, policy: DocumentsPolicy, profile: str | None,
