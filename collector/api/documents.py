@@ -134,7 +134,7 @@ class DocumentChecker:
 
 def _warm_worker() -> dict[str, Any]:
     """Imports what a check needs, in the worker."""
-    import collector.doccheck.work  # noqa: F401
+    import collector.doccheck.work  # noqa: F401 (imported for its cost, paid before a check)
 
     return {}
 

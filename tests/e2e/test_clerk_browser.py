@@ -156,7 +156,9 @@ def test_clerk_checks_documents_in_a_browser(collector: Collector, browser: Any,
     assert "审判员  刘大伟" in text
 
     # hostile files through the page: a clear error each, and the server's memory bounded
-    before = peak_rss_kib(collector.process.pid)  # type: ignore[union-attr]
+    assert collector.process is not None
+    server_pid = collector.process.pid
+    before = peak_rss_kib(server_pid)
     bomb = tmp_path / "bomb.docx"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("word/document.xml", b"A" * (300 * 1024 * 1024))
@@ -181,7 +183,7 @@ def test_clerk_checks_documents_in_a_browser(collector: Collector, browser: Any,
         huge = client.post("/console/doccheck", data={"csrf": csrf.group(1)},
                            files={"files": ("huge.txt", b"x" * (MAX_BYTES + 2 * 1024 * 1024))})
         assert huge.status_code == 413 and "上传的文件过大" in huge.text
-    grown_mib = (peak_rss_kib(collector.process.pid) - before) / 1024  # type: ignore[union-attr]
+    grown_mib = (peak_rss_kib(server_pid) - before) / 1024
     assert grown_mib < 64, f"the server's peak memory grew by {grown_mib:.0f} MiB"
 
     # the clerk opens no event, alert or policy; the reviewer sees the decision

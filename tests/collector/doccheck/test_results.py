@@ -17,7 +17,8 @@ def test_owner_only_and_budget() -> None:
     kept = cache.get(second, "shuji")
     assert kept is not None and kept.profile == "spc-2016"
     cache.replace(second, {"corrected": b"new"})
-    assert cache.get(second, "shuji").outcome == {"corrected": b"new"}  # type: ignore[union-attr]
+    replaced = cache.get(second, "shuji")
+    assert replaced is not None and replaced.outcome == {"corrected": b"new"}
 
 
 def test_entries_expire() -> None:

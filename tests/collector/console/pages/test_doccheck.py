@@ -237,3 +237,13 @@ def _docx_text(data: bytes) -> str:
 def test_routes_are_in_the_route_table() -> None:
     paths = {getattr(r, "path", "") for r in web.router.routes}
     assert {"/console/doccheck", "/console/docdecisions"} <= paths
+
+
+def test_markup_in_names_and_text_is_shown_as_text(clerk_client: TestClient) -> None:
+    login(clerk_client, "shuji")
+    hostile = '<img src=x onerror="alert(1)">'
+    body = "\n".join([*JUDGMENT, f"备注：{hostile}<script>alert(2)</script>"]).encode()
+    page = upload(clerk_client, [(f"{hostile}.txt", body)])
+    assert page.status_code == 200
+    assert "<img src=x" not in page.text and "<script>alert(2)" not in page.text
+    assert "&lt;img src=x onerror=" in page.text and "&lt;script&gt;alert(2)" in page.text
