@@ -162,6 +162,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.work_calendar = _calendar_loader(settings)
     console.install(app)
     app.include_router(documents.router)
+    app.include_router(documents.review_router)
     app.include_router(policy.agent_router)
     app.include_router(policy.admin_router)
     app.include_router(alerting.admin)

@@ -156,3 +156,26 @@ async def check_document(
         raise ApiError(422, "invalid_request", "the body is empty; send the document's bytes")
     checker: DocumentChecker = request.app.state.document_checker
     return json_response(await checker.check(data, base, profile))
+
+
+#: The security team's JSON view of clerks' decisions (the 书记员处理记录 page's twin).
+review_router = APIRouter()
+
+
+@review_router.get("/api/v1/documents/decisions")
+async def list_decisions(
+    request: Request,
+    clerk: Annotated[str | None, Query(max_length=100)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Clerks' decisions on findings, newest first: ``{decisions, next_before}``."""
+    from collector.console.auth import ALL_ROLES, require
+    from collector.store import doccheck
+
+    await require(request, ALL_ROLES)
+    rows = await run_in_threadpool(doccheck.list_decisions, context(request).db, limit, before,
+                                   clerk or None)
+    decisions = [{**row, "decided_at": row["decided_at"].isoformat()} for row in rows]
+    return json_response({"decisions": decisions,
+                          "next_before": rows[-1]["id"] if len(rows) == limit else None})

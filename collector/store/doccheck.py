@@ -44,7 +44,7 @@ def history(db: Database, username: str, limit: int = 50) -> list[dict[str, Any]
     query = (select(doc_check_history).where(c.username == username)
              .order_by(c.id.desc()).limit(limit))
     with db.read() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        return [{str(k): v for k, v in row._mapping.items()} for row in conn.execute(query)]
 
 
 def decide(db: Database, actor: Actor, sha256: str, findings: Iterable[Mapping[str, Any]],
@@ -79,7 +79,8 @@ def current(db: Database, sha256: str) -> dict[str, dict[str, Any]]:
               .group_by(c.finding_key).scalar_subquery())
     query = select(doc_check_decisions).where(c.id.in_(newest))
     with db.read() as conn:
-        return {row.finding_key: dict(row._mapping) for row in conn.execute(query)}
+        return {row.finding_key: {str(k): v for k, v in row._mapping.items()}
+                for row in conn.execute(query)}
 
 
 def excluded_keys(db: Database, sha256: str) -> list[str]:
@@ -98,4 +99,4 @@ def list_decisions(db: Database, limit: int = 100, before_id: int | None = None,
     query = (select(doc_check_decisions).where(and_(True, *conditions))
              .order_by(c.id.desc()).limit(limit))
     with db.read() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        return [{str(k): v for k, v in row._mapping.items()} for row in conn.execute(query)]

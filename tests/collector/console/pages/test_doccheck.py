@@ -167,6 +167,14 @@ def test_check_decide_download(clerk_client: TestClient, console_db: Database,
     decision = store.list_decisions(console_db)[0]
     assert "13812345678" not in str(decision) and decision["excerpt"].startswith("1")
     assert "王小明" not in str(store.history(console_db, "shuji"))
+    reviewer = apikeys.create_api_key(console_db, name="sec", role="reviewer", now=NOW)[1]
+    listed = clerk_client.get("/api/v1/documents/decisions", params={"clerk": "shuji"},
+                              headers={"Authorization": f"Bearer {reviewer}"})
+    assert listed.status_code == 200
+    assert listed.json()["decisions"][0]["reason"] == "法院公开电话"
+    clerk_key = apikeys.create_api_key(console_db, name="c", role="clerk", now=NOW)[1]
+    assert clerk_client.get("/api/v1/documents/decisions",
+                            headers={"Authorization": f"Bearer {clerk_key}"}).status_code == 403
     assert store.history(console_db, "zhang") == []  # each sees their own history
 
 
