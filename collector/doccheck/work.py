@@ -32,7 +32,6 @@ from agent.detectors.documents.checker.scanner import (
     DocFinding,
     ScanResult,
     scan_parts,
-    scan_text,
     verdict_of,
 )
 from agent.detectors.documents.checker.validators import mask
@@ -56,6 +55,8 @@ ACTION_MEANING: Final = {
 ACTION_ORDER: Final = ("block", "review", "pseudonymize", "redact")
 #: A part longer than this shows only the lines that hold findings.
 FULL_TEXT_CHARS: Final = 200_000
+#: At most this many findings are listed and marked on the page (all are corrected).
+MAX_SHOWN_FINDINGS: Final = 3000
 #: Parts shown even without findings.
 ALWAYS_SHOWN: Final = ("body",)
 CORRECTABLE_IN_PLACE: Final = (".docx", ".txt")
@@ -77,12 +78,10 @@ def part_label(name: str) -> str:
             "endnotes": "尾注", "properties": "文档属性"}.get(name, name)
 
 
-def safe_file_name(name: str, findings: Sequence[DocFinding] = (),
-                   policy: DocumentsPolicy | None = None, profile: str | None = None) -> str:
-    """The file name with its names and numbers replaced, as it may be stored and shown."""
+def safe_file_name(name: str, findings: Sequence[DocFinding]) -> str:
+    """The file name with the names and numbers the scan found in it replaced (as events
+    carry it), as it may be stored and shown."""
     hits = [f for f in findings if f.part == "filename"]
-    if not hits and policy is not None:
-        hits = list(scan_text(name, policy, profile, part="filename").findings)
     for finding in sorted(hits, key=lambda f: f.start, reverse=True):
         original = name[finding.start:finding.end]
         new = finding.replacement if finding.replacement is not None else mask(original)
@@ -121,18 +120,18 @@ def check(data: bytes, name: str, policy: DocumentsPolicy, profile: str | None,
     try:
         extracted = extract_bytes(data, name, DEFAULT_LIMITS)
     except ExtractionError as exc:
-        return _failed(outcome, str(exc), policy, profile)
+        return _failed(outcome, str(exc))
     except MemoryError:
-        return _failed(outcome, "审查时内存超出上限，疑似恶意文件，未审查", policy, profile)
+        return _failed(outcome, "审查时内存超出上限，疑似恶意文件，未审查")
     except RecursionError:
-        return _failed(outcome, "文件结构嵌套过深，疑似恶意文件，未审查", policy, profile)
+        return _failed(outcome, "文件结构嵌套过深，疑似恶意文件，未审查")
     result = scan_parts(extracted.parts, policy, profile)
     texts = {part.name: part.text for part in extracted.parts}
     kept = [f for f in result.findings if finding_key(f) not in excluded]
     changes = plan(ScanResult(verdict_of(kept), tuple(kept), result.profile))
     change_of = {finding_key(c.finding): c for c in changes}
     findings = []
-    for index, finding in enumerate(result.findings):
+    for index, finding in enumerate(result.findings[:MAX_SHOWN_FINDINGS]):
         key = finding_key(finding)
         change = change_of.get(key)
         findings.append({
@@ -159,6 +158,7 @@ def check(data: bytes, name: str, policy: DocumentsPolicy, profile: str | None,
         "verdict_after": verdict_of(unapplied),
         "counts": _counts(kept),
         "excluded_count": len(result.findings) - len(kept),
+        "unlisted": max(0, len(result.findings) - MAX_SHOWN_FINDINGS),
         "findings": findings,
         "groups": _groups(findings),
         "parts": _parts(extracted.parts, findings),
@@ -171,13 +171,13 @@ def check(data: bytes, name: str, policy: DocumentsPolicy, profile: str | None,
     return outcome
 
 
-def _failed(outcome: dict[str, Any], error: str, policy: DocumentsPolicy,
-            profile: str | None) -> dict[str, Any]:
-    outcome.update({"error": error, "safe_name": safe_file_name(outcome["name"], (), policy,
-                                                                 profile),
+def _failed(outcome: dict[str, Any], error: str) -> dict[str, Any]:
+    # Names in a file name are found from the document's text; without it, mask the name.
+    path = PurePosixPath(outcome["name"])
+    outcome.update({"error": error, "safe_name": f"{mask(path.stem)}{path.suffix}"[:255],
                     "verdict": None, "counts": {}, "findings": [], "groups": [], "parts": [],
                     "corrected": None, "corrected_name": None, "corrected_text": None,
-                    "applied_counts": {},
+                    "applied_counts": {}, "unlisted": 0,
                     "excluded_count": 0,
                     "why": [error]})
     return outcome
@@ -209,6 +209,10 @@ def _why(outcome: dict[str, Any], findings: list[dict[str, Any]]) -> list[str]:
         reasons.append(f"{counts['review']} 处需人工判断（{rules}）")
     if not live:
         reasons.append("未发现须隐名、删除或不得公开的内容")
+    if outcome["unlisted"]:
+        unlisted = outcome["unlisted"]
+        reasons.append(f"发现过多，页面只列出前 {MAX_SHOWN_FINDINGS} 处；其余 {unlisted} 处"
+                       "也已计入结论并在修正稿中处理")
     if outcome["excluded_count"]:
         reasons.append(f"{outcome['excluded_count']} 处已由书记员标记为不适用，不计入结论")
     return reasons

@@ -165,7 +165,7 @@ def _unreadable(data: bytes, digest: str, name: str, error: str) -> dict[str, An
             "error": error, "safe_name": f"（文件名未审查）{suffix}", "verdict": None,
             "counts": {}, "applied_counts": {}, "findings": [], "groups": [], "parts": [],
             "corrected": None, "corrected_name": None, "corrected_text": None,
-            "excluded_count": 0, "why": [error]}
+            "excluded_count": 0, "unlisted": 0, "why": [error]}
 
 
 @router.get("/console/doccheck/result")
