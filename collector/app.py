@@ -21,9 +21,11 @@ from collector.console import web as console
 from collector.console.auth import LoginThrottle
 from collector.console.data import work_calendar
 from collector.console.directory import Directory
+from collector.console.pages import doccheck as doccheck_page
 from collector.correlation.account_pass import AccountPass
 from collector.correlation.runner import CorrelationRunner
 from collector.correlation.silent_pass import SilentAgentPass
+from collector.doccheck.results import ResultCache
 from collector.errors import ConfigError
 from collector.metrics import Metrics
 from collector.patrol.runner import DocumentPatrol
@@ -148,6 +150,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.planner_statistics = statistics
     app.state.document_checker = checker
     app.state.document_patrol = patrol
+    app.state.doccheck_results = ResultCache()
     app.state.account_correlation = correlation
     app.state.alert_router = router
     app.state.current_policy = current_policy
@@ -161,6 +164,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         "/api/v1/alerts/{action}": queries.MAX_ACTION_BYTES,
         "/console/alerts/action": queries.MAX_ACTION_BYTES,
         "/api/v1/ack/{alert_id}": alerting.ACK_FORM_BYTES,
+        "/console/doccheck": doccheck_page.body_limit(settings.max_document_bytes),
     })
     app.include_router(ingest.router)
     app.include_router(queries.router)
@@ -170,6 +174,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.work_calendar = _calendar_loader(settings)
     console.install(app)
     app.include_router(documents.router)
+    app.include_router(documents.review_router)
     app.include_router(policy.agent_router)
     app.include_router(policy.admin_router)
     app.include_router(alerting.admin)

@@ -75,5 +75,19 @@ async def require_role(request: Request, role: str) -> ApiKeyInfo:
     return key
 
 
+async def require_one_of(request: Request, roles: tuple[str, ...]) -> ApiKeyInfo:
+    """The request's API key if its role is one of ``roles``; 401 / 403 otherwise."""
+    credential = credentials.bearer(request.headers.get("authorization"))
+    if credential is None:
+        raise _missing("<api key>")
+    key = await run_in_threadpool(authenticate_api_key, context(request).db, credential)
+    if key is None:
+        raise _invalid("API key")
+    if key.role not in roles:
+        raise ApiError(403, "forbidden",
+                       f"this API key's role is {key.role}; {' or '.join(roles)} is needed")
+    return key
+
+
 async def require_admin(request: Request) -> ApiKeyInfo:
     return await require_role(request, "admin")

@@ -30,6 +30,15 @@ ALL_ROLES: Final = frozenset({"admin", "reviewer", "auditor"})
 TRIAGE: Final = frozenset({"admin", "reviewer"})
 AUDIT: Final = frozenset({"admin", "auditor"})
 ADMIN: Final = frozenset({"admin"})
+#: 书记员: checks documents and sees its own history only; on purpose not in ALL_ROLES, so
+#: no page or API route open to the security team's roles opens to a clerk.
+CLERK: Final = frozenset({"clerk"})
+#: Who may use the document check page and its API: clerks and the security team's triage.
+DOCUMENT_CHECK: Final = CLERK | TRIAGE
+#: Every role that can sign in (sign-out).
+SIGNED_IN: Final = ALL_ROLES | CLERK
+#: Where a clerk lands after signing in.
+CLERK_HOME: Final = "/console/doccheck"
 
 
 @dataclass(frozen=True)

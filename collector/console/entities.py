@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
-from sqlalchemy import MetaData, Table, inspect, select
+from sqlalchemy import select
 
 from agent.events import Severity
 from agent.registry import EVIDENCE_MODELS
@@ -25,7 +25,13 @@ from collector.console import params as p
 from collector.correlation.silent_pass import SilentAgentPass
 from collector.store.agents import list_agents
 from collector.store.database import Database
-from collector.store.tables import alert_events, alerts, events
+from collector.store.tables import (
+    alert_events,
+    alerts,
+    doc_check_decisions,
+    doc_check_history,
+    events,
+)
 
 TIMELINE: Final = 200
 SECTION: Final = 50
@@ -33,7 +39,6 @@ SECTION: Final = 50
 PILLAR_CHOICES: Final = ("outreach", "account", "document", "agent")
 SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 #: The table the clerk role (书记员) records its publish / do-not-publish decisions in.
-CLERK_DECISIONS_TABLE: Final = "clerk_decisions"
 DOCUMENT_KINDS: Final = tuple(sorted(k for k in EVIDENCE_MODELS if k.startswith("document.")))
 #: Heartbeats are the agents page's business; a timeline without them reads as a story.
 _NOT_ON_TIMELINE: Final = ("agent.heartbeat",)
@@ -250,30 +255,26 @@ def account_detail(db: Database, account: str, accounts_policy: Any,
 # -- document ----------------------------------------------------------------------------
 
 
-def clerk_decisions(db: Database, sha256: str) -> list[dict[str, Any]] | None:
-    """The clerks' decisions on this document (``CLERK_DECISIONS_TABLE``), newest first.
-
-    None when the store has no such table (a collector without the clerk role).
-    The table is read as it stands: every column, rows whose ``sha256`` matches.
-    """
+def clerk_decisions(db: Database, sha256: str) -> list[dict[str, Any]]:
+    """Every decision clerks made on this document's findings, newest first (masked excerpts)."""
+    c = doc_check_decisions.c
+    query = (select(c.decided_at, c.decided_by, c.rule_id, c.excerpt, c.decision, c.reason)
+             .where(c.sha256 == sha256).order_by(c.id.desc()).limit(SECTION))
     with db.read() as conn:
-        if not inspect(conn).has_table(CLERK_DECISIONS_TABLE):
-            return None
-        table = Table(CLERK_DECISIONS_TABLE, MetaData(), autoload_with=conn)
-        if "sha256" not in table.c:
-            return None
-        query = select(table).where(table.c.sha256 == sha256)
-        order = next((table.c[n] for n in ("decided_at", "created_at", "at", "id")
-                      if n in table.c), None)
-        if order is not None:
-            query = query.order_by(order.desc())
-        rows = conn.execute(query.limit(SECTION)).mappings().all()
-    return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-            for row in rows]
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def clerk_checks(db: Database, sha256: str) -> list[dict[str, Any]]:
+    """The clerks who checked this document on the 文书检查 page, newest first."""
+    c = doc_check_history.c
+    query = (select(c.checked_at, c.username, c.file_name, c.verdict, c.findings, c.error)
+             .where(c.sha256 == sha256).order_by(c.id.desc()).limit(SECTION))
+    with db.read() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def document_detail(db: Database, sha256: str) -> dict[str, Any] | None:
-    """``{sha256, names, hosts, events, decisions}``; None when the hash is malformed."""
+    """``{sha256, names, hosts, events, alerts, decisions, checks}``; None for a malformed hash."""
     if not SHA256.match(sha256):
         return None
     e = events.c
@@ -303,4 +304,5 @@ def document_detail(db: Database, sha256: str) -> dict[str, Any] | None:
             select(alert_events.c.alert_id)
             .where(alert_events.c.event_id.in_([i["id"] for i in found])))]) if found else [],
         "decisions": clerk_decisions(db, sha256),
+        "checks": clerk_checks(db, sha256),
     }

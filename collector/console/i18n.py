@@ -104,7 +104,9 @@ ZH: Final[dict[str, str]] = {
     "Hosts that checked it": "检查过该文书的主机",
     "No host reported this document.": "没有主机报告过该文书。",
     "Clerks' decisions": "书记员判定",
-    "This collector keeps no clerk decisions.": "本采集端未记录书记员判定。",
+    "Clerks who checked it": "检查过该文书的书记员", "Excerpt": "摘录（已脱敏）",
+    "No clerk has checked this document on the document check page.":
+        "尚无书记员在文书检查页检查过该文书。",
     "No clerk has decided on this document yet.": "尚无书记员对该文书作出判定。",
     "Verdict": "结论", "Basis": "依据", "File name": "文件名", "Folder": "目录",
     "verdict.publishable": "可以公开", "verdict.needs_redaction": "需脱敏",
@@ -158,6 +160,48 @@ ZH: Final[dict[str, str]] = {
     "Enable": "启用", "New password": "新密码", "Set password": "设置密码",
     "Create": "创建", "yes": "是", "no": "否",
     "role.admin": "管理员", "role.reviewer": "审核员", "role.auditor": "审计员",
+    # document check (文书检查, the clerk's page) and clerks' decisions
+    "Document check": "文书检查", "Clerk decisions": "书记员处理记录", "role.clerk": "书记员",
+    "doccheck.intro":
+        "上传裁判文书，查看上网公布前须隐名、删除或不得公开的内容，并下载修正稿。文件在服务器上检查后不保存；"
+        "检查记录只保存文件的哈希值、隐名后的文件名、结论和数量。",
+    "Drop .docx, .pdf, .ofd or .txt files here, or choose them:":
+        "将 .docx、.pdf、.ofd 或 .txt 文件拖到此处，或点击选择：",
+    "At most {n} files and {size} in all.": "一次最多 {n} 个文件，合计不超过 {size}。",
+    "At most {n} files at a time.": "一次最多检查 {n} 个文件。",
+    "The upload is too large: at most {size} in all; check fewer files at a time.":
+        "上传的文件过大：合计不得超过 {size}，请分批检查。",
+    "Only .docx, .pdf, .ofd and .txt files (and .doc, .wps) can be checked.":
+        "只能检查 .docx、.pdf、.ofd、.txt 文件（以及 .doc、.wps）。",
+    "The upload could not be read; at most {n} files at a time.":
+        "无法读取上传的内容；一次最多 {n} 个文件。",
+    "Choose at least one file.": "请至少选择一个文件。", "The file is empty.": "文件是空的。",
+    "Chosen: {names}": "已选择：{names}", "Check": "开始检查", "Standard": "审查标准",
+    "The policy's standard": "策略默认标准",
+    "profile.spc-2016": "法释〔2016〕19号", "profile.spc-2024": "2024 年起隐名要求",
+    "My checks": "我的检查记录", "File (names hidden)": "文件（已隐名）",
+    "Could not be checked": "未能检查", "No checks yet.": "还没有检查记录。",
+    "Check more files": "继续检查其他文件", "File": "文件",
+    "This check result is no longer kept (one hour); upload the file again.":
+        "检查结果已不再保留（保留一小时），请重新上传文件。",
+    "The corrected copy:": "修正稿结论：",
+    "Download the corrected copy": "下载修正稿", "as .txt": "下载 .txt 文本",
+    "doccheck.copy_only":
+        "原 {kind} 文件本身未作任何修改：修正稿是按其文字新生成的文档，不保留原版式。",
+    "Findings by rule and person": "按规则和人员分组的发现", "{n} places": "{n} 处",
+    "Original": "原文", "Replacement": "替换为", "Where": "位置", "Decision": "处理",
+    "(needs a person)": "（需人工处理）", "Not applicable": "不适用",
+    "Apply again": "恢复适用", "Why it does not apply": "不适用的理由",
+    "Mark not applicable": "标记为不适用",
+    "The document with its findings": "文书原文（已标出发现）",
+    "(long: only the lines with findings are shown)": "（篇幅较长，只显示含发现的段落）",
+    "Choose the findings the decision is about.": "请选择要处理的发现。",
+    "The reason holds a character that cannot be stored.": "理由中含有无法保存的字符。",
+    "doccheck.decisions_intro":
+        "书记员标记为不适用（或恢复适用）的每一处发现，最新的在前；每条也记入审计记录。",
+    "Clerk": "书记员", "Masked excerpt": "脱敏摘录",
+    "No decisions yet.": "还没有处理记录。",
+    "decision.not_applicable": "不适用", "decision.applicable": "恢复适用",
     # severities, statuses, resolutions
     "severity.info": "提示", "severity.low": "低", "severity.medium": "中",
     "severity.high": "高", "severity.critical": "严重",
@@ -209,6 +253,17 @@ EN: Final[dict[str, str]] = {
     "session.open": "opened", "session.close": "closed", "session.present": "present at start",
     "verdict.publishable": "publishable", "verdict.needs_redaction": "needs redaction",
     "verdict.do_not_publish": "do not publish", "verdict.needs_review": "needs review",
+    "role.clerk": "clerk", "profile.spc-2016": "SPC 2016 rules",
+    "profile.spc-2024": "SPC 2024 practice", "decision.not_applicable": "not applicable",
+    "decision.applicable": "applied again",
+    "doccheck.intro": "Upload judgments to see what must be hidden or deleted before they go "
+                      "online, and download a corrected copy. The files are checked on the "
+                      "collector and not kept; only each file's hash, its name with names "
+                      "hidden, the verdict and the counts go into your history.",
+    "doccheck.copy_only": "The original {kind} file itself was not changed: the corrected copy "
+                          "is a new document holding its text, without the original layout.",
+    "doccheck.decisions_intro": "Every finding a clerk marked as not applicable (or applied "
+                                "again), newest first. Each is also in the audit trail.",
 }
 
 

@@ -31,7 +31,7 @@ from collector.alerts import service
 from collector.api.bounds import check_text
 from collector.api.context import context
 from collector.console import i18n, users
-from collector.console.auth import ADMIN, ALL_ROLES, AUDIT, Principal, principal
+from collector.console.auth import ADMIN, ALL_ROLES, AUDIT, DOCUMENT_CHECK, Principal, principal
 from collector.errors import ApiError
 from collector.store.audit import Actor
 
@@ -56,6 +56,7 @@ NAV: Final = (
     ("agents", "Agents", ALL_ROLES), ("reports", "Reports", ALL_ROLES),
     ("policies", "Policies", AUDIT), ("audit", "Audit trail", AUDIT),
     ("users", "Users", ADMIN),
+    ("doccheck", "Document check", DOCUMENT_CHECK), ("docdecisions", "Clerk decisions", ALL_ROLES),
 )
 
 _env = jinja2.Environment(

@@ -1,7 +1,8 @@
 """Console users: argon2 password hashes, roles, lockout after repeated failures.
 
 Roles: ``admin`` (users, policies, settings, and everything a reviewer does),
-``reviewer`` (triage), ``auditor`` (read-only, sees the audit trail). Every
+``reviewer`` (triage), ``auditor`` (read-only, sees the audit trail), ``clerk``
+(书记员: the document check page and its own history, nothing else). Every
 change to a user and every sign-in attempt is written to the audit log.
 
 Users are ``local`` (a password kept here; the break-glass admin) or ``ldap``:
@@ -33,7 +34,7 @@ from collector.store.tables import console_sessions, users
 if TYPE_CHECKING:
     from collector.console.directory import Directory, DirectoryAnswer
 
-ROLES: Final = ("admin", "reviewer", "auditor")
+ROLES: Final = ("admin", "reviewer", "auditor", "clerk")
 USERNAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_PASSWORD: Final = 10
 _HASHER: Final = PasswordHasher()

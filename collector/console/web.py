@@ -22,6 +22,7 @@ from collector.console.pages import (
     alerts,
     audit,
     auth,
+    doccheck,
     entities,
     events,
     filters,
@@ -38,7 +39,7 @@ router = APIRouter()
 # listing every POST form) expects the console's routes. No two pages share a path, so
 # the order only fixes the order of the route table.
 for _page in (static, auth, overview, events, alerts, filters, audit, agents, policies, reports,
-              users, entities):
+              users, entities, doccheck):
     router.routes.extend(_page.router.routes)
 
 

@@ -13,7 +13,8 @@ from collector import credentials
 from collector.store.database import Database
 from collector.store.tables import api_keys
 
-ROLES: Final = ("admin", "reviewer", "auditor")  # as console users: collector/console/users.py
+#: As console users (collector/console/users.py).
+ROLES: Final = ("admin", "reviewer", "auditor", "clerk")
 
 
 @dataclass(frozen=True)

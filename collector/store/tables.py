@@ -516,3 +516,39 @@ patrol_documents = Table(
     Column("event_id", String(36), nullable=True),
     Column("checked_at", UTCDateTime, nullable=False),
 )
+
+#: A clerk's decision on one finding of one document (the newest row per finding holds).
+doc_check_decisions = Table(
+    "doc_check_decisions",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False),
+    Column("finding_key", String(200), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("excerpt", String(200), nullable=False),  # masked, as in events
+    Column("decision", String(16), nullable=False),  # not_applicable, applicable
+    Column("reason", String(500), nullable=False),
+    Column("decided_by", String(100), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Index("ix_doc_check_decisions_sha256_finding_key_id", "sha256", "finding_key", "id"),
+)
+
+#: Every document a clerk checked in the console: hash, masked name, verdict and counts only.
+doc_check_history = Table(
+    "doc_check_history",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("file_name", String(255), nullable=False),  # pseudonymised like the document
+    Column("size", BigInteger, nullable=False),
+    Column("verdict", String(24), nullable=True),  # None: the file could not be checked
+    Column("error", String(500), nullable=True),
+    Column("findings", Integer, nullable=False),
+    Column("counts", JSONDoc, nullable=False),  # findings per action
+    Column("duration_ms", Float, nullable=False),
+    Index("ix_doc_check_history_username_id", "username", "id"),
+    Index("ix_doc_check_history_sha256_id", "sha256", "id"),  # the document page
+)

@@ -14,7 +14,7 @@ from agent.events import utcnow
 from collector import credentials
 from collector.api.context import context
 from collector.console import i18n, users
-from collector.console.auth import ALL_ROLES, SESSION_COOKIE, client_address
+from collector.console.auth import CLERK, CLERK_HOME, SESSION_COOKIE, SIGNED_IN, client_address
 from collector.console.page import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -97,6 +97,8 @@ async def login(request: Request) -> Response:
         return again(t("Wrong user name or password, or the account is disabled."), 401)
     token = await run_in_threadpool(create_session, ctx.db, result.user, now,
                                     client_address(request))
+    if result.user.role in CLERK and not target.startswith(CLERK_HOME):
+        target = CLERK_HOME  # a clerk may open no other page
     response = RedirectResponse(target, 303, headers=SECURITY_HEADERS)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
                         secure=secure_cookies(request), path="/")
@@ -106,7 +108,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/console/logout")
 async def logout(request: Request) -> Response:
-    await submit(request, ALL_ROLES)
+    await submit(request, SIGNED_IN)
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         await run_in_threadpool(end_session, context(request).db, token)

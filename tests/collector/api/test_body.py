@@ -17,7 +17,7 @@ from tests.collector.conftest import TestClient
 
 #: Routes whose own limit is larger than the default.
 OWN_LIMITS = {"/api/v1/events", "/api/v1/documents/check", "/api/v1/alerts/{action}",
-              "/console/alerts/action"}
+              "/console/alerts/action", "/console/doccheck"}
 
 
 def body_routes(client: TestClient) -> list[tuple[str, str]]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from collector.alerts import service
 from collector.console import entities, overview
+from collector.store import doccheck
 from collector.store.audit import Actor
 from collector.store.database import Database
 from tests.collector.conftest import TestClient, enroll, event, post_events
@@ -146,19 +145,28 @@ def test_entity_details(client: TestClient, db: Database) -> None:
     assert {h["agent_id"] for h in document["hosts"]} == {first.agent_id, second.agent_id}
     assert document["names"] == ["判决书-副本.docx", "判决书.docx"]
     assert len(document["alerts"]) == 2
-    assert document["decisions"] is None
+    assert document["decisions"] == [] and document["checks"] == []
     assert entities.document_detail(db, "B" * 64) is None
 
 
-def test_clerk_decisions_are_read_when_the_table_exists(db: Database) -> None:
-    with db.write() as conn:
-        conn.execute(sa.text("CREATE TABLE clerk_decisions (id INTEGER PRIMARY KEY, "
-                             "sha256 VARCHAR(64), clerk VARCHAR(64), decision VARCHAR(32))"))
-        conn.execute(sa.text("INSERT INTO clerk_decisions VALUES "
-                             "(1, :sha, '书记员甲', 'publish'), (2, :other, 'x', 'hold')"),
-                     {"sha": SHA, "other": "c" * 64})
+def test_document_page_lists_clerks_checks_and_decisions(db: Database) -> None:
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    clerk = Actor("shuji_wang")
+    doccheck.record_check(db, clerk, {
+        "sha256": SHA, "file_name": "（2026）某01刑初1号.docx", "size": 2048,
+        "verdict": "needs_redaction", "error": None, "findings": 3, "counts": {"pseudonymize": 3},
+    }, 120.0, now)
+    doccheck.decide(db, clerk, SHA, [{"key": "documents.party-name:body:10:12",
+                                      "rule_id": "documents.party-name", "excerpt": "被告人张*"}],
+                    "not_applicable", "已在上级法院公开的公众人物", now + timedelta(minutes=1))
+    doccheck.decide(db, clerk, "c" * 64, [{"key": "k", "rule_id": "r", "excerpt": "x"}],
+                    "not_applicable", "另一份文书", now)
     decisions = entities.clerk_decisions(db, SHA)
-    assert decisions == [{"id": 1, "sha256": SHA, "clerk": "书记员甲", "decision": "publish"}]
+    assert [(d["decided_by"], d["decision"], d["excerpt"]) for d in decisions] == [
+        ("shuji_wang", "not_applicable", "被告人张*")]
+    checks = entities.clerk_checks(db, SHA)
+    assert [(c["username"], c["verdict"], c["findings"]) for c in checks] == [
+        ("shuji_wang", "needs_redaction", 3)]
 
 
 def test_overview_is_the_landing_page(app_client: TestClient, console_db: Database) -> None:

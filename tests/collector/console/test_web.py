@@ -22,7 +22,8 @@ def console_routes(_client: TestClient) -> list[tuple[str, str]]:
         if isinstance(route, Route) and route.path.startswith("/console") \
                 and route.path not in public:
             path = (route.path.replace("{event_id}", "0190a0a0-0000-7000-8000-000000000000")
-                    .replace("{alert_id}", "1").replace("{filter_id}", "1"))
+                    .replace("{alert_id}", "1").replace("{filter_id}", "1")
+                    .replace("{token}", "x"))
             for method in sorted(route.methods or ()):
                 if method != "HEAD":
                     found.append((method, path))
@@ -50,6 +51,11 @@ RESTRICTED = {
     ("GET", "/console/users"): {"admin"},
     ("POST", "/console/users"): {"admin"},
     ("POST", "/console/alerts/action"): {"admin", "reviewer"},
+    ("GET", "/console/doccheck"): {"admin", "reviewer", "clerk"},
+    ("POST", "/console/doccheck"): {"admin", "reviewer", "clerk"},
+    ("GET", "/console/doccheck/result"): {"admin", "reviewer", "clerk"},
+    ("POST", "/console/doccheck/decide"): {"admin", "reviewer", "clerk"},
+    ("GET", "/console/doccheck/download/x"): {"admin", "reviewer", "clerk"},
 }
 
 
@@ -110,7 +116,8 @@ def test_json_api_roles_and_csrf(app_client: TestClient, console_db: Database) -
     assert app_client.get("/api/v1/alerts", headers={"Authorization": "Bearer nope"}
                           ).status_code == 401
     for role in apikeys.ROLES:
-        assert app_client.get("/api/v1/events", headers=bearer(role)).status_code == 200
+        expected = 403 if role == "clerk" else 200  # a clerk only checks documents
+        assert app_client.get("/api/v1/events", headers=bearer(role)).status_code == expected
     assert app_client.get("/api/v1/audit", headers=bearer("reviewer")).status_code == 403
     assert app_client.get("/api/v1/audit", headers=bearer("auditor")).status_code == 200
     refused = app_client.post("/api/v1/alerts/acknowledge", json={"ids": [alert["id"]]},
