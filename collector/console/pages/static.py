@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from collector.console.auth import CLERK, CLERK_HOME, principal
 from collector.console.page import HERE, STATIC_TYPES
 
 router = APIRouter()
@@ -22,5 +23,7 @@ async def static(name: str) -> Response:
 
 @router.get("/console")
 @router.get("/console/")
-async def home() -> Response:
-    return RedirectResponse("/console/overview", 303)
+async def home(request: Request) -> Response:
+    """The overview; a clerk, who may open no other page, goes to the document check."""
+    who = await principal(request)
+    return RedirectResponse(CLERK_HOME if who and who.role in CLERK else "/console/overview", 303)

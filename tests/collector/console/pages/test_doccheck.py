@@ -91,6 +91,8 @@ def test_clerk_reaches_only_the_check_page(clerk_client: TestClient) -> None:
     nav = re.search(r"<nav>(.*?)</nav>", page.text, re.S)
     assert nav is not None and re.findall(r'href="(/console/[^"]+)"', nav.group(1)) == [
         "/console/doccheck"]
+    landing = clerk_client.get("/console/", follow_redirects=False)
+    assert landing.headers["location"] == "/console/doccheck"
     csrf = csrf_of(clerk_client, "/console/doccheck")
     for method, path in console_routes(clerk_client):
         if path.replace("{token}", "x") in CLERK_ROUTES:
