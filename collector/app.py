@@ -24,6 +24,7 @@ from collector.correlation.account_pass import AccountPass
 from collector.correlation.runner import CorrelationRunner
 from collector.correlation.silent_pass import SilentAgentPass
 from collector.errors import ConfigError
+from collector.export.exporter import Exporter
 from collector.metrics import Metrics
 from collector.policy.current import CurrentPolicy
 from collector.policy.serving import IdentityCache, PolicyCache
@@ -93,6 +94,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     correlation = AccountPass(
         database, metrics, current_policy, settings.account_correlation_interval_s
     )
+    exporters = [Exporter(database, output, metrics.export, settings.export.gap_wait_s)
+                 for output in settings.export.outputs]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +109,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         ]
         if settings.alert_router:
             tasks.append(asyncio.create_task(router.run(alert_feed), name="alert-router"))
+        tasks += [asyncio.create_task(exporter.run(), name=f"export-{exporter.name}")
+                  for exporter in exporters]
         try:
             yield
         finally:
@@ -116,6 +121,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
                     await task
             checker.close(wait=True)
             await asyncio.to_thread(router.close)
+            for exporter in exporters:
+                await asyncio.to_thread(exporter.close)
             database.dispose()
 
     app = FastAPI(
@@ -141,6 +148,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.document_checker = checker
     app.state.account_correlation = correlation
     app.state.alert_router = router
+    app.state.exporters = exporters
     app.state.current_policy = current_policy
     app.state.alert_link_key = link_key
     install_error_handlers(app)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from collector.export.metrics import ExportMetrics
+
 AGENT_STATUSES = ("online", "silent", "revoked", "never_seen")
 
 
@@ -45,6 +47,9 @@ class Metrics:
             "courtguard_policy_fetches", "Agent policy polls by answer (200 bundle, 304 same).",
             ["status"], registry=self.registry,
         )
+        # -- SIEM outputs: lag, sent, failed (collector/export/metrics.py) --
+        self.export = ExportMetrics(self.registry)
+        # -- end of SIEM outputs --
         for status in AGENT_STATUSES:
             self.agents.labels(status).set(0)
         for result in ("accepted", "duplicate"):

@@ -2,7 +2,7 @@
 
 One module per command group (``service``: init, serve, migrate, prune;
 ``tokens``, ``agents``, ``policy``, ``users``, ``apikeys``, ``alerting``: duty,
-silences and test messages), each adding its subcommands to the parser
+silences and test messages; ``export``: SIEM outputs), each adding its subcommands to the parser
 built here. Every subcommand reads the same settings (``--config``,
 ``COURTGUARD_COLLECTOR_*``); expected problems print one ``error:`` line and
 exit 1, never a traceback.
@@ -21,6 +21,7 @@ from collector import probe_responder
 from collector.cli.agents import add_agent_commands
 from collector.cli.alerting import add_alerting_commands
 from collector.cli.apikeys import add_apikey_commands
+from collector.cli.export import add_export_commands
 from collector.cli.policy import add_policy_commands
 from collector.cli.service import add_service_commands
 from collector.cli.tokens import add_token_commands
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_apikey_commands(sub, common)
     probe_responder.add_parser(sub)
     add_alerting_commands(sub, common)
+    add_export_commands(sub, common)
     return parser
 
 

@@ -41,7 +41,8 @@ POLICIES = REPO / "policies"
 TABLES = ("events", "sequence_gaps", "agents", "enrollment_tokens", "api_keys", "policy_bundles",
           "policy_keys", "alert_events", "alert_changes", "alerts", "audit_log", "saved_filters",
           "console_sessions", "users", "deliveries", "notifications", "notify_group_alerts",
-          "notify_groups", "escalations", "router_state", "silences", "duty_assignments")
+          "notify_groups", "escalations", "router_state", "silences", "duty_assignments",
+          "export_cursors")
 
 
 @pytest.fixture(autouse=True)

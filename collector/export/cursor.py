@@ -1,0 +1,202 @@
+"""Each output's durable place in the store (``export_cursors``) and the reads that follow it.
+
+An output reads ``events`` in ``pk`` order after its ``event_cursor`` and
+``alert_changes`` in ``id`` order after its ``alert_cursor``, and moves a
+cursor only after the receiver took what lay before it: delivery is at least
+once across restarts, and nothing is skipped.
+
+One process at a time sends to an output: the row carries a lease (``owner``,
+``lease_until``) taken and renewed by a conditional UPDATE, the same way the
+alert router's lease works, which is atomic on SQLite and PostgreSQL alike;
+every cursor move names the owner and the old cursor, so a process that lost
+its lease cannot move it.
+
+Alert change ids are assigned in commit order (``collector.alerts.grouping``).
+Event ``pk``s are too on SQLite (one writer, rowid = max + 1), but not on
+PostgreSQL, where a sequence hands out numbers before commit: a batch still
+committing can hold a ``pk`` lower than one already visible. ``contiguous``
+therefore stops at a gap in the ``pk``s until it has been open
+``gap_wait_s``; an ``INSERT ... ON CONFLICT DO NOTHING`` that skipped a
+duplicate, a rolled-back batch or retention leave gaps that never fill, and
+cost that wait once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agent.events import Severity
+from collector.export.ecs import AlertChangeRecord
+from collector.store.database import Database
+from collector.store.tables import alert_changes, alerts, events, export_cursors
+
+#: Most events counted when measuring how far an output is behind (the count stays cheap).
+LAG_COUNT_CAP = 1_000_000
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One ``events`` row, as the ECS mapping reads it."""
+
+    pk: int
+    id: str
+    seq: int | None
+    time: datetime
+    received_at: datetime
+    agent_id: str
+    host: str
+    kind: str
+    severity: Severity
+    rule_id: str | None
+    policy_version: str | None
+    summary: str
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Lag:
+    events: int
+    seconds: float
+
+
+def ensure_cursor(db: Database, name: str, start: str, now: datetime) -> None:
+    """Make the output's row if missing: at the beginning of the store, or at its end."""
+    c = export_cursors.c
+    with db.read() as conn:
+        if conn.execute(select(c.name).where(c.name == name)).first() is not None:
+            return
+        event_cursor = alert_cursor = 0
+        if start == "now":
+            event_cursor = conn.execute(
+                select(func.coalesce(func.max(events.c.pk), 0))).scalar_one()
+            alert_cursor = conn.execute(
+                select(func.coalesce(func.max(alert_changes.c.id), 0))).scalar_one()
+    with contextlib.suppress(IntegrityError), db.write() as conn:
+        conn.execute(insert(export_cursors).values(
+            name=name, event_cursor=event_cursor, alert_cursor=alert_cursor, created_at=now))
+
+
+def take_lease(db: Database, name: str, owner: str, now: datetime,
+               lease: timedelta) -> Any | None:
+    """Take or renew the output's lease; its row when held, None when another process has it."""
+    c = export_cursors.c
+    with db.write() as conn:
+        taken = conn.execute(
+            update(export_cursors)
+            .where(c.name == name, or_(c.owner == owner, c.owner.is_(None), c.lease_until < now))
+            .values(owner=owner, lease_until=now + lease)
+        ).rowcount
+        if taken != 1:
+            return None
+        return conn.execute(select(export_cursors).where(c.name == name)).first()
+
+
+def release_lease(db: Database, name: str, owner: str) -> None:
+    c = export_cursors.c
+    with db.write() as conn:
+        conn.execute(update(export_cursors).where(c.name == name, c.owner == owner)
+                     .values(owner=None, lease_until=None))
+
+
+def read_events(db: Database, after: int, limit: int) -> list[StoredEvent]:
+    c = events.c
+    query = (select(c.pk, c.id, c.seq, c.time, c.received_at, c.agent_id, c.host, c.kind,
+                    c.severity, c.rule_id, c.policy_version, c.summary, c.evidence)
+             .where(c.pk > after).order_by(c.pk).limit(limit))
+    with db.read() as conn:
+        return [
+            StoredEvent(row.pk, row.id, row.seq, row.time, row.received_at, row.agent_id,
+                        row.host, row.kind, Severity.from_rank(row.severity), row.rule_id,
+                        row.policy_version, row.summary, row.evidence)
+            for row in conn.execute(query)
+        ]
+
+
+def contiguous(rows: Sequence[StoredEvent], after: int, gap_opened: dict[int, float],
+               now_s: float, gap_wait_s: float) -> list[StoredEvent]:
+    """The rows before the first gap in ``pk`` younger than ``gap_wait_s`` (PostgreSQL).
+
+    ``gap_opened`` remembers, per first missing ``pk``, when this process first
+    saw the gap; the caller keeps it between passes.
+    """
+    expected = after + 1
+    for index, row in enumerate(rows):
+        if row.pk != expected:
+            opened = gap_opened.setdefault(expected, now_s)
+            if now_s - opened < gap_wait_s:
+                return list(rows[:index])
+        expected = row.pk + 1
+    for missing in [pk for pk in gap_opened if pk < expected]:
+        del gap_opened[missing]
+    return list(rows)
+
+
+def read_alert_changes(db: Database, after: int, limit: int) -> list[AlertChangeRecord]:
+    c, a = alert_changes.c, alerts.c
+    query = (select(c.id, c.change, c.at, a.id.label("alert_id"), a.kind, a.severity, a.rule_id,
+                    a.host, a.agent_id, a.account, a.title, a.status, a.assignee,
+                    a.count.label("alert_count"),
+                    a.first_seen, a.last_seen)
+             .join(alerts, alerts.c.id == c.alert_id)
+             .where(c.id > after).order_by(c.id).limit(limit))
+    with db.read() as conn:
+        return [
+            AlertChangeRecord(row.id, row.change, row.at, row.alert_id, row.kind,
+                              Severity.from_rank(row.severity), row.rule_id, row.host,
+                              row.agent_id, row.account, row.title, row.status, row.assignee,
+                              row.alert_count, row.first_seen, row.last_seen)
+            for row in conn.execute(query)
+        ]
+
+
+def advance(db: Database, name: str, owner: str, *, feed: str, old: int, new: int,
+            sent: int, now: datetime) -> bool:
+    """Move one cursor (``event`` or ``alert``) from ``old`` to ``new``; False if lost."""
+    c = export_cursors.c
+    column = c.event_cursor if feed == "event" else c.alert_cursor
+    values: dict[str, Any] = {column.key: new, "sent": c.sent + sent}
+    if sent:
+        values["last_sent_at"] = now
+    with db.write() as conn:
+        moved = conn.execute(update(export_cursors)
+                             .where(c.name == name, c.owner == owner, column == old)
+                             .values(**values)).rowcount
+    return bool(moved == 1)
+
+
+def record_failure(db: Database, name: str, owner: str, error: str, now: datetime) -> None:
+    c = export_cursors.c
+    with db.write() as conn:
+        conn.execute(update(export_cursors).where(c.name == name, c.owner == owner)
+                     .values(failed=c.failed + 1, last_error=error[:500], last_error_at=now))
+
+
+def set_lagging(db: Database, name: str, owner: str, since: datetime | None) -> bool:
+    c = export_cursors.c
+    with db.write() as conn:
+        return bool(conn.execute(update(export_cursors).where(c.name == name, c.owner == owner)
+                                 .values(lagging_since=since)).rowcount == 1)
+
+
+def measure_lag(db: Database, event_cursor: int, now: datetime) -> Lag:
+    """Events stored after the cursor (up to ``LAG_COUNT_CAP``), and the oldest one's age."""
+    c = events.c
+    with db.read() as conn:
+        behind = select(c.pk).where(c.pk > event_cursor).limit(LAG_COUNT_CAP).subquery()
+        count = conn.execute(select(func.count()).select_from(behind)).scalar_one()
+        oldest = conn.execute(select(c.received_at).where(c.pk > event_cursor)
+                              .order_by(c.pk).limit(1)).scalar()
+    seconds = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return Lag(int(count), seconds)
+
+
+def cursor_rows(db: Database) -> list[Any]:
+    with db.read() as conn:
+        return list(conn.execute(select(export_cursors).order_by(export_cursors.c.name)))
