@@ -197,6 +197,11 @@ def measure_lag(db: Database, event_cursor: int, now: datetime) -> Lag:
     return Lag(int(count), seconds)
 
 
+def cursor_row(db: Database, name: str) -> Any | None:
+    with db.read() as conn:
+        return conn.execute(select(export_cursors).where(export_cursors.c.name == name)).first()
+
+
 def cursor_rows(db: Database) -> list[Any]:
     with db.read() as conn:
         return list(conn.execute(select(export_cursors).order_by(export_cursors.c.name)))

@@ -3,8 +3,9 @@
 ``Exporter.step()`` is one pass, synchronous (it runs in a worker thread so
 ingest and the event loop never wait on a receiver):
 
-1. take or renew the output's lease (``cursor.take_lease``); another process
-   holding it means this one only waits;
+1. take the output's lease (``cursor.take_lease``), renewed once a third of
+   it has passed so most passes write nothing but their cursor move; another
+   process holding it means this one only waits;
 2. every ``LAG_CHECK_S``, measure the lag into the metrics and raise
    ``collector.export_lagging`` once when it passes ``lag_alert_s``, and
    ``collector.export_recovered`` once it is back under half of it;
@@ -90,6 +91,7 @@ class Exporter:
     _gaps: dict[int, float] = field(default_factory=dict)
     _lag_checked: float | None = None
     _ready: bool = False
+    _lease_until: datetime | None = None
 
     def __post_init__(self) -> None:
         self.metrics.add_output(self.output.name)
@@ -107,7 +109,7 @@ class Exporter:
         if not self._ready:
             cursor.ensure_cursor(self.db, self.name, self.output.start, now)
             self._ready = True
-        row = cursor.take_lease(self.db, self.name, self.owner, now, LEASE)
+        row = self._holding(now)
         if row is None:
             return StepResult(idle=True)
         mono = self.monotonic()
@@ -120,6 +122,16 @@ class Exporter:
             result.sent += more_alerts.sent
             result.more = result.more or more_alerts.more
         return result
+
+    def _holding(self, now: datetime) -> Any | None:
+        """The cursor row while this process holds the output, None while another does."""
+        if self._lease_until is not None and now < self._lease_until - LEASE * 2 / 3:
+            row = cursor.cursor_row(self.db, self.name)
+            if row is not None and row.owner == self.owner:
+                return row
+        row = cursor.take_lease(self.db, self.name, self.owner, now, LEASE)
+        self._lease_until = now + LEASE if row is not None else None
+        return row
 
     def _deliver(self, records: list[bytes], now: datetime) -> None:
         if self.transport is None:
@@ -203,6 +215,7 @@ class Exporter:
         """Close the connection and hand the output over at once."""
         if self.transport is not None:
             self.transport.close()
+        self._lease_until = None
         try:
             cursor.release_lease(self.db, self.name, self.owner)
         except Exception as exc:  # the store may be gone at shutdown; the lease then runs out

@@ -32,6 +32,8 @@ BOM = "\ufeff".encode()
 
 def _printable(value: str, limit: int) -> str:
     """RFC 5424 header fields: printable US-ASCII without spaces, ``-`` when empty."""
+    if value.isascii() and value.isprintable() and " " not in value:
+        return value[:limit] or "-"
     text = "".join(c if 33 <= ord(c) <= 126 else "_" for c in value)[:limit]
     return text or "-"
 

@@ -181,3 +181,37 @@ def test_syslog_message_and_octet_framing() -> None:
     framed = octet_framed(message)
     length, rest = framed.split(b" ", 1)
     assert int(length) == len(rest) == len(message)
+
+
+def test_outputs_from_collector_toml(tmp_path: Path) -> None:
+    """``[[export.outputs]]`` tables become outputs; a broken one names its problem."""
+    from collector.errors import ConfigError
+    from collector.settings import load_settings
+
+    config = tmp_path / "collector.toml"
+    config.write_text(
+        '[[export.outputs]]\nname = "soc"\ntype = "syslog-tls"\nformat = "cef"\n'
+        'host = "siem.court.example"\nseverities = ["high", "critical"]\n'
+        'pillars = ["outreach"]\nkinds = ["outreach.*"]\n'
+        '[[export.outputs]]\nname = "province"\ntype = "https-ndjson"\n'
+        'url = "https://198.51.100.7/ingest"\n')
+    soc, province = load_settings(config, data_dir=tmp_path).export.outputs
+    assert soc.port == 6514 and soc.format == "cef" and province.format == "ecs"
+    assert soc.takes("outreach.flow", Severity.HIGH)
+    assert not soc.takes("outreach.flow", Severity.LOW)
+    assert not soc.takes("account.login", Severity.HIGH)
+    assert province.takes("account.login", Severity.INFO)
+    assert not province.takes("agent.heartbeat", Severity.INFO)
+    for broken, problem in (
+        ('type = "syslog-tls"', "needs host"),
+        ('type = "https-ndjson"\nurl = "http://198.51.100.7/"', "https:// url"),
+        ('type = "https-ndjson"\nformat = "cef"\nurl = "https://198.51.100.7/"', "format = ecs"),
+        ('type = "kafka"', "type"),
+    ):
+        config.write_text(f'[[export.outputs]]\nname = "x"\n{broken}\n')
+        with pytest.raises(ConfigError, match=problem):
+            load_settings(config, data_dir=tmp_path)
+    config.write_text('[[export.outputs]]\nname = "a"\ntype = "syslog-tls"\nhost = "h"\n'
+                      '[[export.outputs]]\nname = "a"\ntype = "syslog-tls"\nhost = "h"\n')
+    with pytest.raises(ConfigError, match="repeat"):
+        load_settings(config, data_dir=tmp_path)
