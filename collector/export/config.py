@@ -117,9 +117,9 @@ class ExportSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     outputs: list[OutputSettings] = Field(default_factory=list, max_length=32)
-    #: On PostgreSQL, how long a gap in event row ids (a transaction still committing, or
-    #: one rolled back) holds an output before it is taken as empty (docs/export.md).
-    gap_wait_s: float = Field(default=10.0, ge=0, le=600)
+    #: On PostgreSQL, the longest a gap in event row ids holds an output while a transaction
+    #: that was running when the gap was seen is still running (docs/export.md).
+    gap_wait_s: float = Field(default=60.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExportSettings:

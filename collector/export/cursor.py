@@ -14,11 +14,15 @@ its lease cannot move it.
 Alert change ids are assigned in commit order (``collector.alerts.grouping``).
 Event ``pk``s are too on SQLite (one writer, rowid = max + 1), but not on
 PostgreSQL, where a sequence hands out numbers before commit: a batch still
-committing can hold a ``pk`` lower than one already visible. ``contiguous``
-therefore stops at a gap in the ``pk``s until it has been open
-``gap_wait_s``; an ``INSERT ... ON CONFLICT DO NOTHING`` that skipped a
-duplicate, a rolled-back batch or retention leave gaps that never fill, and
-cost that wait once.
+committing can hold a ``pk`` lower than one already visible, and a batch
+rolled back, or a duplicate skipped by ``ON CONFLICT DO NOTHING``, leaves a
+``pk`` that never fills. ``contiguous`` stops at a gap and remembers the
+transactions in progress just after it saw it (``running_transactions``):
+only one of those can still fill it. Once none of them is in progress any
+more, a read after that sees whatever they stored, so a gap still there is
+passed (on SQLite, where nothing is ever running, on the next pass). A
+ceiling (``gap_wait_s``) passes a gap held by a session that stays open for
+long (an idle transaction in psql), with a warning in the log.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from agent.events import Severity
@@ -119,23 +123,49 @@ def read_events(db: Database, after: int, limit: int) -> list[StoredEvent]:
         ]
 
 
-def contiguous(rows: Sequence[StoredEvent], after: int, gap_opened: dict[int, float],
-               now_s: float, gap_wait_s: float) -> list[StoredEvent]:
-    """The rows before the first gap in ``pk`` younger than ``gap_wait_s`` (PostgreSQL).
+@dataclass(frozen=True)
+class Gap:
+    """A missing ``pk``: when it was first seen, and who was running then (PostgreSQL xids)."""
 
-    ``gap_opened`` remembers, per first missing ``pk``, when this process first
-    saw the gap; the caller keeps it between passes.
+    seen_s: float
+    running: frozenset[int]
+
+
+def running_transactions(db: Database) -> frozenset[int]:
+    """Ids of the transactions in progress now (PostgreSQL); empty on SQLite (one writer)."""
+    if db.dialect != "postgresql":
+        return frozenset()
+    with db.read() as conn:
+        return frozenset(int(x) for x in conn.execute(
+            text("SELECT pg_snapshot_xip(pg_current_snapshot())")).scalars())
+
+
+def contiguous(rows: Sequence[StoredEvent], after: int, gaps: dict[int, Gap], *,
+               running_before: frozenset[int], running_after: frozenset[int], now_s: float,
+               ceiling_s: float) -> tuple[list[StoredEvent], list[int]]:
+    """The rows up to the first gap in ``pk`` that a running transaction may still fill.
+
+    ``running_before`` was read before ``rows``, ``running_after`` after them;
+    ``gaps`` is kept by the caller between passes. Returns the rows and the
+    gaps passed only because they reached ``ceiling_s``.
     """
     expected = after + 1
+    forced: list[int] = []
     for index, row in enumerate(rows):
         if row.pk != expected:
-            opened = gap_opened.setdefault(expected, now_s)
-            if now_s - opened < gap_wait_s:
-                return list(rows[:index])
+            gap = gaps.get(expected)
+            if gap is None:
+                # Only a read taken after the transactions running now have ended tells.
+                gaps[expected] = Gap(now_s, running_after)
+                return list(rows[:index]), forced
+            if gap.running & running_before:
+                if now_s - gap.seen_s < ceiling_s:
+                    return list(rows[:index]), forced
+                forced.append(expected)
         expected = row.pk + 1
-    for missing in [pk for pk in gap_opened if pk < expected]:
-        del gap_opened[missing]
-    return list(rows)
+    for passed in [pk for pk in gaps if pk < expected]:
+        del gaps[passed]
+    return list(rows), forced
 
 
 def read_alert_changes(db: Database, after: int, limit: int) -> list[AlertChangeRecord]:

@@ -51,6 +51,8 @@ from collector.store.database import Database
 log = structlog.get_logger("collector.export")
 
 LEASE: Final = timedelta(seconds=30)
+#: How soon an output held at a gap in event pks looks again (the gap fills at commit).
+GAP_RECHECK_S: Final = 0.05
 #: How often the lag is measured (and the lag alert judged).
 LAG_CHECK_S: Final = 5.0
 #: Namespace of the deterministic ids of the lag events: one per output and episode.
@@ -64,6 +66,8 @@ class StepResult:
     more: bool = False
     #: Another process holds the output.
     idle: bool = False
+    #: Stopped at a gap in event pks that a transaction may still fill: look again soon.
+    held: bool = False
 
 
 def encode(output: OutputSettings, document: dict[str, Any]) -> bytes:
@@ -82,21 +86,19 @@ class Exporter:
     db: Database
     output: OutputSettings
     metrics: ExportMetrics
-    #: How long a gap in event pks holds the output (PostgreSQL only; see cursor.contiguous).
-    gap_wait_s: float = 10.0
+    #: Longest a gap in event pks holds the output (PostgreSQL only; see cursor.contiguous).
+    gap_wait_s: float = 60.0
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}")
     transport: Transport | None = None
-    _gaps: dict[int, float] = field(default_factory=dict)
+    _gaps: dict[int, cursor.Gap] = field(default_factory=dict)
     _lag_checked: float | None = None
     _ready: bool = False
     _lease_until: datetime | None = None
 
     def __post_init__(self) -> None:
         self.metrics.add_output(self.output.name)
-        if self.db.dialect != "postgresql":
-            self.gap_wait_s = 0.0  # one writer: pks are in commit order
 
     @property
     def name(self) -> str:
@@ -146,10 +148,17 @@ class Exporter:
 
     def _send_events(self, after: int, now: datetime) -> StepResult:
         size = self.output.batch_size
+        running_before = cursor.running_transactions(self.db)
         rows = cursor.read_events(self.db, after, size)
-        usable = cursor.contiguous(rows, after, self._gaps, self.monotonic(), self.gap_wait_s)
+        running_after = cursor.running_transactions(self.db) if rows else frozenset()
+        usable, forced = cursor.contiguous(
+            rows, after, self._gaps, running_before=running_before, running_after=running_after,
+            now_s=self.monotonic(), ceiling_s=self.gap_wait_s)
+        if forced:
+            log.warning("export passed event ids a long-running transaction may still hold",
+                        output=self.name, first_missing=forced, held_s=self.gap_wait_s)
         if not usable:
-            return StepResult()
+            return StepResult(held=bool(rows))
         records = [encode(self.output, event_to_ecs(row)) for row in usable
                    if self.output.takes(row.kind, row.severity)]
         if records:
@@ -159,7 +168,7 @@ class Exporter:
             log.warning("export lease lost; another process sends now", output=self.name)
             return StepResult()
         self.metrics.sent.labels(self.name, "event").inc(len(records))
-        return StepResult(len(records), more=len(rows) == size)
+        return StepResult(len(records), more=len(rows) == size, held=len(usable) < len(rows))
 
     def _send_alert_changes(self, after: int, now: datetime) -> StepResult:
         size = self.output.batch_size
@@ -250,6 +259,8 @@ class Exporter:
                 await asyncio.sleep(LEASE.total_seconds() / 3)
                 continue
             pause = bucket.spend(self.monotonic(), result.sent) if result.sent else 0.0
-            if not result.more:
+            if result.held:
+                pause = max(pause, min(GAP_RECHECK_S, self.output.poll_interval_s))
+            elif not result.more:
                 pause = max(pause, self.output.poll_interval_s)
             await asyncio.sleep(pause)

@@ -50,7 +50,6 @@ def export_config(path: Path, rsyslog: TlsRsyslog, sink: NdjsonReceiver) -> Path
     fast = ("batch_size = 40\npoll_interval_s = 0.2\nretry_initial_s = 0.2\n"
             "retry_max_s = 1.0\ntimeout_s = 5\n")
     path.write_text(
-        "[export]\ngap_wait_s = 2\n"
         f'[[export.outputs]]\nname = "rsyslog-ecs"\ntype = "syslog-tls"\nformat = "ecs"\n'
         f'host = "127.0.0.1"\nport = {rsyslog.port}\nserver_name = "localhost"\n'
         f'ca_file = "{rsyslog.tls.ca_cert}"\n{fast}'

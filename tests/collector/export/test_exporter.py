@@ -188,17 +188,28 @@ def admin_headers(db: Database) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_gap_holds_until_it_is_old() -> None:
-    """A pk still committing elsewhere (PostgreSQL) holds the cursor, for gap_wait_s at most."""
+def test_gap_holds_while_a_transaction_that_may_fill_it_runs() -> None:
+    """A missing pk holds the cursor until every transaction running when it was seen ended."""
     rows = [cursor.StoredEvent(pk, str(pk), pk, datetime.now(UTC), datetime.now(UTC), "a", "h",
                                "agent.test", cursor.Severity.INFO, None, None, "x", {})
             for pk in (1, 2, 4, 5)]
-    gaps: dict[int, float] = {}
-    assert [r.pk for r in cursor.contiguous(rows, 0, gaps, 100.0, 10.0)] == [1, 2]
-    assert [r.pk for r in cursor.contiguous(rows[2:], 2, gaps, 105.0, 10.0)] == []
-    assert [r.pk for r in cursor.contiguous(rows[2:], 2, gaps, 110.0, 10.0)] == [4, 5]
+    gaps: dict[int, cursor.Gap] = {}
+
+    def pks(after: int, before: set[int], now_s: float) -> list[int]:
+        usable, _ = cursor.contiguous([r for r in rows if r.pk > after], after, gaps,
+                                      running_before=frozenset(before),
+                                      running_after=frozenset({7, 8}), now_s=now_s,
+                                      ceiling_s=60.0)
+        return [r.pk for r in usable]
+
+    assert pks(0, set(), 0.0) == [1, 2]  # first sight: 7 and 8 may hold pk 3
+    assert pks(2, {8, 9}, 1.0) == []  # 8 still runs
+    assert pks(2, {9}, 2.0) == [4, 5]  # 7 and 8 ended and pk 3 is still missing: passed
     assert gaps == {}
-    assert [r.pk for r in cursor.contiguous(rows, 0, {}, 0.0, 0.0)] == [1, 2, 4, 5]
+    gaps[3] = cursor.Gap(0.0, frozenset({8}))
+    usable, forced = cursor.contiguous(rows[2:], 2, gaps, running_before=frozenset({8}),
+                                       running_after=frozenset({8}), now_s=61.0, ceiling_s=60.0)
+    assert [r.pk for r in usable] == [4, 5] and forced == [3]  # an idle session: the ceiling
 
 
 def test_export_status_in_chinese(
@@ -223,3 +234,55 @@ def test_export_status_in_chinese(
     text = out.getvalue()
     assert "输出" in text and "积压" in text and "尚未开始" in text
     assert "2 条" in text and "HTTP 502" in text and "最近错误" in text
+
+
+def _collector_event(summary: str) -> Any:
+    from agent.events import Event
+    from collector.store.agents import COLLECTOR_SOURCE_ID
+
+    return Event(id=uuid.uuid4(), seq=None, time=datetime.now(UTC),
+                 agent_id=uuid.UUID(COLLECTOR_SOURCE_ID), host="collector",
+                 kind="agent.test", severity="info", summary=summary, evidence={})
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_postgres_batch_still_committing_is_waited_for(
+    db: Database, inbox: NdjsonReceiver,
+) -> None:
+    """A lower pk in a transaction not yet committed holds back a higher one already visible;
+    a rolled-back one is passed once its transaction has ended."""
+    from collector.own_events import store_collector_event
+    from collector.store.agents import ensure_collector_source
+    from collector.store.events import insert_event
+
+    def stored(summary: str) -> None:
+        event = _collector_event(summary)
+        store_collector_event(db, event_id=event.id, kind=event.kind, severity=event.severity,
+                              summary=summary, evidence={}, policy_version=None,
+                              now=event.time)
+
+    stored("first")  # makes the collector's own agents row, committed
+    exporter = Exporter(db, output(inbox, exclude_kinds=[], batch_size=50), Metrics().export)
+    drain(exporter)
+    engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    try:
+        for outcome in ("commit", "rollback"):
+            with engine.connect() as conn:
+                transaction = conn.begin()
+                slow = _collector_event(f"slow {outcome}")
+                ensure_collector_source(conn, "postgresql", slow.time)
+                insert_event(conn, "postgresql", slow, slow.time)  # takes the lower pk
+                stored(f"fast {outcome}")  # a higher pk, committed and visible
+                before = len(inbox.received())
+                for _ in range(3):
+                    exporter.step()
+                assert len(inbox.received()) == before, "sent past a batch still committing"
+                getattr(transaction, outcome)()
+            drain(exporter)
+            drain(exporter)
+            summaries = [d["message"] for d in inbox.received()[before:]]
+            expected = [f"slow {outcome}", f"fast {outcome}"] if outcome == "commit" else [
+                f"fast {outcome}"]
+            assert summaries == expected
+    finally:
+        engine.dispose()
