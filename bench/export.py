@@ -1,10 +1,11 @@
 """SIEM export: ingest rate with no outputs against two outputs, and each output's throughput.
 
 In one run, per backend: a collector with no outputs takes pre-built gzip
-batches over HTTPS for ``--seconds`` (the floor); then a fresh collector with
-two outputs enabled, syslog over TLS in ECS JSON to a private rsyslogd
+batches over HTTPS for ``--seconds`` (the floor); a fresh one with two
+outputs whose receivers are down (connections refused) takes the same load;
+then a fresh collector with two outputs enabled, syslog over TLS in ECS JSON to a private rsyslogd
 (``imtcp`` + ``gtls``) and NDJSON over HTTPS to a loopback receiver, takes
-the same load. Prints both ingest rates and their ratio, then, per output,
+the same load. Prints the three ingest rates and their ratios to the floor, then, per output,
 how many events it had passed when ingest stopped and how long it took to
 catch up, as events per second from the first event stored to the last one
 sent. Outputs run unpaced here (``rate_per_s`` 1,000,000), so the figure is
@@ -28,20 +29,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest import build_batches, enroll_agents, send_all
-from tests.e2e.harness import Collector
-from tests.export_receivers import NdjsonReceiver, TlsRsyslog, ndjson_receiver, tls_rsyslog
+from tests.e2e.harness import Collector, free_port
+from tests.export_receivers import ndjson_receiver, private_ca, tls_rsyslog
 from tests.postgres import DEFAULT_PG_URL, postgres_database
 
 
-def outputs_toml(path: Path, rsyslog: TlsRsyslog, sink: NdjsonReceiver, batch: int) -> Path:
+def outputs_toml(path: Path, syslog_port: int, https_url: str, ca_file: Path,
+                 batch: int) -> Path:
     unpaced = (f"batch_size = {batch}\nrate_per_s = 1000000\nburst = 1000000\n"
-               "poll_interval_s = 0.2\n")
+               "poll_interval_s = 0.2\nretry_initial_s = 0.2\nretry_max_s = 2\n")
     path.write_text(
         f'[[export.outputs]]\nname = "syslog-ecs"\ntype = "syslog-tls"\nformat = "ecs"\n'
-        f'host = "127.0.0.1"\nport = {rsyslog.port}\nca_file = "{rsyslog.tls.ca_cert}"\n'
-        f"{unpaced}"
-        f'[[export.outputs]]\nname = "https-ndjson"\ntype = "https-ndjson"\nurl = "{sink.url}"\n'
-        f'ca_file = "{sink.tls.ca_cert}"\n{unpaced}'
+        f'host = "127.0.0.1"\nport = {syslog_port}\nca_file = "{ca_file}"\n{unpaced}'
+        f'[[export.outputs]]\nname = "https-ndjson"\ntype = "https-ndjson"\nurl = "{https_url}"\n'
+        f'ca_file = "{ca_file}"\n{unpaced}'
     )
     return path
 
@@ -56,19 +57,32 @@ def ingest(collector: Collector, args: argparse.Namespace) -> tuple[float, float
     return accepted / elapsed, started, accepted
 
 
+def ingest_alone(home: Path, database_url: str, args: argparse.Namespace,
+                 config: Path | None = None) -> float:
+    collector = Collector(home=home, database_url=database_url)
+    if config is not None:
+        collector.extra_env["COURTGUARD_COLLECTOR_CONFIG"] = str(config)
+    collector.init()
+    collector.start()
+    try:
+        rate, _, _ = ingest(collector, args)
+    finally:
+        collector.stop()
+    return rate
+
+
 def run_backend(name: str, url_for: dict[str, str], args: argparse.Namespace,
                 home: Path) -> None:
-    floor = Collector(home=home / "none", database_url=url_for["none"])
-    floor.init()
-    floor.start()
-    try:
-        rate_none, _, _ = ingest(floor, args)
-    finally:
-        floor.stop()
+    rate_none = ingest_alone(home / "none", url_for["none"], args)
+    # Both receivers down: connections refused, the outputs back off; ingest must not notice.
+    tls = private_ca(home / "down-tls")
+    down = outputs_toml(home / "down.toml", free_port(),
+                        f"https://127.0.0.1:{free_port()}/ingest", tls.ca_cert, args.export_batch)
+    rate_down = ingest_alone(home / "down", url_for["down"], args, down)
     with tls_rsyslog(home / "rsyslog") as rsyslog, ndjson_receiver(home / "sink") as sink:
         collector = Collector(home=home / "two", database_url=url_for["two"])
-        collector.extra_env["COURTGUARD_COLLECTOR_CONFIG"] = str(
-            outputs_toml(home / "collector.toml", rsyslog, sink, args.export_batch))
+        collector.extra_env["COURTGUARD_COLLECTOR_CONFIG"] = str(outputs_toml(
+            home / "two.toml", rsyslog.port, sink.url, rsyslog.tls.ca_cert, args.export_batch))
         collector.init()
         collector.start()
         try:
@@ -88,8 +102,9 @@ def run_backend(name: str, url_for: dict[str, str], args: argparse.Namespace,
                 time.sleep(0.2)
         finally:
             collector.stop()
-    print(f"{name:9s} ingest with no outputs {rate_none:8.0f} events/s, with two outputs "
-          f"{rate_two:8.0f} events/s: ratio {rate_two / rate_none:.2f}", flush=True)
+    print(f"{name:9s} ingest with no outputs {rate_none:8.0f} events/s; with two outputs "
+          f"{rate_two:8.0f} events/s (ratio {rate_two / rate_none:.2f}); with both receivers "
+          f"down {rate_down:8.0f} events/s (ratio {rate_down / rate_none:.2f})", flush=True)
     for output in ("syslog-ecs", "https-ndjson"):
         passed = at_end.get(output, 0)
         if output in done:
@@ -122,10 +137,10 @@ def main() -> None:
             home = Path(tmp) / backend
             home.mkdir()
             if backend == "sqlite":
-                urls = {run: f"sqlite:///{home / f'{run}.db'}" for run in ("none", "two")}
+                urls = {run: f"sqlite:///{home / f'{run}.db'}" for run in ("none", "down", "two")}
             else:
                 urls = {run: stack.enter_context(postgres_database(args.pg_url))
-                        for run in ("none", "two")}
+                        for run in ("none", "down", "two")}
             run_backend(backend, urls, args, home)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 

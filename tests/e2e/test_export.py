@@ -125,6 +125,10 @@ def in_order_once(seen: list[tuple[str, str, int]], expected: dict[str, list[str
         assert seqs == sorted(seqs)
 
 
+# SQLite only: the exporter's PostgreSQL paths (lease, row id gaps) run against a real
+# PostgreSQL in tests/collector/export/test_exporter.py, and one collector start is
+# most of this test's time.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_event_reaches_every_output_across_outages_and_restarts(
     exporting: Collector, rsyslog: TlsRsyslog, sink: NdjsonReceiver,
 ) -> None:
