@@ -34,15 +34,15 @@ from tests.export_receivers import ndjson_receiver, private_ca, tls_rsyslog
 from tests.postgres import DEFAULT_PG_URL, postgres_database
 
 
-def outputs_toml(path: Path, syslog_port: int, https_url: str, ca_file: Path,
-                 batch: int) -> Path:
+def outputs_toml(path: Path, syslog_port: int, syslog_ca: Path, https_url: str,
+                 https_ca: Path, batch: int) -> Path:
     unpaced = (f"batch_size = {batch}\nrate_per_s = 1000000\nburst = 1000000\n"
                "poll_interval_s = 0.2\nretry_initial_s = 0.2\nretry_max_s = 2\n")
     path.write_text(
         f'[[export.outputs]]\nname = "syslog-ecs"\ntype = "syslog-tls"\nformat = "ecs"\n'
-        f'host = "127.0.0.1"\nport = {syslog_port}\nca_file = "{ca_file}"\n{unpaced}'
+        f'host = "127.0.0.1"\nport = {syslog_port}\nca_file = "{syslog_ca}"\n{unpaced}'
         f'[[export.outputs]]\nname = "https-ndjson"\ntype = "https-ndjson"\nurl = "{https_url}"\n'
-        f'ca_file = "{ca_file}"\n{unpaced}'
+        f'ca_file = "{https_ca}"\n{unpaced}'
     )
     return path
 
@@ -76,13 +76,14 @@ def run_backend(name: str, url_for: dict[str, str], args: argparse.Namespace,
     rate_none = ingest_alone(home / "none", url_for["none"], args)
     # Both receivers down: connections refused, the outputs back off; ingest must not notice.
     tls = private_ca(home / "down-tls")
-    down = outputs_toml(home / "down.toml", free_port(),
+    down = outputs_toml(home / "down.toml", free_port(), tls.ca_cert,
                         f"https://127.0.0.1:{free_port()}/ingest", tls.ca_cert, args.export_batch)
     rate_down = ingest_alone(home / "down", url_for["down"], args, down)
     with tls_rsyslog(home / "rsyslog") as rsyslog, ndjson_receiver(home / "sink") as sink:
         collector = Collector(home=home / "two", database_url=url_for["two"])
         collector.extra_env["COURTGUARD_COLLECTOR_CONFIG"] = str(outputs_toml(
-            home / "two.toml", rsyslog.port, sink.url, rsyslog.tls.ca_cert, args.export_batch))
+            home / "two.toml", rsyslog.port, rsyslog.tls.ca_cert, sink.url, sink.tls.ca_cert,
+            args.export_batch))
         collector.init()
         collector.start()
         try:

@@ -17,7 +17,7 @@ PostgreSQL, where a sequence hands out numbers before commit: a batch still
 committing can hold a ``pk`` lower than one already visible, and a batch
 rolled back, or a duplicate skipped by ``ON CONFLICT DO NOTHING``, leaves a
 ``pk`` that never fills. ``contiguous`` stops at a gap and remembers the
-transactions in progress just after it saw it (``running_transactions``):
+writing transactions in progress just after it saw it (``running_transactions``):
 only one of those can still fill it. Once none of them is in progress any
 more, a read after that sees whatever they stored, so a gap still there is
 passed (on SQLite, where nothing is ever running, on the next pass). A
@@ -132,12 +132,18 @@ class Gap:
 
 
 def running_transactions(db: Database) -> frozenset[int]:
-    """Ids of the transactions in progress now (PostgreSQL); empty on SQLite (one writer)."""
+    """Ids of the writing transactions in progress in this database now (PostgreSQL).
+
+    Empty on SQLite (one writer). Other databases of the cluster do not count:
+    only this one's sessions insert events. Collector processes share one role,
+    whose sessions' ``backend_xid`` that role may read.
+    """
     if db.dialect != "postgresql":
         return frozenset()
     with db.read() as conn:
-        return frozenset(int(x) for x in conn.execute(
-            text("SELECT pg_snapshot_xip(pg_current_snapshot())")).scalars())
+        return frozenset(int(x) for x in conn.execute(text(
+            "SELECT backend_xid::text FROM pg_stat_activity "
+            "WHERE datname = current_database() AND backend_xid IS NOT NULL")).scalars())
 
 
 def contiguous(rows: Sequence[StoredEvent], after: int, gaps: dict[int, Gap], *,

@@ -14,7 +14,8 @@ ingest and the event loop never wait on a receiver):
    (those filtered out too); then the same for alert changes.
 
 A failed send leaves the cursor where it was, is counted and kept as the
-row's last error, and ``run`` backs off (full jitter) before the next try.
+row's last error, and ``run`` backs off (full jitter) before the next try,
+which sends the same encoded batch again (``Pending``) without re-reading.
 ``run`` paces sending with a token bucket and, when caught up, looks again
 every ``poll_interval_s``. At most one batch is ever in memory: a slow or
 dead receiver leaves events waiting in the store, never in the process.
@@ -59,6 +60,24 @@ LAG_CHECK_S: Final = 5.0
 LAG_NAMESPACE: Final = uuid.UUID("5d0c3f7e-2b1a-5c4d-9e8f-7a6b5c4d3e2f")
 
 
+#: The ``record`` label of ``courtguard_export_sent`` for each cursor.
+FEED_RECORDS: Final = {"event": "event", "alert": "alert_change"}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One encoded batch and where it moves its cursor, kept while the receiver refuses it.
+
+    A retry sends the same bytes without reading the store again.
+    """
+
+    after: int
+    new: int
+    records: list[bytes]
+    more: bool = False
+    held: bool = False
+
+
 @dataclass
 class StepResult:
     sent: int = 0
@@ -96,6 +115,7 @@ class Exporter:
     _lag_checked: float | None = None
     _ready: bool = False
     _lease_until: datetime | None = None
+    _pending: dict[str, Pending] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.metrics.add_output(self.output.name)
@@ -136,9 +156,9 @@ class Exporter:
         return row
 
     def _deliver(self, records: list[bytes], now: datetime) -> None:
-        if self.transport is None:
-            self.transport = transport_for(self.output)
         try:
+            if self.transport is None:
+                self.transport = transport_for(self.output)
             self.transport.send(records)
         except ExportError as exc:
             self.metrics.failed.labels(self.name).inc()
@@ -148,6 +168,9 @@ class Exporter:
 
     def _send_events(self, after: int, now: datetime) -> StepResult:
         size = self.output.batch_size
+        pending = self._pending.get("event")
+        if pending is not None and pending.after == after:
+            return self._resend(pending, "event", now)
         running_before = cursor.running_transactions(self.db)
         rows = cursor.read_events(self.db, after, size)
         running_after = cursor.running_transactions(self.db) if rows else frozenset()
@@ -161,16 +184,27 @@ class Exporter:
             return StepResult(held=bool(rows))
         records = [encode(self.output, event_to_ecs(row)) for row in usable
                    if self.output.takes(row.kind, row.severity)]
-        if records:
-            self._deliver(records, now)
-        if not cursor.advance(self.db, self.name, self.owner, feed="event", old=after,
-                              new=usable[-1].pk, sent=len(records), now=now):
+        batch = Pending(after, usable[-1].pk, records, more=len(rows) == size,
+                        held=len(usable) < len(rows))
+        return self._resend(batch, "event", now)
+
+    def _resend(self, batch: Pending, feed: str, now: datetime) -> StepResult:
+        """Deliver ``batch`` and move the cursor; kept for the next try if it fails."""
+        self._pending[feed] = batch
+        if batch.records:
+            self._deliver(batch.records, now)
+        del self._pending[feed]
+        if not cursor.advance(self.db, self.name, self.owner, feed=feed, old=batch.after,
+                              new=batch.new, sent=len(batch.records), now=now):
             log.warning("export lease lost; another process sends now", output=self.name)
             return StepResult()
-        self.metrics.sent.labels(self.name, "event").inc(len(records))
-        return StepResult(len(records), more=len(rows) == size, held=len(usable) < len(rows))
+        self.metrics.sent.labels(self.name, FEED_RECORDS[feed]).inc(len(batch.records))
+        return StepResult(len(batch.records), more=batch.more, held=batch.held)
 
     def _send_alert_changes(self, after: int, now: datetime) -> StepResult:
+        pending = self._pending.get("alert")
+        if pending is not None and pending.after == after:
+            return self._resend(pending, "alert", now)
         size = self.output.batch_size
         changes = cursor.read_alert_changes(self.db, after, size)
         if not changes:
@@ -178,13 +212,8 @@ class Exporter:
         taken: list[AlertChangeRecord] = [
             change for change in changes if self.output.takes(change.kind, change.severity)]
         records = [encode(self.output, alert_change_to_ecs(change)) for change in taken]
-        if records:
-            self._deliver(records, now)
-        if not cursor.advance(self.db, self.name, self.owner, feed="alert", old=after,
-                              new=changes[-1].change_id, sent=len(records), now=now):
-            return StepResult()
-        self.metrics.sent.labels(self.name, "alert_change").inc(len(records))
-        return StepResult(len(records), more=len(changes) == size)
+        return self._resend(Pending(after, changes[-1].change_id, records,
+                                    more=len(changes) == size), "alert", now)
 
     # -- lag ---------------------------------------------------------------------------------
 

@@ -215,3 +215,13 @@ def test_outputs_from_collector_toml(tmp_path: Path) -> None:
                       '[[export.outputs]]\nname = "a"\ntype = "syslog-tls"\nhost = "h"\n')
     with pytest.raises(ConfigError, match="repeat"):
         load_settings(config, data_dir=tmp_path)
+
+
+def test_unreadable_ca_file_is_a_chinese_export_error(tmp_path: Path) -> None:
+    from collector.errors import ExportError
+    from collector.export.transport import transport_for
+
+    output = OutputSettings(name="soc", type="syslog-tls", host="127.0.0.1",
+                            ca_file=tmp_path / "missing-ca.pem")
+    with pytest.raises(ExportError, match="soc 的证书文件无法读取"):
+        transport_for(output)
