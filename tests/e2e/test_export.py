@@ -174,6 +174,11 @@ def test_every_event_reaches_every_output_across_outages_and_restarts(
 
     for fmt in ("ecs", "cef"):
         in_order_once(rsyslog_ids(rsyslog, fmt), expected)
+    # The RFC 5424 header as rsyslog parsed it: MSGID the kind, HOSTNAME the workstation,
+    # severity 5 (notice) for low events.
+    tests = [line for line in rsyslog.lines() if line.msgid == "agent.test"]
+    assert {line.hostname for line in tests} == set(agents)
+    assert {line.severity for line in tests} == {5}
     in_order_once(sink_ids(sink), expected)
     alerts = [d for d in sink.received() if d["event"]["dataset"] == "courtguard.alert"]
     assert alerts and alerts[0]["event"]["action"] == "alert.opened"
