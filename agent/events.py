@@ -74,16 +74,6 @@ Summary = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 PolicyVersion = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-#: ECS ``event.severity`` is numeric; these are the values we map to.
-ECS_SEVERITY: Final = {
-    Severity.INFO: 1,
-    Severity.LOW: 21,
-    Severity.MEDIUM: 47,
-    Severity.HIGH: 73,
-    Severity.CRITICAL: 99,
-}
-
-
 _last_v7_ms = 0
 _last_v7_counter = 0
 
@@ -360,6 +350,23 @@ class SilentEvidence(Evidence):
     missed_heartbeats: int = Field(ge=1)
 
 
+class ExportLagEvidence(Evidence):
+    """``collector.export_lagging`` / ``collector.export_recovered``: a SIEM output fell behind.
+
+    Made by the collector once when an output passes its lag threshold and once
+    when it has caught up again (docs/export.md).
+    """
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("output",)
+
+    output: Annotated[str, StringConstraints(max_length=64)]
+    lag_s: float = Field(ge=0)
+    lag_events: int = Field(ge=0)
+    threshold_s: float = Field(ge=0)
+    since: AwareDatetime
+    last_error: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class TestEvidence(Evidence):
     """Carried by ``agent.test``: events an operator makes to check the pipeline end to end."""
 
@@ -370,7 +377,7 @@ class TestEvidence(Evidence):
 
 
 #: The kinds with a fixed evidence shape that no detector makes: the agent's own events,
-#: and the collector's about agents, calendars and policies.
+#: and the collector's about agents, calendars, policies and its SIEM outputs.
 AGENT_EVIDENCE_MODELS: Final[Mapping[str, type[Evidence]]] = MappingProxyType({
     "agent.heartbeat": HeartbeatEvidence,
     "agent.started": StartedEvidence,
@@ -386,6 +393,8 @@ AGENT_EVIDENCE_MODELS: Final[Mapping[str, type[Evidence]]] = MappingProxyType({
     "agent.policy_rejected": PolicyRejectedEvidence,
     "collector.policy_rejected": PolicyRejectedEvidence,
     "collector.document_published": PublishedDocumentEvidence,
+    "collector.export_lagging": ExportLagEvidence,
+    "collector.export_recovered": ExportLagEvidence,
     "agent.test": TestEvidence,
 })
 
@@ -552,36 +561,3 @@ class ErrorBody(BaseModel):
     error: str
     detail: str
     errors: list[dict[str, Any]] | None = None
-
-
-def to_ecs(event: Event) -> dict[str, Any]:
-    """Map an event to Elastic Common Schema field names for SIEM export (docs/ecs.md)."""
-    dataset = event.kind.split(".", 1)[0]
-    ecs: dict[str, Any] = {
-        "@timestamp": event.time.isoformat(),
-        "message": event.summary,
-        "event": {
-            "id": str(event.id),
-            "kind": "event" if event.severity is Severity.INFO else "alert",
-            "category": [_ECS_CATEGORY.get(dataset, "host")],
-            "dataset": f"courtguard.{dataset}",
-            "action": event.kind,
-            "severity": ECS_SEVERITY[event.severity],
-            "sequence": event.seq,
-        },
-        "log": {"level": event.severity.value},
-        "host": {"name": event.host},
-        "agent": {"id": str(event.agent_id), "type": "courtguard"},
-        "courtguard": {"policy_version": event.policy_version, "evidence": event.evidence},
-    }
-    if event.rule_id is not None:
-        ecs["rule"] = {"id": event.rule_id}
-    return ecs
-
-
-_ECS_CATEGORY: Final[Mapping[str, str]] = {
-    "outreach": "network",
-    "account": "authentication",
-    "document": "file",
-    "agent": "host",
-}

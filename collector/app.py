@@ -27,6 +27,7 @@ from collector.correlation.runner import CorrelationRunner
 from collector.correlation.silent_pass import SilentAgentPass
 from collector.doccheck.results import ResultCache
 from collector.errors import ConfigError
+from collector.export.exporter import Exporter
 from collector.metrics import Metrics
 from collector.patrol.runner import DocumentPatrol
 from collector.policy.current import CurrentPolicy
@@ -101,6 +102,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     correlation = AccountPass(
         database, metrics, current_policy, settings.account_correlation_interval_s
     )
+    exporters = [Exporter(database, output, metrics.export, settings.export.gap_wait_s)
+                 for output in settings.export.outputs]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -116,6 +119,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
             tasks.append(asyncio.create_task(router.run(alert_feed), name="alert-router"))
         if settings.patrol.enabled and settings.patrol.sources:
             tasks.append(asyncio.create_task(patrol.run(), name="document-patrol"))
+        tasks += [asyncio.create_task(exporter.run(), name=f"export-{exporter.name}")
+                  for exporter in exporters]
         try:
             yield
         finally:
@@ -126,6 +131,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
                     await task
             checker.close(wait=True)
             await asyncio.to_thread(router.close)
+            for exporter in exporters:
+                await asyncio.to_thread(exporter.close)
             database.dispose()
 
     app = FastAPI(
@@ -153,6 +160,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.doccheck_results = ResultCache()
     app.state.account_correlation = correlation
     app.state.alert_router = router
+    app.state.exporters = exporters
     app.state.current_policy = current_policy
     app.state.alert_link_key = link_key
     app.state.metrics_listener = health.MetricsListener(settings.metrics, metrics)

@@ -7,6 +7,7 @@
     ├── NotFoundError          a token, agent or key named on the command line does not exist
     ├── RefusedError           enrollment or ingest refused (bad token, revoked agent); has a code
     ├── InvalidEventsError     events the store refuses by index (a seq the agent already used)
+    ├── ExportError            a SIEM output did not take a batch (message in Chinese)
     └── ApiError               a request refused; carries the HTTP status and the ErrorBody code
 """
 
@@ -34,6 +35,10 @@ class TLSError(CollectorError):
 
 class NotFoundError(CollectorError):
     pass
+
+
+class ExportError(CollectorError):
+    """A SIEM output refused or did not confirm a batch; the batch is sent again later."""
 
 
 class ApiError(CollectorError):

@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agent.events import utcnow
+from collector.export.metrics import ExportMetrics
 
 AGENT_STATUSES = ("online", "silent", "revoked", "never_seen")
 
@@ -59,6 +60,9 @@ class Metrics:
             "courtguard_policy_fetches", "Agent policy polls by answer (200 bundle, 304 same).",
             ["status"], registry=self.registry,
         )
+        # -- SIEM outputs: lag, sent, failed (collector/export/metrics.py) --
+        self.export = ExportMetrics(self.registry)
+        # -- end of SIEM outputs --
         for result in ("accepted", "duplicate"):
             self.events.labels(result)
         for kind in ("heartbeat", "event"):

@@ -19,6 +19,7 @@ from agent.events import MAX_BATCH_EVENTS
 from agent.layered_settings import LayeredSettings
 from collector.console.directory_settings import ConsoleSettings
 from collector.errors import ConfigError
+from collector.export.config import ExportSettings
 from collector.notify.config import ChannelSettings
 from collector.patrol.settings import PatrolSettings
 
@@ -134,6 +135,10 @@ class CollectorSettings(LayeredSettings):
     alert_link_secret: str | None = None
     #: Run the alert router in this process (one process at a time routes, by lease).
     alert_router: bool = True
+
+    #: SIEM outputs (``[[export.outputs]]``): syslog over TLS in CEF or ECS JSON, NDJSON over
+    #: HTTPS. See README, "Export to a SIEM" and docs/export.md.
+    export: ExportSettings = Field(default_factory=ExportSettings)
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -3,7 +3,7 @@
 One module per command group (``service``: init, serve, migrate, prune;
 ``tokens``, ``agents``, ``policy``, ``users``, ``apikeys``, ``alerting``: duty,
 silences and test messages; ``patrol``: one pass of the published-documents
-patrol), each adding its subcommands to the parser
+patrol; ``export``: SIEM outputs), each adding its subcommands to the parser
 built here. Every subcommand reads the same settings (``--config``,
 ``COURTGUARD_COLLECTOR_*``); expected problems print one ``error:`` line and
 exit 1, never a traceback.
@@ -22,6 +22,7 @@ from collector import probe_responder
 from collector.cli.agents import add_agent_commands
 from collector.cli.alerting import add_alerting_commands
 from collector.cli.apikeys import add_apikey_commands
+from collector.cli.export import add_export_commands
 from collector.cli.patrol import add_patrol_commands
 from collector.cli.policy import add_policy_commands
 from collector.cli.service import add_service_commands
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe_responder.add_parser(sub)
     add_alerting_commands(sub, common)
     add_patrol_commands(sub, common)
+    add_export_commands(sub, common)
     return parser
 
 

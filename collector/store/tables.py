@@ -552,3 +552,25 @@ doc_check_history = Table(
     Index("ix_doc_check_history_username_id", "username", "id"),
     Index("ix_doc_check_history_sha256_id", "sha256", "id"),  # the document page
 )
+
+# -- SIEM export (docs/export.md) -----------------------------------------------------------
+
+#: One row per configured output: where it has got to in ``events`` (by ``pk``) and in
+#: ``alert_changes`` (by ``id``), who holds it (one process at a time sends to an output),
+#: its counters and last error, and since when it lags past its threshold.
+export_cursors = Table(
+    "export_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("event_cursor", BigInteger, nullable=False, server_default="0"),
+    Column("alert_cursor", BigInteger, nullable=False, server_default="0"),
+    Column("owner", String(100), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("sent", BigInteger, nullable=False, server_default="0"),
+    Column("failed", BigInteger, nullable=False, server_default="0"),
+    Column("last_sent_at", UTCDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("last_error_at", UTCDateTime, nullable=True),
+    Column("lagging_since", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -17,7 +17,6 @@ from agent.events import (
     HeartbeatEvidence,
     Severity,
     TestEvidence,
-    to_ecs,
     uuid7,
 )
 
@@ -119,18 +118,6 @@ def test_severity_rank_orders_levels() -> None:
     """Severity ranks run from info to critical, which the spool's drop order relies on."""
     assert [s.rank for s in Severity] == [0, 1, 2, 3, 4]
     assert Severity.from_rank(3) is Severity.HIGH
-
-
-def test_to_ecs_maps_core_fields() -> None:
-    """The ECS mapping names the fields a SIEM expects."""
-    event = make_event(rule_id="agent.silent", severity="high")
-    ecs = to_ecs(event)
-    assert ecs["event"]["id"] == str(event.id)
-    assert ecs["event"]["kind"] == "alert"
-    assert ecs["event"]["severity"] == 73
-    assert ecs["rule"]["id"] == "agent.silent"
-    assert ecs["host"]["name"] == "ws-101"
-    assert ecs["@timestamp"].startswith("2026-10-01T03:00")
 
 
 def test_heartbeat_evidence_round_trips() -> None:

@@ -1,0 +1,60 @@
+"""``courtguard-collector export status``: where each SIEM output stands, in Chinese."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+
+from agent.calendar_cn import local_time
+from agent.events import utcnow
+from collector.cli.store import command_store
+from collector.cli.table import print_table
+from collector.export.status import OutputStatus, output_statuses
+from collector.settings import CollectorSettings
+
+
+def _local(value: object) -> str:
+    return f"{local_time(value):%Y-%m-%d %H:%M:%S}" if isinstance(value, datetime) else "-"
+
+
+def _lag(status: OutputStatus) -> str:
+    if status.lag_events is None or status.lag_s is None:
+        return "尚未开始"
+    if status.lag_events == 0:
+        return "无积压"
+    return f"{status.lag_events} 条，最早已等待 {status.lag_s:.0f} 秒"
+
+
+def cmd_export_status(args: argparse.Namespace, settings: CollectorSettings) -> None:
+    with command_store(settings) as db:
+        statuses = output_statuses(db, list(settings.export.outputs), utcnow())
+    if args.json:
+        print(json.dumps([s.as_json() for s in statuses], ensure_ascii=False, indent=2))
+        return
+    if not statuses:
+        print("未配置 SIEM 输出（collector.toml 中的 [[export.outputs]]）")
+        return
+    rows = [[
+        s.name + ("" if s.configured else "（已不在配置中）"), s.type, s.format, s.target,
+        "-" if s.event_cursor is None else str(s.event_cursor),
+        "-" if s.alert_cursor is None else str(s.alert_cursor),
+        _lag(s), str(s.sent), str(s.failed), _local(s.last_sent_at),
+    ] for s in statuses]
+    print_table(rows, ["输出", "类型", "格式", "接收端", "事件游标", "告警游标", "积压",
+                       "已发送", "失败批次", "最近发送（北京时间）"])
+    for s in statuses:
+        if s.lagging_since is not None:
+            print(f"{s.name}：自 {_local(s.lagging_since)} 起积压超过阈值（已产生告警）")
+        if s.last_error:
+            print(f"{s.name} 最近错误（{_local(s.last_error_at)}）：{s.last_error}")
+
+
+def add_export_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                        common: argparse.ArgumentParser) -> None:
+    export = sub.add_parser("export", help="SIEM outputs").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    status = export.add_parser("status", parents=[common],
+                               help="each output's cursor, lag and last error")
+    status.add_argument("--json", action="store_true", help="machine-readable")
+    status.set_defaults(func=cmd_export_status)
