@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 from typing import Final
 
@@ -79,7 +80,7 @@ class Context:
     cause: str = ""
     criminal: bool = False
 
-    @property
+    @cached_property
     def texts(self) -> list[str]:
         return [n.text for n in self.norm]
 
@@ -94,6 +95,11 @@ class Context:
         return self.main_text()[:limit]
 
     def main_text(self) -> str:
+        return self._main_text
+
+    @cached_property
+    def _main_text(self) -> str:
+        # Several checks read it; the parts do not change once normalised.
         return "\n".join(self.norm[i].text for i in self.main_parts())
 
     def locate(self, offset: int) -> tuple[int, int]:

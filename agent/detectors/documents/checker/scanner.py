@@ -89,6 +89,9 @@ _STATUTE: Final = re.compile(
     r"《[^》\n]{1,60}》(?:第[零一二三四五六七八九十百千\d]+条(?:第[零一二三四五六七八九十\d]+[款项])*)*"
 )
 _COURT: Final = re.compile(r"人民(?:法院|检察院)")
+#: What every document number ends with: searched first, since ``_DOC_NUMBER`` starts with a
+#: run of Chinese characters and is tried at every one of them.
+_DOC_NUMBER_TAIL: Final = re.compile(r"[〔\[(]\d{4}[〕\])]\d+号")
 
 
 def _court_name_start(text: str, end: int) -> int:
@@ -118,6 +121,8 @@ def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
                 spans.append((start, start + len(term)))
                 start = text.find(term, start + len(term))
         for pattern in (_CASE_NUMBER, _DOC_NUMBER, _STATUTE):
+            if pattern is _DOC_NUMBER and not _DOC_NUMBER_TAIL.search(text):
+                continue
             spans.extend(
                 m.span() for m in pattern.finditer(text) if not _CERTIFICATE.search(m.group())
             )
