@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from typing import Final
 
 from agent.detectors.documents.checker.normalize import Normalized
@@ -77,6 +77,8 @@ class Context:
     mentions: list[Person] = field(default_factory=list)
     keep_names: set[str] = field(default_factory=set)
     occurrences: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    #: Per part, the runs of characters an identifier can be made of (``identifiers``).
+    identifier_runs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     cause: str = ""
     criminal: bool = False
 
