@@ -51,8 +51,10 @@ def _in_runs(ctx: Context, index: int, pattern: re.Pattern[str]) -> Iterator[re.
     runs = ctx.identifier_runs.get(index)
     if runs is None:
         runs = ctx.identifier_runs[index] = [m.span() for m in _IDENTIFIER_RUN.finditer(text)]
+    shortest = _SHORTEST_MATCH[pattern]
     for start, end in runs:
-        yield from pattern.finditer(text, start, min(len(text), end + 1))
+        if end - start >= shortest:
+            yield from pattern.finditer(text, start, min(len(text), end + 1))
 
 
 def _before(text: str, start: int, window: int) -> str:
@@ -410,7 +412,17 @@ def organisation_code(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
                 yield Hit(index, *found.span(), "组织机构代码", replacement=REDACTED)
 
 
-#: The patterns ``_redactions`` may search through ``_in_runs`` (see ``_IDENTIFIER_RUN``).
-_MADE_OF_RUN_CHARACTERS: Final = frozenset(
-    {_ID18, _ID15, _VIN, _USCC, _ORG, _MOBILE, _LANDLINE, _CARD, _EMAIL}
-)
+#: The patterns searched through ``_in_runs`` (see ``_IDENTIFIER_RUN``), with the fewest
+#: characters each can match: a shorter run holds none of its matches.
+_SHORTEST_MATCH: Final = {
+    _ID18: 18,
+    _ID15: 15,
+    _VIN: 17,
+    _USCC: 18,
+    _ORG: 10,  # 12345678-9
+    _MOBILE: 11,
+    _LANDLINE: 10,  # 4001234567
+    _CARD: 13,  # (\d{4}){3} and a digit
+    _EMAIL: 6,  # a@b.cn
+}
+_MADE_OF_RUN_CHARACTERS: Final = frozenset(_SHORTEST_MATCH)
