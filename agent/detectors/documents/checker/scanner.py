@@ -94,18 +94,17 @@ _COURT: Final = re.compile(r"人民(?:法院|检察院)")
 _DOC_NUMBER_TAIL: Final = re.compile(r"[〔\[(]\d{4}[〕\])]\d+号")
 
 
+#: The Chinese characters but 书 (U+4E66), 案 (U+6848) and 罪 (U+7F6A), up to 24, at the end.
+_COURT_NAME: Final = re.compile(
+    r"[\u4e00-\u4e65\u4e67-\u6847\u6849-\u7f69\u7f6b-\u9fff]{1,24}\Z"
+)
+
+
 def _court_name_start(text: str, end: int) -> int:
     """Where a court's name ending at ``end`` begins: up to 24 Chinese characters back, not
     past a title or caption (…敲诈勒索罪一审刑事判决书江西省…人民法院 in a single-line text)."""
-    start = end
-    while (
-        start > 0
-        and end - start < 24
-        and "\u4e00" <= text[start - 1] <= "\u9fff"
-        and text[start - 1] not in "书罪案"
-    ):
-        start -= 1
-    return start
+    found = _COURT_NAME.search(text, max(0, end - 24), end)
+    return found.start() if found else end
 
 
 def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
@@ -185,7 +184,8 @@ def scan_parts(
     for _, hit in hits:
         if hit.name:
             hit.replacement = pseudonyms[hit.name]
-    findings = [_finding(ctx, rule, hit) for rule, hit in hits]
+    masked: dict[str, str] = {}  # a name found many times is masked once
+    findings = [_finding(ctx, rule, hit, masked) for rule, hit in hits]
     findings.sort(key=lambda f: (f.part != parts[0].name if parts else 0, f.part, f.start, f.end))
     return ScanResult(verdict=verdict_of(findings), findings=tuple(findings), profile=profile)
 
@@ -194,11 +194,16 @@ def _position(item: tuple[Rule[DocumentMatch], Hit]) -> tuple[int, int]:
     return item[1].part, item[1].start
 
 
-def _finding(ctx: Context, rule: Rule[DocumentMatch], hit: Hit) -> DocFinding:
+def _finding(
+    ctx: Context, rule: Rule[DocumentMatch], hit: Hit, masked: dict[str, str]
+) -> DocFinding:
     normalized = ctx.norm[hit.part]
     start, end = normalized.original_span(hit.start, hit.end)
     original = ctx.parts[hit.part].text[start:end]
-    excerpt = original[:40] if hit.whole_document else mask(original)
+    if hit.whole_document:
+        excerpt = original[:40]
+    else:
+        excerpt = masked.get(original) or masked.setdefault(original, mask(original))
     return DocFinding(
         rule_id=rule.id,
         action=hit.action or rule.match.action,
