@@ -13,7 +13,7 @@ This module is pure: no files, no clock beyond the ``today`` a caller passes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal
@@ -90,8 +90,19 @@ _STATUTE: Final = re.compile(
 )
 _COURT: Final = re.compile(r"人民(?:法院|检察院)")
 #: What every document number ends with: searched first, since ``_DOC_NUMBER`` starts with a
-#: run of Chinese characters and is tried at every one of them.
+#: run of Chinese characters and would be tried at every one of them.
 _DOC_NUMBER_TAIL: Final = re.compile(r"[〔\[(]\d{4}[〕\])]\d+号")
+
+
+def _document_numbers(text: str) -> Iterator[re.Match[str]]:
+    """``_DOC_NUMBER.finditer(text)``, searched only in the eight characters before each
+    number's bracket: the issuer's name is up to eight Chinese characters right before it."""
+    last_end = 0
+    for tail in _DOC_NUMBER_TAIL.finditer(text):
+        found = _DOC_NUMBER.search(text, max(tail.start() - 8, last_end), tail.end())
+        if found:
+            last_end = found.end()
+            yield found
 
 
 #: The Chinese characters but 书 (U+4E66), 案 (U+6848) and 罪 (U+7F6A), up to 24, at the end.
@@ -119,12 +130,13 @@ def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
             while start >= 0:
                 spans.append((start, start + len(term)))
                 start = text.find(term, start + len(term))
-        for pattern in (_CASE_NUMBER, _DOC_NUMBER, _STATUTE):
-            if pattern is _DOC_NUMBER and not _DOC_NUMBER_TAIL.search(text):
-                continue
-            spans.extend(
-                m.span() for m in pattern.finditer(text) if not _CERTIFICATE.search(m.group())
-            )
+        for found in (
+            *_CASE_NUMBER.finditer(text),
+            *_document_numbers(text),
+            *_STATUTE.finditer(text),
+        ):
+            if not _CERTIFICATE.search(found.group()):
+                spans.append(found.span())
         spans.extend((_court_name_start(text, m.start()), m.end()) for m in _COURT.finditer(text))
         for start, end, name in keep_role_names(text):
             spans.append((start, end))
