@@ -1,6 +1,6 @@
 """Throughput, latency and memory of the judgment-document checker.
 
-    .venv/bin/python bench/documents.py [--docs 200] [--jobs N]
+    .venv/bin/python bench/documents.py [--docs 200] [--jobs N] [--baseline DIR [--rounds 3]]
 
 1. One core: documents per second and median per-document latency (read,
    extract, normalise, check every rule) for a 10,000-character GB18030 .txt
@@ -8,6 +8,12 @@
 2. All cores: the same files through ``ScanPool`` (the scan command's worker
    processes, with their limits and process start-up).
 3. Memory: peak RSS of a fresh worker process scanning a 200-page .docx.
+
+4. With ``--baseline DIR`` (another revision's ``agent/`` package, e.g. from
+   ``git archive main agent | tar -x -C DIR``): that code and this one, one
+   fresh process each, alternately for ``--rounds`` rounds on the same files,
+   CPU time per document (extract + scan): a before/after comparison that a
+   loaded machine affects alike.
 
 Targets (issue 5): ≥ 100 .txt/s and ≥ 20 .docx/s on one core. Prints figures,
 never fails on them; prints the machine's load average too, since on a shared
@@ -101,10 +107,62 @@ print(before, after, len(result.findings))
 """
 
 
+CPU_PER_DOCUMENT = """
+import statistics, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from agent.detectors.documents.checker import scanner
+from agent.detectors.documents.checker.extract import extract_file
+from agent.policy.loader import load_policy_dir
+assert scanner.__file__.startswith(sys.argv[1]), scanner.__file__
+policy = load_policy_dir(Path(sys.argv[2])).section("documents")
+for label, paths in (("txt", sys.argv[3].split(",")), ("docx", sys.argv[4].split(","))):
+    for path in paths[:3]:
+        scanner.scan_parts(extract_file(Path(path)).parts, policy)  # warm caches
+    cpu = []
+    for path in paths:
+        started = time.process_time()
+        scanner.scan_parts(extract_file(Path(path)).parts, policy)
+        cpu.append(time.process_time() - started)
+    print(label, len(cpu) / sum(cpu), statistics.median(cpu))
+"""
+
+
+def compare(baseline: Path, rounds: int, txt_paths: list[Path], docx_paths: list[Path]) -> None:
+    """Documents per CPU-second of ``baseline``'s checker and this one, alternately."""
+    figures: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(rounds):
+        for label, root in (("baseline", baseline), ("this tree", REPO)):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    CPU_PER_DOCUMENT,
+                    str(root.resolve()),
+                    str(REPO / "policies"),
+                    ",".join(map(str, txt_paths)),
+                    ",".join(map(str, docx_paths)),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            )
+            for line in done.stdout.splitlines():
+                kind, rate, median = line.split()
+                figures.setdefault(f"{label} {kind}", []).append((float(rate), float(median)))
+    for key, values in figures.items():
+        rates = " / ".join(f"{rate:.1f}" for rate, _ in values)
+        medians = " / ".join(f"{median * 1000:.2f}" for _, median in values)
+        print(f"{key:16s} docs per CPU-second {rates}; median CPU ms {medians}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200, help="documents per format")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--baseline", type=Path, help="another revision's tree holding agent/")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     policy = load_policy_dir(REPO / "policies").section("documents")
     generator = Generator(seed=5)
@@ -147,6 +205,8 @@ def main() -> int:
         report(".docx 20 pages", sequential(docx_paths, policy))
         pooled(".txt 10k characters", txt_paths, policy, args.jobs)
         pooled(".docx 20 pages", docx_paths, policy, args.jobs)
+        if args.baseline:
+            compare(args.baseline, args.rounds, txt_paths, docx_paths)
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", PEAK_RSS, str(big), str(REPO / "policies")],

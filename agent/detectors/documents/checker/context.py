@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Final
 
 from agent.detectors.documents.checker.normalize import Normalized
@@ -76,10 +77,12 @@ class Context:
     mentions: list[Person] = field(default_factory=list)
     keep_names: set[str] = field(default_factory=set)
     occurrences: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    #: Per part, the runs of characters an identifier can be made of (``identifiers``).
+    identifier_runs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     cause: str = ""
     criminal: bool = False
 
-    @property
+    @cached_property
     def texts(self) -> list[str]:
         return [n.text for n in self.norm]
 
@@ -94,6 +97,11 @@ class Context:
         return self.main_text()[:limit]
 
     def main_text(self) -> str:
+        return self._main_text
+
+    @cached_property
+    def _main_text(self) -> str:
+        # Several checks read it; the parts do not change once normalised.
         return "\n".join(self.norm[i].text for i in self.main_parts())
 
     def locate(self, offset: int) -> tuple[int, int]:

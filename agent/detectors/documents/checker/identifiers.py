@@ -36,6 +36,27 @@ NO_ALNUM_AFTER: Final = r"(?![0-9A-Za-z])"
 REDACTED: Final = "×××"
 
 
+#: Every character the patterns searched through ``_in_runs`` can match: ASCII letters, any
+#: digit, the separators of phone and card numbers, what an e-mail address is made of. No
+#: such identifier is shorter than six characters or spans two runs.
+_IDENTIFIER_RUN: Final = re.compile(r"[\dA-Za-z+\-()._%@ ][\dA-Za-z+\-()._%@ ]{5,}")
+
+
+def _in_runs(ctx: Context, index: int, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """``pattern.finditer`` over part ``index``, searched only in the runs of characters an
+    identifier is made of: a judgment is mostly Chinese text, where every pattern would be
+    tried at every character. The same matches: look-behinds see the text before a run, and
+    the search stops one character after it, so a look-ahead sees the character that ends it."""
+    text = ctx.texts[index]
+    runs = ctx.identifier_runs.get(index)
+    if runs is None:
+        runs = ctx.identifier_runs[index] = [m.span() for m in _IDENTIFIER_RUN.finditer(text)]
+    shortest = _SHORTEST_MATCH[pattern]
+    for start, end in runs:
+        if end - start >= shortest:
+            yield from pattern.finditer(text, start, min(len(text), end + 1))
+
+
 def _before(text: str, start: int, window: int) -> str:
     return text[max(0, start - window) : start]
 
@@ -54,7 +75,13 @@ def _redactions(
 ) -> Iterator[Hit]:
     """Every match that ``accept`` takes, after one of ``context`` when given, not yet claimed."""
     for index, text in enumerate(ctx.texts):
-        for found in _candidates(text, pattern, context, window):
+        if context:
+            candidates = _candidates(text, pattern, context, window)
+        elif pattern in _MADE_OF_RUN_CHARACTERS:
+            candidates = _in_runs(ctx, index, pattern)
+        else:
+            candidates = pattern.finditer(text)
+        for found in candidates:
             if accept is not None and not accept(found.group()):
                 continue
             if ctx.claim(index, *found.span()):
@@ -100,7 +127,7 @@ _ID_CONTEXT: Final = (
 def resident_id(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
     context = tuple(match.context) or _ID_CONTEXT
     for index, text in enumerate(ctx.texts):
-        for found in _ID18.finditer(text):
+        for found in _in_runs(ctx, index, _ID18):
             value = found.group()
             if resident_id18(value, ctx.today):
                 if ctx.claim(index, *found.span()):
@@ -182,7 +209,7 @@ def _not_a_phone(text: str, start: int, window: int) -> bool:
 
 def mobile_phone(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
     for index, text in enumerate(ctx.texts):
-        for found in _MOBILE.finditer(text):
+        for found in _in_runs(ctx, index, _MOBILE):
             digits = re.sub(r"\D", "", found.group())
             if not mobile(digits) or _not_a_phone(text, found.start(), match.window):
                 continue
@@ -198,7 +225,7 @@ _LANDLINE: Final = re.compile(
 
 def landline_phone(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
     for index, text in enumerate(ctx.texts):
-        for found in _LANDLINE.finditer(text):
+        for found in _in_runs(ctx, index, _LANDLINE):
             if _not_a_phone(text, found.start(), match.window):
                 continue
             if ctx.claim(index, *found.span()):
@@ -232,7 +259,7 @@ _ACCOUNT_CONTEXT: Final = (
 def bank_account(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
     context = tuple(match.context) or _ACCOUNT_CONTEXT
     for index, text in enumerate(ctx.texts):
-        for found in _CARD.finditer(text):
+        for found in _in_runs(ctx, index, _CARD):
             digits = re.sub(r"\D", "", found.group())
             before = _before(text, found.start(), match.window)
             if not bank_card(digits):
@@ -308,13 +335,13 @@ def vehicle_identifier(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
             span = found.span("number")
             if any(c.isdigit() for c in found.group("number")) and ctx.claim(index, *span):
                 yield Hit(index, *span, "车架号、发动机号或设备串号", replacement=REDACTED)
-        for found in _VIN.finditer(text):
+        for found in _in_runs(ctx, index, _VIN):
             value = found.group()
             if value.isdigit() or not any(c.isdigit() for c in value):
                 continue
             if vin_check(value) and ctx.claim(index, *found.span()):
                 yield Hit(index, *found.span(), "车辆识别代号（VIN）", replacement=REDACTED)
-        for found in re.finditer(NO_ALNUM_BEFORE + r"\d{15}" + NO_ALNUM_AFTER, text):
+        for found in _in_runs(ctx, index, _ID15):
             near = _before(text, found.start(), match.window)
             if (
                 luhn(found.group())
@@ -372,7 +399,7 @@ def individual_business_code(ctx: Context, match: DocumentMatch) -> Iterator[Hit
 def organisation_code(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
     context = tuple(match.context) or ("律师事务所", "执业许可证", "执业证")
     for index, text in enumerate(ctx.texts):
-        for found in _USCC.finditer(text):
+        for found in _in_runs(ctx, index, _USCC):
             value = found.group()
             if value.startswith("92") or not uscc(value):
                 continue
@@ -380,6 +407,22 @@ def organisation_code(ctx: Context, match: DocumentMatch) -> Iterator[Hit]:
                 continue
             if ctx.claim(index, *found.span()):
                 yield Hit(index, *found.span(), "单位统一社会信用代码", replacement=REDACTED)
-        for found in _ORG.finditer(text):
+        for found in _in_runs(ctx, index, _ORG):
             if organisation_code_valid(found.group()) and ctx.claim(index, *found.span()):
                 yield Hit(index, *found.span(), "组织机构代码", replacement=REDACTED)
+
+
+#: The patterns searched through ``_in_runs`` (see ``_IDENTIFIER_RUN``), with the fewest
+#: characters each can match: a shorter run holds none of its matches.
+_SHORTEST_MATCH: Final = {
+    _ID18: 18,
+    _ID15: 15,
+    _VIN: 17,
+    _USCC: 18,
+    _ORG: 10,  # 12345678-9
+    _MOBILE: 11,
+    _LANDLINE: 10,  # 4001234567
+    _CARD: 13,  # (\d{4}){3} and a digit
+    _EMAIL: 6,  # a@b.cn
+}
+_MADE_OF_RUN_CHARACTERS: Final = frozenset(_SHORTEST_MATCH)

@@ -74,6 +74,18 @@ _ONE_FOR_ONE: Final = {
 }
 
 
+#: The characters ``_ONE_FOR_ONE`` folds: found first, then replaced one distinct character at a
+#: time (a dense judgment has a dozen distinct ones), several times faster than ``translate``
+#: looking every character of the text up in the table.
+_FOLDABLE: Final = re.compile("[" + "".join(re.escape(chr(code)) for code in _ONE_FOR_ONE) + "]")
+
+
+def _fold_one_for_one(text: str) -> str:
+    for char in set(_FOLDABLE.findall(text)):
+        text = text.replace(char, chr(_ONE_FOR_ONE[ord(char)]))
+    return text
+
+
 _LINE_BREAK: Final = re.compile(r"[\r\n]+")
 
 
@@ -126,7 +138,7 @@ def normalize(text: str) -> Normalized:
 
 
 def _fold_text(text: str) -> Normalized:
-    folded = text.translate(_ONE_FOR_ONE)
+    folded = _fold_one_for_one(text)
     if unicodedata.is_normalized("NFKC", folded):
         return Normalized(folded, None)
     pieces: list[str] = []

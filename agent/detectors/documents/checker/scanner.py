@@ -13,7 +13,7 @@ This module is pure: no files, no clock beyond the ``today`` a caller passes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal
@@ -89,20 +89,33 @@ _STATUTE: Final = re.compile(
     r"《[^》\n]{1,60}》(?:第[零一二三四五六七八九十百千\d]+条(?:第[零一二三四五六七八九十\d]+[款项])*)*"
 )
 _COURT: Final = re.compile(r"人民(?:法院|检察院)")
+#: What every document number ends with: searched first, since ``_DOC_NUMBER`` starts with a
+#: run of Chinese characters and would be tried at every one of them.
+_DOC_NUMBER_TAIL: Final = re.compile(r"[〔\[(]\d{4}[〕\])]\d+号")
+
+
+def _document_numbers(text: str) -> Iterator[re.Match[str]]:
+    """``_DOC_NUMBER.finditer(text)``, searched only in the eight characters before each
+    number's bracket: the issuer's name is up to eight Chinese characters right before it."""
+    last_end = 0
+    for tail in _DOC_NUMBER_TAIL.finditer(text):
+        found = _DOC_NUMBER.search(text, max(tail.start() - 8, last_end), tail.end())
+        if found:
+            last_end = found.end()
+            yield found
+
+
+#: The Chinese characters but 书 (U+4E66), 案 (U+6848) and 罪 (U+7F6A), up to 24, at the end.
+_COURT_NAME: Final = re.compile(
+    r"[\u4e00-\u4e65\u4e67-\u6847\u6849-\u7f69\u7f6b-\u9fff]{1,24}\Z"
+)
 
 
 def _court_name_start(text: str, end: int) -> int:
     """Where a court's name ending at ``end`` begins: up to 24 Chinese characters back, not
     past a title or caption (…敲诈勒索罪一审刑事判决书江西省…人民法院 in a single-line text)."""
-    start = end
-    while (
-        start > 0
-        and end - start < 24
-        and "\u4e00" <= text[start - 1] <= "\u9fff"
-        and text[start - 1] not in "书罪案"
-    ):
-        start -= 1
-    return start
+    found = _COURT_NAME.search(text, max(0, end - 24), end)
+    return found.start() if found else end
 
 
 def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
@@ -117,10 +130,13 @@ def _keep_spans(ctx: Context, extra: Sequence[str]) -> None:
             while start >= 0:
                 spans.append((start, start + len(term)))
                 start = text.find(term, start + len(term))
-        for pattern in (_CASE_NUMBER, _DOC_NUMBER, _STATUTE):
-            spans.extend(
-                m.span() for m in pattern.finditer(text) if not _CERTIFICATE.search(m.group())
-            )
+        for found in (
+            *_CASE_NUMBER.finditer(text),
+            *_document_numbers(text),
+            *_STATUTE.finditer(text),
+        ):
+            if not _CERTIFICATE.search(found.group()):
+                spans.append(found.span())
         spans.extend((_court_name_start(text, m.start()), m.end()) for m in _COURT.finditer(text))
         for start, end, name in keep_role_names(text):
             spans.append((start, end))
@@ -180,7 +196,8 @@ def scan_parts(
     for _, hit in hits:
         if hit.name:
             hit.replacement = pseudonyms[hit.name]
-    findings = [_finding(ctx, rule, hit) for rule, hit in hits]
+    masked: dict[str, str] = {}  # a name found many times is masked once
+    findings = [_finding(ctx, rule, hit, masked) for rule, hit in hits]
     findings.sort(key=lambda f: (f.part != parts[0].name if parts else 0, f.part, f.start, f.end))
     return ScanResult(verdict=verdict_of(findings), findings=tuple(findings), profile=profile)
 
@@ -189,11 +206,16 @@ def _position(item: tuple[Rule[DocumentMatch], Hit]) -> tuple[int, int]:
     return item[1].part, item[1].start
 
 
-def _finding(ctx: Context, rule: Rule[DocumentMatch], hit: Hit) -> DocFinding:
+def _finding(
+    ctx: Context, rule: Rule[DocumentMatch], hit: Hit, masked: dict[str, str]
+) -> DocFinding:
     normalized = ctx.norm[hit.part]
     start, end = normalized.original_span(hit.start, hit.end)
     original = ctx.parts[hit.part].text[start:end]
-    excerpt = original[:40] if hit.whole_document else mask(original)
+    if hit.whole_document:
+        excerpt = original[:40]
+    else:
+        excerpt = masked.get(original) or masked.setdefault(original, mask(original))
     return DocFinding(
         rule_id=rule.id,
         action=hit.action or rule.match.action,
