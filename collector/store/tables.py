@@ -173,6 +173,9 @@ events = Table(
     Index("ix_events_host_time_id", "host", "time", "id"),
     Index("ix_events_severity_time_id", "severity", "time", "id"),
     Index("ix_events_account_time_id", "account", "time", "id"),
+    # The console's rule filter, and its sort orders by rule and by summary.
+    Index("ix_events_rule_id_time_id", "rule_id", "time", "id"),
+    Index("ix_events_summary_time_id", "summary", "time", "id"),
     # An event is one agent's: ingest is idempotent on (agent, id), and an agent numbers
     # each event once. Collector-made events have no seq; NULLs never collide.
     UniqueConstraint("agent_id", "id"),
@@ -283,6 +286,10 @@ alerts = Table(
     Index("ix_alerts_status_last_seen_id", "status", "last_seen", "id"),
     Index("ix_alerts_host_last_seen_id", "host", "last_seen", "id"),
     Index("ix_alerts_account_last_seen_id", "account", "last_seen", "id"),
+    # The default order (severity, then last seen) and the rule and assignee orders.
+    Index("ix_alerts_severity_last_seen_id", "severity", "last_seen", "id"),
+    Index("ix_alerts_rule_id_last_seen_id", "rule_id", "last_seen", "id"),
+    Index("ix_alerts_assignee_last_seen_id", "assignee", "last_seen", "id"),
 )
 
 alert_events = Table(
