@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -119,7 +121,10 @@ def events_listing(
         next_cursor = encode_cursor(*sort_values(rows[-1], order))
     result: dict[str, Any] = {"events": rows, "next_cursor": next_cursor, "sort": order.name}
     if counts:
-        result["counts"] = count_events(db, where)
+        found = count_events(db, where)
+        # under common free text the counts cover only the newest matches: "at least"
+        result["counts_partial"] = bool(found.pop("partial", 0))
+        result["counts"] = found
         result["counts_cap"] = COUNT_CAP  # a count above this means "more than"
     return result
 
@@ -198,12 +203,54 @@ def alert_detail(db: Database, alert_id: int) -> dict[str, Any] | None:
     if alert is None:
         return None
     ids = service.alert_event_ids(db, alert_id, PAGE)
-    found = [get_event(db, event_id) for event_id in ids]
+    found = [e for e in (get_event(db, event_id) for event_id in ids) if e is not None]
+    history = audit.entries_for(db, "alert", [str(alert_id)])
+    logins = [alert["assignee"], *(h["actor"] for h in history)]
+    logins += [v for h in history if h["action"] == "alert.assign" for v in (h["from"], h["to"])]
+    names = display_names(db, logins)
+    alert["assignee_name"] = names.get(alert["assignee"] or "")
+    for entry in history:
+        entry["actor_name"] = names.get(entry["actor"])
+    latest = found[0] if found else None
     return {
         "alert": alert,
-        "events": [_brief(e) for e in found if e is not None],
-        "history": audit.entries_for(db, "alert", [str(alert_id)]),
+        "events": [_brief(e) for e in found],
+        "evidence": latest["evidence"] if latest else None,
+        "evidence_event": _brief(latest) if latest else None,
+        "history": history,
+        "names": names,
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _policies(policy_dir: str, stamp: tuple[tuple[str, int], ...]) -> Any:
+    """The policy directory, parsed once per change of its files (``stamp``)."""
+    return load_policy_dir(Path(policy_dir))
+
+
+def rule_text(policy_dir: Any, rule_id: str | None) -> dict[str, Any] | None:
+    """The policy's rule behind an alert: its description (Chinese when known) and legal basis."""
+    if not rule_id or policy_dir is None:
+        return None
+    from collector.console.rule_texts import RULE_ZH
+
+    try:
+        stamp = tuple(sorted((path.name, path.stat().st_mtime_ns)
+                             for path in Path(policy_dir).glob("*.yaml")))
+        policies = _policies(str(policy_dir), stamp)
+    except Exception as exc:  # a broken policy dir must not take the alert page down
+        log.warning("no rule text for the console", error=str(exc))
+        return None
+    for document in policies.documents.values():
+        rule = document.rule(rule_id) if hasattr(document, "rule") else None
+        if rule is not None:
+            basis = getattr(rule.match, "basis", None)
+            return {"id": rule.id, "desc": " ".join(str(rule.desc).split()),
+                    "desc_zh": RULE_ZH.get(rule.id), "basis": basis,
+                    "severity": str(rule.severity.value if hasattr(rule.severity, "value")
+                                    else rule.severity)}
+    return {"id": rule_id, "desc": None, "desc_zh": RULE_ZH.get(rule_id), "basis": None,
+            "severity": None}
 
 
 def audit_listing(db: Database, params: p.Params, zone: tzinfo) -> dict[str, Any]:

@@ -263,7 +263,7 @@ def event_conditions(where: EventFilter, conn: Connection | None = None) -> list
         *within(c.time, where.since, where.until),
     ]
     if where.text:
-        conditions.append(event_text_condition(conn, where.text) if conn is not None
+        conditions.append(event_text_condition(conn, where.text)[0] if conn is not None
                           else containing(where.text, c.summary, c.host, c.rule_id)[0])
     if where.min_severity is not None:
         conditions.append(c.severity >= where.min_severity)
@@ -330,18 +330,25 @@ def sort_values(row: dict[str, Any], order: SortOrder) -> list[Any]:
 #: Counts per severity stop here: a duty officer needs "more than 1,000", not the exact
 #: figure, and counting a million rows on every page view would cost more than the page.
 COUNT_CAP: Final = 1_000
+#: Under free text that matches much of the store, counts are taken over at most this many
+#: of the newest matches, and shown as "at least".
+TEXT_COUNT_WINDOW: Final = 5_000
 
 
 def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict[str, int]:
     """How many events match ``where``, by severity, each at most ``cap`` (+1 means more).
 
     One bounded query per severity the filter allows, so the work is at most
-    ``cap`` index entries each, however large the store.
+    ``cap`` index entries each, however large the store (each single filter has
+    a ``(column, severity, time)`` index for it). Free text matching much of the
+    store is the exception: see ``_count_newest``.
     """
     c = events.c
     counts = {s.value: 0 for s in Severity}
     with db.read() as conn:
         conditions = event_conditions(where, conn)
+        if where.text and not event_text_condition(conn, where.text)[1]:
+            return _count_newest(conn, conditions, cap)
         for severity in Severity:
             if (where.severities and severity.rank not in where.severities) or (
                     where.min_severity is not None and severity.rank < where.min_severity) or (
@@ -351,6 +358,28 @@ def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict
                         .limit(cap + 1).subquery())
             counts[severity.value] = conn.execute(
                 select(func.count()).select_from(matching)).scalar_one()
+    return counts
+
+
+def _count_newest(conn: Connection, conditions: list[Any], cap: int) -> dict[str, int]:
+    """Counts by severity over the newest ``TEXT_COUNT_WINDOW`` matches, as one bounded scan.
+
+    Per-severity counts under common text would each scan until ``cap`` matches
+    of that severity, which for a rare severity means the whole store. When the
+    window fills, every count is a lower bound: it is reported as ``cap + 1``
+    ("more than") when it reached ``cap``, and otherwise as found, with the key
+    ``partial`` set so the page can say "at least".
+    """
+    newest = (select(events.c.severity).where(*conditions)
+              .order_by(events.c.time.desc()).limit(TEXT_COUNT_WINDOW).subquery())
+    counts = {s.value: 0 for s in Severity}
+    total = 0
+    for rank, n in conn.execute(select(newest.c.severity, func.count()).group_by(
+            newest.c.severity)):
+        counts[Severity.from_rank(rank).value] = min(n, cap + 1)
+        total += n
+    if total >= TEXT_COUNT_WINDOW:
+        counts["partial"] = 1
     return counts
 
 

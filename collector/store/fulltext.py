@@ -80,18 +80,19 @@ def _sqlite_has_fts(conn: Connection) -> bool:
     ).first() is not None
 
 
-def event_text_condition(conn: Connection, value: str) -> Any:
+def event_text_condition(conn: Connection, value: str) -> tuple[Any, bool]:
     """The WHERE term for "summary, host or rule id contains ``value``" on this connection.
 
     On SQLite, selective text goes through ``events_fts``; common text (more than
     ``COMMON_TEXT`` matches) and text too short for trigrams are tested row by row
     in the listing's order. PostgreSQL's planner makes that choice itself, given
-    the GIN index, so the condition is ILIKE there.
+    the GIN index, so the condition is ILIKE there. The flag says whether the
+    matches are few (found through the index): counting them is then cheap.
     """
     like = or_(*(column.icontains(value, autoescape=True)
                  for column in (events.c.summary, events.c.host, events.c.rule_id)))
     if conn.dialect.name != "sqlite" or len(value) < MIN_INDEXED or not _sqlite_has_fts(conn):
-        return like
+        return like, False
     phrase = fts_phrase(value)
     matches = conn.execute(
         text(f"SELECT count(*) FROM (SELECT rowid FROM {FTS_TABLE} "  # noqa: S608 (constant)
@@ -99,8 +100,8 @@ def event_text_condition(conn: Connection, value: str) -> Any:
         {"phrase": phrase, "limit": COMMON_TEXT + 1},
     ).scalar_one()
     if matches > COMMON_TEXT:
-        return like
+        return like, False
     return events.c.pk.in_(
         text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :phrase")  # noqa: S608
         .bindparams(phrase=phrase).columns(column("rowid", Integer))
-    )
+    ), True

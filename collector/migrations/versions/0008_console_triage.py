@@ -32,9 +32,15 @@ log = logging.getLogger("collector.migrations")
 INDEXES = (
     ("ix_events_rule_id_time_id", "events", ["rule_id", "time", "id"]),
     ("ix_events_summary_time_id", "events", ["summary", "time", "id"]),
+    ("ix_events_host_severity_time", "events", ["host", "severity", "time"]),
+    ("ix_events_account_severity_time", "events", ["account", "severity", "time"]),
+    ("ix_events_kind_severity_time", "events", ["kind", "severity", "time"]),
+    ("ix_events_rule_id_severity_time", "events", ["rule_id", "severity", "time"]),
     ("ix_alerts_severity_last_seen_id", "alerts", ["severity", "last_seen", "id"]),
     ("ix_alerts_rule_id_last_seen_id", "alerts", ["rule_id", "last_seen", "id"]),
     ("ix_alerts_assignee_last_seen_id", "alerts", ["assignee", "last_seen", "id"]),
+    ("ix_alerts_status_severity_last_seen_id", "alerts",
+     ["status", "severity", "last_seen", "id"]),
 )
 
 
