@@ -45,7 +45,7 @@ function triage(table) {
   }
 
   function act(row, action, fields) {
-    var body = new FormData();
+    var body = new URLSearchParams();
     body.append("csrf", csrf);
     body.append("back", back);
     Object.keys(fields || {}).forEach(function (key) { body.append(key, fields[key]); });
