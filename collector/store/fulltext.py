@@ -95,13 +95,13 @@ def event_text_condition(conn: Connection, value: str) -> tuple[Any, bool]:
         return like, False
     phrase = fts_phrase(value)
     matches = conn.execute(
-        text(f"SELECT count(*) FROM (SELECT rowid FROM {FTS_TABLE} "  # noqa: S608 (constant)
-             f"WHERE {FTS_TABLE} MATCH :phrase LIMIT :limit)"),
+        text("SELECT count(*) FROM (SELECT rowid FROM events_fts "
+             "WHERE events_fts MATCH :phrase LIMIT :limit)"),
         {"phrase": phrase, "limit": COMMON_TEXT + 1},
     ).scalar_one()
     if matches > COMMON_TEXT:
         return like, False
     return events.c.pk.in_(
-        text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :phrase")  # noqa: S608
+        text("SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase")
         .bindparams(phrase=phrase).columns(column("rowid", Integer))
     ), True

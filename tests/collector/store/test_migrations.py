@@ -137,3 +137,34 @@ def test_repeated_agent_seqs_set_aside_by_0007(database_url: str, request: Any) 
         other = store_batch(store, "a", [one("00000000-0000-0000-0000-00000000000a", 3, ids[1])],
                             now)
         assert [str(i) for i in other.accepted] == [ids[1]]
+
+
+def test_events_before_0008_are_searchable(database_url: str, request: Any) -> None:
+    """0008's trigram index covers events stored before it; later inserts and deletes keep it."""
+    from collector.store.events import EventFilter, query_events
+
+    with store_at("0007", database_url, request) as store:
+        with store.write() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO agents (id, hostname, \"group\", enrolled_at, secret_hash) "
+                "VALUES ('a', 'h', 'g', '2026-01-01 00:00:00.000000', 'x')"))
+            for event_id, summary in (("e1", "外联到 203.0.113.9"), ("e2", "文书含身份证号")):
+                conn.execute(sa.text(
+                    "INSERT INTO events (id, agent_id, time, received_at, host, kind, severity,"
+                    " summary, evidence) VALUES (:id, 'a', '2026-01-01 00:00:00.000000',"
+                    " '2026-01-01 00:00:00.000000', 'ws-9', 'x.y', 1, :summary, '{}')"),
+                    {"id": event_id, "summary": summary})
+        migrate.upgrade(store)
+
+        def found(text: str) -> list[str]:
+            return [e["id"] for e in query_events(store, EventFilter(text=text), 10, None)]
+
+        assert found("113.9") == ["e1"] and found("身份证") == ["e2"] and found("WS-9") != []
+        with store.write() as conn:
+            conn.execute(sa.text("DELETE FROM events WHERE id = 'e1'"))
+        assert found("113.9") == []
+        if store.dialect == "sqlite":
+            with store.read() as conn:
+                check = conn.execute(sa.text(
+                    "INSERT INTO events_fts(events_fts) VALUES ('integrity-check')"))
+                check.close()
