@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from collector.console import users
 from collector.store.database import Database
 from tests.collector.conftest import TestClient, enroll, event, post_events
@@ -128,3 +130,17 @@ def test_grouped_list_links_to_each_group(app_client: TestClient, console_db: Da
     assert len(alert_ids(app_client.get(link).text)) == 3
     bad = app_client.get("/console/alerts?group=title")
     assert bad.status_code == 200 and 'role="alert"' in bad.text
+
+
+def test_events_under_common_text_say_at_least(app_client: TestClient, console_db: Database,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts over the newest matches of common text are shown as lower bounds."""
+    from collector.store import events, fulltext
+
+    seed(app_client, console_db)
+    login(app_client, "zhang")
+    monkeypatch.setattr(fulltext, "COMMON_TEXT", 1)
+    monkeypatch.setattr(events, "TEXT_COUNT_WINDOW", 2)
+    page = app_client.get("/console/events", params={"q": "测试事件"}).text
+    assert "至少" in page and "仅统计该关键词最近的匹配事件" in page
+    assert 'id="counts"' in page and page.count('<tr>\n  <td class="nowrap">') == 4  # every match listed
