@@ -269,7 +269,12 @@ def audit_listing(db: Database, params: p.Params, zone: tzinfo) -> dict[str, Any
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["id"])
-    return {"entries": rows, "next_cursor": next_cursor}
+    logins = [r["actor"] for r in rows]
+    logins += [v for r in rows if r["action"] == "alert.assign" for v in (r["from"], r["to"])]
+    names = display_names(db, logins)
+    for row in rows:
+        row["actor_name"] = names.get(row["actor"])
+    return {"entries": rows, "next_cursor": next_cursor, "names": names}
 
 
 def work_calendar(policy_dir: Any) -> WorkCalendar | None:

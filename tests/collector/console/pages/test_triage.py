@@ -117,6 +117,10 @@ def test_alert_page_names_people_translates_codes_and_shows_the_rule(
     assert "法释〔2016〕19号第十条第一款第（一）项" in detail
     listing = app_client.get("/console/alerts?all=1").text
     assert "王五" in listing
+    login(app_client, "admin1")
+    trail = app_client.get("/console/audit?object_type=alert").text
+    assert "王五 <span class=\"login\">(wang)</span>" in trail
+    assert "已关闭（属实）" in trail and "closed:true_positive" not in trail
 
 
 def test_grouped_list_links_to_each_group(app_client: TestClient, console_db: Database) -> None:
@@ -143,4 +147,5 @@ def test_events_under_common_text_say_at_least(app_client: TestClient, console_d
     monkeypatch.setattr(events, "TEXT_COUNT_WINDOW", 2)
     page = app_client.get("/console/events", params={"q": "测试事件"}).text
     assert "至少" in page and "仅统计该关键词最近的匹配事件" in page
-    assert 'id="counts"' in page and page.count('<tr>\n  <td class="nowrap">') == 4  # every match listed
+    listed = page.count('<tr>\n  <td class="nowrap">')
+    assert 'id="counts"' in page and listed == 4  # every match is listed all the same
