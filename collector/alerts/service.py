@@ -31,6 +31,7 @@ from collector.store import audit
 from collector.store.audit import Actor
 from collector.store.database import Database
 from collector.store.filters import SortOrder, containing, equal_to, one_of, sort_orders, within
+from collector.store.fulltext import text_condition
 from collector.store.tables import (
     alert_changes,
     alert_events,
@@ -100,15 +101,18 @@ class AlertFilter:
 # -- reading -------------------------------------------------------------------------------
 
 
-def _conditions(where: AlertFilter) -> list[Any]:
+def _conditions(where: AlertFilter, conn: Connection | None = None) -> list[Any]:
+    """The list's WHERE; free text uses the trigram index when ``conn`` is given."""
     c = alerts.c
     conditions: list[Any] = [
         *one_of((c.status, where.statuses), (c.severity, where.severities), (c.kind, where.kinds)),
         *equal_to((c.host, where.host), (c.account, where.account), (c.rule_id, where.rule_id),
                   (c.assignee, where.assignee)),
         *within(c.last_seen, where.since, where.until),
-        *containing(where.text, c.title, c.host, c.account, c.rule_id),
     ]
+    if where.text:
+        conditions.append(text_condition(conn, "alerts", where.text)[0] if conn is not None
+                          else containing(where.text, c.title, c.host, c.account, c.rule_id)[0])
     if where.min_severity is not None:
         conditions.append(c.severity >= where.min_severity)
     return conditions
@@ -143,16 +147,16 @@ def list_alerts(
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` alerts in ``order`` (highs first), strictly after the keyset ``after``."""
     order = order or ALERT_ORDERS[DEFAULT_ALERT_ORDER]
-    conditions = _conditions(where)
-    if after is not None:
-        conditions.append(order.after(after, db.dialect))
-    query = (
-        select(alerts)
-        .where(and_(True, *conditions))
-        .order_by(*order.order_by())
-        .limit(limit)
-    )
     with db.read() as conn:
+        conditions = _conditions(where, conn)
+        if after is not None:
+            conditions.append(order.after(after, db.dialect))
+        query = (
+            select(alerts)
+            .where(and_(True, *conditions))
+            .order_by(*order.order_by())
+            .limit(limit)
+        )
         return [public(row._mapping) for row in conn.execute(query)]
 
 
@@ -168,16 +172,16 @@ def group_alerts(db: Database, where: AlertFilter, by: str) -> list[dict[str, An
     Most alerts first; at most ``MAX_GROUPS`` groups.
     """
     column = GROUPS[by]
-    query = (
-        select(column.label("value"), func.count().label("n"),
-               func.max(alerts.c.severity).label("severity"),
-               func.max(alerts.c.last_seen).label("last_seen"))
-        .where(and_(True, *_conditions(where)))
-        .group_by(column)
-        .order_by(func.count().desc(), func.max(alerts.c.severity).desc(), column)
-        .limit(MAX_GROUPS)
-    )
     with db.read() as conn:
+        query = (
+            select(column.label("value"), func.count().label("n"),
+                   func.max(alerts.c.severity).label("severity"),
+                   func.max(alerts.c.last_seen).label("last_seen"))
+            .where(and_(True, *_conditions(where, conn)))
+            .group_by(column)
+            .order_by(func.count().desc(), func.max(alerts.c.severity).desc(), column)
+            .limit(MAX_GROUPS)
+        )
         return [
             {"value": row.value, "count": row.n,
              "severity": Severity.from_rank(row.severity).value,
@@ -190,14 +194,14 @@ def group_alerts(db: Database, where: AlertFilter, by: str) -> list[dict[str, An
 def count_alerts(db: Database, where: AlertFilter) -> dict[str, dict[str, int]]:
     """Counts of the filtered alerts by status and by severity."""
     c = alerts.c
-    query = (
-        select(c.status, c.severity, func.count())
-        .where(and_(True, *_conditions(where)))
-        .group_by(c.status, c.severity)
-    )
     by_status = dict.fromkeys(STATUSES, 0)
     by_severity = {s.value: 0 for s in Severity}
     with db.read() as conn:
+        query = (
+            select(c.status, c.severity, func.count())
+            .where(and_(True, *_conditions(where, conn)))
+            .group_by(c.status, c.severity)
+        )
         for status, severity, n in conn.execute(query):
             by_status[status] = by_status.get(status, 0) + n
             by_severity[Severity.from_rank(severity).value] += n

@@ -18,6 +18,8 @@ from alembic import op
 
 from collector.store.fulltext import (
     PG_TRIGRAM_INDEXES,
+    SQLITE_ALERTS_FTS_DDL,
+    SQLITE_ALERTS_FTS_DROP,
     SQLITE_FTS_DDL,
     SQLITE_FTS_DROP,
 )
@@ -62,7 +64,7 @@ def upgrade() -> None:
             for statement in PG_TRIGRAM_INDEXES:
                 bind.exec_driver_sql(statement)
     else:
-        for statement in SQLITE_FTS_DDL:
+        for statement in (*SQLITE_FTS_DDL, *SQLITE_ALERTS_FTS_DDL):
             bind.exec_driver_sql(statement)
     op.execute("ANALYZE events")
     op.execute("ANALYZE alerts")
@@ -75,7 +77,7 @@ def downgrade() -> None:
             name = statement.split(" INDEX IF NOT EXISTS ")[1].split(" ")[0]
             bind.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     else:
-        for statement in SQLITE_FTS_DROP:
+        for statement in (*SQLITE_ALERTS_FTS_DROP, *SQLITE_FTS_DROP):
             bind.exec_driver_sql(statement)
     for name, table, _ in reversed(INDEXES):
         op.drop_index(name, table)

@@ -137,7 +137,7 @@ def check_groups(db: Database) -> None:
 def test_free_text_finds_what_contains_it(db: Database, stored: dict[str, Any],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     for text in ("第3类", "WS-01", "rule-2", "\"引号\"", "AND (", "*", "类", "ws", "NEAR(a b)",
-                 "不存在的文字"):
+                 "不存在的文字", "wb_0"):
         check_text(db, stored, text, monkeypatch)
 
 
@@ -156,3 +156,12 @@ def check_text(db: Database, stored: dict[str, Any], text: str,
         assert sorted(r["id"] for r in rows) == expected, (text, common)
         counts = data.events_listing(db, QueryParams({"q": text}), NOW.tzinfo)["counts"]
         assert sum(counts.values()) == len(expected)
+        every = service.list_alerts(db, service.AlertFilter(), 1000)
+        wanted = sorted(a["id"] for a in every if any(
+            text.lower() in (a.get(f) or "").lower() for f in ("title", "host", "account",
+                                                               "rule_id")))
+        alerts = walk(data.alerts_listing, db, "alerts", str(QueryParams({"q": text})))
+        assert sorted(a["id"] for a in alerts) == wanted, (text, common)
+        listing = data.alerts_listing(db, QueryParams({"q": text, "group": "host"}), NOW.tzinfo)
+        assert sum(g["count"] for g in listing["groups"]) == len(wanted)
+        assert sum(listing["counts"]["status"].values()) == len(wanted)
