@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, func, literal, select, tuple_, update
+from sqlalchemy import Connection, and_, func, select, update
 
 from agent.events import Severity, utcnow
 from collector.alerts.grouping import AlertChange, lock_alerts, record_change
 from collector.store import audit
 from collector.store.audit import Actor
 from collector.store.database import Database
-from collector.store.filters import containing, equal_to, one_of, within
+from collector.store.filters import SortOrder, containing, equal_to, one_of, sort_orders, within
+from collector.store.fulltext import text_condition
 from collector.store.tables import (
-    UTCDateTime,
     alert_changes,
     alert_events,
     alerts,
@@ -101,52 +101,107 @@ class AlertFilter:
 # -- reading -------------------------------------------------------------------------------
 
 
-def _conditions(where: AlertFilter) -> list[Any]:
+def _conditions(where: AlertFilter, conn: Connection | None = None) -> list[Any]:
+    """The list's WHERE; free text uses the trigram index when ``conn`` is given."""
     c = alerts.c
     conditions: list[Any] = [
         *one_of((c.status, where.statuses), (c.severity, where.severities), (c.kind, where.kinds)),
         *equal_to((c.host, where.host), (c.account, where.account), (c.rule_id, where.rule_id),
                   (c.assignee, where.assignee)),
         *within(c.last_seen, where.since, where.until),
-        *containing(where.text, c.title, c.host, c.account, c.rule_id),
     ]
+    if where.text:
+        conditions.append(text_condition(conn, "alerts", where.text)[0] if conn is not None
+                          else containing(where.text, c.title, c.host, c.account, c.rule_id)[0])
     if where.min_severity is not None:
         conditions.append(c.severity >= where.min_severity)
     return conditions
 
 
+_TIEBREAK = (alerts.c.last_seen, alerts.c.id)
+#: The list's orders by the name the page and the API take (``sort=host``, ``sort=-host``).
+#: Indexed: id, severity, status, host, account, rule, last seen, assignee; title and
+#: count sort the filtered alerts (a table far smaller than events; count changes per event).
+ALERT_ORDERS: Final[dict[str, SortOrder]] = sort_orders({
+    "id": (alerts.c.id,),
+    "severity": (alerts.c.severity, *_TIEBREAK),
+    "status": (alerts.c.status, *_TIEBREAK),
+    "title": (alerts.c.title, *_TIEBREAK),
+    "host": (alerts.c.host, *_TIEBREAK),
+    "account": (alerts.c.account, *_TIEBREAK),
+    "rule": (alerts.c.rule_id, *_TIEBREAK),
+    "count": (alerts.c.count, *_TIEBREAK),
+    "last_seen": _TIEBREAK,
+    "assignee": (alerts.c.assignee, *_TIEBREAK),
+})
+#: Highs on top, then the most recently seen.
+DEFAULT_ALERT_ORDER: Final = "-severity"
+#: What the list can be grouped by: name → column.
+GROUPS: Final = {"host": alerts.c.host, "rule": alerts.c.rule_id, "account": alerts.c.account}
+MAX_GROUPS: Final = 200
+
+
 def list_alerts(
-    db: Database, where: AlertFilter, limit: int, after: tuple[datetime, int] | None = None
+    db: Database, where: AlertFilter, limit: int, after: Sequence[Any] | None = None,
+    order: SortOrder | None = None,
 ) -> list[dict[str, Any]]:
-    """Up to ``limit`` alerts, most recently seen first, strictly after the keyset ``after``."""
-    c = alerts.c
-    conditions = _conditions(where)
-    if after is not None:
-        when, last_id = after
-        conditions.append(
-            tuple_(c.last_seen, c.id) < tuple_(literal(when, UTCDateTime), literal(last_id))
-        )
-    query = (
-        select(alerts)
-        .where(and_(True, *conditions))
-        .order_by(c.last_seen.desc(), c.id.desc())
-        .limit(limit)
-    )
+    """Up to ``limit`` alerts in ``order`` (highs first), strictly after the keyset ``after``."""
+    order = order or ALERT_ORDERS[DEFAULT_ALERT_ORDER]
     with db.read() as conn:
+        conditions = _conditions(where, conn)
+        if after is not None:
+            conditions.append(order.after(after, db.dialect))
+        query = (
+            select(alerts)
+            .where(and_(True, *conditions))
+            .order_by(*order.order_by())
+            .limit(limit)
+        )
         return [public(row._mapping) for row in conn.execute(query)]
+
+
+def alert_sort_values(row: dict[str, Any], order: SortOrder) -> list[Any]:
+    """The values of ``order``'s columns in a listed alert, for the next page's cursor."""
+    return [Severity(row["severity"]).rank if column.name == "severity" else row[column.name]
+            for column in order.columns]
+
+
+def group_alerts(db: Database, where: AlertFilter, by: str) -> list[dict[str, Any]]:
+    """The filtered alerts grouped by host, rule or account: count, highest severity, newest.
+
+    Most alerts first; at most ``MAX_GROUPS`` groups.
+    """
+    column = GROUPS[by]
+    with db.read() as conn:
+        query = (
+            select(column.label("value"), func.count().label("n"),
+                   func.max(alerts.c.severity).label("severity"),
+                   func.max(alerts.c.last_seen).label("last_seen"))
+            .where(and_(True, *_conditions(where, conn)))
+            .group_by(column)
+            .order_by(func.count().desc(), func.max(alerts.c.severity).desc(), column)
+            .limit(MAX_GROUPS)
+        )
+        return [
+            {"value": row.value, "count": row.n,
+             "severity": Severity.from_rank(row.severity).value,
+             "last_seen": row.last_seen.isoformat() if isinstance(row.last_seen, datetime)
+             else str(row.last_seen)}
+            for row in conn.execute(query)
+        ]
 
 
 def count_alerts(db: Database, where: AlertFilter) -> dict[str, dict[str, int]]:
     """Counts of the filtered alerts by status and by severity."""
     c = alerts.c
-    query = (
-        select(c.status, c.severity, func.count())
-        .where(and_(True, *_conditions(where)))
-        .group_by(c.status, c.severity)
-    )
     by_status = dict.fromkeys(STATUSES, 0)
     by_severity = {s.value: 0 for s in Severity}
     with db.read() as conn:
+        query = (
+            select(c.status, c.severity, func.count())
+            .where(and_(True, *_conditions(where, conn)))
+            .group_by(c.status, c.severity)
+        )
         for status, severity, n in conn.execute(query):
             by_status[status] = by_status.get(status, 0) + n
             by_severity[Severity.from_rank(severity).value] += n

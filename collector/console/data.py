@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
 import structlog
+from sqlalchemy import Integer, select
 
 from agent.calendar_cn import SHANGHAI, WorkCalendar
 from agent.policy.loader import load_policy_dir
@@ -29,11 +33,17 @@ from collector.store.agents import list_agents
 from collector.store.database import Database
 from collector.store.events import (
     COUNT_CAP,
+    DEFAULT_EVENT_ORDER,
+    EVENT_ORDERS,
     EventFilter,
     count_events,
     get_event,
     query_events,
+    sort_values,
 )
+from collector.store.filters import SortOrder
+from collector.store.tables import UTCDateTime
+from collector.store.tables import users as users_table
 
 log = structlog.get_logger("collector.console")
 
@@ -66,23 +76,33 @@ def _cursor_time(value: Any) -> datetime:
     return p.checked("cursor", bounds.check_time, when)
 
 
-def event_cursor(cursor: str) -> tuple[datetime, str]:
-    time, event_id = _decode(cursor, 2)
-    try:
-        return _cursor_time(time), str(uuid.UUID(str(event_id)))
-    except ValueError:
-        raise p.FilterError("cursor", "not a cursor this API returned") from None
-
-
-def alert_cursor(cursor: str) -> tuple[datetime, int]:
-    time, alert_id = _decode(cursor, 2)
-    if not isinstance(alert_id, int):
-        raise p.FilterError("cursor", "not a cursor this API returned")
-    return _cursor_time(time), p.checked("cursor", bounds.check_id, alert_id)
+def sort_cursor(cursor: str, order: SortOrder) -> list[Any]:
+    """The keyset a cursor holds, each value checked against its column's type."""
+    values = _decode(cursor, len(order.columns))
+    checked: list[Any] = []
+    for column, value in zip(order.columns, values, strict=True):
+        if value is None and column.nullable:
+            checked.append(None)
+        elif isinstance(column.type, UTCDateTime):
+            checked.append(_cursor_time(value))
+        elif column.name == "id" and column.table.name == "events":
+            try:
+                checked.append(str(uuid.UUID(str(value))))
+            except ValueError:
+                raise p.FilterError("cursor", "not a cursor this API returned") from None
+        elif isinstance(column.type, Integer):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise p.FilterError("cursor", "not a cursor this API returned")
+            checked.append(p.checked("cursor", bounds.check_id, value))
+        elif isinstance(value, str) and len(value) <= 2000:
+            checked.append(p.checked("cursor", bounds.check_text, value))
+        else:
+            raise p.FilterError("cursor", "not a cursor this API returned")
+    return checked
 
 
 def _cursor_param(params: p.Params) -> str | None:
-    return p.text(params, "cursor", 512)
+    return p.text(params, "cursor", 4096)
 
 
 def events_listing(
@@ -90,31 +110,61 @@ def events_listing(
 ) -> dict[str, Any]:
     """``{events, next_cursor, counts}``: one page, newest first, and counts by severity."""
     where = p.event_filter(params, zone)
+    order = p.sort(params, EVENT_ORDERS, DEFAULT_EVENT_ORDER)
     limit = p.limit(params, PAGE, MAX_PAGE)
     cursor = _cursor_param(params)
-    rows = query_events(db, where, limit + 1, event_cursor(cursor) if cursor else None)
+    rows = query_events(db, where, limit + 1, sort_cursor(cursor, order) if cursor else None,
+                        order)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["time"], rows[-1]["id"])
-    result: dict[str, Any] = {"events": rows, "next_cursor": next_cursor}
+        next_cursor = encode_cursor(*sort_values(rows[-1], order))
+    result: dict[str, Any] = {"events": rows, "next_cursor": next_cursor, "sort": order.name}
     if counts:
-        result["counts"] = count_events(db, where)
+        found = count_events(db, where)
+        # under common free text the counts cover only the newest matches: "at least"
+        result["counts_partial"] = bool(found.pop("partial", 0))
+        result["counts"] = found
         result["counts_cap"] = COUNT_CAP  # a count above this means "more than"
     return result
 
 
 def alerts_listing(db: Database, params: p.Params, zone: tzinfo) -> dict[str, Any]:
-    """``{alerts, next_cursor, counts}``: most recently seen first; counts by status, severity."""
+    """``{alerts, next_cursor, counts, groups}``: highest severity, then most recently seen, first.
+
+    ``sort`` picks another order (``ALERT_ORDERS``); ``group=host|rule|account`` adds the
+    filtered alerts' groups with their counts.
+    """
     where = p.alert_filter(params, zone)
+    order = p.sort(params, service.ALERT_ORDERS, service.DEFAULT_ALERT_ORDER)
+    group = params.get("group") or None
+    if group is not None and group not in service.GROUPS:
+        raise p.FilterError("group", f"{group!r} is not one of {', '.join(service.GROUPS)}")
     limit = p.limit(params, PAGE, MAX_PAGE)
     cursor = _cursor_param(params)
-    rows = service.list_alerts(db, where, limit + 1, alert_cursor(cursor) if cursor else None)
+    rows = service.list_alerts(db, where, limit + 1,
+                               sort_cursor(cursor, order) if cursor else None, order)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["last_seen"], rows[-1]["id"])
-    return {"alerts": rows, "next_cursor": next_cursor, "counts": service.count_alerts(db, where)}
+        next_cursor = encode_cursor(*service.alert_sort_values(rows[-1], order))
+    names = display_names(db, [row["assignee"] for row in rows])
+    for row in rows:
+        row["assignee_name"] = names.get(row["assignee"]) if row["assignee"] else None
+    return {"alerts": rows, "next_cursor": next_cursor, "sort": order.name,
+            "counts": service.count_alerts(db, where),
+            "group": group, "groups": service.group_alerts(db, where, group) if group else []}
+
+
+def display_names(db: Database, logins: Sequence[str | None]) -> dict[str, str]:
+    """Console users' display names by login, for those of ``logins`` that have one."""
+    wanted = sorted({login for login in logins if login})
+    if not wanted:
+        return {}
+    with db.read() as conn:
+        return {row.username: row.display_name for row in conn.execute(
+            select(users_table.c.username, users_table.c.display_name)
+            .where(users_table.c.username.in_(wanted), users_table.c.display_name != ""))}
 
 
 def event_detail(db: Database, event_id: str) -> dict[str, Any] | None:
@@ -153,12 +203,54 @@ def alert_detail(db: Database, alert_id: int) -> dict[str, Any] | None:
     if alert is None:
         return None
     ids = service.alert_event_ids(db, alert_id, PAGE)
-    found = [get_event(db, event_id) for event_id in ids]
+    found = [e for e in (get_event(db, event_id) for event_id in ids) if e is not None]
+    history = audit.entries_for(db, "alert", [str(alert_id)])
+    logins = [alert["assignee"], *(h["actor"] for h in history)]
+    logins += [v for h in history if h["action"] == "alert.assign" for v in (h["from"], h["to"])]
+    names = display_names(db, logins)
+    alert["assignee_name"] = names.get(alert["assignee"] or "")
+    for entry in history:
+        entry["actor_name"] = names.get(entry["actor"])
+    latest = found[0] if found else None
     return {
         "alert": alert,
-        "events": [_brief(e) for e in found if e is not None],
-        "history": audit.entries_for(db, "alert", [str(alert_id)]),
+        "events": [_brief(e) for e in found],
+        "evidence": latest["evidence"] if latest else None,
+        "evidence_event": _brief(latest) if latest else None,
+        "history": history,
+        "names": names,
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _policies(policy_dir: str, stamp: tuple[tuple[str, int], ...]) -> Any:
+    """The policy directory, parsed once per change of its files (``stamp``)."""
+    return load_policy_dir(Path(policy_dir))
+
+
+def rule_text(policy_dir: Any, rule_id: str | None) -> dict[str, Any] | None:
+    """The policy's rule behind an alert: its description (Chinese when known) and legal basis."""
+    if not rule_id or policy_dir is None:
+        return None
+    from collector.console.rule_texts import RULE_ZH
+
+    try:
+        stamp = tuple(sorted((path.name, path.stat().st_mtime_ns)
+                             for path in Path(policy_dir).glob("*.yaml")))
+        policies = _policies(str(policy_dir), stamp)
+    except Exception as exc:  # a broken policy dir must not take the alert page down
+        log.warning("no rule text for the console", error=str(exc))
+        return None
+    for document in policies.documents.values():
+        rule = document.rule(rule_id) if hasattr(document, "rule") else None
+        if rule is not None:
+            basis = getattr(rule.match, "basis", None)
+            return {"id": rule.id, "desc": " ".join(str(rule.desc).split()),
+                    "desc_zh": RULE_ZH.get(rule.id), "basis": basis,
+                    "severity": str(rule.severity.value if hasattr(rule.severity, "value")
+                                    else rule.severity)}
+    return {"id": rule_id, "desc": None, "desc_zh": RULE_ZH.get(rule_id), "basis": None,
+            "severity": None}
 
 
 def audit_listing(db: Database, params: p.Params, zone: tzinfo) -> dict[str, Any]:
@@ -177,7 +269,12 @@ def audit_listing(db: Database, params: p.Params, zone: tzinfo) -> dict[str, Any
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["id"])
-    return {"entries": rows, "next_cursor": next_cursor}
+    logins = [r["actor"] for r in rows]
+    logins += [v for r in rows if r["action"] == "alert.assign" for v in (r["from"], r["to"])]
+    names = display_names(db, logins)
+    for row in rows:
+        row["actor_name"] = names.get(row["actor"])
+    return {"entries": rows, "next_cursor": next_cursor, "names": names}
 
 
 def work_calendar(policy_dir: Any) -> WorkCalendar | None:

@@ -202,6 +202,48 @@ ZH: Final[dict[str, str]] = {
     "Clerk": "书记员", "Masked excerpt": "脱敏摘录",
     "No decisions yet.": "还没有处理记录。",
     "decision.not_applicable": "不适用", "decision.applicable": "恢复适用",
+    # triage on the list
+    "Group by": "分组方式", "No grouping": "不分组", "group.host": "主机", "group.rule": "规则",
+    "group.account": "账号", "Alerts by {group}": "按{group}分组的告警",
+    "Highest severity": "最高严重程度",
+    "Keyboard: j / k move the selection, a acknowledge, s start work, c close (then 1–6 picks "
+    "the resolution, type the comment, Enter), o open, x tick for the bulk form.":
+        "键盘快捷键：j / k 上下移动选中行，a 确认，s 开始处置，c 关闭（再按 1–6 选择处置结论，"
+        "输入说明后按回车），o 打开告警，x 勾选以便批量操作。",
+    "The request failed; reload the page and try again.": "请求失败，请刷新页面后重试。",
+    "Close with resolution:": "关闭，处置结论：", "Close alert": "关闭告警", "Cancel": "取消",
+    "No such action.": "没有该操作。", "Alert #{id}: {action} done.": "告警 #{id}：已{action}。",
+    "at least {n}": "至少 {n}", "(counted over the newest matches of this text)":
+        "（仅统计该关键词最近的匹配事件）",
+    "What it means": "规则说明", "Legal basis": "依据",
+    "Not stated in the policy": "策略未注明",
+    "(the policy has this text in English only)": "（策略中仅有英文说明）",
+    "The current policy has no such rule.": "当前策略中没有该规则。",
+    "(newest event, {time})": "（最近一次事件，{time}）",
+    "refusal.invalid_transition": "该告警当前状态不允许此操作，可能已被他人处理，请刷新。",
+    "refusal.not_found": "没有该告警。",
+    "refusal.newer_alert_open": "同一告警已有更新的未关闭告警，请处理那一条。",
+    "refusal.comment_required": "请填写说明。", "refusal.comment_too_long": "说明过长。",
+    "refusal.reason_required": "请填写原因。", "refusal.reason_too_long": "原因过长。",
+    "refusal.assignee_required": "请填写负责人。",
+    "refusal.assignee_too_long": "负责人过长。",
+    "refusal.resolution_invalid": "请选择处置结论。",
+    "refusal.unknown_action": "没有该操作。",
+    # audit actions and channels on an alert's history
+    "audit.alert.open": "生成告警", "audit.alert.acknowledge": "确认",
+    "audit.alert.unacknowledge": "退回待确认", "audit.alert.start": "开始处置",
+    "audit.alert.close": "关闭", "audit.alert.reopen": "重新打开", "audit.alert.assign": "指派",
+    "via.console": "管理台", "via.api": "接口", "via.cli": "命令行", "via.router": "告警路由",
+    "via.ingest": "事件接收",
+    # codes inside evidence
+    "value.verdict.publishable": "可以发布", "value.verdict.needs_redaction": "需脱敏后发布",
+    "value.verdict.do_not_publish": "不予公开", "value.verdict.needs_review": "需人工审核",
+    "value.action.block": "拦截", "value.action.redact": "脱敏",
+    "value.action.pseudonymize": "隐名处理", "value.action.review": "人工审核",
+    "value.action.open": "开始", "value.action.close": "结束", "value.action.present": "在线",
+    "value.outcome.success": "成功", "value.outcome.failure": "失败",
+    "value.outcome.verified": "已验证（确认可达互联网）", "value.outcome.forged": "应答伪造",
+    "value.what.login": "登录", "value.what.privilege": "提权",
     # severities, statuses, resolutions
     "severity.info": "提示", "severity.low": "低", "severity.medium": "中",
     "severity.high": "高", "severity.critical": "严重",
@@ -264,6 +306,32 @@ EN: Final[dict[str, str]] = {
                           "is a new document holding its text, without the original layout.",
     "doccheck.decisions_intro": "Every finding a clerk marked as not applicable (or applied "
                                 "again), newest first. Each is also in the audit trail.",
+    "group.host": "host", "group.rule": "rule", "group.account": "account",
+    "refusal.invalid_transition": "the alert's status does not allow this; someone may have "
+                                  "handled it already: reload",
+    "refusal.not_found": "no such alert",
+    "refusal.newer_alert_open": "a newer alert with the same fingerprint is open; work on that",
+    "refusal.comment_required": "a comment is required",
+    "refusal.comment_too_long": "the comment is too long",
+    "refusal.reason_required": "a reason is required", "refusal.reason_too_long": "too long",
+    "refusal.assignee_required": "an assignee is required",
+    "refusal.assignee_too_long": "the assignee is too long",
+    "refusal.resolution_invalid": "pick a resolution", "refusal.unknown_action": "no such action",
+    "audit.alert.open": "opened", "audit.alert.acknowledge": "acknowledged",
+    "audit.alert.unacknowledge": "unacknowledged", "audit.alert.start": "started",
+    "audit.alert.close": "closed", "audit.alert.reopen": "reopened",
+    "audit.alert.assign": "assigned",
+    "via.console": "console", "via.api": "API", "via.cli": "CLI", "via.router": "router",
+    "via.ingest": "ingest",
+    "value.verdict.publishable": "publishable", "value.verdict.needs_redaction":
+        "needs redaction", "value.verdict.do_not_publish": "do not publish",
+    "value.verdict.needs_review": "needs review",
+    "value.action.block": "block", "value.action.redact": "redact",
+    "value.action.pseudonymize": "pseudonymize", "value.action.review": "review",
+    "value.action.open": "open", "value.action.close": "close", "value.action.present": "present",
+    "value.outcome.success": "success", "value.outcome.failure": "failure",
+    "value.outcome.verified": "verified", "value.outcome.forged": "forged",
+    "value.what.login": "login", "value.what.privilege": "privilege",
 }
 
 

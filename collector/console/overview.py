@@ -5,7 +5,7 @@ A pillar is the family an event kind starts with (``outreach`` 违规外联,
 the top lists come from the alerts table, which holds one row per problem
 rather than per event (a twentieth of the events in ``bench/console.py``'s
 store): alerts opened and closed in a window through ``ix_alerts_created_at``
-and ``ix_alerts_closed_at`` (migration 0008), open alerts through
+and ``ix_alerts_closed_at`` (migration 0009), open alerts through
 ``ix_alerts_status_last_seen_id``, the top lists over the alerts last seen in
 7 days through ``ix_alerts_last_seen_id``. Events are read for one figure
 only, today's findings (events of severity ``low`` and above since

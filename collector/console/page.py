@@ -160,18 +160,23 @@ async def submit(request: Request, roles: frozenset[str]) -> tuple[Page, FormDat
 
 def render(page: Page | None, request: Request, template: str, code: int = 200,
            **values: Any) -> HTMLResponse:
+    return HTMLResponse(render_fragment(page, request, template, **values), status_code=code,
+                        headers=SECURITY_HEADERS)
+
+
+def render_fragment(page: Page | None, request: Request, template: str, **values: Any) -> str:
+    """``template`` rendered with what every page gets (words, who, CSRF token, labels)."""
     lang = page.lang if page else language(request)
     t = i18n.translator(lang)
     who = page.who if page else None
     nav = [(slug, t(label)) for slug, label, roles in NAV if who and who.role in roles]
     calendar = request.app.state.calendar_monitor.notice() if who else None
-    body = _env.get_template(template).render(
+    return _env.get_template(template).render(
         t=t, lang=lang, who=who, nav=nav, path=request.url.path, calendar_notice=calendar,
         csrf=who.session.csrf_token if who and who.session else "",
         query=request.url.query, severity_label=lambda s: t(f"severity.{s}"),
         status_label=lambda s: t(f"status.{s}"), **values,
     )
-    return HTMLResponse(body, status_code=code, headers=SECURITY_HEADERS)
 
 
 def safe_next(target: str | None) -> str:

@@ -24,6 +24,7 @@ from collector.alerts.service import STATUSES, AlertFilter
 from collector.api import bounds
 from collector.store.audit import AuditFilter
 from collector.store.events import EventFilter
+from collector.store.filters import SortOrder, parse_sort
 
 _SEVERITIES = ", ".join(s.value for s in Severity)
 
@@ -154,6 +155,17 @@ def audit_filter(params: Params, naive_zone: tzinfo = UTC) -> AuditFilter:
         object_type=text(params, "object_type", 32), object_id=text(params, "object_id", 64),
         since=when(params, "since", naive_zone), until=when(params, "until", naive_zone),
     )
+
+
+def sort(params: Params, orders: dict[str, SortOrder], default: str) -> SortOrder:
+    """``sort=host`` or ``sort=-host`` from the listing's whitelist; never SQL from the query."""
+    value = params.get("sort")
+    try:
+        return parse_sort(value, orders, default)
+    except ValueError:
+        names = ", ".join(sorted(name for name in orders if not name.startswith("-")))
+        raise FilterError("sort", f"{value!r} is not a sort order; use one of {names}, "
+                                  "with a leading - for descending") from None
 
 
 def limit(params: Params, default: int, maximum: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from collector.store.fulltext import is_declared
 from collector.store.tables import metadata
 
 connection = context.config.attributes.get("connection")
@@ -15,6 +16,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
     compare_type=True,
+    include_object=lambda _obj, name, type_, _reflected, _compare_to: is_declared(name, type_),
 )
 with context.begin_transaction():
     context.run_migrations()

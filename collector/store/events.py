@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Insert, String, and_, func, literal, select, tuple_, update
+from sqlalchemy import Connection, Insert, and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import Event, HeartbeatEvidence, Severity
@@ -36,10 +36,10 @@ from collector.alerts.grouping import (
 )
 from collector.errors import InvalidEventsError, RefusedError
 from collector.store.database import Database
-from collector.store.filters import containing, equal_to, one_of, within
+from collector.store.filters import SortOrder, containing, equal_to, one_of, sort_orders, within
+from collector.store.fulltext import event_text_condition
 from collector.store.gaps import apply_gaps, load_open_gaps, plan_gaps
 from collector.store.tables import (
-    UTCDateTime,
     agents,
     alert_events,
     alerts,
@@ -250,15 +250,21 @@ def insert_event(conn: Connection, dialect: str, event: Event, now: datetime) ->
     return True
 
 
-def event_conditions(where: EventFilter) -> list[Any]:
-    """The WHERE of the event listing and its counts."""
+def event_conditions(where: EventFilter, conn: Connection | None = None) -> list[Any]:
+    """The WHERE of the event listing and its counts.
+
+    Free text uses the trigram index when ``conn`` is given (it looks at the store),
+    a plain ``ILIKE`` otherwise.
+    """
     c = events.c
     conditions: list[Any] = [
         *one_of((c.kind, where.kinds), (c.severity, where.severities)),
         *equal_to((c.host, where.host), (c.agent_id, where.agent_id), (c.rule_id, where.rule_id)),
         *within(c.time, where.since, where.until),
-        *containing(where.text, c.summary, c.host, c.rule_id),
     ]
+    if where.text:
+        conditions.append(event_text_condition(conn, where.text)[0] if conn is not None
+                          else containing(where.text, c.summary, c.host, c.rule_id)[0])
     if where.min_severity is not None:
         conditions.append(c.severity >= where.min_severity)
     if where.account:
@@ -275,45 +281,74 @@ def event_conditions(where: EventFilter) -> list[Any]:
 
 _LISTED = (events.c.id, events.c.seq, events.c.time, events.c.agent_id, events.c.host,
            events.c.kind, events.c.severity, events.c.rule_id, events.c.policy_version,
-           events.c.summary, events.c.evidence, events.c.received_at)
+           events.c.summary, events.c.evidence, events.c.received_at, events.c.account)
+
+
+_TIEBREAK = (events.c.time, events.c.id)
+#: The listing's orders, by the name the page and the API take (``sort=host``, ``sort=-host``);
+#: each is served by an index on its columns.
+EVENT_ORDERS: Final[dict[str, SortOrder]] = sort_orders({
+    "time": _TIEBREAK,
+    "severity": (events.c.severity, *_TIEBREAK),
+    "host": (events.c.host, *_TIEBREAK),
+    "account": (events.c.account, *_TIEBREAK),
+    "kind": (events.c.kind, *_TIEBREAK),
+    "rule": (events.c.rule_id, *_TIEBREAK),
+    "summary": (events.c.summary, *_TIEBREAK),
+})
+DEFAULT_EVENT_ORDER: Final = "-time"
 
 
 def query_events(
-    db: Database, where: EventFilter, limit: int, after: tuple[datetime, str] | None
+    db: Database, where: EventFilter, limit: int, after: Sequence[Any] | None,
+    order: SortOrder | None = None,
 ) -> list[dict[str, Any]]:
-    """Up to ``limit`` events newest first, strictly after the keyset ``after``."""
-    c = events.c
-    conditions = event_conditions(where)
-    if after is not None:
-        when, last_id = after
-        conditions.append(
-            tuple_(c.time, c.id) < tuple_(literal(when, UTCDateTime), literal(last_id, String))
-        )
-    query = (
-        select(*_LISTED)
-        .where(and_(True, *conditions))
-        .order_by(c.time.desc(), c.id.desc())
-        .limit(limit)
-    )
+    """Up to ``limit`` events in ``order`` (newest first), strictly after the keyset ``after``.
+
+    ``after`` holds the last row's values of the order's columns (``sort_values``).
+    """
+    order = order or EVENT_ORDERS[DEFAULT_EVENT_ORDER]
     with db.read() as conn:
+        conditions = event_conditions(where, conn)
+        if after is not None:
+            conditions.append(order.after(after, db.dialect))
+        query = (
+            select(*_LISTED)
+            .where(and_(True, *conditions))
+            .order_by(*order.order_by())
+            .limit(limit)
+        )
         return [_public(row._mapping) for row in conn.execute(query)]
+
+
+def sort_values(row: dict[str, Any], order: SortOrder) -> list[Any]:
+    """The values of ``order``'s columns in a listed row, for the next page's cursor."""
+    return [Severity(row["severity"]).rank if column.name == "severity" else row[column.name]
+            for column in order.columns]
 
 
 #: Counts per severity stop here: a duty officer needs "more than 1,000", not the exact
 #: figure, and counting a million rows on every page view would cost more than the page.
 COUNT_CAP: Final = 1_000
+#: Under free text that matches much of the store, counts are taken over at most this many
+#: of the newest matches, and shown as "at least".
+TEXT_COUNT_WINDOW: Final = 5_000
 
 
 def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict[str, int]:
     """How many events match ``where``, by severity, each at most ``cap`` (+1 means more).
 
     One bounded query per severity the filter allows, so the work is at most
-    ``cap`` index entries each, however large the store.
+    ``cap`` index entries each, however large the store (each single filter has
+    a ``(column, severity, time)`` index for it). Free text matching much of the
+    store is the exception: see ``_count_newest``.
     """
     c = events.c
-    conditions = event_conditions(where)
     counts = {s.value: 0 for s in Severity}
     with db.read() as conn:
+        conditions = event_conditions(where, conn)
+        if where.text and not event_text_condition(conn, where.text)[1]:
+            return _count_newest(conn, conditions, cap)
         for severity in Severity:
             if (where.severities and severity.rank not in where.severities) or (
                     where.min_severity is not None and severity.rank < where.min_severity) or (
@@ -323,6 +358,28 @@ def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict
                         .limit(cap + 1).subquery())
             counts[severity.value] = conn.execute(
                 select(func.count()).select_from(matching)).scalar_one()
+    return counts
+
+
+def _count_newest(conn: Connection, conditions: list[Any], cap: int) -> dict[str, int]:
+    """Counts by severity over the newest ``TEXT_COUNT_WINDOW`` matches, as one bounded scan.
+
+    Per-severity counts under common text would each scan until ``cap`` matches
+    of that severity, which for a rare severity means the whole store. When the
+    window fills, every count is a lower bound: it is reported as ``cap + 1``
+    ("more than") when it reached ``cap``, and otherwise as found, with the key
+    ``partial`` set so the page can say "at least".
+    """
+    newest = (select(events.c.severity).where(*conditions)
+              .order_by(events.c.time.desc()).limit(TEXT_COUNT_WINDOW).subquery())
+    counts = {s.value: 0 for s in Severity}
+    total = 0
+    for rank, n in conn.execute(select(newest.c.severity, func.count()).group_by(
+            newest.c.severity)):
+        counts[Severity.from_rank(rank).value] = min(n, cap + 1)
+        total += n
+    if total >= TEXT_COUNT_WINDOW:
+        counts["partial"] = 1
     return counts
 
 
@@ -343,5 +400,6 @@ def _public(row: Any) -> dict[str, Any]:
         "severity": Severity.from_rank(row["severity"]).value, "rule_id": row["rule_id"],
         "policy_version": row["policy_version"], "summary": row["summary"],
         "evidence": row["evidence"], "received_at": row["received_at"].isoformat(),
+        "account": row["account"],
     }
 

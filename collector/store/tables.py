@@ -174,6 +174,14 @@ events = Table(
     Index("ix_events_host_time_id", "host", "time", "id"),
     Index("ix_events_severity_time_id", "severity", "time", "id"),
     Index("ix_events_account_time_id", "account", "time", "id"),
+    # The console's rule filter, and its sort orders by rule and by summary.
+    Index("ix_events_rule_id_time_id", "rule_id", "time", "id"),
+    Index("ix_events_summary_time_id", "summary", "time", "id"),
+    # The capped per-severity counts under a single filter: an index-only range each.
+    Index("ix_events_host_severity_time", "host", "severity", "time"),
+    Index("ix_events_account_severity_time", "account", "severity", "time"),
+    Index("ix_events_kind_severity_time", "kind", "severity", "time"),
+    Index("ix_events_rule_id_severity_time", "rule_id", "severity", "time"),
     # An event is one agent's: ingest is idempotent on (agent, id), and an agent numbers
     # each event once. Collector-made events have no seq; NULLs never collide.
     UniqueConstraint("agent_id", "id"),
@@ -288,6 +296,12 @@ alerts = Table(
     # The overview counts the alerts opened and closed in a window.
     Index("ix_alerts_created_at", "created_at"),
     Index("ix_alerts_closed_at", "closed_at"),
+    # The default order (severity, then last seen) and the rule and assignee orders.
+    Index("ix_alerts_severity_last_seen_id", "severity", "last_seen", "id"),
+    # The counts by status and severity read this index alone.
+    Index("ix_alerts_status_severity_last_seen_id", "status", "severity", "last_seen", "id"),
+    Index("ix_alerts_rule_id_last_seen_id", "rule_id", "last_seen", "id"),
+    Index("ix_alerts_assignee_last_seen_id", "assignee", "last_seen", "id"),
 )
 
 alert_events = Table(

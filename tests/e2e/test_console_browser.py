@@ -197,7 +197,7 @@ def test_console_in_a_browser(console: Collector, browser: Any) -> None:
     sign_in(browser, base, "li")
     browser.get(f"{base}/console/audit?actor=zhang")
     audit = browser.find_element(By.ID, "audit").text
-    assert "alert.close" in audit and "closed:false_positive" in audit
+    assert "关闭 alert.close" in audit and "已关闭（误报）" in audit  # the code in words
     assert "测试文书，当事人为虚构" in audit
     shot(browser, "06-audit")
     browser.get(f"{base}/console/users")

@@ -84,9 +84,12 @@ def test_scheduled_statistics_make_host_and_account_filters_use_their_index(
         assert {"ix_events_host_time_id", "ix_events_account_time_id",
                 "ix_events_severity_time_id"} <= analyzed_events(store)
         with sqlite3.connect(store) as conn:
-            for query, index in (("host=ws-07", "ix_events_host_time_id"),
-                                 ("account=clerk07", "ix_events_account_time_id")):
-                for sql in console_filter_sql(query):
+            for query, page_index, count_index in (
+                    ("host=ws-07", "ix_events_host_time_id", "ix_events_host_severity_time"),
+                    ("account=clerk07", "ix_events_account_time_id",
+                     "ix_events_account_severity_time")):
+                for sql, index in zip(console_filter_sql(query), (page_index, count_index),
+                                      strict=True):
                     plan = " | ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
                     assert f"INDEX {index} " in plan and "SCAN" not in plan, (query, plan)
     finally:

@@ -14,6 +14,8 @@ from collector.console import data, i18n
 from collector.console import params as p
 from collector.console.auth import ALL_ROLES
 from collector.console.page import filter_values, next_url, open_page, render, saved_filters
+from collector.console.sorting import sort_links
+from collector.store.events import DEFAULT_EVENT_ORDER
 
 router = APIRouter()
 
@@ -30,11 +32,17 @@ async def events_page(request: Request) -> Response:
                                           SHANGHAI)
         error = None
     except p.FilterError as exc:
-        listing, error = {"events": [], "next_cursor": None, "counts": {}}, str(exc)
+        listing, error = {"events": [], "next_cursor": None, "counts": {}, "sort": None}, str(exc)
+    current = listing.get("sort") or DEFAULT_EVENT_ORDER
     return render(page, request, "events.html", listing=listing, error=error,
                   filters=filter_values(request, EVENT_FIELDS),
                   next_url=next_url(request, listing["next_cursor"]),
-                  saved=await saved_filters(page, "events"))
+                  saved=await saved_filters(page, "events"),
+                  sort_links=sort_links(request, current, SORT_KEYS))
+
+
+#: The list's columns, each sortable (``EVENT_ORDERS``).
+SORT_KEYS: Final = ["time", "severity", "host", "account", "kind", "rule", "summary"]
 
 
 @router.get("/console/events/{event_id}")
@@ -58,7 +66,7 @@ def evidence_rows(evidence: Any, t: Callable[[str], str], prefix: str = "",
                 rows.append((label, "", depth))
                 rows.extend(evidence_rows(value, t, f"{prefix}{key}.", depth + 1))
             else:
-                rows.append((label, _text(value), depth))
+                rows.append((label, _coded(str(key), value, t), depth))
     elif isinstance(evidence, list):
         for index, value in enumerate(evidence, start=1):
             if isinstance(value, Mapping | list):
@@ -67,6 +75,13 @@ def evidence_rows(evidence: Any, t: Callable[[str], str], prefix: str = "",
             else:
                 rows.append((f"#{index}", _text(value), depth))
     return rows
+
+
+def _coded(key: str, value: Any, t: Callable[[str], str]) -> str:
+    """A value that is a code (a verdict, an action, an outcome) in words; others as text."""
+    if isinstance(value, str) and i18n.has(f"value.{key}.{value}"):
+        return t(f"value.{key}.{value}")
+    return _text(value)
 
 
 def _text(value: Any) -> str:

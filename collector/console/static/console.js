@@ -1,4 +1,7 @@
-// The console works without this file; it only adds conveniences.
+// The console works without this file; it only adds conveniences: select-all, print, the
+// overview's live refresh, the document check's drop zone, and triage in place on the alert
+// list (buttons and keyboard; the row is replaced by the one the server renders, so nothing
+// here builds markup from data).
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   var all = document.getElementById("select-all");
@@ -11,6 +14,8 @@ document.addEventListener("DOMContentLoaded", function () {
   if (print) { print.addEventListener("click", function () { window.print(); }); }
   var upload = document.getElementById("doccheck-form");
   if (upload) { documentCheck(upload); }
+  var table = document.getElementById("alerts");
+  if (table && document.getElementById("close-panel")) { triage(table); }
 });
 
 // The overview refreshes itself: the server says when the alert feed moved (server-sent
@@ -102,4 +107,138 @@ function documentCheck(form) {
     var message = problem();
     if (message) { e.preventDefault(); error.textContent = message; error.hidden = false; }
   });
+}
+
+function triage(table) {
+  var bulk = document.getElementById("bulk");
+  var status = document.getElementById("triage-status");
+  var csrf = bulk.querySelector("input[name=csrf]").value;
+  var back = bulk.querySelector("input[name=back]").value;
+  var selected = null;
+
+  function rows() { return Array.prototype.slice.call(table.querySelectorAll("tbody tr.alert-row")); }
+
+  function select(row) {
+    if (!row) { return; }
+    if (selected) { selected.classList.remove("selected"); selected.removeAttribute("aria-selected"); }
+    selected = row;
+    row.classList.add("selected");
+    row.setAttribute("aria-selected", "true");
+    row.scrollIntoView({ block: "nearest" });
+  }
+
+  function move(step) {
+    var list = rows();
+    var index = list.indexOf(selected);
+    select(list[Math.max(0, Math.min(list.length - 1, index + step))]);
+  }
+
+  function say(text, failed) {
+    status.textContent = text;
+    status.className = failed ? "error" : "ok";
+  }
+
+  function act(row, action, fields) {
+    var body = new URLSearchParams();
+    body.append("csrf", csrf);
+    body.append("back", back);
+    Object.keys(fields || {}).forEach(function (key) { body.append(key, fields[key]); });
+    var url = "/console/alerts/" + row.dataset.id + "/" + action;
+    return fetch(url, { method: "POST", body: body, credentials: "same-origin",
+                        headers: { "X-Requested-With": "fetch", "Accept": "application/json" } })
+      .then(function (response) {
+        return response.json().then(function (answer) { return [response, answer]; });
+      })
+      .then(function (pair) {
+        var answer = pair[1];
+        if (answer.row) {
+          var holder = document.createElement("template");
+          holder.innerHTML = answer.row.trim();
+          var fresh = holder.content.firstElementChild;
+          var wasSelected = row === selected;
+          row.replaceWith(fresh);
+          if (wasSelected) { select(fresh); }
+        }
+        say(answer.message, !pair[0].ok);
+        return pair[0].ok;
+      })
+      .catch(function () { say(status.dataset.failed || "请求失败，请刷新页面后重试。", true); return false; });
+  }
+
+  function closePanel(row) {
+    var open = table.querySelector("tr.close-row");
+    if (open) { open.remove(); }
+    var copy = document.getElementById("close-panel").content.firstElementChild.cloneNode(true);
+    row.after(copy);
+    var radios = copy.querySelectorAll("input[type=radio]");
+    var comment = copy.querySelector(".close-comment");
+    function resolution() {
+      var picked = copy.querySelector("input[type=radio]:checked");
+      return picked ? picked.value : "";
+    }
+    function submit() {
+      if (!resolution()) { radios[0].focus(); return; }
+      if (!comment.value.trim()) { comment.focus(); return; }
+      act(row, "close", { resolution: resolution(), comment: comment.value }).then(function (ok) {
+        if (ok) { copy.remove(); }
+      });
+    }
+    copy.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { event.preventDefault(); copy.remove(); select(row); return; }
+      if (event.key === "Enter") { event.preventDefault(); submit(); return; }
+      if (event.target !== comment && /^[1-9]$/.test(event.key) && radios[event.key - 1]) {
+        event.preventDefault();
+        radios[event.key - 1].checked = true;
+        comment.focus();
+      }
+    });
+    radios.forEach(function (radio) {
+      radio.addEventListener("change", function () { comment.focus(); });
+    });
+    copy.querySelector(".close-submit").addEventListener("click", submit);
+    copy.querySelector(".close-cancel").addEventListener("click", function () { copy.remove(); });
+    radios[0].focus();
+  }
+
+  table.addEventListener("click", function (event) {
+    var target = event.target;
+    var row = target.closest("tr.alert-row");
+    if (!row) { return; }
+    var button = target.closest("button.quick-action");
+    if (button) {
+      event.preventDefault();
+      select(row);
+      act(row, button.dataset.action);
+      return;
+    }
+    if (target.closest("a.quick-close")) {
+      event.preventDefault();
+      select(row);
+      closePanel(row);
+      return;
+    }
+    if (!target.closest("a, input, button, label")) { select(row); }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+    if (event.target.closest("input, select, textarea, .close-panel")) { return; }
+    var key = event.key;
+    if (key === "j") { event.preventDefault(); move(1); return; }
+    if (key === "k") { event.preventDefault(); move(-1); return; }
+    if (!selected) { return; }
+    var state = selected.dataset.status;
+    if (key === "a" && state === "new") { event.preventDefault(); act(selected, "acknowledge"); }
+    else if (key === "s" && state === "acknowledged") { event.preventDefault(); act(selected, "start"); }
+    else if (key === "c" && state !== "closed") { event.preventDefault(); closePanel(selected); }
+    else if (key === "o" || key === "Enter") {
+      event.preventDefault();
+      window.location.href = selected.querySelector("a.open").href;
+    } else if (key === "x") {
+      var box = selected.querySelector("input.pick");
+      if (box) { event.preventDefault(); box.checked = !box.checked; }
+    }
+  });
+
+  select(rows()[0]);
 }

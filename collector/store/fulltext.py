@@ -1,0 +1,156 @@
+"""Free-text search through a trigram index: FTS5 on SQLite, pg_trgm on PostgreSQL.
+
+Events are searched in summary, host and rule id; alerts in title, host, account and rule.
+
+Both answer "contains this text" (case-insensitive) for text of three or more
+characters from an index, whatever the language: a trigram index needs no word
+boundaries, which Chinese summaries do not have. Shorter text is rare and
+scans, bounded by the other filters.
+
+SQLite keeps ``events_fts`` and ``alerts_fts`` (FTS5 tables over ``events``
+and ``alerts`` as external content, rowid = ``events.pk`` / ``alerts.id``) up
+to date by triggers, so every writer (ingest, collector-own events,
+retention) keeps them without knowing. PostgreSQL keeps one GIN index over
+each table's searched columns; migration 0014 creates them when
+``CREATE EXTENSION pg_trgm`` succeeds.
+
+The index pays off for selective text. Text that matches a large share of
+the store is cheaper to find by walking the listing's own order and testing
+each row, which finds a page of matches within the first few hundred rows:
+``text_condition`` decides between the two from a bounded count.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import Connection, Integer, column, or_, text
+
+from collector.store.tables import alerts, events
+
+FTS_TABLE: Final = "events_fts"
+ALERTS_FTS_TABLE: Final = "alerts_fts"
+#: Index-only names the migrations make but ``tables.metadata`` does not declare.
+NOT_DECLARED: Final = frozenset({
+    *(f"{table}{part}" for table in (FTS_TABLE, ALERTS_FTS_TABLE)
+      for part in ("", "_data", "_idx", "_docsize", "_config", "_content")),
+    "ix_events_text_trgm", "ix_alerts_text_trgm"})
+
+SQLITE_FTS_DDL: Final = (
+    "CREATE VIRTUAL TABLE events_fts USING fts5(summary, host, rule_id, "
+    "content='events', content_rowid='pk', tokenize='trigram')",
+    "CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN "
+    "INSERT INTO events_fts(rowid, summary, host, rule_id) "
+    "VALUES (new.pk, new.summary, new.host, new.rule_id); END",
+    "CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN "
+    "INSERT INTO events_fts(events_fts, rowid, summary, host, rule_id) "
+    "VALUES ('delete', old.pk, old.summary, old.host, old.rule_id); END",
+    "CREATE TRIGGER events_fts_update AFTER UPDATE OF summary, host, rule_id ON events BEGIN "
+    "INSERT INTO events_fts(events_fts, rowid, summary, host, rule_id) "
+    "VALUES ('delete', old.pk, old.summary, old.host, old.rule_id); "
+    "INSERT INTO events_fts(rowid, summary, host, rule_id) "
+    "VALUES (new.pk, new.summary, new.host, new.rule_id); END",
+    # Events stored before the index existed.
+    "INSERT INTO events_fts(events_fts) VALUES ('rebuild')",
+)
+#: The alert list's text search: title, host, account, rule. Ingest's upsert changes none of
+#: these columns on an existing alert, so the update trigger fires only when they change.
+SQLITE_ALERTS_FTS_DDL: Final = (
+    "CREATE VIRTUAL TABLE alerts_fts USING fts5(title, host, account, rule_id, "
+    "content='alerts', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER alerts_fts_insert AFTER INSERT ON alerts BEGIN "
+    "INSERT INTO alerts_fts(rowid, title, host, account, rule_id) "
+    "VALUES (new.id, new.title, new.host, new.account, new.rule_id); END",
+    "CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts BEGIN "
+    "INSERT INTO alerts_fts(alerts_fts, rowid, title, host, account, rule_id) "
+    "VALUES ('delete', old.id, old.title, old.host, old.account, old.rule_id); END",
+    "CREATE TRIGGER alerts_fts_update AFTER UPDATE OF title, host, account, rule_id ON alerts "
+    "BEGIN INSERT INTO alerts_fts(alerts_fts, rowid, title, host, account, rule_id) "
+    "VALUES ('delete', old.id, old.title, old.host, old.account, old.rule_id); "
+    "INSERT INTO alerts_fts(rowid, title, host, account, rule_id) "
+    "VALUES (new.id, new.title, new.host, new.account, new.rule_id); END",
+    "INSERT INTO alerts_fts(alerts_fts) VALUES ('rebuild')",
+)
+SQLITE_ALERTS_FTS_DROP: Final = (
+    "DROP TRIGGER IF EXISTS alerts_fts_update",
+    "DROP TRIGGER IF EXISTS alerts_fts_delete",
+    "DROP TRIGGER IF EXISTS alerts_fts_insert",
+    "DROP TABLE IF EXISTS alerts_fts",
+)
+SQLITE_FTS_DROP: Final = (
+    "DROP TRIGGER IF EXISTS events_fts_update",
+    "DROP TRIGGER IF EXISTS events_fts_delete",
+    "DROP TRIGGER IF EXISTS events_fts_insert",
+    "DROP TABLE IF EXISTS events_fts",
+)
+PG_TRIGRAM_INDEXES: Final = (
+    "CREATE INDEX IF NOT EXISTS ix_events_text_trgm ON events "
+    "USING gin (summary gin_trgm_ops, host gin_trgm_ops, rule_id gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_alerts_text_trgm ON alerts USING gin "
+    "(title gin_trgm_ops, host gin_trgm_ops, account gin_trgm_ops, rule_id gin_trgm_ops)",
+)
+
+#: Trigram indexes need at least this many characters to narrow anything down.
+MIN_INDEXED: Final = 3
+#: Matches beyond which walking the listing's order beats fetching every match.
+COMMON_TEXT: Final = 2_000
+
+
+def is_declared(name: str | None, type_: str) -> bool:
+    """For Alembic's comparison: objects of the trigram search live only in the migrations."""
+    return not (type_ in ("table", "index") and name in NOT_DECLARED)
+
+
+def fts_phrase(value: str) -> str:
+    """``value`` as one FTS5 phrase: quotes doubled, so no query syntax reaches FTS5."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _sqlite_has(conn: Connection, table: str) -> bool:
+    return conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).first() is not None
+
+
+#: per searched table: its FTS5 table's match queries (constant text), its key, its columns
+_SEARCHED: Final[dict[str, tuple[str, str, Any, tuple[Any, ...]]]] = {
+    "events": (
+        "SELECT count(*) FROM (SELECT rowid FROM events_fts "
+        "WHERE events_fts MATCH :phrase LIMIT :limit)",
+        "SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase",
+        events.c.pk, (events.c.summary, events.c.host, events.c.rule_id)),
+    "alerts": (
+        "SELECT count(*) FROM (SELECT rowid FROM alerts_fts "
+        "WHERE alerts_fts MATCH :phrase LIMIT :limit)",
+        "SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH :phrase",
+        alerts.c.id, (alerts.c.title, alerts.c.host, alerts.c.account, alerts.c.rule_id)),
+}
+
+
+def event_text_condition(conn: Connection, value: str) -> tuple[Any, bool]:
+    """The WHERE term for "summary, host or rule id contains ``value``"; see ``text_condition``."""
+    return text_condition(conn, "events", value)
+
+
+def text_condition(conn: Connection, table: str, value: str) -> tuple[Any, bool]:
+    """The WHERE term for "a searched column of ``table`` contains ``value``" on this connection.
+
+    On SQLite, selective text goes through the table's FTS5 index; common text (more
+    than ``COMMON_TEXT`` matches) and text too short for trigrams are tested row by
+    row in the listing's order. PostgreSQL's planner makes that choice itself, given
+    the GIN index, so the condition is ILIKE there. The flag says whether the
+    matches are few (found through the index): counting them is then cheap.
+    """
+    count_sql, match_sql, key, columns = _SEARCHED[table]
+    like = or_(*(column.icontains(value, autoescape=True) for column in columns))
+    fts = f"{table}_fts"
+    if conn.dialect.name != "sqlite" or len(value) < MIN_INDEXED or not _sqlite_has(conn, fts):
+        return like, False
+    phrase = fts_phrase(value)
+    matches = conn.execute(text(count_sql), {"phrase": phrase, "limit": COMMON_TEXT + 1}
+                           ).scalar_one()
+    if matches > COMMON_TEXT:
+        return like, False
+    return key.in_(
+        text(match_sql).bindparams(phrase=phrase).columns(column("rowid", Integer))
+    ), True
