@@ -192,7 +192,7 @@ def test_clerk_checks_documents_in_a_browser(collector: Collector, browser: Any,
         assert "无权" in browser.page_source, path
     browser.get(f"{base}/console/doccheck")
     browser.find_element(By.ID, "logout").click()
-    sign_in(browser, base, "zhang", "/console/alerts")
+    sign_in(browser, base, "zhang", "/console/overview")
     browser.get(f"{base}/console/docdecisions")
     table = browser.find_element(By.ID, "decisions").text
     assert "shuji" in table and "此为法院公开的诉讼服务电话" in table

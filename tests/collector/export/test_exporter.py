@@ -134,7 +134,7 @@ def test_refused_batch_keeps_the_cursor_and_is_sent_again(
     inbox.refusing = None
     drain(exporter)
     assert [d["event"]["id"] for d in inbox.received()] == [e["id"] for e in batch]
-    text = metrics.render({}).decode()
+    text = metrics.render().decode()
     assert 'courtguard_export_failed_total{output="siem"} 1.0' in text
     assert 'courtguard_export_sent_total{output="siem",record="event"} 4.0' in text
 
