@@ -26,7 +26,7 @@ from agent.detectors.documents.checker.extract import (
     ExtractionError,
     extract_bytes,
 )
-from agent.detectors.documents.checker.fix import apply_to_text, fix_docx, plan
+from agent.detectors.documents.checker.fix import apply_to_text, fix_docx, plan, text_encoding
 from agent.detectors.documents.checker.scanner import (
     ACTION_LABELS,
     DocFinding,
@@ -302,7 +302,7 @@ def _corrected(data: bytes, name: str, suffix: str, extracted: Extracted,
         texts.append(apply_to_text(part.text, mine))
     text = "\n\n".join(texts)
     if suffix == ".txt":
-        return text.encode(_encoding_of(data)), f"{stem}-修正稿.txt", None
+        return text.encode(text_encoding(data)), f"{stem}-修正稿.txt", None
     return text_docx(text), f"{stem}-修正稿.docx", text
 
 
@@ -330,19 +330,6 @@ def text_docx(text: str) -> bytes:
             'officeDocument" Target="word/document.xml"/></Relationships>'))
         archive.writestr("word/document.xml", document)
     return out.getvalue()
-
-
-def _encoding_of(data: bytes) -> str:
-    """The .txt copy keeps the original's encoding (a BOM, UTF-8, else GB18030)."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16"
-    if data.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "gb18030"
-    return "utf-8"
 
 
 def history_row(outcome: dict[str, Any]) -> dict[str, Any]:

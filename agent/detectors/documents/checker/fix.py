@@ -159,7 +159,8 @@ def fix_docx(data: bytes, extracted: Extracted, changes: Sequence[Change]) -> by
     return out.getvalue()
 
 
-def _encoding_of(data: bytes) -> str:
+def text_encoding(data: bytes) -> str:
+    """The encoding a corrected .txt keeps: the original's (a BOM, UTF-8, else GB18030)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
     if data.startswith(b"\xef\xbb\xbf"):
@@ -182,7 +183,7 @@ def fix_bytes(
     result = scan_parts(extracted.parts, policy, profile)
     changes = [_located(c, extracted) for c in plan(result)]
     if suffix == ".txt":
-        encoding = _encoding_of(data)
+        encoding = text_encoding(data)
         applied = [c for c in changes if c.applied and c.finding.part == "body"]
         fixed = apply_to_text(extracted.parts[0].text, applied).encode(encoding)
     else:
