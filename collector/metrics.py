@@ -149,8 +149,32 @@ class AgentHealth(Collector):
         self.rows = rows
         self.status_of = status_of
 
+    @staticmethod
+    def families() -> dict[str, GaugeMetricFamily]:
+        """The families this collector reports, without samples."""
+        return {
+            "status": GaugeMetricFamily("courtguard_agents", "Enrolled agents by status.",
+                                        labels=["status"]),
+            "degraded": GaugeMetricFamily(
+                "courtguard_agents_degraded",
+                "Online agents whose last heartbeat reports a detector degraded or failed."),
+            "detector": GaugeMetricFamily(
+                "courtguard_agents_degraded_detector",
+                "Online agents whose last heartbeat reports this detector degraded or failed.",
+                labels=["detector"]),
+            "version": GaugeMetricFamily(
+                "courtguard_agents_by_version", "Agents not revoked, by agent version.",
+                labels=["version"]),
+            "policy": GaugeMetricFamily(
+                "courtguard_agents_by_policy_version",
+                "Agents not revoked, by the policy version of their last heartbeat (none: "
+                "never reported one).",
+                labels=["policy_version"]),
+        }
+
     def describe(self) -> Iterable[Any]:
-        return []  # the families are made at collect time; nothing to check at registration
+        # Names only: the registry checks them for clashes without reading the store.
+        return list(self.families().values())
 
     def collect(self) -> Iterable[Any]:
         now = utcnow()
@@ -169,37 +193,12 @@ class AgentHealth(Collector):
             names = degraded_detectors(row.get("last_heartbeat")) if status == "online" else []
             degraded += bool(names)
             detectors.update(names)
-        by_status = GaugeMetricFamily("courtguard_agents", "Enrolled agents by status.",
-                                      labels=["status"])
+        family = self.families()
         for status in AGENT_STATUSES:
-            by_status.add_metric([status], statuses.get(status, 0))
-        yield by_status
-        yield GaugeMetricFamily(
-            "courtguard_agents_degraded",
-            "Online agents whose last heartbeat reports a detector degraded or failed.",
-            value=degraded,
-        )
-        by_detector = GaugeMetricFamily(
-            "courtguard_agents_degraded_detector",
-            "Online agents whose last heartbeat reports this detector degraded or failed.",
-            labels=["detector"],
-        )
-        for name, count in sorted(detectors.items()):
-            by_detector.add_metric([name], count)
-        yield by_detector
-        by_version = GaugeMetricFamily(
-            "courtguard_agents_by_version", "Agents not revoked, by agent version.",
-            labels=["version"],
-        )
-        for version, count in sorted(versions.items()):
-            by_version.add_metric([version], count)
-        yield by_version
-        by_policy = GaugeMetricFamily(
-            "courtguard_agents_by_policy_version",
-            "Agents not revoked, by the policy version of their last heartbeat (none: never "
-            "reported one).",
-            labels=["policy_version"],
-        )
-        for version, count in sorted(policies.items()):
-            by_policy.add_metric([version], count)
-        yield by_policy
+            family["status"].add_metric([status], statuses.get(status, 0))
+        family["degraded"].add_metric([], degraded)
+        for label, tally in (("detector", detectors), ("version", versions),
+                             ("policy", policies)):
+            for value, count in sorted(tally.items()):
+                family[label].add_metric([value], count)
+        return list(family.values())
