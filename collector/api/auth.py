@@ -64,15 +64,7 @@ async def require_agent(request: Request, cache: IdentityCache | None = None) ->
 
 async def require_role(request: Request, role: str) -> ApiKeyInfo:
     """The request's API key if it has ``role``; 401 without a valid key, 403 without the role."""
-    credential = credentials.bearer(request.headers.get("authorization"))
-    if credential is None:
-        raise _missing("<api key>")
-    key = await run_in_threadpool(authenticate_api_key, context(request).db, credential)
-    if key is None:
-        raise _invalid("API key")
-    if key.role != role:
-        raise ApiError(403, "forbidden", f"this API key's role is {key.role}; {role} is needed")
-    return key
+    return await require_one_of(request, (role,))
 
 
 async def require_one_of(request: Request, roles: tuple[str, ...]) -> ApiKeyInfo:

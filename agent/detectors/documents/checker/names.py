@@ -133,7 +133,8 @@ _CAPTION_TAIL: Final = re.compile(
     r"(?:[一二]审|再审|执行|复议)?(?:刑事|民事|行政)?(?:附带民事)?(?:判决书|裁定书|决定书|调解书)"
 )
 _NAME_JOINERS: Final = "、与和及"
-BODY_ROLES: Final = (
+#: Body roles that name someone by their part in the case.
+CASE_ROLES: Final = (
     "附带民事诉讼原告人",
     "被害人",
     "证人",
@@ -141,6 +142,9 @@ BODY_ROLES: Final = (
     "法定代理人",
     "未成年人",
     "被监护人",
+)
+#: Body roles that name someone through a relation rather than a part in the case.
+KINSHIP: Final = (
     "之子",
     "之女",
     "儿子",
@@ -197,16 +201,8 @@ BODY_ROLES: Final = (
     "外甥",
     "外甥女",
 )
-#: Body roles that name someone through a relation rather than a part in the case.
-KINSHIP_ROLES: Final = frozenset(BODY_ROLES) - {
-    "附带民事诉讼原告人",
-    "被害人",
-    "证人",
-    "鉴定人",
-    "法定代理人",
-    "未成年人",
-    "被监护人",
-}
+BODY_ROLES: Final = CASE_ROLES + KINSHIP
+KINSHIP_ROLES: Final = frozenset(KINSHIP)
 #: A party's other names, hidden like the name itself: 綦某某（曾用名綦某）.
 _ALIAS: Final = re.compile(r"\((?:曾用名|又名|别名|化名|原名)[ :]*")
 #: Party-line roles that article 8(2)/(3) hides in every profile.
