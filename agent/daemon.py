@@ -66,6 +66,7 @@ from agent.events import (
     PolicyRejectedEvidence,
     Severity,
 )
+from agent.evidence.service import Evidence
 from agent.health import (
     agent_rule,
     calendar_finding,
@@ -142,6 +143,7 @@ class Daemon:
         self._credentials: Credentials | None = None
         self.spool: Spool | None = None
         self.shipper: Shipper | None = None
+        self.evidence: Evidence | None = None
         #: Raise ``self.network.changed()`` when the path to the collector may have changed.
         self.network = network_changes.NetworkChanges()
 
@@ -190,6 +192,8 @@ class Daemon:
             )
             # 4. Network-change watch and shipper.
             self.network.start()
+            self.evidence = Evidence(settings, credentials.authorization, self._evidence_lost)
+            await self.evidence.start()
             self.shipper = Shipper(
                 spool,
                 credentials,
@@ -197,6 +201,7 @@ class Daemon:
                 transport=self._transport,
                 on_policy_hint=self.policy_client.hint if self.policy_client else None,
                 network=self.network,
+                on_capture_orders=self.evidence.orders,
             )
             shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             # 5. Started.
@@ -219,6 +224,9 @@ class Daemon:
                 await self._start_detector(spec, held)
             # 7. Heartbeat and watchdog.
             self._tasks.append(asyncio.create_task(self._guard(self._heartbeats()), name="hb"))
+            self._tasks.append(
+                asyncio.create_task(self._guard(self._evidence_uploads()), name="evidence")
+            )
             self._tasks.append(
                 asyncio.create_task(self._guard(self._calendar_checks()), name="calendar")
             )
@@ -255,9 +263,13 @@ class Daemon:
         """Spool findings (off the event loop) and wake the shipper."""
         if self.spool is None:
             return
-        await asyncio.to_thread(self.spool.append, findings, self.policy.version)
+        events = await asyncio.to_thread(self.spool.append, findings, self.policy.version)
         if self.shipper is not None:
             self.shipper.wake()
+        if self.evidence is not None:
+            for finding, event in zip(findings, events, strict=False):
+                if finding.capture is not None:
+                    self.evidence.order(finding.capture.model_copy(update={"event_id": event.id}))
 
     # -- detectors -------------------------------------------------------------
 
@@ -458,6 +470,23 @@ class Daemon:
             )
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
+    async def _evidence_uploads(self) -> None:
+        from agent.collector_http import collector_client  # httpx loads only where it is used
+
+        assert self.evidence is not None and self._credentials is not None  # noqa: S101 (set before this task starts)
+        async with collector_client(
+            self._credentials, self.settings, self._transport, self.network
+        ) as client:
+            await self.evidence.run_uploads(client)
+
+    def _evidence_lost(self, code: str, summary: str, evidence: dict[str, Any]) -> None:
+        """A capture not made or a pcap given up: an ``agent.evidence_lost`` event."""
+        severity, rule_id = self._agent_rule("agent.evidence-lost")
+        finding = Finding(kind="agent.evidence_lost", severity=severity, summary=summary[:500],
+                          rule_id=rule_id, evidence=evidence)
+        task = asyncio.create_task(self._guard(self.emit(finding)), name=f"evidence-lost:{code}")
+        self._tasks.append(task)
+
     async def _calendar_checks(self) -> None:
         while True:
             await asyncio.sleep(self.settings.calendar_check_interval_s)
@@ -506,6 +535,8 @@ class Daemon:
         """Stop sources, finalize, say goodbye, let the shipper flush; see the module docstring."""
         systemd.stopping()
         log.info("agent stopping", reason=self._stop_reason)
+        if self.evidence is not None:
+            await self.evidence.close()
         for task in self._tasks:
             task.cancel()
         detector_tasks = [t for r in self.running.values() for t in r.tasks]

@@ -27,6 +27,7 @@ agent newer than the collector is never refused for a kind it does not know.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -416,8 +417,54 @@ def register_evidence_models(models: Mapping[str, type[Evidence]]) -> None:
             )
 
 
+#: Capture bounds every order is clamped to, on the agent and at the collector.
+MAX_CAPTURE_SECONDS: Final = 300.0
+MAX_CAPTURE_PACKETS: Final = 100_000
+MAX_CAPTURE_BYTES: Final = 64 * 1024 * 1024
+#: An interface name as the kernel allows it (IFNAMSIZ - 1 characters, no slash or space).
+INTERFACE_NAME_PATTERN: Final = r"^[A-Za-z0-9_.:@-]{1,15}$"
+
+
+class CaptureOrder(BaseModel):
+    """A bounded packet capture (取证抓包) tied to one event.
+
+    A detector attaches one to a finding (the event id is then the spool's); the
+    collector sends admins' orders in ``IngestResult.capture_orders`` with the
+    event id set. The capture keeps the traffic to or from ``peer``, on
+    ``interface`` when one is named (on every interface otherwise); at least one
+    of the two is set. Headers only unless ``payload``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID | None = None
+    peer: Annotated[str, StringConstraints(max_length=45)] | None = None
+    interface: Annotated[str, StringConstraints(pattern=INTERFACE_NAME_PATTERN)] | None = None
+    duration_s: float = Field(default=30.0, gt=0, le=MAX_CAPTURE_SECONDS)
+    max_packets: int = Field(default=1000, ge=1, le=MAX_CAPTURE_PACKETS)
+    max_bytes: int = Field(default=8 * 1024 * 1024, ge=4096, le=MAX_CAPTURE_BYTES)
+    payload: bool = False
+
+    @field_validator("peer")
+    @classmethod
+    def _peer_is_an_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return str(ipaddress.ip_address(value))
+
+    @model_validator(mode="after")
+    def _has_a_target(self) -> CaptureOrder:
+        if self.peer is None and self.interface is None:
+            raise ValueError("a capture order names a peer address, an interface or both")
+        return self
+
+
 class Finding(BaseModel):
-    """What a detector decides: an event without the identity the spool gives it."""
+    """What a detector decides: an event without the identity the spool gives it.
+
+    ``capture`` is not part of the event: the daemon starts it once the spool
+    gave the event its id.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -427,6 +474,7 @@ class Finding(BaseModel):
     rule_id: RuleId | None = None
     evidence: dict[str, JsonValue] = Field(default_factory=dict)
     time: AwareDatetime | None = None
+    capture: CaptureOrder | None = None
 
     @field_validator("evidence", mode="before")
     @classmethod
@@ -533,6 +581,9 @@ class IngestResult(BaseModel):
     accepted: list[uuid.UUID]
     duplicates: list[uuid.UUID]
     policy_version: PolicyVersion | None = None
+    #: Captures admins asked for on this agent's events, until it starts uploading them.
+    #: Left out of the answer when empty, so an agent that predates it still reads the rest.
+    capture_orders: list[CaptureOrder] = Field(default_factory=list, max_length=16)
 
 
 class EnrollRequest(BaseModel):

@@ -70,6 +70,11 @@ class AgentSettings(LayeredSettings):
     shutdown_flush_s: float = Field(default=5.0, ge=0, le=60)
     #: How often the signed policy bundle is polled (an ingest hint fetches sooner).
     policy_poll_s: float = Field(default=60.0, gt=0, le=86400)
+    #: Pcaps (取证抓包) waiting on disk to be uploaded, in all; a capture that would pass it
+    #: is not started and the refusal is logged.
+    evidence_max_bytes: int = Field(default=64 * MIB, ge=0)
+    #: Bytes per upload request of an evidence pcap.
+    evidence_chunk_bytes: int = Field(default=256 * 1024, ge=4096, le=4 * MIB)
     #: How often the holiday calendar's end is checked (first after one interval); the warning
     #: it makes goes out at most once a day however often this runs.
     calendar_check_interval_s: float = Field(default=3600.0, gt=0, le=86400)

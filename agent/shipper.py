@@ -45,7 +45,7 @@ import structlog
 from pydantic import ValidationError
 
 from agent.enrollment import Credentials
-from agent.events import ErrorBody, IngestResult
+from agent.events import CaptureOrder, ErrorBody, IngestResult
 from agent.pacing import Backoff, PacedBucket
 
 if TYPE_CHECKING:
@@ -92,7 +92,9 @@ class Shipper:
         rng: Callable[[], float] = random.random,
         on_policy_hint: Callable[[str | None], None] | None = None,
         network: NetworkChanges | None = None,
+        on_capture_orders: Callable[[list[CaptureOrder]], None] | None = None,
     ) -> None:
+        self._on_capture_orders = on_capture_orders
         self.spool = spool
         self._network = network
         self._path_changed = asyncio.Event()
@@ -278,6 +280,8 @@ class Shipper:
         removed = await asyncio.to_thread(self.spool.ack, acked, summary)
         if self._on_policy_hint is not None:
             self._on_policy_hint(result.policy_version)
+        if self._on_capture_orders is not None and result.capture_orders:
+            self._on_capture_orders(list(result.capture_orders))
         self.backoff.reset()
         self._server_errors = 0
         self._after_outage = False

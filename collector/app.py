@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from agent.calendar_cn import WorkCalendar
 from collector.alerts.feed import AlertFeed
-from collector.api import alerting, documents, health, ingest, openapi, policy, queries
+from collector.api import alerting, documents, evidence, health, ingest, openapi, policy, queries
 from collector.api.body import DEFAULT_MAX_BYTES, BodyLimits
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
@@ -87,7 +87,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     )
     retention = RetentionTask(
         database, metrics, settings.heartbeat_retention_days, settings.event_retention_days,
-        settings.retention_interval_s,
+        settings.retention_interval_s, evidence_days=settings.evidence_retention_days,
     )
     statistics = StatisticsTask(database, settings.statistics_interval_s)
     alert_feed = AlertFeed(database)
@@ -168,6 +168,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.add_middleware(BodyLimits, default=DEFAULT_MAX_BYTES, limits={
         "/api/v1/events": settings.max_body_bytes,
         "/api/v1/enroll": ingest.MAX_ENROLL_BYTES,
+        "/api/v1/evidence/{event_id}": evidence.MAX_CHUNK_BYTES,
         "/api/v1/documents/check": settings.max_document_bytes,
         "/api/v1/alerts/{action}": queries.MAX_ACTION_BYTES,
         "/console/alerts/action": queries.MAX_ACTION_BYTES,
@@ -175,6 +176,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
         "/console/doccheck": doccheck_page.body_limit(settings.max_document_bytes),
     })
     app.include_router(ingest.router)
+    app.include_router(evidence.router)
     app.include_router(queries.router)
     app.state.login_throttle = LoginThrottle(settings.console_login_rate_per_min)
     app.state.directory = (Directory(settings.console.ldap)

@@ -8,6 +8,7 @@
     ├── RefusedError           enrollment or ingest refused (bad token, revoked agent); has a code
     ├── InvalidEventsError     events the store refuses by index (a seq the agent already used)
     ├── ExportError            a SIEM output did not take a batch (message in Chinese)
+    ├── EvidenceError          an evidence upload or capture order refused; has status and code
     └── ApiError               a request refused; carries the HTTP status and the ErrorBody code
 """
 
@@ -39,6 +40,17 @@ class NotFoundError(CollectorError):
 
 class ExportError(CollectorError):
     """A SIEM output refused or did not confirm a batch; the batch is sent again later."""
+
+
+class EvidenceError(CollectorError):
+    """An evidence upload step or capture order the store refuses; ``offset`` is where it stands."""
+
+    def __init__(self, status: int, code: str, detail: str, offset: int | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.offset = offset
 
 
 class ApiError(CollectorError):

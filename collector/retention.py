@@ -14,6 +14,10 @@ One pass, in order:
    single SQLite writer or for PostgreSQL row locks;
 3. stop a class when a chunk comes back short.
 
+Evidence pcaps (``collector/store/evidence.py``) go with the events they
+prove, or after ``evidence_retention_days`` when it is set; an upload left
+unfinished, or an admin's capture order no agent took up, after 7 days.
+
 Age is the event's own ``time``, which the keyset indexes already cover; an
 agent with a wrong clock only shifts when its own events go.
 """
@@ -32,6 +36,7 @@ from agent.events import utcnow
 from collector.metrics import Metrics
 from collector.periodic import run_periodically
 from collector.store.database import Database
+from collector.store.evidence import INCOMPLETE_DAYS, prune_evidence
 from collector.store.tables import events
 
 log = structlog.get_logger("collector.retention")
@@ -113,8 +118,11 @@ class RetentionTask:
         heartbeat_days: float,
         event_days: float,
         interval_s: float,
+        evidence_days: float = 0.0,
     ) -> None:
         self.db = db
+        #: Days evidence pcaps are kept; 0 keeps them as long as events.
+        self.evidence_days = evidence_days
         self.metrics = metrics
         self.heartbeat_days = heartbeat_days
         self.event_days = event_days
@@ -124,6 +132,12 @@ class RetentionTask:
     def run_once(self, now: datetime) -> Pruned:
         limits = cutoffs(now, self.heartbeat_days, self.event_days)
         pruned = prune(self.db, limits, keep_going=lambda: not self._stopping)
+        evidence_before = (now - timedelta(days=self.evidence_days) if self.evidence_days > 0
+                           else limits.events_before)
+        pcaps = prune_evidence(self.db, evidence_before,
+                               now - timedelta(days=INCOMPLETE_DAYS))
+        if pcaps:
+            log.info("old evidence pcaps pruned", artifacts=pcaps)
         self.metrics.pruned.labels("heartbeat").inc(pruned.heartbeats)
         self.metrics.pruned.labels("event").inc(pruned.events)
         if pruned.heartbeats or pruned.events:

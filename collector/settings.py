@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from agent.bundled_policies import bundled_policy_dir
-from agent.events import MAX_BATCH_EVENTS
+from agent.events import MAX_BATCH_EVENTS, MAX_CAPTURE_BYTES
 from agent.layered_settings import LayeredSettings
 from collector.console.directory_settings import ConsoleSettings
 from collector.errors import ConfigError
@@ -103,6 +103,10 @@ class CollectorSettings(LayeredSettings):
     #: Days agent.heartbeat events are kept; they only prove liveness. 0: as long as other events.
     heartbeat_retention_days: float = Field(default=7.0, ge=0)
     retention_interval_s: float = Field(default=3600.0, gt=0)
+    #: Largest evidence pcap (取证抓包) the collector keeps for one event.
+    evidence_max_bytes: int = Field(default=MAX_CAPTURE_BYTES, ge=4096, le=MAX_CAPTURE_BYTES)
+    #: Days evidence pcaps are kept; 0: as long as events (``event_retention_days``).
+    evidence_retention_days: float = Field(default=0.0, ge=0)
     #: How often SQLite's planner statistics are checked (and refreshed when a table drifted).
     statistics_interval_s: float = Field(default=600.0, gt=0)
     default_heartbeat_interval_s: float = Field(default=60.0, gt=0)

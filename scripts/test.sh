@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 
 # Debian packages the tests drive for real.
-DEBIAN_PACKAGES=(iproute2 nftables systemd procps sudo rsyslog rsyslog-gnutls curl chromium chromium-driver fonts-wqy-microhei slapd ldap-utils openssl)
+DEBIAN_PACKAGES=(iproute2 nftables systemd procps sudo rsyslog rsyslog-gnutls curl chromium chromium-driver fonts-wqy-microhei slapd ldap-utils openssl libpcap0.8)
 bootstrap "collector,test" "${DEBIAN_PACKAGES[@]}"
 
 # PostgreSQL: CI machines run it at 127.0.0.1:5432; start the local cluster if it is down.

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from agent.events import EnrollRequest, IngestResult, utcnow
+from agent.events import CaptureOrder, EnrollRequest, IngestResult, utcnow
 from collector.api.auth import require_agent
 from collector.api.batch import AgentMismatch, parse_batch
 from collector.api.body import decode, read_limited
@@ -20,6 +20,7 @@ from collector.api.responses import json_response, validation_errors
 from collector.errors import ApiError, InvalidEventsError, RefusedError, StoreError
 from collector.store.agents import enroll
 from collector.store.events import StoredBatch, store_batch
+from collector.store.evidence import pending_orders
 
 log = structlog.get_logger("collector.ingest")
 router = APIRouter()
@@ -109,9 +110,13 @@ async def ingest_events(request: Request) -> Response:
             ctx.metrics.gaps_opened.inc(stored.gaps_opened)
             log.info("sequence gap detected", agent_id=agent.id, gaps=stored.gaps_opened)
         status = 200
+        orders = await run_in_threadpool(pending_orders, ctx.db, agent.id)
         result = IngestResult(accepted=stored.accepted, duplicates=stored.duplicates,
-                              policy_version=await ctx.policies.hint(agent.group))
-        return Response(result.model_dump_json(), media_type="application/json")
+                              policy_version=await ctx.policies.hint(agent.group),
+                              capture_orders=[CaptureOrder.model_validate(o) for o in orders])
+        # Without orders the field stays out: an agent that predates it still reads the answer.
+        left_out = None if result.capture_orders else {"capture_orders"}
+        return Response(result.model_dump_json(exclude=left_out), media_type="application/json")
     except ApiError as exc:
         status = exc.status
         raise

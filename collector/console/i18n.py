@@ -273,6 +273,23 @@ ZH: Final[dict[str, str]] = {
     "field.score": "评分", "field.reason": "原因", "field.detector": "检测器",
     "field.state": "状态", "field.note": "备注", "field.error": "错误",
     "field.profile": "规范", "field.matched": "命中", "field.mountpoint": "挂载点",
+    # evidence captures (取证抓包)
+    "Evidence capture": "抓包取证",
+    "Capture packets": "抓包取证",
+    "Duration (seconds)": "时长（秒）",
+    "Download pcap": "下载 pcap 文件",
+    "Packets": "数据包数", "Bytes": "字节数", "Ordered by": "下令人", "Completed": "完成时间",
+    "capture.requested": "已下令，等待终端执行",
+    "capture.uploading": "终端正在上传",
+    "capture.complete": "已收到，哈希已校验",
+    "The capture was ordered; the agent starts it with its next report.":
+        "已下发抓包取证指令，终端将在下次上报时开始抓包。",
+    "This event already has a capture, ordered or received.": "该事件已有抓包取证（已下令或已收到）。",
+    "This event names no outside address or interface to capture, or the duration is not 1 to "
+    "300 seconds.": "该事件没有可抓包的外部地址或网卡，或时长不在 1 至 300 秒之间。",
+    "This event has no complete evidence capture.": "该事件没有已完成的抓包取证文件。",
+    "Only headers are kept unless the policy asks for payload; each download is audited.":
+        "除非策略要求保留载荷，仅保存报文头；每次下载都记入审计记录。",
 }
 
 EN: Final[dict[str, str]] = {

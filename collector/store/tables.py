@@ -588,3 +588,39 @@ export_cursors = Table(
     Column("lagging_since", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# -- Evidence captures (取证抓包, docs/outreach.md "Evidence") --------------------------------
+
+#: One pcap an agent captured for one of its events, or an admin's order for one. ``state``:
+#: ``requested`` (an admin's order waiting for the agent), ``uploading``, ``complete`` (every
+#: byte held and the SHA-256 verified). ``received`` is the acknowledged upload offset.
+evidence_artifacts = Table(
+    "evidence_artifacts",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("agent_id", String(36), ForeignKey("agents.id"), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("capture_order", JSONDoc, nullable=True),  # an admin's order, as sent to the agent
+    Column("requested_by", String(100), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("packets", Integer, nullable=True),
+    Column("received", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    UniqueConstraint("agent_id", "event_id"),
+    Index("ix_evidence_artifacts_agent_id_state", "agent_id", "state"),
+    Index("ix_evidence_artifacts_event_id", "event_id"),
+    Index("ix_evidence_artifacts_created_at", "created_at"),
+)
+
+#: The pcap's bytes, one row per acknowledged upload chunk, at its offset in the file.
+evidence_chunks = Table(
+    "evidence_chunks",
+    metadata,
+    Column("artifact_id", RowId, ForeignKey("evidence_artifacts.id"), primary_key=True),
+    Column("offset", BigInteger, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)

@@ -25,7 +25,7 @@ from agent.detectors.outreach import judgement as j
 from agent.detectors.outreach.candidates import Candidate, candidates, exception_facts
 from agent.detectors.outreach.observations import ActionObservation, CounterObservation
 from agent.detectors.outreach.policy import NetworksPolicy
-from agent.events import Finding, Severity
+from agent.events import CaptureOrder, Finding, Severity
 
 #: Distinct keys kept for aggregation; beyond it new findings are only counted.
 MAX_KEYS: Final = 10_000
@@ -130,9 +130,11 @@ class OutreachDetector:
             return None
         flood.admitted += 1
         seen = self._seen[candidate.key] = _Seen(candidate, now, now, now + window)
-        return self._finding(seen, 1, repeat=False)
+        return self._finding(seen, 1, repeat=False, capture=_capture_order(candidate, policy))
 
-    def _finding(self, seen: _Seen, count: int, *, repeat: bool) -> Finding:
+    def _finding(
+        self, seen: _Seen, count: int, *, repeat: bool, capture: CaptureOrder | None = None
+    ) -> Finding:
         candidate = seen.candidate
         evidence = dict(candidate.evidence)
         evidence.update(
@@ -151,6 +153,7 @@ class OutreachDetector:
             rule_id=candidate.rule.id,
             evidence=evidence,
             time=seen.last_seen,
+            capture=capture,
         )
 
     def _flood_finding(self, rule_id: str, flood: _Flood, policy: NetworksPolicy) -> Finding:
@@ -213,3 +216,22 @@ class OutreachDetector:
                 time=now,
             )
         ]
+
+
+def _capture_order(candidate: Candidate, policy: NetworksPolicy) -> CaptureOrder | None:
+    """The capture a rule with ``capture: true`` asks for: the outside peer, on its interface."""
+    if not candidate.rule.capture:
+        return None
+    peer = candidate.evidence.get("remote_address")
+    interface = candidate.evidence.get("interface")
+    if peer is None and interface is None:
+        return None
+    bounds = policy.settings.capture
+    return CaptureOrder(
+        peer=peer,
+        interface=interface,
+        duration_s=bounds.duration_s,
+        max_packets=bounds.max_packets,
+        max_bytes=bounds.max_bytes,
+        payload=bounds.payload,
+    )

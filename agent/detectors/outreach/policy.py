@@ -29,6 +29,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
+from agent.events import MAX_CAPTURE_BYTES, MAX_CAPTURE_PACKETS, MAX_CAPTURE_SECONDS
 from agent.policy.models import (
     LintProblem,
     ListName,
@@ -118,6 +119,22 @@ class ProbeSettings(StrictModel):
     timeout_s: float = Field(default=3.0, gt=0, le=30)
 
 
+class CaptureSettings(StrictModel):
+    """Bounds of the capture a rule with ``capture: true`` starts (取证抓包)."""
+
+    duration_s: float = Field(default=30.0, gt=0, le=MAX_CAPTURE_SECONDS)
+    max_packets: int = Field(default=1000, ge=1, le=MAX_CAPTURE_PACKETS)
+    max_bytes: int = Field(default=8 * 1024 * 1024, ge=4096, le=MAX_CAPTURE_BYTES)
+    #: Keep what the packets carry, not only their headers; off unless a rule's case needs it.
+    payload: bool = False
+
+
+#: Signals whose events name an outside peer or an interface a capture can watch.
+CAPTURE_SIGNALS: Final = frozenset(
+    {"flow", "dns", "interface", "wifi", "route", "address", "probe"}
+)
+
+
 class NetworkSettings(StrictModel):
     """Which lists play which role, plus the detector's knobs."""
 
@@ -137,6 +154,8 @@ class NetworkSettings(StrictModel):
     max_events_per_window: int = Field(default=100, ge=1, le=100_000)
     #: NFLOG group the kernel filter logs violating flows to.
     nflog_group: int = Field(default=4790, ge=1, le=65535)
+    #: What a capture started by a rule with ``capture: true`` keeps.
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
 
 
 class OutreachMatch(StrictModel):
@@ -153,9 +172,17 @@ class OutreachRule(Rule[OutreachMatch]):
     """A rule plus what the agent does when it fires (``report`` unless the policy asks more)."""
 
     response: Response = "report"
+    #: Capture the offending traffic for evidence when the rule fires (``settings.capture``).
+    capture: bool = False
 
     @model_validator(mode="after")
     def _response_fits_signal(self) -> OutreachRule:
+        if self.capture and self.match.signal not in CAPTURE_SIGNALS:
+            raise ValueError(
+                f"rule {self.id}: capture needs an outside address or an interface to watch, "
+                f"and signal {self.match.signal} has neither; capture applies to "
+                f"{', '.join(sorted(CAPTURE_SIGNALS))}"
+            )
         if self.response == "link-down" and self.match.signal not in {"interface", "wifi", "route"}:
             raise ValueError(
                 f"rule {self.id}: response link-down needs an interface, "

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from agent.calendar_cn import SHANGHAI
 from collector.console import data, i18n
 from collector.console import params as p
-from collector.console.auth import ALL_ROLES
-from collector.console.page import filter_values, next_url, open_page, render, saved_filters
+from collector.api import evidence as evidence_api
+from collector.console.auth import ADMIN, ALL_ROLES
+from collector.console.page import (
+    filter_values,
+    next_url,
+    open_page,
+    render,
+    saved_filters,
+    submit,
+)
 from collector.console.sorting import sort_links
+from collector.errors import ApiError
+from collector.store import evidence as evidence_store
 from collector.store.events import DEFAULT_EVENT_ORDER
 
 router = APIRouter()
@@ -51,8 +62,55 @@ async def event_page(request: Request, event_id: str) -> Response:
     detail = await run_in_threadpool(data.event_detail, page.db, event_id)
     if detail is None:
         return render(page, request, "error.html", 404, message=page.t("No such event."))
+    artifact = await run_in_threadpool(evidence_store.artifact_of_event, page.db,
+                                       detail["event"]["id"])
     return render(page, request, "event.html", **detail, evidence=evidence_rows(
-        detail["event"]["evidence"], page.t))
+        detail["event"]["evidence"], page.t), artifact=artifact,
+        can_capture=page.who.role in ADMIN, capture_error=request.query_params.get("capture"))
+
+
+#: Why an admin's capture order was refused, by the refusal's code.
+CAPTURE_REFUSALS: Final = {
+    "evidence_exists": "This event already has a capture, ordered or received.",
+    "invalid_request": "This event names no outside address or interface to capture, or the "
+                       "duration is not 1 to 300 seconds.",
+}
+
+
+@router.get("/console/events/{event_id}/evidence.pcap")
+async def event_pcap(request: Request, event_id: str) -> Response:
+    """An admin downloads the event's verified pcap; the download is audited."""
+    page = await open_page(request, ADMIN)
+    try:
+        event_id = str(uuid.UUID(event_id))
+        return await evidence_api.pcap_response(request, event_id, page.actor)
+    except (ValueError, ApiError):
+        return render(page, request, "error.html", 404,
+                      message=page.t("This event has no complete evidence capture."))
+
+
+@router.post("/console/events/{event_id}/capture")
+async def order_capture(request: Request, event_id: str) -> Response:
+    """An admin orders a capture (抓包取证) on the event's host; back to the event page."""
+    page, form = await submit(request, ADMIN)
+    try:
+        event_id = str(uuid.UUID(event_id))
+    except ValueError:
+        return render(page, request, "error.html", 404, message=page.t("No such event."))
+    try:
+        duration = float(str(form.get("duration_s", "30")))
+    except ValueError:
+        duration = -1.0
+    reason = str(form.get("reason", ""))[:2000]
+    try:
+        await run_in_threadpool(evidence_api.order_capture, request, event_id, duration, reason,
+                                page.actor)
+        outcome = "ordered"
+    except ApiError as exc:
+        if exc.code == "event_not_found":
+            return render(page, request, "error.html", 404, message=page.t("No such event."))
+        outcome = exc.code if exc.code in CAPTURE_REFUSALS else "invalid_request"
+    return RedirectResponse(f"/console/events/{event_id}?capture={outcome}#capture", 303)
 
 
 def evidence_rows(evidence: Any, t: Callable[[str], str], prefix: str = "",
