@@ -284,7 +284,8 @@ ZH: Final[dict[str, str]] = {
     "capture.complete": "已收到，哈希已校验",
     "The capture was ordered; the agent starts it with its next report.":
         "已下发抓包取证指令，终端将在下次上报时开始抓包。",
-    "This event already has a capture, ordered or received.": "该事件已有抓包取证（已下令或已收到）。",
+    "This event already has a capture, ordered or received.":
+        "该事件已有抓包取证（已下令或已收到）。",
     "This event names no outside address or interface to capture, or the duration is not 1 to "
     "300 seconds.": "该事件没有可抓包的外部地址或网卡，或时长不在 1 至 300 秒之间。",
     "This event has no complete evidence capture.": "该事件没有已完成的抓包取证文件。",

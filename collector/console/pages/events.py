@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from agent.calendar_cn import SHANGHAI
+from collector.api import evidence as evidence_api
 from collector.console import data, i18n
 from collector.console import params as p
-from collector.api import evidence as evidence_api
 from collector.console.auth import ADMIN, ALL_ROLES
 from collector.console.page import (
     filter_values,

@@ -1,4 +1,4 @@
-"""Evidence pcaps: chunked, resumable uploads by the owning agent; hash checked; downloads audited."""
+"""Evidence pcaps: chunked, resumable uploads by the owning agent; downloads audited."""
 
 from __future__ import annotations
 
