@@ -64,10 +64,11 @@ def kept_bytes(packet: Any, payload: bool) -> bytes:
             (layer for layer in _layers(network) if type(layer).__name__.startswith("ICMPv6")),
             None,
         )
-    if transport is None:  # a fragment or another protocol: the network header only
-        transport = network
-        header_only = len(raw) - len(bytes(network.payload))
-        return raw[:header_only]
+    if transport is None:  # a fragment or another protocol: the network headers only
+        header = network
+        while type(header.payload).__name__.startswith("IPv6ExtHdr"):
+            header = header.payload
+        return raw[: len(raw) - len(bytes(header.payload))]
     if type(transport).__name__.startswith("ICMP"):
         # An ICMP error quotes the offending packet's headers; its own header is 8 bytes.
         return raw[: len(raw) - len(bytes(transport)) + 8]

@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from collector.settings import CollectorSettings
 from collector.store import apikeys
 from collector.store.database import Database
 from collector.store.evidence import prune_evidence
 from collector.store.tables import audit_log, evidence_artifacts, evidence_chunks
-from tests.collector.conftest import EnrolledAgent, enroll, event, post_events
+from tests.collector.conftest import EnrolledAgent, TestClient, enroll, event, post_events
 
 PCAP = os.urandom(10_000)
 SHA = hashlib.sha256(PCAP).hexdigest()
