@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_tcp_payload_is_cut_after_the_tcp_header() -> None:
     """An HTTP request keeps its IP and TCP headers (40 bytes), not the request."""
-    packet = Ether(dst="02:00:00:00:00:01") / IP(dst="203.0.113.10") / TCP(dport=80) / Raw(b"GET /secret HTTP/1.0\r\n")
+    request = Raw(b"GET /secret HTTP/1.0\r\n")
+    packet = Ether(dst="02:00:00:00:00:01") / IP(dst="203.0.113.10") / TCP(dport=80) / request
     kept = kept_bytes(Ether(bytes(packet)), payload=False)
     assert len(kept) == 40 and b"secret" not in kept
     assert IP(kept)[TCP].dport == 80
@@ -46,7 +47,8 @@ def test_icmp_error_keeps_only_its_own_header() -> None:
 
 def test_ipv6_fragment_keeps_the_network_headers() -> None:
     """A non-first IPv6 fragment has no transport header: the IPv6 header and extension stay."""
-    packet = Ether(dst="02:00:00:00:00:01") / IPv6(dst="2001:db8::1") / IPv6ExtHdrFragment(offset=100) / Raw(b"x" * 64)
+    fragment = IPv6ExtHdrFragment(offset=100) / Raw(b"x" * 64)
+    packet = Ether(dst="02:00:00:00:00:01") / IPv6(dst="2001:db8::1") / fragment
     kept = kept_bytes(Ether(bytes(packet)), payload=False)
     assert len(kept) == 48 and b"x" * 8 not in kept
 

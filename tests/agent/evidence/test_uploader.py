@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +19,25 @@ from agent.evidence.uploader import EvidenceUploader, Retry
 from agent.pacing import Backoff
 from collector.store.database import Database
 from collector.store.tables import evidence_artifacts
-
-# The collector's fixtures: a real uvicorn server on loopback over the test database.
-from tests.collector.conftest import (  # noqa: F401 (fixtures)
-    EnrolledAgent,
-    TestClient,
-    client,
-    database_url,
-    db,
-    enroll,
-    event,
-    live_url,
-    pg_database,
-    post_events,
-    settings,
-)
+from tests.collector.conftest import EnrolledAgent, enroll, event, post_events
 
 PCAP = os.urandom(20_000)
 CHUNK = 4096
 
 
 @pytest.fixture
-def agent(client: TestClient, db: Database) -> EnrolledAgent:
+def client(live_url: str) -> Iterator[httpx.Client]:
+    """Plain HTTP to the one live collector: the test's requests and the uploader's meet there."""
+    with httpx.Client(base_url=live_url, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture
+def agent(client: Any, db: Database) -> EnrolledAgent:
     return enroll(client, db)
 
 
-def _event(client: TestClient, agent: EnrolledAgent, seq: int = 1) -> str:
+def _event(client: Any, agent: EnrolledAgent, seq: int = 1) -> str:
     body = event(agent.agent_id, seq, kind="test.flow", evidence={"remote_address": "192.0.2.1"})
     assert post_events(client, agent, [body]).status_code == 200
     return str(body["id"])
@@ -85,7 +79,7 @@ def _row(db: Database) -> Any:
 
 
 def test_upload_resumes_at_the_offset_the_collector_holds(
-    tmp_path: Path, live_url: str, client: TestClient, db: Database, agent: EnrolledAgent
+    tmp_path: Path, live_url: str, client: Any, db: Database, agent: EnrolledAgent
 ) -> None:
     """The collector already holds the first chunk (an upload cut by a restart): the uploader
     declares, sends only the rest, and deletes its copy once the collector verified it."""
@@ -107,7 +101,7 @@ def test_upload_resumes_at_the_offset_the_collector_holds(
 
 
 def test_a_pcap_changed_on_disk_is_refused_and_given_up(
-    tmp_path: Path, live_url: str, client: TestClient, db: Database, agent: EnrolledAgent
+    tmp_path: Path, live_url: str, client: Any, db: Database, agent: EnrolledAgent
 ) -> None:
     """Bytes that no longer hash to what was declared: the collector refuses them at the end,
     the uploader finds its own file changed, deletes it and reports the loss."""
