@@ -19,13 +19,12 @@ from scapy.utils import rdpcap
 
 from tests.e2e.harness import Collector, in_netns, wait_until
 from tests.e2e.netns import Topology
-from tests.e2e.test_outreach import (  # noqa: F401 (fixtures used by name)
-    SINK,
-    intranet,
-    topology,
-    wait_event,
-    world,
-)
+from tests.e2e.test_outreach import SINK, wait_event
+
+# The outreach tests' fixtures, found by pytest under these names.
+from tests.e2e.test_outreach import intranet as intranet
+from tests.e2e.test_outreach import topology as topology
+from tests.e2e.test_outreach import world as world
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -60,9 +59,9 @@ def _download(collector: Collector, event_id: str) -> httpx.Response:
     return response
 
 
-def _outside_traffic(topology: Topology) -> None:
-    topology.spawn(topology.out, sys.executable, "-c", SINK)
-    topology.spawn(topology.ws, sys.executable, "-c", CLIENT)
+def _outside_traffic(topo: Topology) -> None:
+    topo.spawn(topo.out, sys.executable, "-c", SINK)
+    topo.spawn(topo.ws, sys.executable, "-c", CLIENT)
 
 
 def test_capture_rule_ships_a_verified_header_only_pcap(
