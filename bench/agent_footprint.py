@@ -13,6 +13,10 @@ and N judgments (.docx and .txt, half of them with personal data) are dropped
 into it before the idle measurement; the figures are taken after the agent
 has scanned them all (each in its own child process).
 
+``--capture`` turns ``capture: true`` on for every outreach rule that can
+capture (取证抓包): the daemon then holds the capture machinery, idle; scapy
+loads only in a capture's child process, so the figure must not move.
+
 ``--only NAME`` (repeatable) switches every other detector off;
 ``--accounts-auth-log`` gives the accounts detector an (idle) auth log file to
 follow, so its log reader runs as on a Debian workstation without journald.
@@ -35,11 +39,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.detectors.outreach.policy import CAPTURE_SIGNALS
 from agent.registry import DETECTORS
-from tests.e2e.harness import Agent, Collector, policies_watching, product_pacing, wait_until
+from tests.e2e.harness import (
+    POLICIES,
+    Agent,
+    Collector,
+    policies_watching,
+    product_pacing,
+    wait_until,
+)
 
 RSS_BUDGET_MB = 80
 CPU_BUDGET_PERCENT = 0.5
@@ -86,6 +99,21 @@ def own_netns(wanted: bool) -> Iterator[str | None]:
         yield name
 
 
+def capturing(source: Path, target: Path) -> Path:
+    """A copy of the policy directory whose outreach rules capture wherever they can."""
+    target.mkdir()
+    for path in source.glob("*.yaml"):
+        text = path.read_text()
+        if path.name == "networks.yaml":
+            data = yaml.safe_load(text)
+            for rule in data["rules"]:
+                if rule["match"]["signal"] in CAPTURE_SIGNALS:
+                    rule["capture"] = True
+            text = yaml.safe_dump(data, allow_unicode=True)
+        (target / path.name).write_text(text)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120)
@@ -98,6 +126,8 @@ def main() -> None:
                         help="enable only these detectors (repeatable); default: all")
     parser.add_argument("--accounts-auth-log", action="store_true",
                         help="let the accounts detector follow an (idle) auth log file")
+    parser.add_argument("--capture", action="store_true",
+                        help="capture: true on every outreach rule that can capture")
     parser.add_argument(
         "--netns", action="store_true",
         help="run in a new network namespace with every detector on (root)",
@@ -122,6 +152,9 @@ def main() -> None:
         if args.documents:
             folder.mkdir()
             settings["policy_dir"] = str(policies_watching(home / "policies", [folder]))
+        if args.capture:
+            settings["policy_dir"] = str(capturing(Path(settings.get("policy_dir", POLICIES)),
+                                                   home / "capture-policies"))
         settings.update({f"detectors__{s.name}": "true" if s.name in enabled else "false"
                          for s in DETECTORS})
         if args.accounts_auth_log:
@@ -158,7 +191,8 @@ def main() -> None:
     names = ", ".join(enabled) or "none"
     follows = " (accounts follows an idle auth log)" if args.accounts_auth_log else ""
     where = f" (in netns {ns})" if ns else ""
-    print(f"detectors enabled: {names}{follows}{where}")
+    capture = "; capture: true on every outreach rule that can capture" if args.capture else ""
+    print(f"detectors enabled: {names}{follows}{where}{capture}")
     if args.documents:
         print(f"documents        {scanned} scanned from the watched folder before measuring")
     print(
