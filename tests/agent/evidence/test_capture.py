@@ -109,3 +109,17 @@ def test_capture_in_a_namespace_keeps_the_peer_only(tmp_path: Path) -> None:
         assert {p[IP].dst for p in packets} == {"198.51.100.1"}
         assert all(p[UDP].dport == 9999 and p.wirelen > len(p) for p in packets)
         assert b"SECRET" not in out.read_bytes()
+
+
+def test_the_daemon_never_imports_scapy() -> None:
+    """scapy costs tens of megabytes: only the capture child may load it, never the daemon,
+    its evidence service or the outreach source."""
+    code = (
+        "import sys, agent.cli, agent.daemon, agent.evidence.service, "
+        "agent.detectors.outreach.source\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'scapy')\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, check=True, timeout=120)
+    assert result.stdout.strip() == ""
