@@ -41,6 +41,7 @@ log = structlog.get_logger("courtguard.evidence")
 
 MAX_RUNNING: Final = 2
 MAX_WAITING: Final = 16
+MAX_REMEMBERED: Final = 4096
 #: Seconds a capture child may outlive its duration (scapy's import, closing the file).
 GRACE_S: Final = 30.0
 
@@ -57,7 +58,9 @@ class Evidence:
         )
         self._slots = asyncio.Semaphore(MAX_RUNNING)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._taken: set[str] = set()
+        #: Orders taken up, so an admin's order repeated by every ingest answer runs once;
+        #: oldest forgotten first past ``MAX_REMEMBERED`` (the on-disk record covers the rest).
+        self._taken: dict[str, None] = {}
         self._children: set[asyncio.subprocess.Process] = set()
         self.captured = 0
 
@@ -78,7 +81,9 @@ class Evidence:
             self.report("too_many_captures", "取证抓包请求过多，本次未执行",
                         {"event_id": event_id, "code": "too_many_captures"})
             return
-        self._taken.add(event_id)
+        self._taken[event_id] = None
+        while len(self._taken) > MAX_REMEMBERED:
+            del self._taken[next(iter(self._taken))]
         task = asyncio.create_task(self._capture(order), name=f"capture:{event_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
