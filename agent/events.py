@@ -573,6 +573,11 @@ class EventBatch(BaseModel):
         return repeated
 
 
+#: Request header naming the optional ``IngestResult`` fields an agent reads
+#: (comma-separated); the collector sends such a field only to an agent that names it.
+ACCEPTS_HEADER: Final = "X-Courtguard-Accepts"
+
+
 class IngestResult(BaseModel):
     """The collector's acknowledgement: every id in either list is safe to delete from the spool."""
 
@@ -582,7 +587,8 @@ class IngestResult(BaseModel):
     duplicates: list[uuid.UUID]
     policy_version: PolicyVersion | None = None
     #: Captures admins asked for on this agent's events, until it starts uploading them.
-    #: Left out of the answer when empty, so an agent that predates it still reads the rest.
+    #: Sent only to an agent naming it in ``ACCEPTS_HEADER`` and left out when empty: an
+    #: agent that predates it refuses an answer with a field it does not know.
     capture_orders: list[CaptureOrder] = Field(default_factory=list, max_length=16)
 
 

@@ -45,7 +45,7 @@ import structlog
 from pydantic import ValidationError
 
 from agent.enrollment import Credentials
-from agent.events import CaptureOrder, ErrorBody, IngestResult
+from agent.events import ACCEPTS_HEADER, CaptureOrder, ErrorBody, IngestResult
 from agent.pacing import Backoff, PacedBucket
 
 if TYPE_CHECKING:
@@ -224,6 +224,8 @@ class Shipper:
                     "Authorization": self.credentials.authorization,
                     "Content-Type": "application/json",
                     "Content-Encoding": "gzip",
+                    # Answer fields an older agent's IngestResult would refuse, asked for by name.
+                    ACCEPTS_HEADER: "capture_orders",
                 },
                 extensions={IDEMPOTENT: True},  # ingest deduplicates by event id
             )

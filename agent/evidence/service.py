@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("courtguard.evidence")
 
-MAX_RUNNING: Final = 2
+#: One child at a time: it weighs about as much as the daemon (~65 MB with scapy), and the
+#: unit's MemoryHigh (150M) must hold both.
+MAX_RUNNING: Final = 1
 MAX_WAITING: Final = 16
 MAX_REMEMBERED: Final = 4096
 #: Seconds a capture child may outlive its duration (scapy's import, closing the file).

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from agent.events import CaptureOrder, EnrollRequest, IngestResult, utcnow
+from agent.events import ACCEPTS_HEADER, CaptureOrder, EnrollRequest, IngestResult, utcnow
 from collector.api.auth import require_agent
 from collector.api.batch import AgentMismatch, parse_batch
 from collector.api.body import decode, read_limited
@@ -110,7 +110,9 @@ async def ingest_events(request: Request) -> Response:
             ctx.metrics.gaps_opened.inc(stored.gaps_opened)
             log.info("sequence gap detected", agent_id=agent.id, gaps=stored.gaps_opened)
         status = 200
-        orders = await run_in_threadpool(pending_orders, ctx.db, agent.id)
+        accepts = {v.strip() for v in request.headers.get(ACCEPTS_HEADER, "").split(",")}
+        orders = (await run_in_threadpool(pending_orders, ctx.db, agent.id)
+                  if "capture_orders" in accepts else [])
         result = IngestResult(accepted=stored.accepted, duplicates=stored.duplicates,
                               policy_version=await ctx.policies.hint(agent.group),
                               capture_orders=[CaptureOrder.model_validate(o) for o in orders])

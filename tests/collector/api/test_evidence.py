@@ -9,12 +9,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agent.events import ACCEPTS_HEADER
 from collector.settings import CollectorSettings
 from collector.store import apikeys
 from collector.store.database import Database
 from collector.store.evidence import prune_evidence
 from collector.store.tables import audit_log, evidence_artifacts, evidence_chunks
-from tests.collector.conftest import EnrolledAgent, TestClient, enroll, event, post_events
+from tests.collector.conftest import (
+    EnrolledAgent,
+    TestClient,
+    batch_bytes,
+    enroll,
+    event,
+    post_events,
+)
 
 PCAP = os.urandom(10_000)
 SHA = hashlib.sha256(PCAP).hexdigest()
@@ -25,6 +33,12 @@ def _stored_event(client: TestClient, agent: EnrolledAgent, seq: int = 1, **evid
                  evidence=evidence or {"remote_address": "203.0.113.10", "interface": "usb0"})
     assert post_events(client, agent, [body]).status_code == 200
     return str(body["id"])
+
+
+def _post_accepting(client: TestClient, agent: EnrolledAgent, events: list[Any]) -> Any:
+    """A batch from an agent that reads capture orders (it names them in ACCEPTS_HEADER)."""
+    return client.post("/api/v1/events", content=batch_bytes(agent.agent_id, events),
+                       headers={**agent.headers(), ACCEPTS_HEADER: "capture_orders"})
 
 
 def _declare(client: TestClient, agent: EnrolledAgent, event_id: str, size: int = len(PCAP),
@@ -149,12 +163,14 @@ def test_admin_order_reaches_the_agent_in_its_ingest_answer(
     assert ordered.status_code == 202, ordered.text
     again = client.post(f"/api/v1/events/{event_id}/capture", headers=admin, json={})
     assert again.status_code == 409
-    answer = post_events(client, agent, [event(agent.agent_id, 2)]).json()
+    older = post_events(client, agent, [event(agent.agent_id, 2)]).json()
+    assert "capture_orders" not in older  # an agent that does not name the field
+    answer = _post_accepting(client, agent, [event(agent.agent_id, 3)]).json()
     assert answer["capture_orders"] == [{
         "event_id": event_id, "peer": "203.0.113.10", "interface": "usb0", "duration_s": 20.0,
         "max_packets": 1000, "max_bytes": 8 * 1024 * 1024, "payload": False}]
     _declare(client, agent, event_id)
-    answer = post_events(client, agent, [event(agent.agent_id, 3)]).json()
+    answer = _post_accepting(client, agent, [event(agent.agent_id, 4)]).json()
     assert "capture_orders" not in answer
 
 
