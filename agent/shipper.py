@@ -92,11 +92,13 @@ class Shipper:
         rng: Callable[[], float] = random.random,
         on_policy_hint: Callable[[str | None], None] | None = None,
         network: NetworkChanges | None = None,
+        on_isolation_hint: Callable[[int | None], None] | None = None,
     ) -> None:
         self.spool = spool
         self._network = network
         self._path_changed = asyncio.Event()
         self._on_policy_hint = on_policy_hint
+        self._on_isolation_hint = on_isolation_hint
         self.credentials = credentials
         self.settings = settings
         self._transport = transport
@@ -278,6 +280,8 @@ class Shipper:
         removed = await asyncio.to_thread(self.spool.ack, acked, summary)
         if self._on_policy_hint is not None:
             self._on_policy_hint(result.policy_version)
+        if self._on_isolation_hint is not None:
+            self._on_isolation_hint(result.isolation_sequence)
         self.backoff.reset()
         self._server_errors = 0
         self._after_outage = False
