@@ -18,6 +18,7 @@ from collector.api.body import decode, read_limited
 from collector.api.context import Context, context
 from collector.api.responses import json_response, validation_errors
 from collector.errors import ApiError, InvalidEventsError, RefusedError, StoreError
+from collector.isolation.hints import IsolationHints
 from collector.store.agents import enroll
 from collector.store.events import StoredBatch, store_batch
 
@@ -110,8 +111,11 @@ async def ingest_events(request: Request) -> Response:
             log.info("sequence gap detected", agent_id=agent.id, gaps=stored.gaps_opened)
         status = 200
         result = IngestResult(accepted=stored.accepted, duplicates=stored.duplicates,
-                              policy_version=await ctx.policies.hint(agent.group))
-        return Response(result.model_dump_json(), media_type="application/json")
+                              policy_version=await ctx.policies.hint(agent.group),
+                              isolation_sequence=await _isolation_hint(request, agent.id))
+        # Left out when None: agents older than the field refuse an answer naming it.
+        unset = {"isolation_sequence"} if result.isolation_sequence is None else set()
+        return Response(result.model_dump_json(exclude=unset), media_type="application/json")
     except ApiError as exc:
         status = exc.status
         raise
@@ -127,6 +131,11 @@ def _decode_and_store(
     body = decode(raw, encoding, ctx.settings.max_decompressed_bytes)
     batch = parse_batch(body, agent_id, ctx.settings.max_batch_events)
     return store_batch(ctx.db, str(agent_id), batch.events, utcnow())
+
+
+async def _isolation_hint(request: Request, agent_id: str) -> int | None:
+    hints: IsolationHints | None = getattr(request.app.state, "isolation_hints", None)
+    return None if hints is None else await hints.for_agent(agent_id)
 
 
 def _client(request: Request) -> str:
