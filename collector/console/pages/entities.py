@@ -60,6 +60,8 @@ async def host_page(request: Request, agent_id: str) -> Response:
                                          detail["agent"]["id"], False, orders.HISTORY)
     return render(page, request, "host.html", **detail, filters=_filter_values(request),
                   pillar_choices=entities.PILLAR_CHOICES, isolations=isolations,
+                  isolation_open=next((i for i in isolations
+                                       if i["state"] in ("pending", "active")), None),
                   can_isolate=page.who.role in ADMIN,
                   approval_required=context(request).settings.isolation_requires_approval)
 
