@@ -142,7 +142,6 @@ def request(
         agent_id = str(uuid.UUID(str(agent_id)))
     except ValueError:
         raise IsolationRefused(404, "not_found", "没有该终端") from None
-    key = None if requires_approval else signer()  # a missing key refuses before any write
     with db.write() as conn:
         agent = conn.execute(select(agents.c.id, agents.c.revoked_at)
                              .where(agents.c.id == agent_id)).first()
@@ -163,8 +162,8 @@ def request(
             expires_at=None if requires_approval else now + timedelta(minutes=value),
         ).returning(host_isolations.c.id)).scalar_one())
         row = _row(conn, isolation_id)
-        if key is not None:
-            _sign_order(conn, row, "isolate", key, now, reach, text, None)
+        if not requires_approval:  # a missing key rolls the whole request back
+            _sign_order(conn, row, "isolate", signer(), now, reach, text, None)
         record(conn, actor, "isolation.request", OBJECT_TYPE, str(isolation_id), now,
                to_value=f"{state} {value} min agent={agent_id}", reason=text)
         return describe(_row(conn, isolation_id), now)
@@ -175,7 +174,6 @@ def approve(
     reach: Reach,
 ) -> dict[str, Any]:
     """Step 2: a second admin approves a pending isolation; the isolate order is signed."""
-    key = signer()
     with db.write() as conn:
         row = _row(conn, isolation_id)
         if row.state != "pending":
@@ -188,7 +186,7 @@ def approve(
                      .values(state="active", approved_by=actor.name[:100], approved_at=now,
                              expires_at=expires))
         row = _row(conn, isolation_id)
-        _sign_order(conn, row, "isolate", key, now, reach, row.reason, actor.name[:100])
+        _sign_order(conn, row, "isolate", signer(), now, reach, row.reason, actor.name[:100])
         record(conn, actor, "isolation.approve", OBJECT_TYPE, str(isolation_id), now,
                from_value="pending", to_value="active", reason=row.reason)
         return describe(_row(conn, isolation_id), now)
