@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -105,6 +106,10 @@ class IsolationKeeper:
         self.fetches = 0
         self._wake = asyncio.Event()
         self._refused: set[str] = set()  # digests of orders already reported as refused
+        self._confirmed_at: float | None = None
+        self._hinted = 0  # the highest sequence an ingest answer named
+        self._fetched_hint = 0  # the highest hinted sequence a fetch has answered
+        self.skipped = 0
 
     @property
     def accepted_sequence(self) -> int | None:
@@ -146,16 +151,29 @@ class IsolationKeeper:
     # -- orders ----------------------------------------------------------------
 
     def hint(self, sequence: int | None) -> None:
-        """The collector's newest order for this agent has ``sequence``: fetch if it is new."""
-        accepted = self.accepted_sequence
-        if sequence is not None and (accepted is None or sequence > accepted):
+        """The collector's newest order for this agent has ``sequence``: fetch if it is new.
+
+        Any answer (None: no order at all) confirms the state for ``interval_s``,
+        so an agent whose batches are acknowledged makes no timed fetch.
+        """
+        # An order already fetched for this hint and refused is not fetched on every answer.
+        floor = max(self.accepted_sequence or 0, self._fetched_hint)
+        if sequence is not None and sequence > floor:
+            self._hinted = max(self._hinted, sequence)
             self._wake.set()
+        else:
+            self._confirmed_at = time.monotonic()
+
+    def confirmed_recently(self) -> bool:
+        return (self._confirmed_at is not None
+                and time.monotonic() - self._confirmed_at < self.interval_s)
 
     async def fetch_once(self, client: httpx.AsyncClient, authorization: str) -> None:
         """Fetch the newest order and carry it out, or report why not (steps 2-3)."""
         import httpx
 
         self.fetches += 1
+        hinted = self._hinted
         try:
             response = await client.get("/api/v1/isolation",
                                         headers={"Authorization": authorization})
@@ -166,6 +184,7 @@ class IsolationKeeper:
             if response.status_code != 404:
                 log.warning("isolation order fetch refused", status=response.status_code)
             return
+        self._fetched_hint = max(self._fetched_hint, hinted)
         await self.receive(response.content, response.headers.get("X-Courtguard-Signature", ""))
 
     async def receive(self, body: bytes, signature: str) -> None:
@@ -258,11 +277,18 @@ class IsolationKeeper:
     # -- loop ------------------------------------------------------------------
 
     async def run(self, client: httpx.AsyncClient, authorization: str) -> None:
-        """Fetch now, then on a hint or every ``interval_s``; lift at expiry (step 4)."""
+        """Fetch now, then on a hint or every ``interval_s``; lift at expiry (step 4).
+
+        A timed fetch is skipped while ingest answers confirm there is nothing new.
+        """
+        woken = True
         while True:
             self._wake.clear()
-            await self.fetch_once(client, authorization)
-            await self.wait(self._next_wait())
+            if woken or not self.confirmed_recently():
+                await self.fetch_once(client, authorization)
+            else:
+                self.skipped += 1
+            woken = await self.wait(self._next_wait())
             await self.expire_if_due()
             await asyncio.sleep(MIN_FETCH_GAP_S)
 
@@ -275,12 +301,14 @@ class IsolationKeeper:
                 wait = min(wait, max(left, 0.0))
         return wait
 
-    async def wait(self, seconds: float) -> None:
+    async def wait(self, seconds: float) -> bool:
+        """Wait for a hint (True) or ``seconds`` (False)."""
         try:
             async with asyncio.timeout(seconds):  # wait_for can lose a cancel on 3.11
                 await self._wake.wait()
         except TimeoutError:
-            pass
+            return False
+        return True
 
     async def expire_if_due(self) -> None:
         order = self.accepted

@@ -179,3 +179,45 @@ def test_a_stored_order_with_a_bad_signature_is_not_used(
     keeper = _keeper(tmp_path, signer, enforcer, Clock(), emitted)
     asyncio.run(keeper.restore())
     assert keeper.accepted is None and not enforcer.table_present and emitted == []
+
+
+def test_an_answer_without_news_confirms_the_state(tmp_path: Path, signer: PolicySigner) -> None:
+    """Ingest answers naming no newer order spare the timed fetch; a newer one never does."""
+    keeper = _keeper(tmp_path, signer, RecordingEnforcer(), Clock(), [])
+    assert not keeper.confirmed_recently()
+    keeper.hint(None)
+    assert keeper.confirmed_recently() and not keeper._wake.is_set()
+    keeper.hint(1)
+    assert keeper._wake.is_set()
+
+
+def test_a_hint_already_fetched_does_not_fetch_again(
+    tmp_path: Path, signer: PolicySigner
+) -> None:
+    """A replayed row keeps being hinted; one fetch judges it, later answers do not re-fetch."""
+    import httpx
+
+    clock, emitted = Clock(), []
+    keeper = _keeper(tmp_path, signer, RecordingEnforcer(), clock, emitted)
+    old = isolation_order(signer, AGENT, 1, issued_at=clock.now)
+    lift = isolation_order(signer, AGENT, 2, action="lift", issued_at=clock.now)
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=old[0], headers={"X-Courtguard-Signature": old[1]})
+
+    async def scenario() -> None:
+        await keeper.receive(*old)
+        await keeper.receive(*lift)
+        keeper.hint(3)  # a copy of the old order stored under sequence 3
+        assert keeper._wake.is_set()
+        async with httpx.AsyncClient(transport=httpx.MockTransport(serve),
+                                     base_url="http://collector.test") as client:
+            await keeper.fetch_once(client, "Bearer x")
+        keeper._wake.clear()
+        keeper.hint(3)
+        assert not keeper._wake.is_set()
+        keeper.hint(4)
+        assert keeper._wake.is_set()
+
+    asyncio.run(scenario())
+    assert [f.kind for f in emitted][-1] == "outreach.isolation_refused"
