@@ -130,7 +130,10 @@ class IsolationKeeper:
         if stored is not None and self.isolated:
             await self._isolate(stored, "restart")
         elif present:
-            await self._lift(stored, "expired" if stored is not None else "restart")
+            # An expired isolate order, a lift stored but not yet carried out, or no order.
+            cause = "restart" if stored is None else (
+                "expired" if stored.action == "isolate" else "order")
+            await self._lift(stored, cause)
 
     def _read_stored(self) -> IsolationOrder | None:
         path = order_path(self.data_dir)

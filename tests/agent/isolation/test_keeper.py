@@ -221,3 +221,17 @@ def test_a_hint_already_fetched_does_not_fetch_again(
 
     asyncio.run(scenario())
     assert [f.kind for f in emitted][-1] == "outreach.isolation_refused"
+
+
+def test_a_stored_lift_not_yet_carried_out_is_finished_at_start(
+    tmp_path: Path, signer: PolicySigner
+) -> None:
+    """A crash between storing a lift and removing the table: the next start removes it."""
+    clock, emitted = Clock(), []
+    lift = isolation_order(signer, AGENT, 2, action="lift", issued_at=clock.now)
+    order_path(tmp_path).write_bytes(lift[1].encode() + b"\n" + lift[0])
+    left_over = RecordingEnforcer(present=True)
+    keeper = _keeper(tmp_path, signer, left_over, clock, emitted)
+    asyncio.run(keeper.restore())
+    assert left_over.calls == ["remove"]
+    assert emitted[-1].evidence["cause"] == "order"
