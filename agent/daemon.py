@@ -9,15 +9,15 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
 4. the network-change watch (rtnetlink routes and rules: the shipper's and
    the policy client's connections start afresh when routes change) and the
    shipper task;
-5. the ``agent.started`` event;
+5. the ``agent.started`` event, then a stored isolation order still in force
+   is applied again (``agent.isolation``; after a reboot the kernel has none);
 6. each enabled detector: capabilities checked, source and detector built and
    pumped; a detector that lacks a privilege, whose source is unavailable or
    that crashes is reported degraded or failed (once, as
    ``agent.detector_degraded``) and the others keep running;
 7. heartbeat (first one now), policy client and isolation keeper (first
-   fetch now; only with a policy key pinned at enrollment; the keeper first
-   re-applies a stored isolation order still in force, ``agent.isolation``),
-   holiday calendar check (first after one interval:
+   fetch now; only with a policy key pinned at enrollment; the keeper also
+   needs CAP_NET_ADMIN), holiday calendar check (first after one interval:
    ``agent.calendar_expiring`` / ``agent.calendar_expired`` at most once a
    day, when a detector's policy carries a calendar) and systemd watchdog
    tasks;
@@ -218,6 +218,9 @@ class Daemon:
                     },
                 )
             )
+            # An isolation in force is back in the kernel before anything else runs.
+            if self.isolation is not None:
+                await self.isolation.restore()
             # 6. Detectors.
             held = caps.effective() if self._caps is None else self._caps
             for spec in enabled:
@@ -232,7 +235,6 @@ class Daemon:
                     asyncio.create_task(self._guard(self._policy_updates()), name="policy")
                 )
             if self.isolation is not None:
-                await self.isolation.restore()
                 self._tasks.append(
                     asyncio.create_task(self._guard(self._isolation_orders()), name="isolation")
                 )
