@@ -9,13 +9,15 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
 4. the network-change watch (rtnetlink routes and rules: the shipper's and
    the policy client's connections start afresh when routes change) and the
    shipper task;
-5. the ``agent.started`` event;
+5. the ``agent.started`` event, then a stored isolation order still in force
+   is applied again (``agent.isolation``; after a reboot the kernel has none);
 6. each enabled detector: capabilities checked, source and detector built and
    pumped; a detector that lacks a privilege, whose source is unavailable or
    that crashes is reported degraded or failed (once, as
    ``agent.detector_degraded``) and the others keep running;
-7. heartbeat (first one now), policy client (first fetch now; only with a
-   policy key pinned at enrollment), holiday calendar check (first after one interval:
+7. heartbeat (first one now), policy client and isolation keeper (first
+   fetch now; only with a policy key pinned at enrollment; the keeper also
+   needs CAP_NET_ADMIN), holiday calendar check (first after one interval:
    ``agent.calendar_expiring`` / ``agent.calendar_expired`` at most once a
    day, when a detector's policy carries a calendar) and systemd watchdog
    tasks;
@@ -75,6 +77,7 @@ from agent.health import (
     policy_rejected_finding,
 )
 from agent.heartbeat import HeartbeatBuilder
+from agent.isolation.keeper import IsolationKeeper, NftEnforcer
 from agent.policy.calendar import CalendarSection
 from agent.policy.client import PolicyClient, Rejected, Verified, read_last_good
 from agent.policy.loader import PolicySet, load_policy_dir
@@ -139,6 +142,7 @@ class Daemon:
         self._started = time.monotonic()
         self.policy = PolicySet()
         self.policy_client: PolicyClient | None = None
+        self.isolation: IsolationKeeper | None = None
         self.policy_rejection: PolicyRejectedEvidence | None = None
         self._credentials: Credentials | None = None
         self.spool: Spool | None = None
@@ -202,6 +206,7 @@ class Daemon:
                 on_policy_hint=self.policy_client.hint if self.policy_client else None,
                 network=self.network,
                 on_capture_orders=self.evidence.orders,
+                on_isolation_hint=self.isolation.hint if self.isolation else None,
             )
             shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             # 5. Started.
@@ -218,6 +223,9 @@ class Daemon:
                     },
                 )
             )
+            # An isolation in force is back in the kernel before anything else runs.
+            if self.isolation is not None:
+                await self.isolation.restore()
             # 6. Detectors.
             held = caps.effective() if self._caps is None else self._caps
             for spec in enabled:
@@ -233,6 +241,10 @@ class Daemon:
             if self.policy_client is not None:
                 self._tasks.append(
                     asyncio.create_task(self._guard(self._policy_updates()), name="policy")
+                )
+            if self.isolation is not None:
+                self._tasks.append(
+                    asyncio.create_task(self._guard(self._isolation_orders()), name="isolation")
                 )
             interval = systemd.watchdog_interval()
             if interval is not None:
@@ -386,6 +398,16 @@ class Daemon:
                 interval_s=settings.policy_poll_s,
                 applied=last_good.bundle if last_good else None,
             )
+            if "CAP_NET_ADMIN" in (caps.effective() if self._caps is None else self._caps):
+                self.isolation = IsolationKeeper(
+                    data_dir=settings.data_dir,
+                    public_key=credentials.policy_key,
+                    agent_id=credentials.agent_id,
+                    enforcer=NftEnforcer(settings.data_dir),
+                    emit=self.emit,
+                    clock=self.clock,
+                    interval_s=settings.policy_poll_s,
+                )
         else:
             log.warning("no policy key pinned at enrollment: central policy is off; enroll again "
                         "with a collector that has one to receive signed policy")
@@ -401,6 +423,15 @@ class Daemon:
             await self.policy_client.run(
                 client, self._credentials.authorization, self._policy_outcome
             )
+
+    async def _isolation_orders(self) -> None:
+        from agent.collector_http import collector_client
+
+        assert self.isolation is not None and self._credentials is not None  # noqa: S101 (this task starts once both are set)
+        async with collector_client(
+            self._credentials, self.settings, self._transport, self.network
+        ) as client:
+            await self.isolation.run(client, self._credentials.authorization)
 
     async def _policy_outcome(self, outcome: Verified | Rejected) -> None:
         """Apply a verified bundle everywhere, or report the refusal; keep running either way."""

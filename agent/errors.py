@@ -4,6 +4,7 @@
     ├── ConfigError            settings file or environment unusable
     ├── PolicyError            a policy file is missing or invalid
     │   └── BundleRejected     a policy bundle refused (bad signature, older, other group...)
+    ├── OrderRejected          an isolation order refused (bad signature, replayed, expired...)
     ├── EnrollmentError        enrollment refused or impossible
     ├── NotEnrolledError       the agent has no credentials yet
     └── SpoolError             the spool database cannot be opened or written
@@ -26,6 +27,15 @@ class PolicyError(CourtguardError):
 
 class BundleRejected(PolicyError):
     """A bundle the agent will not apply; ``code`` is the reason_code its event carries."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class OrderRejected(CourtguardError):
+    """An isolation order the agent will not carry out; ``code`` is its event's reason_code."""
 
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)

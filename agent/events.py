@@ -377,6 +377,34 @@ class TestEvidence(Evidence):
     padding: Annotated[str, StringConstraints(max_length=8192)] = ""
 
 
+class IsolationEvidence(Evidence):
+    """``outreach.isolation_applied`` / ``_lifted`` / ``_refused``: a signed isolation order.
+
+    Carried out (applied, lifted on a lift order or at its expiry) or refused by
+    the agent; ``order_id`` and ``isolation_id`` tie the event to the
+    collector's isolation record.
+    """
+
+    FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ("isolation_id",)
+
+    order_id: uuid.UUID | None = None
+    sequence: int | None = Field(default=None, ge=1)
+    isolation_id: int | None = Field(default=None, ge=1)
+    action: Literal["isolate", "lift"] | None = None
+    #: order: a new order; restart: re-applied at agent start; expired: ended by its own time.
+    cause: Literal["order", "restart", "expired"] | None = None
+    expires_at: AwareDatetime | None = None
+    requested_by: Annotated[str, StringConstraints(max_length=100)] | None = None
+    approved_by: Annotated[str, StringConstraints(max_length=100)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+    #: Whether the kernel table is in the state the order asks for.
+    ok: bool = True
+    error: Annotated[str, StringConstraints(max_length=500)] | None = None
+    #: For ``_refused``: bad_signature, malformed, other_agent, replayed or expired.
+    reason_code: Annotated[str, StringConstraints(max_length=32)] | None = None
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
 #: The kinds with a fixed evidence shape that no detector makes: the agent's own events,
 #: and the collector's about agents, calendars, policies and its SIEM outputs.
 AGENT_EVIDENCE_MODELS: Final[Mapping[str, type[Evidence]]] = MappingProxyType({
@@ -397,6 +425,9 @@ AGENT_EVIDENCE_MODELS: Final[Mapping[str, type[Evidence]]] = MappingProxyType({
     "collector.export_lagging": ExportLagEvidence,
     "collector.export_recovered": ExportLagEvidence,
     "agent.test": TestEvidence,
+    "outreach.isolation_applied": IsolationEvidence,
+    "outreach.isolation_lifted": IsolationEvidence,
+    "outreach.isolation_refused": IsolationEvidence,
 })
 
 #: Every kind whose evidence has a fixed shape, as ``Event`` validates it. It starts with
@@ -590,6 +621,9 @@ class IngestResult(BaseModel):
     #: Sent only to an agent naming it in ``ACCEPTS_HEADER`` and left out when empty: an
     #: agent that predates it refuses an answer with a field it does not know.
     capture_orders: list[CaptureOrder] = Field(default_factory=list, max_length=16)
+    #: The newest isolation order's sequence for this agent (left out when it has none):
+    #: an agent that accepted a lower one fetches ``GET /api/v1/isolation``.
+    isolation_sequence: int | None = Field(default=None, ge=1)
 
 
 class EnrollRequest(BaseModel):

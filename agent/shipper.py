@@ -93,12 +93,14 @@ class Shipper:
         on_policy_hint: Callable[[str | None], None] | None = None,
         network: NetworkChanges | None = None,
         on_capture_orders: Callable[[list[CaptureOrder]], None] | None = None,
+        on_isolation_hint: Callable[[int | None], None] | None = None,
     ) -> None:
         self._on_capture_orders = on_capture_orders
         self.spool = spool
         self._network = network
         self._path_changed = asyncio.Event()
         self._on_policy_hint = on_policy_hint
+        self._on_isolation_hint = on_isolation_hint
         self.credentials = credentials
         self.settings = settings
         self._transport = transport
@@ -284,6 +286,8 @@ class Shipper:
             self._on_policy_hint(result.policy_version)
         if self._on_capture_orders is not None and result.capture_orders:
             self._on_capture_orders(list(result.capture_orders))
+        if self._on_isolation_hint is not None:
+            self._on_isolation_hint(result.isolation_sequence)
         self.backoff.reset()
         self._server_errors = 0
         self._after_outage = False

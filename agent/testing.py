@@ -356,3 +356,54 @@ async def eventually(predicate: Callable[[], object], within_s: float = 5.0) -> 
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"condition not met within {within_s} s")
+
+
+class RecordingEnforcer:
+    """Stands in for the isolation table where only the keeper's decisions are tested.
+
+    ``present`` is what the kernel would hold; ``calls`` lists ``apply:<order id>``
+    and ``remove`` in order. The real table is tested in network namespaces.
+    """
+
+    def __init__(self, present: bool = False) -> None:
+        self.table_present = present
+        self.calls: list[str] = []
+        self.applied: Any = None
+
+    def apply(self, order: Any) -> None:
+        self.calls.append(f"apply:{order.order_id}")
+        self.applied = order
+        self.table_present = True
+
+    def remove(self) -> None:
+        self.calls.append("remove")
+        self.table_present = False
+
+    def present(self) -> bool:
+        return self.table_present
+
+
+def isolation_order(
+    signer: PolicySigner,
+    agent_id: uuid.UUID,
+    sequence: int,
+    *,
+    action: str = "isolate",
+    minutes: float = 60,
+    issued_at: datetime | None = None,
+    allow: list[str] | None = None,
+    resolvers: list[str] | None = None,
+) -> tuple[bytes, str]:
+    """A signed isolation order as the collector makes it: (body, signature)."""
+    from datetime import timedelta
+
+    from agent.isolation.order import build_order_bytes
+
+    issued = issued_at or datetime.now(UTC)
+    body = build_order_bytes(
+        order_id=uuid.uuid4(), sequence=sequence, agent_id=agent_id, isolation_id=sequence,
+        action=action, issued_at=issued, expires_at=issued + timedelta(minutes=minutes),
+        reason="测试隔离", requested_by="admin-a", approved_by=None,
+        allow=allow or [], resolvers=resolvers or [],
+    )
+    return body, signer.sign(body)

@@ -12,7 +12,17 @@ from fastapi import FastAPI
 
 from agent.calendar_cn import WorkCalendar
 from collector.alerts.feed import AlertFeed
-from collector.api import alerting, documents, evidence, health, ingest, openapi, policy, queries
+from collector.api import (
+    alerting,
+    documents,
+    evidence,
+    health,
+    ingest,
+    isolation,
+    openapi,
+    policy,
+    queries,
+)
 from collector.api.body import DEFAULT_MAX_BYTES, BodyLimits
 from collector.api.context import Context
 from collector.api.responses import install_error_handlers
@@ -28,6 +38,7 @@ from collector.correlation.silent_pass import SilentAgentPass
 from collector.doccheck.results import ResultCache
 from collector.errors import ConfigError
 from collector.export.exporter import Exporter
+from collector.isolation.hints import IsolationHints
 from collector.metrics import Metrics
 from collector.patrol.runner import DocumentPatrol
 from collector.policy.current import CurrentPolicy
@@ -162,6 +173,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.alert_router = router
     app.state.exporters = exporters
     app.state.current_policy = current_policy
+    app.state.isolation_hints = IsolationHints(database, settings.policy_refresh_s)
     app.state.alert_link_key = link_key
     app.state.metrics_listener = health.MetricsListener(settings.metrics, metrics)
     install_error_handlers(app)
@@ -186,6 +198,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.include_router(documents.router)
     app.include_router(documents.review_router)
     app.include_router(policy.agent_router)
+    app.include_router(isolation.router)
     app.include_router(policy.admin_router)
     app.include_router(alerting.admin)
     app.include_router(alerting.public)

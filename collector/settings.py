@@ -115,6 +115,8 @@ class CollectorSettings(LayeredSettings):
     #: How long a checked agent credential (and its group) is trusted on the policy poll
     #: (0: check every time). Longer than the agents' poll interval, or every poll reads it.
     identity_cache_s: float = Field(default=300.0, ge=0, le=3600)
+    #: Host isolation (一键隔离) waits for a second admin's approval; the requester cannot approve.
+    isolation_requires_approval: bool = False
 
     #: Console: sign-out after this long without a request, and at the latest after the max.
     console_idle_timeout_s: float = Field(default=1800.0, ge=60)

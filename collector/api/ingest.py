@@ -18,6 +18,7 @@ from collector.api.body import decode, read_limited
 from collector.api.context import Context, context
 from collector.api.responses import json_response, validation_errors
 from collector.errors import ApiError, InvalidEventsError, RefusedError, StoreError
+from collector.isolation.hints import IsolationHints
 from collector.store.agents import enroll
 from collector.store.events import StoredBatch, store_batch
 from collector.store.evidence import pending_orders
@@ -115,9 +116,14 @@ async def ingest_events(request: Request) -> Response:
                   if "capture_orders" in accepts else [])
         result = IngestResult(accepted=stored.accepted, duplicates=stored.duplicates,
                               policy_version=await ctx.policies.hint(agent.group),
-                              capture_orders=[CaptureOrder.model_validate(o) for o in orders])
-        # Without orders the field stays out: an agent that predates it still reads the answer.
-        left_out = None if result.capture_orders else {"capture_orders"}
+                              capture_orders=[CaptureOrder.model_validate(o) for o in orders],
+                              isolation_sequence=await _isolation_hint(request, agent.id))
+        # Fields with nothing to say stay out: an agent that predates them still reads the answer.
+        left_out: set[str] = set()
+        if not result.capture_orders:
+            left_out.add("capture_orders")
+        if result.isolation_sequence is None:
+            left_out.add("isolation_sequence")
         return Response(result.model_dump_json(exclude=left_out), media_type="application/json")
     except ApiError as exc:
         status = exc.status
@@ -134,6 +140,11 @@ def _decode_and_store(
     body = decode(raw, encoding, ctx.settings.max_decompressed_bytes)
     batch = parse_batch(body, agent_id, ctx.settings.max_batch_events)
     return store_batch(ctx.db, str(agent_id), batch.events, utcnow())
+
+
+async def _isolation_hint(request: Request, agent_id: str) -> int | None:
+    hints: IsolationHints | None = getattr(request.app.state, "isolation_hints", None)
+    return None if hints is None else await hints.for_agent(agent_id)
 
 
 def _client(request: Request) -> str:

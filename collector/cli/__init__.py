@@ -1,8 +1,8 @@
 """``courtguard-collector``: set up, run and administer the collector.
 
 One module per command group (``service``: init, serve, migrate, prune;
-``tokens``, ``agents``, ``policy``, ``users``, ``apikeys``, ``alerting``: duty,
-silences and test messages; ``patrol``: one pass of the published-documents
+``tokens``, ``agents``, ``hosts`` (isolation), ``policy``, ``users``, ``apikeys``,
+``alerting``: duty, silences and test messages; ``patrol``: one pass of the published-documents
 patrol; ``export``: SIEM outputs), each adding its subcommands to the parser
 built here. Every subcommand reads the same settings (``--config``,
 ``COURTGUARD_COLLECTOR_*``); expected problems print one ``error:`` line and
@@ -23,6 +23,7 @@ from collector.cli.agents import add_agent_commands
 from collector.cli.alerting import add_alerting_commands
 from collector.cli.apikeys import add_apikey_commands
 from collector.cli.export import add_export_commands
+from collector.cli.hosts import add_host_commands
 from collector.cli.patrol import add_patrol_commands
 from collector.cli.policy import add_policy_commands
 from collector.cli.service import add_service_commands
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_service_commands(sub, common)
     add_token_commands(sub, common)
     add_agent_commands(sub, common)
+    add_host_commands(sub, common)
     add_policy_commands(sub, common)
     add_user_commands(sub, common)
     add_apikey_commands(sub, common)

@@ -40,6 +40,9 @@ PILLAR_CHOICES: Final = ("outreach", "account", "document", "agent")
 SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 #: The table the clerk role (书记员) records its publish / do-not-publish decisions in.
 DOCUMENT_KINDS: Final = tuple(sorted(k for k in EVIDENCE_MODELS if k.startswith("document.")))
+#: What agents report of the isolation orders they carried out or refused.
+ISOLATION_KINDS: Final = ("outreach.isolation_applied", "outreach.isolation_lifted",
+                          "outreach.isolation_refused")
 #: Heartbeats are the agents page's business; a timeline without them reads as a story.
 _NOT_ON_TIMELINE: Final = ("agent.heartbeat",)
 
@@ -132,6 +135,7 @@ def host_detail(db: Database, agent_id: str, monitor: SilentAgentPass, where: En
     policies = _events(db, [mine, e.kind == "agent.policy_applied"], SECTION, evidence=True)
     sessions = _events(db, [mine, e.kind == "account.session"], SECTION, evidence=True)
     actions = _events(db, [mine, e.kind == "outreach.action"], SECTION, evidence=True)
+    isolation_reports = _events(db, [mine, e.kind.in_(ISOLATION_KINDS)], SECTION, evidence=True)
     seen = _events(db, [mine, e.kind.in_(("outreach.interface", "outreach.wifi",
                                           "outreach.address"))], TIMELINE, evidence=True)
     interfaces: dict[str, dict[str, Any]] = {}
@@ -171,6 +175,12 @@ def host_detail(db: Database, agent_id: str, monitor: SilentAgentPass, where: En
                      "target": _evidence_text(i["evidence"], "target"),
                      "dry_run": bool(i["evidence"].get("dry_run")),
                      "ok": bool(i["evidence"].get("ok"))} for i in actions],
+        "isolation_reports": [{"time": i["time"], "id": i["id"], "kind": i["kind"],
+                               "summary": i["summary"],
+                               "isolation_id": _evidence_text(i["evidence"], "isolation_id"),
+                               "order_id": _evidence_text(i["evidence"], "order_id"),
+                               "ok": i["evidence"].get("ok", True) is not False}
+                              for i in isolation_reports],
     }
 
 

@@ -343,6 +343,44 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
+#: Host isolations (一键隔离): one row per request, from pending (awaiting a second admin)
+#: or active to lifted or cancelled; "expired" is an active row past ``expires_at``.
+host_isolations = Table(
+    "host_isolations",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("agent_id", String(36), ForeignKey("agents.id"), nullable=False),
+    Column("state", String(16), nullable=False),  # pending, active, lifted, cancelled
+    Column("minutes", Integer, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("requested_by", String(100), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("approved_by", String(100), nullable=True),
+    Column("approved_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("ended_by", String(100), nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("end_reason", String(500), nullable=True),
+    Index("ix_host_isolations_agent_id_id", "agent_id", "id"),
+    Index("ix_host_isolations_state", "state"),
+)
+
+#: Signed isolation orders: ``body`` is exactly the bytes ``signature`` covers. ``sequence``
+#: only grows: an agent refuses an order not above the last it accepted.
+isolation_orders = Table(
+    "isolation_orders",
+    metadata,
+    Column("sequence", RowId, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), nullable=False, unique=True),
+    Column("isolation_id", BigInteger, ForeignKey("host_isolations.id"), nullable=False),
+    Column("agent_id", String(36), nullable=False),
+    Column("action", String(8), nullable=False),  # isolate, lift
+    Column("body", Text, nullable=False),
+    Column("signature", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_isolation_orders_agent_id_sequence", "agent_id", "sequence"),
+)
+
 users = Table(
     "users",
     metadata,

@@ -42,12 +42,13 @@ def lazily(total: int, size: int = MIB) -> Iterator[bytes]:
 
 def post_routes() -> list[str]:
     """Every route taking a POST body, from the API's and the console's route tables."""
-    from collector.api import alerting, documents, ingest, policy, queries
+    from collector.api import alerting, documents, ingest, isolation, policy, queries
     from collector.console import web
 
     paths = []
     for router in (ingest.router, queries.router, documents.router, policy.agent_router,
-                   policy.admin_router, alerting.admin, alerting.public, web.router):
+                   policy.admin_router, alerting.admin, alerting.public, web.router,
+                   isolation.router):
         for route in router.routes:
             if isinstance(route, APIRoute) and "POST" in route.methods:
                 path = route.path_format

@@ -133,6 +133,11 @@ class CaptureSettings(StrictModel):
 CAPTURE_SIGNALS: Final = frozenset(
     {"flow", "dns", "interface", "wifi", "route", "address", "probe"}
 )
+class IsolationSettings(StrictModel):
+    """What an isolated host (一键隔离) may still reach besides the collector and resolvers."""
+
+    #: Lists of CIDRs (an intranet mail relay, the patch server, a jump host for the responders).
+    allow: list[ListName] = Field(default_factory=list)
 
 
 class NetworkSettings(StrictModel):
@@ -156,6 +161,8 @@ class NetworkSettings(StrictModel):
     nflog_group: int = Field(default=4790, ge=1, le=65535)
     #: What a capture started by a rule with ``capture: true`` keeps.
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    #: What a host isolated by a signed order from the console may still reach.
+    isolation: IsolationSettings = Field(default_factory=IsolationSettings)
 
 
 class OutreachMatch(StrictModel):
@@ -275,6 +282,8 @@ class NetworksPolicy(PolicyDocument):
             ("canaries", self.settings.canaries, _parse_address, address),
             ("probe.targets", self.settings.probe.targets if self.settings.probe else [],
              _parse_address, address),
+            ("isolation.allow", self.settings.isolation.allow, _parse_network,
+             "写成 CIDR 网段，例如 198.18.0.10/32"),
         ]
 
     def lint(self) -> list[LintProblem]:
@@ -343,6 +352,13 @@ class NetworksPolicy(PolicyDocument):
     @cached_property
     def resolver_set(self) -> frozenset[IPAddress]:
         return frozenset(_parse_address(n, v) for n, v in self._values(self.settings.resolvers))
+
+    @cached_property
+    def isolation_allow(self) -> tuple[IPNetwork, ...]:
+        """Networks an isolated host may still reach (besides the collector and resolvers)."""
+        return tuple(
+            _parse_network(n, v) for n, v in self._values(self.settings.isolation.allow)
+        )
 
     @cached_property
     def zones(self) -> tuple[str, ...]:

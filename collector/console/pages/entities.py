@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from typing import Any, Final
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from agent.calendar_cn import SHANGHAI
 from agent.detectors.accounts.policy import AccountsPolicy
 from agent.events import utcnow
+from collector.api import isolation as isolation_api
+from collector.api.context import context
 from collector.console import entities
 from collector.console import params as p
-from collector.console.auth import ALL_ROLES
-from collector.console.page import Page, open_page, render
+from collector.console.auth import ADMIN, ALL_ROLES
+from collector.console.page import Page, open_page, render, submit
+from collector.isolation import orders
 
 router = APIRouter()
 
@@ -52,8 +56,53 @@ async def host_page(request: Request, agent_id: str) -> Response:
                                      request.app.state.monitor, where, utcnow())
     if detail is None:
         return _not_found(page, request, "No such host.")
+    isolations = await run_in_threadpool(orders.list_isolations, page.db, utcnow(),
+                                         detail["agent"]["id"], False, orders.HISTORY)
     return render(page, request, "host.html", **detail, filters=_filter_values(request),
-                  pillar_choices=entities.PILLAR_CHOICES)
+                  pillar_choices=entities.PILLAR_CHOICES, isolations=isolations,
+                  isolation_open=next((i for i in isolations
+                                       if i["state"] in ("pending", "active")), None),
+                  can_isolate=page.who.role in ADMIN,
+                  approval_required=context(request).settings.isolation_requires_approval)
+
+
+@router.post("/console/hosts/{agent_id}/isolation")
+async def host_isolation(request: Request, agent_id: str) -> Response:
+    """``op``: isolate (``minutes``, ``reason``), approve or lift (``isolation_id``)."""
+    page, form = await submit(request, ADMIN)
+    op = str(form.get("op") or "")
+    settings = context(request).settings
+    signer = isolation_api.signer_for(request)
+    reach = isolation_api.reach_for(request)
+    actor, now = page.actor, utcnow()
+
+    def carry_out() -> None:
+        if op == "isolate":
+            orders.request(page.db, signer, agent_id[:64], form.get("minutes"),
+                           form.get("reason"), actor, now,
+                           requires_approval=settings.isolation_requires_approval, reach=reach)
+        elif op == "approve":
+            orders.approve(page.db, signer, _isolation_id(form.get("isolation_id")), actor, now,
+                           reach)
+        elif op == "lift":
+            orders.lift(page.db, signer, _isolation_id(form.get("isolation_id")), actor, now,
+                        form.get("reason") or "")
+        else:
+            raise orders.IsolationRefused(422, "invalid_request", f"未知的操作 {op[:20]!r}")
+
+    try:
+        await run_in_threadpool(carry_out)
+    except orders.IsolationRefused as exc:
+        return render(page, request, "error.html", exc.status, message=exc.message)
+    isolation_api.hints(request).invalidate()
+    return RedirectResponse(f"/console/hosts/{quote(agent_id[:64])}#host-isolation", 303)
+
+
+def _isolation_id(value: object) -> int:
+    text = str(value or "")
+    if not text.isdigit() or int(text) > 2**63 - 1:
+        raise orders.IsolationRefused(422, "invalid_request", "隔离编号无效")
+    return int(text)
 
 
 @router.get("/console/accounts/{name:path}")

@@ -50,6 +50,7 @@ RESTRICTED = {
     ("GET", "/console/policies"): {"admin", "auditor"},
     ("GET", "/console/users"): {"admin"},
     ("POST", "/console/users"): {"admin"},
+    ("POST", "/console/hosts/{agent_id}/isolation"): {"admin"},
     ("POST", "/console/alerts/action"): {"admin", "reviewer"},
     ("GET", "/console/doccheck"): {"admin", "reviewer", "clerk"},
     ("POST", "/console/doccheck"): {"admin", "reviewer", "clerk"},
