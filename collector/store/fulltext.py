@@ -92,8 +92,11 @@ PG_TRIGRAM_INDEXES: Final = (
 
 #: Trigram indexes need at least this many characters to narrow anything down.
 MIN_INDEXED: Final = 3
-#: Matches beyond which walking the listing's order beats fetching every match.
-COMMON_TEXT: Final = 2_000
+#: Matches beyond which walking the listing's order beats fetching every match: fetching
+#: costs a row lookup per match, walking tests about ``page × rows ÷ matches`` rows. Above
+#: this many the text is in at least 2 % of a million events, so a page of 51 is found
+#: within the first few thousand rows of the walk.
+COMMON_TEXT: Final = 20_000
 
 
 def is_declared(name: str | None, type_: str) -> bool:
@@ -125,6 +128,16 @@ _SEARCHED: Final[dict[str, tuple[str, str, Any, tuple[Any, ...]]]] = {
         "SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH :phrase",
         alerts.c.id, (alerts.c.title, alerts.c.host, alerts.c.account, alerts.c.rule_id)),
 }
+#: The newest matches by arrival: FTS5 reads its doclists backwards by rowid, so this stops
+#: after ``window`` matches however many there are.
+_NEWEST_EVENT_MATCHES: Final = (
+    "SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase ORDER BY rowid DESC "
+    "LIMIT :window")
+
+
+def _indexed(conn: Connection, table: str, value: str) -> bool:
+    return (conn.dialect.name == "sqlite" and len(value) >= MIN_INDEXED
+            and _sqlite_has(conn, f"{table}_fts"))
 
 
 def event_text_condition(conn: Connection, value: str) -> tuple[Any, bool]:
@@ -143,8 +156,7 @@ def text_condition(conn: Connection, table: str, value: str) -> tuple[Any, bool]
     """
     count_sql, match_sql, key, columns = _SEARCHED[table]
     like = or_(*(column.icontains(value, autoescape=True) for column in columns))
-    fts = f"{table}_fts"
-    if conn.dialect.name != "sqlite" or len(value) < MIN_INDEXED or not _sqlite_has(conn, fts):
+    if not _indexed(conn, table, value):
         return like, False
     phrase = fts_phrase(value)
     matches = conn.execute(text(count_sql), {"phrase": phrase, "limit": COMMON_TEXT + 1}
@@ -154,3 +166,20 @@ def text_condition(conn: Connection, table: str, value: str) -> tuple[Any, bool]
     return key.in_(
         text(match_sql).bindparams(phrase=phrase).columns(column("rowid", Integer))
     ), True
+
+
+def newest_event_matches(conn: Connection, value: str, window: int) -> tuple[Any, bool] | None:
+    """The WHERE term for "one of the newest ``window`` events containing ``value``".
+
+    Newest by arrival (``events.pk``), read backwards from the FTS5 index, so
+    the work is at most ``window`` matches however common the text; the flag
+    says whether more events contain it. None where there is no index for
+    ``value`` (PostgreSQL, text under three characters).
+    """
+    if not _indexed(conn, "events", value):
+        return None
+    phrase = fts_phrase(value)
+    more = conn.execute(text(_SEARCHED["events"][0]), {"phrase": phrase, "limit": window + 1}
+                        ).scalar_one() > window
+    newest = text(_NEWEST_EVENT_MATCHES).bindparams(phrase=phrase, window=window)
+    return events.c.pk.in_(newest.columns(column("rowid", Integer))), more

@@ -234,3 +234,20 @@ def check_grouped(db: Database, query: str, wanted: list[dict[str, Any]]) -> Non
             for value, alerts in expected.items()}, (query, by)
         assert [g["count"] for g in groups] == sorted((g["count"] for g in groups),
                                                       reverse=True)
+
+
+def test_counts_under_text_beyond_the_window_are_lower_bounds(
+        db: Database, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``TEXT_COUNT_WINDOW`` matches the counts cover only some of them and say so."""
+    from collector.store import events
+
+    every_event = walk(data.events_listing, db, "events", "")
+    matching = by_severity([e for e in every_event if "ws-01" in e["host"]])
+    exact = data.events_listing(db, QueryParams("q=ws-01"), NOW.tzinfo)
+    assert exact["counts"] == matching and not exact.get("counts_partial")
+    monkeypatch.setattr(events, "TEXT_COUNT_WINDOW", 4)
+    bounded = data.events_listing(db, QueryParams("q=ws-01"), NOW.tzinfo)
+    assert bounded["counts_partial"]
+    assert all(bounded["counts"][s] <= matching[s] for s in SEVERITIES)
+    assert sum(bounded["counts"].values()) == 4
+    assert len(walk(data.events_listing, db, "events", "q=ws-01")) == sum(matching.values())
