@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import Connection, Integer, column, or_, text
 
 from collector.store.tables import alerts, events
@@ -115,24 +116,32 @@ def _sqlite_has(conn: Connection, table: str) -> bool:
     ).first() is not None
 
 
-#: per searched table: its FTS5 table's match queries (constant text), its key, its columns
-_SEARCHED: Final[dict[str, tuple[str, str, Any, tuple[Any, ...]]]] = {
+#: per searched table: its newest matches by arrival (constant text), its key, its columns.
+#: FTS5 reads its doclists backwards by rowid, so the query stops after ``:limit`` matches
+#: however many there are.
+_SEARCHED: Final[dict[str, tuple[str, Any, tuple[Any, ...]]]] = {
     "events": (
-        "SELECT count(*) FROM (SELECT rowid FROM events_fts "
-        "WHERE events_fts MATCH :phrase LIMIT :limit)",
-        "SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase",
+        "SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase "
+        "ORDER BY rowid DESC LIMIT :limit",
         events.c.pk, (events.c.summary, events.c.host, events.c.rule_id)),
     "alerts": (
-        "SELECT count(*) FROM (SELECT rowid FROM alerts_fts "
-        "WHERE alerts_fts MATCH :phrase LIMIT :limit)",
-        "SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH :phrase",
+        "SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH :phrase "
+        "ORDER BY rowid DESC LIMIT :limit",
         alerts.c.id, (alerts.c.title, alerts.c.host, alerts.c.account, alerts.c.rule_id)),
 }
-#: The newest matches by arrival: FTS5 reads its doclists backwards by rowid, so this stops
-#: after ``window`` matches however many there are.
-_NEWEST_EVENT_MATCHES: Final = (
-    "SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase ORDER BY rowid DESC "
-    "LIMIT :window")
+#: A list of keys bound as one JSON array, however long, instead of one parameter each.
+_LISTED_KEYS: Final = "SELECT value FROM json_each(:keys)"
+
+
+def _newest(conn: Connection, table: str, value: str, limit: int) -> list[int]:
+    """The keys of up to ``limit`` newest rows of ``table`` containing ``value``, newest first."""
+    return list(conn.execute(text(_SEARCHED[table][0]),
+                             {"phrase": fts_phrase(value), "limit": limit}).scalars())
+
+
+def _key_in(key: Any, keys: list[int]) -> Any:
+    listed = text(_LISTED_KEYS).bindparams(keys=orjson.dumps(keys).decode())
+    return key.in_(listed.columns(column("value", Integer)))
 
 
 def _indexed(conn: Connection, table: str, value: str) -> bool:
@@ -154,18 +163,15 @@ def text_condition(conn: Connection, table: str, value: str) -> tuple[Any, bool]
     the GIN index, so the condition is ILIKE there. The flag says whether the
     matches are few (found through the index): counting them is then cheap.
     """
-    count_sql, match_sql, key, columns = _SEARCHED[table]
+    _newest_sql, key, columns = _SEARCHED[table]
     like = or_(*(column.icontains(value, autoescape=True) for column in columns))
     if not _indexed(conn, table, value):
         return like, False
-    phrase = fts_phrase(value)
-    matches = conn.execute(text(count_sql), {"phrase": phrase, "limit": COMMON_TEXT + 1}
-                           ).scalar_one()
-    if matches > COMMON_TEXT:
+    # One pass over the index: the matches' keys are kept, so the listing does not match again.
+    keys = _newest(conn, table, value, COMMON_TEXT + 1)
+    if len(keys) > COMMON_TEXT:
         return like, False
-    return key.in_(
-        text(match_sql).bindparams(phrase=phrase).columns(column("rowid", Integer))
-    ), True
+    return _key_in(key, keys), True
 
 
 def newest_event_matches(conn: Connection, value: str, window: int) -> tuple[Any, bool] | None:
@@ -178,8 +184,5 @@ def newest_event_matches(conn: Connection, value: str, window: int) -> tuple[Any
     """
     if not _indexed(conn, "events", value):
         return None
-    phrase = fts_phrase(value)
-    more = conn.execute(text(_SEARCHED["events"][0]), {"phrase": phrase, "limit": window + 1}
-                        ).scalar_one() > window
-    newest = text(_NEWEST_EVENT_MATCHES).bindparams(phrase=phrase, window=window)
-    return events.c.pk.in_(newest.columns(column("rowid", Integer))), more
+    keys = _newest(conn, "events", value, window + 1)
+    return _key_in(events.c.pk, keys[:window]), len(keys) > window
