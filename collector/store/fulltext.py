@@ -16,8 +16,10 @@ each table's searched columns; migration 0014 creates them when
 
 The index pays off for selective text. Text that matches a large share of
 the store is cheaper to find by walking the listing's own order and testing
-each row, which finds a page of matches within the first few hundred rows:
-``text_condition`` decides between the two from a bounded count.
+each row, which finds a page of matches within the first few thousand rows:
+``text_condition`` decides between the two from the newest matches' keys,
+read from the index once (at most ``COMMON_TEXT + 1`` of them) and bound to
+the listing as one JSON array, so the listing does not match again.
 """
 
 from __future__ import annotations
