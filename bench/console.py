@@ -5,7 +5,8 @@ through ``POST /api/v1/events`` in gzip batches of 500 from ``--agents``
 enrolled agents, the way agents fill a store: times rise over 30 days, hosts
 are the agents', accounts, kinds, rule ids and severities vary, and ingest
 groups them into alerts as it does in production. Then the planner statistics
-are refreshed as ``serve`` does on its schedule (``collector.store_statistics``)
+are refreshed as ``serve`` does on its schedule (``collector.store_statistics``; on
+PostgreSQL ``VACUUM ANALYZE``, what autovacuum does)
 and what the console's pages ask the store for is timed in-process
 (``collector.console.data``: the list query plus the capped counts, what the
 page and the API call), with every single filter, free text, the sort orders
@@ -16,7 +17,12 @@ indexed ``SELECT`` of one page (51 rows) of events by time. Prints medians and
 p90 per query; never fails on a figure.
 
     .venv/bin/python bench/console.py [--events 1000000] [--agents 200] [--runs 11]
-        [--backends sqlite,postgres] [--pg-url URL]
+        [--backends sqlite,postgres] [--pg-url URL] [--keep]
+    .venv/bin/python bench/console.py --store URL [--runs 11]
+
+``--keep`` leaves each grown store in place and prints its URL; ``--store`` times
+a store grown earlier (migrated to the head revision first), without ingest, so
+a change to the queries or indexes is measured on the same million events.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import psutil
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 from starlette.datastructures import QueryParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,6 +54,7 @@ from agent.events import uuid7
 from collector.console import data, users
 from collector.settings import CollectorSettings
 from collector.store.database import Database
+from collector.store.migrate import upgrade
 from collector.store_statistics import refresh
 from tests.e2e.harness import Collector, agent_headers, batch_body
 from tests.postgres import DEFAULT_PG_URL, postgres_database
@@ -196,7 +204,8 @@ def store_size(db: Database) -> str:
             f"{size / 2**20:,.0f} MiB")
 
 
-def bench_backend(name: str, url: str, events: int, agents: int, runs: int) -> None:
+def grow(name: str, url: str, events: int, agents: int) -> Path:
+    """A store at ``url`` grown through ingest; the collector's home."""
     home = Path(tempfile.mkdtemp(prefix="cg-bench-console-"))
     collector = Collector(home=home, database_url=url, tls=False)
     # serve refreshes planner statistics on its own schedule; here once, after ingest, below
@@ -209,15 +218,22 @@ def bench_backend(name: str, url: str, events: int, agents: int, runs: int) -> N
         collector.stop()
     print(f"[{name}] ingested {events:,} events through POST /api/v1/events in {seconds:.0f} s "
           f"({events / seconds:,.0f}/s; load {load_average()})", flush=True)
+    return home
+
+
+def bench_backend(name: str, url: str, home: Path, runs: int) -> None:
     settings = CollectorSettings(database_url=url, tls=False, data_dir=home)
     db = Database.from_settings(settings)
     started = time.perf_counter()
+    upgrade(db)
+    print(f"[{name}] migrations to head took {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
     if db.is_sqlite:
         analyzed = [c.table for c in refresh(db)]
-    else:  # autovacuum analyzes in production; it is off on the test servers
-        with db.write() as conn:
-            conn.execute(text("ANALYZE"))
-        analyzed = ["every table (ANALYZE)"]
+    else:  # autovacuum vacuums and analyzes in production; it is off on the test servers
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+        analyzed = ["every table (VACUUM ANALYZE)"]
     print(f"[{name}] statistics refresh ({', '.join(analyzed) or 'nothing'}) "
           f"took {time.perf_counter() - started:.1f} s", flush=True)
     print(f"[{name}] store: {store_size(db)}", flush=True)
@@ -262,7 +278,8 @@ def pages(name: str, settings: CollectorSettings, db: Database, runs: int,
 
     from collector.app import create_app
 
-    users.create_user(db, "bench", "reviewer", PASSWORD, datetime.now(UTC))
+    login_name = f"bench{uuid7().hex[-8:]}"
+    users.create_user(db, login_name, "reviewer", PASSWORD, datetime.now(UTC))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with TestClient(create_app(settings, db)) as client:
@@ -270,7 +287,7 @@ def pages(name: str, settings: CollectorSettings, db: Database, runs: int,
             token = re.search(r'name="csrf" value="([^"]+)"', login.text)
             assert token is not None
             client.post("/console/login", data={
-                "username": "bench", "password": PASSWORD, "csrf": token.group(1)})
+                "username": login_name, "password": PASSWORD, "csrf": token.group(1)})
             for path in ("/console/alerts", "/console/events?host=ws-0042",
                          "/console/alerts?group=host&all=1"):
                 def get(path: str = path) -> None:
@@ -282,6 +299,16 @@ def pages(name: str, settings: CollectorSettings, db: Database, runs: int,
                       f"x{median / floor_ms:6.1f} floor", flush=True)
 
 
+def kept_postgres_database(server: str) -> str:
+    """A new database on ``server`` that outlives the run (drop it by hand)."""
+    name = f"cg_bench_{uuid7().hex[-12:]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -290,17 +317,31 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--keep", action="store_true", help="keep each grown store")
+    parser.add_argument("--store", help="time this store, grown earlier, without ingest")
     args = parser.parse_args()
     args.events -= args.events % BATCH
     print(f"load average before: {load_average()}; pid {os.getpid()}", flush=True)
+    if args.store:
+        name = "sqlite" if args.store.startswith("sqlite") else "postgres"
+        bench_backend(name, args.store, Path(tempfile.mkdtemp(prefix="cg-bench-console-")),
+                      args.runs)
+        print(f"load average after: {load_average()}")
+        return
     with ExitStack() as stack:
         for backend in args.backends.split(","):
             if backend == "sqlite":
-                path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "bench.db"
-                url = f"sqlite:///{path}"
+                folder = (tempfile.mkdtemp(prefix="cg-bench-store-") if args.keep else
+                          stack.enter_context(tempfile.TemporaryDirectory()))
+                url = f"sqlite:///{Path(folder) / 'bench.db'}"
+            elif args.keep:
+                url = kept_postgres_database(args.pg_url)
             else:
                 url = stack.enter_context(postgres_database(args.pg_url))
-            bench_backend(backend, url, args.events, args.agents, args.runs)
+            home = grow(backend, url, args.events, args.agents)
+            if args.keep:
+                print(f"[{backend}] kept store: --store {url}", flush=True)
+            bench_backend(backend, url, home, args.runs)
     print(f"load average after: {load_average()}")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -37,7 +37,7 @@ from collector.alerts.grouping import (
 from collector.errors import InvalidEventsError, RefusedError
 from collector.store.database import Database
 from collector.store.filters import SortOrder, containing, equal_to, one_of, sort_orders, within
-from collector.store.fulltext import event_text_condition
+from collector.store.fulltext import event_text_condition, newest_event_matches
 from collector.store.gaps import apply_gaps, load_open_gaps, plan_gaps
 from collector.store.tables import (
     agents,
@@ -340,15 +340,22 @@ def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict
 
     One bounded query per severity the filter allows, so the work is at most
     ``cap`` index entries each, however large the store (each single filter has
-    a ``(column, severity, time)`` index for it). Free text matching much of the
-    store is the exception: see ``_count_newest``.
+    a ``(column, severity, time)`` index for it). Free text is counted over its
+    newest ``TEXT_COUNT_WINDOW`` matches: by arrival through the text index
+    (``_count_matches``), or in the listing's order where there is none
+    (``_count_newest``).
     """
     c = events.c
     counts = {s.value: 0 for s in Severity}
     with db.read() as conn:
+        if where.text:
+            window = newest_event_matches(conn, where.text, TEXT_COUNT_WINDOW)
+            if window is None:
+                return _count_newest(conn, event_conditions(where, conn), cap)
+            newest, more = window
+            return _count_matches(conn, [*event_conditions(replace(where, text=None)), newest],
+                                  cap, more)
         conditions = event_conditions(where, conn)
-        if where.text and not event_text_condition(conn, where.text)[1]:
-            return _count_newest(conn, conditions, cap)
         for severity in Severity:
             if (where.severities and severity.rank not in where.severities) or (
                     where.min_severity is not None and severity.rank < where.min_severity) or (
@@ -358,6 +365,24 @@ def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict
                         .limit(cap + 1).subquery())
             counts[severity.value] = conn.execute(
                 select(func.count()).select_from(matching)).scalar_one()
+    return counts
+
+
+def _count_matches(conn: Connection, conditions: list[Any], cap: int,
+                   partial: bool) -> dict[str, int]:
+    """Counts by severity of the text index's newest ``TEXT_COUNT_WINDOW`` matches, in one pass.
+
+    Exact when the text matches no more events than that; otherwise (``partial``)
+    each count is a lower bound, reported as ``cap + 1`` when it reached ``cap``
+    and with the key ``partial`` set, as ``_count_newest`` does. The work is one
+    row lookup per match in the window, however common the text.
+    """
+    counts = {s.value: 0 for s in Severity}
+    for rank, n in conn.execute(select(events.c.severity, func.count()).where(*conditions)
+                                .group_by(events.c.severity)):
+        counts[Severity.from_rank(rank).value] = min(n, cap + 1)
+    if partial:
+        counts["partial"] = 1
     return counts
 
 

@@ -16,14 +16,17 @@ each table's searched columns; migration 0014 creates them when
 
 The index pays off for selective text. Text that matches a large share of
 the store is cheaper to find by walking the listing's own order and testing
-each row, which finds a page of matches within the first few hundred rows:
-``text_condition`` decides between the two from a bounded count.
+each row, which finds a page of matches within the first few thousand rows:
+``text_condition`` decides between the two from the newest matches' keys,
+read from the index once (at most ``COMMON_TEXT + 1`` of them) and bound to
+the listing as one JSON array, so the listing does not match again.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import Connection, Integer, column, or_, text
 
 from collector.store.tables import alerts, events
@@ -92,8 +95,11 @@ PG_TRIGRAM_INDEXES: Final = (
 
 #: Trigram indexes need at least this many characters to narrow anything down.
 MIN_INDEXED: Final = 3
-#: Matches beyond which walking the listing's order beats fetching every match.
-COMMON_TEXT: Final = 2_000
+#: Matches beyond which walking the listing's order beats fetching every match: fetching
+#: costs a row lookup per match, walking tests about ``page × rows ÷ matches`` rows. Above
+#: this many the text is in at least 2 % of a million events, so a page of 51 is found
+#: within the first few thousand rows of the walk.
+COMMON_TEXT: Final = 20_000
 
 
 def is_declared(name: str | None, type_: str) -> bool:
@@ -112,19 +118,37 @@ def _sqlite_has(conn: Connection, table: str) -> bool:
     ).first() is not None
 
 
-#: per searched table: its FTS5 table's match queries (constant text), its key, its columns
-_SEARCHED: Final[dict[str, tuple[str, str, Any, tuple[Any, ...]]]] = {
+#: per searched table: its newest matches by arrival (constant text), its key, its columns.
+#: FTS5 reads its doclists backwards by rowid, so the query stops after ``:limit`` matches
+#: however many there are.
+_SEARCHED: Final[dict[str, tuple[str, Any, tuple[Any, ...]]]] = {
     "events": (
-        "SELECT count(*) FROM (SELECT rowid FROM events_fts "
-        "WHERE events_fts MATCH :phrase LIMIT :limit)",
-        "SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase",
+        "SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase "
+        "ORDER BY rowid DESC LIMIT :limit",
         events.c.pk, (events.c.summary, events.c.host, events.c.rule_id)),
     "alerts": (
-        "SELECT count(*) FROM (SELECT rowid FROM alerts_fts "
-        "WHERE alerts_fts MATCH :phrase LIMIT :limit)",
-        "SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH :phrase",
+        "SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH :phrase "
+        "ORDER BY rowid DESC LIMIT :limit",
         alerts.c.id, (alerts.c.title, alerts.c.host, alerts.c.account, alerts.c.rule_id)),
 }
+#: A list of keys bound as one JSON array, however long, instead of one parameter each.
+_LISTED_KEYS: Final = "SELECT value FROM json_each(:keys)"
+
+
+def _newest(conn: Connection, table: str, value: str, limit: int) -> list[int]:
+    """The keys of up to ``limit`` newest rows of ``table`` containing ``value``, newest first."""
+    return list(conn.execute(text(_SEARCHED[table][0]),
+                             {"phrase": fts_phrase(value), "limit": limit}).scalars())
+
+
+def _key_in(key: Any, keys: list[int]) -> Any:
+    listed = text(_LISTED_KEYS).bindparams(keys=orjson.dumps(keys).decode())
+    return key.in_(listed.columns(column("value", Integer)))
+
+
+def _indexed(conn: Connection, table: str, value: str) -> bool:
+    return (conn.dialect.name == "sqlite" and len(value) >= MIN_INDEXED
+            and _sqlite_has(conn, f"{table}_fts"))
 
 
 def event_text_condition(conn: Connection, value: str) -> tuple[Any, bool]:
@@ -141,16 +165,26 @@ def text_condition(conn: Connection, table: str, value: str) -> tuple[Any, bool]
     the GIN index, so the condition is ILIKE there. The flag says whether the
     matches are few (found through the index): counting them is then cheap.
     """
-    count_sql, match_sql, key, columns = _SEARCHED[table]
+    _newest_sql, key, columns = _SEARCHED[table]
     like = or_(*(column.icontains(value, autoescape=True) for column in columns))
-    fts = f"{table}_fts"
-    if conn.dialect.name != "sqlite" or len(value) < MIN_INDEXED or not _sqlite_has(conn, fts):
+    if not _indexed(conn, table, value):
         return like, False
-    phrase = fts_phrase(value)
-    matches = conn.execute(text(count_sql), {"phrase": phrase, "limit": COMMON_TEXT + 1}
-                           ).scalar_one()
-    if matches > COMMON_TEXT:
+    # One pass over the index: the matches' keys are kept, so the listing does not match again.
+    keys = _newest(conn, table, value, COMMON_TEXT + 1)
+    if len(keys) > COMMON_TEXT:
         return like, False
-    return key.in_(
-        text(match_sql).bindparams(phrase=phrase).columns(column("rowid", Integer))
-    ), True
+    return _key_in(key, keys), True
+
+
+def newest_event_matches(conn: Connection, value: str, window: int) -> tuple[Any, bool] | None:
+    """The WHERE term for "one of the newest ``window`` events containing ``value``".
+
+    Newest by arrival (``events.pk``), read backwards from the FTS5 index, so
+    the work is at most ``window`` matches however common the text; the flag
+    says whether more events contain it. None where there is no index for
+    ``value`` (PostgreSQL, text under three characters).
+    """
+    if not _indexed(conn, "events", value):
+        return None
+    keys = _newest(conn, "events", value, window + 1)
+    return _key_in(events.c.pk, keys[:window]), len(keys) > window

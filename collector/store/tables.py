@@ -291,8 +291,12 @@ alerts = Table(
     # The alert list walks (last_seen desc, id desc), alone or after a status filter.
     Index("ix_alerts_last_seen_id", "last_seen", "id"),
     Index("ix_alerts_status_last_seen_id", "status", "last_seen", "id"),
-    Index("ix_alerts_host_last_seen_id", "host", "last_seen", "id"),
-    Index("ix_alerts_account_last_seen_id", "account", "last_seen", "id"),
+    # Host, account and rule carry severity and status too: grouping by them and the counts
+    # under their filter read the index alone.
+    Index("ix_alerts_host_last_seen_id_severity_status",
+          "host", "last_seen", "id", "severity", "status"),
+    Index("ix_alerts_account_last_seen_id_severity_status",
+          "account", "last_seen", "id", "severity", "status"),
     # The overview counts the alerts opened and closed in a window.
     Index("ix_alerts_created_at", "created_at"),
     Index("ix_alerts_closed_at", "closed_at"),
@@ -300,7 +304,11 @@ alerts = Table(
     Index("ix_alerts_severity_last_seen_id", "severity", "last_seen", "id"),
     # The counts by status and severity read this index alone.
     Index("ix_alerts_status_severity_last_seen_id", "status", "severity", "last_seen", "id"),
-    Index("ix_alerts_rule_id_last_seen_id", "rule_id", "last_seen", "id"),
+    Index("ix_alerts_rule_id_last_seen_id_severity_status",
+          "rule_id", "last_seen", "id", "severity", "status"),
+    # The kind filter in the default order, its counts from the index alone.
+    Index("ix_alerts_kind_severity_last_seen_id_status",
+          "kind", "severity", "last_seen", "id", "status"),
     Index("ix_alerts_assignee_last_seen_id", "assignee", "last_seen", "id"),
 )
 

@@ -6,7 +6,7 @@ ends of an index, and the keyset must follow each one's own order.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -165,3 +165,89 @@ def check_text(db: Database, stored: dict[str, Any], text: str,
         listing = data.alerts_listing(db, QueryParams({"q": text, "group": "host"}), NOW.tzinfo)
         assert sum(g["count"] for g in listing["groups"]) == len(wanted)
         assert sum(listing["counts"]["status"].values()) == len(wanted)
+
+
+def by_severity(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for row in rows:
+        counts[row["severity"]] += 1
+    return counts
+
+
+def single_filters(kind: str) -> dict[str, Any]:
+    """query → which rows of that list it keeps: one filter of each kind the console offers."""
+    since = NOW - timedelta(minutes=8)
+    last = "time" if kind == "events" else "last_seen"
+    return {
+        "host=ws-01": lambda r: r["host"] == "ws-01",
+        "account=wb_03": lambda r: r["account"] == "wb_03",
+        "kind=custom.kind1": lambda r: r["kind"] == "custom.kind1",
+        "rule_id=custom.rule-2": lambda r: r["rule_id"] == "custom.rule-2",
+        "severity=low": lambda r: r["severity"] == "low",
+        "min_severity=high": lambda r: Severity(r["severity"]).rank >= Severity("high").rank,
+        str(QueryParams({"since": since.isoformat()})):
+            lambda r: datetime.fromisoformat(r[last]) >= since,
+        "q=ws-02": lambda r: r["host"] == "ws-02",
+    }
+
+
+def test_single_filters_list_and_count_what_they_match(
+        db: Database, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each single filter lists exactly its rows, and the counts by severity are exact,
+    through the text index and through the scan for common text alike."""
+    every_event = walk(data.events_listing, db, "events", "")
+    every_alert = service.list_alerts(db, service.AlertFilter(), 1000)
+    assert len(every_event) == len(stored["events"])
+    for common in (fulltext.COMMON_TEXT, 3):
+        monkeypatch.setattr(fulltext, "COMMON_TEXT", common)
+        for query, keep in single_filters("events").items():
+            expected = [e for e in every_event if keep(e)]
+            assert expected, query
+            rows = walk(data.events_listing, db, "events", query)
+            assert [r["id"] for r in rows] == [e["id"] for e in expected], query
+            counts = data.events_listing(db, QueryParams(query), NOW.tzinfo)["counts"]
+            assert counts == by_severity(expected), (query, common)
+        for query, keep in single_filters("alerts").items():
+            wanted = [a for a in every_alert if keep(a)]
+            assert wanted, query
+            listing = data.alerts_listing(db, QueryParams(query), NOW.tzinfo)
+            assert [a["id"] for a in listing["alerts"]] == [a["id"] for a in wanted], query
+            assert listing["counts"]["severity"] == by_severity(wanted), query
+            statuses = {s: sum(a["status"] == s for a in wanted) for s in service.STATUSES}
+            assert listing["counts"]["status"] == statuses, query
+            check_grouped(db, query, wanted)
+
+
+def check_grouped(db: Database, query: str, wanted: list[dict[str, Any]]) -> None:
+    """Groups by host, rule and account: count, highest severity and newest of their alerts."""
+    for by, column in (("host", "host"), ("rule", "rule_id"), ("account", "account")):
+        expected: dict[Any, list[dict[str, Any]]] = {}
+        for alert in wanted:
+            expected.setdefault(alert[column], []).append(alert)
+        groups = data.alerts_listing(db, QueryParams(f"{query}&group={by}"),
+                                     NOW.tzinfo)["groups"]
+        assert {g["value"]: (g["count"], g["severity"], datetime.fromisoformat(g["last_seen"]))
+                for g in groups} == {
+            value: (len(alerts), max((a["severity"] for a in alerts), key=lambda s:
+                                     Severity(s).rank),
+                    max(datetime.fromisoformat(a["last_seen"]) for a in alerts))
+            for value, alerts in expected.items()}, (query, by)
+        assert [g["count"] for g in groups] == sorted((g["count"] for g in groups),
+                                                      reverse=True)
+
+
+def test_counts_under_text_beyond_the_window_are_lower_bounds(
+        db: Database, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``TEXT_COUNT_WINDOW`` matches the counts cover only some of them and say so."""
+    from collector.store import events
+
+    every_event = walk(data.events_listing, db, "events", "")
+    matching = by_severity([e for e in every_event if "ws-01" in e["host"]])
+    exact = data.events_listing(db, QueryParams("q=ws-01"), NOW.tzinfo)
+    assert exact["counts"] == matching and not exact.get("counts_partial")
+    monkeypatch.setattr(events, "TEXT_COUNT_WINDOW", 4)
+    bounded = data.events_listing(db, QueryParams("q=ws-01"), NOW.tzinfo)
+    assert bounded["counts_partial"]
+    assert all(bounded["counts"][s] <= matching[s] for s in SEVERITIES)
+    assert sum(bounded["counts"].values()) == 4
+    assert len(walk(data.events_listing, db, "events", "q=ws-01")) == sum(matching.values())
