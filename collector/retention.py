@@ -32,6 +32,7 @@ from agent.events import utcnow
 from collector.metrics import Metrics
 from collector.periodic import run_periodically
 from collector.store.database import Database
+from collector.store.leases import LeaseKeeper
 from collector.store.tables import events
 
 log = structlog.get_logger("collector.retention")
@@ -130,7 +131,7 @@ class RetentionTask:
             log.info("old events pruned", heartbeats=pruned.heartbeats, events=pruned.events)
         return pruned
 
-    async def run(self) -> None:
+    async def run(self, leases: LeaseKeeper | None = None) -> None:
         """Prune a minute after start, then every ``interval_s``, until cancelled."""
 
         def stop() -> None:
@@ -142,4 +143,6 @@ class RetentionTask:
             self.interval_s,
             first_after_s=min(60.0, self.interval_s),
             on_cancel=stop,
+            leases=leases,
+            lease="retention",
         )

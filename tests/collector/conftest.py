@@ -42,7 +42,8 @@ TABLES = ("events", "sequence_gaps", "agents", "enrollment_tokens", "api_keys", 
           "policy_keys", "alert_events", "alert_changes", "alerts", "audit_log", "saved_filters",
           "console_sessions", "users", "deliveries", "notifications", "notify_group_alerts",
           "notify_groups", "escalations", "router_state", "silences", "duty_assignments",
-          "patrol_documents", "doc_check_decisions", "doc_check_history", "export_cursors")
+          "patrol_documents", "doc_check_decisions", "doc_check_history", "export_cursors",
+          "leases")
 
 
 @pytest.fixture(autouse=True)
