@@ -48,6 +48,7 @@ import json
 import multiprocessing
 import random
 import shutil
+import signal
 import ssl
 import sys
 import tempfile
@@ -212,13 +213,18 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
     outage_end = outage_start + plan.outage_s
     headers = {"Connection": "close"}
 
-    async def request(method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+    async def request(method: str, path: str, took: list[float],
+                      **kwargs: Any) -> httpx.Response | None:
+        """One request; its latency (from when this generator could send it) into ``took``."""
         async with gate:
+            began = time.perf_counter()
             try:
-                return await client.request(method, path, **kwargs)
+                response = await client.request(method, path, **kwargs)
             except httpx.HTTPError as exc:
                 tally.fail(type(exc).__name__)
                 return None
+            took.append(time.perf_counter() - began)
+            return response
 
     async def heartbeats(agent: SimulatedAgent, offset: float) -> None:
         at = start + offset
@@ -251,12 +257,10 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
             poll_headers = {**headers, "Authorization": agent.auth}
             if agent.etag:
                 poll_headers["If-None-Match"] = agent.etag
-            began = time.perf_counter()
-            response = await request("GET", "/api/v1/policy", headers=poll_headers)
+            response = await request("GET", "/api/v1/policy", tally.poll, headers=poll_headers)
             if response is None:
                 continue
             if response.status_code in (200, 304):
-                tally.poll.append(time.perf_counter() - began)
                 agent.etag = response.headers.get("ETag", agent.etag)
             else:
                 tally.fail(f"policy {response.status_code}")
@@ -291,8 +295,8 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
                 b'{"agent_id":"' + agent.agent_id.encode() + b'","sent_at":"'
                 + datetime.now(UTC).isoformat().encode() + b'","events":['
                 + b",".join(rows) + b"]}", 6)
-            began = time.perf_counter()
-            response = await request("POST", "/api/v1/events", content=body, headers={
+            response = await request("POST", "/api/v1/events",
+                                     tally.burst if burst else tally.ingest, content=body, headers={
                 **headers, "Authorization": agent.auth, "Content-Type": "application/json",
                 "Content-Encoding": "gzip"})
             if response is None or response.status_code != 200:
@@ -300,7 +304,6 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
                     tally.fail(f"ingest {response.status_code}")
                 await asyncio.sleep(SHIPPED.backoff_initial_s)
                 continue
-            (tally.burst if burst else tally.ingest).append(time.perf_counter() - began)
             tally.events += len(rows)
             del agent.spool[:len(rows)]
             if not agent.spool:
@@ -423,6 +426,8 @@ def main() -> None:
     parser.add_argument("--plain-http", action="store_true")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     args = parser.parse_args()
+    # A stop (SIGTERM) unwinds like an error, so the collectors this run started stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     sizes = [int(n) for n in args.agents.split(",")]
     print(f"pacing: heartbeat {SHIPPED.heartbeat_interval_s:.0f} s, policy poll "
           f"{SHIPPED.policy_poll_s:.0f} s, {args.events_per_min} detector events/min per agent, "
