@@ -97,7 +97,14 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     statistics = StatisticsTask(database, settings.statistics_interval_s)
     alert_feed = AlertFeed(database)
     link_key = load_link_key(settings.alert_link_secret, settings.data_dir)
-    metrics.watch_agents(lambda: health_rows(database), monitor.status_of)
+
+    def agent_rows() -> list[dict[str, Any]]:
+        # As in the agents listing: the rule follows the policy in every process, not only
+        # in the one holding the silent check's lease.
+        monitor.reload_rule()
+        return health_rows(database)
+
+    metrics.watch_agents(agent_rows, monitor.status_of)
     router = Router(database, current_policy, settings.notify_channels, link_key, links.url,
                     owner=keeper.owner, lease=lease, metrics=metrics)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
