@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -50,6 +51,7 @@ from collector.routing.router import Router
 from collector.settings import CollectorSettings
 from collector.store.agents import health_rows
 from collector.store.database import Database
+from collector.store.leases import LeaseKeeper
 from collector.store_statistics import StatisticsTask
 
 log = structlog.get_logger("collector.app")
@@ -88,6 +90,9 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     if links.warning and settings.alert_router:
         log.warning("alert links may not open for the duty officers", detail=links.warning)
     database = db if db is not None else Database.from_settings(settings)
+    # Every singleton below runs in one collector process at a time (docs/scaling.md).
+    lease = timedelta(seconds=settings.lease_s)
+    keeper = LeaseKeeper(database, duration=lease, renew_every=lease / 3)
     metrics = Metrics()
     policy_key = serving_public_key(settings.data_dir, database)
     # One view of the policy the collector acts on, shared by every periodic part.
@@ -103,9 +108,16 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     statistics = StatisticsTask(database, settings.statistics_interval_s)
     alert_feed = AlertFeed(database)
     link_key = load_link_key(settings.alert_link_secret, settings.data_dir)
-    metrics.watch_agents(lambda: health_rows(database), monitor.status_of)
+
+    def agent_rows() -> list[dict[str, Any]]:
+        # As in the agents listing: the rule follows the policy in every process, not only
+        # in the one holding the silent check's lease.
+        monitor.reload_rule()
+        return health_rows(database)
+
+    metrics.watch_agents(agent_rows, monitor.status_of)
     router = Router(database, current_policy, settings.notify_channels, link_key, links.url,
-                    metrics=metrics)
+                    owner=keeper.owner, lease=lease, metrics=metrics)
     checker = documents.DocumentChecker(settings.effective_policy_dir, settings.document_workers)
     patrol = DocumentPatrol(database, checker, settings.patrol, settings.max_document_bytes)
 
@@ -113,25 +125,27 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     correlation = AccountPass(
         database, metrics, current_policy, settings.account_correlation_interval_s
     )
-    exporters = [Exporter(database, output, metrics.export, settings.export.gap_wait_s)
+    exporters = [Exporter(database, output, metrics.export, settings.export.gap_wait_s,
+                          owner=keeper.owner, lease=lease)
                  for output in settings.export.outputs]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [
-            asyncio.create_task(calendar_monitor.run(), name="calendar-monitor"),
-            asyncio.create_task(retention.run(), name="retention"),
-            asyncio.create_task(statistics.run(), name="planner-statistics"),
-            asyncio.create_task(CorrelationRunner([monitor, correlation]).run(),
+            asyncio.create_task(calendar_monitor.run(keeper), name="calendar-monitor"),
+            asyncio.create_task(retention.run(keeper), name="retention"),
+            asyncio.create_task(statistics.run(keeper), name="planner-statistics"),
+            asyncio.create_task(CorrelationRunner([monitor, correlation], leases=keeper).run(),
                                 name="correlation"),
             asyncio.create_task(alert_feed.run(), name="alert-feed"),
         ]
         if settings.alert_router:
             tasks.append(asyncio.create_task(router.run(alert_feed), name="alert-router"))
         if settings.patrol.enabled and settings.patrol.sources:
-            tasks.append(asyncio.create_task(patrol.run(), name="document-patrol"))
+            tasks.append(asyncio.create_task(patrol.run(keeper), name="document-patrol"))
         tasks += [asyncio.create_task(exporter.run(), name=f"export-{exporter.name}")
                   for exporter in exporters]
+        tasks.append(asyncio.create_task(keeper.run(), name="leases"))
         try:
             yield
         finally:
@@ -144,6 +158,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
             await asyncio.to_thread(router.close)
             for exporter in exporters:
                 await asyncio.to_thread(exporter.close)
+            await asyncio.to_thread(keeper.close)
             database.dispose()
 
     app = FastAPI(
@@ -171,6 +186,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.doccheck_results = ResultCache()
     app.state.account_correlation = correlation
     app.state.alert_router = router
+    app.state.leases = keeper
     app.state.exporters = exporters
     app.state.current_policy = current_policy
     app.state.isolation_hints = IsolationHints(database, settings.policy_refresh_s)

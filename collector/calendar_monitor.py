@@ -34,6 +34,7 @@ from collector.own_events import store_collector_event
 from collector.periodic import run_periodically
 from collector.policy.current import CurrentPolicy
 from collector.store.database import Database
+from collector.store.leases import LeaseKeeper
 
 log = structlog.get_logger("collector.calendar")
 
@@ -118,7 +119,7 @@ class CalendarMonitor:
         return BannerNotice(current.state.value, current.covered_until.isoformat(),
                             current.missing_year)
 
-    async def run(self) -> None:
+    async def run(self, leases: LeaseKeeper | None = None) -> None:
         """Check every ``interval_s`` until cancelled; a failed pass is logged, not fatal."""
         await run_periodically("holiday calendar check", lambda: self.check(self.clock()),
-                               self.interval_s)
+                               self.interval_s, leases=leases, lease="calendar-monitor")

@@ -37,6 +37,7 @@ from collector.metrics import Metrics
 from collector.periodic import run_periodically
 from collector.store.database import Database
 from collector.store.evidence import INCOMPLETE_DAYS, prune_evidence
+from collector.store.leases import LeaseKeeper
 from collector.store.tables import events
 
 log = structlog.get_logger("collector.retention")
@@ -144,7 +145,7 @@ class RetentionTask:
             log.info("old events pruned", heartbeats=pruned.heartbeats, events=pruned.events)
         return pruned
 
-    async def run(self) -> None:
+    async def run(self, leases: LeaseKeeper | None = None) -> None:
         """Prune a minute after start, then every ``interval_s``, until cancelled."""
 
         def stop() -> None:
@@ -156,4 +157,6 @@ class RetentionTask:
             self.interval_s,
             first_after_s=min(60.0, self.interval_s),
             on_cancel=stop,
+            leases=leases,
+            lease="retention",
         )

@@ -1,6 +1,9 @@
 """Run the collector under uvicorn in this process, and keep systemd informed.
 
 1. build the app and a uvicorn ``Server`` (TLS from the data dir unless ``tls = false``);
+   with ``reuse_port = true`` the listening socket is bound here with
+   SO_REUSEPORT, so several collector processes on one host share one address
+   (the kernel hands each new connection to one of them; docs/scaling.md);
 2. once uvicorn listens, log ``collector ready`` with the URL and send ``READY=1``;
 3. while it runs, send ``WATCHDOG=1`` at half of ``WatchdogSec`` if systemd asked;
 4. on SIGTERM/SIGINT uvicorn stops accepting, finishes in-flight requests and
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any
 
 import structlog
@@ -20,7 +24,7 @@ import uvicorn
 
 from agent import systemd
 from collector.app import create_app
-from collector.errors import StoreError, TLSError
+from collector.errors import ConfigError, StoreError, TLSError
 from collector.settings import CollectorSettings
 from collector.store.database import Database, redact
 from collector.store.migrate import current_revision, head_revision
@@ -69,6 +73,25 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def _shared_socket(settings: CollectorSettings) -> socket.socket:
+    """A listening socket other collector processes on this host may bind too."""
+    family = socket.AF_INET6 if ":" in settings.listen_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((settings.listen_host, settings.listen_port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {settings.listen_host}:{settings.listen_port} with reuse_port: "
+            f"{exc.strerror or exc}"
+        ) from exc
+    sock.setblocking(False)
+    return sock
+
+
 def _bound_url(settings: CollectorSettings, server: uvicorn.Server) -> str:
     if settings.public_url or settings.listen_port != 0:
         return settings.url
@@ -102,10 +125,11 @@ async def _supervise(settings: CollectorSettings, server: uvicorn.Server) -> Non
     log.info("collector stopping")
 
 
-async def _serve(settings: CollectorSettings, server: uvicorn.Server) -> None:
+async def _serve(settings: CollectorSettings, server: uvicorn.Server,
+                 sockets: list[socket.socket] | None) -> None:
     supervisor = asyncio.create_task(_supervise(settings, server))
     try:
-        await server.serve()
+        await server.serve(sockets)
     finally:
         supervisor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -123,7 +147,20 @@ def serve(settings: CollectorSettings) -> None:
             f"the database schema is at {current or 'nothing'}, this collector needs {head}; "
             "run `courtguard-collector migrate` (or `init`)"
         )
-    app = create_app(settings, db)
+    if settings.reuse_port:
+        try:
+            sockets = [_shared_socket(settings)]
+        except ConfigError:
+            db.dispose()
+            raise
+    else:
+        sockets = None
+    try:
+        app = create_app(settings, db)
+    except BaseException:
+        for sock in sockets or ():
+            sock.close()
+        raise
     config = uvicorn.Config(
         app,
         host=settings.listen_host,
@@ -140,7 +177,9 @@ def serve(settings: CollectorSettings) -> None:
     metrics_listener = app.state.metrics_listener
     try:
         metrics_listener.start()
-        asyncio.run(_serve(settings, server))
+        asyncio.run(_serve(settings, server, sockets))
     finally:
+        for sock in sockets or ():
+            sock.close()
         metrics_listener.stop()
         systemd.notify("STOPPING=1")

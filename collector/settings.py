@@ -71,6 +71,9 @@ class CollectorSettings(LayeredSettings):
     database_url: str = ""  # empty: sqlite:///{data_dir}/collector.db
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8443, ge=0, le=65535)
+    #: Bind with SO_REUSEPORT, so several collector processes on one host share one address
+    #: and the kernel spreads new connections over them (docs/scaling.md).
+    reuse_port: bool = False
     tls: bool = True
     public_url: str | None = None
     #: Seconds an idle keep-alive connection stays open. Agents give theirs up sooner
@@ -141,6 +144,9 @@ class CollectorSettings(LayeredSettings):
     alert_link_secret: str | None = None
     #: Run the alert router in this process (one process at a time routes, by lease).
     alert_router: bool = True
+    #: Seconds a singleton's lease (router, exports, periodic passes) outlives its last
+    #: renewal: how long work waits after its collector process died. Renewed every third.
+    lease_s: float = Field(default=30.0, ge=3, le=600)
 
     #: SIEM outputs (``[[export.outputs]]``): syslog over TLS in CEF or ECS JSON, NDJSON over
     #: HTTPS. See README, "Export to a SIEM" and docs/export.md.

@@ -36,6 +36,7 @@ from sqlalchemy import Connection, text
 
 from collector.periodic import run_periodically
 from collector.store.database import Database
+from collector.store.leases import LeaseKeeper
 
 log = structlog.get_logger("collector.store_statistics")
 
@@ -132,7 +133,7 @@ class StatisticsTask:
     def run_once(self) -> list[TableCount]:
         return refresh(self.db, self.analyzed) if self.db.is_sqlite else []
 
-    async def run(self) -> None:
+    async def run(self, leases: LeaseKeeper | None = None) -> None:
         """Check a minute after start (sooner with a short interval), then every ``interval_s``."""
         if not self.db.is_sqlite:
             from starlette.concurrency import run_in_threadpool
@@ -152,4 +153,5 @@ class StatisticsTask:
         await run_periodically(
             "planner statistics check", self.run_once, self.interval_s,
             first_after_s=min(60.0, self.interval_s),
+            leases=leases, lease="planner-statistics",
         )

@@ -298,6 +298,9 @@ def agents_listing(
     today = now.astimezone(SHANGHAI).date()
     key_period = calendar.key_period(today) if calendar is not None else None
     views = []
+    # A process not holding the silent check's lease never runs it: its rule follows the
+    # policy here, so every process lists agents as the lease holder judges them.
+    monitor.reload_rule()
     for row in list_agents(db):
         view = agent_view(row, monitor.status_of(row, now))
         view["degraded"] = sorted(

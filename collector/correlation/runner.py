@@ -3,9 +3,11 @@
 A pass reads what agents sent (the ``agents`` table, stored events), hands it
 to a pure decision (``collector.correlation.liveness``, a correlator) and
 stores what that concludes as events whose ids derive from the conclusion, so
-every collector process can run every pass without coordinating. Each pass
-runs through ``run_periodically``: in a worker thread, a failure logged and
-retried next interval, shutdown waiting for a pass under way.
+a pass run twice (two processes at a lease handover) stores each conclusion
+once. Each pass runs through ``run_periodically``: in a worker thread, a
+failure logged and retried next interval, shutdown waiting for a pass under
+way, and with several collector processes only in the one holding the pass's
+lease (``correlation:<label>``), so the work is not done twice.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Protocol
 
 from agent.events import Event, utcnow
 from collector.periodic import run_periodically
+from collector.store.leases import LeaseKeeper
 
 
 class CorrelationPass(Protocol):
@@ -33,10 +36,12 @@ class CorrelationRunner:
     """The passes a collector process runs; ``run`` until cancelled."""
 
     def __init__(
-        self, passes: Sequence[CorrelationPass], clock: Callable[[], datetime] = utcnow
+        self, passes: Sequence[CorrelationPass], clock: Callable[[], datetime] = utcnow,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self.passes = tuple(passes)
         self.clock = clock
+        self.leases = leases
 
     async def run(self) -> None:
         """Every pass on its own interval; cancelling waits for the passes under way."""
@@ -45,7 +50,8 @@ class CorrelationRunner:
         async with asyncio.TaskGroup() as group:
             for each in self.passes:
                 group.create_task(
-                    run_periodically(each.label, self._checker(each), each.interval_s),
+                    run_periodically(each.label, self._checker(each), each.interval_s,
+                                     leases=self.leases, lease=f"correlation:{each.label}"),
                     name=f"correlation: {each.label}",
                 )
 

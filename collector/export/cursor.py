@@ -5,11 +5,10 @@ An output reads ``events`` in ``pk`` order after its ``event_cursor`` and
 cursor only after the receiver took what lay before it: delivery is at least
 once across restarts, and nothing is skipped.
 
-One process at a time sends to an output: the row carries a lease (``owner``,
-``lease_until``) taken and renewed by a conditional UPDATE, the same way the
-alert router's lease works, which is atomic on SQLite and PostgreSQL alike;
-every cursor move names the owner and the old cursor, so a process that lost
-its lease cannot move it.
+One process at a time sends to an output: it holds the ``export:<name>``
+lease (``collector.store.leases``, the same as the alert router's); every
+cursor move names the holder and the old cursor, so a process that lost its
+lease cannot move it.
 
 Alert change ids are assigned in commit order (``collector.alerts.grouping``).
 Event ``pk``s are too on SQLite (one writer, rowid = max + 1), but not on
@@ -33,11 +32,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from agent.events import Severity
 from collector.export.ecs import AlertChangeRecord
+from collector.store import leases
 from collector.store.database import Database
 from collector.store.tables import alert_changes, alerts, events, export_cursors
 
@@ -87,26 +87,25 @@ def ensure_cursor(db: Database, name: str, start: str, now: datetime) -> None:
             name=name, event_cursor=event_cursor, alert_cursor=alert_cursor, created_at=now))
 
 
+def lease_name(name: str) -> str:
+    """The lease of the output ``name``."""
+    return f"export:{name}"
+
+
 def take_lease(db: Database, name: str, owner: str, now: datetime,
                lease: timedelta) -> Any | None:
     """Take or renew the output's lease; its row when held, None when another process has it."""
-    c = export_cursors.c
-    with db.write() as conn:
-        taken = conn.execute(
-            update(export_cursors)
-            .where(c.name == name, or_(c.owner == owner, c.owner.is_(None), c.lease_until < now))
-            .values(owner=owner, lease_until=now + lease)
-        ).rowcount
-        if taken != 1:
-            return None
-        return conn.execute(select(export_cursors).where(c.name == name)).first()
+    if not leases.take(db, lease_name(name), owner, now, lease):
+        return None
+    return cursor_row(db, name)
 
 
 def release_lease(db: Database, name: str, owner: str) -> None:
-    c = export_cursors.c
-    with db.write() as conn:
-        conn.execute(update(export_cursors).where(c.name == name, c.owner == owner)
-                     .values(owner=None, lease_until=None))
+    leases.release(db, lease_name(name), owner)
+
+
+def _held(name: str, owner: str) -> Any:
+    return leases.held_by(lease_name(name), owner)
 
 
 def read_events(db: Database, after: int, limit: int) -> list[StoredEvent]:
@@ -202,7 +201,7 @@ def advance(db: Database, name: str, owner: str, *, feed: str, old: int, new: in
         values["last_sent_at"] = now
     with db.write() as conn:
         moved = conn.execute(update(export_cursors)
-                             .where(c.name == name, c.owner == owner, column == old)
+                             .where(c.name == name, _held(name, owner), column == old)
                              .values(**values)).rowcount
     return bool(moved == 1)
 
@@ -210,14 +209,14 @@ def advance(db: Database, name: str, owner: str, *, feed: str, old: int, new: in
 def record_failure(db: Database, name: str, owner: str, error: str, now: datetime) -> None:
     c = export_cursors.c
     with db.write() as conn:
-        conn.execute(update(export_cursors).where(c.name == name, c.owner == owner)
+        conn.execute(update(export_cursors).where(c.name == name, _held(name, owner))
                      .values(failed=c.failed + 1, last_error=error[:500], last_error_at=now))
 
 
 def set_lagging(db: Database, name: str, owner: str, since: datetime | None) -> bool:
     c = export_cursors.c
     with db.write() as conn:
-        return bool(conn.execute(update(export_cursors).where(c.name == name, c.owner == owner)
+        return bool(conn.execute(update(export_cursors).where(c.name == name, _held(name, owner))
                                  .values(lagging_since=since)).rowcount == 1)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -47,11 +46,12 @@ from collector.export.ecs import AlertChangeRecord, alert_change_to_ecs, event_t
 from collector.export.metrics import ExportMetrics
 from collector.export.transport import Transport, syslog_message, transport_for
 from collector.own_events import store_collector_event
+from collector.store import leases
 from collector.store.database import Database
 
 log = structlog.get_logger("collector.export")
 
-LEASE: Final = timedelta(seconds=30)
+LEASE: Final = leases.LEASE
 #: How soon an output held at a gap in event pks looks again (the gap fills at commit).
 GAP_RECHECK_S: Final = 0.05
 #: How often the lag is measured (and the lag alert judged).
@@ -109,11 +109,13 @@ class Exporter:
     gap_wait_s: float = 60.0
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}")
+    owner: str = field(default_factory=leases.new_owner)
     transport: Transport | None = None
     _gaps: dict[int, cursor.Gap] = field(default_factory=dict)
     _lag_checked: float | None = None
     _ready: bool = False
+    #: How long the output's lease outlives its last renewal.
+    lease: timedelta = LEASE
     _lease_until: datetime | None = None
     _pending: dict[str, Pending] = field(default_factory=dict)
 
@@ -147,12 +149,12 @@ class Exporter:
 
     def _holding(self, now: datetime) -> Any | None:
         """The cursor row while this process holds the output, None while another does."""
-        if self._lease_until is not None and now < self._lease_until - LEASE * 2 / 3:
+        if self._lease_until is not None and now < self._lease_until - self.lease * 2 / 3:
             row = cursor.cursor_row(self.db, self.name)
-            if row is not None and row.owner == self.owner:
+            if row is not None:
                 return row
-        row = cursor.take_lease(self.db, self.name, self.owner, now, LEASE)
-        self._lease_until = now + LEASE if row is not None else None
+        row = cursor.take_lease(self.db, self.name, self.owner, now, self.lease)
+        self._lease_until = now + self.lease if row is not None else None
         return row
 
     def _deliver(self, records: list[bytes], now: datetime) -> None:
@@ -285,7 +287,7 @@ class Exporter:
                 continue
             backoff.reset()
             if result.idle:
-                await asyncio.sleep(LEASE.total_seconds() / 3)
+                await asyncio.sleep(self.lease.total_seconds() / 3)
                 continue
             pause = bucket.spend(self.monotonic(), result.sent) if result.sent else 0.0
             if result.held:

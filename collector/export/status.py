@@ -8,6 +8,7 @@ from typing import Any
 
 from collector.export import cursor
 from collector.export.config import OutputSettings
+from collector.store import leases
 from collector.store.database import Database
 
 
@@ -45,10 +46,17 @@ def _target(output: OutputSettings) -> str:
     return f"{output.host}:{output.port}"
 
 
+def _holder(holder: leases.Holder | None, now: datetime) -> str | None:
+    if holder is None or holder.lease_until is None or holder.lease_until < now:
+        return None
+    return holder.owner
+
+
 def output_statuses(db: Database, outputs: list[OutputSettings],
                     now: datetime) -> list[OutputStatus]:
     """Configured outputs first (in configuration order), then rows no output uses any more."""
     rows = {row.name: row for row in cursor.cursor_rows(db)}
+    holders = leases.holders(db)
     result: list[OutputStatus] = []
     configured = {output.name: output for output in outputs}
     for name in [*configured, *sorted(set(rows) - set(configured))]:
@@ -66,6 +74,6 @@ def output_statuses(db: Database, outputs: list[OutputSettings],
             last_error=row.last_error if row is not None else None,
             last_error_at=row.last_error_at if row is not None else None,
             lagging_since=row.lagging_since if row is not None else None,
-            owner=row.owner if row is not None else None,
+            owner=_holder(holders.get(cursor.lease_name(name)), now),
         ))
     return result

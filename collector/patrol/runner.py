@@ -50,6 +50,7 @@ from collector.patrol.listing import (
 from collector.patrol.settings import PatrolSettings
 from collector.store.audit import Actor
 from collector.store.database import Database
+from collector.store.leases import LeaseKeeper
 
 log = structlog.get_logger("collector.patrol")
 
@@ -62,6 +63,8 @@ RECOMMENDATION: Final = {"do_not_publish": "withdraw", "needs_redaction": "corre
 SEVERITY: Final = {"do_not_publish": Severity.HIGH, "needs_redaction": Severity.MEDIUM}
 MAX_FINDINGS_IN_EVENT: Final = 50
 FIRST_PASS_AFTER_S: Final = 60.0
+#: The lease of the process that patrols when several serve one store.
+PATROL_LEASE: Final = "patrol"
 
 
 class Checker(Protocol):
@@ -275,12 +278,18 @@ class DocumentPatrol:
                                 resolution="true_positive", comment=comment, now=self.clock())
         return outcome.ok
 
-    async def run(self) -> None:
-        """A pass every ``interval_s`` (the first a minute after start) until cancelled."""
+    async def run(self, leases: LeaseKeeper | None = None) -> None:
+        """A pass every ``interval_s`` (the first a minute after start) until cancelled.
+
+        With ``leases``, only the collector process holding the ``patrol`` lease patrols.
+        """
+        if leases is not None:
+            leases.want(PATROL_LEASE)
         await asyncio.sleep(min(FIRST_PASS_AFTER_S, self.settings.interval_s))
         while True:
             try:
-                await self.run_pass()
+                if leases is None or leases.holds(PATROL_LEASE):
+                    await self.run_pass()
             except Exception as exc:  # one bad pass must not end the patrol
                 log.error("patrol pass failed; trying again next interval", error=str(exc))
             await asyncio.sleep(self.settings.interval_s)

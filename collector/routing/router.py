@@ -5,8 +5,8 @@ given (tests walk a fake clock through a key period); ``run()`` is the
 collector's background task that calls it whenever the alert feed reports a
 change (in process: no polling delay) or something falls due.
 
-One pass, by the process holding the router lease (``router_state``; two
-collector processes on PostgreSQL take turns, never both):
+One pass, by the process holding the ``router`` lease (``collector.store.leases``;
+collector processes on one PostgreSQL store take turns, never two at once):
 
 1. read the alert change feed from the stored cursor; for each alert, route
    it (first matching route wins, ``continue`` goes on) into notification
@@ -23,22 +23,20 @@ collector processes on PostgreSQL take turns, never both):
 
 Which routes an alert takes is ``collector.routing.matching``, groups are
 ``collector.routing.grouping``, chains ``collector.routing.escalation``; this
-module holds the lease, the cursor and the pass that drives them.
+module takes the lease, holds the cursor (``router_state``) and the pass that drives them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import structlog
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -52,6 +50,7 @@ from collector.routing import escalation, grouping
 from collector.routing.matching import Context, alert_labels, routes_for
 from collector.routing.messages import Links, alert_rows
 from collector.routing.policy import AlertingPolicy
+from collector.store import leases
 from collector.store.database import Database
 from collector.store.tables import (
     escalations,
@@ -62,7 +61,7 @@ from collector.store.tables import (
 log = structlog.get_logger("collector.alerting")
 
 ROUTER: Final = "router"
-LEASE: Final = timedelta(seconds=20)
+LEASE: Final = leases.LEASE
 #: Longest sleep between passes: lease renewal, and the backstop for missed wake-ups.
 MAX_SLEEP_S: Final = 1.0
 
@@ -79,11 +78,13 @@ class Router:
     link_key: bytes
     base_url: str
     clock: Callable[[], datetime] = utcnow
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}")
+    owner: str = field(default_factory=leases.new_owner)
     outbox: Outbox | None = None
     #: Set by ``run`` so ingest (or a test) can wake the router at once.
     feed: Any = None
     metrics: Metrics | None = None
+    #: How long the router lease outlives its last renewal (every pass renews it).
+    lease: timedelta = LEASE
 
     def __post_init__(self) -> None:
         if self.outbox is None:
@@ -100,16 +101,8 @@ class Router:
             # A first start routes what happens from now on, not every alert ever stored.
             start = service.latest_change(self.db)
             with contextlib.suppress(IntegrityError), self.db.write() as conn:
-                conn.execute(insert(router_state).values(
-                    name=ROUTER, owner=None, lease_until=None, cursor=start))
-        with self.db.write() as conn:
-            taken = conn.execute(
-                update(router_state)
-                .where(c.name == ROUTER,
-                       or_(c.owner == self.owner, c.owner.is_(None), c.lease_until < now))
-                .values(owner=self.owner, lease_until=now + LEASE)
-            ).rowcount
-        return taken == 1
+                conn.execute(insert(router_state).values(name=ROUTER, cursor=start))
+        return leases.take(self.db, ROUTER, self.owner, now, self.lease)
 
     def close(self) -> None:
         """Hand the lease over at once (another process need not wait for it to run out)."""
@@ -119,10 +112,7 @@ class Router:
             self.release()
 
     def release(self) -> None:
-        c = router_state.c
-        with self.db.write() as conn:
-            conn.execute(update(router_state).where(c.name == ROUTER, c.owner == self.owner)
-                         .values(owner=None, lease_until=None))
+        leases.release(self.db, ROUTER, self.owner)
 
     # -- one pass ----------------------------------------------------------------------------
 
@@ -177,7 +167,7 @@ class Router:
             moved = conn.execute(
                 update(router_state)
                 .where(router_state.c.name == ROUTER, router_state.c.cursor == cursor,
-                       router_state.c.owner == self.owner)
+                       leases.held_by(ROUTER, self.owner))
                 .values(cursor=changes[-1].id)
             ).rowcount
             if moved != 1:

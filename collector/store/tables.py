@@ -466,14 +466,23 @@ silences = Table(
     Index("ix_silences_ends_at", "ends_at"),
 )
 
-#: One router works at a time: it holds this lease and the change cursor it has consumed.
+#: The change cursor the alert router has consumed (its lease is the ``router`` row of ``leases``).
 router_state = Table(
     "router_state",
     metadata,
     Column("name", String(32), primary_key=True),
+    Column("cursor", BigInteger, nullable=False, server_default="0"),
+)
+
+#: Which collector process runs each singleton (alert router, exports, periodic passes), and
+#: until when: ``collector.store.leases``.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
     Column("owner", String(100), nullable=True),
     Column("lease_until", UTCDateTime, nullable=True),
-    Column("cursor", BigInteger, nullable=False, server_default="0"),
+    Column("taken_at", UTCDateTime, nullable=True),
 )
 
 #: A notification group: alerts of one route with the same ``group_by`` labels.
@@ -616,16 +625,14 @@ doc_check_history = Table(
 # -- SIEM export (docs/export.md) -----------------------------------------------------------
 
 #: One row per configured output: where it has got to in ``events`` (by ``pk``) and in
-#: ``alert_changes`` (by ``id``), who holds it (one process at a time sends to an output),
-#: its counters and last error, and since when it lags past its threshold.
+#: ``alert_changes`` (by ``id``), its counters and last error, and since when it lags past
+#: its threshold. One process at a time sends to an output: the ``export:<name>`` lease.
 export_cursors = Table(
     "export_cursors",
     metadata,
     Column("name", String(64), primary_key=True),
     Column("event_cursor", BigInteger, nullable=False, server_default="0"),
     Column("alert_cursor", BigInteger, nullable=False, server_default="0"),
-    Column("owner", String(100), nullable=True),
-    Column("lease_until", UTCDateTime, nullable=True),
     Column("sent", BigInteger, nullable=False, server_default="0"),
     Column("failed", BigInteger, nullable=False, server_default="0"),
     Column("last_sent_at", UTCDateTime, nullable=True),
