@@ -267,7 +267,7 @@ class OutreachSource:
             if link.up and j.classify(link.facts) != "loopback"
         ]
         mark = kernel_filter.PROBE_MARK if self.admin else None
-        for found in await probe_links(links, self.policy, self.host, mark):
+        async for found in probe_links(links, self.policy, self.host, mark):
             self._put(found)
 
     # -- host settings ------------------------------------------------------------

@@ -130,6 +130,26 @@ def _sysctl(path: str) -> bool:
         return False
 
 
+def forwarding_interfaces(conf: Path) -> list[str]:
+    """Interfaces under ``conf`` (``/proc/sys/net/ipv4/conf``) whose own forwarding is on.
+
+    The kernel routes a packet that arrives on an interface whose own
+    ``forwarding`` is 1 even while the global switch is off, so two such
+    interfaces share one network with the other. ``all`` and ``default`` are
+    the global switch and the template for new interfaces; ``lo`` forwards
+    nothing.
+    """
+    try:
+        names = sorted(p.name for p in conf.iterdir())
+    except OSError:
+        return []
+    return [
+        name
+        for name in names
+        if name not in {"all", "default", "lo"} and _sysctl(str(conf / name / "forwarding"))
+    ][:64]
+
+
 def _masquerading() -> bool:
     nft = shutil.which("nft") or ("/usr/sbin/nft" if Path("/usr/sbin/nft").exists() else None)
     if nft is None:
@@ -161,6 +181,8 @@ def sharing_state() -> SharingObservation:
     return SharingObservation(
         ipv4_forwarding=_sysctl("/proc/sys/net/ipv4/ip_forward"),
         ipv6_forwarding=_sysctl("/proc/sys/net/ipv6/conf/all/forwarding"),
+        ipv4_forwarding_interfaces=forwarding_interfaces(Path("/proc/sys/net/ipv4/conf")),
+        ipv6_forwarding_interfaces=forwarding_interfaces(Path("/proc/sys/net/ipv6/conf")),
         masquerade=_masquerading(),
         hotspot=hotspot[:16],
     )

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.detectors.outreach.readers.host_settings import proxy_settings, signature
+from agent.detectors.outreach.readers.host_settings import (
+    forwarding_interfaces,
+    proxy_settings,
+    signature,
+)
 
 
 def test_every_kind_of_proxy_file_is_read(tmp_path: Path) -> None:
@@ -32,3 +36,13 @@ def test_signature_changes_when_a_file_does(tmp_path: Path) -> None:
     before = signature([tmp_path])
     path.write_text("http_proxy=http://203.0.113.8:3128\n")
     assert signature([tmp_path]) != before
+
+
+def test_interfaces_forwarding_on_their_own_are_listed(tmp_path: Path) -> None:
+    """Per-interface forwarding is read; all, default and lo are not interfaces that share."""
+    for name, value in {"all": "1", "default": "1", "lo": "1", "eth0": "1", "usb0": "1",
+                        "wlan0": "0"}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "forwarding").write_text(value + "\n")
+    assert forwarding_interfaces(tmp_path) == ["eth0", "usb0"]
+    assert forwarding_interfaces(tmp_path / "missing") == []
