@@ -120,7 +120,7 @@ class OutreachDetector:
                 del self._seen[key]
                 if seen.repeats:
                     findings.append(self._finding(seen, seen.repeats, repeat=True))
-                findings.append(self._ending(seen))
+                findings.append(self._ending(seen, seen.ended_at))
                 continue
             if seen.window_end > now:
                 continue
@@ -203,11 +203,10 @@ class OutreachDetector:
             if candidate.link == link and candidate.kind in reasons and seen.ended_at is None:
                 seen.ended_at, seen.ended = now, reasons[candidate.kind]
 
-    def _ending(self, seen: _Seen) -> Finding:
+    def _ending(self, seen: _Seen, ended_at: datetime) -> Finding:
         """The event that closes a link's episode (see the module docstring)."""
         candidate = seen.candidate
-        assert seen.ended_at is not None
-        duration = max(0.0, (seen.ended_at - seen.first_seen).total_seconds())
+        duration = max(0.0, (ended_at - seen.first_seen).total_seconds())
         evidence = dict(candidate.evidence)
         evidence.update(
             first_seen=seen.first_seen.isoformat(),
@@ -215,7 +214,7 @@ class OutreachDetector:
             count=1,
             repeat=False,
             ended=seen.ended,
-            ended_at=seen.ended_at.isoformat(),
+            ended_at=ended_at.isoformat(),
             duration_s=round(duration, 3),
             sightings=seen.sightings,
         )
@@ -225,7 +224,7 @@ class OutreachDetector:
             summary=ending_summary(candidate, seen.ended, duration, seen.sightings)[:500],
             rule_id=candidate.rule.id,
             evidence=evidence,
-            time=seen.ended_at,
+            time=ended_at,
         )
 
     def _flood_finding(self, rule_id: str, flood: _Flood, policy: NetworksPolicy) -> Finding:

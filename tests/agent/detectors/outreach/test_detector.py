@@ -171,7 +171,8 @@ def test_unplugged_interface_closes_the_episode_its_plug_opened(policy: Networks
     detector = OutreachDetector()
     opened = detector.evaluate(_plugged(), policy, NOW)
     assert [f.kind for f in opened] == ["outreach.interface"]
-    detector.evaluate(LinkObservation(link=MODEM, change="removed"), policy, NOW + timedelta(seconds=60))
+    unplugged = LinkObservation(link=MODEM, change="removed")
+    detector.evaluate(unplugged, policy, NOW + timedelta(seconds=60))
     assert detector.finalize(policy, NOW + timedelta(seconds=61)) == []  # still in quiet time
     (closing,) = detector.finalize(policy, NOW + timedelta(seconds=64))
     assert closing.kind == "outreach.interface" and closing.rule_id == opened[0].rule_id
@@ -210,7 +211,8 @@ def test_a_link_episode_outlives_the_aggregation_window(policy: NetworksPolicy) 
     detector.evaluate(_plugged(), policy, NOW + timedelta(seconds=10))
     (repeat,) = detector.finalize(policy, NOW + timedelta(seconds=301))
     assert repeat.evidence["repeat"] is True and repeat.evidence["count"] == 1
-    detector.evaluate(LinkObservation(link=MODEM, change="removed"), policy, NOW + timedelta(hours=1))
+    unplugged = LinkObservation(link=MODEM, change="removed")
+    detector.evaluate(unplugged, policy, NOW + timedelta(hours=1))
     (closing,) = detector.finalize(policy, NOW + timedelta(hours=1, seconds=5))
     assert closing.evidence["duration_s"] == 3600.0 and closing.evidence["sightings"] == 2
 
