@@ -70,6 +70,9 @@ class AgentSettings(LayeredSettings):
     shutdown_flush_s: float = Field(default=5.0, ge=0, le=60)
     #: How often the signed policy bundle is polled (an ingest hint fetches sooner).
     policy_poll_s: float = Field(default=60.0, gt=0, le=86400)
+    #: How long the collector may hold a policy fetch that finds nothing new, answering as soon
+    #: as a newer version is published (0: poll every ``policy_poll_s`` only).
+    policy_wait_s: float = Field(default=25.0, ge=0, le=55)
     #: How often the holiday calendar's end is checked (first after one interval); the warning
     #: it makes goes out at most once a day however often this runs.
     calendar_check_interval_s: float = Field(default=3600.0, gt=0, le=86400)

@@ -200,8 +200,12 @@ class OutreachDetector:
         link, reasons = ended
         for seen in self._seen.values():
             candidate = seen.candidate
-            if candidate.link == link and candidate.kind in reasons and seen.ended_at is None:
+            if candidate.link != link or candidate.kind not in reasons:
+                continue
+            if seen.ended_at is None:
                 seen.ended_at, seen.ended = now, reasons[candidate.kind]
+            elif reasons[candidate.kind] == "removed":
+                seen.ended = "removed"  # the kernel sets a link down before it deletes it
 
     def _ending(self, seen: _Seen, ended_at: datetime) -> Finding:
         """The event that closes a link's episode (see the module docstring)."""

@@ -300,16 +300,22 @@ class OutreachSource:
                 await self._check_proxies()
 
     def _proxies_changed(self) -> None:
-        """inotify saw a change where proxy files live: read them once the burst settles."""
-        if self._proxy_handle is not None:
-            self._proxy_handle.cancel()
-        self._proxy_handle = asyncio.get_running_loop().call_later(
-            CHANGE_DEBOUNCE_S, lambda: self._spawn(self._check_proxies())
-        )
+        """inotify saw a change where proxy files live: read them shortly, once for a burst.
+
+        The first change schedules the read and later ones join it, so files
+        written without pause cannot postpone it for ever.
+        """
+        if self._proxy_handle is None:
+            self._proxy_handle = asyncio.get_running_loop().call_later(
+                CHANGE_DEBOUNCE_S, lambda: self._spawn(self._check_proxies())
+            )
 
     async def _check_proxies(self) -> None:
+        self._proxy_handle = None
         for found in await self.host_settings.new_proxies():
             self._put(found)
+        if self.proxy_watch is not None:
+            await asyncio.to_thread(self.proxy_watch.replan)
 
     async def _check_sharing(self) -> None:
         state = await self.host_settings.new_sharing()

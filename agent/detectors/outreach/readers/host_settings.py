@@ -151,7 +151,7 @@ def watched_paths() -> list[Path]:
 
 class ProxyWatch:
     """inotify on ``watched_paths`` (watchdog): ``changed`` is called, from watchdog's thread,
-    after any change there; a new directory is watched too.
+    after any change there; ``replan`` (after each read) watches new homes and files too.
 
     ``start`` returns False where inotify is unavailable: the caller reads
     the files on a timer instead.
@@ -186,11 +186,8 @@ class ProxyWatch:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
-                if event.event_type in {"opened", "closed_no_write"}:
-                    return  # reads change nothing
-                if event.is_directory and event.event_type in {"created", "moved"}:
-                    watch.replan()
-                watch._changed()
+                if event.event_type not in {"opened", "closed_no_write"}:  # reads change nothing
+                    watch._changed()
 
         handler = Handler()
         self._watched = watched_paths()

@@ -223,3 +223,15 @@ def test_a_flow_key_does_not_wait_for_a_link(policy: NetworksPolicy) -> None:
     detector.evaluate(flow(), policy, NOW)
     assert detector.finalize(policy, NOW + timedelta(seconds=301)) == []
     assert len(detector.evaluate(flow(), policy, NOW + timedelta(seconds=302))) == 1
+
+
+def test_a_link_set_down_then_deleted_ends_as_removed(policy: NetworksPolicy) -> None:
+    """Unplugging sets the link down before deleting it: the episode ends as removed."""
+    detector = OutreachDetector()
+    detector.evaluate(_plugged(), policy, NOW)
+    down = LinkObservation(link=MODEM, change="changed", up=False, carrier=False)
+    detector.evaluate(down, policy, NOW + timedelta(seconds=5))
+    removed = LinkObservation(link=MODEM, change="removed")
+    detector.evaluate(removed, policy, NOW + timedelta(seconds=6))
+    (closing,) = detector.finalize(policy, NOW + timedelta(seconds=10))
+    assert closing.evidence["ended"] == "removed" and closing.evidence["duration_s"] == 5.0
