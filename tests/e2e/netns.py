@@ -259,9 +259,14 @@ class Topology:
 
 
 def start_world(
-    topology: Topology, home: Path, agent_settings: dict[str, str] | None = None, **changes: Any
+    topology: Topology,
+    home: Path,
+    agent_settings: dict[str, str] | None = None,
+    group: str | None = None,
+    **changes: Any,
 ) -> tuple[Agent, Collector]:
-    """An enrolled agent in the workstation, reporting to the intranet's collector.
+    """An enrolled agent in the workstation (in ``group`` if given), reporting to the
+    intranet's collector.
 
     The intranet's collector is started here if it is not running yet. The
     caller stops the agent; the intranet stops its collector when closed.
@@ -277,7 +282,7 @@ def start_world(
     agent = Agent(home=home / "ws", collector=collector, netns=topology.ws, settings=settings)
     agent.home.mkdir(parents=True, exist_ok=True)
     try:
-        agent.enroll()
+        agent.enroll(*(("--group", group) if group else ()))
         agent.start()
     except BaseException:
         agent.stop()

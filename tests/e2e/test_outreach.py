@@ -601,3 +601,54 @@ def test_a_verified_probe_does_not_wait_for_the_slowest_interface(
     assert probe["evidence"]["interface"] == "usb0"
     # The intranet drops packets to the outside silently, so eth0's probe waits out its timeout.
     assert _probe_pending_on(topology, "eth0")
+
+
+def _blocking(topology: Topology) -> bool:
+    listing = topology.run(topology.ws, "nft", "list", "table", "inet", "courtguard").stdout
+    return " drop" in listing
+
+
+def _publish(collector: Collector, directory: Path, group: str, topology: Topology,
+             **changes: Any) -> float:
+    """Publish the topology's networks policy (with ``changes``) to ``group``; when it was."""
+    write_policies(directory, topology.gateway, **changes)
+    collector.cli("policy", "publish", str(directory), "--group", group, "--note", "e2e",
+                  "--author", "e2e")
+    return time.monotonic()
+
+
+def test_blocking_published_on_and_off_takes_effect_without_waiting_for_a_poll(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """A published block is enforced, and a published report-only policy lifts it.
+
+    The agent's timed poll is every 10 minutes here: the change comes through
+    the held fetch (or an ingest answer's hint). The seconds each took are
+    printed (``-s``); bench/policy_switch.py measures them.
+    """
+    group = f"switch-{topology.suffix}"
+    agent, collector = start_world(
+        topology, tmp_path, agent_settings={"policy_poll_s": "600"}, group=group
+    )
+    try:
+        topology.plug_modem()
+        topology.spawn(topology.out, sys.executable, "-c", SINK)
+        wait_until(lambda: collector.events(kind="agent.heartbeat", agent_id=agent.agent_id),
+                   20, "a first heartbeat")
+        assert not _blocking(topology)
+        published = _publish(collector, tmp_path / "on", group, topology,
+                             **{"outreach.flow-outside": {"response": "block"}})
+        wait_until(lambda: _blocking(topology), 60, "blocking on after the publish")
+        on_s = time.monotonic() - published
+        outside = topology.run(topology.ws, "curl", "-s", "-m", "3", "http://203.0.113.10/")
+        assert outside.stdout == ""
+        published = _publish(collector, tmp_path / "off", group, topology)
+        wait_until(lambda: not _blocking(topology), 60, "blocking off after the publish")
+        off_s = time.monotonic() - published
+        assert (
+            topology.run(topology.ws, "curl", "-s", "-m", "5", "http://203.0.113.10/").stdout
+            == "ok"
+        )
+        print(f"policy switch: blocking on {on_s:.1f} s, off {off_s:.1f} s after publishing")
+    finally:
+        agent.stop()
