@@ -569,14 +569,15 @@ def test_forwarding_on_two_interfaces_with_the_global_switch_off(
 
 
 def test_proxy_written_after_start_is_reported(world: Any, topology: Topology) -> None:
-    """/etc/environment changed while the agent runs: inotify wakes the proxy reader."""
-    (topology.etc / "environment").write_text("")  # bind-mounted over /etc/environment
+    """A proxy script dropped into /etc/profile.d while the agent runs: inotify wakes the reader."""
+    profile_d = topology.etc / "profile.d"  # bind-mounted over the workstation's /etc/profile.d
+    profile_d.mkdir()
     _agent, collector = world()
     wait_until(lambda: collector.events(kind="agent.heartbeat"), 20, "a first heartbeat")
-    (topology.etc / "environment").write_text("https_proxy=http://203.0.113.8:3128\n")
+    (profile_d / "proxy.sh").write_text("export https_proxy=http://203.0.113.8:3128\n")
     proxy = wait_event(collector, "outreach.proxy")
     assert proxy["evidence"]["proxy_host"] == "203.0.113.8"
-    assert proxy["evidence"]["origin"] == "/etc/environment"
+    assert proxy["evidence"]["origin"] == "/etc/profile.d/proxy.sh"
 
 
 def _probe_pending_on(topology: Topology, interface: str) -> bool:

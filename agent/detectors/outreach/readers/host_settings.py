@@ -133,28 +133,26 @@ def signature(paths: Iterable[Path] | None = None) -> tuple[tuple[str, int, int]
 
 
 def watched_paths() -> list[Path]:
-    """What ``ProxyWatch`` watches: every directory a proxy file lives or may appear in, and
-    every proxy file itself.
+    """The directories ``ProxyWatch`` watches: every one a proxy file lives or may appear in.
 
-    The directories see files created, replaced (an editor's rename) or
-    deleted; the files' own watches see writes made through another path to
-    the same file (a bind mount, as ``ip netns exec`` makes of
-    ``/etc/netns/<ns>/*``).
+    A directory's watch sees its files created, written, replaced (an
+    editor's rename) and deleted, through any path that goes through it.
     """
     directories = {path if path.is_dir() else path.parent for path in PROXY_PATHS}
     directories.update(
         Path(p) for pattern in PROXY_PARENT_GLOBS for p in sorted(glob.glob(pattern))[:MAX_GLOBBED]
     )
-    files = set(_files(default_paths()))
-    return sorted(p for p in directories | files if p.exists())
+    return sorted(p for p in directories if p.is_dir())
 
 
 class ProxyWatch:
     """inotify on ``watched_paths`` (watchdog): ``changed`` is called, from watchdog's thread,
-    after any change there; ``replan`` (after each read) watches new homes and files too.
+    after any write, creation, deletion or rename there; ``replan`` (after each read)
+    watches new homes and dconf databases too.
 
-    ``start`` returns False where inotify is unavailable: the caller reads
-    the files on a timer instead.
+    Only changes are asked of the kernel (no open, read or close-without-write
+    events: ``/etc`` is read all the time). ``start`` returns False where
+    inotify is unavailable: the caller reads the files on a timer instead.
     """
 
     def __init__(self, changed: Callable[[], None]) -> None:
@@ -180,20 +178,29 @@ class ProxyWatch:
         return True
 
     def _schedule(self) -> None:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog import events
 
-        watch = self
+        changed = self._changed
 
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
-                if event.event_type not in {"opened", "closed_no_write"}:  # reads change nothing
-                    watch._changed()
+        class Handler(events.FileSystemEventHandler):
+            def on_any_event(self, event: events.FileSystemEvent) -> None:
+                changed()
 
         handler = Handler()
+        kinds: list[type[events.FileSystemEvent]] = [
+            events.FileCreatedEvent,
+            events.FileModifiedEvent,
+            events.FileDeletedEvent,
+            events.FileMovedEvent,
+            events.FileClosedEvent,
+            events.DirCreatedEvent,
+            events.DirDeletedEvent,
+            events.DirMovedEvent,
+        ]
         self._watched = watched_paths()
         for path in self._watched:
             try:
-                self._observer.schedule(handler, str(path), recursive=False)
+                self._observer.schedule(handler, str(path), recursive=False, event_filter=kinds)
             except OSError as exc:
                 log.warning("outreach: cannot watch a proxy path", path=str(path), error=str(exc))
 

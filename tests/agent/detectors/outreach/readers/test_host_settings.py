@@ -55,7 +55,7 @@ def test_interfaces_forwarding_on_their_own_are_listed(tmp_path: Path) -> None:
 def test_proxy_watch_wakes_on_a_write_to_a_watched_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """inotify: a write to a proxy file, or a new file in its directory, calls ``changed``."""
+    """inotify: a write to a proxy file, or a new file in a proxy directory, calls ``changed``."""
     import agent.detectors.outreach.readers.host_settings as host_settings
 
     environment = tmp_path / "environment"
