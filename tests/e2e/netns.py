@@ -23,6 +23,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -321,3 +322,21 @@ def root_reason() -> str | None:
     if shutil.which("ip") is None or shutil.which("nft") is None:
         return "needs iproute2 and nftables"
     return None
+
+
+def publish_block(collector: Collector, directory: Path, group: str, block: bool) -> float:
+    """Publish the shipped policies to ``group``, flow-outside blocking or not; when it was.
+
+    The shipped lists, not the topology's: publishing runs every rule's
+    cases, which are written for them. The collector's address is allowed
+    whatever the lists say.
+    """
+    shutil.copytree(POLICIES, directory)
+    networks = yaml.safe_load((directory / "networks.yaml").read_text())
+    for rule in networks["rules"]:
+        if rule["id"] == "outreach.flow-outside":
+            rule["response"] = "block" if block else "report"
+    (directory / "networks.yaml").write_text(yaml.safe_dump(networks, allow_unicode=True))
+    collector.cli("policy", "publish", str(directory), "--group", group, "--note", "e2e",
+                  "--author", "e2e")
+    return time.monotonic()

@@ -27,6 +27,7 @@ from tests.e2e.netns import (
     Intranet,
     Topology,
     networks_policy,
+    publish_block,
     require_root,
     start_world,
     write_policies,
@@ -609,15 +610,6 @@ def _blocking(topology: Topology) -> bool:
     return " drop" in listing
 
 
-def _publish(collector: Collector, directory: Path, group: str, topology: Topology,
-             **changes: Any) -> float:
-    """Publish the topology's networks policy (with ``changes``) to ``group``; when it was."""
-    write_policies(directory, topology.gateway, **changes)
-    collector.cli("policy", "publish", str(directory), "--group", group, "--note", "e2e",
-                  "--author", "e2e")
-    return time.monotonic()
-
-
 def test_blocking_published_on_and_off_takes_effect_without_waiting_for_a_poll(
     topology: Topology, tmp_path: Path
 ) -> None:
@@ -637,13 +629,12 @@ def test_blocking_published_on_and_off_takes_effect_without_waiting_for_a_poll(
         wait_until(lambda: collector.events(kind="agent.heartbeat", agent_id=agent.agent_id),
                    20, "a first heartbeat")
         assert not _blocking(topology)
-        published = _publish(collector, tmp_path / "on", group, topology,
-                             **{"outreach.flow-outside": {"response": "block"}})
+        published = publish_block(collector, tmp_path / "on", group, block=True)
         wait_until(lambda: _blocking(topology), 60, "blocking on after the publish")
         on_s = time.monotonic() - published
         outside = topology.run(topology.ws, "curl", "-s", "-m", "3", "http://203.0.113.10/")
         assert outside.stdout == ""
-        published = _publish(collector, tmp_path / "off", group, topology)
+        published = publish_block(collector, tmp_path / "off", group, block=False)
         wait_until(lambda: not _blocking(topology), 60, "blocking off after the publish")
         off_s = time.monotonic() - published
         assert (
