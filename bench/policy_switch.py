@@ -8,10 +8,11 @@ policy group), then, ``--rounds`` times:
    ``block`` and times publish → drop rules in the agent's nftables table;
 2. publishes them report-only again and times publish → drop rules gone.
 
-"publish" is the moment ``courtguard-collector policy publish`` returned (the
-bundle is stored). The floor, measured in the same run, is one HTTPS fetch of
-the group's bundle from the collector (``GET /api/v1/policy``, 200): what
-any switch costs at the least. With ``--polling-rounds N`` the same is
+"publish" is the bundle's ``created_at`` (stored a moment later, when
+``courtguard-collector policy publish`` commits); the agent may apply it
+before that command's process has even exited. The floor, measured in the
+same run, is one HTTPS fetch of the group's bundle from the collector
+(``GET /api/v1/policy``, 200): what any switch costs at the least. With ``--polling-rounds N`` the same is
 measured N times with ``policy_wait_s = 0`` (timed polls and ingest hints
 only, what agents did before held fetches). It never fails on a figure.
 
@@ -46,10 +47,10 @@ def switch(collector: Collector, topology: Topology, home: Path, group: str, on:
     """Publish blocking ``on`` (or off) and return the seconds until the table shows it."""
     published = publish_block(collector, home / f"publish-{time.monotonic_ns()}", group, on)
     while blocking(topology) != on:
-        if time.monotonic() - published > DEADLINE_S:
+        if time.time() - published > DEADLINE_S:
             return float("inf")
         time.sleep(0.05)
-    return time.monotonic() - published
+    return time.time() - published
 
 
 def fetch_floor(collector: Collector, agent: Agent, topology: Topology, tries: int = 5) -> float:

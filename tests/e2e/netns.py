@@ -23,10 +23,10 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -325,11 +325,13 @@ def root_reason() -> str | None:
 
 
 def publish_block(collector: Collector, directory: Path, group: str, block: bool) -> float:
-    """Publish the shipped policies to ``group``, flow-outside blocking or not; when it was.
+    """Publish the shipped policies to ``group``, flow-outside blocking or not.
 
-    The shipped lists, not the topology's: publishing runs every rule's
-    cases, which are written for them. The collector's address is allowed
-    whatever the lists say.
+    Returns when the bundle was made (its ``created_at``, as ``time.time()``
+    seconds), not when the command returned: the agent may have applied it
+    before the publishing process has exited. The shipped lists, not the
+    topology's: publishing runs every rule's cases, which are written for
+    them. The collector's address is allowed whatever the lists say.
     """
     shutil.copytree(POLICIES, directory)
     networks = yaml.safe_load((directory / "networks.yaml").read_text())
@@ -339,4 +341,13 @@ def publish_block(collector: Collector, directory: Path, group: str, block: bool
     (directory / "networks.yaml").write_text(yaml.safe_dump(networks, allow_unicode=True))
     collector.cli("policy", "publish", str(directory), "--group", group, "--note", "e2e",
                   "--author", "e2e")
-    return time.monotonic()
+    (created,) = collector.query(
+        'SELECT created_at FROM policy_bundles WHERE "group" = :group '
+        "ORDER BY version DESC LIMIT 1",
+        group=group,
+    )[0]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return float(created.timestamp())

@@ -631,12 +631,12 @@ def test_blocking_published_on_and_off_takes_effect_without_waiting_for_a_poll(
         assert not _blocking(topology)
         published = publish_block(collector, tmp_path / "on", group, block=True)
         wait_until(lambda: _blocking(topology), 60, "blocking on after the publish")
-        on_s = time.monotonic() - published
+        on_s = time.time() - published
         outside = topology.run(topology.ws, "curl", "-s", "-m", "3", "http://203.0.113.10/")
         assert outside.stdout == ""
         published = publish_block(collector, tmp_path / "off", group, block=False)
         wait_until(lambda: not _blocking(topology), 60, "blocking off after the publish")
-        off_s = time.monotonic() - published
+        off_s = time.time() - published
         assert (
             topology.run(topology.ws, "curl", "-s", "-m", "5", "http://203.0.113.10/").stdout
             == "ok"

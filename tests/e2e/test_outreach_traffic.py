@@ -6,9 +6,11 @@ plugged, so the outside is reachable), intranet first. The outside packet
 must become its event with the right protocol, address and port; the
 intranet one, sent before it, must not become any event.
 
-scapy sends through raw IP sockets (``L3RawSocket``/``L3RawSocket6``), not
-its default packet sockets: a packet socket hands frames to the driver below
-netfilter's output hook, where no workstation's traffic goes.
+scapy builds the packets; ``emit`` sends their bytes through a raw IP socket
+(``IPPROTO_RAW``: the header as built), and ``sr1`` uses scapy's raw IP
+socket (``L3RawSocket``). scapy's default packet sockets would hand frames
+to the driver below netfilter's output hook, where no workstation's traffic
+goes.
 """
 
 from __future__ import annotations
@@ -30,13 +32,17 @@ world = shared.world
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 SCAPY = (
+    "import socket\n"
     "from scapy.all import *\n"
     "conf.verb = 0\n"
     "conf.L3socket = L3RawSocket\n"
-    "conf.L3socket6 = L3RawSocket6\n"
+    "def emit(packet):\n"
+    "    family = socket.AF_INET6 if IPv6 in packet else socket.AF_INET\n"
+    "    with socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:\n"
+    "        raw.sendto(bytes(packet), (packet.dst, 0))\n"
 )
 OUTSIDE_V6 = "2001:db8:2::5"
-INTRANET_V6 = "fd00:cafe::53"
+INTRANET_V6 = "fd00:cafe::53"  # in the intranet's fd00:cafe::/48
 TCP_LISTENER = (
     "import socket,sys\n"
     "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
@@ -55,7 +61,7 @@ def add_ipv6(topology: Topology) -> None:
     """A global address on the modem with the default route, and the intranet's prefix on eth0."""
     topology.ip(topology.ws, "-6", "addr", "add", "2001:db8:1::2/64", "dev", "usb0", "nodad")
     topology.ip(topology.ws, "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "usb0")
-    topology.ip(topology.ws, "-6", "addr", "add", "fd00:cafe:1::2/64", "dev", "eth0", "nodad")
+    topology.ip(topology.ws, "-6", "addr", "add", "fd00:cafe:0:1::2/64", "dev", "eth0", "nodad")
     topology.ip(topology.ws, "-6", "route", "add", "fd00:cafe::/48", "dev", "eth0")
 
 
@@ -72,9 +78,9 @@ def test_ipv6_with_extension_headers_and_icmpv6(world: Any, topology: Topology) 
     add_ipv6(topology)
     craft(topology, (
         f"for dst in ['{INTRANET_V6}', '{OUTSIDE_V6}']:\n"
-        "    send(IPv6(dst=dst)/IPv6ExtHdrHopByHop()/IPv6ExtHdrDestOpt()"
+        "    emit(IPv6(dst=dst)/IPv6ExtHdrHopByHop()/IPv6ExtHdrDestOpt()"
         "/UDP(sport=40001, dport=4444)/b'x')\n"
-        "    send(IPv6(dst=dst)/ICMPv6EchoRequest(id=7, seq=1))\n"
+        "    emit(IPv6(dst=dst)/ICMPv6EchoRequest(id=7, seq=1))\n"
     ))
     udp = wait_event(collector, "outreach.flow", lambda e: (
         e["evidence"]["remote_address"] == OUTSIDE_V6 and e["evidence"]["protocol"] == "udp"))
@@ -92,8 +98,8 @@ def test_ipv4_fragments_and_icmp(world: Any, topology: Topology) -> None:
         "for dst in ['198.18.0.1', '203.0.113.10']:\n"
         "    for piece in fragment(IP(dst=dst, id=4242)/UDP(sport=40002, dport=5555)"
         "/(b'x' * 3000), fragsize=1000):\n"
-        "        send(piece)\n"
-        "    send(IP(dst=dst)/ICMP(id=9, seq=1))\n"
+        "        emit(piece)\n"
+        "    emit(IP(dst=dst)/ICMP(id=9, seq=1))\n"
     ))
     udp = wait_event(collector, "outreach.flow", lambda e: (
         e["evidence"]["remote_address"] == "203.0.113.10" and e["evidence"]["protocol"] == "udp"))
