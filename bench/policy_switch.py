@@ -12,9 +12,10 @@ policy group), then, ``--rounds`` times:
 ``courtguard-collector policy publish`` commits); the agent may apply it
 before that command's process has even exited. The floor, measured in the
 same run, is one HTTPS fetch of the group's bundle from the collector
-(``GET /api/v1/policy``, 200): what any switch costs at the least. With ``--polling-rounds N`` the same is
-measured N times with ``policy_wait_s = 0`` (timed polls and ingest hints
-only, what agents did before held fetches). It never fails on a figure.
+(``GET /api/v1/policy``, 200): what any switch costs at the least. With
+``--polling-rounds N`` the same is measured N times with ``policy_wait_s =
+0`` (timed polls and ingest hints only, what agents did before held
+fetches). It never fails on a figure.
 
     sudo .venv/bin/python bench/policy_switch.py [--rounds 5] [--polling-rounds 1]
 """
