@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -610,14 +611,26 @@ def _blocking(topology: Topology) -> bool:
     return " drop" in listing
 
 
+def _enforced_after(collector: Collector, agent: Agent, action: str, published: float) -> float:
+    """Seconds from the bundle's creation to the agent's report that its table enforces it."""
+    events = collector.events(kind="outreach.action", agent_id=agent.agent_id)
+    times = [
+        datetime.fromisoformat(e["time"]).timestamp()
+        for e in events
+        if e["evidence"]["action"] == action
+    ]
+    return max(times) - published
+
+
 def test_blocking_published_on_and_off_takes_effect_without_waiting_for_a_poll(
     topology: Topology, tmp_path: Path
 ) -> None:
     """A published block is enforced, and a published report-only policy lifts it.
 
     The agent's timed poll is every 10 minutes here: the change comes through
-    the held fetch (or an ingest answer's hint). The seconds each took are
-    printed (``-s``); bench/policy_switch.py measures them.
+    the held fetch (or an ingest answer's hint). The seconds from each
+    bundle's creation to the agent's ``outreach.action`` are printed (``-s``);
+    bench/policy_switch.py measures them over several rounds.
     """
     group = f"switch-{topology.suffix}"
     agent, collector = start_world(
@@ -631,16 +644,27 @@ def test_blocking_published_on_and_off_takes_effect_without_waiting_for_a_poll(
         assert not _blocking(topology)
         published = publish_block(collector, tmp_path / "on", group, block=True)
         wait_until(lambda: _blocking(topology), 60, "blocking on after the publish")
-        on_s = time.time() - published
         outside = topology.run(topology.ws, "curl", "-s", "-m", "3", "http://203.0.113.10/")
         assert outside.stdout == ""
+        wait_until(lambda: collector.events(kind="outreach.action", agent_id=agent.agent_id),
+                   20, "the block reported")
+        on_s = _enforced_after(collector, agent, "block", published)
         published = publish_block(collector, tmp_path / "off", group, block=False)
         wait_until(lambda: not _blocking(topology), 60, "blocking off after the publish")
-        off_s = time.time() - published
         assert (
             topology.run(topology.ws, "curl", "-s", "-m", "5", "http://203.0.113.10/").stdout
             == "ok"
         )
+        wait_until(
+            lambda: [
+                e
+                for e in collector.events(kind="outreach.action", agent_id=agent.agent_id)
+                if e["evidence"]["action"] == "unblock"
+            ],
+            20,
+            "the unblock reported",
+        )
+        off_s = _enforced_after(collector, agent, "unblock", published)
         print(f"policy switch: blocking on {on_s:.1f} s, off {off_s:.1f} s after publishing")
     finally:
         agent.stop()
