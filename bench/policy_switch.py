@@ -5,8 +5,9 @@ intranet namespace and a real agent in the workstation namespace (its own
 policy group), then, ``--rounds`` times:
 
 1. publishes the shipped policies with ``outreach.flow-outside`` set to
-   ``block`` and times publish → drop rules in the agent's nftables table;
-2. publishes them report-only again and times publish → drop rules gone.
+   ``block`` and times publish → the agent's ``outreach.action`` (block),
+   which it reports once its nftables table drops (checked too);
+2. publishes them report-only again and times publish → ``unblock``.
 
 "publish" is the bundle's ``created_at`` (stored a moment later, when
 ``courtguard-collector policy publish`` commits); the agent may apply it
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,14 +46,28 @@ def blocking(topology: Topology) -> bool:
     return " drop" in listing
 
 
-def switch(collector: Collector, topology: Topology, home: Path, group: str, on: bool) -> float:
-    """Publish blocking ``on`` (or off) and return the seconds until the table shows it."""
+def switch(
+    collector: Collector, agent: Agent, topology: Topology, home: Path, group: str, on: bool
+) -> float:
+    """Publish blocking ``on`` (or off); seconds from the bundle's creation to the agent's
+    ``outreach.action`` saying its table enforces it (inf past the deadline)."""
+    action = "block" if on else "unblock"
+    seen = len(actions(collector, agent, action))
     published = publish_block(collector, home / f"publish-{time.monotonic_ns()}", group, on)
-    while blocking(topology) != on:
+    while blocking(topology) != on or len(actions(collector, agent, action)) <= seen:
         if time.time() - published > DEADLINE_S:
             return float("inf")
-        time.sleep(0.05)
-    return time.time() - published
+        time.sleep(0.2)
+    return max(actions(collector, agent, action)) - published
+
+
+def actions(collector: Collector, agent: Agent, action: str) -> list[float]:
+    """When the agent reported ``action`` (block, unblock), as ``time.time()`` seconds."""
+    return [
+        datetime.fromisoformat(e["time"]).timestamp()
+        for e in collector.events(kind="outreach.action", agent_id=agent.agent_id)
+        if e["evidence"]["action"] == action
+    ]
 
 
 def fetch_floor(collector: Collector, agent: Agent, topology: Topology, tries: int = 5) -> float:
@@ -89,8 +105,8 @@ def measure(
     try:
         on, off = [], []
         for _ in range(rounds):
-            on.append(switch(collector, topology, home, group, True))
-            off.append(switch(collector, topology, home, group, False))
+            on.append(switch(collector, agent, topology, home, group, True))
+            off.append(switch(collector, agent, topology, home, group, False))
         return on, off, fetch_floor(collector, agent, topology)
     finally:
         agent.stop()
