@@ -211,12 +211,11 @@ class PolicyClient:
         except httpx.HTTPError as exc:
             log.info("policy fetch failed; keeping the applied policy", error=str(exc))
             return None
-        # A 304 (or 404) that came back at once was not held, whatever the header says: poll on the
-        # timer rather than ask again and again.
-        quick_304 = response.status_code in (304, 404) and (
-            time.monotonic() - started < min(self.wait_s, MIN_HELD_S)
-        )
-        self.held = "wait=" in response.headers.get("Preference-Applied", "") and not quick_304
+        # An answer that came back at once was not held, whatever the header says: poll on
+        # the timer rather than ask again and again. Unless it brought another ETag (a new
+        # bundle, or the first): the next fetch names it and is held.
+        waits = "wait=" in response.headers.get("Preference-Applied", "")
+        self.held = waits and time.monotonic() - started >= min(self.wait_s, MIN_HELD_S)
         if response.status_code == 304:
             return None
         if response.status_code != 200:
@@ -239,9 +238,11 @@ class PolicyClient:
                 claimed_algorithm=response.headers.get("X-Courtguard-Signature-Algorithm"),
             )
         except BundleRejected as exc:
+            self.held = self.held or (waits and etag not in (None, self.etag))
             self.etag = etag  # the same bad bundle is not downloaded and judged again
             return Rejected(self._rejection(exc, body))
         self.group = group
+        self.held = self.held or (waits and etag not in (None, self.etag))
         self.etag = etag
         if self.applied is not None and bundle.version == self.applied.version:
             return None
