@@ -4,6 +4,10 @@ Builds the topology of ``tests/e2e/netns.py`` with a real collector in the
 intranet namespace and a real agent in the workstation namespace (its own
 policy group), then, ``--rounds`` times:
 
+Before each publish the agent is left idle until it has shipped nothing for
+5 s (heartbeats hourly), so no ingest answer's hint can bring the bundle in
+early: what is measured is the held fetch (or, without it, the timed poll).
+
 1. publishes the shipped policies with ``outreach.flow-outside`` set to
    ``block`` and times publish → the agent's ``outreach.action`` (block),
    which it reports once its nftables table drops (checked too);
@@ -53,12 +57,24 @@ def switch(
     ``outreach.action`` saying its table enforces it (inf past the deadline)."""
     action = "block" if on else "unblock"
     seen = len(actions(collector, agent, action))
+    settle(collector, agent)
     published = publish_block(collector, home / f"publish-{time.monotonic_ns()}", group, on)
     while blocking(topology) != on or len(actions(collector, agent, action)) <= seen:
         if time.time() - published > DEADLINE_S:
             return float("inf")
         time.sleep(0.2)
     return max(actions(collector, agent, action)) - published
+
+
+def settle(collector: Collector, agent: Agent, quiet_s: float = 5.0) -> None:
+    """Wait until the agent has shipped nothing for ``quiet_s``: no ingest answer (whose
+    policy hint would fetch the bundle at once) is then on its way when the bundle is made."""
+    count, since = -1, time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        now = len(collector.events(agent_id=agent.agent_id))
+        if now != count:
+            count, since = now, time.monotonic()
+        time.sleep(0.5)
 
 
 def actions(collector: Collector, agent: Agent, action: str) -> list[float]:
@@ -100,7 +116,8 @@ def measure(
     topology: Topology, home: Path, rounds: int, wait_s: str, group: str
 ) -> tuple[list[float], list[float], float]:
     agent, collector = start_world(
-        topology, home / group, {"policy_wait_s": wait_s}, group=group
+        topology, home / group, {"policy_wait_s": wait_s, "heartbeat_interval_s": "3600"},
+        group=group,
     )
     try:
         on, off = [], []
