@@ -4,14 +4,14 @@ Builds the topology of ``tests/e2e/netns.py`` with a real collector in the
 intranet namespace and a real agent in the workstation namespace (its own
 policy group), then, ``--rounds`` times:
 
-Before each publish the agent is left idle until it has shipped nothing for
-5 s (heartbeats hourly), so no ingest answer's hint can bring the bundle in
-early: what is measured is the held fetch (or, without it, the timed poll).
-
 1. publishes the shipped policies with ``outreach.flow-outside`` set to
    ``block`` and times publish → the agent's ``outreach.action`` (block),
    which it reports once its nftables table drops (checked too);
 2. publishes them report-only again and times publish → ``unblock``.
+
+Before each publish the agent is left idle until it has shipped nothing for
+5 s (heartbeats hourly), so no ingest answer's hint can bring the bundle in
+early: what is measured is the held fetch (or, without it, the timed poll).
 
 "publish" is the bundle's ``created_at`` (stored a moment later, when
 ``courtguard-collector policy publish`` commits); the agent may apply it
