@@ -397,6 +397,7 @@ class Daemon:
                 required=required,
                 interval_s=settings.policy_poll_s,
                 applied=last_good.bundle if last_good else None,
+                wait_s=settings.policy_wait_s,
             )
             if "CAP_NET_ADMIN" in (caps.effective() if self._caps is None else self._caps):
                 self.isolation = IsolationKeeper(

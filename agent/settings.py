@@ -75,6 +75,9 @@ class AgentSettings(LayeredSettings):
     evidence_max_bytes: int = Field(default=64 * MIB, ge=0)
     #: Bytes per upload request of an evidence pcap.
     evidence_chunk_bytes: int = Field(default=256 * 1024, ge=4096, le=4 * MIB)
+    #: How long the collector may hold a policy fetch that finds nothing new, answering as soon
+    #: as a newer version is published (0: poll every ``policy_poll_s`` only).
+    policy_wait_s: float = Field(default=50.0, ge=0, le=55)
     #: How often the holiday calendar's end is checked (first after one interval); the warning
     #: it makes goes out at most once a day however often this runs.
     calendar_check_interval_s: float = Field(default=3600.0, gt=0, le=86400)

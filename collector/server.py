@@ -59,10 +59,13 @@ class _Server(uvicorn.Server):
     """
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
-        # The console's change streams never finish by themselves: end them first.
-        streams = getattr(getattr(self.config.app, "state", None), "console_streams", None)
-        if streams is not None:
-            streams.close_all()
+        # The console's change streams and the agents' held policy fetches do not finish
+        # by themselves: end them first.
+        state = getattr(self.config.app, "state", None)
+        for name in ("console_streams", "policy_waits"):
+            waiting = getattr(state, name, None)
+            if waiting is not None:
+                waiting.close_all()
         for connection in list(self.server_state.connections):
             # Both uvicorn HTTP protocols (h11, httptools) keep the current request's
             # cycle and the transport under these names; cycle None: no request yet.

@@ -1,9 +1,15 @@
 """Fetch the signed policy bundle from the collector, check it, and keep the last good one.
 
 Each round (every ``policy_poll_s``, or at once when an ingest answer hints a
-newer version):
+newer version; back to back while the collector holds the fetch, below):
 
-1. ``GET /api/v1/policy`` with ``If-None-Match``: a 304 ends the round;
+1. ``GET /api/v1/policy`` with ``If-None-Match``: a 304 ends the round. Once
+   the agent has a bundle it asks the collector to hold the fetch
+   (``Prefer: wait=<policy_wait_s>``) until a newer version is published,
+   so a policy change (blocking on or off) is applied within seconds of its
+   publication rather than at the next poll or heartbeat; a collector that
+   honours it says so (``Preference-Applied``) and the next round starts at
+   once, one that does not is polled on the timer as before;
 2. the body's signature is verified against the key pinned at enrollment,
    with that key's algorithm (Ed25519 or SM2: ``agent.signing``), before the
    bytes are parsed (``agent.policy.bundle``); a bundle the collector says it
@@ -52,6 +58,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("courtguard.policy")
 
 LAST_GOOD_FILE: Final = "policy-bundle.signed"
+#: A held fetch that returns sooner than this (and sooner than asked) was not really held.
+MIN_HELD_S: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -133,12 +141,17 @@ class PolicyClient:
         interval_s: float,
         applied: PolicyBundle | None = None,
         rng: Callable[[], float] = random.random,
+        wait_s: float = 0.0,
     ) -> None:
         self.data_dir = data_dir
         self.public_key = public_key
         self.group = group
         self.required = required
         self.interval_s = interval_s
+        #: How long the collector may hold a fetch that finds nothing new (0: plain polls).
+        self.wait_s = wait_s
+        #: The last fetch was held by the collector: the next one may start at once.
+        self.held = False
         self.applied = applied
         self.etag: str | None = None
         self.fetches = 0
@@ -179,14 +192,30 @@ class PolicyClient:
         import httpx
 
         headers = {"Authorization": authorization}
+        timeout = client.timeout
         if self.etag is not None:
             headers["If-None-Match"] = self.etag
+        if self.wait_s > 0:
+            headers["Prefer"] = f"wait={self.wait_s:g}"
+            timeout = httpx.Timeout(
+                connect=timeout.connect,
+                read=(timeout.read or 0) + self.wait_s,
+                write=timeout.write,
+                pool=timeout.pool,
+            )
         self.fetches += 1
+        self.held = False
+        started = time.monotonic()
         try:
-            response = await client.get("/api/v1/policy", headers=headers)
+            response = await client.get("/api/v1/policy", headers=headers, timeout=timeout)
         except httpx.HTTPError as exc:
             log.info("policy fetch failed; keeping the applied policy", error=str(exc))
             return None
+        # An answer that came back at once was not held, whatever the header says: poll on
+        # the timer rather than ask again and again. Unless it brought another ETag (a new
+        # bundle, or the first): the next fetch names it and is held.
+        waits = "wait=" in response.headers.get("Preference-Applied", "")
+        self.held = waits and time.monotonic() - started >= min(self.wait_s, MIN_HELD_S)
         if response.status_code == 304:
             return None
         if response.status_code != 200:
@@ -209,9 +238,11 @@ class PolicyClient:
                 claimed_algorithm=response.headers.get("X-Courtguard-Signature-Algorithm"),
             )
         except BundleRejected as exc:
+            self.held = self.held or (waits and etag not in (None, self.etag))
             self.etag = etag  # the same bad bundle is not downloaded and judged again
             return Rejected(self._rejection(exc, body))
         self.group = group
+        self.held = self.held or (waits and etag not in (None, self.etag))
         self.etag = etag
         if self.applied is not None and bundle.version == self.applied.version:
             return None
@@ -248,16 +279,20 @@ class PolicyClient:
     ) -> None:
         """Fetch now, then every ``interval_s`` (±10 %) or on a hint, until cancelled.
 
-        A timed round is skipped while ingest answers confirm the applied
-        version (``hint``); a hint of a newer version always fetches at once.
+        While the collector holds fetches (``wait_s``) they follow one another
+        without a pause. Otherwise a timed round is skipped while ingest
+        answers confirm the applied version (``hint``); a hint of a newer
+        version always fetches at once.
         """
         woken = True
         while True:
             self._wake.clear()
-            if woken or not self.confirmed_recently():
+            if woken or self.held or not self.confirmed_recently():
                 outcome = await self.fetch_once(client, authorization)
                 if outcome is not None:
                     await on_outcome(outcome)
+                if self.held:
+                    continue  # the collector holds fetches: the next one waits there
             else:
                 self.skipped += 1
             jittered = self.interval_s * (0.9 + 0.2 * self._rng())

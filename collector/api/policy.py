@@ -1,6 +1,24 @@
-"""Policy over HTTP: agents fetch their group's signed bundle; admins see versions and rollout."""
+"""Policy over HTTP: agents fetch their group's signed bundle; admins see versions and rollout.
+
+An agent that already runs the newest bundle may ask the collector to hold its
+conditional fetch (``If-None-Match`` with ``Prefer: wait=N``, RFC 7240), or
+its fetch while nothing is published for its group: the answer is a 304 (or
+the 404) after at most ``MAX_WAIT_S`` (``Preference-Applied`` says the wait
+was honoured), or the new bundle as soon as the group's version moves,
+seen within ``policy_refresh_s`` (``PolicyCache``: one counter read per
+process however many agents wait). So a publish reaches a waiting agent in
+seconds, not at its next poll. A stopping server ends every wait at once
+(``PolicyWaits``).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -12,9 +30,41 @@ from collector.api.responses import json_response
 from collector.errors import ApiError
 from collector.policy.signing import signature_algorithm
 from collector.policy.status import policy_status
+from collector.store.policies import StoredBundle
 
 agent_router = APIRouter()
 admin_router = APIRouter(dependencies=[Depends(require_admin)])
+
+#: The longest a policy fetch is held: below common proxies' idle timeouts.
+MAX_WAIT_S: Final = 55.0
+#: How often a held fetch looks at the cache when ``policy_refresh_s`` is 0.
+MIN_CHECK_S: Final = 0.5
+_WAIT: Final = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+@dataclass
+class PolicyWaits:
+    """Held policy fetches; ``close_all`` (the server's shutdown) answers every one at once."""
+
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Fetches held now.
+    waiting: int = 0
+
+    def close_all(self) -> None:
+        self.stopping.set()
+
+
+def policy_waits(app: Any) -> PolicyWaits:
+    found = getattr(app.state, "policy_waits", None)
+    if found is None:
+        found = app.state.policy_waits = PolicyWaits()
+    return found
+
+
+def wait_preference(prefer: str | None) -> float:
+    """Seconds asked for by ``Prefer: wait=N`` (0 when absent or malformed), at most MAX_WAIT_S."""
+    match = _WAIT.search(prefer or "")
+    return min(float(match.group(1)), MAX_WAIT_S) if match else 0.0
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -36,12 +86,18 @@ async def agent_policy(request: Request) -> Response:
     ctx = context(request)
     agent = await require_agent(request, ctx.identities)
     stored = await ctx.policies.for_group(agent.group)
+    wait_s = wait_preference(request.headers.get("prefer"))
+    if_none_match = request.headers.get("if-none-match")
+    if wait_s > 0 and (stored is None or _matches(if_none_match, stored.for_agents().etag)):
+        stored = await _held(request, agent.group, if_none_match, wait_s)
+    applied = {"Preference-Applied": f"wait={wait_s:g}"} if wait_s > 0 else {}
     if stored is None:
         raise ApiError(
             404,
             "no_policy",
             f"no policy has been published for group {agent.group!r}; the agent "
             "keeps its local policy",
+            headers=applied,
         )
     bundle = stored.for_agents()
     headers = {
@@ -50,7 +106,8 @@ async def agent_policy(request: Request) -> Response:
         "X-Courtguard-Policy-Version": str(bundle.version),
         "X-Courtguard-Group": agent.group,
     }
-    if _matches(request.headers.get("if-none-match"), bundle.etag):
+    headers.update(applied)
+    if _matches(if_none_match, bundle.etag):
         ctx.metrics.policy_fetches.labels("304").inc()
         return Response(status_code=304, headers=headers)
     ctx.metrics.policy_fetches.labels("200").inc()
@@ -58,6 +115,30 @@ async def agent_policy(request: Request) -> Response:
     if ctx.policy_key is not None:
         headers["X-Courtguard-Signature-Algorithm"] = signature_algorithm(ctx.policy_key)
     return Response(bundle.body, media_type="application/json", headers=headers)
+
+
+async def _held(
+    request: Request, group: str, if_none_match: str | None, wait_s: float
+) -> StoredBundle | None:
+    """Wait until the group has a bundle other than the one the agent has (or any, when it
+    has none yet), the wait ends or the server stops; the group's newest bundle then."""
+    ctx = context(request)
+    waits = policy_waits(request.app)
+    every = max(ctx.settings.policy_refresh_s, MIN_CHECK_S)
+    deadline = time.monotonic() + wait_s
+    stored = None
+    waits.waiting += 1
+    try:
+        while (remaining := deadline - time.monotonic()) > 0 and not waits.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(every, remaining)):
+                    await waits.stopping.wait()
+            stored = await ctx.policies.for_group(group)
+            if stored is not None and not _matches(if_none_match, stored.for_agents().etag):
+                break
+    finally:
+        waits.waiting -= 1
+    return stored
 
 
 @admin_router.get("/api/v1/policies")

@@ -26,6 +26,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -259,9 +260,14 @@ class Topology:
 
 
 def start_world(
-    topology: Topology, home: Path, agent_settings: dict[str, str] | None = None, **changes: Any
+    topology: Topology,
+    home: Path,
+    agent_settings: dict[str, str] | None = None,
+    group: str | None = None,
+    **changes: Any,
 ) -> tuple[Agent, Collector]:
-    """An enrolled agent in the workstation, reporting to the intranet's collector.
+    """An enrolled agent in the workstation (in ``group`` if given), reporting to the
+    intranet's collector.
 
     The intranet's collector is started here if it is not running yet. The
     caller stops the agent; the intranet stops its collector when closed.
@@ -277,7 +283,7 @@ def start_world(
     agent = Agent(home=home / "ws", collector=collector, netns=topology.ws, settings=settings)
     agent.home.mkdir(parents=True, exist_ok=True)
     try:
-        agent.enroll()
+        agent.enroll(*(("--group", group) if group else ()))
         agent.start()
     except BaseException:
         agent.stop()
@@ -316,3 +322,32 @@ def root_reason() -> str | None:
     if shutil.which("ip") is None or shutil.which("nft") is None:
         return "needs iproute2 and nftables"
     return None
+
+
+def publish_block(collector: Collector, directory: Path, group: str, block: bool) -> float:
+    """Publish the shipped policies to ``group``, flow-outside blocking or not.
+
+    Returns when the bundle was made (its ``created_at``, as ``time.time()``
+    seconds), not when the command returned: the agent may have applied it
+    before the publishing process has exited. The shipped lists, not the
+    topology's: publishing runs every rule's cases, which are written for
+    them. The collector's address is allowed whatever the lists say.
+    """
+    shutil.copytree(POLICIES, directory)
+    networks = yaml.safe_load((directory / "networks.yaml").read_text())
+    for rule in networks["rules"]:
+        if rule["id"] == "outreach.flow-outside":
+            rule["response"] = "block" if block else "report"
+    (directory / "networks.yaml").write_text(yaml.safe_dump(networks, allow_unicode=True))
+    collector.cli("policy", "publish", str(directory), "--group", group, "--note", "e2e",
+                  "--author", "e2e")
+    (created,) = collector.query(
+        'SELECT created_at FROM policy_bundles WHERE "group" = :group '
+        "ORDER BY version DESC LIMIT 1",
+        group=group,
+    )[0]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return float(created.timestamp())

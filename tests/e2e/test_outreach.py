@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.e2e.netns import (
     Intranet,
     Topology,
     networks_policy,
+    publish_block,
     require_root,
     start_world,
     write_policies,
@@ -194,7 +196,7 @@ def test_plugged_modem_reports_link_address_route_and_probe(
     assert route["evidence"]["gateway"] == "198.51.100.1"
     probe = wait_event(collector, "outreach.probe")
     assert probe["severity"] == "critical" and probe["evidence"]["interface"] == "usb0"
-    # One round tries every interface at once and reports when all are done.
+    # One round tries every interface at once and reports each answer as it comes.
     probes = wait_until(
         lambda: (
             len(collector.events(kind="outreach.probe")) >= 2
@@ -333,6 +335,15 @@ def test_link_down_takes_the_modem_down_and_keeps_it_down(world: Any, topology: 
     assert topology.link_state(topology.ws, "eth0") == "UP"
 
 
+def sightings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Interface events reporting the link up (first or repeat), not the one closing it."""
+    return [e for e in events if not e["evidence"].get("ended")]
+
+
+def endings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["evidence"].get("ended")]
+
+
 def _fd_count(agent: Agent) -> int:
     assert agent.process is not None
     import psutil
@@ -361,10 +372,18 @@ def test_modem_plugged_and_unplugged_twenty_times(world: Any, topology: Topology
     cycling_s = time.monotonic() - started
 
     def all_twenty_counted() -> list[dict[str, Any]] | None:
-        events = collector.events(kind="outreach.interface")
+        events = sightings(collector.events(kind="outreach.interface"))
         return events if sum(e["evidence"]["count"] for e in events) == 20 else None
 
     events = wait_until(all_twenty_counted, 45, "twenty sightings counted")
+    # Replugged within the quiet time, the modem stays one episode, closed once it stays out.
+    closing = wait_event(
+        collector, "outreach.interface", lambda e: bool(e["evidence"].get("ended"))
+    )
+    assert closing["evidence"]["ended"] == "removed"
+    assert len(endings(collector.events(kind="outreach.interface"))) <= len(
+        [e for e in events if not e["evidence"]["repeat"]]
+    )
     firsts = [e for e in events if not e["evidence"]["repeat"]]
     repeats = [e for e in events if e["evidence"]["repeat"]]
     assert [e["evidence"]["count"] for e in firsts] == [1] * len(firsts)
@@ -495,3 +514,157 @@ def test_interface_block_drops_traffic_leaving_through_the_modem(
     wait_event(collector, "outreach.action", lambda e: e["evidence"]["action"] == "unblock")
     listing = topology.run(topology.ws, "nft", "list", "table", "inet", "courtguard").stdout
     assert "usb0" not in listing
+
+
+def _alert_of(collector: AgentEvents, event_id: str) -> int:
+    rows = collector.collector.query(
+        "SELECT alert_id FROM alert_events WHERE event_id = :id", id=event_id
+    )
+    return int(rows[0][0])
+
+
+def test_modem_set_down_or_unplugged_closes_its_episode(world: Any, topology: Topology) -> None:
+    """Set down, then raised and unplugged: each episode ends with an event in its own alert."""
+    _agent, collector = world()
+    topology.plug_modem(route=False)
+    opened = wait_event(collector, "outreach.interface")
+    topology.ip(topology.ws, "link", "set", "usb0", "down")
+    down = wait_event(collector, "outreach.interface", lambda e: bool(e["evidence"].get("ended")))
+    assert down["evidence"]["ended"] == "down" and down["evidence"]["interface"] == "usb0"
+    assert down["rule_id"] == opened["rule_id"] == "outreach.interface-unapproved"
+    assert down["evidence"]["sightings"] >= 1 and down["evidence"]["duration_s"] >= 0
+    assert "已停用" in down["summary"]
+    wait_until(lambda: collector.collector.query(
+        "SELECT 1 FROM alert_events WHERE event_id = :id", id=down["id"]), 20, "alert grouping")
+    assert _alert_of(collector, down["id"]) == _alert_of(collector, opened["id"])
+    # Raised again: a new episode, reported at once; unplugged: it ends too.
+    topology.ip(topology.ws, "link", "set", "usb0", "up")
+    wait_until(
+        lambda: len(sightings(collector.events(kind="outreach.interface"))) >= 2,
+        20,
+        "the second episode's first event",
+    )
+    topology.unplug_modem()
+    removed = wait_event(
+        collector, "outreach.interface", lambda e: e["evidence"].get("ended") == "removed"
+    )
+    assert removed["evidence"]["interface"] == "usb0" and "已拔出" in removed["summary"]
+
+
+def test_forwarding_on_two_interfaces_with_the_global_switch_off(
+    world: Any, topology: Topology
+) -> None:
+    """net.ipv4.conf.<if>.forwarding on eth0 and usb0, ip_forward 0: reported as sharing."""
+    _agent, collector = world()
+    topology.plug_modem(route=False)
+    wait_event(collector, "outreach.interface")
+    assert topology.run(topology.ws, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+    for name in ("eth0", "usb0"):
+        topology.run(topology.ws, "sysctl", "-qw", f"net.ipv4.conf.{name}.forwarding=1", check=True)
+    sharing = wait_event(
+        collector,
+        "outreach.sharing",
+        lambda e: e["evidence"].get("ipv4_forwarding_interfaces") == ["eth0", "usb0"],
+    )
+    assert sharing["evidence"]["ipv4_forwarding"] is False
+    assert "eth0、usb0" in sharing["summary"]
+
+
+def test_proxy_written_after_start_is_reported(world: Any, topology: Topology) -> None:
+    """A proxy script dropped into /etc/profile.d while the agent runs: inotify wakes the reader."""
+    profile_d = topology.etc / "profile.d"  # bind-mounted over the workstation's /etc/profile.d
+    profile_d.mkdir()
+    _agent, collector = world()
+    wait_until(lambda: collector.events(kind="agent.heartbeat"), 20, "a first heartbeat")
+    (profile_d / "proxy.sh").write_text("export https_proxy=http://203.0.113.8:3128\n")
+    proxy = wait_event(collector, "outreach.proxy")
+    assert proxy["evidence"]["proxy_host"] == "203.0.113.8"
+    assert proxy["evidence"]["origin"] == "/etc/profile.d/proxy.sh"
+
+
+def _probe_pending_on(topology: Topology, interface: str) -> bool:
+    """A probe socket bound to ``interface`` still waiting for the responder (SYN sent)."""
+    listing = topology.run(
+        topology.ws, "ss", "-Htn", "state", "syn-sent", "dst", "203.0.113.10"
+    ).stdout
+    return f"%{interface}:" in listing
+
+
+def test_a_verified_probe_does_not_wait_for_the_slowest_interface(
+    world: Any, topology: Topology, tmp_path: Path
+) -> None:
+    """usb0's verified probe reaches the collector while eth0's probe is still unanswered."""
+    start_responder(topology, tmp_path)
+    _agent, collector = world(settings={"probe": {
+        "targets": ["probe_targets"], "key": PROBE_KEY, "interval_s": 3600, "timeout_s": 25,
+        "methods": ["tcp"],
+    }})
+    topology.plug_modem(route=False)
+    probe = wait_event(collector, "outreach.probe", timeout=20)
+    assert probe["evidence"]["interface"] == "usb0"
+    # The intranet drops packets to the outside silently, so eth0's probe waits out its timeout.
+    assert _probe_pending_on(topology, "eth0")
+
+
+def _blocking(topology: Topology) -> bool:
+    listing = topology.run(topology.ws, "nft", "list", "table", "inet", "courtguard").stdout
+    return " drop" in listing
+
+
+def _enforced_after(collector: Collector, agent: Agent, action: str, published: float) -> float:
+    """Seconds from the bundle's creation to the agent's report that its table enforces it."""
+    events = collector.events(kind="outreach.action", agent_id=agent.agent_id)
+    times = [
+        datetime.fromisoformat(e["time"]).timestamp()
+        for e in events
+        if e["evidence"]["action"] == action
+    ]
+    return max(times) - published
+
+
+def test_blocking_published_on_and_off_takes_effect_without_waiting_for_a_poll(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """A published block is enforced, and a published report-only policy lifts it.
+
+    The agent's timed poll is every 10 minutes here: the change comes through
+    the held fetch (or an ingest answer's hint). The seconds from each
+    bundle's creation to the agent's ``outreach.action`` are printed (``-s``);
+    bench/policy_switch.py measures them over several rounds.
+    """
+    group = f"switch-{topology.suffix}"
+    agent, collector = start_world(
+        topology, tmp_path, agent_settings={"policy_poll_s": "600"}, group=group
+    )
+    try:
+        topology.plug_modem()
+        topology.spawn(topology.out, sys.executable, "-c", SINK)
+        wait_until(lambda: collector.events(kind="agent.heartbeat", agent_id=agent.agent_id),
+                   20, "a first heartbeat")
+        assert not _blocking(topology)
+        published = publish_block(collector, tmp_path / "on", group, block=True)
+        wait_until(lambda: _blocking(topology), 60, "blocking on after the publish")
+        outside = topology.run(topology.ws, "curl", "-s", "-m", "3", "http://203.0.113.10/")
+        assert outside.stdout == ""
+        wait_until(lambda: collector.events(kind="outreach.action", agent_id=agent.agent_id),
+                   20, "the block reported")
+        on_s = _enforced_after(collector, agent, "block", published)
+        published = publish_block(collector, tmp_path / "off", group, block=False)
+        wait_until(lambda: not _blocking(topology), 60, "blocking off after the publish")
+        assert (
+            topology.run(topology.ws, "curl", "-s", "-m", "5", "http://203.0.113.10/").stdout
+            == "ok"
+        )
+        wait_until(
+            lambda: [
+                e
+                for e in collector.events(kind="outreach.action", agent_id=agent.agent_id)
+                if e["evidence"]["action"] == "unblock"
+            ],
+            20,
+            "the unblock reported",
+        )
+        off_s = _enforced_after(collector, agent, "unblock", published)
+        print(f"policy switch: blocking on {on_s:.1f} s, off {off_s:.1f} s after publishing")
+    finally:
+        agent.stop()

@@ -36,6 +36,8 @@ class Candidate:
     summary: str
     evidence: dict[str, Any]
     label: str
+    #: (name, mac) of the link whose presence this finding is about: its episode ends with it.
+    link: tuple[str, str] | None = None
 
 
 def _link_evidence(link: LinkFacts | None) -> dict[str, Any]:
@@ -89,6 +91,7 @@ def _link(obs: LinkObservation, policy: NetworksPolicy) -> list[Candidate]:
                         f"{'，驱动 ' + link.driver if link.driver else ''}）",
                         evidence,
                         link.name,
+                        (link.name, link.mac),
                     )
                 )
     if obs.carrier and j.classify(link) == "wifi" and not policy.settings.wireless_allowed:
@@ -101,9 +104,50 @@ def _link(obs: LinkObservation, policy: NetworksPolicy) -> list[Candidate]:
                     f"无线网卡 {link.name} 已连接无线网络，策略禁止使用无线",
                     evidence,
                     link.name,
+                    (link.name, link.mac),
                 )
             )
     return out
+
+
+def ended_link_episodes(obs: Any) -> tuple[tuple[str, str], dict[str, str]] | None:
+    """The link an observation says is gone, and which of its episodes end, with the reason.
+
+    Removed or set down, a link ends both its interface and its Wi-Fi
+    episode; a wireless link that lost its carrier ends only the Wi-Fi one.
+    """
+    if not isinstance(obs, LinkObservation):
+        return None
+    link = (obs.link.name, obs.link.mac)
+    if obs.change == "removed":
+        return link, {"outreach.interface": "removed", "outreach.wifi": "removed"}
+    if not obs.up:
+        return link, {"outreach.interface": "down", "outreach.wifi": "down"}
+    if not obs.carrier:
+        return link, {"outreach.wifi": "carrier-lost"}
+    return None
+
+
+_ENDINGS: Final = {"removed": "已拔出或删除", "down": "已停用", "carrier-lost": "已断开无线网络"}
+
+
+def ending_summary(candidate: Candidate, reason: str, duration_s: float, sightings: int) -> str:
+    """The Chinese summary of the event that closes a link's episode."""
+    name = candidate.link[0] if candidate.link else candidate.label
+    what = "无线网卡" if candidate.kind == "outreach.wifi" else "未经批准的网络接口"
+    return (
+        f"{what} {name} {_ENDINGS.get(reason, reason)}，本次外联风险结束"
+        f"（持续 {_duration(duration_s)}，期间出现 {sightings} 次）"
+    )
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} 秒"
+    if whole < 3600:
+        return f"{whole // 60} 分 {whole % 60} 秒"
+    return f"{whole // 3600} 小时 {whole % 3600 // 60} 分"
 
 
 def _address(obs: AddressObservation, policy: NetworksPolicy) -> list[Candidate]:
@@ -262,8 +306,12 @@ def _sharing(obs: SharingObservation, policy: NetworksPolicy) -> list[Candidate]
     what = []
     if obs.ipv4_forwarding:
         what.append("IPv4 转发")
+    elif obs.ipv4_forwarding_interfaces:
+        what.append(f"IPv4 转发（接口 {'、'.join(obs.ipv4_forwarding_interfaces)}）")
     if obs.ipv6_forwarding:
         what.append("IPv6 转发")
+    elif obs.ipv6_forwarding_interfaces:
+        what.append(f"IPv6 转发（接口 {'、'.join(obs.ipv6_forwarding_interfaces)}）")
     if obs.masquerade:
         what.append("地址伪装（NAT）")
     what.extend(f"热点 {h}" for h in obs.hotspot)
@@ -272,10 +320,19 @@ def _sharing(obs: SharingObservation, policy: NetworksPolicy) -> list[Candidate]
     evidence = {
         "ipv4_forwarding": obs.ipv4_forwarding,
         "ipv6_forwarding": obs.ipv6_forwarding,
+        "ipv4_forwarding_interfaces": list(obs.ipv4_forwarding_interfaces),
+        "ipv6_forwarding_interfaces": list(obs.ipv6_forwarding_interfaces),
         "masquerade": obs.masquerade,
         "hotspot": list(obs.hotspot),
     }
-    key_state = (obs.ipv4_forwarding, obs.ipv6_forwarding, obs.masquerade, tuple(obs.hotspot))
+    key_state = (
+        obs.ipv4_forwarding,
+        obs.ipv6_forwarding,
+        tuple(obs.ipv4_forwarding_interfaces),
+        tuple(obs.ipv6_forwarding_interfaces),
+        obs.masquerade,
+        tuple(obs.hotspot),
+    )
     return [
         Candidate(
             rule,

@@ -10,6 +10,14 @@
    event with the count, and one ``outreach.flood`` per rule that hit
    ``max_events_per_window`` (or the key table's bound) with what it
    suppressed. Nothing is dropped without being counted.
+
+A finding about a link being there (an unapproved interface up, Wi-Fi
+associated) opens an episode that lasts as long as the link: its key
+outlives its window while the link stays (each window still reports its
+repeats), and when the link is removed, set down or (Wi-Fi) loses its
+carrier and stays gone ``EPISODE_QUIET_S``, ``finalize`` reports the
+pending repeats and one event with ``ended`` that closes the episode (same
+rule and interface, hence the same alert at the collector).
 """
 
 from __future__ import annotations
@@ -22,13 +30,22 @@ from typing import Any, ClassVar, Final
 from pydantic import JsonValue
 
 from agent.detectors.outreach import judgement as j
-from agent.detectors.outreach.candidates import Candidate, candidates, exception_facts
+from agent.detectors.outreach.candidates import (
+    Candidate,
+    candidates,
+    ended_link_episodes,
+    ending_summary,
+    exception_facts,
+)
 from agent.detectors.outreach.observations import ActionObservation, CounterObservation
 from agent.detectors.outreach.policy import NetworksPolicy
 from agent.events import CaptureOrder, Finding, Severity
 
 #: Distinct keys kept for aggregation; beyond it new findings are only counted.
 MAX_KEYS: Final = 10_000
+#: How long a link stays gone before its episode closes; back sooner, the episode goes on
+#: (a flapping cable or a replug is one episode, not a pair of events per flap).
+EPISODE_QUIET_S: Final = 3.0
 
 _ACTION_WORDS: Final = {
     "block": "已启用外联阻断",
@@ -45,6 +62,11 @@ class _Seen:
     last_seen: datetime
     window_end: datetime
     repeats: int = 0
+    #: Every sighting since the episode began (first event included), across windows.
+    sightings: int = 1
+    #: A link episode whose link went: when, and why (removed, down, carrier-lost).
+    ended_at: datetime | None = None
+    ended: str = ""
 
 
 @dataclass
@@ -78,6 +100,7 @@ class OutreachDetector:
             return [self._action(observation, policy, now)]
         if isinstance(observation, CounterObservation):
             return self._lost(observation, now)
+        self._mark_ended(observation, now)
         findings = []
         for candidate in candidates(observation, policy):
             if j.excepted(candidate.rule, exception_facts(observation), now.date()) is not None:
@@ -89,12 +112,26 @@ class OutreachDetector:
 
     def finalize(self, policy: NetworksPolicy, now: datetime) -> list[Finding]:
         findings = []
+        quiet = timedelta(seconds=EPISODE_QUIET_S)
         for key, seen in list(self._seen.items()):
+            if seen.ended_at is not None:
+                if now - seen.ended_at < quiet:
+                    continue  # the link may come back: the episode would go on
+                del self._seen[key]
+                if seen.repeats:
+                    findings.append(self._finding(seen, seen.repeats, repeat=True))
+                findings.append(self._ending(seen, seen.ended_at))
+                continue
             if seen.window_end > now:
                 continue
-            del self._seen[key]
             if seen.repeats:
                 findings.append(self._finding(seen, seen.repeats, repeat=True))
+            if seen.candidate.link is not None:
+                # The link is still there: its episode goes on into a new window.
+                seen.repeats = 0
+                seen.window_end = now + timedelta(seconds=policy.settings.aggregate_window_s)
+                continue
+            del self._seen[key]
         for rule_id, flood in list(self._floods.items()):
             if flood.window_end <= now:
                 del self._floods[rule_id]
@@ -116,8 +153,10 @@ class OutreachDetector:
         seen = self._seen.get(candidate.key)
         if seen is not None:
             seen.repeats += 1
+            seen.sightings += 1
             seen.last_seen = now
             seen.candidate = candidate
+            seen.ended_at, seen.ended = None, ""  # the link is back: the episode goes on
             return None
         flood = self._floods.get(candidate.rule.id)
         if flood is None or flood.window_end <= now:
@@ -154,6 +193,45 @@ class OutreachDetector:
             evidence=evidence,
             time=seen.last_seen,
             capture=capture,
+        )
+
+    def _mark_ended(self, observation: Any, now: datetime) -> None:
+        """Start the quiet time of the link episodes this observation says are over."""
+        ended = ended_link_episodes(observation)
+        if ended is None:
+            return
+        link, reasons = ended
+        for seen in self._seen.values():
+            candidate = seen.candidate
+            if candidate.link != link or candidate.kind not in reasons:
+                continue
+            if seen.ended_at is None:
+                seen.ended_at, seen.ended = now, reasons[candidate.kind]
+            elif reasons[candidate.kind] == "removed":
+                seen.ended = "removed"  # the kernel sets a link down before it deletes it
+
+    def _ending(self, seen: _Seen, ended_at: datetime) -> Finding:
+        """The event that closes a link's episode (see the module docstring)."""
+        candidate = seen.candidate
+        duration = max(0.0, (ended_at - seen.first_seen).total_seconds())
+        evidence = dict(candidate.evidence)
+        evidence.update(
+            first_seen=seen.first_seen.isoformat(),
+            last_seen=seen.last_seen.isoformat(),
+            count=1,
+            repeat=False,
+            ended=seen.ended,
+            ended_at=ended_at.isoformat(),
+            duration_s=round(duration, 3),
+            sightings=seen.sightings,
+        )
+        return Finding(
+            kind=candidate.kind,
+            severity=candidate.rule.severity,
+            summary=ending_summary(candidate, seen.ended, duration, seen.sightings)[:500],
+            rule_id=candidate.rule.id,
+            evidence=evidence,
+            time=ended_at,
         )
 
     def _flood_finding(self, rule_id: str, flood: _Flood, policy: NetworksPolicy) -> Finding:

@@ -7,7 +7,7 @@ kinds add the addresses, ports, protocol and the owning process.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Final
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -53,11 +53,23 @@ class FlowEvidence(OutreachEvidence):
 
 
 class InterfaceEvidence(OutreachEvidence):
+    """An unapproved interface (or Wi-Fi association) seen up; or, with ``ended``, gone again.
+
+    The event with ``ended`` closes the episode its first event opened: same
+    rule and interface, so the same alert at the collector. ``first_seen``
+    is when the episode began, ``ended_at`` when the link went, and
+    ``sightings`` how often it was seen up in between.
+    """
+
     driver: Name = ""
     devtype: Name = ""
     bus: Name = ""
     up: bool = False
     carrier: bool = False
+    ended: Literal["removed", "down", "carrier-lost"] | None = None
+    ended_at: AwareDatetime | None = None
+    duration_s: float | None = Field(default=None, ge=0)
+    sightings: int | None = Field(default=None, ge=1)
 
 
 class AddressEvidence(OutreachEvidence):
@@ -89,6 +101,8 @@ class ProxyEvidence(OutreachEvidence):
 class SharingEvidence(OutreachEvidence):
     ipv4_forwarding: bool
     ipv6_forwarding: bool
+    ipv4_forwarding_interfaces: list[Name] = Field(default_factory=list, max_length=64)
+    ipv6_forwarding_interfaces: list[Name] = Field(default_factory=list, max_length=64)
     masquerade: bool
     hotspot: list[Name]
 

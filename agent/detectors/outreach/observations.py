@@ -117,8 +117,12 @@ class SharingObservation(Observation):
     """Whether this host forwards, masquerades or runs a hotspot."""
 
     type: Literal["sharing"] = "sharing"
+    #: The global switches (``net.ipv4.ip_forward``, ``net.ipv6.conf.all.forwarding``).
     ipv4_forwarding: bool = False
     ipv6_forwarding: bool = False
+    #: Interfaces forwarding on their own (``net.ipv4.conf.<if>.forwarding``), global switch or not.
+    ipv4_forwarding_interfaces: list[Name] = Field(default_factory=list, max_length=64)
+    ipv6_forwarding_interfaces: list[Name] = Field(default_factory=list, max_length=64)
     masquerade: bool = False
     hotspot: list[Name] = Field(default_factory=list, max_length=16)
 

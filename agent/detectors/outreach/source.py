@@ -11,9 +11,11 @@ Start-up, in order:
    flows are not seen and no response runs, the rest works);
 4. timers: route queries for the canaries and probes (``readers.probes``)
    run after any link/address/route change (debounced) and every
-   ``probe.interval_s``; host settings (``readers.host_settings``: proxy
-   files, forwarding, NAT, hotspot) every ``HOST_SETTINGS_EVERY_S`` and on
-   netconf or ruleset changes.
+   ``probe.interval_s``; host settings (``readers.host_settings``): proxy
+   files at start and whenever inotify reports a change where they live
+   (every ``HOST_SETTINGS_EVERY_S`` where inotify is unavailable); forwarding,
+   NAT and hotspot every ``HOST_SETTINGS_EVERY_S`` and on netconf or ruleset
+   changes.
 
 Responses (block, link-down) are planned by ``response_plan`` from what the
 readers saw, carried out by ``response`` and reported as
@@ -43,7 +45,7 @@ from agent.detectors.outreach.observations import CounterObservation
 from agent.detectors.outreach.policy import IPAddress, NetworksPolicy
 from agent.detectors.outreach.readers import kernel_filter
 from agent.detectors.outreach.readers.flows import FlowReader
-from agent.detectors.outreach.readers.host_settings import HostSettingsReader
+from agent.detectors.outreach.readers.host_settings import HostSettingsReader, ProxyWatch
 from agent.detectors.outreach.readers.links import LinkReader
 from agent.detectors.outreach.readers.netlink import RulesetSubscription
 from agent.detectors.outreach.readers.probes import probe_links
@@ -96,6 +98,8 @@ class OutreachSource:
         self._change_handle: asyncio.TimerHandle | None = None
         self._probe_handle: asyncio.TimerHandle | None = None
         self._sharing_handle: asyncio.TimerHandle | None = None
+        self._proxy_handle: asyncio.TimerHandle | None = None
+        self.proxy_watch: ProxyWatch | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -140,7 +144,14 @@ class OutreachSource:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for handle in (self._change_handle, self._probe_handle, self._sharing_handle):
+        if self.proxy_watch is not None:
+            await asyncio.to_thread(self.proxy_watch.stop)
+        for handle in (
+            self._change_handle,
+            self._probe_handle,
+            self._sharing_handle,
+            self._proxy_handle,
+        ):
             if handle is not None:
                 handle.cancel()
         for reader in (self.links, self.flows, self.rulesets):
@@ -267,17 +278,44 @@ class OutreachSource:
             if link.up and j.classify(link.facts) != "loopback"
         ]
         mark = kernel_filter.PROBE_MARK if self.admin else None
-        for found in await probe_links(links, self.policy, self.host, mark):
+        async for found in probe_links(links, self.policy, self.host, mark):
             self._put(found)
 
     # -- host settings ------------------------------------------------------------
 
     async def _every_host_settings(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def changed() -> None:  # called on watchdog's thread
+            loop.call_soon_threadsafe(self._proxies_changed)
+
+        watch = ProxyWatch(changed)
+        if await asyncio.to_thread(watch.start):
+            self.proxy_watch = watch
+        await self._check_proxies()
         while True:
-            for found in await self.host_settings.new_proxies():
-                self._put(found)
             await self._check_sharing()
             await asyncio.sleep(HOST_SETTINGS_EVERY_S)
+            if self.proxy_watch is None:
+                await self._check_proxies()
+
+    def _proxies_changed(self) -> None:
+        """inotify saw a change where proxy files live: read them shortly, once for a burst.
+
+        The first change schedules the read and later ones join it, so files
+        written without pause cannot postpone it for ever.
+        """
+        if self._proxy_handle is None:
+            self._proxy_handle = asyncio.get_running_loop().call_later(
+                CHANGE_DEBOUNCE_S, lambda: self._spawn(self._check_proxies())
+            )
+
+    async def _check_proxies(self) -> None:
+        self._proxy_handle = None
+        for found in await self.host_settings.new_proxies():
+            self._put(found)
+        if self.proxy_watch is not None:
+            await asyncio.to_thread(self.proxy_watch.replan)
 
     async def _check_sharing(self) -> None:
         state = await self.host_settings.new_sharing()

@@ -228,3 +228,33 @@ def read_bundle(signer: PolicySigner, version: int) -> Any:
     from agent.policy.bundle import parse_bundle
 
     return parse_bundle(signer.bundle(DOCUMENTS, version).body)
+
+
+def test_a_fetch_is_held_only_when_the_collector_holds_it(
+    tmp_path: Path, signer: PolicySigner, collector: FakeCollector
+) -> None:
+    """Prefer: wait is sent; a new ETag makes the next fetch go at once, a quick 304 does not."""
+    collector.policy = signer.bundle(DOCUMENTS, 3, group="court-a")
+    inner = collector.transport()
+
+    async def honouring(request: httpx.Request) -> httpx.Response:
+        response = await inner.handle_async_request(request)
+        response.headers["Preference-Applied"] = "wait=25"
+        return response
+
+    client = PolicyClient(data_dir=tmp_path, public_key=signer.public_key, group="court-a",
+                          required=REQUIRED, interval_s=60, wait_s=25)
+
+    async def twice() -> tuple[bool, bool]:
+        async with httpx.AsyncClient(
+            base_url="http://collector.test", transport=httpx.MockTransport(honouring)
+        ) as http:
+            authorization = f"Bearer {collector.agent_id}:{collector.secret}"
+            await client.fetch_once(http, authorization)
+            first = client.held
+            await client.fetch_once(http, authorization)  # the same ETag: a 304 at once
+            return first, client.held
+
+    first, second = asyncio.run(twice())
+    assert (first, second) == (True, False)
+    assert all(r.headers["Prefer"] == "wait=25" for r in collector.policy_requests)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from collector.store.policies import StoredBundle, latest_for_group
 from tests.alerting_contacts import alerting_contacts
 from tests.collector.conftest import POLICIES, EnrolledAgent, TestClient, enroll, heartbeat
 from tests.collector.conftest import post_events as post
+from tests.e2e.harness import wait_until
 
 DOCUMENTS = load_policy_dir(POLICIES).documents
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -258,3 +260,49 @@ def test_agents_are_served_a_bundle_without_rule_cases(
             rule.model_copy(update={"cases": []}) for rule in DOCUMENTS[kind].rules
         ]
         assert document.lists == DOCUMENTS[kind].lists
+
+
+def test_a_held_fetch_answers_304_when_nothing_is_published(
+    signed_client: TestClient, db: Database, signing: Path
+) -> None:
+    """Prefer: wait=1 with the current ETag: a 304 that says the wait was honoured."""
+    who = enroll(signed_client, db)
+    publish(db, signing)
+    etag = get_policy(signed_client, who).headers["ETag"]
+    headers = {**who.headers(), "If-None-Match": etag, "Prefer": "wait=1"}
+    held = signed_client.get("/api/v1/policy", headers=headers)
+    assert held.status_code == 304
+    assert held.headers["Preference-Applied"] == "wait=1"
+
+
+def test_a_held_fetch_answers_with_a_bundle_published_while_it_waits(
+    signed_client: TestClient, db: Database, signing: Path
+) -> None:
+    """A fetch held for up to 55 s is answered with the new bundle once it is published."""
+    from collector.api.policy import policy_waits
+
+    who = enroll(signed_client, db)
+    publish(db, signing)
+    etag = get_policy(signed_client, who).headers["ETag"]
+    waits = policy_waits(signed_client.app)
+    answers: list[httpx.Response] = []
+    headers = {**who.headers(), "If-None-Match": etag, "Prefer": "wait=55"}
+    fetch = threading.Thread(
+        target=lambda: answers.append(signed_client.get("/api/v1/policy", headers=headers))
+    )
+    fetch.start()
+    wait_until(lambda: waits.waiting == 1, 30, "the fetch held")
+    newer = publish(db, signing)
+    fetch.join(60)
+    assert answers and answers[0].status_code == 200
+    assert answers[0].headers["X-Courtguard-Policy-Version"] == str(newer.version)
+
+
+def test_wait_preference_is_bounded_and_tolerant() -> None:
+    """Prefer: wait=N is read among other preferences, capped, and ignored when malformed."""
+    from collector.api.policy import MAX_WAIT_S, wait_preference
+
+    assert wait_preference("respond-async, wait=10") == 10
+    assert wait_preference("wait=3600") == MAX_WAIT_S
+    assert wait_preference("wait=soon") == 0
+    assert wait_preference(None) == 0

@@ -1,22 +1,26 @@
 """Host settings that open a way out: proxy settings in files, forwarding, NAT, hotspots.
 
-Both are cheap reads (a few small files, two sysctls, one ``nft list
-ruleset``, the process names) that the source repeats on a slow timer and,
-for forwarding, at once on a netconf or ruleset change;
-``HostSettingsReader`` keeps what was already reported.
+Both are cheap reads (a few small files, the forwarding sysctls, one ``nft
+list ruleset``, the process names). The proxy files are read again when
+inotify (``ProxyWatch``, through watchdog) says something changed where they
+live; sharing on a slow timer and, for forwarding, at once on a netconf or
+ruleset change. ``HostSettingsReader`` keeps what was already reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import glob
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import psutil
+import structlog
 
 from agent.detectors.outreach.observations import ProxyObservation, SharingObservation
 from agent.detectors.outreach.readers.kernel_filter import TABLE
@@ -52,10 +56,15 @@ MAX_PROXY_FILE: Final = 256 * 1024
 HOTSPOT_PROCESSES: Final = frozenset({"hostapd", "create_ap"})
 
 
+log = structlog.get_logger("courtguard.outreach")
+
+#: Directories where a proxy file can appear (a new user, a new dconf database).
+PROXY_PARENT_GLOBS: Final = ("/etc/dconf/db", "/etc/dconf/db/*.d", "/home", "/home/*",
+                             "/home/*/.config", "/root")
+
+
 def default_paths() -> list[Path]:
     """PROXY_PATHS plus what PROXY_GLOBS match now (bounded)."""
-    import glob
-
     globbed = [Path(p) for pattern in PROXY_GLOBS for p in sorted(glob.glob(pattern))]
     return [*PROXY_PATHS, *globbed[:MAX_GLOBBED]]
 
@@ -123,11 +132,119 @@ def signature(paths: Iterable[Path] | None = None) -> tuple[tuple[str, int, int]
     return tuple(sig)
 
 
+def watched_paths() -> list[Path]:
+    """The directories ``ProxyWatch`` watches: every one a proxy file lives or may appear in.
+
+    A directory's watch sees its files created, written, replaced (an
+    editor's rename) and deleted, through any path that goes through it.
+    """
+    directories = {path if path.is_dir() else path.parent for path in PROXY_PATHS}
+    directories.update(
+        Path(p) for pattern in PROXY_PARENT_GLOBS for p in sorted(glob.glob(pattern))[:MAX_GLOBBED]
+    )
+    return sorted(p for p in directories if p.is_dir())
+
+
+class ProxyWatch:
+    """inotify on ``watched_paths`` (watchdog): ``changed`` is called, from watchdog's thread,
+    after any write, creation, deletion or rename there; ``replan`` (after each read)
+    watches new homes and dconf databases too.
+
+    Only changes are asked of the kernel (no open, read or close-without-write
+    events: ``/etc`` is read all the time). ``start`` returns False where
+    inotify is unavailable: the caller reads the files on a timer instead.
+    """
+
+    def __init__(self, changed: Callable[[], None]) -> None:
+        self._changed = changed
+        self._observer: Any = None
+        self._lock = threading.Lock()
+        self._watched: list[Path] = []
+
+    def start(self) -> bool:
+        try:
+            from watchdog.observers.inotify import InotifyObserver
+        except ImportError:  # not Linux
+            return False
+        with self._lock:
+            self._observer = InotifyObserver()
+            self._schedule()
+            try:
+                self._observer.start()
+            except OSError as exc:
+                log.warning("outreach: cannot watch proxy files", error=str(exc))
+                self._observer = None
+                return False
+        return True
+
+    def _schedule(self) -> None:
+        from watchdog import events
+
+        changed = self._changed
+
+        class Handler(events.FileSystemEventHandler):
+            def on_any_event(self, event: events.FileSystemEvent) -> None:
+                changed()
+
+        handler = Handler()
+        kinds: list[type[events.FileSystemEvent]] = [
+            events.FileCreatedEvent,
+            events.FileModifiedEvent,
+            events.FileDeletedEvent,
+            events.FileMovedEvent,
+            events.FileClosedEvent,
+            events.DirCreatedEvent,
+            events.DirDeletedEvent,
+            events.DirMovedEvent,
+        ]
+        self._watched = watched_paths()
+        for path in self._watched:
+            try:
+                self._observer.schedule(handler, str(path), recursive=False, event_filter=kinds)
+            except OSError as exc:
+                log.warning("outreach: cannot watch a proxy path", path=str(path), error=str(exc))
+
+    def replan(self) -> None:
+        """Watch again what ``watched_paths`` names now (a new home or dconf database)."""
+        with self._lock:
+            if self._observer is None or watched_paths() == self._watched:
+                return
+            self._observer.unschedule_all()
+            self._schedule()
+
+    def stop(self) -> None:
+        with self._lock:
+            observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
+
+
 def _sysctl(path: str) -> bool:
     try:
         return Path(path).read_text().strip() not in {"", "0"}
     except OSError:
         return False
+
+
+def forwarding_interfaces(conf: Path) -> list[str]:
+    """Interfaces under ``conf`` (``/proc/sys/net/ipv4/conf``) whose own forwarding is on.
+
+    The kernel routes a packet that arrives on an interface whose own
+    ``forwarding`` is 1 even while the global switch is off, so two such
+    interfaces share one network with the other. ``all`` and ``default`` are
+    the global switch and the template for new interfaces; ``lo`` forwards
+    nothing.
+    """
+    try:
+        names = sorted(p.name for p in conf.iterdir())
+    except OSError:
+        return []
+    return [
+        name
+        for name in names
+        if name not in {"all", "default", "lo"} and _sysctl(str(conf / name / "forwarding"))
+    ][:64]
 
 
 def _masquerading() -> bool:
@@ -161,6 +278,8 @@ def sharing_state() -> SharingObservation:
     return SharingObservation(
         ipv4_forwarding=_sysctl("/proc/sys/net/ipv4/ip_forward"),
         ipv6_forwarding=_sysctl("/proc/sys/net/ipv6/conf/all/forwarding"),
+        ipv4_forwarding_interfaces=forwarding_interfaces(Path("/proc/sys/net/ipv4/conf")),
+        ipv6_forwarding_interfaces=forwarding_interfaces(Path("/proc/sys/net/ipv6/conf")),
         masquerade=_masquerading(),
         hotspot=hotspot[:16],
     )

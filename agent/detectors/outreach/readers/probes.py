@@ -25,7 +25,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
@@ -176,15 +176,19 @@ async def probe_dns(probe: ProbeTarget) -> tuple[Outcome, str, float | None]:
 
 async def probe_links(
     links: Sequence[LinkFacts], policy: NetworksPolicy, host: str, mark: int | None
-) -> list[ProbeObservation]:
-    """Probe every target by every method through each link; only answers become observations.
+) -> AsyncIterator[ProbeObservation]:
+    """Probe every target by every method through each link, yielding each answer as it comes.
 
-    A reply that does not verify is logged and reported as ``forged``; no
-    reply or an error is normal for a link that does not reach the Internet.
+    Every probe runs at once and each one's observation is yielded when that
+    probe completes, so a verified hit through one interface is reported
+    without waiting for the others to time out. Only answers become
+    observations: a reply that does not verify is logged and yielded as
+    ``forged``; no reply or an error is normal for a link that does not
+    reach the Internet.
     """
     settings = policy.settings.probe
     if settings is None or not policy.probe_targets:
-        return []
+        return
     jobs = []
     for link in links:
         for target in policy.probe_targets:
@@ -194,32 +198,48 @@ async def probe_links(
                 request = ProbeTarget(
                     link.name, str(target), port, settings.key, host, settings.timeout_s, mark
                 )
-                jobs.append((link, str(target), port, method, run(request)))
-    results = await asyncio.gather(*(job[4] for job in jobs), return_exceptions=True)
-    found = []
-    for (link, target_text, port, method, _), result in zip(jobs, results, strict=True):
-        if isinstance(result, BaseException):
-            log.warning("outreach: probe crashed", interface=link.name, error=str(result))
-            continue
-        outcome, detail, rtt = result
-        if outcome == "forged":
-            log.warning(
-                "outreach: probe answered without a valid signature",
-                interface=link.name,
-                target=target_text,
-                method=method,
-                detail=detail,
-            )
-        if outcome in {"verified", "forged"}:
-            found.append(
-                ProbeObservation(
-                    link=link,
-                    target=target_text,
-                    port=port,
-                    method=method,
-                    outcome=outcome,
-                    detail=detail[:512],
-                    rtt_ms=rtt,
-                )
-            )
-    return found
+                jobs.append(_observed(link, str(target), port, method, run(request)))
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            found = await next_done
+            if found is not None:
+                yield found
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _observed(
+    link: LinkFacts,
+    target: str,
+    port: int,
+    method: Literal["tcp", "dns"],
+    probe: Awaitable[tuple[Outcome, str, float | None]],
+) -> ProbeObservation | None:
+    """One probe's observation: None for no reply, an error or a crash (logged)."""
+    try:
+        outcome, detail, rtt = await probe
+    except Exception as exc:  # one broken probe must not hide the others' answers
+        log.warning("outreach: probe crashed", interface=link.name, error=str(exc))
+        return None
+    if outcome == "forged":
+        log.warning(
+            "outreach: probe answered without a valid signature",
+            interface=link.name,
+            target=target,
+            method=method,
+            detail=detail,
+        )
+    if outcome not in {"verified", "forged"}:
+        return None
+    return ProbeObservation(
+        link=link,
+        target=target,
+        port=port,
+        method=method,
+        outcome=outcome,
+        detail=detail[:512],
+        rtt_ms=rtt,
+    )

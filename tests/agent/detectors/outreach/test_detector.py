@@ -157,3 +157,81 @@ def test_lost_packets_are_reported(policy: NetworksPolicy) -> None:
 def test_forwarded_flow_says_so(policy: NetworksPolicy) -> None:
     (finding,) = OutreachDetector().evaluate(flow(hook="forward"), policy, NOW)
     assert finding.summary.startswith("转发") and finding.evidence["hook"] == "forward"
+
+
+MODEM = LinkFacts(name="usb0", mac="02:c0:7e:00:00:01", driver="rndis_host", bus="usb")
+
+
+def _plugged() -> LinkObservation:
+    return LinkObservation(link=MODEM, up=True, carrier=True)
+
+
+def test_unplugged_interface_closes_the_episode_its_plug_opened(policy: NetworksPolicy) -> None:
+    """Plugged, then removed: after the quiet time, one event with ended closes the episode."""
+    detector = OutreachDetector()
+    opened = detector.evaluate(_plugged(), policy, NOW)
+    assert [f.kind for f in opened] == ["outreach.interface"]
+    unplugged = LinkObservation(link=MODEM, change="removed")
+    detector.evaluate(unplugged, policy, NOW + timedelta(seconds=60))
+    assert detector.finalize(policy, NOW + timedelta(seconds=61)) == []  # still in quiet time
+    (closing,) = detector.finalize(policy, NOW + timedelta(seconds=64))
+    assert closing.kind == "outreach.interface" and closing.rule_id == opened[0].rule_id
+    assert closing.evidence["ended"] == "removed"
+    assert closing.evidence["duration_s"] == 60.0 and closing.evidence["sightings"] == 1
+    assert closing.evidence["interface"] == "usb0"
+    assert "已拔出" in closing.summary
+    EVIDENCE_MODELS[closing.kind].model_validate(closing.evidence)
+    # The next plug is a new episode: an event at once.
+    assert len(detector.evaluate(_plugged(), policy, NOW + timedelta(seconds=70))) == 1
+
+
+def test_link_set_down_closes_the_episode(policy: NetworksPolicy) -> None:
+    """An interface set down (administratively) ends its episode with ended=down."""
+    detector = OutreachDetector()
+    detector.evaluate(_plugged(), policy, NOW)
+    down = LinkObservation(link=MODEM, change="changed", up=False, carrier=False)
+    detector.evaluate(down, policy, NOW + timedelta(seconds=5))
+    (closing,) = detector.finalize(policy, NOW + timedelta(seconds=10))
+    assert closing.evidence["ended"] == "down"
+
+
+def test_a_link_back_within_the_quiet_time_continues_its_episode(policy: NetworksPolicy) -> None:
+    """Unplugged and replugged at once: no closing event, the replug is a repeat."""
+    detector = OutreachDetector()
+    detector.evaluate(_plugged(), policy, NOW)
+    detector.evaluate(LinkObservation(link=MODEM, change="removed"), policy, NOW)
+    assert detector.evaluate(_plugged(), policy, NOW + timedelta(seconds=1)) == []
+    assert detector.finalize(policy, NOW + timedelta(seconds=10)) == []
+
+
+def test_a_link_episode_outlives_the_aggregation_window(policy: NetworksPolicy) -> None:
+    """A modem left in for an hour: its episode closes when it goes, with the whole duration."""
+    detector = OutreachDetector()
+    detector.evaluate(_plugged(), policy, NOW)
+    detector.evaluate(_plugged(), policy, NOW + timedelta(seconds=10))
+    (repeat,) = detector.finalize(policy, NOW + timedelta(seconds=301))
+    assert repeat.evidence["repeat"] is True and repeat.evidence["count"] == 1
+    unplugged = LinkObservation(link=MODEM, change="removed")
+    detector.evaluate(unplugged, policy, NOW + timedelta(hours=1))
+    (closing,) = detector.finalize(policy, NOW + timedelta(hours=1, seconds=5))
+    assert closing.evidence["duration_s"] == 3600.0 and closing.evidence["sightings"] == 2
+
+
+def test_a_flow_key_does_not_wait_for_a_link(policy: NetworksPolicy) -> None:
+    """Keys of other signals still end with their window."""
+    detector = OutreachDetector()
+    detector.evaluate(flow(), policy, NOW)
+    assert detector.finalize(policy, NOW + timedelta(seconds=301)) == []
+    assert len(detector.evaluate(flow(), policy, NOW + timedelta(seconds=302))) == 1
+
+
+def test_a_link_set_down_then_deleted_ends_as_removed(policy: NetworksPolicy) -> None:
+    """Unplugging sets the link down before deleting it: the episode ends as removed."""
+    detector = OutreachDetector()
+    detector.evaluate(_plugged(), policy, NOW)
+    down = LinkObservation(link=MODEM, change="changed", up=False, carrier=False)
+    detector.evaluate(down, policy, NOW + timedelta(seconds=5))
+    removed = LinkObservation(link=MODEM, change="removed")
+    detector.evaluate(removed, policy, NOW + timedelta(seconds=6))
+    (closing,) = detector.finalize(policy, NOW + timedelta(seconds=10))
+    assert closing.evidence["ended"] == "removed" and closing.evidence["duration_s"] == 5.0

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
-from agent.detectors.outreach.readers.host_settings import proxy_settings, signature
+import pytest
+
+from agent.detectors.outreach.readers.host_settings import (
+    ProxyWatch,
+    forwarding_interfaces,
+    proxy_settings,
+    signature,
+)
 
 
 def test_every_kind_of_proxy_file_is_read(tmp_path: Path) -> None:
@@ -32,3 +40,39 @@ def test_signature_changes_when_a_file_does(tmp_path: Path) -> None:
     before = signature([tmp_path])
     path.write_text("http_proxy=http://203.0.113.8:3128\n")
     assert signature([tmp_path]) != before
+
+
+def test_interfaces_forwarding_on_their_own_are_listed(tmp_path: Path) -> None:
+    """Per-interface forwarding is read; all, default and lo are not interfaces that share."""
+    for name, value in {"all": "1", "default": "1", "lo": "1", "eth0": "1", "usb0": "1",
+                        "wlan0": "0"}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "forwarding").write_text(value + "\n")
+    assert forwarding_interfaces(tmp_path) == ["eth0", "usb0"]
+    assert forwarding_interfaces(tmp_path / "missing") == []
+
+
+def test_proxy_watch_wakes_on_a_write_to_a_watched_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify: a write to a proxy file, or a new file in a proxy directory, calls ``changed``."""
+    import agent.detectors.outreach.readers.host_settings as host_settings
+
+    environment = tmp_path / "environment"
+    environment.write_text("")
+    profile_d = tmp_path / "profile.d"
+    profile_d.mkdir()
+    monkeypatch.setattr(host_settings, "PROXY_PATHS", (environment, profile_d))
+    monkeypatch.setattr(host_settings, "PROXY_GLOBS", ())
+    monkeypatch.setattr(host_settings, "PROXY_PARENT_GLOBS", ())
+    woken = threading.Event()
+    watch = ProxyWatch(woken.set)
+    assert watch.start()
+    try:
+        environment.write_text("http_proxy=http://203.0.113.8:3128\n")
+        assert woken.wait(20), "no inotify event for the write"
+        woken.clear()
+        (profile_d / "proxy.sh").write_text("export https_proxy=http://203.0.113.9:1\n")
+        assert woken.wait(20), "no inotify event for the new file"
+    finally:
+        watch.stop()
