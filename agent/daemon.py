@@ -373,6 +373,7 @@ class Daemon:
                 required=required,
                 interval_s=settings.policy_poll_s,
                 applied=last_good.bundle if last_good else None,
+                etag=last_good.etag if last_good else None,
             )
         else:
             log.warning("no policy key pinned at enrollment: central policy is off; enroll again "

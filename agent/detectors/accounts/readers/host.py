@@ -8,6 +8,7 @@ only contractor processes are looked at closely.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import hashlib
 import json
@@ -141,12 +142,38 @@ class Directory:
         return sorted(found)
 
 
-class SessionSource:
-    """Sessions from systemd-logind (``loginctl list-sessions -o json``), else utmp."""
+#: What changes when a session opens or closes: logind's session directory and utmp.
+SESSION_MARKERS: Final = (Path("/run/systemd/sessions"), Path("/var/run/utmp"))
 
-    def __init__(self, host: str, poll_s: float) -> None:
+
+def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+    stamps: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(stamps)
+
+
+class SessionSource:
+    """Sessions from systemd-logind (``loginctl list-sessions -o json``), else utmp.
+
+    Sessions are listed again only when logind's session directory or utmp
+    changed since the last listing (``markers``), so an idle host does not run
+    ``loginctl`` every ``poll_s``; where neither exists, every poll lists them.
+    """
+
+    def __init__(
+        self, host: str, poll_s: float, markers: tuple[Path, ...] = SESSION_MARKERS
+    ) -> None:
         self.host = host
         self.poll_s = poll_s
+        self.markers = markers
+        self._listed_at: tuple[tuple[int, int, int] | None, ...] | None = None
+        self.listings = 0
         self.known: dict[str, dict[str, Any]] | None = None
         self.loginctl = shutil.which("loginctl")
         has_logind = self._logind_sessions() is not None
@@ -186,6 +213,11 @@ class SessionSource:
         return {str(s["session"]): s for s in sessions if s.get("user")}
 
     def poll_once(self, emit: Emit) -> None:
+        stamp = _stamp(self.markers)  # before the listing: a change after it is seen next time
+        if self.known is not None and stamp == self._listed_at and any(stamp):
+            return
+        self._listed_at = stamp
+        self.listings += 1
         current = self.snapshot()
         now = _now()
         first = self.known is None
@@ -365,10 +397,18 @@ class GroupSource:
 class MountSource:
     """Mounts from /proc/self/mountinfo, woken by POLLPRI on /proc/self/mounts (no polling)."""
 
-    def __init__(self, host: str, mountinfo: Path = Path("/proc/self/mountinfo")) -> None:
+    def __init__(
+        self,
+        host: str,
+        mountinfo: Path = Path("/proc/self/mountinfo"),
+        mounts: Path = Path("/proc/self/mounts"),
+    ) -> None:
         self.host = host
         self.mountinfo = mountinfo
+        self.mounts = mounts
         self.known: dict[str, dict[str, str]] | None = None
+        # ``stop`` writes here: the wait for a mount change has no timeout to poll a flag with.
+        self._stop_r, self._stop_w = os.pipe()
 
     def snapshot(self) -> dict[str, dict[str, str]]:
         try:
@@ -406,15 +446,26 @@ class MountSource:
         )
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
+        """Report mount changes until ``stop`` is set and ``stop()`` called (no timer)."""
         self.poll_once(emit)
-        with open("/proc/self/mounts", "rb") as handle:
+        with open(self.mounts, "rb") as handle, open(self._stop_r, "rb", buffering=0) as stopped:
             poller = select.poll()
             poller.register(handle.fileno(), select.POLLPRI | select.POLLERR)
+            poller.register(stopped.fileno(), select.POLLIN)
             while not stop.is_set():
-                if poller.poll(1000):
+                ready = {fd for fd, _ in poller.poll()}
+                if stopped.fileno() in ready:
+                    break
+                if handle.fileno() in ready:
                     handle.seek(0)
                     handle.read()
                     self.poll_once(emit)
+
+    def stop(self) -> None:
+        """End ``run`` now (it may be waiting for a mount change)."""
+        with contextlib.suppress(OSError):  # stopped twice: the pipe is already closed
+            os.write(self._stop_w, b"x")
+            os.close(self._stop_w)
 
 
 def parse_mountinfo(text: str) -> dict[str, dict[str, str]]:
