@@ -20,8 +20,9 @@ signature, a newline, then the exact signed bytes, written atomically. At
 start it is verified again and used, so an agent whose collector is
 unreachable runs the policy it last accepted; the ETag it was served with is
 kept beside it (``policy-bundle.etag``), so the first fetch after a restart is
-a 304, not the same bundle downloaded, verified and parsed a second time. This module knows nothing of
-detectors; the daemon knows nothing of signatures.
+a 304, not the same bundle downloaded, verified and parsed a second time.
+This module knows nothing of detectors; the daemon knows nothing of
+signatures.
 """
 
 from __future__ import annotations

@@ -176,8 +176,8 @@ class SessionSource:
         self.listings = 0
         self.known: dict[str, dict[str, Any]] | None = None
         self.loginctl = shutil.which("loginctl")
-        has_logind = self._logind_sessions() is not None
-        self.mode: Literal["logind", "utmp"] = "logind" if has_logind else "utmp"
+        #: Decided by the first listing, in the reader's thread: loginctl never runs on the loop.
+        self.mode: Literal["logind", "utmp"] = "logind" if self.loginctl else "utmp"
 
     def _logind_sessions(self) -> list[dict[str, Any]] | None:
         if self.loginctl is None:
@@ -208,6 +208,8 @@ class SessionSource:
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         sessions = self._logind_sessions() if self.mode == "logind" else None
+        if sessions is None and self.known is None:
+            self.mode = "utmp"  # no logind here: utmp from now on
         if sessions is None:
             sessions = self._utmp_sessions()
         return {str(s["session"]): s for s in sessions if s.get("user")}

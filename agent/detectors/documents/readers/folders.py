@@ -6,8 +6,9 @@ walked once, off the event loop, so documents already there are marked too.
 A pending file is handed over when it has been quiet for ``settle_s`` and its
 size and modification time did not change between two looks (a copy still in
 progress is left alone). With nothing pending the reader sleeps until watchdog
-reports a change: an idle agent is not woken by a timer here. What the file holds, and whether it was seen before,
-is the source's business (``agent.detectors.documents.source``).
+reports a change: an idle agent is not woken by a timer here. What the file
+holds, and whether it was seen before, is the source's business
+(``agent.detectors.documents.source``).
 """
 
 from __future__ import annotations
