@@ -296,12 +296,14 @@ class ProcessSource:
         new = pids - self.seen
         self.seen = pids
         for pid in sorted(new):
+            uid = real_uid(pid)
+            if uid is None:
+                continue
+            account = self.directory.contractor_by_uid(uid)
+            if account is None:
+                continue
             try:
                 process = psutil.Process(pid)
-                uid = process.uids().real
-                account = self.directory.contractor_by_uid(uid)
-                if account is None:
-                    continue
                 with process.oneshot():
                     name = process.name()
                     exe = _quiet(process.exe)
@@ -346,6 +348,22 @@ class ProcessSource:
         while not stop.is_set():
             self.poll_once(emit)
             stop.wait(self.poll_s)
+
+
+def real_uid(pid: int) -> int | None:
+    """The real uid from ``/proc/<pid>/status`` (None once the process is gone).
+
+    One read, where ``psutil.Process(pid).uids()`` makes two: on a busy host most
+    new processes are not a contractor's and are looked at for this alone.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _quiet(getter: Callable[[], Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from agent.detectors.accounts.readers.host import (
     SessionSource,
     parse_loginctl_json,
     parse_mountinfo,
+    real_uid,
 )
 from agent.policy.loader import load_policy_dir
 
@@ -95,3 +97,9 @@ def test_directory_names_contractors_through_the_policy_and_nss() -> None:
     assert directory.names_contractor("#1003", "root")
     assert directory.contractor_by_uid(0) is None
 
+
+
+def test_real_uid_reads_this_process_and_none_for_a_gone_one() -> None:
+    """The new-process filter reads the real uid from /proc; a vanished pid gives None."""
+    assert real_uid(os.getpid()) == os.getuid()
+    assert real_uid(2**22 + 1) is None  # above pid_max: never a process
