@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -49,6 +48,7 @@ from pydantic import ValidationError
 
 from agent.enrollment import Credentials
 from agent.events import ErrorBody, IngestResult
+from agent.file_stamps import Stamp, file_stamp
 from agent.pacing import Backoff, PacedBucket
 
 if TYPE_CHECKING:
@@ -67,22 +67,6 @@ SERVER_ERRORS_BEFORE_SPLIT = 2
 #: An empty spool whose files look unchanged is still read this often: a write that left
 #: size and time as they were (a reused WAL, a coarse clock) is found within this.
 FULL_LOOK_S = 30.0
-
-FileStamp = tuple[tuple[int, int, int] | None, ...]
-
-
-def file_stamp(*paths: str) -> FileStamp:
-    """Inode, size and modification time of each path (None where it does not exist)."""
-    stamps: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            stamps.append(None)
-            continue
-        stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(stamps)
-
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """Parse a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
@@ -141,7 +125,7 @@ class Shipper:
         self.batches_sent = 0
         self._server_errors = 0  # in a row, since the last acknowledged batch
         #: The spool files' stamp when the spool was last read and found empty, and when.
-        self._empty_stamp: FileStamp | None = None
+        self._empty_stamp: Stamp | None = None
         self._empty_at = 0.0
         self._wakes = 0
         self.spool_reads = 0
@@ -152,7 +136,7 @@ class Shipper:
         self._empty_stamp = None
         self._wake.set()
 
-    def _spool_stamp(self) -> FileStamp:
+    def _spool_stamp(self) -> Stamp:
         path = str(self.spool.path)
         return file_stamp(path, path + "-wal")
 

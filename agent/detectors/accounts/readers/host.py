@@ -34,6 +34,7 @@ from agent.detectors.accounts.observations import (
     SessionObserved,
 )
 from agent.detectors.accounts.policy import AccountsPolicy
+from agent.file_stamps import Stamp, file_stamp
 
 log = structlog.get_logger("courtguard.accounts.host")
 Emit = Callable[[Any], None]
@@ -146,18 +147,6 @@ class Directory:
 SESSION_MARKERS: Final = (Path("/run/systemd/sessions"), Path("/var/run/utmp"))
 
 
-def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
-    stamps: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            st = path.stat()
-        except OSError:
-            stamps.append(None)
-            continue
-        stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(stamps)
-
-
 class SessionSource:
     """Sessions from systemd-logind (``loginctl list-sessions -o json``), else utmp.
 
@@ -172,7 +161,7 @@ class SessionSource:
         self.host = host
         self.poll_s = poll_s
         self.markers = markers
-        self._listed_at: tuple[tuple[int, int, int] | None, ...] | None = None
+        self._listed_at: Stamp | None = None
         self.listings = 0
         self.known: dict[str, dict[str, Any]] | None = None
         self.loginctl = shutil.which("loginctl")
@@ -215,7 +204,7 @@ class SessionSource:
         return {str(s["session"]): s for s in sessions if s.get("user")}
 
     def poll_once(self, emit: Emit) -> None:
-        stamp = _stamp(self.markers)  # before the listing: a change after it is seen next time
+        stamp = file_stamp(*self.markers)  # before the listing: a change after it is seen next time
         if self.known is not None and stamp == self._listed_at and any(stamp):
             return
         self._listed_at = stamp
@@ -382,15 +371,8 @@ class GroupSource:
         self.host = host
         self.directory = directory
         self.recheck_s = recheck_s
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: Stamp | None = None
         self.wake = threading.Event()
-
-    def _group_file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.GROUP_FILE.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns)
 
     def poll_once(self, emit: Emit) -> None:
         self.directory.forget()
@@ -401,13 +383,13 @@ class GroupSource:
                 emit(GroupState(time=now, host=self.host, account=account, groups=groups))
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        self._stamp = self._group_file_stamp()
+        self._stamp = file_stamp(self.GROUP_FILE)
         self.poll_once(emit)
         waited = 0.0
         while not stop.is_set():
             stop.wait(1.0)
             waited += 1.0
-            stamp = self._group_file_stamp()
+            stamp = file_stamp(self.GROUP_FILE)
             if stamp != self._stamp or waited >= self.recheck_s or self.wake.is_set():
                 self._stamp, waited = stamp, 0.0
                 self.wake.clear()
