@@ -398,6 +398,7 @@ class Daemon:
                 interval_s=settings.policy_poll_s,
                 applied=last_good.bundle if last_good else None,
                 wait_s=settings.policy_wait_s,
+                etag=last_good.etag if last_good else None,
             )
             if "CAP_NET_ADMIN" in (caps.effective() if self._caps is None else self._caps):
                 self.isolation = IsolationKeeper(

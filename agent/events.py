@@ -197,9 +197,12 @@ class Evidence(BaseModel):
     evidence object) that, with the rule, host and account, make two events
     the same alert at the collector (docs/alerts.md). Empty: rule, host and
     account alone decide.
+
+    Validators are built at first use (``defer_build``): a process builds only
+    the evidence models of the events it meets, not every detector's.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     FINGERPRINT_FIELDS: ClassVar[tuple[str, ...]] = ()
 

@@ -3,8 +3,10 @@
 Each round:
 
 1. wait for events: the daemon wakes the shipper when it spools something,
-   and the spool is polled every ``spool_poll_s`` for rows other processes
-   (``emit-test``) wrote;
+   and every ``spool_poll_s`` the spool's files are looked at for rows other
+   processes (``emit-test``) wrote: only when their size or time changed since
+   the spool was last found empty (or ``FULL_LOOK_S`` passed) is the spool
+   itself read, so an idle agent costs a ``stat``, not a database query;
 2. wait up to ``batch_max_age_s`` for a batch to fill, unless a full one
    (``batch_max_events`` or ``batch_max_bytes``) is ready or a flush is on;
 3. after an outage, when a backlog waits, sleep a random start jitter so a
@@ -46,6 +48,7 @@ from pydantic import ValidationError
 
 from agent.enrollment import Credentials
 from agent.events import ACCEPTS_HEADER, CaptureOrder, ErrorBody, IngestResult
+from agent.file_stamps import Stamp, file_stamp
 from agent.pacing import Backoff, PacedBucket
 
 if TYPE_CHECKING:
@@ -61,7 +64,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 #: Server errors in a row on one batch, with the collector healthy, before it is halved.
 SERVER_ERRORS_BEFORE_SPLIT = 2
-
+#: An empty spool whose files look unchanged is still read this often: a write that left
+#: size and time as they were (a reused WAL, a coarse clock) is found within this.
+FULL_LOOK_S = 30.0
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """Parse a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
@@ -123,10 +128,29 @@ class Shipper:
         self.stopped_reason: str | None = None
         self.batches_sent = 0
         self._server_errors = 0  # in a row, since the last acknowledged batch
+        #: The spool files' stamp when the spool was last read and found empty, and when.
+        self._empty_stamp: Stamp | None = None
+        self._empty_at = 0.0
+        self._wakes = 0
+        self.spool_reads = 0
 
     def wake(self) -> None:
         """Tell the shipper new events are in the spool."""
+        self._wakes += 1
+        self._empty_stamp = None
         self._wake.set()
+
+    def _spool_stamp(self) -> Stamp:
+        path = str(self.spool.path)
+        return file_stamp(path, path + "-wal")
+
+    def _still_empty(self) -> bool:
+        """The spool was empty at the last read and its files have not changed since."""
+        return (
+            self._empty_stamp is not None
+            and self._clock() - self._empty_at < FULL_LOOK_S
+            and self._spool_stamp() == self._empty_stamp
+        )
 
     def make_client(self) -> httpx.AsyncClient:
         from agent.collector_http import collector_client  # httpx loads only where it is used
@@ -177,13 +201,22 @@ class Shipper:
     async def ship_once(self, client: httpx.AsyncClient) -> None:
         """One round of the loop in the module docstring."""
         # 1. Anything to send?
+        if self._still_empty():
+            await self._wait_wake(self.settings.spool_poll_s)
+            return
+        wakes = self._wakes
+        stamp = self._spool_stamp()  # before the read: a write after it changes the stamp
         stats = await asyncio.to_thread(self.spool.stats)
+        self.spool_reads += 1
         if stats.depth == 0:
+            if wakes == self._wakes:  # no event was spooled while the spool was read
+                self._empty_stamp, self._empty_at = stamp, self._clock()
             self._pending_since = None
             self._limit = self.settings.batch_max_events  # a drained spool resets splitting
             self._drained.set()
             await self._wait_wake(self.settings.spool_poll_s)
             return
+        self._empty_stamp = None
         self._drained.clear()
         # 2. Let a partial batch fill for up to batch_max_age_s.
         now = self._clock()

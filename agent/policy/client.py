@@ -24,8 +24,11 @@ newer version; back to back while the collector holds the fetch, below):
 The last good bundle is ``<data_dir>/policy-bundle.signed``: the base64
 signature, a newline, then the exact signed bytes, written atomically. At
 start it is verified again and used, so an agent whose collector is
-unreachable runs the policy it last accepted. This module knows nothing of
-detectors; the daemon knows nothing of signatures.
+unreachable runs the policy it last accepted; the ETag it was served with is
+kept beside it (``policy-bundle.etag``), so the first fetch after a restart is
+a 304, not the same bundle downloaded, verified and parsed a second time.
+This module knows nothing of detectors; the daemon knows nothing of
+signatures.
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ from agent.policy.bundle import (
     PolicyBundle,
     open_bundle,
     parse_bundle,
+    policy_set,
     sha256_hex,
+    verify_signature,
 )
 from agent.policy.loader import PolicySet
 
@@ -60,6 +65,7 @@ log = structlog.get_logger("courtguard.policy")
 LAST_GOOD_FILE: Final = "policy-bundle.signed"
 #: A held fetch that returns sooner than this (and sooner than asked) was not really held.
 MIN_HELD_S: Final = 1.0
+LAST_GOOD_ETAG_FILE: Final = "policy-bundle.etag"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Verified:
     body: bytes
     signature: str
     group: str
+    #: The ETag the collector served the bundle with, when it came from a collector.
+    etag: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -92,7 +100,11 @@ def last_good_path(data_dir: Path) -> Path:
 def read_last_good(
     data_dir: Path, public_key: str, group: str, required: frozenset[str]
 ) -> Verified | None:
-    """The stored bundle, verified and validated again; None when absent or no longer good."""
+    """The stored bundle, verified and validated again; None when absent or no longer good.
+
+    The bundle is judged for its own group (the agent may have been moved
+    since), so it is parsed once, after the signature check.
+    """
     path = last_good_path(data_dir)
     try:
         raw = path.read_bytes()
@@ -100,32 +112,30 @@ def read_last_good(
         return None
     signature, _, body = raw.partition(b"\n")
     try:
-        bundle, policies = open_bundle(
-            body,
-            signature.decode("ascii", "replace"),
-            public_key,
-            group=bundle_group(body, group),
-            applied_version=None,
-            required=required,
-        )
+        verify_signature(body, signature.decode("ascii", "replace"), public_key)
+        bundle = parse_bundle(body)
+        policies = policy_set(bundle, required)
     except BundleRejected as exc:
         log.error("the stored last good policy bundle is unusable", path=str(path), error=str(exc))
         return None
-    return Verified(bundle, policies, body, signature.decode("ascii"), group)
-
-
-def bundle_group(body: bytes, fallback: str) -> str:
-    """For the stored copy only: its own group, since the agent may have been moved since."""
     try:
-        return parse_bundle(body).group or fallback
-    except BundleRejected:
-        return fallback
+        etag: str | None = (data_dir / LAST_GOOD_ETAG_FILE).read_text("ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        etag = None
+    if etag is not None and not etag.isprintable():
+        etag = None  # never a header value that could not be sent
+    return Verified(bundle, policies, body, signature.decode("ascii"), group, etag)
 
 
 def write_last_good(data_dir: Path, verified: Verified) -> None:
     from agent.enrollment import write_private
 
+    etag_path = data_dir / LAST_GOOD_ETAG_FILE
+    with contextlib.suppress(FileNotFoundError):
+        etag_path.unlink()  # never beside a bundle it was not served with
     write_private(last_good_path(data_dir), verified.signature.encode() + b"\n" + verified.body)
+    if verified.etag is not None:
+        write_private(etag_path, verified.etag.encode("ascii", "replace"))
 
 
 class PolicyClient:
@@ -140,6 +150,7 @@ class PolicyClient:
         required: frozenset[str],
         interval_s: float,
         applied: PolicyBundle | None = None,
+        etag: str | None = None,
         rng: Callable[[], float] = random.random,
         wait_s: float = 0.0,
     ) -> None:
@@ -153,7 +164,8 @@ class PolicyClient:
         #: The last fetch was held by the collector: the next one may start at once.
         self.held = False
         self.applied = applied
-        self.etag: str | None = None
+        #: Sent as If-None-Match: the applied bundle's, so an unchanged one is not sent again.
+        self.etag = etag
         self.fetches = 0
         self._rng = rng
         self._wake = asyncio.Event()
@@ -246,7 +258,9 @@ class PolicyClient:
         self.etag = etag
         if self.applied is not None and bundle.version == self.applied.version:
             return None
-        return Verified(bundle, policies, body, response.headers["X-Courtguard-Signature"], group)
+        return Verified(
+            bundle, policies, body, response.headers["X-Courtguard-Signature"], group, etag
+        )
 
     def _rejection(self, exc: BundleRejected, body: bytes) -> PolicyRejectedEvidence:
         version: str | None = None

@@ -46,7 +46,10 @@ Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_le
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of the policy models; validators are built at first use (``defer_build``), so a
+    host builds only the policy kinds it reads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RuleException(StrictModel):

@@ -69,3 +69,14 @@ def test_the_contract_imports_no_detector_and_the_collector_sees_every_evidence_
         "assert {'agent', 'accounts', 'documents', 'networks', 'alerting'} <= policy\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_the_daemon_does_not_load_the_document_checker_before_a_document() -> None:
+    """The checker engine is imported at the first document, not with the registry or daemon."""
+    probe = (
+        "import sys, agent.daemon, agent.detectors.documents.source\n"
+        "print(sorted(m for m in sys.modules if m.startswith('agent.detectors.documents.checker')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "[]"

@@ -454,6 +454,33 @@ def test_poll_finds_events_other_processes_wrote(
     asyncio.run(asyncio.wait_for(scenario(), 5))
 
 
+def test_an_idle_shipper_reads_the_spool_only_when_its_files_change(
+    enrolled: AgentSettings, spool: Spool, collector: FakeCollector
+) -> None:
+    """While the spool's files stay unchanged the poll costs a stat; a write is still found."""
+    shipper = Shipper(
+        spool, load_credentials(enrolled.data_dir), enrolled, transport=collector.transport()
+    )
+    looks: list[bool] = []
+    still_empty = shipper._still_empty
+
+    def counted() -> bool:
+        looks.append(still_empty())
+        return looks[-1]
+
+    shipper._still_empty = counted  # type: ignore[method-assign]  # counts the idle polls
+
+    async def scenario() -> None:
+        task = asyncio.create_task(shipper.run())
+        await eventually(lambda: looks.count(True) >= 10, within_s=60)
+        assert shipper.spool_reads == 1
+        spool.append([finding()])  # as another process would: no wake
+        await eventually(lambda: collector.events)
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
 def test_flush_empties_the_spool(
     enrolled: AgentSettings, spool: Spool, collector: FakeCollector
 ) -> None:

@@ -376,7 +376,9 @@ class Collector:
 
         def online() -> dict[str, Any] | None:
             row = self.agent_row(agent_id)
-            return row if row and row["status"] == "online" and row.get("agent_version") else None
+            # agent_version is known from enrollment; heartbeat_interval_s only from a heartbeat.
+            heartbeated = row and row["status"] == "online" and row.get("heartbeat_interval_s")
+            return row if heartbeated else None
 
         result: dict[str, Any] = wait_until(online, timeout, f"agent {agent_id} online")
         return result

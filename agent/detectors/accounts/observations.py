@@ -18,7 +18,8 @@ Short = Annotated[str, StringConstraints(max_length=256)]
 
 
 class _Observation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built at the first observation of each kind, not when the registry is imported.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     time: AwareDatetime
     host: Short = ""

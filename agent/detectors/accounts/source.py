@@ -160,9 +160,10 @@ class AccountsSource:
                 yield observation
         finally:
             stop.set()
-            journal = self.readers.get("journal")
-            if journal is not None:
-                journal.stop()
+            for reader in self.readers.values():  # readers that block without a timeout
+                halt = getattr(reader, "stop", None)
+                if halt is not None:
+                    halt()
 
     def _guarded(
         self, name: str, reader: Reader, emit: Callable[[Any], None], stop: threading.Event

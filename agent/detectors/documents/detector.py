@@ -1,23 +1,19 @@
-"""Pure decision: an extracted document in, one finding per rule that fired out."""
+"""Pure decision: an extracted document in, one finding per rule that fired out.
+
+The document checker (``checker.scanner`` and the word lists and patterns it
+loads) is imported at the first document, not with the registry: most
+workstations never see one, and it is the agent's largest import.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
 from hashlib import sha256
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from pydantic_core import to_json
 
-from agent.detectors.documents.checker.context import Part
-from agent.detectors.documents.checker.scanner import (
-    ACTION_LABELS,
-    VERDICT_LABELS,
-    DocFinding,
-    ScanResult,
-    scan_parts,
-)
-from agent.detectors.documents.checker.validators import mask
 from agent.detectors.documents.evidence import (
     DocumentFindingEvidence,
     DocumentOccurrence,
@@ -26,6 +22,9 @@ from agent.detectors.documents.evidence import (
 from agent.detectors.documents.observations import DocumentObservation
 from agent.detectors.documents.policy import DocumentsPolicy
 from agent.events import MAX_EVIDENCE_BYTES, Finding, Severity
+
+if TYPE_CHECKING:
+    from agent.detectors.documents.checker.scanner import DocFinding, ScanResult
 
 MAX_OCCURRENCES: Final = 50
 #: Evidence size to stay under, leaving room for the event's own fields.
@@ -66,6 +65,10 @@ class DocumentsDetector:
     def evaluate(
         self, observation: DocumentObservation, policy: DocumentsPolicy, now: datetime
     ) -> Iterator[Finding]:
+        from agent.detectors.documents.checker.context import Part
+        from agent.detectors.documents.checker.scanner import scan_parts
+        from agent.detectors.documents.checker.validators import mask
+
         base = observation.path.rsplit("/", 1)[-1]
         digest = (
             observation.sha256
@@ -104,6 +107,8 @@ class DocumentsDetector:
         digest: str,
         now: datetime,
     ) -> Iterator[Finding]:
+        from agent.detectors.documents.checker.scanner import ACTION_LABELS, VERDICT_LABELS
+
         file_name = masked_file_name(base, result.findings)[:500]
         grouped: dict[tuple[str, str], list[DocFinding]] = {}
         for finding in result.findings:

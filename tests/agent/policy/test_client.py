@@ -186,6 +186,22 @@ def test_unchanged_poll_sends_the_etag_and_gets_304(tmp_path: Path, signer: Poli
     assert collector.policy_requests[-1].headers["If-None-Match"] == collector.policy.etag
 
 
+def test_a_restart_polls_with_the_kept_etag_and_gets_304(
+    tmp_path: Path, signer: PolicySigner, collector: FakeCollector
+) -> None:
+    """The ETag is kept with the last good bundle: the first poll after a restart is a 304."""
+    collector.policy = signer.bundle(DOCUMENTS, 5)
+    client = policy_client(tmp_path, signer)
+    client.keep(fetch(client, collector))
+    kept = read_last_good(tmp_path, signer.public_key, "court-a", REQUIRED)
+    assert kept is not None and kept.etag == collector.policy.etag
+    restarted = PolicyClient(data_dir=tmp_path, public_key=signer.public_key, group="court-a",
+                             required=REQUIRED, interval_s=60, applied=kept.bundle,
+                             etag=kept.etag)
+    assert fetch(restarted, collector) is None
+    assert collector.policy_requests[-1].headers["If-None-Match"] == collector.policy.etag
+
+
 def test_a_rejected_bundle_is_not_judged_again(tmp_path: Path, signer: PolicySigner,
                                                collector: FakeCollector) -> None:
     """The refused bundle's ETag is sent next time, so the same refusal is not repeated."""

@@ -8,6 +8,7 @@ only contractor processes are looked at closely.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import hashlib
 import json
@@ -33,6 +34,7 @@ from agent.detectors.accounts.observations import (
     SessionObserved,
 )
 from agent.detectors.accounts.policy import AccountsPolicy
+from agent.file_stamps import Stamp, file_stamp
 
 log = structlog.get_logger("courtguard.accounts.host")
 Emit = Callable[[Any], None]
@@ -141,16 +143,30 @@ class Directory:
         return sorted(found)
 
 
-class SessionSource:
-    """Sessions from systemd-logind (``loginctl list-sessions -o json``), else utmp."""
+#: What changes when a session opens or closes: logind's session directory and utmp.
+SESSION_MARKERS: Final = (Path("/run/systemd/sessions"), Path("/var/run/utmp"))
 
-    def __init__(self, host: str, poll_s: float) -> None:
+
+class SessionSource:
+    """Sessions from systemd-logind (``loginctl list-sessions -o json``), else utmp.
+
+    Sessions are listed again only when logind's session directory or utmp
+    changed since the last listing (``markers``), so an idle host does not run
+    ``loginctl`` every ``poll_s``; where neither exists, every poll lists them.
+    """
+
+    def __init__(
+        self, host: str, poll_s: float, markers: tuple[Path, ...] = SESSION_MARKERS
+    ) -> None:
         self.host = host
         self.poll_s = poll_s
+        self.markers = markers
+        self._listed_at: Stamp | None = None
+        self.listings = 0
         self.known: dict[str, dict[str, Any]] | None = None
         self.loginctl = shutil.which("loginctl")
-        has_logind = self._logind_sessions() is not None
-        self.mode: Literal["logind", "utmp"] = "logind" if has_logind else "utmp"
+        #: Decided by the first listing, in the reader's thread: loginctl never runs on the loop.
+        self.mode: Literal["logind", "utmp"] = "logind" if self.loginctl else "utmp"
 
     def _logind_sessions(self) -> list[dict[str, Any]] | None:
         if self.loginctl is None:
@@ -181,11 +197,18 @@ class SessionSource:
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         sessions = self._logind_sessions() if self.mode == "logind" else None
+        if sessions is None and self.known is None:
+            self.mode = "utmp"  # no logind here: utmp from now on
         if sessions is None:
             sessions = self._utmp_sessions()
         return {str(s["session"]): s for s in sessions if s.get("user")}
 
     def poll_once(self, emit: Emit) -> None:
+        stamp = file_stamp(*self.markers)  # before the listing: a change after it is seen next time
+        if self.known is not None and stamp == self._listed_at and any(stamp):
+            return
+        self._listed_at = stamp
+        self.listings += 1
         current = self.snapshot()
         now = _now()
         first = self.known is None
@@ -262,12 +285,14 @@ class ProcessSource:
         new = pids - self.seen
         self.seen = pids
         for pid in sorted(new):
+            uid = real_uid(pid)
+            if uid is None:
+                continue
+            account = self.directory.contractor_by_uid(uid)
+            if account is None:
+                continue
             try:
                 process = psutil.Process(pid)
-                uid = process.uids().real
-                account = self.directory.contractor_by_uid(uid)
-                if account is None:
-                    continue
                 with process.oneshot():
                     name = process.name()
                     exe = _quiet(process.exe)
@@ -314,6 +339,22 @@ class ProcessSource:
             stop.wait(self.poll_s)
 
 
+def real_uid(pid: int) -> int | None:
+    """The real uid from ``/proc/<pid>/status`` (None once the process is gone).
+
+    One read, where ``psutil.Process(pid).uids()`` makes two: on a busy host most
+    new processes are not a contractor's and are looked at for this alone.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _quiet(getter: Callable[[], Any]) -> Any:
     try:
         return getter()
@@ -330,15 +371,8 @@ class GroupSource:
         self.host = host
         self.directory = directory
         self.recheck_s = recheck_s
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: Stamp | None = None
         self.wake = threading.Event()
-
-    def _group_file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.GROUP_FILE.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns)
 
     def poll_once(self, emit: Emit) -> None:
         self.directory.forget()
@@ -349,13 +383,13 @@ class GroupSource:
                 emit(GroupState(time=now, host=self.host, account=account, groups=groups))
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        self._stamp = self._group_file_stamp()
+        self._stamp = file_stamp(self.GROUP_FILE)
         self.poll_once(emit)
         waited = 0.0
         while not stop.is_set():
             stop.wait(1.0)
             waited += 1.0
-            stamp = self._group_file_stamp()
+            stamp = file_stamp(self.GROUP_FILE)
             if stamp != self._stamp or waited >= self.recheck_s or self.wake.is_set():
                 self._stamp, waited = stamp, 0.0
                 self.wake.clear()
@@ -365,10 +399,18 @@ class GroupSource:
 class MountSource:
     """Mounts from /proc/self/mountinfo, woken by POLLPRI on /proc/self/mounts (no polling)."""
 
-    def __init__(self, host: str, mountinfo: Path = Path("/proc/self/mountinfo")) -> None:
+    def __init__(
+        self,
+        host: str,
+        mountinfo: Path = Path("/proc/self/mountinfo"),
+        mounts: Path = Path("/proc/self/mounts"),
+    ) -> None:
         self.host = host
         self.mountinfo = mountinfo
+        self.mounts = mounts
         self.known: dict[str, dict[str, str]] | None = None
+        # ``stop`` writes here: the wait for a mount change has no timeout to poll a flag with.
+        self._stop_r, self._stop_w = os.pipe()
 
     def snapshot(self) -> dict[str, dict[str, str]]:
         try:
@@ -406,15 +448,26 @@ class MountSource:
         )
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
+        """Report mount changes until ``stop`` is set and ``stop()`` called (no timer)."""
         self.poll_once(emit)
-        with open("/proc/self/mounts", "rb") as handle:
+        with open(self.mounts, "rb") as handle, open(self._stop_r, "rb", buffering=0) as stopped:
             poller = select.poll()
             poller.register(handle.fileno(), select.POLLPRI | select.POLLERR)
+            poller.register(stopped.fileno(), select.POLLIN)
             while not stop.is_set():
-                if poller.poll(1000):
+                ready = {fd for fd, _ in poller.poll()}
+                if stopped.fileno() in ready:
+                    break
+                if handle.fileno() in ready:
                     handle.seek(0)
                     handle.read()
                     self.poll_once(emit)
+
+    def stop(self) -> None:
+        """End ``run`` now (it may be waiting for a mount change)."""
+        with contextlib.suppress(OSError):  # stopped twice: the pipe is already closed
+            os.write(self._stop_w, b"x")
+            os.close(self._stop_w)
 
 
 def parse_mountinfo(text: str) -> dict[str, dict[str, str]]:

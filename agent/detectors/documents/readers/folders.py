@@ -5,8 +5,10 @@ pending. At start and after the watched folders change, the folders are
 walked once, off the event loop, so documents already there are marked too.
 A pending file is handed over when it has been quiet for ``settle_s`` and its
 size and modification time did not change between two looks (a copy still in
-progress is left alone). What the file holds, and whether it was seen before,
-is the source's business (``agent.detectors.documents.source``).
+progress is left alone). With nothing pending the reader sleeps until watchdog
+reports a change: an idle agent is not woken by a timer here. What the file
+holds, and whether it was seen before, is the source's business
+(``agent.detectors.documents.source``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from agent.detectors.documents.policy import DocumentWatch
 
 log = structlog.get_logger("courtguard.documents")
 
-POLL_S: Final = 0.5
+#: Shortest wait between two looks at pending files: a file written in many small
+#: chunks marks itself again and again, and each mark must not cost a look.
+MIN_LOOK_S: Final = 0.1
 
 
 class FolderWatcher:
@@ -38,6 +42,7 @@ class FolderWatcher:
         self._last_stat: dict[Path, tuple[int, int]] = {}
         self._observer: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._marked: asyncio.Event | None = None
 
     def retarget(self, watch: DocumentWatch) -> None:
         """Watch what ``watch`` names from now on (the folders are walked again)."""
@@ -51,6 +56,11 @@ class FolderWatcher:
             "~$"
         ):
             self._pending[candidate] = time.monotonic()
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._marked is not None:
+            self._marked.set()
 
     def _stop_observer(self) -> None:
         if self._observer is not None:
@@ -95,15 +105,17 @@ class FolderWatcher:
         self._observer = observer
         # Documents already in the folders are checked once too, found off the event loop.
         self._walk_pending = True
+        self._wake()
         log.info("watching publication folders", folders=watched)
 
     async def settled(self) -> AsyncGenerator[Path, None]:
         """Every settled file, as it settles, until cancelled or closed."""
         self._loop = asyncio.get_running_loop()
+        self._marked = asyncio.Event()
         self._restart_observer()
         try:
             while True:
-                await asyncio.sleep(POLL_S)
+                await self._until_due()
                 if self._walk_pending:
                     self._walk_pending = False
                     for existing in await asyncio.to_thread(self._existing):
@@ -112,6 +124,19 @@ class FolderWatcher:
                     yield path
         finally:
             self._stop_observer()
+
+    async def _until_due(self) -> None:
+        """Wait for the earliest pending file to be due a look, or for the first mark."""
+        assert self._marked is not None  # noqa: S101 (set by settled before it waits)
+        if not self._pending and not self._walk_pending:
+            await self._marked.wait()
+        self._marked.clear()
+        if self._pending:
+            # New marks are due later than the earliest one already pending: no need to wake.
+            due = min(self._pending.values()) + self.watch.settle_s - time.monotonic()
+            await asyncio.sleep(max(MIN_LOOK_S, due))
+        else:
+            await asyncio.sleep(MIN_LOOK_S)  # marks come in bursts: take the burst in one look
 
     def _existing(self) -> list[str]:
         return [

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from agent.detectors.accounts.readers.host import (
     Directory,
     MountSource,
+    SessionSource,
     parse_loginctl_json,
     parse_mountinfo,
+    real_uid,
 )
 from agent.policy.loader import load_policy_dir
 
@@ -54,6 +58,33 @@ def test_mount_source_reports_changes_only(tmp_path: Path) -> None:
     ]
 
 
+def test_mount_source_waits_without_a_timer_and_stops_when_told() -> None:
+    """The mount reader blocks on /proc/self/mounts alone; stop() ends the wait at once."""
+    source = MountSource("ws")
+    stop = threading.Event()
+    reader = threading.Thread(target=source.run, args=(lambda _: None, stop), daemon=True)
+    reader.start()
+    stop.set()
+    source.stop()
+    reader.join(60)  # a deadline for a hang, not a speed
+    assert not reader.is_alive()
+
+
+def test_sessions_are_listed_again_only_when_logind_or_utmp_changed(tmp_path: Path) -> None:
+    """An unchanged session directory and utmp cost no listing; a change brings one."""
+    utmp = tmp_path / "utmp"
+    utmp.write_bytes(b"")
+    source = SessionSource("ws", poll_s=5, markers=(tmp_path / "sessions", utmp))
+    source.loginctl = None  # this host's utmp, through psutil
+    source.mode = "utmp"
+    for _ in range(3):
+        source.poll_once(lambda _: None)
+    assert source.listings == 1
+    utmp.write_bytes(b"x")  # a login writes utmp
+    source.poll_once(lambda _: None)
+    assert source.listings == 2
+
+
 def test_directory_names_contractors_through_the_policy_and_nss() -> None:
     """Pattern-selected names count even without a local account; root and staff do not."""
     policy = load_policy_dir(Path(__file__).resolve().parents[5] / "policies").section("accounts")
@@ -66,3 +97,9 @@ def test_directory_names_contractors_through_the_policy_and_nss() -> None:
     assert directory.names_contractor("#1003", "root")
     assert directory.contractor_by_uid(0) is None
 
+
+
+def test_real_uid_reads_this_process_and_none_for_a_gone_one() -> None:
+    """The new-process filter reads the real uid from /proc; a vanished pid gives None."""
+    assert real_uid(os.getpid()) == os.getuid()
+    assert real_uid(2**22 + 1) is None  # above pid_max: never a process
