@@ -24,6 +24,7 @@ SQLite has a single writer already.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -122,82 +123,119 @@ def _groups(events: Iterable[Event]) -> dict[str, _Group]:
     return groups
 
 
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The alert upsert, built once per dialect: executed with one row per group of a batch."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    greatest = func.greatest if dialect == "postgresql" else func.max
+    least = func.least if dialect == "postgresql" else func.min
+    stmt = module.insert(alerts)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[alerts.c.fingerprint],
+        # A literal, not a bound parameter: once psycopg prepares the statement (its
+        # sixth run on a connection) PostgreSQL cannot match a parameter to the partial
+        # index's predicate and refuses the upsert.
+        index_where=text(ALERT_OPEN_PREDICATE),
+        set_={
+            "count": alerts.c.count + excluded.count,
+            "severity": greatest(alerts.c.severity, excluded.severity),
+            "first_seen": least(alerts.c.first_seen, excluded.first_seen),
+            "last_event_id": case(
+                (excluded.last_seen >= alerts.c.last_seen, excluded.last_event_id),
+                else_=alerts.c.last_event_id,
+            ),
+            "last_seen": greatest(alerts.c.last_seen, excluded.last_seen),
+            "updated_at": excluded.updated_at,
+        },
+    ).returning(alerts.c.id, alerts.c.fingerprint, alerts.c.count)
+
+
+@functools.cache
+def _link(dialect: str) -> Any:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(alert_events).on_conflict_do_nothing()
+
+
 def group_events(
     conn: Connection, agent_id: str, new_events: Sequence[Event], now: datetime
 ) -> list[AlertChange]:
     """Upsert the alerts of ``new_events`` (only events stored for the first time); link them.
 
-    Returns the feed entries written, for in-process subscribers.
+    One statement per step for the whole batch, however many alerts it touches:
+    the upsert (a row per fingerprint, in fingerprint order so concurrent writers
+    lock rows alike), the links, the audit rows of the alerts it opened and the
+    change feed entries. Returns the feed entries written, for in-process subscribers.
     """
     groups = _groups(new_events)
     if not groups:
         return []
     lock_alerts(conn)
-    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
-    least = func.least if conn.dialect.name == "postgresql" else func.min
-    changes: list[AlertChange] = []
-    for key in sorted(groups):  # a fixed order, so concurrent writers lock rows alike
-        group = groups[key]
-        count = len(group.events)
-        stmt = module.insert(alerts).values(
-            fingerprint=key,
-            rule_id=group.first.rule_id,
-            kind=group.first.kind,
-            severity=group.severity,
-            host=group.first.host,
-            agent_id=agent_id,
-            account=account_of(group.first),
-            title=group.first.summary,
-            status="new",
-            count=count,
-            first_seen=group.oldest.time,
-            last_seen=group.newest.time,
-            last_event_id=str(group.newest.id),
-            created_at=now,
-            updated_at=now,
-        )
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[alerts.c.fingerprint],
-            # A literal, not a bound parameter: once psycopg prepares the statement (its
-            # sixth run on a connection) PostgreSQL cannot match a parameter to the partial
-            # index's predicate and refuses the upsert.
-            index_where=text(ALERT_OPEN_PREDICATE),
-            set_={
-                "count": alerts.c.count + excluded.count,
-                "severity": greatest(alerts.c.severity, excluded.severity),
-                "first_seen": least(alerts.c.first_seen, excluded.first_seen),
-                "last_event_id": case(
-                    (excluded.last_seen >= alerts.c.last_seen, excluded.last_event_id),
-                    else_=alerts.c.last_event_id,
-                ),
-                "last_seen": greatest(alerts.c.last_seen, excluded.last_seen),
-                "updated_at": excluded.updated_at,
-            },
-        ).returning(alerts.c.id, alerts.c.count)
-        alert_id, stored_count = conn.execute(stmt).one()
-        # A fresh row holds exactly this batch's count; an updated one holds more.
-        opened = stored_count == count
-        # Two agents' events may share an id and a fingerprint: link it once.
-        conn.execute(
-            module.insert(alert_events).on_conflict_do_nothing(),
-            [{"event_id": str(e.id), "alert_id": alert_id} for e in group.events],
-        )
-        if opened:
-            audit.record(conn, SYSTEM, "alert.open", "alert", str(alert_id), now, to_value="new")
-        changes.append(record_change(conn, alert_id, "opened" if opened else "count_raised", now))
-    return changes
+    dialect = conn.dialect.name
+    keys = sorted(groups)
+    stored = {
+        row.fingerprint: (row.id, row.count)
+        for row in conn.execute(_upsert(dialect), [
+            {
+                "fingerprint": key,
+                "rule_id": groups[key].first.rule_id,
+                "kind": groups[key].first.kind,
+                "severity": groups[key].severity,
+                "host": groups[key].first.host,
+                "agent_id": agent_id,
+                "account": account_of(groups[key].first),
+                "title": groups[key].first.summary,
+                "status": "new",
+                "count": len(groups[key].events),
+                "first_seen": groups[key].oldest.time,
+                "last_seen": groups[key].newest.time,
+                "last_event_id": str(groups[key].newest.id),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for key in keys
+        ])
+    }
+    # Two agents' events may share an id and a fingerprint: link it once.
+    conn.execute(_link(dialect), [
+        {"event_id": str(event.id), "alert_id": stored[key][0]}
+        for key in keys for event in groups[key].events
+    ])
+    # A fresh row holds exactly this batch's count; an updated one holds more.
+    opened = {stored[key][0] for key in keys if stored[key][1] == len(groups[key].events)}
+    audit.record_each(conn, SYSTEM, "alert.open", "alert",
+                      [str(alert_id) for alert_id in sorted(opened)], now, to_value="new")
+    return record_changes(conn, [
+        (stored[key][0], "opened" if stored[key][0] in opened else "count_raised") for key in keys
+    ], now)
 
 
 def record_change(conn: Connection, alert_id: int, change: str, now: datetime) -> AlertChange:
     """Append to the durable change feed (the caller holds ``lock_alerts``)."""
-    change_id = conn.execute(
-        insert(alert_changes)
-        .values(alert_id=alert_id, change=change, at=now)
-        .returning(alert_changes.c.id)
-    ).scalar_one()
-    return AlertChange(change_id, alert_id, change, now)
+    return record_changes(conn, [(alert_id, change)], now)[0]
+
+
+def record_changes(
+    conn: Connection, changes: Sequence[tuple[int, str]], now: datetime
+) -> list[AlertChange]:
+    """Append one feed entry per (alert id, change), in that order, as one statement.
+
+    The caller holds ``lock_alerts``; each alert appears at most once.
+    """
+    if len(changes) == 1:
+        alert_id, change = changes[0]
+        change_id = conn.execute(
+            insert(alert_changes).values(alert_id=alert_id, change=change, at=now)
+            .returning(alert_changes.c.id)
+        ).scalar_one()
+        return [AlertChange(change_id, alert_id, change, now)]
+    rows = conn.execute(
+        insert(alert_changes).returning(alert_changes.c.id, alert_changes.c.alert_id,
+                                        sort_by_parameter_order=True),
+        [{"alert_id": alert_id, "change": change, "at": now} for alert_id, change in changes],
+    )
+    kinds = dict(changes)
+    return [AlertChange(row.id, row.alert_id, kinds[row.alert_id], now) for row in rows]
 
 
 def linked_alert_ids(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:
