@@ -32,7 +32,20 @@ from datetime import datetime
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, case, func, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    SmallInteger,
+    String,
+    bindparam,
+    case,
+    column,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import Event, Severity
@@ -123,13 +136,51 @@ def _groups(events: Iterable[Event]) -> dict[str, _Group]:
     return groups
 
 
-@functools.cache
-def _upsert(dialect: str) -> Any:
-    """The alert upsert, built once per dialect: executed with one row per group of a batch."""
-    module: Any = postgresql if dialect == "postgresql" else sqlite
+#: What each alert row of a batch carries into the upsert; the rest is the batch's own.
+_ALERT_FIELDS: Final = (
+    ("fingerprint", String()), ("rule_id", String()), ("kind", String()),
+    ("severity", SmallInteger()), ("host", String()), ("account", String()),
+    ("title", String()), ("count", BigInteger()), ("first_seen", DateTime(timezone=True)),
+    ("last_seen", DateTime(timezone=True)), ("last_event_id", String()),
+)
+_LINK_FIELDS: Final = (("event_id", String()), ("alert_id", BigInteger()))
+_CHANGE_FIELDS: Final = (("alert_id", BigInteger()), ("change", String()))
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """One dialect's three batch statements and how each takes its rows.
+
+    SQLite runs each as an executemany (its driver loops in C over one prepared
+    statement). PostgreSQL takes the rows as one JSON document unpacked by
+    ``jsonb_to_recordset``: one short statement whatever the batch size, where
+    an executemany would be a round trip per row and a multi-row VALUES a new
+    statement, parsed by psycopg in Python, per batch size.
+    """
+
+    upsert: Any
+    link: Any
+    change: Any
+    as_document: bool
+
+    def run(self, conn: Connection, stmt: Any, rows: list[dict[str, Any]],
+            **shared: Any) -> Any:
+        if self.as_document:
+            return conn.execute(stmt, {"rows": rows, **shared})
+        return conn.execute(stmt, [{**row, **shared} for row in rows])
+
+
+def _recordset(fields: tuple[tuple[str, Any], ...]) -> Any:
+    """``jsonb_to_recordset(:rows) AS rows(<fields with their types>)`` (PostgreSQL)."""
+    return func.jsonb_to_recordset(bindparam("rows", type_=postgresql.JSONB)).table_valued(
+        *(column(name, type_) for name, type_ in fields)
+    ).render_derived(name="rows", with_types=True)
+
+
+def _on_conflict(dialect: str, stmt: Any) -> Any:
+    """The upsert into the open alert of each fingerprint, returning id, fingerprint, count."""
     greatest = func.greatest if dialect == "postgresql" else func.max
     least = func.least if dialect == "postgresql" else func.min
-    stmt = module.insert(alerts)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[alerts.c.fingerprint],
@@ -152,9 +203,39 @@ def _upsert(dialect: str) -> Any:
 
 
 @functools.cache
-def _link(dialect: str) -> Any:
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(alert_events).on_conflict_do_nothing()
+def _statements(dialect: str) -> _Statements:
+    if dialect != "postgresql":
+        return _Statements(
+            upsert=_on_conflict(dialect, sqlite.insert(alerts)),
+            link=sqlite.insert(alert_events).on_conflict_do_nothing(),
+            change=insert(alert_changes).returning(alert_changes.c.id, alert_changes.c.alert_id),
+            as_document=False,
+        )
+    alert_rows = _recordset(_ALERT_FIELDS)
+    # In fingerprint order, so concurrent writers lock rows alike.
+    upsert_source = select(
+        *(alert_rows.c[name] for name, _ in _ALERT_FIELDS),
+        bindparam("agent_id", type_=String()), bindparam("status", type_=String()),
+        bindparam("created_at", type_=DateTime(timezone=True)),
+        bindparam("updated_at", type_=DateTime(timezone=True)),
+    ).order_by(alert_rows.c.fingerprint)
+    upsert_columns = [name for name, _ in _ALERT_FIELDS] + [
+        "agent_id", "status", "created_at", "updated_at"]
+    link_rows = _recordset(_LINK_FIELDS)
+    change_rows = _recordset(_CHANGE_FIELDS)
+    return _Statements(
+        upsert=_on_conflict(dialect, postgresql.insert(alerts).from_select(
+            upsert_columns, upsert_source)),
+        link=postgresql.insert(alert_events).from_select(
+            ["event_id", "alert_id"], select(link_rows.c.event_id, link_rows.c.alert_id),
+        ).on_conflict_do_nothing(),
+        change=insert(alert_changes).from_select(
+            ["alert_id", "change", "at"],
+            select(change_rows.c.alert_id, change_rows.c.change,
+                   bindparam("at", type_=DateTime(timezone=True))),
+        ).returning(alert_changes.c.id, alert_changes.c.alert_id),
+        as_document=True,
+    )
 
 
 def group_events(
@@ -171,33 +252,27 @@ def group_events(
     if not groups:
         return []
     lock_alerts(conn)
-    dialect = conn.dialect.name
+    statements = _statements(conn.dialect.name)
     keys = sorted(groups)
-    stored = {
-        row.fingerprint: (row.id, row.count)
-        for row in conn.execute(_upsert(dialect), [
-            {
-                "fingerprint": key,
-                "rule_id": groups[key].first.rule_id,
-                "kind": groups[key].first.kind,
-                "severity": groups[key].severity,
-                "host": groups[key].first.host,
-                "agent_id": agent_id,
-                "account": account_of(groups[key].first),
-                "title": groups[key].first.summary,
-                "status": "new",
-                "count": len(groups[key].events),
-                "first_seen": groups[key].oldest.time,
-                "last_seen": groups[key].newest.time,
-                "last_event_id": str(groups[key].newest.id),
-                "created_at": now,
-                "updated_at": now,
-            }
-            for key in keys
-        ])
-    }
+    upserted = statements.run(conn, statements.upsert, [
+        {
+            "fingerprint": key,
+            "rule_id": groups[key].first.rule_id,
+            "kind": groups[key].first.kind,
+            "severity": groups[key].severity,
+            "host": groups[key].first.host,
+            "account": account_of(groups[key].first),
+            "title": groups[key].first.summary,
+            "count": len(groups[key].events),
+            "first_seen": groups[key].oldest.time,
+            "last_seen": groups[key].newest.time,
+            "last_event_id": str(groups[key].newest.id),
+        }
+        for key in keys
+    ], agent_id=agent_id, status="new", created_at=now, updated_at=now)
+    stored = {row.fingerprint: (row.id, row.count) for row in upserted}
     # Two agents' events may share an id and a fingerprint: link it once.
-    conn.execute(_link(dialect), [
+    statements.run(conn, statements.link, [
         {"event_id": str(event.id), "alert_id": stored[key][0]}
         for key in keys for event in groups[key].events
     ])
@@ -218,24 +293,19 @@ def record_change(conn: Connection, alert_id: int, change: str, now: datetime) -
 def record_changes(
     conn: Connection, changes: Sequence[tuple[int, str]], now: datetime
 ) -> list[AlertChange]:
-    """Append one feed entry per (alert id, change), in that order, as one statement.
+    """Append one feed entry per (alert id, change), as one statement, in id order.
 
     The caller holds ``lock_alerts``; each alert appears at most once.
     """
-    if len(changes) == 1:
-        alert_id, change = changes[0]
-        change_id = conn.execute(
-            insert(alert_changes).values(alert_id=alert_id, change=change, at=now)
-            .returning(alert_changes.c.id)
-        ).scalar_one()
-        return [AlertChange(change_id, alert_id, change, now)]
-    rows = conn.execute(
-        insert(alert_changes).returning(alert_changes.c.id, alert_changes.c.alert_id,
-                                        sort_by_parameter_order=True),
-        [{"alert_id": alert_id, "change": change, "at": now} for alert_id, change in changes],
-    )
+    statements = _statements(conn.dialect.name)
+    rows = statements.run(conn, statements.change, [
+        {"alert_id": alert_id, "change": change} for alert_id, change in changes
+    ], at=now)
     kinds = dict(changes)
-    return [AlertChange(row.id, row.alert_id, kinds[row.alert_id], now) for row in rows]
+    return sorted(
+        (AlertChange(row.id, row.alert_id, kinds[row.alert_id], now) for row in rows),
+        key=lambda entry: entry.id,
+    )
 
 
 def linked_alert_ids(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:
