@@ -24,6 +24,7 @@ SQLite has a single writer already.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,20 @@ from datetime import datetime
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, case, func, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    SmallInteger,
+    String,
+    bindparam,
+    case,
+    column,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.events import Event, Severity
@@ -122,82 +136,176 @@ def _groups(events: Iterable[Event]) -> dict[str, _Group]:
     return groups
 
 
+#: What each alert row of a batch carries into the upsert; the rest is the batch's own.
+_ALERT_FIELDS: Final = (
+    ("fingerprint", String()), ("rule_id", String()), ("kind", String()),
+    ("severity", SmallInteger()), ("host", String()), ("account", String()),
+    ("title", String()), ("count", BigInteger()), ("first_seen", DateTime(timezone=True)),
+    ("last_seen", DateTime(timezone=True)), ("last_event_id", String()),
+)
+_LINK_FIELDS: Final = (("event_id", String()), ("alert_id", BigInteger()))
+_CHANGE_FIELDS: Final = (("alert_id", BigInteger()), ("change", String()))
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """One dialect's three batch statements and how each takes its rows.
+
+    SQLite runs each as an executemany (its driver loops in C over one prepared
+    statement). PostgreSQL takes the rows as one JSON document unpacked by
+    ``jsonb_to_recordset``: one short statement whatever the batch size, where
+    an executemany would be a round trip per row and a multi-row VALUES a new
+    statement, parsed by psycopg in Python, per batch size.
+    """
+
+    upsert: Any
+    link: Any
+    change: Any
+    as_document: bool
+
+    def run(self, conn: Connection, stmt: Any, rows: list[dict[str, Any]],
+            **shared: Any) -> Any:
+        if self.as_document:
+            return conn.execute(stmt, {"rows": rows, **shared})
+        return conn.execute(stmt, [{**row, **shared} for row in rows])
+
+
+def _recordset(fields: tuple[tuple[str, Any], ...]) -> Any:
+    """``jsonb_to_recordset(:rows) AS rows(<fields with their types>)`` (PostgreSQL)."""
+    return func.jsonb_to_recordset(bindparam("rows", type_=postgresql.JSONB)).table_valued(
+        *(column(name, type_) for name, type_ in fields)
+    ).render_derived(name="rows", with_types=True)
+
+
+def _on_conflict(dialect: str, stmt: Any) -> Any:
+    """The upsert into the open alert of each fingerprint, returning id, fingerprint, count."""
+    greatest = func.greatest if dialect == "postgresql" else func.max
+    least = func.least if dialect == "postgresql" else func.min
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[alerts.c.fingerprint],
+        # A literal, not a bound parameter: once psycopg prepares the statement (its
+        # sixth run on a connection) PostgreSQL cannot match a parameter to the partial
+        # index's predicate and refuses the upsert.
+        index_where=text(ALERT_OPEN_PREDICATE),
+        set_={
+            "count": alerts.c.count + excluded.count,
+            "severity": greatest(alerts.c.severity, excluded.severity),
+            "first_seen": least(alerts.c.first_seen, excluded.first_seen),
+            "last_event_id": case(
+                (excluded.last_seen >= alerts.c.last_seen, excluded.last_event_id),
+                else_=alerts.c.last_event_id,
+            ),
+            "last_seen": greatest(alerts.c.last_seen, excluded.last_seen),
+            "updated_at": excluded.updated_at,
+        },
+    ).returning(alerts.c.id, alerts.c.fingerprint, alerts.c.count)
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    if dialect != "postgresql":
+        return _Statements(
+            upsert=_on_conflict(dialect, sqlite.insert(alerts)),
+            link=sqlite.insert(alert_events).on_conflict_do_nothing(),
+            change=insert(alert_changes).returning(alert_changes.c.id, alert_changes.c.alert_id),
+            as_document=False,
+        )
+    alert_rows = _recordset(_ALERT_FIELDS)
+    # In fingerprint order, so concurrent writers lock rows alike.
+    upsert_source = select(
+        *(alert_rows.c[name] for name, _ in _ALERT_FIELDS),
+        bindparam("agent_id", type_=String()), bindparam("status", type_=String()),
+        bindparam("created_at", type_=DateTime(timezone=True)),
+        bindparam("updated_at", type_=DateTime(timezone=True)),
+    ).order_by(alert_rows.c.fingerprint)
+    upsert_columns = [name for name, _ in _ALERT_FIELDS] + [
+        "agent_id", "status", "created_at", "updated_at"]
+    link_rows = _recordset(_LINK_FIELDS)
+    change_rows = _recordset(_CHANGE_FIELDS)
+    return _Statements(
+        upsert=_on_conflict(dialect, postgresql.insert(alerts).from_select(
+            upsert_columns, upsert_source)),
+        link=postgresql.insert(alert_events).from_select(
+            ["event_id", "alert_id"], select(link_rows.c.event_id, link_rows.c.alert_id),
+        ).on_conflict_do_nothing(),
+        change=insert(alert_changes).from_select(
+            ["alert_id", "change", "at"],
+            select(change_rows.c.alert_id, change_rows.c.change,
+                   bindparam("at", type_=DateTime(timezone=True))),
+        ).returning(alert_changes.c.id, alert_changes.c.alert_id),
+        as_document=True,
+    )
+
+
 def group_events(
     conn: Connection, agent_id: str, new_events: Sequence[Event], now: datetime
 ) -> list[AlertChange]:
     """Upsert the alerts of ``new_events`` (only events stored for the first time); link them.
 
-    Returns the feed entries written, for in-process subscribers.
+    One statement per step for the whole batch, however many alerts it touches:
+    the upsert (a row per fingerprint, in fingerprint order so concurrent writers
+    lock rows alike), the links, the audit rows of the alerts it opened and the
+    change feed entries. Returns the feed entries written, for in-process subscribers.
     """
     groups = _groups(new_events)
     if not groups:
         return []
     lock_alerts(conn)
-    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
-    least = func.least if conn.dialect.name == "postgresql" else func.min
-    changes: list[AlertChange] = []
-    for key in sorted(groups):  # a fixed order, so concurrent writers lock rows alike
-        group = groups[key]
-        count = len(group.events)
-        stmt = module.insert(alerts).values(
-            fingerprint=key,
-            rule_id=group.first.rule_id,
-            kind=group.first.kind,
-            severity=group.severity,
-            host=group.first.host,
-            agent_id=agent_id,
-            account=account_of(group.first),
-            title=group.first.summary,
-            status="new",
-            count=count,
-            first_seen=group.oldest.time,
-            last_seen=group.newest.time,
-            last_event_id=str(group.newest.id),
-            created_at=now,
-            updated_at=now,
-        )
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[alerts.c.fingerprint],
-            # A literal, not a bound parameter: once psycopg prepares the statement (its
-            # sixth run on a connection) PostgreSQL cannot match a parameter to the partial
-            # index's predicate and refuses the upsert.
-            index_where=text(ALERT_OPEN_PREDICATE),
-            set_={
-                "count": alerts.c.count + excluded.count,
-                "severity": greatest(alerts.c.severity, excluded.severity),
-                "first_seen": least(alerts.c.first_seen, excluded.first_seen),
-                "last_event_id": case(
-                    (excluded.last_seen >= alerts.c.last_seen, excluded.last_event_id),
-                    else_=alerts.c.last_event_id,
-                ),
-                "last_seen": greatest(alerts.c.last_seen, excluded.last_seen),
-                "updated_at": excluded.updated_at,
-            },
-        ).returning(alerts.c.id, alerts.c.count)
-        alert_id, stored_count = conn.execute(stmt).one()
-        # A fresh row holds exactly this batch's count; an updated one holds more.
-        opened = stored_count == count
-        # Two agents' events may share an id and a fingerprint: link it once.
-        conn.execute(
-            module.insert(alert_events).on_conflict_do_nothing(),
-            [{"event_id": str(e.id), "alert_id": alert_id} for e in group.events],
-        )
-        if opened:
-            audit.record(conn, SYSTEM, "alert.open", "alert", str(alert_id), now, to_value="new")
-        changes.append(record_change(conn, alert_id, "opened" if opened else "count_raised", now))
-    return changes
+    statements = _statements(conn.dialect.name)
+    keys = sorted(groups)
+    upserted = statements.run(conn, statements.upsert, [
+        {
+            "fingerprint": key,
+            "rule_id": groups[key].first.rule_id,
+            "kind": groups[key].first.kind,
+            "severity": groups[key].severity,
+            "host": groups[key].first.host,
+            "account": account_of(groups[key].first),
+            "title": groups[key].first.summary,
+            "count": len(groups[key].events),
+            "first_seen": groups[key].oldest.time,
+            "last_seen": groups[key].newest.time,
+            "last_event_id": str(groups[key].newest.id),
+        }
+        for key in keys
+    ], agent_id=agent_id, status="new", created_at=now, updated_at=now)
+    stored = {row.fingerprint: (row.id, row.count) for row in upserted}
+    # Two agents' events may share an id and a fingerprint: link it once.
+    statements.run(conn, statements.link, [
+        {"event_id": str(event.id), "alert_id": stored[key][0]}
+        for key in keys for event in groups[key].events
+    ])
+    # A fresh row holds exactly this batch's count; an updated one holds more.
+    opened = {stored[key][0] for key in keys if stored[key][1] == len(groups[key].events)}
+    audit.record_each(conn, SYSTEM, "alert.open", "alert",
+                      [str(alert_id) for alert_id in sorted(opened)], now, to_value="new")
+    return record_changes(conn, [
+        (stored[key][0], "opened" if stored[key][0] in opened else "count_raised") for key in keys
+    ], now)
 
 
 def record_change(conn: Connection, alert_id: int, change: str, now: datetime) -> AlertChange:
     """Append to the durable change feed (the caller holds ``lock_alerts``)."""
-    change_id = conn.execute(
-        insert(alert_changes)
-        .values(alert_id=alert_id, change=change, at=now)
-        .returning(alert_changes.c.id)
-    ).scalar_one()
-    return AlertChange(change_id, alert_id, change, now)
+    return record_changes(conn, [(alert_id, change)], now)[0]
+
+
+def record_changes(
+    conn: Connection, changes: Sequence[tuple[int, str]], now: datetime
+) -> list[AlertChange]:
+    """Append one feed entry per (alert id, change), as one statement, in id order.
+
+    The caller holds ``lock_alerts``; each alert appears at most once.
+    """
+    statements = _statements(conn.dialect.name)
+    rows = statements.run(conn, statements.change, [
+        {"alert_id": alert_id, "change": change} for alert_id, change in changes
+    ], at=now)
+    kinds = dict(changes)
+    return sorted(
+        (AlertChange(row.id, row.alert_id, kinds[row.alert_id], now) for row in rows),
+        key=lambda entry: entry.id,
+    )
 
 
 def linked_alert_ids(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:

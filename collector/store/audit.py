@@ -1,6 +1,6 @@
 """The append-only audit log: who changed what, when, from what to what, why, from where.
 
-Only ``record`` writes it (an INSERT); nothing in the code updates or deletes a
+Only ``record`` and ``record_each`` write it (INSERTs); nothing in the code updates or deletes a
 row, and on PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE outright.
 """
 
@@ -53,6 +53,27 @@ def record(
             client_address=actor.client_address,
         )
     )
+
+
+def record_each(
+    conn: Connection,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_ids: Sequence[str],
+    now: datetime,
+    *,
+    to_value: str | None = None,
+) -> None:
+    """``record`` for each of several objects, as one statement."""
+    if not object_ids:
+        return
+    conn.execute(insert(audit_log), [
+        {"at": now, "actor": actor.name[:100], "via": actor.via[:64], "action": action,
+         "object_type": object_type, "object_id": object_id, "from_value": None,
+         "to_value": to_value, "reason": None, "client_address": actor.client_address}
+        for object_id in object_ids
+    ])
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,48 @@ def test_change_feed_in_order(client: Any, db: Database, agent: EnrolledAgent) -
     assert service.changes_since(db, start, limit=1) == changes[:1]
 
 
+def test_one_batch_touching_many_alerts(
+    client: Any, db: Database, agent: EnrolledAgent
+) -> None:
+    """A batch is grouped as a whole: alerts it raises, opens after a close and opens afresh
+    each get their count, times, newest event, links, audit entry and one feed entry."""
+    early = datetime.now(UTC) - timedelta(hours=1)
+    first_a, first_b = (document(agent.agent_id, seq, sha=sha, time=early)
+                        for seq, sha in ((1, "a"), (2, "b")))
+    post_events(client, agent, [first_a, first_b])
+    alert_a, alert_b = (service.alert_of_event(db, e["id"]) for e in (first_a, first_b))
+    assert alert_a is not None and alert_b is not None and alert_a != alert_b
+    service.close(db, alert_b, ALICE, "true_positive", "已处理")
+    start = service.latest_change(db)
+    later = datetime.now(UTC)
+    batch = [
+        document(agent.agent_id, 3, sha="a", time=later),
+        document(agent.agent_id, 4, sha="a", severity="critical", time=later - timedelta(1)),
+        document(agent.agent_id, 5, sha="b", time=later),
+        *(document(agent.agent_id, 6 + i, sha=c, time=later) for i, c in enumerate("cdef0")),
+        document(agent.agent_id, 11, sha="c", time=later + timedelta(seconds=1)),
+        heartbeat(agent.agent_id, 12),
+    ]
+    assert post_events(client, agent, batch).status_code == 200
+    alerts = {a["id"]: a for a in all_alerts(db)}
+    assert len(alerts) == 2 + 1 + 5  # a raised; b opened anew after its close; five new
+    raised = alerts[alert_a]
+    assert raised["count"] == 3 and raised["severity"] == "critical"
+    assert raised["last_event_id"] == batch[0]["id"]  # the newest, not the last in the batch
+    newest_c = next(a for a in alerts.values() if a["last_event_id"] == batch[8]["id"])
+    assert newest_c["count"] == 2
+    for item in batch[:-1]:
+        assert service.alert_of_event(db, item["id"]) is not None, item["seq"]
+    changes = service.changes_since(db, start)
+    opened = {c.alert_id for c in changes if c.change == "opened"}
+    assert [c.change for c in changes].count("count_raised") == 1
+    assert len(opened) == 6 and len(changes) == 7
+    assert [c.id for c in changes] == sorted(c.id for c in changes)
+    entries = audit.entries_for(db, "alert", [str(i) for i in opened])
+    assert sorted(int(e["object_id"]) for e in entries if e["action"] == "alert.open") == sorted(
+        opened)
+
+
 def test_feed_delivers_to_subscribers(settings: CollectorSettings, db: Database,
                                       client: Any, agent: EnrolledAgent) -> None:
     async def scenario() -> list[str]:
