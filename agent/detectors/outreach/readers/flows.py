@@ -1,16 +1,26 @@
-"""Flows and DNS answers from the kernel filter's NFLOG group, each with its owning process.
+"""Flows and DNS answers from the kernel filter, each with its owning process.
 
 The ``inet courtguard`` table (``kernel_filter``) logs the first packet of
 every new outgoing or forwarded flow and the DNS answers for the intranet
-zones to one NFLOG group; this reader parses them (``packets``), asks the
-socket table who owns a local flow (``attribution``) and counts what was
-lost (NFLOG sequence gaps).
+zones to one NFLOG group, and holds the first packet of every new outgoing
+outside flow in one NFQUEUE until the agent answers. This reader parses both
+(``packets``), asks the socket table who owns a local flow (``attribution``),
+answers each held packet and counts what was lost (NFLOG sequence gaps).
+
+A held packet was logged too. While the queue is bound, a logged outgoing
+packet waits ``LOGGED_WAIT_S`` for its held twin (matched by its first bytes),
+which reports the flow with the process found while the socket was certainly
+open; the logged copy is reported only when no twin came: the queue was full
+or the agent too slow (both pass the packet, fail-open), or a drop rule ended
+the packet before the queue.
 """
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from agent.detectors.outreach import judgement as j
 from agent.detectors.outreach.observations import (
@@ -20,18 +30,45 @@ from agent.detectors.outreach.observations import (
 )
 from agent.detectors.outreach.policy import NetworksPolicy
 from agent.detectors.outreach.readers import kernel_filter
-from agent.detectors.outreach.readers.attribution import Attributor
+from agent.detectors.outreach.readers.attribution import Attribution, Attributor, user_name
 from agent.detectors.outreach.readers.netlink import LoggedPacket, NflogGroup
-from agent.detectors.outreach.readers.packets import parse_dns, parse_ip
+from agent.detectors.outreach.readers.nfqueue import NF_ACCEPT, NF_DROP, HeldPacket, HeldQueue
+from agent.detectors.outreach.readers.packets import PacketHeader, parse_dns, parse_ip
+
+#: How long a logged packet waits for its held twin before it is reported on its own.
+LOGGED_WAIT_S: Final = 1.0
+#: Time one read of the queue may spend finding processes; later packets pass unattributed.
+HOLD_BUDGET_S: Final = 0.25
+_TWIN_BYTES: Final = 64
+_MAX_PENDING: Final = 8192
 
 
 class FlowReader:
-    """One bound NFLOG group (``OSError`` if it cannot be bound); ``put`` receives observations."""
+    """One bound NFLOG group (``OSError`` if it cannot be bound) and, if asked, one queue.
 
-    def __init__(self, group: int, put: Callable[[Any], None]) -> None:
+    ``put`` receives observations. A queue that cannot be bound leaves
+    ``queue`` None and the reason in ``queue_error``: flows are then only logged.
+    """
+
+    def __init__(
+        self, group: int, put: Callable[[Any], None], hold_queue: int | None = None
+    ) -> None:
         self.nflog = NflogGroup(group)
         self._put = put
         self.attributor = Attributor()
+        self.queue: HeldQueue | None = None
+        self.queue_error = ""
+        if hold_queue is not None:
+            try:
+                self.queue = HeldQueue(hold_queue)
+            except OSError as exc:
+                self.queue_error = str(exc)
+        #: first bytes -> (report after, logged packet): logged copies awaiting their twin.
+        self._logged: OrderedDict[bytes, tuple[float, LoggedPacket]] = OrderedDict()
+        #: first bytes -> when held: twins of logged copies that may still arrive.
+        self._held: OrderedDict[bytes, float] = OrderedDict()
+        self.held_count = 0
+        self.unattributed_over_budget = 0
 
     def fileno(self) -> int:
         return self.nflog.fileno()
@@ -42,13 +79,135 @@ class FlowReader:
 
     def close(self) -> None:
         self.nflog.close()
+        if self.queue is not None:
+            self.queue.close()
+        self.attributor.close()
 
-    def read(self, policy: NetworksPolicy, link: Callable[[int], LinkFacts | None]) -> None:
-        """Every waiting packet; ``link`` gives the facts of an interface index."""
+    def read(self, policy: NetworksPolicy, link: Callable[[int], LinkFacts | None]) -> float | None:
+        """Every waiting logged packet; the delay until a waiting copy is due, if any.
+
+        ``link`` gives the facts of an interface index.
+        """
+        now = time.monotonic()
         for packet in self.nflog.read():
-            observation = observe(packet, policy, link, self.attributor)
-            if observation is not None:
-                self._put(observation)
+            if self.queue is not None and packet.prefix == kernel_filter.PREFIX_OUT:
+                key = bytes(packet.payload[:_TWIN_BYTES])
+                if self._held.pop(key, None) is not None:
+                    continue
+                self._logged[key] = (now + LOGGED_WAIT_S, packet)
+                while len(self._logged) > _MAX_PENDING:
+                    self._report_logged(self._logged.popitem(last=False)[1][1], policy, link)
+                continue
+            self._report_logged(packet, policy, link)
+        return self.flush(policy, link)
+
+    def flush(
+        self, policy: NetworksPolicy, link: Callable[[int], LinkFacts | None]
+    ) -> float | None:
+        """Report the logged copies whose twin did not come; the delay until the next is due."""
+        now = time.monotonic()
+        while self._logged:
+            key, (due, packet) = next(iter(self._logged.items()))
+            if due > now:
+                return due - now
+            del self._logged[key]
+            self._report_logged(packet, policy, link)
+        while self._held and next(iter(self._held.values())) < now - LOGGED_WAIT_S:
+            self._held.popitem(last=False)
+        return None
+
+    def _report_logged(
+        self,
+        packet: LoggedPacket,
+        policy: NetworksPolicy,
+        link: Callable[[int], LinkFacts | None],
+    ) -> None:
+        observation = observe(packet, policy, link, self.attributor)
+        if observation is not None:
+            self._put(observation)
+
+    def read_held(self, policy: NetworksPolicy, link: Callable[[int], LinkFacts | None]) -> None:
+        """Answer every held packet, each right after its look-up."""
+        if self.queue is None:
+            return
+        start = time.monotonic()
+        for packet in self.queue.read():
+            self.held_count += 1
+            over_budget = time.monotonic() - start > HOLD_BUDGET_S
+            observation = observe_held(packet, policy, link, self.attributor, over_budget)
+            dropped = observation is not None and observation.verdict == "dropped"
+            self.queue.answer([(packet.packet_id, NF_DROP if dropped else NF_ACCEPT)])
+            if observation is None:
+                continue
+            if over_budget and observation.process is None:
+                self.unattributed_over_budget += 1
+            key = bytes(packet.payload[:_TWIN_BYTES])
+            if self._logged.pop(key, None) is None:
+                self._held[key] = time.monotonic()
+                while len(self._held) > _MAX_PENDING:
+                    self._held.popitem(last=False)
+            self._put(observation)
+
+
+def observe_held(
+    packet: HeldPacket,
+    policy: NetworksPolicy,
+    link: Callable[[int], LinkFacts | None],
+    attributor: Attributor,
+    over_budget: bool = False,
+) -> FlowObservation | None:
+    """The observation of one held packet, with the verdict a program grant asks for."""
+    header = parse_ip(packet.payload)
+    if header is None:
+        return None
+    destination = j.parse_ip(header.destination)
+    grant = policy.grant_for(destination) if destination is not None else None
+    if over_budget and grant is None:
+        attribution = Attribution(
+            note="agent over its look-up time budget; packet passed unattributed",
+            uid=packet.uid,
+            gid=packet.gid,
+        )
+    else:
+        attribution = attributor.attribute(
+            header.protocol,
+            header.source,
+            header.source_port,
+            header.destination,
+            header.destination_port,
+            uid=packet.uid,
+            gid=packet.gid,
+            thorough=True,
+        )
+    verdict: Literal["accepted", "granted", "dropped", "dry-run"] = "accepted"
+    process = attribution.process
+    if grant is not None:
+        allowed = process is not None and any(
+            program.exe == process.exe
+            and (
+                program.sha256 is None
+                or program.sha256 == attributor.executable_sha256(process.pid)
+            )
+            for program in grant.programs
+        )
+        if allowed:
+            verdict = "granted"
+        else:
+            verdict = "dry-run" if policy.settings.dry_run else "dropped"
+            if process is not None:
+                process = process.model_copy(
+                    update={"sha256": attributor.executable_sha256(process.pid)}
+                )
+    return _flow(
+        header,
+        "output",
+        link(packet.outdev),
+        attribution,
+        process=process,
+        held=True,
+        verdict=verdict,
+        grant=grant.name if grant is not None else "",
+    )
 
 
 def observe(
@@ -66,17 +225,32 @@ def observe(
     hook: Literal["output", "forward"] = (
         "forward" if packet.prefix == kernel_filter.PREFIX_FWD else "output"
     )
-    process, note = None, ""
     if hook == "output":
-        process, note = attributor.owner(
-            header.protocol, header.source_port, ipv6=":" in header.source
+        attribution = attributor.attribute(
+            header.protocol,
+            header.source,
+            header.source_port,
+            header.destination,
+            header.destination_port,
+            uid=packet.uid,
         )
     else:
-        note = "forwarded for another device; no local process"
+        attribution = Attribution(note="forwarded for another device; no local process")
+    return _flow(header, hook, link(packet.outdev), attribution)
+
+
+def _flow(
+    header: PacketHeader,
+    hook: Literal["output", "forward"],
+    link: LinkFacts | None,
+    attribution: Attribution,
+    **extra: Any,
+) -> FlowObservation:
     query = ""
     if header.destination_port == 53 and header.protocol == "udp":
         dns = parse_dns(header.payload)
         query = dns.question[:512] if dns is not None else ""
+    facts: dict[str, Any] = {"process": attribution.process, **extra}
     return FlowObservation(
         # parse_ip names only tcp, udp, icmp, icmpv6 or other (its PROTOCOLS), the literal
         # the observation declares; the header types it as str to stay free of the policy.
@@ -85,12 +259,16 @@ def observe(
         destination=header.destination,
         source_port=header.source_port,
         destination_port=header.destination_port,
-        link=link(packet.outdev),
+        link=link,
         hook=hook,
-        process=process,
-        process_note=note[:512],
-        uid=packet.uid,
+        process_note=attribution.note[:512],
+        uid=attribution.uid,
+        gid=attribution.gid,
+        user=user_name(attribution.uid)[:64] if attribution.uid is not None else "",
+        cgroup=attribution.cgroup[:512],
+        unit=attribution.unit[:64],
         query_name=query,
+        **facts,
     )
 
 
