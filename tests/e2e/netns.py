@@ -41,7 +41,7 @@ def networks_policy(gateway: str = "198.18.1.1", **changes: Any) -> dict[str, An
     """The shipped networks policy with this topology's lists; ``settings`` and rule changes.
 
     Keyword arguments named after a rule id update that rule (``response``,
-    ``enabled``...); ``settings`` updates the settings block.
+    ``enabled``...); ``settings`` updates the settings block, ``lists`` adds lists.
     """
     data: dict[str, Any] = yaml.safe_load((POLICIES / "networks.yaml").read_text())
     data["lists"].update(
@@ -55,6 +55,7 @@ def networks_policy(gateway: str = "198.18.1.1", **changes: Any) -> dict[str, An
         probe_targets=["203.0.113.10"],
     )
     data["settings"]["probe"].update(key=PROBE_KEY, interval_s=5, timeout_s=1)
+    data["lists"].update(changes.pop("lists", {}))
     data["settings"].update(changes.pop("settings", {}))
     for rule in data["rules"]:
         rule.pop("cases", None)

@@ -9,10 +9,11 @@ answers each held packet and counts what was lost (NFLOG sequence gaps).
 
 A held packet was logged too. While the queue is bound, a logged outgoing
 packet waits ``LOGGED_WAIT_S`` for its held twin (matched by its first bytes),
-which reports the flow with the process found while the socket was certainly
-open; the logged copy is reported only when no twin came: the queue was full
-or the agent too slow (both pass the packet, fail-open), or a drop rule ended
-the packet before the queue.
+which reports the flow with the process found while the socket was
+certainly open (the twins differ only in the transport checksum, which the
+queue completes before it copies the packet); the logged copy is reported
+only when no twin came: the queue was full or the agent too slow (both pass
+the packet, fail-open), or a drop rule ended the packet before the queue.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class FlowReader:
         now = time.monotonic()
         for packet in self.nflog.read():
             if self.queue is not None and packet.prefix == kernel_filter.PREFIX_OUT:
-                key = bytes(packet.payload[:_TWIN_BYTES])
+                key = twin_key(packet.payload)
                 if self._held.pop(key, None) is not None:
                     continue
                 self._logged[key] = (now + LOGGED_WAIT_S, packet)
@@ -141,12 +142,27 @@ class FlowReader:
                 continue
             if over_budget and observation.process is None:
                 self.unattributed_over_budget += 1
-            key = bytes(packet.payload[:_TWIN_BYTES])
+            key = twin_key(packet.payload)
             if self._logged.pop(key, None) is None:
                 self._held[key] = time.monotonic()
                 while len(self._held) > _MAX_PENDING:
                     self._held.popitem(last=False)
             self._put(observation)
+
+
+def twin_key(payload: bytes) -> bytes:
+    """The first bytes of a packet with its TCP or UDP checksum blanked."""
+    key = bytearray(payload[:_TWIN_BYTES])
+    if not key:
+        return b""
+    if key[0] >> 4 == 4:
+        offset, protocol = (key[0] & 0x0F) * 4, key[9] if len(key) > 9 else 0
+    else:
+        offset, protocol = 40, key[6] if len(key) > 6 else 0
+    checksum = {6: offset + 16, 17: offset + 6}.get(protocol)
+    if checksum is not None and checksum + 2 <= len(key):
+        key[checksum : checksum + 2] = b"\0\0"
+    return bytes(key)
 
 
 def observe_held(
