@@ -17,14 +17,18 @@ cgroup, hence the systemd unit or the user session).
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import hashlib
 import ipaddress
+import itertools
 import os
 import pwd
 import socket
 import struct
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -124,10 +128,16 @@ def _diag_request(protocol: str, local: str, lport: int, remote: str, rport: int
     return header + body
 
 
+class _Gone(Exception):
+    """The kernel answered: no such socket (it is closed)."""
+
+
 def _parse_diag(data: bytes) -> SocketFacts | None:
-    from agent.detectors.outreach.readers.netlink import attributes, messages
+    from agent.detectors.outreach.readers.netlink import NLMSG_ERROR, attributes, messages
 
     for kind, _flags, body in messages(data):
+        if kind == NLMSG_ERROR and struct.unpack_from("=i", body)[0] == -errno.ENOENT:
+            raise _Gone
         if kind != SOCK_DIAG_BY_FAMILY or len(body) < _DIAG_MESSAGE.size:
             return None
         *_head, uid, inode = _DIAG_MESSAGE.unpack_from(body)
@@ -194,7 +204,10 @@ class Attributor:
     def socket_diag(
         self, protocol: str, local: str, lport: int, remote: str, rport: int
     ) -> SocketFacts | None:
-        """The one socket of this exact flow, from the kernel; None when it is gone."""
+        """The one socket of this exact flow, from the kernel; None when it cannot say.
+
+        Raises ``_Gone`` when the kernel says there is no such socket.
+        """
         if protocol not in _IPPROTO:
             return None
         try:
@@ -226,6 +239,15 @@ class Attributor:
             (int(e.name) for e in os.scandir(self.proc) if e.name.isdigit()), reverse=True
         )
 
+    def _owned_by(self, uid: int | None) -> Iterator[int]:
+        """Processes of ``uid`` (none when unknown), newest first."""
+        if uid is None:
+            return
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                if os.stat(f"{self.proc}/{pid}").st_uid == uid:
+                    yield pid
+
     def _rescan(self) -> None:
         owners: dict[int, int] = {}
         for pid in self._pids():
@@ -255,13 +277,7 @@ class Attributor:
                 pid = next((self._owners[i] for i in inodes if i in self._owners), None)
             return pid
         wanted = set(inodes)
-        candidates = list(reversed(self._recent))
-        if uid is not None:
-            for candidate in self._pids():
-                with contextlib.suppress(OSError):
-                    if os.stat(f"{self.proc}/{candidate}").st_uid == uid:
-                        candidates.append(candidate)
-        for candidate in candidates:
+        for candidate in itertools.chain(reversed(self._recent), self._owned_by(uid)):
             owners = self._socket_owners(candidate)
             found = wanted & owners.keys()
             if found:
@@ -287,7 +303,12 @@ class Attributor:
         """Owner of ``local:lport -> remote:rport``; what the kernel knows when not found."""
         if lport is None or rport is None or protocol not in _TABLES:
             return Attribution(note=f"{protocol} has no port to look up", uid=uid, gid=gid)
-        facts = self.socket_diag(protocol, local, lport, remote, rport)
+        gone = "socket already closed when the flow was seen"
+        try:
+            facts = self.socket_diag(protocol, local, lport, remote, rport)
+        except _Gone:
+            # The kernel's own answer: /proc/net would say the same, only slower.
+            return self._without_process(gone, uid, gid)
         cgroup_id = None
         if facts is not None:
             inodes, uid, cgroup_id = [facts.inode], facts.uid, facts.cgroup_id
@@ -298,7 +319,7 @@ class Attributor:
             )
             inodes = [inode for _addr, inode in found]
         if not inodes:
-            return self._without_process("socket already closed when the flow was seen", uid, gid)
+            return self._without_process(gone, uid, gid)
         pid = self.pid_of(inodes, uid, thorough)
         if pid is None:
             note = "socket owner not found (process exited or attribution rate-limited)"
@@ -405,6 +426,7 @@ def process_facts(pid: int, proc: Path = PROC) -> tuple[ProcessFacts | None, str
     )
 
 
+@functools.lru_cache(maxsize=256)
 def user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
