@@ -19,7 +19,7 @@ import pytest
 from agent.detectors.outreach.observations import FlowObservation
 from agent.detectors.outreach.policy import NetworksPolicy
 from agent.detectors.outreach.readers import kernel_filter
-from agent.detectors.outreach.readers.flows import FlowReader
+from agent.detectors.outreach.readers.flows import FlowReader, twin_key
 from agent.detectors.outreach.readers.nfqueue import queue_rule_batch
 from tests.e2e.harness import in_netns
 from tests.e2e.netns import sh
@@ -182,3 +182,17 @@ def test_hold_chain_comes_after_the_drops(make_policy: Any) -> None:
     assert "hold_out" not in forwarded
     unheld = make_policy({"hold_queue": None})
     assert "hold" not in kernel_filter.ruleset(kernel_filter.plan_for(unheld))
+
+
+def test_logged_and_held_twins_differ_only_in_the_transport_checksum() -> None:
+    """Bytes of one SYN as NFLOG (partial checksum) and NFQUEUE (completed) copied it."""
+    logged = bytes.fromhex(
+        "4500003c36c1400040069dbfc6336402cb007105e52a0050d7d71f3600000000a002faf0666a0000"
+        "020405b40402080a3fd5e352000000000103030a"
+    )
+    held_copy = logged[:36] + bytes.fromhex("e71f") + logged[38:]
+    assert logged != held_copy
+    assert twin_key(logged) == twin_key(held_copy)
+    retry_from_another_port = logged[:20] + bytes.fromhex("e52b") + logged[22:]
+    assert twin_key(retry_from_another_port) != twin_key(logged)
+    assert twin_key(b"") == b""
