@@ -313,6 +313,15 @@ class NetworksPolicy(PolicyDocument):
 
     def _outside_inside_overlaps(self) -> list[LintProblem]:
         problems: list[LintProblem] = []
+        for position, (grant, networks) in enumerate(self.grant_networks):
+            for network in networks:
+                inside = next((n for n in self.intranet_networks if network.overlaps(n)), None)
+                if inside is not None:
+                    problems.append(LintProblem(
+                        ("settings", "program_grants", position, "destinations"),
+                        f"grant {grant.name}: {network} overlaps the intranet ({inside}); "
+                        "intranet destinations are never held, so the grant cannot apply",
+                        "授权目的地址应为内网以外的网段，或收窄内网网段列表"))
         for role, names in (("canaries", self.settings.canaries),
                             ("probe.targets",
                              self.settings.probe.targets if self.settings.probe else [])):

@@ -111,16 +111,16 @@ class Attribution:
 
 
 def _diag_request(protocol: str, local: str, lport: int, remote: str, rport: int) -> bytes:
-    address_l, address_r = ipaddress.ip_address(local), ipaddress.ip_address(remote)
-    family = socket.AF_INET if address_l.version == 4 else socket.AF_INET6
+    family = socket.AF_INET6 if ":" in local else socket.AF_INET
+    packed_l, packed_r = socket.inet_pton(family, local), socket.inet_pton(family, remote)
     # Exact look-ups name the socket by its own side as "src" for TCP; udp_dump_one
     # swaps the two ("for historical reasons", net/ipv4/udp_diag.c).
     if protocol == "udp":
-        (address_l, lport), (address_r, rport) = (address_r, rport), (address_l, lport)
+        (packed_l, lport), (packed_r, rport) = (packed_r, rport), (packed_l, lport)
     sockid = (
         struct.pack("!HH", lport, rport)
-        + address_l.packed.ljust(16, b"\0")
-        + address_r.packed.ljust(16, b"\0")
+        + packed_l.ljust(16, b"\0")
+        + packed_r.ljust(16, b"\0")
         + struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
     )
     body = _DIAG_REQUEST.pack(family, _IPPROTO[protocol], 0, 0xFFFFFFFF) + sockid

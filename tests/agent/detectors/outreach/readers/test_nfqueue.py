@@ -19,6 +19,7 @@ import pytest
 from agent.detectors.outreach.observations import FlowObservation
 from agent.detectors.outreach.policy import NetworksPolicy
 from agent.detectors.outreach.readers import kernel_filter
+from agent.detectors.outreach.readers.attribution import cgroup_of, unit_of
 from agent.detectors.outreach.readers.flows import FlowReader, twin_key
 from agent.detectors.outreach.readers.nfqueue import queue_rule_batch
 from tests.e2e.harness import in_netns
@@ -196,3 +197,23 @@ def test_logged_and_held_twins_differ_only_in_the_transport_checksum() -> None:
     retry_from_another_port = logged[:20] + bytes.fromhex("e52b") + logged[22:]
     assert twin_key(retry_from_another_port) != twin_key(logged)
     assert twin_key(b"") == b""
+
+
+def test_a_grant_for_an_intranet_destination_is_refused(make_policy: Any) -> None:
+    data = make_policy().model_dump(mode="json")
+    data["lists"]["portal"] = ["198.18.5.0/24"]
+    data["settings"]["program_grants"] = [
+        {"name": "b", "destinations": ["portal"], "programs": [{"exe": "/usr/bin/chromium"}]}
+    ]
+    with pytest.raises(
+        ValueError, match=r"program_grants\[0\]\.destinations: .* overlaps the intranet"
+    ):
+        NetworksPolicy.model_validate(data)
+
+
+def test_cgroup_paths_name_the_unit() -> None:
+    assert unit_of("/system.slice/cups.service") == "cups.service"
+    assert unit_of("/user.slice/user-1000.slice/session-3.scope") == "session-3.scope"
+    assert unit_of("/user.slice/user-1000.slice") == "user-1000.slice"
+    assert unit_of("/") == ""
+    assert cgroup_of(os.getpid()).startswith("/")
