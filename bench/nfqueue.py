@@ -1,18 +1,21 @@
 """The hold queue's cost, in network namespaces (root; needs iperf3 for the intranet figure).
 
-Builds the topology of ``tests/e2e/netns.py`` with a real collector and, for
-the second half, a real agent holding each new outside flow's first packet
-in its NFQUEUE (``settings.hold_queue``), then prints, in one run:
+Builds the topology of ``tests/e2e/netns.py`` with a real collector, then, in
+one run, three configurations one after the other: no agent (the floor), an
+agent that only logs flows (``hold_queue: null``, as before the queue), and an
+agent holding each new outside flow's first packet in its NFQUEUE. Prints:
 
 1. added latency of a new outside flow's first packet: ``--connects`` TCP
    connections from the workstation to an outside listener, each timed from
-   ``connect`` to established (the SYN is the held packet), without the agent
-   (the floor) and with it; median and 99th percentile, and the ratio;
+   ``connect`` to established (the SYN is the held packet); median and 99th
+   percentile of each configuration, and what each adds to the floor;
 2. agent CPU while ``--flood-rate`` new outside flows per second (one UDP
-   datagram each, distinct destination and port) pass the queue for
-   ``--flood-seconds``, and how many of them were held and attributed;
-3. intranet load (iperf3 UDP, 16-byte datagrams) without and with the agent:
-   packets/s, loss, agent CPU (intranet traffic never reaches the queue).
+   datagram each, distinct destination and port) leave for
+   ``--flood-seconds``, logging only and with the queue, and the queue's own
+   counters (held, dropped);
+3. intranet load (iperf3 UDP, 16-byte datagrams) without the agent and with
+   the holding agent: packets/s, loss, agent CPU (intranet traffic never
+   reaches the queue).
 
 It never fails on a figure.
 
@@ -34,7 +37,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.outreach import FLOOD, cpu_seconds, intranet_load
-from tests.e2e.harness import wait_until
+from tests.e2e.harness import Agent, wait_until
 from tests.e2e.netns import Topology, root_reason, start_world
 
 LISTENER = (
@@ -76,6 +79,20 @@ def queue_stats(topo: Topology) -> list[list[str]]:
     return [line.split() for line in text.splitlines() if line.split()[:1] == ["4790"]][:1] or [[]]
 
 
+def flood_cpu(topo: Topology, agent: Agent, rate: int, seconds: float) -> str:
+    """Agent CPU while ``rate`` new outside flows a second leave for ``seconds``."""
+    assert agent.process is not None
+    process = psutil.Process(agent.process.pid)
+    before_cpu, started = cpu_seconds(process), time.perf_counter()
+    result = topo.run(
+        topo.ws, sys.executable, "-c", FLOOD, str(rate), str(seconds), timeout=seconds * 3 + 30
+    )
+    time.sleep(1)
+    cpu = (cpu_seconds(process) - before_cpu) / (time.perf_counter() - started) * 100
+    sent, elapsed = result.stdout.split()[:2]
+    return f"{sent} new outside flows in {float(elapsed):.1f} s; agent CPU {cpu:.1f}% of one core"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connects", type=int, default=500)
@@ -87,6 +104,7 @@ def main() -> None:
     if reason is not None:
         sys.exit(f"cannot run: {reason}")
     iperf = shutil.which("iperf3") is not None
+    agent_settings = {"heartbeat_interval_s": "60", "batch_max_age_s": "1"}
 
     topo = Topology()
     try:
@@ -100,11 +118,27 @@ def main() -> None:
             connect_times(topo, 20)  # warm caches and the listener
             floor = describe("connect without agent (floor)", connect_times(topo, args.connects))
             baseline = intranet_load(topo, None, args.seconds) if iperf else None
+
+            # The agent as before the queue: flows logged only (hold_queue: null).
             agent, collector = start_world(
                 topo,
-                Path(tmp),
-                {"heartbeat_interval_s": "60", "batch_max_age_s": "1"},
-                settings={"aggregate_window_s": 5},
+                Path(tmp) / "logged",
+                agent_settings,
+                settings={"aggregate_window_s": 5, "hold_queue": None},
+            )
+            try:
+                time.sleep(3)
+                connect_times(topo, 20)
+                logged = describe("connect, agent logging only", connect_times(topo, args.connects))
+                print(
+                    "flood, agent logging only: "
+                    + flood_cpu(topo, agent, args.flood_rate, args.flood_seconds)
+                )
+            finally:
+                agent.stop()
+
+            agent, collector = start_world(
+                topo, Path(tmp) / "held", agent_settings, settings={"aggregate_window_s": 5}
             )
             try:
                 wait_until(lambda: queue_stats(topo)[0][1:2] not in ([], ["0"]), 30, "queue")
@@ -113,30 +147,16 @@ def main() -> None:
                 print(
                     f"added by the queue: median {held[0] - floor[0]:.0f} µs "
                     f"({held[0] / floor[0]:.2f}x floor), p99 {held[1] - floor[1]:.0f} µs "
-                    f"({held[1] / floor[1]:.2f}x floor)"
+                    f"({held[1] / floor[1]:.2f}x floor); logging only added median "
+                    f"{logged[0] - floor[0]:.0f} µs, p99 {logged[1] - floor[1]:.0f} µs"
                 )
-                assert agent.process is not None
-                process = psutil.Process(agent.process.pid)
-                before_cpu, started = cpu_seconds(process), time.perf_counter()
                 before_queue = queue_stats(topo)[0]
-                result = topo.run(
-                    topo.ws,
-                    sys.executable,
-                    "-c",
-                    FLOOD,
-                    str(args.flood_rate),
-                    str(args.flood_seconds),
-                    timeout=args.flood_seconds * 3 + 30,
-                )
-                time.sleep(1)
-                cpu = (cpu_seconds(process) - before_cpu) / (time.perf_counter() - started) * 100
+                line = flood_cpu(topo, agent, args.flood_rate, args.flood_seconds)
                 after_queue = queue_stats(topo)[0]
-                sent, elapsed = result.stdout.split()[:2]
                 # Columns: queue, portid, waiting, copy mode, copy range, queue dropped,
                 # user dropped, last packet id, 1.
                 print(
-                    f"flood: {sent} new outside flows in {float(elapsed):.1f} s through the "
-                    f"queue; agent CPU {cpu:.1f}% of one core; queue ids advanced by "
+                    f"flood, with the hold queue: {line}; queue ids advanced by "
                     f"{int(after_queue[7]) - int(before_queue[7])}, queue dropped "
                     f"{after_queue[5]}, user dropped {after_queue[6]} "
                     f"(fail-open accepts are not counted by the kernel)"
