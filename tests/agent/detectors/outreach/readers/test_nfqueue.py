@@ -107,6 +107,33 @@ def test_held_tcp_syn_and_udp_datagram_name_their_process(
     in_netns(netns, scenario(policy, body))
 
 
+def test_held_ipv6_and_dual_stack_syns_name_their_process(
+    netns: str, policy: NetworksPolicy
+) -> None:
+    prepare(netns)
+    sh("ip", "-n", netns, "address", "add", "2001:db8::2/64", "dev", "d0", "nodad")
+    sh("ip", "-n", netns, "-6", "route", "add", "default", "dev", "d0")
+
+    def body(reader: FlowReader, seen: list[FlowObservation]) -> None:
+        client = socket.socket(socket.AF_INET6)
+        client.setblocking(False)
+        client.connect_ex(("2001:db8::5", 9))
+        held(reader, policy, seen)
+        client.close()
+        assert seen[0].destination == "2001:db8::5" and seen[0].held
+        assert seen[0].process is not None and seen[0].process.pid == os.getpid()
+        # A dual-stack socket sending IPv4: sock_diag finds it by its IPv4 addresses.
+        mapped = socket.socket(socket.AF_INET6)
+        mapped.setblocking(False)
+        mapped.connect_ex((f"::ffff:{OUTSIDE}", 9))
+        held(reader, policy, seen, 2)
+        mapped.close()
+        assert seen[1].destination == OUTSIDE
+        assert seen[1].process is not None and seen[1].process.pid == os.getpid()
+
+    in_netns(netns, scenario(policy, body))
+
+
 def test_without_a_bound_queue_packets_pass(netns: str, policy: NetworksPolicy) -> None:
     """bypass: with the table in place and no agent on the queue, nothing is held or lost."""
     prepare(netns)
