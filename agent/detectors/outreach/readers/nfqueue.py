@@ -188,11 +188,15 @@ class HeldQueue:
             message(kind, NLM_F_REQUEST, header + attr(NFQA_VERDICT_HDR, struct.pack("!II", v, i)))
             for i, v in verdicts
         )
-        self.sock.setblocking(True)
         try:
+            # The kernel handles a netlink message to itself within the send call.
             self.sock.send(data)
-        finally:
-            self.sock.setblocking(False)
+        except BlockingIOError:
+            self.sock.setblocking(True)
+            try:
+                self.sock.send(data)
+            finally:
+                self.sock.setblocking(False)
 
     def close(self) -> None:
         try:
