@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Final
 
 from agent.detectors.outreach.evidence import ProcessEvidence as ProcessFacts
+from agent.detectors.outreach.readers.netlink import NLMSG_ERROR, attributes, messages
 
 PROC: Final = Path("/proc")
 _TABLES: Final = {"tcp": ("tcp", "tcp6"), "udp": ("udp", "udp6")}
@@ -133,8 +134,6 @@ class _Gone(Exception):
 
 
 def _parse_diag(data: bytes) -> SocketFacts | None:
-    from agent.detectors.outreach.readers.netlink import NLMSG_ERROR, attributes, messages
-
     for kind, _flags, body in messages(data):
         if kind == NLMSG_ERROR and struct.unpack_from("=i", body)[0] == -errno.ENOENT:
             raise _Gone
