@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.outreach import FLOOD, cpu_seconds, intranet_load
 from tests.e2e.harness import Agent, wait_until
-from tests.e2e.netns import Topology, root_reason, start_world
+from tests.e2e.netns import Topology, holding, root_reason, start_world
 
 LISTENER = (
     "import socket\n"
@@ -141,7 +141,7 @@ def main() -> None:
                 topo, Path(tmp) / "held", agent_settings, settings={"aggregate_window_s": 5}
             )
             try:
-                wait_until(lambda: queue_stats(topo)[0][1:2] not in ([], ["0"]), 30, "queue")
+                wait_until(lambda: holding(topo), 30, "the agent holding new outside flows")
                 connect_times(topo, 20)
                 held = describe("connect with the hold queue", connect_times(topo, args.connects))
                 print(

@@ -35,6 +35,8 @@ from tests.e2e.harness import POLICIES, Agent, Collector
 
 MODEM_MAC = "02:c0:7e:00:00:01"
 PROBE_KEY = "e2e-probe-key-0123456789abcdef"
+#: The networks policy's default ``settings.hold_queue``.
+HOLD_QUEUE = "4790"
 
 
 def networks_policy(gateway: str = "198.18.1.1", **changes: Any) -> dict[str, Any]:
@@ -317,3 +319,17 @@ def root_reason() -> str | None:
     if shutil.which("ip") is None or shutil.which("nft") is None:
         return "needs iproute2 and nftables"
     return None
+
+
+def queue_bound(topology: Topology) -> bool:
+    """Whether a process is bound to the hold queue in the workstation (its portid is not 0)."""
+    text = topology.run(topology.ws, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout
+    return any(
+        line.split()[:1] == [HOLD_QUEUE] and line.split()[1] != "0" for line in text.splitlines()
+    )
+
+
+def holding(topology: Topology) -> bool:
+    """The agent is bound to the queue and its table's ``hold`` chain has the queue rule."""
+    chain = topology.run(topology.ws, "nft", "-j", "list", "chain", "inet", "courtguard", "hold")
+    return queue_bound(topology) and '"NFQUEUE"' in chain.stdout

@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e import test_outreach as base
 from tests.e2e.harness import wait_until
-from tests.e2e.netns import Topology
+from tests.e2e.netns import Topology, holding, queue_bound
 from tests.e2e.test_outreach import (
     SINK,
     AgentEvents,
@@ -81,20 +81,12 @@ def counted(collector: AgentEvents, address: str, total: int) -> list[dict[str, 
     return events if sum(e["evidence"]["count"] for e in events) >= total else None
 
 
-def queue_bound(topology: Topology) -> bool:
-    """Whether a process is bound to the hold queue in the workstation (its portid is not 0)."""
-    text = topology.run(topology.ws, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout
-    return any(
-        line.split()[:1] == ["4790"] and line.split()[1] != "0" for line in text.splitlines()
-    )
-
-
 def test_two_hundred_short_tcp_flows_are_all_attributed(world: Any, topology: Topology) -> None:
     """0, 10 and 30 ms connections: each one names its process (the issue's 100 % for TCP)."""
     _agent, collector = world(settings=QUICK)
     topology.plug_modem()
     topology.spawn(topology.out, sys.executable, "-c", ACCEPT_AND_CLOSE)
-    wait_until(lambda: queue_bound(topology), 20, "the agent bound to the hold queue")
+    wait_until(lambda: holding(topology), 20, "the agent holding new outside flows")
     time.sleep(1)
     result = topology.run(topology.ws, sys.executable, "-c", SHORT_FLOWS, "200", timeout=120)
     assert result.stdout.strip() == "0", result.stderr
@@ -113,7 +105,7 @@ def test_two_hundred_short_tcp_flows_are_all_attributed(world: Any, topology: To
 def test_syn_to_a_closed_port_is_attributed(world: Any, topology: Topology) -> None:
     _agent, collector = world()
     topology.plug_modem()
-    wait_until(lambda: queue_bound(topology), 20, "the agent bound to the hold queue")
+    wait_until(lambda: holding(topology), 20, "the agent holding new outside flows")
     refused = topology.run(
         topology.ws,
         sys.executable,
@@ -133,7 +125,7 @@ def test_one_shot_udp_datagrams_are_reported_with_what_is_known(
     """Every datagram is reported; the rate with a process is printed, the rest name the user."""
     _agent, collector = world(settings=QUICK)
     topology.plug_modem()
-    wait_until(lambda: queue_bound(topology), 20, "the agent bound to the hold queue")
+    wait_until(lambda: holding(topology), 20, "the agent holding new outside flows")
     topology.run(topology.ws, sys.executable, "-c", ONE_SHOT_UDP, "200", check=True)
     events = wait_until(
         lambda: counted(collector, "203.0.113.77", 200), 60, "200 datagrams counted in events"
@@ -154,7 +146,7 @@ def test_fail_open_when_the_agent_is_killed(world: Any, topology: Topology, tmp_
     topology.plug_modem()
     serve_intranet_web(topology)
     topology.spawn(topology.out, sys.executable, "-c", SINK)
-    wait_until(lambda: queue_bound(topology), 20, "the agent bound to the hold queue")
+    wait_until(lambda: holding(topology), 20, "the agent holding new outside flows")
     agent.stop(signal.SIGKILL)
     assert not queue_bound(topology)
     table = topology.run(topology.ws, "nft", "list", "table", "inet", "courtguard").stdout
@@ -185,8 +177,24 @@ def test_fail_open_when_the_agent_is_killed(world: Any, topology: Topology, tmp_
     wait_until(lambda: queue_bound(topology), 20, "the restarted agent bound to the queue")
     table = topology.run(topology.ws, "nft", "list", "table", "inet", "courtguard").stdout
     assert table.count("chain hold_out") == 1
-    topology.run(topology.ws, "curl", "-s", "-m", "10", "http://203.0.113.10/")
-    event = wait_event(collector, "outreach.flow", lambda e: e["evidence"].get("held") is True)
+    # The fresh table gets its queue rule a moment after it is swapped in (flows in
+    # between pass unheld and are logged): try again, on a new port each time so that
+    # each try is an event of its own, until one is held.
+    ports = iter(range(9000, 10000))
+
+    def held_curl() -> dict[str, Any] | None:
+        url = f"http://203.0.113.10:{next(ports)}/"
+        topology.run(topology.ws, "curl", "-s", "-m", "5", url)
+        return next(
+            (
+                e
+                for e in collector.events("outreach.flow")
+                if e["evidence"].get("held") and e["evidence"].get("process")
+            ),
+            None,
+        )
+
+    event = wait_until(held_curl, 60, "a held flow from the restarted agent")
     assert event["evidence"]["process"]["name"] == "curl"
 
 
@@ -203,7 +211,7 @@ def test_program_grant_allows_one_program_and_drops_the_others(
     )
     topology.plug_modem()
     topology.spawn(topology.out, sys.executable, "-c", SINK)
-    wait_until(lambda: queue_bound(topology), 20, "the agent bound to the hold queue")
+    wait_until(lambda: holding(topology), 20, "the agent holding new outside flows")
     time.sleep(1)
     page = topology.run(
         topology.ws,
