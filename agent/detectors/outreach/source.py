@@ -150,9 +150,6 @@ class OutreachSource:
         ):
             if handle is not None:
                 handle.cancel()
-        if self.flows is not None and self.flows.queue is not None:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(self.flows.queue.fileno())
         for reader in (self.links, self.flows, self.rulesets):
             if reader is not None:
                 with contextlib.suppress(ValueError, OSError):
@@ -235,7 +232,12 @@ class OutreachSource:
             loop = asyncio.get_running_loop()
             loop.add_reader(self.flows.fileno(), self._on_flows)
             if self.flows.queue is not None:
-                loop.add_reader(self.flows.queue.fileno(), self._on_held)
+                links = self.links
+                self.flows.start_holding(
+                    lambda: self.policy,
+                    lambda index: links.link(index) if links is not None else None,
+                    lambda found: loop.call_soon_threadsafe(self._put, found),
+                )
             elif self.flows.queue_error:
                 log.warning(
                     "outreach: cannot bind the hold queue; flows are only logged",
@@ -263,11 +265,6 @@ class OutreachSource:
         """Report logged flows whose held twin did not come (fail-open passed them)."""
         self._logged_handle = None
         self._on_flows()
-
-    def _on_held(self) -> None:
-        if self.flows is None or self.links is None:
-            return
-        self.flows.read_held(self.policy, self.links.link)
 
     async def _every_accounting(self) -> None:
         while True:

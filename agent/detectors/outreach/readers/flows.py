@@ -7,6 +7,11 @@ outside flow in one NFQUEUE until the agent answers. This reader parses both
 (``packets``), asks the socket table who owns a local flow (``attribution``),
 answers each held packet and counts what was lost (NFLOG sequence gaps).
 
+Held packets are answered from a thread of their own (``start_holding``):
+a verdict never waits for the event loop, which also runs the detector and
+the spool. The thread has its own attributor (its own sock_diag socket) and
+hands observations to the loop with ``call_soon_threadsafe``.
+
 A held packet was logged too. While the queue is bound, a logged outgoing
 packet waits ``LOGGED_WAIT_S`` for its held twin (matched by its first bytes),
 which reports the flow with the process found while the socket was
@@ -18,10 +23,15 @@ the packet, fail-open), or a drop rule ended the packet before the queue.
 
 from __future__ import annotations
 
+import contextlib
+import select
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final, Literal
+
+import structlog
 
 from agent.detectors.outreach import judgement as j
 from agent.detectors.outreach.observations import (
@@ -36,10 +46,14 @@ from agent.detectors.outreach.readers.netlink import LoggedPacket, NflogGroup
 from agent.detectors.outreach.readers.nfqueue import NF_ACCEPT, NF_DROP, HeldPacket, HeldQueue
 from agent.detectors.outreach.readers.packets import PacketHeader, parse_dns, parse_ip
 
+log = structlog.get_logger("courtguard.outreach")
+
 #: How long a logged packet waits for its held twin before it is reported on its own.
 LOGGED_WAIT_S: Final = 1.0
 #: Time one read of the queue may spend finding processes; later packets pass unattributed.
 HOLD_BUDGET_S: Final = 0.25
+#: How often the hold thread looks whether it should stop.
+HOLD_POLL_S: Final = 0.2
 _TWIN_BYTES: Final = 64
 _MAX_PENDING: Final = 8192
 
@@ -57,6 +71,8 @@ class FlowReader:
         self.nflog = NflogGroup(group)
         self._put = put
         self.attributor = Attributor()
+        #: The hold thread's own: a sock_diag socket answers one request at a time.
+        self.held_attributor = Attributor()
         self.queue: HeldQueue | None = None
         self.queue_error = ""
         if hold_queue is not None:
@@ -68,6 +84,10 @@ class FlowReader:
         self._logged: OrderedDict[bytes, tuple[float, LoggedPacket]] = OrderedDict()
         #: first bytes -> when held: twins of logged copies that may still arrive.
         self._held: OrderedDict[bytes, float] = OrderedDict()
+        #: Guards the two maps above, shared by the event loop and the hold thread.
+        self._twins = threading.Lock()
+        self._holding: threading.Thread | None = None
+        self._stop = threading.Event()
         self.held_count = 0
         self.unattributed_over_budget = 0
 
@@ -78,11 +98,46 @@ class FlowReader:
     def lost(self) -> int:
         return self.nflog.lost
 
+    def start_holding(
+        self,
+        policy: Callable[[], NetworksPolicy],
+        link: Callable[[int], LinkFacts | None],
+        put: Callable[[Any], object],
+    ) -> None:
+        """Answer held packets from a thread of its own, so no event-loop work delays a verdict.
+
+        ``policy`` gives the current policy, ``put`` must be safe to call from
+        that thread (``loop.call_soon_threadsafe``).
+        """
+        if self.queue is None or self._holding is not None:
+            return
+
+        queue = self.queue
+
+        def hold() -> None:
+            try:
+                while not self._stop.is_set():
+                    ready, _, _ = select.select([queue], [], [], HOLD_POLL_S)
+                    if ready:
+                        self.read_held(policy(), link, put)
+            except OSError as exc:
+                # Unbinding hands the queue back to the rule's bypass: flows pass, logged.
+                log.error("outreach: hold queue failed; flows are only logged", error=str(exc))
+                with contextlib.suppress(OSError):
+                    queue.close()
+
+        self._holding = threading.Thread(target=hold, name="outreach-hold", daemon=True)
+        self._holding.start()
+
     def close(self) -> None:
+        self._stop.set()
+        if self._holding is not None:
+            self._holding.join(timeout=HOLD_POLL_S * 10)
         self.nflog.close()
         if self.queue is not None:
             self.queue.close()
         self.attributor.close()
+        self.held_attributor.close()
 
     def read(self, policy: NetworksPolicy, link: Callable[[int], LinkFacts | None]) -> float | None:
         """Every waiting logged packet; the delay until a waiting copy is due, if any.
@@ -90,15 +145,19 @@ class FlowReader:
         ``link`` gives the facts of an interface index.
         """
         now = time.monotonic()
+        alone: list[LoggedPacket] = []
         for packet in self.nflog.read():
-            if self.queue is not None and packet.prefix == kernel_filter.PREFIX_OUT:
-                key = twin_key(packet.payload)
+            if self.queue is None or packet.prefix != kernel_filter.PREFIX_OUT:
+                alone.append(packet)
+                continue
+            key = twin_key(packet.payload)
+            with self._twins:
                 if self._held.pop(key, None) is not None:
                     continue
                 self._logged[key] = (now + LOGGED_WAIT_S, packet)
                 while len(self._logged) > _MAX_PENDING:
-                    self._report_logged(self._logged.popitem(last=False)[1][1], policy, link)
-                continue
+                    alone.append(self._logged.popitem(last=False)[1][1])
+        for packet in alone:
             self._report_logged(packet, policy, link)
         return self.flush(policy, link)
 
@@ -107,15 +166,21 @@ class FlowReader:
     ) -> float | None:
         """Report the logged copies whose twin did not come; the delay until the next is due."""
         now = time.monotonic()
-        while self._logged:
-            key, (due, packet) = next(iter(self._logged.items()))
-            if due > now:
-                return due - now
-            del self._logged[key]
+        due_now: list[LoggedPacket] = []
+        delay = None
+        with self._twins:
+            while self._logged:
+                key, (due, packet) = next(iter(self._logged.items()))
+                if due > now:
+                    delay = due - now
+                    break
+                del self._logged[key]
+                due_now.append(packet)
+            while self._held and next(iter(self._held.values())) < now - LOGGED_WAIT_S:
+                self._held.popitem(last=False)
+        for packet in due_now:
             self._report_logged(packet, policy, link)
-        while self._held and next(iter(self._held.values())) < now - LOGGED_WAIT_S:
-            self._held.popitem(last=False)
-        return None
+        return delay
 
     def _report_logged(
         self,
@@ -127,15 +192,25 @@ class FlowReader:
         if observation is not None:
             self._put(observation)
 
-    def read_held(self, policy: NetworksPolicy, link: Callable[[int], LinkFacts | None]) -> None:
-        """Answer every held packet, each right after its look-up."""
+    def read_held(
+        self,
+        policy: NetworksPolicy,
+        link: Callable[[int], LinkFacts | None],
+        put: Callable[[Any], object] | None = None,
+    ) -> None:
+        """Answer every held packet, each right after its look-up; ``put`` the observations."""
         if self.queue is None:
             return
+        put = put or self._put
         start = time.monotonic()
         for packet in self.queue.read():
             self.held_count += 1
             over_budget = time.monotonic() - start > HOLD_BUDGET_S
-            observation = observe_held(packet, policy, link, self.attributor, over_budget)
+            try:
+                observation = observe_held(packet, policy, link, self.held_attributor, over_budget)
+            except Exception as exc:  # a packet must never wait for a verdict that cannot come
+                log.error("outreach: held packet not looked up", error=repr(exc)[:300])
+                observation = None
             dropped = observation is not None and observation.verdict == "dropped"
             self.queue.answer([(packet.packet_id, NF_DROP if dropped else NF_ACCEPT)])
             if observation is None:
@@ -143,11 +218,12 @@ class FlowReader:
             if over_budget and observation.process is None:
                 self.unattributed_over_budget += 1
             key = twin_key(packet.payload)
-            if self._logged.pop(key, None) is None:
-                self._held[key] = time.monotonic()
-                while len(self._held) > _MAX_PENDING:
-                    self._held.popitem(last=False)
-            self._put(observation)
+            with self._twins:
+                if self._logged.pop(key, None) is None:
+                    self._held[key] = time.monotonic()
+                    while len(self._held) > _MAX_PENDING:
+                        self._held.popitem(last=False)
+            put(observation)
 
 
 def twin_key(payload: bytes) -> bytes:
