@@ -22,7 +22,7 @@ from agent.detectors.outreach.readers import kernel_filter
 from agent.detectors.outreach.readers.attribution import cgroup_of, unit_of
 from agent.detectors.outreach.readers.flows import FlowReader, twin_key
 from agent.detectors.outreach.readers.nfqueue import queue_rule_batch
-from tests.e2e.harness import in_netns
+from tests.e2e.harness import in_netns, wait_until
 from tests.e2e.netns import sh
 
 OUTSIDE = "203.0.113.5"
@@ -130,6 +130,21 @@ def test_held_ipv6_and_dual_stack_syns_name_their_process(
         mapped.close()
         assert seen[1].destination == OUTSIDE
         assert seen[1].process is not None and seen[1].process.pid == os.getpid()
+
+    in_netns(netns, scenario(policy, body))
+
+
+def test_the_hold_thread_answers_and_stops(netns: str, policy: NetworksPolicy) -> None:
+    prepare(netns)
+
+    def body(reader: FlowReader, seen: list[FlowObservation]) -> None:
+        reader.start_holding(lambda: policy, lambda index: None, seen.append)
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex((OUTSIDE, 9))
+        wait_until(lambda: seen, 10, "the held SYN answered by the hold thread")
+        client.close()
+        assert seen[0].process is not None and seen[0].process.pid == os.getpid()
 
     in_netns(netns, scenario(policy, body))
 
