@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -52,8 +53,8 @@ log = structlog.get_logger("courtguard.outreach")
 LOGGED_WAIT_S: Final = 1.0
 #: Time one read of the queue may spend finding processes; later packets pass unattributed.
 HOLD_BUDGET_S: Final = 0.25
-#: How often the hold thread looks whether it should stop.
-HOLD_POLL_S: Final = 0.2
+#: How long closing waits for the hold thread to finish the packets it has read.
+HOLD_JOIN_S: Final = 2.0
 _TWIN_BYTES: Final = 64
 _MAX_PENDING: Final = 8192
 
@@ -88,6 +89,8 @@ class FlowReader:
         self._twins = threading.Lock()
         self._holding: threading.Thread | None = None
         self._stop = threading.Event()
+        #: Wakes the hold thread to stop: it waits on the queue with no timeout.
+        self._wake, self._waker = socket.socketpair()
         self.held_count = 0
         self.unattributed_over_budget = 0
 
@@ -117,8 +120,8 @@ class FlowReader:
         def hold() -> None:
             try:
                 while not self._stop.is_set():
-                    ready, _, _ = select.select([queue], [], [], HOLD_POLL_S)
-                    if ready:
+                    ready, _, _ = select.select([queue.fileno(), self._wake.fileno()], [], [])
+                    if queue.fileno() in ready and not self._stop.is_set():
                         self.read_held(policy(), link, put)
             except OSError as exc:
                 # Unbinding hands the queue back to the rule's bypass: flows pass, logged.
@@ -131,8 +134,12 @@ class FlowReader:
 
     def close(self) -> None:
         self._stop.set()
+        with contextlib.suppress(OSError):
+            self._waker.send(b"x")
         if self._holding is not None:
-            self._holding.join(timeout=HOLD_POLL_S * 10)
+            self._holding.join(timeout=HOLD_JOIN_S)
+        self._wake.close()
+        self._waker.close()
         self.nflog.close()
         if self.queue is not None:
             self.queue.close()
