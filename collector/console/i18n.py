@@ -280,6 +280,8 @@ ZH: Final[dict[str, str]] = {
     "field.occurrences_total": "发现总数", "field.excerpt": "脱敏摘录", "field.part": "部分",
     "field.start": "起始偏移", "field.end": "结束偏移", "field.detail": "细节",
     "field.first_seen": "首次出现", "field.last_seen": "最近出现", "field.count": "次数",
+    "field.held": "首包挂起核实", "field.unit": "systemd 单元", "field.cgroup": "控制组",
+    "field.gid": "组号", "field.grant": "程序授权",
     "field.query_name": "查询域名", "field.local_time": "本地时间", "field.day_kind": "日期类型",
     "field.service": "服务", "field.remote_host": "来源主机", "field.tool": "工具",
     "field.outcome": "结果", "field.target": "目标", "field.command": "命令",

@@ -36,13 +36,15 @@ from tests.e2e.harness import POLICIES, Agent, Collector
 
 MODEM_MAC = "02:c0:7e:00:00:01"
 PROBE_KEY = "e2e-probe-key-0123456789abcdef"
+#: The networks policy's default ``settings.hold_queue``.
+HOLD_QUEUE = "4790"
 
 
 def networks_policy(gateway: str = "198.18.1.1", **changes: Any) -> dict[str, Any]:
     """The shipped networks policy with this topology's lists; ``settings`` and rule changes.
 
     Keyword arguments named after a rule id update that rule (``response``,
-    ``enabled``...); ``settings`` updates the settings block.
+    ``enabled``...); ``settings`` updates the settings block, ``lists`` adds lists.
     """
     data: dict[str, Any] = yaml.safe_load((POLICIES / "networks.yaml").read_text())
     data["lists"].update(
@@ -56,6 +58,7 @@ def networks_policy(gateway: str = "198.18.1.1", **changes: Any) -> dict[str, An
         probe_targets=["203.0.113.10"],
     )
     data["settings"]["probe"].update(key=PROBE_KEY, interval_s=5, timeout_s=1)
+    data["lists"].update(changes.pop("lists", {}))
     data["settings"].update(changes.pop("settings", {}))
     for rule in data["rules"]:
         rule.pop("cases", None)
@@ -351,3 +354,17 @@ def publish_block(collector: Collector, directory: Path, group: str, block: bool
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     return float(created.timestamp())
+
+
+def queue_bound(topology: Topology) -> bool:
+    """Whether a process is bound to the hold queue in the workstation (its portid is not 0)."""
+    text = topology.run(topology.ws, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout
+    return any(
+        line.split()[:1] == [HOLD_QUEUE] and line.split()[1] != "0" for line in text.splitlines()
+    )
+
+
+def holding(topology: Topology) -> bool:
+    """The agent is bound to the queue and its table's ``hold`` chain has the queue rule."""
+    chain = topology.run(topology.ws, "nft", "-j", "list", "chain", "inet", "courtguard", "hold")
+    return queue_bound(topology) and '"NFQUEUE"' in chain.stdout

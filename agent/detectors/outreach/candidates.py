@@ -197,7 +197,7 @@ def _route(obs: RouteObservation, policy: NetworksPolicy) -> list[Candidate]:
 
 def _flow(obs: FlowObservation, policy: NetworksPolicy) -> list[Candidate]:
     destination = j.parse_ip(obs.destination)
-    if destination is None or j.always_allowed(destination):
+    if destination is None or j.always_allowed(destination) or obs.verdict == "granted":
         return []
     evidence: dict[str, Any] = {
         **_link_evidence(obs.link),
@@ -210,13 +210,23 @@ def _flow(obs: FlowObservation, policy: NetworksPolicy) -> list[Candidate]:
         "process_note": obs.process_note,
         "uid": obs.uid,
         "query_name": obs.query_name,
+        "gid": obs.gid,
+        "user": obs.user,
+        "cgroup": obs.cgroup,
+        "unit": obs.unit,
+        "held": obs.held,
+        "verdict": obs.verdict,
+        "grant": obs.grant,
     }
     if obs.process is not None:
         evidence["process"] = obs.process.model_dump()
-    who = obs.process.name if obs.process is not None else f"uid {obs.uid}"
+    who = obs.process.name if obs.process is not None else obs.unit or f"uid {obs.uid}"
     port = f":{obs.destination_port}" if obs.destination_port is not None else ""
     target = f"{obs.protocol} {obs.destination}{port}"
-    process = f"进程 {obs.process.name}（{obs.process.pid}）" if obs.process else "进程未知"
+    process = f"进程 {obs.process.name}（{obs.process.pid}）" if obs.process else _unknown(obs)
+    if obs.verdict in {"dropped", "dry-run"}:
+        dropped = "已拦截" if obs.verdict == "dropped" else "演练模式，未拦截"
+        process += f"；目的地址仅允许授权程序访问（{obs.grant}），{dropped}"
     label = f"{target} {who}"
     is_dns = obs.protocol in {"udp", "tcp"} and obs.destination_port == 53
     if is_dns and policy.resolver_set and destination not in policy.resolver_set:
@@ -250,6 +260,16 @@ def _flow(obs: FlowObservation, policy: NetworksPolicy) -> list[Candidate]:
         for rule in policy.rules_for("flow")
         if _protocol_ok(rule, obs)
     ]
+
+
+def _unknown(obs: FlowObservation) -> str:
+    """What names the sender when its process is unknown: the unit, else the user."""
+    known = [
+        f"服务 {obs.unit}" if obs.unit else "",
+        f"用户 {obs.user or obs.uid}" if obs.uid is not None else "",
+    ]
+    known = [k for k in known if k]
+    return "进程未知" + (f"（{'，'.join(known)}）" if known else "")
 
 
 def _protocol_ok(rule: OutreachRule, obs: FlowObservation) -> bool:

@@ -23,6 +23,11 @@ class ProcessEvidence(Evidence):
     exe: Text = ""
     cmdline: Text = ""
     user: Name = ""
+    #: cgroup v2 path and the systemd unit (service or session scope) it belongs to.
+    cgroup: Text = ""
+    unit: Name = ""
+    #: SHA-256 of the executable, read when a program grant pins one.
+    sha256: Name = ""
 
 
 class OutreachEvidence(Evidence):
@@ -50,6 +55,16 @@ class FlowEvidence(OutreachEvidence):
     process_note: Text = ""
     uid: int | None = None
     query_name: Text = ""
+    #: What the kernel knew of the socket when no process was found: gid, cgroup, unit.
+    gid: int | None = None
+    user: Name = ""
+    cgroup: Text = ""
+    unit: Name = ""
+    #: The first packet waited in the kernel queue until the agent had looked it up.
+    held: bool = False
+    #: dropped: a program grant reserves the destination for other programs.
+    verdict: Name = "accepted"
+    grant: Name = ""
 
 
 class InterfaceEvidence(OutreachEvidence):

@@ -93,6 +93,17 @@ class FlowObservation(Observation):
     uid: int | None = None
     #: For DNS: the queried name, when the payload carried it.
     query_name: Text = ""
+    #: What the kernel knew of the socket when no process was found (and the user's name).
+    gid: int | None = None
+    user: Name = ""
+    cgroup: Text = ""
+    unit: Name = ""
+    #: The first packet waited in the kernel queue until it was looked up.
+    held: bool = False
+    #: accepted; granted (a program grant allows it: not reported); dropped (a grant
+    #: reserves the destination for other programs); dry-run (would have been dropped).
+    verdict: Literal["accepted", "granted", "dropped", "dry-run"] = "accepted"
+    grant: Name = ""
 
 
 class DnsAnswerObservation(Observation):

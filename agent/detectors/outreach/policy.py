@@ -133,11 +133,33 @@ class CaptureSettings(StrictModel):
 CAPTURE_SIGNALS: Final = frozenset(
     {"flow", "dns", "interface", "wifi", "route", "address", "probe"}
 )
+
+
 class IsolationSettings(StrictModel):
     """What an isolated host (一键隔离) may still reach besides the collector and resolvers."""
 
     #: Lists of CIDRs (an intranet mail relay, the patch server, a jump host for the responders).
     allow: list[ListName] = Field(default_factory=list)
+
+
+class GrantedProgram(StrictModel):
+    """One program a grant names: its executable path, and optionally the file's SHA-256."""
+
+    exe: Annotated[str, StringConstraints(pattern=r"^/[^\x00]*$", max_length=512)]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class ProgramGrant(StrictModel):
+    """Outside destinations reserved for named programs: they pass, every other program is dropped.
+
+    Needs ``hold_queue``: the verdict is given while the first packet waits in
+    the kernel, with the sending process known.
+    """
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)]
+    #: Lists of CIDRs (outside the intranet: inside destinations are never held).
+    destinations: list[ListName] = Field(min_length=1)
+    programs: list[GrantedProgram] = Field(min_length=1, max_length=64)
 
 
 class NetworkSettings(StrictModel):
@@ -163,6 +185,23 @@ class NetworkSettings(StrictModel):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     #: What a host isolated by a signed order from the console may still reach.
     isolation: IsolationSettings = Field(default_factory=IsolationSettings)
+    #: NFQUEUE number that holds each new outside flow's first packet until its process is
+    #: known (fail-open: it passes when the agent is not there); null: flows are only logged.
+    hold_queue: int | None = Field(default=4790, ge=0, le=65535)
+    #: Outside destinations allowed only for named programs (``ProgramGrant``).
+    program_grants: list[ProgramGrant] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="after")
+    def _grants_need_the_queue(self) -> NetworkSettings:
+        if self.program_grants and self.hold_queue is None:
+            raise ValueError(
+                "settings.program_grants need settings.hold_queue: the program is judged "
+                "while the first packet waits in the kernel queue"
+            )
+        names = [g.name for g in self.program_grants]
+        if len(names) != len(set(names)):
+            raise ValueError("settings.program_grants: each grant needs its own name")
+        return self
 
 
 class OutreachMatch(StrictModel):
@@ -284,6 +323,9 @@ class NetworksPolicy(PolicyDocument):
              _parse_address, address),
             ("isolation.allow", self.settings.isolation.allow, _parse_network,
              "写成 CIDR 网段，例如 198.18.0.10/32"),
+            ("program_grants",
+             [n for g in self.settings.program_grants for n in g.destinations],
+             _parse_network, "写成 CIDR 网段，例如 203.0.113.0/24"),
         ]
 
     def lint(self) -> list[LintProblem]:
@@ -309,6 +351,15 @@ class NetworksPolicy(PolicyDocument):
 
     def _outside_inside_overlaps(self) -> list[LintProblem]:
         problems: list[LintProblem] = []
+        for position, (grant, networks) in enumerate(self.grant_networks):
+            for network in networks:
+                inside = next((n for n in self.intranet_networks if network.overlaps(n)), None)
+                if inside is not None:
+                    problems.append(LintProblem(
+                        ("settings", "program_grants", position, "destinations"),
+                        f"grant {grant.name}: {network} overlaps the intranet ({inside}); "
+                        "intranet destinations are never held, so the grant cannot apply",
+                        "授权目的地址应为内网以外的网段，或收窄内网网段列表"))
         for role, names in (("canaries", self.settings.canaries),
                             ("probe.targets",
                              self.settings.probe.targets if self.settings.probe else [])):
@@ -374,6 +425,20 @@ class NetworksPolicy(PolicyDocument):
         if probe is None:
             return ()
         return tuple(_parse_address(n, v) for n, v in self._values(probe.targets))
+
+    @cached_property
+    def grant_networks(self) -> tuple[tuple[ProgramGrant, tuple[IPNetwork, ...]], ...]:
+        return tuple(
+            (grant, tuple(_parse_network(n, v) for n, v in self._values(grant.destinations)))
+            for grant in self.settings.program_grants
+        )
+
+    def grant_for(self, address: IPAddress) -> ProgramGrant | None:
+        """The first grant whose destinations hold ``address``."""
+        return next(
+            (g for g, networks in self.grant_networks if any(address in n for n in networks)),
+            None,
+        )
 
     def rules_for(self, signal: str) -> list[OutreachRule]:
         """Enabled rules judging ``signal``, in file order."""

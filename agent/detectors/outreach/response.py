@@ -70,7 +70,7 @@ class Responder:
             if plan == self.plan:
                 return
             try:
-                await asyncio.to_thread(kernel_filter.apply, kernel_filter.ruleset(plan))
+                unheld = await asyncio.to_thread(kernel_filter.install, plan)
             except (kernel_filter.FilterError, OSError, subprocess.SubprocessError) as exc:
                 log.error("outreach: kernel filter not installed", error=str(exc))
                 self._put(
@@ -83,6 +83,8 @@ class Responder:
                     )
                 )
                 return
+            if unheld:
+                log.warning("outreach: first packets are not held, only logged", error=unheld)
             previous, self.plan = self.plan, plan
             log.info(
                 "outreach: kernel filter installed",

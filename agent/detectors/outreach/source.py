@@ -6,9 +6,10 @@ Start-up, in order:
 2. rtnetlink subscription, then a full dump of links and addresses (again
    after every ENOBUFS), each difference from what we knew becomes an
    observation (``readers.links``);
-3. the kernel filter (``inet courtguard``) built from the policy, and the
-   NFLOG group bound (``readers.flows``; needs CAP_NET_ADMIN; without it
-   flows are not seen and no response runs, the rest works);
+3. the kernel filter (``inet courtguard``) built from the policy, the
+   NFLOG group and the hold queue bound (``readers.flows``; needs
+   CAP_NET_ADMIN; without it flows are not seen and no response runs, the
+   rest works);
 4. timers: route queries for the canaries and probes (``readers.probes``)
    run after any link/address/route change (debounced) and every
    ``probe.interval_s``; host settings (``readers.host_settings``): proxy
@@ -100,6 +101,7 @@ class OutreachSource:
         self._sharing_handle: asyncio.TimerHandle | None = None
         self._proxy_handle: asyncio.TimerHandle | None = None
         self.proxy_watch: ProxyWatch | None = None
+        self._logged_handle: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -151,6 +153,7 @@ class OutreachSource:
             self._probe_handle,
             self._sharing_handle,
             self._proxy_handle,
+            self._logged_handle,
         ):
             if handle is not None:
                 handle.cancel()
@@ -227,11 +230,26 @@ class OutreachSource:
     async def _start_filter(self) -> None:
         if self.flows is None:
             try:
-                self.flows = FlowReader(self.policy.settings.nflog_group, self._put)
+                self.flows = FlowReader(
+                    self.policy.settings.nflog_group, self._put, self.policy.settings.hold_queue
+                )
             except OSError as exc:
                 log.warning("outreach: cannot bind NFLOG; flows are not watched", error=str(exc))
                 return
-            asyncio.get_running_loop().add_reader(self.flows.fileno(), self._on_flows)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(self.flows.fileno(), self._on_flows)
+            if self.flows.queue is not None:
+                links = self.links
+                self.flows.start_holding(
+                    lambda: self.policy,
+                    lambda index: links.link(index) if links is not None else None,
+                    lambda found: loop.call_soon_threadsafe(self._put, found),
+                )
+            elif self.flows.queue_error:
+                log.warning(
+                    "outreach: cannot bind the hold queue; flows are only logged",
+                    error=self.flows.queue_error,
+                )
             await self.responder.adopt_table()
         await self._apply_filter()
 
@@ -246,7 +264,14 @@ class OutreachSource:
     def _on_flows(self) -> None:
         if self.flows is None or self.links is None:
             return
-        self.flows.read(self.policy, self.links.link)
+        due = self.flows.read(self.policy, self.links.link)
+        if due is not None and self._logged_handle is None:
+            self._logged_handle = asyncio.get_running_loop().call_later(due, self._flush_logged)
+
+    def _flush_logged(self) -> None:
+        """Report logged flows whose held twin did not come (fail-open passed them)."""
+        self._logged_handle = None
+        self._on_flows()
 
     async def _every_accounting(self) -> None:
         while True:

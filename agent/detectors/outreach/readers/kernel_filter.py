@@ -12,8 +12,21 @@ transaction, so it is never half-built:
 3. with ``block``, chains ``outbound``/``forwarded`` drop whatever is not allowed
    (collector and loopback always pass) and everything leaving through an
    interface the policy does not approve;
-4. with DNS answers judged, chain ``answers`` logs DNS responses so the agent
+4. with a ``hold_queue``, chain ``hold_out`` sends the packets ``watch_out``
+   logged and the drops let through to chain ``hold``, whose one rule is
+   ``queue num N bypass``: the first packet of each new outside flow waits in
+   the kernel until the agent has found its process (``readers.nfqueue``).
+   Intranet traffic and established flows never reach it. It comes after the
+   drops, because a queue verdict ends the chain: a packet the agent accepts
+   skips the rules below it. ``bypass`` lets packets through while no agent
+   is bound to the queue, so a stopped or killed agent cuts nothing;
+5. with DNS answers judged, chain ``answers`` logs DNS responses so the agent
    can compare intranet names with the addresses they resolve to.
+
+The queue rule is added by netlink right after the table is loaded
+(``nfqueue.add_queue_rule``), as the xtables NFQUEUE target: it works on
+kernels built without nft's own ``queue`` expression. Between the two steps
+the ``hold`` chain is empty and new flows pass unheld, logged as before.
 
 Python sees only what the kernel let through these rules.
 """
@@ -29,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agent.detectors.outreach.policy import ALWAYS_ALLOWED, IPAddress, IPNetwork, NetworksPolicy
+from agent.detectors.outreach.readers import nfqueue
 
 TABLE: Final = "courtguard"
 #: SO_MARK on the agent's probe packets, so the filter does not report the agent's own probes.
@@ -36,6 +50,7 @@ PROBE_MARK: Final = 0x43470001
 PREFIX_OUT: Final = "cg-out"
 PREFIX_FWD: Final = "cg-fwd"
 PREFIX_DNS_ANSWER: Final = "cg-ans"
+HOLD_CHAIN: Final = "hold"
 
 
 class FilterError(RuntimeError):
@@ -53,6 +68,10 @@ class FilterPlan:
     watch_dns_answers: bool = False
     block_destinations: bool = False
     blocked_interfaces: tuple[str, ...] = field(default=())
+    #: NFQUEUE number holding first packets until attributed; None: nothing is held.
+    hold_queue: int | None = None
+    #: Destinations of program grants: outside, yet not dropped by a destination block.
+    granted: tuple[IPNetwork, ...] = ()
 
 
 def plan_for(
@@ -75,6 +94,8 @@ def plan_for(
         watch_dns_answers=bool(policy.rules_for("dns_answer")) and bool(policy.zones),
         block_destinations=block and not dry_run_blocks,
         blocked_interfaces=() if dry_run_blocks else tuple(sorted(set(blocked_interfaces))),
+        hold_queue=policy.settings.hold_queue,
+        granted=tuple(n for _grant, nets in policy.grant_networks for n in nets),
     )
 
 
@@ -102,6 +123,8 @@ def ruleset(plan: FilterPlan) -> str:
         f"  set resolve6 {{ type ipv6_addr; flags interval; {_elements(plan.resolvers, 6)} }}",
         f"  set collector4 {{ type ipv4_addr; flags interval; {_elements(plan.collector, 4)} }}",
         f"  set collector6 {{ type ipv6_addr; flags interval; {_elements(plan.collector, 6)} }}",
+        f"  set grant4 {{ type ipv4_addr; flags interval; {_elements(plan.granted, 4)} }}",
+        f"  set grant6 {{ type ipv6_addr; flags interval; {_elements(plan.granted, 6)} }}",
     ]
     for name, log in (("watch_out", log_out), ("watch_fwd", log_fwd)):
         lines.append(f"  chain {name} {{")
@@ -116,6 +139,22 @@ def ruleset(plan: FilterPlan) -> str:
         lines.append(f"    ip daddr != @allow4 counter {log}")
         lines.append(f"    ip6 daddr != @allow6 counter {log}")
         lines.append("  }")
+    if plan.hold_queue is not None:
+        # The same selection as watch_out, to the queue instead of the log.
+        lines.append(f"  chain {HOLD_CHAIN} {{")
+        lines.append("  }")
+        lines.append("  chain hold_out {")
+        lines.append(f"    meta mark {PROBE_MARK:#x} return")
+        if plan.resolvers:
+            for family, rset in (("ip", "resolve4"), ("ip6", "resolve6")):
+                lines.append(
+                    f"    meta nfproto {'ipv4' if family == 'ip' else 'ipv6'} "
+                    f"meta l4proto {{ tcp, udp }} th dport 53 {family} daddr != @{rset} "
+                    f"jump {HOLD_CHAIN}"
+                )
+        lines.append(f"    ip daddr != @allow4 jump {HOLD_CHAIN}")
+        lines.append(f"    ip6 daddr != @allow6 jump {HOLD_CHAIN}")
+        lines.append("  }")
     for name, hook, watch in (
         ("outbound", "output", "watch_out"),
         ("forwarded", "forward", "watch_fwd"),
@@ -129,8 +168,10 @@ def ruleset(plan: FilterPlan) -> str:
             lines.append(f"    oifname {{ {names} }} ip daddr != @collector4 counter drop")
             lines.append(f"    oifname {{ {names} }} ip6 daddr != @collector6 counter drop")
         if plan.block_destinations:
-            lines.append("    ip daddr != @allow4 counter drop")
-            lines.append("    ip6 daddr != @allow6 counter drop")
+            lines.append("    ip daddr != @allow4 ip daddr != @grant4 counter drop")
+            lines.append("    ip6 daddr != @allow6 ip6 daddr != @grant6 counter drop")
+        if plan.hold_queue is not None and hook == "output":
+            lines.append("    ct state new jump hold_out")
         lines.append("  }")
     if plan.watch_dns_answers:
         lines.append("  chain answers {")
@@ -160,6 +201,21 @@ def apply(script: str) -> None:
     )
     if result.returncode != 0:
         raise FilterError(f"nft refused the courtguard table: {result.stderr.strip()[:400]}")
+
+
+def install(plan: FilterPlan) -> str:
+    """Load the plan's table, then its queue rule; "" or why first packets are not held.
+
+    A refused queue rule leaves the table working as a log-only filter.
+    """
+    apply(ruleset(plan))
+    if plan.hold_queue is None:
+        return ""
+    try:
+        nfqueue.add_queue_rule(TABLE, HOLD_CHAIN, plan.hold_queue)
+    except OSError as exc:
+        return str(exc)
+    return ""
 
 
 def remove() -> None:

@@ -22,7 +22,7 @@ def test_block_rule_adds_drops_and_keeps_the_collector(make_policy: Any) -> None
     plan = kernel_filter.plan_for(policy, collector)
     text = kernel_filter.ruleset(plan)
     assert plan.block_destinations
-    assert "ip daddr != @allow4 counter drop" in text
+    assert "ip daddr != @allow4 ip daddr != @grant4 counter drop" in text
     assert "203.0.113.250" in text.split("set allow4", 1)[1].split("}", 1)[0]
 
 
