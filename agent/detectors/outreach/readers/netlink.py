@@ -128,6 +128,22 @@ def message(kind: int, flags: int, body: bytes, seq: int = 0) -> bytes:
     return _HDR.pack(_HDR.size + len(body), kind, flags, seq, 0) + body
 
 
+def request_acked(sock: socket.socket, kind: int, body: bytes, what: str) -> None:
+    """Send one netfilter configuration request and wait for its acknowledgement.
+
+    A refusal raises ``NetlinkError`` naming ``what`` (the NFLOG group or queue).
+    """
+    sock.send(message(kind, NLM_F_REQUEST | NLM_F_ACK, body))
+    while True:
+        data = sock.recv(65536)
+        for mtype, _flags, payload in messages(data):
+            if mtype == NLMSG_ERROR:
+                code = -struct.unpack_from("=i", payload)[0]
+                if code:
+                    raise NetlinkError(code, f"{what}: {os.strerror(code)}")
+                return
+
+
 def messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
     """Split one datagram into (type, flags, body) triples."""
     offset = 0
@@ -470,15 +486,7 @@ class NflogGroup:
     def _config(self, attrs: bytes) -> None:
         body = _NFGEN.pack(socket.AF_UNSPEC, 0, socket.htons(self.group)) + attrs
         kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG
-        self.sock.send(message(kind, NLM_F_REQUEST | NLM_F_ACK, body))
-        while True:
-            data = self.sock.recv(65536)
-            for mtype, _flags, payload in messages(data):
-                if mtype == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", payload)[0]
-                    if code:
-                        raise NetlinkError(code, f"NFLOG group {self.group}: {os.strerror(code)}")
-                    return
+        request_acked(self.sock, kind, body, f"NFLOG group {self.group}")
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -33,6 +33,7 @@ from agent.detectors.outreach.readers.netlink import (
     attributes,
     message,
     messages,
+    request_acked,
 )
 
 NFNL_SUBSYS_QUEUE: Final = 3
@@ -144,15 +145,7 @@ class HeldQueue:
 
     def _config(self, attrs: bytes) -> None:
         body = self._header() + attrs
-        self.sock.send(message(self._kind(NFQNL_MSG_CONFIG), NLM_F_REQUEST | NLM_F_ACK, body))
-        while True:
-            data = self.sock.recv(65536)
-            for mtype, _flags, payload in messages(data):
-                if mtype == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", payload)[0]
-                    if code:
-                        raise NetlinkError(code, f"NFQUEUE {self.number}: {os.strerror(code)}")
-                    return
+        request_acked(self.sock, self._kind(NFQNL_MSG_CONFIG), body, f"NFQUEUE {self.number}")
 
     def fileno(self) -> int:
         return self.sock.fileno()
