@@ -621,9 +621,14 @@ ACCEPTS_HEADER: Final = "X-Courtguard-Accepts"
 
 
 class IngestResult(BaseModel):
-    """The collector's acknowledgement: every id in either list is safe to delete from the spool."""
+    """The collector's acknowledgement: every id in either list is safe to delete from the spool.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Fields this agent does not know are ignored, so a newer collector's hints never
+    make an acknowledgement unreadable (agents before this rule refuse them: the
+    collector leaves a field out when it has nothing to say).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     accepted: list[uuid.UUID]
     duplicates: list[uuid.UUID]

@@ -519,3 +519,14 @@ def test_a_network_change_ends_the_back_off_wait(
             await asyncio.wait_for(round_, 60)  # far below the hour of back-off
 
     asyncio.run(scenario())
+
+
+def test_an_answer_with_a_field_this_agent_does_not_know_still_acknowledges() -> None:
+    """A newer collector's extra hint never stops the spool from draining."""
+    import uuid
+
+    from agent.events import IngestResult
+
+    event_id = uuid.uuid4()
+    body = f'{{"accepted": ["{event_id}"], "duplicates": [], "hint_from_the_future": 1}}'
+    assert IngestResult.model_validate_json(body).accepted == [event_id]
