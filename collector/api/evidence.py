@@ -98,16 +98,21 @@ async def open_upload(request: Request, event_id: str) -> Response:
 
 
 @router.put("/api/v1/evidence/{event_id}")
-async def append_chunk(request: Request, event_id: str, offset: int) -> Response:
-    """Take the bytes at ``offset`` of this agent's pcap."""
+async def append_chunk(request: Request, event_id: str, offset: str = "") -> Response:
+    """Take the bytes at ``offset`` of this agent's pcap.
+
+    ``offset`` is read as text and checked after the credentials, so a request
+    without them is a 401 whatever its query says.
+    """
     agent = await require_agent(request)
     event_id = _event_id(event_id)
-    if offset < 0:
-        raise ApiError(422, "invalid_request", "offset must be >= 0")
+    if not (offset.isascii() and offset.isdigit() and len(offset) <= 18):
+        raise ApiError(422, "invalid_request", "offset must be an integer >= 0")
+    position = int(offset)
     data = await read_limited(request, MAX_CHUNK_BYTES)
     try:
         state = await run_in_threadpool(
-            store.append_chunk, context(request).db, agent.id, event_id, offset, data, utcnow())
+            store.append_chunk, context(request).db, agent.id, event_id, position, data, utcnow())
     except EvidenceError as exc:
         raise _refused(exc) from None
     return _state(state)

@@ -31,6 +31,7 @@ from agent.events import (
     Evidence,
     ExportLagEvidence,
     HeartbeatEvidence,
+    IsolationEvidence,
     PolicyAppliedEvidence,
     PolicyRejectedEvidence,
     PublishedDocumentEvidence,
@@ -142,6 +143,10 @@ EVIDENCE_FIELDS: Final[Mapping[type[Evidence], Fields]] = {
     outreach.ActionEvidence: {"target": "destination.address", "ok": To("event.outcome", _outcome)},
     outreach.FloodEvidence: {"window_start": "event.start", "window_end": "event.end"},
     outreach.LostEvidence: {},
+    IsolationEvidence: {
+        "action": "event.action", "expires_at": "event.end", "ok": To("event.outcome", _outcome),
+        "reason_code": "error.code", "error": "error.message", "sha256": "file.hash.sha256",
+    },
     # accounts (外包账号)
     accounts.AccountLoginEvidence: {**_ACCOUNT, "service": "service.name",
                                     "remote_host": "source.address"},
