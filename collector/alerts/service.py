@@ -177,6 +177,7 @@ def group_alerts(db: Database, where: AlertFilter, by: str) -> list[dict[str, An
     """
     column = GROUPS[by]
     with db.read() as conn:
+        rows: Sequence[Any]
         if _counted_in_groups(where, by):
             rows = _groups_from_counts(conn, where, by)
         else:
@@ -206,7 +207,7 @@ def _counted_in_groups(where: AlertFilter, by: str) -> bool:
                 or where.text)
 
 
-def _groups_from_counts(conn: Connection, where: AlertFilter, by: str) -> list[Any]:
+def _groups_from_counts(conn: Connection, where: AlertFilter, by: str) -> Sequence[Any]:
     g = alert_groups.c
     value = {"host": where.host, "account": where.account, "rule": where.rule_id}[by]
     total = cast(func.sum(g.alerts), BigInteger)
