@@ -2,12 +2,12 @@
 
 A real collector (``serve``, plain HTTP on loopback) takes ``--events`` events
 through ``POST /api/v1/events`` in gzip batches of 500 from ``--agents``
-enrolled agents, the way agents fill a store: times rise over 30 days, hosts
-are the agents', accounts, kinds, rule ids and severities vary, and ingest
-groups them into alerts as it does in production. Then the planner statistics
-are refreshed as ``serve`` does on its schedule (``collector.store_statistics``; on
-PostgreSQL ``VACUUM ANALYZE``, what autovacuum does)
-and what the console's pages ask the store for is timed in-process
+enrolled agents over ``--concurrency`` connections at once, the way agents fill
+a store: times rise over 30 days, hosts are the agents', accounts, kinds, rule
+ids and severities vary, and ingest groups them into alerts as it does in
+production. Then the planner statistics are refreshed as ``serve`` does on its
+schedule (``collector.store_statistics``; on PostgreSQL ``VACUUM ANALYZE``, what
+autovacuum does) and what the console's pages ask the store for is timed in-process
 (``collector.console.data``: the list query plus the capped counts, what the
 page and the API call), with every single filter, free text, the sort orders
 and the alert groups; plus two whole pages through the ASGI app.
@@ -16,8 +16,8 @@ Each figure is printed beside a floor measured in the same run: a trivial
 indexed ``SELECT`` of one page (51 rows) of events by time. Prints medians and
 p90 per query; never fails on a figure.
 
-    .venv/bin/python bench/console.py [--events 1000000] [--agents 200] [--runs 11]
-        [--backends sqlite,postgres] [--pg-url URL] [--keep]
+    .venv/bin/python bench/console.py [--events 1000000] [--agents 200] [--concurrency 4]
+        [--runs 11] [--backends sqlite,postgres] [--pg-url URL] [--keep]
     .venv/bin/python bench/console.py --store URL [--runs 11]
 
 ``--keep`` leaves each grown store in place and prints its URL; ``--store`` times
@@ -34,9 +34,11 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,9 +117,13 @@ def make_batch(rng: random.Random, agent: dict[str, Any], host: str, first_seq: 
     return batch
 
 
-def ingest(collector: Collector, total: int, agents: int) -> float:
-    """POST ``total`` events as ``agents`` agents; the seconds it took."""
-    rng = random.Random(7)
+def ingest(collector: Collector, total: int, agents: int, concurrency: int) -> float:
+    """POST ``total`` events as ``agents`` agents over ``concurrency`` connections; the seconds.
+
+    Connection ``w`` sends batch numbers ``w, w + concurrency, ...`` as the agents whose index
+    is ``w`` modulo ``concurrency``, so each agent's batches still arrive in sequence order and
+    the store's content does not depend on how the connections interleave.
+    """
     token = collector.create_token("--uses", str(agents))
     start = datetime.now(UTC) - SPAN - timedelta(minutes=5)
     with collector.http(timeout=300) as client:
@@ -127,21 +133,36 @@ def ingest(collector: Collector, total: int, agents: int) -> float:
                 "token": token, "hostname": f"ws-{a:04d}", "agent_version": "bench"})
             response.raise_for_status()
             enrolled.append(response.json())
-        seqs = [1] * agents
-        started = time.perf_counter()
-        sent = 0
-        while sent < total:
-            index = rng.randrange(agents)
-            agent = enrolled[index]
-            batch = make_batch(rng, agent, f"ws-{index:04d}", seqs[index], sent, total, start)
-            seqs[index] += BATCH
-            response = client.post("/api/v1/events", headers=agent_headers(agent),
-                                   content=batch_body(agent["agent_id"], batch))
-            response.raise_for_status()
-            sent += BATCH
-            if sent % 100_000 == 0:
-                rate = sent / (time.perf_counter() - started)
-                print(f"  {sent:,} events, {rate:,.0f}/s (load {load_average()})", flush=True)
+    concurrency = max(1, min(concurrency, agents))
+    seqs = [1] * agents
+    batches = total // BATCH
+    sent = [0]
+    lock = threading.Lock()
+    started = time.perf_counter()
+
+    def connection(worker: int) -> None:
+        rng = random.Random(7 + worker)
+        own = [a for a in range(agents) if a % concurrency == worker]
+        with collector.http(timeout=300) as client:
+            for number in range(worker, batches, concurrency):
+                index = rng.choice(own)
+                agent = enrolled[index]
+                batch = make_batch(rng, agent, f"ws-{index:04d}", seqs[index], number * BATCH,
+                                   total, start)
+                seqs[index] += BATCH
+                response = client.post("/api/v1/events", headers=agent_headers(agent),
+                                       content=batch_body(agent["agent_id"], batch))
+                response.raise_for_status()
+                with lock:
+                    sent[0] += BATCH
+                    if sent[0] % 100_000 == 0:
+                        rate = sent[0] / (time.perf_counter() - started)
+                        print(f"  {sent[0]:,} events, {rate:,.0f}/s (load {load_average()})",
+                              flush=True)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        for done in [pool.submit(connection, w) for w in range(concurrency)]:
+            done.result()
     return time.perf_counter() - started
 
 
@@ -204,7 +225,7 @@ def store_size(db: Database) -> str:
             f"{size / 2**20:,.0f} MiB")
 
 
-def grow(name: str, url: str, events: int, agents: int) -> Path:
+def grow(name: str, url: str, events: int, agents: int, concurrency: int) -> Path:
     """A store at ``url`` grown through ingest; the collector's home."""
     home = Path(tempfile.mkdtemp(prefix="cg-bench-console-"))
     collector = Collector(home=home, database_url=url, tls=False)
@@ -213,7 +234,7 @@ def grow(name: str, url: str, events: int, agents: int) -> Path:
     collector.init()
     collector.start()
     try:
-        seconds = ingest(collector, events, agents)
+        seconds = ingest(collector, events, agents, concurrency)
     finally:
         collector.stop()
     print(f"[{name}] ingested {events:,} events through POST /api/v1/events in {seconds:.0f} s "
@@ -314,6 +335,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="connections posting batches at once")
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
@@ -338,7 +361,7 @@ def main() -> None:
                 url = kept_postgres_database(args.pg_url)
             else:
                 url = stack.enter_context(postgres_database(args.pg_url))
-            home = grow(backend, url, args.events, args.agents)
+            home = grow(backend, url, args.events, args.agents, args.concurrency)
             if args.keep:
                 print(f"[{backend}] kept store: --store {url}", flush=True)
             bench_backend(backend, url, home, args.runs)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import BigInteger, Connection, and_, cast, func, select, update
 
 from agent.events import Severity, utcnow
 from collector.alerts.grouping import AlertChange, lock_alerts, record_change
@@ -35,6 +35,7 @@ from collector.store.fulltext import text_condition
 from collector.store.tables import (
     alert_changes,
     alert_events,
+    alert_groups,
     alerts,
     events,
 )
@@ -169,26 +170,73 @@ def alert_sort_values(row: dict[str, Any], order: SortOrder) -> list[Any]:
 def group_alerts(db: Database, where: AlertFilter, by: str) -> list[dict[str, Any]]:
     """The filtered alerts grouped by host, rule or account: count, highest severity, newest.
 
-    Most alerts first; at most ``MAX_GROUPS`` groups.
+    Most alerts first; at most ``MAX_GROUPS`` groups. Under filters that ``alert_groups``
+    holds (status, severity, kind, the grouped column itself) the counts come from its few
+    rows; the newest of each group shown is then one index probe. Other filters (another
+    column, time, text, assignee) bound the alerts through their own index and group them.
     """
     column = GROUPS[by]
     with db.read() as conn:
-        query = (
-            select(column.label("value"), func.count().label("n"),
-                   func.max(alerts.c.severity).label("severity"),
-                   func.max(alerts.c.last_seen).label("last_seen"))
-            .where(and_(True, *_conditions(where, conn)))
-            .group_by(column)
-            .order_by(func.count().desc(), func.max(alerts.c.severity).desc(), column)
-            .limit(MAX_GROUPS)
-        )
+        rows: Sequence[Any]
+        if _counted_in_groups(where, by):
+            rows = _groups_from_counts(conn, where, by)
+        else:
+            rows = conn.execute(
+                select(column.label("value"), func.count().label("n"),
+                       func.max(alerts.c.severity).label("severity"),
+                       func.max(alerts.c.last_seen).label("last_seen"))
+                .where(and_(True, *_conditions(where, conn)))
+                .group_by(column)
+                .order_by(func.count().desc(), func.max(alerts.c.severity).desc(), column)
+                .limit(MAX_GROUPS)
+            ).all()
         return [
             {"value": row.value, "count": row.n,
              "severity": Severity.from_rank(row.severity).value,
              "last_seen": row.last_seen.isoformat() if isinstance(row.last_seen, datetime)
              else str(row.last_seen)}
-            for row in conn.execute(query)
+            for row in rows
         ]
+
+
+def _counted_in_groups(where: AlertFilter, by: str) -> bool:
+    """Whether ``alert_groups`` alone answers ``where`` for grouping ``by``."""
+    others = {"host": where.host, "account": where.account, "rule": where.rule_id}
+    others.pop(by)
+    return not (any(others.values()) or where.assignee or where.since or where.until
+                or where.text)
+
+
+def _groups_from_counts(conn: Connection, where: AlertFilter, by: str) -> Sequence[Any]:
+    g = alert_groups.c
+    value = {"host": where.host, "account": where.account, "rule": where.rule_id}[by]
+    total = cast(func.sum(g.alerts), BigInteger)
+    groups = (
+        select(g.value, total.label("n"), func.max(g.severity).label("severity"))
+        .where(g.dimension == by,
+               *one_of((g.status, where.statuses), (g.severity, where.severities),
+                       (g.kind, where.kinds)),
+               *equal_to((g.value, value)),
+               *([] if where.min_severity is None else [g.severity >= where.min_severity]))
+        .group_by(g.value)
+        .order_by(total.desc(), func.max(g.severity).desc(), g.value)
+        .limit(MAX_GROUPS)
+        .subquery()
+    )
+    column = GROUPS[by]
+    conditions = _conditions(where, conn)
+
+    def newest(match: Any) -> Any:
+        return (select(alerts.c.last_seen).where(match, *conditions)
+                .order_by(alerts.c.last_seen.desc()).limit(1).scalar_subquery())
+
+    # Two probes so each compares with plain = or IS NULL, which an index answers.
+    last_seen = func.coalesce(newest(column == groups.c.value),
+                              newest(and_(column.is_(None), groups.c.value.is_(None))))
+    return conn.execute(
+        select(groups.c.value, groups.c.n, groups.c.severity, last_seen.label("last_seen"))
+        .order_by(groups.c.n.desc(), groups.c.severity.desc(), groups.c.value)
+    ).all()
 
 
 def count_alerts(db: Database, where: AlertFilter) -> dict[str, dict[str, int]]:
@@ -200,9 +248,10 @@ def count_alerts(db: Database, where: AlertFilter) -> dict[str, dict[str, int]]:
         query = (
             select(c.status, c.severity, func.count())
             .where(and_(True, *_conditions(where, conn)))
-            # Severity first: under the kind filter SQLite then reads the kind index alone
-            # instead of walking the status index to skip a sort.
-            .group_by(c.severity, c.status)
+            # Under the kind filter, grouped by kind first: SQLite then reads the kind index
+            # alone; grouped by severity and status only, it walks the whole status index to
+            # skip a sort once the statistics say most alerts share one status.
+            .group_by(*((c.kind,) if where.kinds else ()), c.severity, c.status)
         )
         for status, severity, n in conn.execute(query):
             by_status[status] = by_status.get(status, 0) + n

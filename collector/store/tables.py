@@ -310,6 +310,25 @@ alerts = Table(
     Index("ix_alerts_kind_severity_last_seen_id_status",
           "kind", "severity", "last_seen", "id", "status"),
     Index("ix_alerts_assignee_last_seen_id", "assignee", "last_seen", "id"),
+    # Sorting by count; every ingest into an alert rewrites its last_seen entries anyway.
+    Index("ix_alerts_count_last_seen_id", "count", "last_seen", "id"),
+)
+
+#: How many alerts each host, account and rule has per kind, status and severity, kept by
+#: triggers on ``alerts`` (migration 0019) so every writer keeps it: the grouped alert list
+#: reads these few rows instead of one index entry per alert. ``value`` is NULL for the
+#: alerts without an account or rule; a bucket whose count falls to 0 is deleted.
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("dimension", String(8), nullable=False),  # host, account, rule
+    Column("value", String(256), nullable=True),
+    Column("kind", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    Column("alerts", BigInteger, nullable=False),
+    Index("ix_alert_groups_dimension_value_kind_status_severity",
+          "dimension", "value", "kind", "status", "severity"),
 )
 
 alert_events = Table(
