@@ -30,6 +30,7 @@ from agent.events import (
     Event,
     Evidence,
     HeartbeatEvidence,
+    IsolationEvidence,
     PolicyAppliedEvidence,
     PolicyRejectedEvidence,
     Severity,
@@ -141,6 +142,18 @@ def _templates(r: random.Random) -> dict[str, Callable[[], Template]]:
                                     "阻断：203.0.113.10", out.ActionEvidence(
                                         action="block", target="203.0.113.10", dry_run=False,
                                         ok=True)),
+        "outreach.isolation_applied": lambda: (
+            "outreach.isolation_applied", Severity.HIGH, None, "主机已按管理员指令隔离至 18:30",
+            IsolationEvidence(order_id=uuid.UUID(int=r.getrandbits(128)), sequence=3,
+                              isolation_id=7, action="isolate", cause="order", expires_at=NOW,
+                              requested_by="安全管理员", reason="疑似违规外联，先行隔离")),
+        "outreach.isolation_lifted": lambda: (
+            "outreach.isolation_lifted", Severity.MEDIUM, None, "主机隔离已按管理员指令解除",
+            IsolationEvidence(order_id=uuid.UUID(int=r.getrandbits(128)), sequence=4,
+                              isolation_id=7, action="lift", cause="order")),
+        "outreach.isolation_refused": lambda: (
+            "outreach.isolation_refused", Severity.HIGH, None, "拒绝执行隔离指令：签名无效",
+            IsolationEvidence(reason_code="bad_signature", ok=False)),
         "outreach.flood": lambda: ("outreach.flood", Severity.HIGH, "outreach.flow-outside",
                                    "规则 outreach.flow-outside 在窗口内另有 40 次外联"
                                    "未逐条上报（已计数）",
