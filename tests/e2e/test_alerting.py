@@ -88,6 +88,9 @@ def setup(tmp_path: Path, database_url: str) -> Iterator[Setup]:
         instance = Collector(home=tmp_path, database_url=database_url)
         policies = alerting_policy(tmp_path)
         instance.extra_env.update({
+            # The restart test SIGKILLs the collector: its router lease must run out
+            # (lease_s plus a renewal) before the restarted process may route again.
+            "COURTGUARD_COLLECTOR_LEASE_S": "3",
             "COURTGUARD_COLLECTOR_POLICY_DIR": str(policies),
             "COURTGUARD_COLLECTOR_NOTIFY_CHANNELS": json.dumps({
                 "dingtalk": {"type": "dingtalk", "url": dingtalk.url, "secret": dingtalk.secret,
