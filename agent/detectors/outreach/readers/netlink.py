@@ -144,6 +144,24 @@ def request_acked(sock: socket.socket, kind: int, body: bytes, what: str) -> Non
                 return
 
 
+def waiting_datagrams(sock: socket.socket, kind: int) -> Iterator[list[bytes]]:
+    """The bodies of ``kind`` messages, one list per datagram waiting on a non-blocking socket.
+
+    Stops when nothing waits. An overrun (ENOBUFS) is passed over: the kernel
+    dropped what did not fit, and the caller learns of it its own way.
+    """
+    while True:
+        try:
+            data = sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.ENOBUFS:
+                continue
+            raise
+        yield [body for mtype, _flags, body in messages(data) if mtype == kind]
+
+
 def messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
     """Split one datagram into (type, flags, body) triples."""
     offset = 0
@@ -494,24 +512,17 @@ class NflogGroup:
     def read(self, limit: int = 256) -> list[LoggedPacket]:
         """Up to ``limit`` waiting packets; an overrun raises nothing and is counted as lost."""
         packets: list[LoggedPacket] = []
-        while len(packets) < limit:
-            try:
-                data = self.sock.recv(1 << 16)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    continue  # sequence numbers reveal how many were lost
-                raise
-            for mtype, _flags, body in messages(data):
-                if mtype != (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET:
-                    continue
+        # An overrun is passed over: sequence numbers reveal how many were lost.
+        for bodies in waiting_datagrams(self.sock, (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET):
+            for body in bodies:
                 packet = parse_logged(body)
                 if packet.seq is not None:
                     if self._next_seq is not None and packet.seq > self._next_seq:
                         self.lost += packet.seq - self._next_seq
                     self._next_seq = packet.seq + 1
                 packets.append(packet)
+            if len(packets) >= limit:
+                break
         return packets
 
     def close(self) -> None:

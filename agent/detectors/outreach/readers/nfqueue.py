@@ -16,7 +16,6 @@ sent in one datagram.
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import struct
@@ -34,6 +33,7 @@ from agent.detectors.outreach.readers.netlink import (
     message,
     messages,
     request_acked,
+    waiting_datagrams,
 )
 
 NFNL_SUBSYS_QUEUE: Final = 3
@@ -153,22 +153,12 @@ class HeldQueue:
     def read(self, limit: int = 256) -> list[HeldPacket]:
         """Up to ``limit`` held packets (empty when none wait)."""
         packets: list[HeldPacket] = []
-        while len(packets) < limit:
-            try:
-                data = self.sock.recv(1 << 16)
-            except BlockingIOError:
+        # An overrun is passed over: the kernel accepted what did not fit (fail-open),
+        # and NFLOG still saw it.
+        for bodies in waiting_datagrams(self.sock, self._kind(NFQNL_MSG_PACKET)):
+            packets.extend(p for p in map(parse_held, bodies) if p is not None)
+            if len(packets) >= limit:
                 break
-            except OSError as exc:
-                # The kernel accepted what did not fit (fail-open); NFLOG still saw it.
-                if exc.errno == errno.ENOBUFS:
-                    continue
-                raise
-            for mtype, _flags, body in messages(data):
-                if mtype != self._kind(NFQNL_MSG_PACKET):
-                    continue
-                packet = parse_held(body)
-                if packet is not None:
-                    packets.append(packet)
         return packets
 
     def answer(self, verdicts: list[tuple[int, int]]) -> None:
