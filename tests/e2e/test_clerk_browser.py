@@ -192,6 +192,9 @@ def test_clerk_checks_documents_in_a_browser(collector: Collector, browser: Any,
         assert "无权" in browser.page_source, path
     browser.get(f"{base}/console/doccheck")
     browser.find_element(By.ID, "logout").click()
+    # the sign-out lands on a fresh sign-in form whose cookie a second form would race
+    wait_until(lambda: "/console/login" in browser.current_url
+               and browser.find_elements(By.ID, "login"), 10, "sign-out to finish")
     sign_in(browser, base, "zhang", "/console/overview")
     browser.get(f"{base}/console/docdecisions")
     table = browser.find_element(By.ID, "decisions").text

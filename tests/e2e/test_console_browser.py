@@ -194,6 +194,9 @@ def test_console_in_a_browser(console: Collector, browser: Any) -> None:
 
     # the auditor: the audit trail shows the reviewer's close; the report downloads
     browser.find_element(By.ID, "logout").click()
+    # the sign-out lands on a fresh sign-in form whose cookie a second form would race
+    wait_until(lambda: "/console/login" in browser.current_url
+               and browser.find_elements(By.ID, "login"), 10, "sign-out to finish")
     sign_in(browser, base, "li")
     browser.get(f"{base}/console/audit?actor=zhang")
     audit = browser.find_element(By.ID, "audit").text
