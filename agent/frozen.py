@@ -7,10 +7,17 @@ has no ``python``: its one executable is the agent itself, so it takes a hidden
 first argument that runs one of the known child modules instead of the CLI.
 ``multiprocessing`` workers (``scan``'s pool) are handled by
 ``multiprocessing.freeze_support`` in the same entry point.
+
+The frozen executable's loader points ``LD_LIBRARY_PATH`` at the bundled
+libraries; the dynamic linker has read it by the time Python runs, so the
+entry point puts the caller's value back for the programs the agent runs
+(``nft``, ``journalctl``, ``soffice``), which must load the system's own
+libraries, not the package's copies.
 """
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 from collections.abc import Sequence
@@ -38,9 +45,21 @@ def child_command(module: str, *arguments: str) -> list[str]:
     return [sys.executable, "-m", module, *arguments]
 
 
+def restore_library_path() -> None:
+    """Give programs this process runs the ``LD_LIBRARY_PATH`` the agent was started with."""
+    original = os.environ.pop("LD_LIBRARY_PATH_ORIG", None)
+    if original is None:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        os.environ["LD_LIBRARY_PATH"] = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the frozen executable: a child module, else ``courtguard-agent``."""
     import multiprocessing
+
+    if is_frozen():
+        restore_library_path()
 
     # A spawned worker of the frozen build re-enters here; this runs it and exits.
     multiprocessing.freeze_support()
