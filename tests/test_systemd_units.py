@@ -49,3 +49,21 @@ def test_unit_is_hardened(unit: str) -> None:
         assert line in text, line
     assert "WatchdogSec=" in text
     assert "CapabilityBoundingSet=" in text
+
+
+def test_agent_unit_grants_exactly_the_capabilities_the_code_uses() -> None:
+    """Four capabilities, bounded and ambient alike, each explained; no CAP_AUDIT_READ."""
+    text = (UNITS / "courtguard-agent.service").read_text(encoding="utf-8")
+    settings = dict(
+        line.split("=", 1) for line in text.splitlines()
+        if line and not line.startswith("#") and "=" in line
+    )
+    wanted = {"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}
+    assert set(settings["CapabilityBoundingSet"].split()) == wanted
+    assert set(settings["AmbientCapabilities"].split()) == wanted
+    comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    for capability in wanted:
+        assert f"#   {capability}" in comments, capability
+    assert "CAP_AUDIT_READ" not in settings["CapabilityBoundingSet"]
+    assert "sniffer" not in comments
+    assert "SystemCallFilter=@system-service" in text
