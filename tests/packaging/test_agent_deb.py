@@ -52,18 +52,23 @@ def _project_version() -> str:
 
 
 @pytest.fixture(scope="session")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Release N and N+1 of the package, packed from one cached one-folder build."""
+def agent_tree() -> Path:
+    """The one-folder build, made once per source digest and kept in the cache."""
     if os.geteuid() != 0:
         _unavailable("needs root (dpkg and chroot)")
     if shutil.which("dpkg-deb") is None:
         _unavailable("dpkg-deb is missing (scripts/test.sh installs dpkg-dev)")
-    tree = _build(["--build-dir", str(CACHE / "agent-onefolder"), "--print-tree"])
+    return _build(["--build-dir", str(CACHE / "agent-onefolder"), "--print-tree"])
+
+
+@pytest.fixture(scope="session")
+def packages(agent_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Release N and N+1 of the package, packed from the one cached build."""
     out = tmp_path_factory.mktemp("debs")
     base = _project_version()
     versions = {"N": base, "N+1": f"{base}.1"}
     return {
-        name: _build(["--reuse-build", str(tree), "--version", version, "--out", str(out),
+        name: _build(["--reuse-build", str(agent_tree), "--version", version, "--out", str(out),
                       "--compress", "gzip"])
         for name, version in versions.items()
     }
@@ -288,3 +293,23 @@ def test_package_installs_runs_upgrades_and_purges_in_a_root_without_python(
                  "usr/bin/courtguard-agent", "lib/systemd/system/courtguard-agent.service",
                  "etc/systemd/system/multi-user.target.wants/courtguard-agent.service"):
         assert not (root / left).exists() and not (root / left).is_symlink(), left
+
+
+def test_preseeded_package_ships_enroll_toml_for_root_only(
+    agent_tree: Path, tmp_path: Path,
+) -> None:
+    """--preseed puts the file at /etc/courtguard/enroll.toml, mode 0600, kept as a conffile."""
+    preseed = tmp_path / "enroll.toml"
+    preseed.write_text('collector = "https://198.18.0.10:8443"\ntoken = "group-token"\n')
+    deb = _build(["--reuse-build", str(agent_tree), "--out", str(tmp_path / "out"),
+                  "--preseed", str(preseed), "--compress", "none"])
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True,
+                             check=True).stdout
+    line = next(x for x in listing.splitlines() if x.endswith("./etc/courtguard/enroll.toml"))
+    assert line.startswith("-rw------- root/root"), line
+    unpacked = tmp_path / "control"
+    subprocess.run(["dpkg-deb", "-e", str(deb), str(unpacked)], check=True)
+    assert "/etc/courtguard/enroll.toml" in (unpacked / "conffiles").read_text().split()
+    bad = subprocess.run([sys.executable, str(BUILD), "--reuse-build", str(agent_tree),
+                          "--version", "1.0~rc1"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "1.2.3" in bad.stderr and "Traceback" not in bad.stderr
