@@ -172,13 +172,8 @@ _ARGPARSE_PROGRAMMER_ERRORS: Final = (
 
 def argparse_strings() -> set[str]:
     """argparse's own translatable strings, as the running Python spells them."""
-    source = Path(argparse.__file__).read_text(encoding="utf-8")
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id in ("_", "ngettext")):
-            found.update(a.value for a in node.args[:2]
-                         if isinstance(a, ast.Constant) and isinstance(a.value, str))
+    # Its ngettext strings are left out: they are about nargs=N > 1, which neither CLI uses.
+    found = marked_strings(Path(argparse.__file__).read_text(encoding="utf-8"))
     return {s for s in found if not s.startswith(_ARGPARSE_PROGRAMMER_ERRORS)}
 
 
