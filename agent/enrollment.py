@@ -138,18 +138,18 @@ def ssl_context(ca_file: Path) -> ssl.SSLContext:
             hint=_("copy tls/ca.pem from the collector's data directory to this workstation "
                    "and name it with --ca"),
         ) from None
-    except OSError as exc:
-        raise ConfigError(
-            _("collector CA file {path} cannot be read: {reason}").format(
-                path=ca_file, reason=exc.strerror),
-            hint=_("run it as root (sudo), or make the file readable to this user"),
-        ) from exc
-    except ssl.SSLError as exc:
+    except ssl.SSLError as exc:  # before OSError, which it is a kind of
         raise ConfigError(
             _("collector CA file {path} is not a PEM certificate ({reason})").format(
                 path=ca_file, reason=exc.reason or exc),
             hint=_("use tls/ca.pem from the collector's data directory; it begins with "
                    "-----BEGIN CERTIFICATE-----"),
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            _("collector CA file {path} cannot be read: {reason}").format(
+                path=ca_file, reason=exc.strerror),
+            hint=_("run it as root (sudo), or make the file readable to this user"),
         ) from exc
 
 
