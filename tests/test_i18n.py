@@ -108,4 +108,5 @@ def test_help_and_errors_speak_the_locale(command: str, tmp_path: Path) -> None:
     assert "Traceback" not in chinese.stderr + english.stderr
 
     usage = _run(command, "no-such-command", lang="zh_CN.UTF-8")
-    assert usage.returncode == 2 and "错误：" in usage.stderr and "无效的选项" in usage.stderr, usage.stderr
+    assert usage.returncode == 2, usage.stderr
+    assert "错误：" in usage.stderr and "无效的选项" in usage.stderr, usage.stderr

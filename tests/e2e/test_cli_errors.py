@@ -22,7 +22,8 @@ from tests.e2e.harness import BIN, Agent, Collector
 
 EXIT_ALREADY_RUNNING = 3
 NOBODY = 65534
-CLEAN = "北京市朝阳区人民法院\n民事判决书\n(2024)京0105民初1号\n原告赵某，男。\n被告钱某，女。\n原告赵某与被告钱某买卖合同纠纷一案。\n审判员  孙立\n"
+CLEAN = ("北京市朝阳区人民法院\n民事判决书\n(2024)京0105民初1号\n原告赵某，男。\n被告钱某，女。\n"
+         "原告赵某与被告钱某买卖合同纠纷一案。\n审判员  孙立\n")
 
 
 @pytest.fixture
