@@ -119,8 +119,11 @@ class Failure:
     exit_code: int
 
 
-def database_hint() -> str:
-    """What to check when the database cannot be opened or reached."""
+def database_hint(reason: str = "") -> str:
+    """What to check when the database cannot be opened or reached, or has no schema yet."""
+    if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+        return _("the database has no courtguard schema yet: run `courtguard-collector init` "
+                 "(or `migrate`) with the same settings first")
     return _("check database_url (or --database-url) and that the database server runs; for "
              "SQLite, that the data directory exists and this user may write it "
              "(`courtguard-collector init` makes it)")
@@ -128,14 +131,17 @@ def database_hint() -> str:
 
 def _database_failure(exc: Exception) -> Failure | None:
     try:
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import OperationalError, ProgrammingError
     except ImportError:  # pragma: no cover - the collector always has SQLAlchemy
         return None
-    if not isinstance(exc, OperationalError):
+    if not isinstance(exc, OperationalError | ProgrammingError):
         return None
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    hint = database_hint(reason)
+    if isinstance(exc, ProgrammingError) and hint == database_hint():
+        return None  # a query the code got wrong: a bug, not the operator's doing
     return Failure(_("the database cannot be used: {reason}").format(reason=reason),
-                   database_hint(), EXIT_PROBLEM)
+                   hint, EXIT_PROBLEM)
 
 
 def describe_failure(exc: BaseException) -> Failure | None:

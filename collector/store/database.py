@@ -148,7 +148,7 @@ class Database:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreError(
                 f"database {redact(str(self.engine.url))} failed: {reason}",
-                hint=database_hint(),
+                hint=database_hint(reason),
             ) from exc
         except PoolTimeoutError as exc:
             # Every pooled connection busy for pool_timeout: overloaded, not a bad request.
