@@ -1,8 +1,9 @@
 """``courtguard-agent``: run the daemon, enroll, show status, write test events, scan documents.
 
-Expected failures (``CourtguardError``) print one line to stderr and exit 2;
-a traceback means a bug. Imports happen inside each command so ``status``
-stays quick and ``run`` loads only what the daemon needs.
+Expected failures print a message and a hint to stderr and exit with the code
+``agent.errors.describe_failure`` gives (docs/cli.md); a traceback means a bug.
+Imports happen inside each command so ``status`` stays quick and ``run`` loads
+only what the daemon needs. Words a person reads go through ``_`` (gettext).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.errors import CourtguardError
+from agent.errors import EXIT_INTERRUPTED, describe_failure
+from agent.messages import CATALOGUE, _
 
-EXIT_USAGE_OR_CONFIG = 2
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 TEST_EVENTS_PER_TRANSACTION = 500
 
@@ -25,12 +27,17 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from agent.daemon import Daemon
+    from agent.instance_lock import hold_data_dir
     from agent.logging import configure_logging
     from agent.settings import load_settings
 
     settings = load_settings(args.config)
-    configure_logging(settings.log_level, settings.log_format)
-    return asyncio.run(Daemon(settings).run())
+    lock = hold_data_dir(settings.data_dir)
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+        return asyncio.run(Daemon(settings).run())
+    finally:
+        lock.close()
 
 
 def _enroll(args: argparse.Namespace) -> int:
@@ -40,9 +47,10 @@ def _enroll(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     credentials = enroll(args.collector, args.token, Path(args.ca) if args.ca else None, settings)
     print(
-        f"enrolled as agent {credentials.agent_id} (group {credentials.group}); "
-        f"credentials in {credentials_path(settings.data_dir)}. "
-        "Start or restart the agent: systemctl restart courtguard-agent"
+        _("enrolled as agent {agent_id} (group {group}); credentials in {path}. "
+          "Start or restart the agent: systemctl restart courtguard-agent").format(
+            agent_id=credentials.agent_id, group=credentials.group,
+            path=credentials_path(settings.data_dir))
     )
     return 0
 
@@ -97,23 +105,33 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
     spool_info, ship = report["spool"], report["last_ship"]
-    lines = [
-        f"enrolled:      {'yes' if credentials else 'no (' + str(not_enrolled) + ')'}",
-        f"agent id:      {report['agent_id'] or '-'}",
-        f"collector:     {report['collector'] or '-'}",
-        f"spool:         {stats.depth} events, {stats.bytes} of {stats.max_bytes} bytes "
-        f"({spool_info['path']})",
-        f"dropped:       {stats.dropped_total} "
-        + " ".join(f"{k}={v}" for k, v in stats.dropped.items() if v),
-        f"quarantined:   {stats.quarantined}",
-        f"last ship:     {ship['result'] or 'never'} at {ship['at'] or '-'}",
-        f"policy:        {report['policy']['summary']}",
-        f"policy key:    {report['policy_key_algorithm'] or 'none pinned'}",
+    enrolled = _("yes") if credentials else _("no ({reason})").format(reason=not_enrolled)
+    dropped = " ".join(f"{k}={v}" for k, v in stats.dropped.items() if v)
+    rows = [
+        (_("enrolled:"), enrolled),
+        (_("agent id:"), report["agent_id"] or "-"),
+        (_("collector:"), report["collector"] or "-"),
+        (_("spool:"), _("{depth} events, {bytes} of {max_bytes} bytes ({path})").format(
+            depth=stats.depth, bytes=stats.bytes, max_bytes=stats.max_bytes,
+            path=spool_info["path"])),
+        (_("dropped:"), f"{stats.dropped_total} {dropped}".rstrip()),
+        (_("quarantined:"), str(stats.quarantined)),
+        (_("last ship:"), _("{result} at {at}").format(
+            result=ship["result"] or _("never"), at=ship["at"] or "-")),
+        (_("policy:"), report["policy"]["summary"]),
+        (_("policy key:"), report["policy_key_algorithm"] or _("none pinned")),
     ]
     if ship["error"]:
-        lines.append(f"last error:    {ship['error']}")
+        rows.append((_("last error:"), ship["error"]))
+    lines = [_label(label) + value for label, value in rows]
     print("\n".join(lines))
     return 0
+
+
+def _label(text: str) -> str:
+    """A status label padded to one column, counting a Chinese character as two."""
+    width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(1, 15 - width)
 
 
 def _pinned_algorithm(credentials: Any) -> str | None:
@@ -125,7 +143,7 @@ def _pinned_algorithm(credentials: Any) -> str | None:
     try:
         return PublicKey.parse(credentials.policy_key).algorithm
     except SignatureMismatch as exc:
-        return f"unusable ({exc.reason})"
+        return _("unusable ({reason})").format(reason=exc.reason)
 
 
 def _stored_policy(data_dir: Path, credentials: Any) -> dict[str, Any]:
@@ -133,20 +151,24 @@ def _stored_policy(data_dir: Path, credentials: Any) -> dict[str, Any]:
     from agent.policy.client import last_good_path, read_last_good
 
     if credentials is None or not credentials.policy_key:
-        return {"version": None, "summary": "local policy_dir (no policy key pinned)"}
+        return {"version": None, "summary": _("local policy_dir (no policy key pinned)")}
     if not last_good_path(data_dir).exists():
-        return {"version": None, "summary": "local policy_dir (no signed bundle received yet)"}
+        return {"version": None,
+                "summary": _("local policy_dir (no signed bundle received yet)")}
     verified = read_last_good(data_dir, credentials.policy_key, credentials.group, frozenset())
     if verified is None:
-        return {"version": None, "summary": "stored bundle does not verify; see the agent's log"}
+        return {"version": None,
+                "summary": _("stored bundle does not verify; see the agent's log")}
     bundle = verified.bundle
+    scope = (_("group {group}").format(group=bundle.group) if bundle.group
+             else _("all groups"))
     return {
         "version": bundle.version,
         "group": bundle.group,
         "created_at": bundle.created_at.isoformat(),
-        "summary": f"signed bundle version {bundle.version} "
-        f"({'group ' + bundle.group if bundle.group else 'all groups'}, "
-        f"published {bundle.created_at:%Y-%m-%d %H:%M}Z by {bundle.author})",
+        "summary": _("signed bundle version {version} ({scope}, published {at}Z by {author})")
+        .format(version=bundle.version, scope=scope,
+                at=f"{bundle.created_at:%Y-%m-%d %H:%M}", author=bundle.author),
     }
 
 
@@ -184,7 +206,8 @@ def _emit_test(args: argparse.Namespace) -> int:
             events = spool.append(findings, policy_version)
             first = first or events[0].seq or 0
             last = events[-1].seq or 0
-    print(f"wrote {args.count} agent.test events (seq {first}..{last}) to {settings.spool_path}")
+    print(_("wrote {count} agent.test events (seq {first}..{last}) to {path}").format(
+        count=args.count, first=first, last=last, path=settings.spool_path))
     return 0
 
 
@@ -200,72 +223,96 @@ def _scan(args: argparse.Namespace) -> int:
     return scanned
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not a whole number").format(text=text)) from None
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(_("must be at least 1"))
     return value
 
 
 def _padding(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if not 0 <= value <= 8192:
-        raise argparse.ArgumentTypeError("must be between 0 and 8192")
+        raise argparse.ArgumentTypeError(_("must be between 0 and 8192"))
     return value
 
 
 def _note(text: str) -> str:
     if len(text) > 200:
-        raise argparse.ArgumentTypeError("must be at most 200 characters")
+        raise argparse.ArgumentTypeError(_("must be at most 200 characters"))
     return text
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agent.version import __version__
+
+    CATALOGUE.speak_for_argparse()
     parser = argparse.ArgumentParser(
         prog="courtguard-agent",
-        description="courtguard workstation agent: compliance checks reported to the collector",
+        description=_("courtguard workstation agent: compliance checks reported to the collector"),
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"courtguard-agent {__version__}",
+                        help=_("print the version and exit"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     title=_("commands"))
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument(
             "--config",
             metavar="P",
-            help="agent.toml (default: $COURTGUARD_AGENT_CONFIG or /etc/courtguard/agent.toml)",
+            help=_("agent.toml (default: $COURTGUARD_AGENT_CONFIG or /etc/courtguard/agent.toml)"),
         )
         return sub
 
-    command("run", "run the agent daemon in the foreground").set_defaults(func=_run)
+    command("run", _("run the agent daemon in the foreground")).set_defaults(func=_run)
 
-    enroll = command("enroll", "enroll this workstation with the collector (one-time token)")
-    enroll.add_argument("--collector", required=True, metavar="URL")
-    enroll.add_argument("--token", required=True, metavar="T")
-    enroll.add_argument("--ca", metavar="FILE", help="CA certificate of the collector (https)")
+    enroll = command("enroll", _("enroll this workstation with the collector (one-time token)"))
+    enroll.add_argument("--collector", required=True, metavar="URL",
+                        help=_("the collector's address, e.g. https://collector.court.example:8443"))
+    enroll.add_argument("--token", required=True, metavar="T",
+                        help=_("enrollment token from `courtguard-collector token create`"))
+    enroll.add_argument("--ca", metavar="FILE",
+                        help=_("CA certificate of the collector (https)"))
     enroll.set_defaults(func=_enroll)
 
-    status = command("status", "show enrollment, spool and shipping state")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status = command("status", _("show enrollment, spool and shipping state"))
+    status.add_argument("--json", action="store_true", help=_("machine-readable output"))
     status.set_defaults(func=_status)
 
-    emit = command("emit-test", "write agent.test events into the spool to check the pipeline")
-    emit.add_argument("--count", type=_positive, default=1, metavar="N")
-    emit.add_argument("--severity", choices=SEVERITIES, default="info", metavar="S")
-    emit.add_argument("--note", type=_note, default="", metavar="TEXT")
-    emit.add_argument("--padding", type=_padding, default=0, metavar="BYTES")
+    emit = command("emit-test", _("write agent.test events into the spool to check the pipeline"))
+    emit.add_argument("--count", type=_positive, default=1, metavar="N",
+                      help=_("how many events (default 1)"))
+    emit.add_argument("--severity", choices=SEVERITIES, default="info", metavar="S",
+                      help=_("one of info, low, medium, high, critical (default info)"))
+    emit.add_argument("--note", type=_note, default="", metavar="TEXT",
+                      help=_("text carried in every event"))
+    emit.add_argument("--padding", type=_padding, default=0, metavar="BYTES",
+                      help=_("extra bytes per event, to test large batches"))
     emit.set_defaults(func=_emit_test)
 
     scan = command(
         "scan",
-        "check judgment documents before publication (exit 0 publishable, 1 not, 2 error)",
+        _("check judgment documents before publication (exit 0 publishable, 1 not, 2 error)"),
     )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (recursive)")
-    scan.add_argument("--profile", choices=("spc-2016", "spc-2024"), help="default: the policy's")
-    scan.add_argument("--json", action="store_true", help="one JSON object per document")
-    scan.add_argument("--policy-dir", metavar="DIR", help="policies (default: agent.toml's)")
-    scan.add_argument("--jobs", type=_positive, metavar="N", help="worker processes (all cores)")
-    scan.add_argument("--fix", action="store_true", help="write a corrected copy to -o")
-    scan.add_argument("-o", "--output", metavar="OUT", help="where --fix writes the copy")
+    scan.add_argument("paths", nargs="+", metavar="PATH",
+                      help=_("files or directories (recursive)"))
+    scan.add_argument("--profile", choices=("spc-2016", "spc-2024"),
+                      help=_("default: the policy's"))
+    scan.add_argument("--json", action="store_true", help=_("one JSON object per document"))
+    scan.add_argument("--policy-dir", metavar="DIR", help=_("policies (default: agent.toml's)"))
+    scan.add_argument("--jobs", type=_positive, metavar="N",
+                      help=_("worker processes (all cores)"))
+    scan.add_argument("--fix", action="store_true", help=_("write a corrected copy to -o"))
+    scan.add_argument("-o", "--output", metavar="OUT", help=_("where --fix writes the copy"))
     scan.set_defaults(func=_scan)
     return parser
 
@@ -274,9 +321,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except CourtguardError as exc:
-        print(f"courtguard-agent: {exc}", file=sys.stderr)
-        return EXIT_USAGE_OR_CONFIG
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        failure = describe_failure(exc)
+        if failure is None:
+            raise
+        print(_("courtguard-agent: {message}").format(message=failure.message), file=sys.stderr)
+        if failure.hint:
+            print(_("  hint: {hint}").format(hint=failure.hint), file=sys.stderr)
+        return failure.exit_code
     return result

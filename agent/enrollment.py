@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.errors import ConfigError, EnrollmentError, NotEnrolledError
 from agent.events import EnrollRequest, EnrollResponse, ErrorBody
+from agent.messages import _
 from agent.version import __version__
 
 if TYPE_CHECKING:
@@ -35,12 +36,54 @@ if TYPE_CHECKING:
 CREDENTIALS_FILE: Final = "credentials.json"
 CA_FILE: Final = "collector-ca.pem"
 
-_TOKEN_ERRORS: Final = {
-    "invalid_token": "the collector does not know this enrollment token; check it for typos",
-    "token_expired": "the enrollment token has expired; ask the security team for a new one",
-    "token_exhausted": "the enrollment token has been used up; ask the security team for a new one",
-    "token_revoked": "the enrollment token was revoked; ask the security team for a new one",
-}
+#: Shortest and longest enrollment token the collector accepts (EnrollRequest).
+TOKEN_LENGTHS: Final = (8, 200)
+
+
+def _token_error(code: str) -> str | None:
+    return {
+        "invalid_token": _("the collector does not know this enrollment token; "
+                           "check it for typos"),
+        "token_expired": _("the enrollment token has expired; "
+                           "ask the security team for a new one"),
+        "token_exhausted": _("the enrollment token has been used up; "
+                             "ask the security team for a new one"),
+        "token_revoked": _("the enrollment token was revoked; "
+                           "ask the security team for a new one"),
+    }.get(code)
+
+
+def _ssl_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error under an httpx error, if the failure was TLS rather than the network."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _unreachable(url: str, ca_file: Path | None, exc: Exception) -> EnrollmentError:
+    tls = _ssl_failure(exc)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return EnrollmentError(
+            _("the collector at {url} presented a certificate that {ca} did not sign, "
+              "or that is not for this address ({reason})").format(
+                url=url, ca=ca_file, reason=tls.verify_message or tls.reason),
+            hint=_("use the CA of this collector: tls/ca.pem in its data directory; and a URL "
+                   "with a name the certificate carries (`courtguard-collector init --san`)"),
+        )
+    if tls is not None:
+        return EnrollmentError(
+            _("TLS with the collector at {url} failed: {reason}").format(
+                url=url, reason=tls.reason or tls),
+            hint=_("check that the collector listens with https on that port"),
+        )
+    return EnrollmentError(
+        _("cannot reach the collector at {url}: {reason}").format(url=url, reason=exc),
+        hint=_("check the address and port, that the collector runs (systemctl status "
+               "courtguard-collector) and that the firewall lets this workstation through"),
+    )
 
 
 class Credentials(BaseModel):
@@ -73,11 +116,14 @@ def check_collector_url(url: str, allow_plain_http: bool) -> str:
     """The URL without a trailing slash; ConfigError unless it is https (or http when allowed)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ConfigError(f"collector URL {url!r} must look like https://collector.example:8443")
+        raise ConfigError(
+            _("collector URL {url!r} must look like https://collector.example:8443").format(
+                url=url))
     if parts.scheme == "http" and not allow_plain_http:
         raise ConfigError(
-            f"collector URL {url} is plain http: events would cross the network unencrypted. "
-            "Use https, or set allow_plain_http = true in agent.toml for a closed test network"
+            _("collector URL {url} is plain http: events would cross the network unencrypted. "
+              "Use https, or set allow_plain_http = true in agent.toml for a closed test "
+              "network").format(url=url)
         )
     return url.rstrip("/")
 
@@ -86,8 +132,25 @@ def ssl_context(ca_file: Path) -> ssl.SSLContext:
     """A TLS context that trusts only the collector's CA, never the system store."""
     try:
         return ssl.create_default_context(cafile=str(ca_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"collector CA {ca_file} cannot be loaded: {exc}") from exc
+    except FileNotFoundError:
+        raise ConfigError(
+            _("collector CA file {path} does not exist").format(path=ca_file),
+            hint=_("copy tls/ca.pem from the collector's data directory to this workstation "
+                   "and name it with --ca"),
+        ) from None
+    except ssl.SSLError as exc:  # before OSError, which it is a kind of
+        raise ConfigError(
+            _("collector CA file {path} is not a PEM certificate ({reason})").format(
+                path=ca_file, reason=exc.reason or exc),
+            hint=_("use tls/ca.pem from the collector's data directory; it begins with "
+                   "-----BEGIN CERTIFICATE-----"),
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            _("collector CA file {path} cannot be read: {reason}").format(
+                path=ca_file, reason=exc.strerror),
+            hint=_("run it as root (sudo), or make the file readable to this user"),
+        ) from exc
 
 
 def credentials_path(data_dir: Path) -> Path:
@@ -105,11 +168,15 @@ def load_credentials(data_dir: Path) -> Credentials:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise NotEnrolledError(
-            f"this agent is not enrolled ({path} does not exist); run "
-            "`courtguard-agent enroll --collector https://COLLECTOR --token TOKEN --ca CA.pem`"
+            _("this agent is not enrolled ({path} does not exist); run "
+              "`courtguard-agent enroll --collector https://COLLECTOR --token TOKEN --ca CA.pem`")
+            .format(path=path)
         ) from None
     except OSError as exc:
-        raise NotEnrolledError(f"{path} cannot be read: {exc.strerror}; run as root") from exc
+        raise NotEnrolledError(
+            _("{path} cannot be read: {reason}; run as root").format(
+                path=path, reason=exc.strerror)
+        ) from exc
     try:
         return Credentials.model_validate_json(raw)
     except ValidationError as exc:
@@ -135,7 +202,7 @@ def _refusal(response: httpx.Response) -> str:
         body = ErrorBody.model_validate_json(response.content)
     except ValidationError:
         return f"HTTP {response.status_code}"
-    return _TOKEN_ERRORS.get(body.error, f"{body.error}: {body.detail}")
+    return _token_error(body.error) or f"{body.error}: {body.detail}"
 
 
 def enroll(
@@ -152,9 +219,17 @@ def enroll(
     # 1. Check the URL and the CA before any byte leaves the host.
     url = check_collector_url(collector_url, settings.allow_plain_http)
     verify: ssl.SSLContext | bool = False
+    if not TOKEN_LENGTHS[0] <= len(token.strip()) <= TOKEN_LENGTHS[1]:
+        raise ConfigError(
+            _("the enrollment token is {length} characters long; a token has {low} to {high}")
+            .format(length=len(token.strip()), low=TOKEN_LENGTHS[0], high=TOKEN_LENGTHS[1]),
+            hint=_("copy the whole token `courtguard-collector token create` printed"),
+        )
+    token = token.strip()
     if url.startswith("https://"):
         if ca_file is None:
-            raise ConfigError("an https collector needs --ca FILE: the CA that signed its cert")
+            raise ConfigError(
+                _("an https collector needs --ca FILE: the CA that signed its cert"))
         verify = ssl_context(ca_file)
     request = EnrollRequest(
         token=token,
@@ -173,9 +248,10 @@ def enroll(
                 headers={"Content-Type": "application/json"},
             )
     except httpx.HTTPError as exc:
-        raise EnrollmentError(f"cannot reach the collector at {url}: {exc}") from exc
+        raise _unreachable(url, ca_file, exc) from exc
     if response.status_code != 201:
-        raise EnrollmentError(f"the collector refused enrollment: {_refusal(response)}")
+        raise EnrollmentError(
+            _("the collector refused enrollment: {reason}").format(reason=_refusal(response)))
     try:
         answer = EnrollResponse.model_validate_json(response.content)
     except ValidationError as exc:

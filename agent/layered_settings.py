@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
+
+from agent.messages import _
 
 # The TOML file of the load in progress: pydantic-settings builds its sources in
 # a classmethod that cannot take per-call arguments.
@@ -34,8 +37,10 @@ class LayeredSettings(BaseSettings):
 
     CONFIG_ENV: ClassVar[str]
     DEFAULT_CONFIG: ClassVar[Path]
-    CONFIG_ERROR: ClassVar[type[Exception]]
+    CONFIG_ERROR: ClassVar[Callable[..., Exception]]
     WHAT: ClassVar[str]
+    #: The commented example of every setting, named in the hint of a settings error.
+    EXAMPLE: ClassVar[str]
 
     @classmethod
     def settings_customise_sources(
@@ -71,26 +76,44 @@ class LayeredSettings(BaseSettings):
         except FileNotFoundError:
             if explicit:
                 raise cls.CONFIG_ERROR(
-                    f"config file {path} does not exist; "
-                    f"create it or drop --config/{cls.CONFIG_ENV}"
+                    _("config file {path} does not exist; create it or drop --config/{env}")
+                    .format(path=path, env=cls.CONFIG_ENV)
                 ) from None
             toml_file = None
+        except PermissionError as exc:
+            raise cls.CONFIG_ERROR(
+                _("config file {path} cannot be read: {reason}").format(
+                    path=path, reason=exc.strerror),
+                hint=_("run it as root (sudo), or make the file readable to this user"),
+            ) from exc
         except OSError as exc:
-            raise cls.CONFIG_ERROR(f"config file {path} cannot be read: {exc.strerror}") from exc
+            raise cls.CONFIG_ERROR(
+                _("config file {path} cannot be read: {reason}").format(
+                    path=path, reason=exc.strerror)
+            ) from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise cls.CONFIG_ERROR(f"config file {path} is not valid TOML: {exc}") from exc
+            raise cls.CONFIG_ERROR(
+                _("config file {path} is not valid TOML: {reason}").format(path=path, reason=exc),
+                hint=_("compare it with the commented example {example}").format(
+                    example=cls.EXAMPLE),
+            ) from exc
         token = _toml_file.set(toml_file)
         try:
             return cls(**{key: value for key, value in overrides.items() if value is not None})
         except ValidationError as exc:
+            errors = exc.errors(include_url=False)
             problems = "\n".join(
-                f"  {'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}"
-                for item in exc.errors(include_url=False)
+                f"  {'.'.join(str(part) for part in item['loc']) or _('(top level)')}: "
+                + (_("unknown setting") if item["type"] == "extra_forbidden" else item["msg"])
+                for item in errors
             )
             source = f"{toml_file}, " if toml_file else ""
             prefix = cls.model_config.get("env_prefix", "")
             raise cls.CONFIG_ERROR(
-                f"invalid {cls.WHAT} settings (from {source}{prefix}* or arguments):\n{problems}"
+                _("invalid {what} settings (from {source}{prefix}* or arguments):\n{problems}")
+                .format(what=cls.WHAT, source=source, prefix=prefix, problems=problems),
+                hint=_("every setting, its meaning and its range is in the commented example "
+                       "{example}").format(example=cls.EXAMPLE),
             ) from exc
         finally:
             _toml_file.reset(token)

@@ -14,6 +14,7 @@ Sources, highest priority first:
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal
 
@@ -35,8 +36,9 @@ class AgentSettings(LayeredSettings):
 
     CONFIG_ENV: ClassVar[str] = CONFIG_ENV
     DEFAULT_CONFIG: ClassVar[Path] = DEFAULT_CONFIG
-    CONFIG_ERROR: ClassVar[type[Exception]] = ConfigError
+    CONFIG_ERROR: ClassVar[Callable[..., Exception]] = ConfigError
     WHAT: ClassVar[str] = "agent"
+    EXAMPLE: ClassVar[str] = "packaging/examples/agent.toml"
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

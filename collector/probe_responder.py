@@ -28,6 +28,7 @@ from agent.detectors.outreach.readers import probes
 from agent.detectors.outreach.readers.packets import build_txt_answer, parse_dns
 from agent.errors import PolicyError
 from agent.policy.loader import parse_document
+from collector.messages import _
 
 MAX_LINE = 512
 READ_TIMEOUT_S = 5.0
@@ -123,7 +124,7 @@ async def serve(
     responder = Responder(key, log)
     loop = asyncio.get_running_loop()
     server = await asyncio.start_server(responder.handle_tcp, host, tcp_port, limit=MAX_LINE)
-    transport, _ = await loop.create_datagram_endpoint(
+    transport, _protocol = await loop.create_datagram_endpoint(
         lambda: _DnsProtocol(responder), local_addr=(host, dns_port)
     )
     stop = asyncio.Event()
@@ -143,15 +144,16 @@ async def serve(
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "probe-responder",
-        help="answer outreach probes on an Internet-side host and log who reached it",
+        help=_("answer outreach probes on an Internet-side host and log who reached it"),
     )
     parser.add_argument("--policy", type=Path, required=True,
-                        help="the networks.yaml the agents use (its settings.probe key and ports)")
+                        help=_("the networks.yaml the agents use "
+                               "(its settings.probe key and ports)"))
     parser.add_argument("--listen", default="0.0.0.0",  # noqa: S104 (it must face the Internet)
-                        help="address to listen on (default 0.0.0.0)")
-    parser.add_argument("--tcp-port", type=int, help="TCP port (default: the policy's)")
-    parser.add_argument("--dns-port", type=int, help="UDP DNS port (default: the policy's)")
-    parser.add_argument("--log", type=Path, help="append JSON lines here (default: stdout)")
+                        help=_("address to listen on (default 0.0.0.0)"))
+    parser.add_argument("--tcp-port", type=int, help=_("TCP port (default: the policy's)"))
+    parser.add_argument("--dns-port", type=int, help=_("UDP DNS port (default: the policy's)"))
+    parser.add_argument("--log", type=Path, help=_("append JSON lines here (default: stdout)"))
     parser.set_defaults(func=run, standalone=True)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 from typing import Any
 
@@ -25,6 +26,7 @@ import uvicorn
 from agent import systemd
 from collector.app import create_app
 from collector.errors import ConfigError, StoreError, TLSError
+from collector.messages import _
 from collector.settings import CollectorSettings
 from collector.store.database import Database, redact
 from collector.store.migrate import current_revision, head_revision
@@ -95,6 +97,37 @@ def _shared_socket(settings: CollectorSettings) -> socket.socket:
     return sock
 
 
+def _check_address_free(settings: CollectorSettings) -> None:
+    """Refuse with a sentence when the listen address cannot be bound, before uvicorn would
+    log its own error and exit; a reuse_port socket is bound for real in _shared_socket."""
+    if settings.reuse_port:
+        return
+    host, port = settings.listen_host, settings.listen_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    _("port {port} on {host} is already in use").format(port=port, host=host),
+                    hint=_("stop the program using it (`ss -ltnp 'sport = :{port}'` names it), "
+                           "or choose another port: listen_port in collector.toml or --port")
+                    .format(port=port),
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise ConfigError(
+                    _("no permission to listen on port {port}").format(port=port),
+                    hint=_("ports below 1024 need root or CAP_NET_BIND_SERVICE; use 8443"),
+                ) from None
+            raise ConfigError(
+                _("cannot listen on {host}:{port}: {reason}").format(
+                    host=host, port=port, reason=exc.strerror or exc),
+                hint=_("listen_host must be an address of this machine, e.g. 0.0.0.0"),
+            ) from None
+
+
 def _bound_url(settings: CollectorSettings, server: uvicorn.Server) -> str:
     if settings.public_url or settings.listen_port != 0:
         return settings.url
@@ -142,6 +175,7 @@ async def _serve(settings: CollectorSettings, server: uvicorn.Server,
 def serve(settings: CollectorSettings) -> None:
     """Serve until a signal stops us; raise CollectorError for set-up problems."""
     tls = _tls_options(settings)
+    _check_address_free(settings)
     db = Database.from_settings(settings)
     current, head = current_revision(db), head_revision()
     if current != head:

@@ -8,6 +8,7 @@ else it is ``/etc/courtguard/collector.toml``. A missing default file is fine
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal
 
@@ -62,8 +63,9 @@ class CollectorSettings(LayeredSettings):
 
     CONFIG_ENV: ClassVar[str] = CONFIG_ENV
     DEFAULT_CONFIG: ClassVar[Path] = DEFAULT_CONFIG
-    CONFIG_ERROR: ClassVar[type[Exception]] = ConfigError
+    CONFIG_ERROR: ClassVar[Callable[..., Exception]] = ConfigError
     WHAT: ClassVar[str] = "collector"
+    EXAMPLE: ClassVar[str] = "packaging/examples/collector.toml"
 
     model_config = SettingsConfigDict(env_prefix="COURTGUARD_COLLECTOR_", extra="forbid")
 

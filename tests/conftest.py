@@ -11,6 +11,12 @@ import sqlalchemy as sa
 
 from tests.postgres import server_url, unreachable_reason
 
+# The command lines speak the locale's language (agent/i18n.py); the suite reads their
+# English whatever the developer's locale, and tests/test_i18n.py sets Chinese where it wants it.
+for _variable in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+    os.environ.pop(_variable, None)
+os.environ["LANG"] = "C.UTF-8"
+
 
 @pytest.fixture(autouse=True)
 def _restore_root_logging() -> Iterator[None]:

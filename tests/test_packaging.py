@@ -54,6 +54,8 @@ def test_scan_finds_the_policies_shipped_in_a_plain_install(tmp_path: Path) -> N
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert (site / "agent" / "policies_default" / "documents.yaml").is_file()
     assert not (site / "policies").exists()
+    for package, domain in (("agent", "courtguard-agent"), ("collector", "courtguard-collector")):
+        assert (site / package / "locale" / "zh_CN" / "LC_MESSAGES" / f"{domain}.mo").is_file()
 
     document = tmp_path / "work" / "判决书.txt"
     document.parent.mkdir()

@@ -8,6 +8,7 @@ from agent.events import utcnow
 from collector.cli.policy import group_name
 from collector.cli.store import command_store
 from collector.cli.table import print_table
+from collector.messages import _
 from collector.settings import CollectorSettings
 from collector.store import agents as agent_store
 
@@ -34,7 +35,8 @@ def cmd_agent_list(_args: argparse.Namespace, settings: CollectorSettings) -> No
 def cmd_agent_revoke(args: argparse.Namespace, settings: CollectorSettings) -> None:
     with command_store(settings) as db:
         changed = agent_store.revoke(db, args.agent_id, args.reason, utcnow())
-    print(f"agent {args.agent_id} {'revoked' if changed else 'was already revoked'}")
+    print((_("agent {id} revoked") if changed else _("agent {id} was already revoked")).format(
+        id=args.agent_id))
 
 
 def cmd_agent_group(args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -48,16 +50,16 @@ def cmd_agent_group(args: argparse.Namespace, settings: CollectorSettings) -> No
 
 def add_agent_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        common: argparse.ArgumentParser) -> None:
-    agent = sub.add_parser("agent", help="enrolled agents").add_subparsers(
+    agent = sub.add_parser("agent", help=_("enrolled agents")).add_subparsers(
         dest="action", required=True, metavar="ACTION")
-    agent.add_parser("list", parents=[common], help="list agents").set_defaults(
+    agent.add_parser("list", parents=[common], help=_("list agents")).set_defaults(
         func=cmd_agent_list)
-    arevoke = agent.add_parser("revoke", parents=[common], help="revoke an agent's credentials")
+    arevoke = agent.add_parser("revoke", parents=[common], help=_("revoke an agent's credentials"))
     arevoke.add_argument("agent_id", metavar="AGENT_ID")
     arevoke.add_argument("--reason", default="revoked by operator")
     arevoke.set_defaults(func=cmd_agent_revoke)
     agroup = agent.add_parser("group", parents=[common],
-                              help="move an agent to another group (its policy follows)")
+                              help=_("move an agent to another group (its policy follows)"))
     agroup.add_argument("agent_id", metavar="AGENT_ID")
     agroup.add_argument("group", type=group_name, metavar="GROUP")
     agroup.set_defaults(func=cmd_agent_group)

@@ -16,6 +16,7 @@ from agent.events import utcnow
 from collector.cli.store import command_store as _db
 from collector.cli.table import print_table
 from collector.errors import CollectorError
+from collector.messages import _
 from collector.policy.current import CurrentPolicy
 from collector.policy.signing import verifying_public_key
 from collector.routing import duty, silences
@@ -142,33 +143,33 @@ def cmd_silence_expire(args: argparse.Namespace, settings: CollectorSettings) ->
 
 
 def add_alerting_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    duty_cmd = sub.add_parser("duty", help="the duty roster: who is on duty, import the sheet")
+    duty_cmd = sub.add_parser("duty", help=_("the duty roster: who is on duty, import the sheet"))
     actions = duty_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, text in (("now", "who is on duty now (or --at)"),
-                       ("next", "who takes the next shift")):
+    for name, text in (("now", _("who is on duty now (or --at)")),
+                       ("next", _("who takes the next shift"))):
         parser = actions.add_parser(name, parents=[common], help=text)
-        parser.add_argument("--at", default=None, help="ISO time, e.g. 2026-10-02T03:00+08:00")
+        parser.add_argument("--at", default=None, help=_("ISO time, e.g. 2026-10-02T03:00+08:00"))
         parser.add_argument("--json", action="store_true")
         parser.set_defaults(func=cmd_duty_show)
     imp = actions.add_parser("import", parents=[common],
-                             help="import the duty office's CSV (日期,班次,岗位,姓名)")
+                             help=_("import the duty office's CSV (日期,班次,岗位,姓名)"))
     imp.add_argument("file", type=Path, metavar="FILE")
-    imp.add_argument("--by", default=None, help="who imports (default: login name)")
+    imp.add_argument("--by", default=None, help=_("who imports (default: login name)"))
     imp.set_defaults(func=cmd_duty_import)
 
-    silence = sub.add_parser("silence", help="silence alerts for a while, with a reason")
+    silence = sub.add_parser("silence", help=_("silence alerts for a while, with a reason"))
     sactions = silence.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = sactions.add_parser("add", parents=[common], help="make a silence")
+    add = sactions.add_parser("add", parents=[common], help=_("make a silence"))
     add.add_argument("--match", type=_matcher, action="append", required=True,
-                     help="LABEL=VALUE, wildcards allowed; repeat for more (all must hold)")
-    add.add_argument("--duration", type=_duration, required=True, help="e.g. 30m, 4h, 2d")
-    add.add_argument("--comment", required=True, help="why (mandatory, audited)")
+                     help=_("LABEL=VALUE, wildcards allowed; repeat for more (all must hold)"))
+    add.add_argument("--duration", type=_duration, required=True, help=_("e.g. 30m, 4h, 2d"))
+    add.add_argument("--comment", required=True, help=_("why (mandatory, audited)"))
     add.add_argument("--by", default=None)
     add.set_defaults(func=cmd_silence_add)
-    lst = sactions.add_parser("list", parents=[common], help="list silences")
-    lst.add_argument("--all", action="store_true", help="include ended ones")
+    lst = sactions.add_parser("list", parents=[common], help=_("list silences"))
+    lst.add_argument("--all", action="store_true", help=_("include ended ones"))
     lst.set_defaults(func=cmd_silence_list)
-    exp = sactions.add_parser("expire", parents=[common], help="end a silence now")
+    exp = sactions.add_parser("expire", parents=[common], help=_("end a silence now"))
     exp.add_argument("id")
     exp.add_argument("--reason", default="")
     exp.add_argument("--by", default=None)

@@ -6,6 +6,7 @@ import argparse
 
 from agent.events import utcnow
 from collector.cli.store import command_store
+from collector.messages import _
 from collector.settings import CollectorSettings
 from collector.store import apikeys
 
@@ -14,16 +15,17 @@ def cmd_apikey_create(args: argparse.Namespace, settings: CollectorSettings) -> 
     with command_store(settings) as db:
         key_id, key = apikeys.create_api_key(db, name=args.name, role=args.role, now=utcnow())
     if not args.quiet:
-        print(f"API key {key_id} ({args.name}, role {args.role}), shown once:")
+        print(_("API key {id} ({name}, role {role}), shown once:").format(
+            id=key_id, name=args.name, role=args.role))
     print(key)
 
 
 def add_apikey_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                         common: argparse.ArgumentParser) -> None:
-    apikey = sub.add_parser("apikey", help="API keys").add_subparsers(
+    apikey = sub.add_parser("apikey", help=_("API keys")).add_subparsers(
         dest="action", required=True, metavar="ACTION")
-    kcreate = apikey.add_parser("create", parents=[common], help="make an API key")
+    kcreate = apikey.add_parser("create", parents=[common], help=_("make an API key"))
     kcreate.add_argument("--name", required=True)
     kcreate.add_argument("--role", default="admin", choices=apikeys.ROLES)
-    kcreate.add_argument("--quiet", action="store_true", help="print only the key")
+    kcreate.add_argument("--quiet", action="store_true", help=_("print only the key"))
     kcreate.set_defaults(func=cmd_apikey_create)

@@ -11,6 +11,7 @@ from agent.events import utcnow
 from collector.cli.store import command_store
 from collector.cli.table import print_table
 from collector.export.status import OutputStatus, output_statuses
+from collector.messages import _
 from collector.settings import CollectorSettings
 
 
@@ -52,9 +53,9 @@ def cmd_export_status(args: argparse.Namespace, settings: CollectorSettings) -> 
 
 def add_export_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                         common: argparse.ArgumentParser) -> None:
-    export = sub.add_parser("export", help="SIEM outputs").add_subparsers(
+    export = sub.add_parser("export", help=_("SIEM outputs")).add_subparsers(
         dest="action", required=True, metavar="ACTION")
     status = export.add_parser("status", parents=[common],
-                               help="each output's cursor, lag and last error")
-    status.add_argument("--json", action="store_true", help="machine-readable")
+                               help=_("each output's cursor, lag and last error"))
+    status.add_argument("--json", action="store_true", help=_("machine-readable"))
     status.set_defaults(func=cmd_export_status)

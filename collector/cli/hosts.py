@@ -19,6 +19,7 @@ from collector.cli.store import command_store
 from collector.cli.table import print_table
 from collector.errors import CollectorError
 from collector.isolation import orders
+from collector.messages import _
 from collector.policy.current import CurrentPolicy
 from collector.policy.signing import load_signing_key, verifying_public_key
 from collector.settings import CollectorSettings
@@ -120,29 +121,29 @@ def cmd_isolations(args: argparse.Namespace, settings: CollectorSettings) -> Non
 
 def add_host_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                       common: argparse.ArgumentParser) -> None:
-    host = sub.add_parser("host", help="host isolation (一键隔离)").add_subparsers(
+    host = sub.add_parser("host", help=_("host isolation (一键隔离)")).add_subparsers(
         dest="action", required=True, metavar="ACTION")
     isolate = host.add_parser("isolate", parents=[common],
-                              help="isolate a host for a bounded time (signed order)")
+                              help=_("isolate a host for a bounded time (signed order)"))
     isolate.add_argument("agent_id", metavar="AGENT")
     isolate.add_argument("--minutes", type=int, required=True,
-                         help=f"how long, 1 to {MAX_MINUTES} minutes")
+                         help=_("how long, 1 to {max} minutes").format(max=MAX_MINUTES))
     isolate.add_argument("--reason", required=True)
-    isolate.add_argument("--by", help="who asks (default: the login name)")
+    isolate.add_argument("--by", help=_("who asks (default: the login name)"))
     isolate.set_defaults(func=cmd_isolate)
     approve = host.add_parser("approve", parents=[common],
-                              help="approve another admin's pending isolation")
+                              help=_("approve another admin's pending isolation"))
     approve.add_argument("isolation_id", type=int, metavar="ISOLATION_ID")
-    approve.add_argument("--by", help="who approves (default: the login name)")
+    approve.add_argument("--by", help=_("who approves (default: the login name)"))
     approve.set_defaults(func=cmd_approve)
     lift = host.add_parser("lift", parents=[common],
-                           help="lift an isolation (or cancel a pending one)")
+                           help=_("lift an isolation (or cancel a pending one)"))
     lift.add_argument("target", metavar="ISOLATION_ID|AGENT")
     lift.add_argument("--reason", default="")
-    lift.add_argument("--by", help="who lifts (default: the login name)")
+    lift.add_argument("--by", help=_("who lifts (default: the login name)"))
     lift.set_defaults(func=cmd_lift)
     listing = host.add_parser("isolations", parents=[common],
-                              help="pending and active isolations (--all: every one)")
-    listing.add_argument("--agent", help="only this agent's")
+                              help=_("pending and active isolations (--all: every one)"))
+    listing.add_argument("--agent", help=_("only this agent's"))
     listing.add_argument("--all", action="store_true")
     listing.set_defaults(func=cmd_isolations)

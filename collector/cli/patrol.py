@@ -12,6 +12,7 @@ import argparse
 import asyncio
 
 from collector.errors import ConfigError
+from collector.messages import _
 from collector.settings import CollectorSettings
 
 
@@ -47,8 +48,8 @@ def add_patrol_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                         common: argparse.ArgumentParser) -> None:
     patrol = sub.add_parser(
         "patrol", parents=[common],
-        help="patrol published documents once now (已公开文书巡查; serve runs it periodically)",
+        help=_("patrol published documents once now (已公开文书巡查; serve runs it periodically)"),
     )
     patrol.add_argument("--source", action="append", metavar="NAME",
-                        help="only this [patrol] source (repeatable; default: all)")
+                        help=_("only this [patrol] source (repeatable; default: all)"))
     patrol.set_defaults(func=cmd_patrol)

@@ -16,6 +16,7 @@ from agent.policy.check import CheckResult, check_cases, check_directory
 from collector.cli.store import command_store
 from collector.cli.table import print_table
 from collector.errors import CollectorError
+from collector.messages import _
 from collector.policy.publish import publish_bundle
 from collector.policy.signing import load_signing_key, verifying_public_key
 from collector.policy.status import policy_status
@@ -183,40 +184,40 @@ def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> 
 
 def add_policy_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """The ``policy`` command group, added to the collector's parser."""
-    policy = sub.add_parser("policy", help="check, publish and roll out policy").add_subparsers(
+    policy = sub.add_parser("policy", help=_("check, publish and roll out policy")).add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
     check = policy.add_parser(
         "check",
         parents=[common],
-        help="validate a policy directory: every error with file and line",
+        help=_("validate a policy directory: every error with file and line"),
     )
     check.add_argument("directory", type=Path, metavar="DIR")
     check.add_argument(
-        "--cases", action="store_true", help="also run every rule's fire and silent cases"
+        "--cases", action="store_true", help=_("also run every rule's fire and silent cases")
     )
     check.set_defaults(func=cmd_policy_check)
 
     publish = policy.add_parser(
         "publish",
         parents=[common],
-        help="check, sign and publish a policy directory as a new version",
+        help=_("check, sign and publish a policy directory as a new version"),
     )
     publish.add_argument("directory", type=Path, metavar="DIR")
     publish.add_argument(
         "--group",
         type=group_name,
         default=None,
-        help="only agents of this group get it (a canary); default: every group",
+        help=_("only agents of this group get it (a canary); default: every group"),
     )
-    publish.add_argument("--note", type=_note, default="", help="what changed and why")
-    publish.add_argument("--author", default=None, help="default: $SUDO_USER or the login name")
+    publish.add_argument("--note", type=_note, default="", help=_("what changed and why"))
+    publish.add_argument("--author", default=None, help=_("default: $SUDO_USER or the login name"))
     publish.set_defaults(func=cmd_policy_publish)
 
     promote = policy.add_parser(
         "promote",
         parents=[common],
-        help="publish a group's version to every group, as a new version",
+        help=_("publish a group's version to every group, as a new version"),
     )
     promote.add_argument("version", type=int, metavar="VERSION")
     promote.add_argument("--note", type=_note, default="")
@@ -224,21 +225,22 @@ def add_policy_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     promote.set_defaults(func=cmd_policy_promote)
 
     rollback = policy.add_parser(
-        "rollback", parents=[common], help="republish an earlier version's content as a new version"
+        "rollback", parents=[common], help=_("republish an earlier version's content as a new "
+                                           "version")
     )
     rollback.add_argument("version", type=int, metavar="VERSION")
     rollback.add_argument(
         "--group",
         type=group_name,
         default=None,
-        help="roll back only this group; default: every group",
+        help=_("roll back only this group; default: every group"),
     )
     rollback.add_argument("--note", type=_note, default="")
     rollback.add_argument("--author", default=None)
     rollback.set_defaults(func=cmd_policy_rollback)
 
     status = policy.add_parser(
-        "status", parents=[common], help="versions, notes, authors and how many agents run each"
+        "status", parents=[common], help=_("versions, notes, authors and how many agents run each")
     )
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_policy_status)

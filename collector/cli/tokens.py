@@ -10,6 +10,7 @@ from agent.events import utcnow
 from collector.cli.policy import group_name
 from collector.cli.store import command_store
 from collector.cli.table import format_time, print_table
+from collector.messages import _
 from collector.settings import CollectorSettings
 from collector.store import tokens
 
@@ -21,7 +22,8 @@ def parse_duration(text: str) -> timedelta:
     """``30m``, ``24h``, ``7d`` (and ``90s``) as a timedelta."""
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h or 7d")
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not a duration like 30m, 24h or 7d").format(text=text))
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
@@ -33,9 +35,11 @@ def cmd_token_create(args: argparse.Namespace, settings: CollectorSettings) -> N
     if args.quiet:
         print(new.token)
         return
-    uses = "unlimited uses" if args.uses is None else f"{args.uses} use(s)"
-    print(f"enrollment token {new.id} for group {args.group!r}, {uses}, "
-          f"expires {format_time(new.expires_at)} (shown once):")
+    uses = (_("unlimited uses") if args.uses is None
+            else _("{uses} use(s)").format(uses=args.uses))
+    print(_("enrollment token {id} for group {group!r}, {uses}, expires {expires} "
+            "(shown once):").format(id=new.id, group=args.group, uses=uses,
+                                    expires=format_time(new.expires_at)))
     print(new.token)
 
 
@@ -55,25 +59,26 @@ def cmd_token_list(_args: argparse.Namespace, settings: CollectorSettings) -> No
 def cmd_token_revoke(args: argparse.Namespace, settings: CollectorSettings) -> None:
     with command_store(settings) as db:
         tokens.revoke_token(db, args.token_id, utcnow())
-    print(f"token {args.token_id} revoked")
+    print(_("token {id} revoked").format(id=args.token_id))
 
 
 def add_token_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        common: argparse.ArgumentParser) -> None:
-    token = sub.add_parser("token", help="enrollment tokens").add_subparsers(
+    token = sub.add_parser("token", help=_("enrollment tokens")).add_subparsers(
         dest="action", required=True, metavar="ACTION")
-    create = token.add_parser("create", parents=[common], help="make an enrollment token")
+    create = token.add_parser("create", parents=[common], help=_("make an enrollment token"))
     create.add_argument("--group", type=group_name, default="default",
-                        help="group the enrolled agents join")
+                        help=_("group the enrolled agents join"))
     create.add_argument("--expires", type=parse_duration, default=timedelta(hours=24),
-                        metavar="DURATION", help="lifetime: 30m, 24h, 7d (default 24h)")
+                        metavar="DURATION", help=_("lifetime: 30m, 24h, 7d (default 24h)"))
     create.add_argument("--uses", type=int, default=None,
-                        help="how many agents may enroll with it (default: unlimited until expiry)")
-    create.add_argument("--note", default="", help="free text shown in `token list`")
-    create.add_argument("--quiet", action="store_true", help="print only the token")
+                        help=_("how many agents may enroll with it "
+                               "(default: unlimited until expiry)"))
+    create.add_argument("--note", default="", help=_("free text shown in `token list`"))
+    create.add_argument("--quiet", action="store_true", help=_("print only the token"))
     create.set_defaults(func=cmd_token_create)
-    token.add_parser("list", parents=[common], help="list tokens").set_defaults(
+    token.add_parser("list", parents=[common], help=_("list tokens")).set_defaults(
         func=cmd_token_list)
-    revoke = token.add_parser("revoke", parents=[common], help="revoke a token")
+    revoke = token.add_parser("revoke", parents=[common], help=_("revoke a token"))
     revoke.add_argument("token_id", metavar="ID")
     revoke.set_defaults(func=cmd_token_revoke)

@@ -10,6 +10,7 @@ from agent.events import utcnow
 from collector.cli.store import command_store
 from collector.cli.table import print_table
 from collector.console import users
+from collector.messages import _
 from collector.settings import CollectorSettings
 
 
@@ -68,30 +69,30 @@ def cmd_user_passwd(args: argparse.Namespace, settings: CollectorSettings) -> No
 
 def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                       common: argparse.ArgumentParser) -> None:
-    user = sub.add_parser("user", help="console users").add_subparsers(
+    user = sub.add_parser("user", help=_("console users")).add_subparsers(
         dest="action", required=True, metavar="ACTION")
 
     def password_options(parser: argparse.ArgumentParser) -> None:
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--password-stdin", action="store_true",
-                           help="read the password from the first line of stdin")
+                           help=_("read the password from the first line of stdin"))
         group.add_argument("--generate", action="store_true",
-                           help="make a random password and print it once")
+                           help=_("make a random password and print it once"))
 
-    create = user.add_parser("create", parents=[common], help="make a console user")
+    create = user.add_parser("create", parents=[common], help=_("make a console user"))
     create.add_argument("username")
     create.add_argument("--role", required=True, choices=users.ROLES)
     create.add_argument("--display-name", default="")
     password_options(create)
     create.set_defaults(func=cmd_user_create)
-    user.add_parser("list", parents=[common], help="list console users").set_defaults(
+    user.add_parser("list", parents=[common], help=_("list console users")).set_defaults(
         func=cmd_user_list)
-    for action, text in (("disable", "disable a user and end their sessions"),
-                         ("enable", "enable a disabled user")):
+    for action, text in (("disable", _("disable a user and end their sessions")),
+                         ("enable", _("enable a disabled user"))):
         parser = user.add_parser(action, parents=[common], help=text)
         parser.add_argument("username")
         parser.set_defaults(func=cmd_user_disable)
-    passwd = user.add_parser("passwd", parents=[common], help="set a user's password")
+    passwd = user.add_parser("passwd", parents=[common], help=_("set a user's password"))
     passwd.add_argument("username")
     password_options(passwd)
     passwd.set_defaults(func=cmd_user_passwd)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import NullPool
 
-from collector.errors import StoreError
+from collector.errors import StoreError, database_hint
 from collector.settings import CollectorSettings
 
 
@@ -147,7 +147,8 @@ class Database:
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreError(
-                f"database {redact(str(self.engine.url))} failed: {reason}"
+                f"database {redact(str(self.engine.url))} failed: {reason}",
+                hint=database_hint(reason),
             ) from exc
         except PoolTimeoutError as exc:
             # Every pooled connection busy for pool_timeout: overloaded, not a bad request.
