@@ -26,10 +26,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from agent.daemon import Daemon
     from agent.logging import configure_logging
+    from agent.preseed import enroll_from_preseed
     from agent.settings import load_settings
 
     settings = load_settings(args.config)
     configure_logging(settings.log_level, settings.log_format)
+    enroll_from_preseed(settings)
     return asyncio.run(Daemon(settings).run())
 
 

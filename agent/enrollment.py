@@ -2,8 +2,10 @@
 
 1. check the collector URL (HTTPS with a CA file, or plain HTTP only when
    ``allow_plain_http`` is set);
-2. POST an ``EnrollRequest`` to ``/api/v1/enroll``, trusting only that CA,
-   and check the policy key it answers with (algorithm and key, pinned together);
+2. POST an ``EnrollRequest`` to ``/api/v1/enroll`` with the host fingerprint
+   (``agent.host_identity``), trusting only that CA, and check the policy key it
+   answers with (algorithm and key, pinned together); the collector may answer that
+   this enrollment superseded the host's earlier agent;
 3. copy the CA to ``<data_dir>/collector-ca.pem`` and write
    ``<data_dir>/credentials.json`` (mode 0600) atomically, in that order, so
    credentials never point at a missing CA.
@@ -23,8 +25,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agent.errors import ConfigError, EnrollmentError, NotEnrolledError
+from agent.errors import CollectorUnreachable, ConfigError, EnrollmentError, NotEnrolledError
 from agent.events import EnrollRequest, EnrollResponse, ErrorBody
+from agent.host_identity import host_fingerprint
 from agent.version import __version__
 
 if TYPE_CHECKING:
@@ -161,6 +164,7 @@ def enroll(
         hostname=settings.hostname,
         agent_version=__version__,
         os=platform.platform()[:200],
+        host_fingerprint=host_fingerprint(settings.hostname, settings.identity_sysfs),
     )
     # 2. Ask the collector.
     try:
@@ -173,7 +177,11 @@ def enroll(
                 headers={"Content-Type": "application/json"},
             )
     except httpx.HTTPError as exc:
-        raise EnrollmentError(f"cannot reach the collector at {url}: {exc}") from exc
+        raise CollectorUnreachable(f"cannot reach the collector at {url}: {exc}") from exc
+    if response.status_code in (429, 502, 503, 504):
+        raise CollectorUnreachable(
+            f"the collector at {url} is busy or restarting (HTTP {response.status_code})"
+        )
     if response.status_code != 201:
         raise EnrollmentError(f"the collector refused enrollment: {_refusal(response)}")
     try:
