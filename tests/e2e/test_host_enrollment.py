@@ -17,9 +17,12 @@ pytestmark = pytest.mark.e2e
 BOARD_UUID = "4c4c4544-0042-3510-8051-b4c04f4e3332"
 
 
-def preseed(path: Path, collector: Collector, token: str, **extra: str) -> Path:
-    lines = [f'collector_url = "{collector.url}"', f'ca_file = "{collector.ca_file}"',
-             f'token = "{token}"', *(f'{k} = "{v}"' for k, v in extra.items())]
+def preseed(path: Path, collector: Collector, token: str, *, inline_ca: bool = False,
+            **extra: str) -> Path:
+    ca = (f'ca_pem = """{collector.ca_file.read_text()}"""' if inline_ca
+          else f'ca_file = "{collector.ca_file}"')
+    lines = [f'collector_url = "{collector.url}"', ca, f'token = "{token}"',
+             *(f'{k} = "{v}"' for k, v in extra.items())]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return path
@@ -49,7 +52,8 @@ def test_preseeded_agent_waits_for_collector_then_enrolls(
 ) -> None:
     """An agent with a preseed file and no collector retries, then enrolls and runs by itself."""
     token = collector.create_token("--group", "civil", "--uses", "500")
-    enroll_file = preseed(tmp_path / "enroll.toml", collector, token, group="civil")
+    enroll_file = preseed(tmp_path / "enroll.toml", collector, token, inline_ca=True,
+                          group="civil")
     collector.stop()
     agent = preseeded_agent(tmp_path, collector, "ws", enroll_file,
                             fake_sysfs(tmp_path / "sys", BOARD_UUID))
