@@ -57,10 +57,12 @@ def with_predecessors(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], 
         if row.get("superseded_by") is not None and row["superseded_by"] in by_id:
             continue
         chain: list[dict[str, Any]] = []
+        seen = {row["id"]}
         frontier = [row["id"]]
         while frontier:
             found = [r for agent_id in frontier for r in earlier.get(agent_id, ())
-                     if r not in chain]
+                     if r["id"] not in seen]
+            seen.update(r["id"] for r in found)
             chain.extend(found)
             frontier = [r["id"] for r in found]
         chain.sort(key=lambda r: r["enrolled_at"], reverse=True)
