@@ -29,12 +29,14 @@ def _run(args: argparse.Namespace) -> int:
     from agent.daemon import Daemon
     from agent.instance_lock import hold_data_dir
     from agent.logging import configure_logging
+    from agent.preseed import enroll_from_preseed
     from agent.settings import load_settings
 
     settings = load_settings(args.config)
     lock = hold_data_dir(settings.data_dir)
     try:
         configure_logging(settings.log_level, settings.log_format)
+        enroll_from_preseed(settings)
         return asyncio.run(Daemon(settings).run())
     finally:
         lock.close()

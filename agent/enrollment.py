@@ -2,8 +2,10 @@
 
 1. check the collector URL (HTTPS with a CA file, or plain HTTP only when
    ``allow_plain_http`` is set);
-2. POST an ``EnrollRequest`` to ``/api/v1/enroll``, trusting only that CA,
-   and check the policy key it answers with (algorithm and key, pinned together);
+2. POST an ``EnrollRequest`` to ``/api/v1/enroll`` with the host fingerprint
+   (``agent.host_identity``), trusting only that CA, and check the policy key it
+   answers with (algorithm and key, pinned together); the collector may answer that
+   this enrollment superseded the host's earlier agent;
 3. copy the CA to ``<data_dir>/collector-ca.pem`` and write
    ``<data_dir>/credentials.json`` (mode 0600) atomically, in that order, so
    credentials never point at a missing CA.
@@ -23,8 +25,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agent.errors import ConfigError, EnrollmentError, NotEnrolledError
+from agent.errors import CollectorUnreachable, ConfigError, EnrollmentError, NotEnrolledError
 from agent.events import EnrollRequest, EnrollResponse, ErrorBody
+from agent.host_identity import host_fingerprint
 from agent.messages import _
 from agent.version import __version__
 
@@ -79,7 +82,7 @@ def _unreachable(url: str, ca_file: Path | None, exc: Exception) -> EnrollmentEr
                 url=url, reason=tls.reason or tls),
             hint=_("check that the collector listens with https on that port"),
         )
-    return EnrollmentError(
+    return CollectorUnreachable(
         _("cannot reach the collector at {url}: {reason}").format(url=url, reason=exc),
         hint=_("check the address and port, that the collector runs (systemctl status "
                "courtguard-collector) and that the firewall lets this workstation through"),
@@ -236,6 +239,7 @@ def enroll(
         hostname=settings.hostname,
         agent_version=__version__,
         os=platform.platform()[:200],
+        host_fingerprint=host_fingerprint(settings.hostname, settings.identity_sysfs),
     )
     # 2. Ask the collector.
     try:
@@ -249,6 +253,12 @@ def enroll(
             )
     except httpx.HTTPError as exc:
         raise _unreachable(url, ca_file, exc) from exc
+    if response.status_code in (429, 502, 503, 504):
+        raise CollectorUnreachable(
+            _("the collector at {url} is busy or restarting (HTTP {status})").format(
+                url=url, status=response.status_code),
+            hint=_("enrollment is tried again later; nothing needs to be done"),
+        )
     if response.status_code != 201:
         raise EnrollmentError(
             _("the collector refused enrollment: {reason}").format(reason=_refusal(response)))

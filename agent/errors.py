@@ -6,6 +6,7 @@
     │   └── BundleRejected     a policy bundle refused (bad signature, older, other group...)
     ├── OrderRejected          an isolation order refused (bad signature, replayed, expired...)
     ├── EnrollmentError        enrollment refused or impossible
+    │   └── CollectorUnreachable   the collector did not answer (or was busy): worth a retry
     ├── NotEnrolledError       the agent has no credentials yet
     ├── SpoolError             the spool database cannot be opened or written
     └── AlreadyRunningError    another agent holds this data directory
@@ -70,6 +71,10 @@ class OrderRejected(CourtguardError):
 
 class EnrollmentError(CourtguardError):
     pass
+
+
+class CollectorUnreachable(EnrollmentError):
+    """No answer, or a busy one: the same request may succeed later."""
 
 
 class NotEnrolledError(CourtguardError):

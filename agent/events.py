@@ -649,6 +649,9 @@ class EnrollRequest(BaseModel):
     hostname: HostName
     agent_version: Annotated[str, StringConstraints(max_length=64)]
     os: Annotated[str, StringConstraints(max_length=200)] = ""
+    #: SHA-256 (hex) of what identifies the machine across a re-image
+    #: (``agent.host_identity``); None from an agent that predates it, which never supersedes.
+    host_fingerprint: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
 class EnrollResponse(BaseModel):
@@ -660,6 +663,9 @@ class EnrollResponse(BaseModel):
     #: The collector's policy signing key as policy-key text (``agent.signing.PublicKey``):
     #: base64 of an Ed25519 key, or ``sm2:`` and base64 of an SM2 point. The agent pins it.
     policy_key: Annotated[str, StringConstraints(max_length=128)] | None = None
+    #: The earlier agent of the same host this enrollment took the place of; left out of the
+    #: answer when there is none, so an agent that predates the field still reads it.
+    superseded_agent_id: uuid.UUID | None = None
 
 
 class ErrorBody(BaseModel):

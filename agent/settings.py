@@ -51,6 +51,11 @@ class AgentSettings(LayeredSettings):
     policy_dir: Path = Path("/etc/courtguard/policies")
     hostname: str = Field(default_factory=socket.gethostname, min_length=1, max_length=253)
     allow_plain_http: bool = False
+    #: Preseeded enrollment (``agent.preseed``): read by ``run`` when the agent has no
+    #: credentials yet.
+    enroll_file: Path = Path("/etc/courtguard/enroll.toml")
+    #: Where the host fingerprint is read from (``agent.host_identity``); tests give a fake tree.
+    identity_sysfs: Path = Path("/sys")
 
     heartbeat_interval_s: float = Field(default=60.0, gt=0, le=3600)
     spool_max_bytes: int = Field(default=64 * MIB, ge=64 * 1024)

@@ -433,6 +433,12 @@ class Shipper:
     def _stop(self, code: str, detail: str) -> None:
         if code == "agent_mismatch":
             advice = "the credentials do not match the events' agent; re-enroll this agent"
+        elif code == "agent_superseded":
+            advice = (
+                "this host enrolled again and the new identity replaced this one; stop this copy "
+                "of the agent. If the host was not re-imaged, tell the security team: another "
+                "machine may have claimed this host's identity"
+            )
         else:
             advice = (
                 "re-enroll: courtguard-agent enroll --collector URL --token NEW_TOKEN --ca CA.pem, "

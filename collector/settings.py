@@ -122,6 +122,9 @@ class CollectorSettings(LayeredSettings):
     identity_cache_s: float = Field(default=300.0, ge=0, le=3600)
     #: Host isolation (一键隔离) waits for a second admin's approval; the requester cannot approve.
     isolation_requires_approval: bool = False
+    #: A host that enrolls again (same host fingerprint, same group) takes its earlier agent's
+    #: place, which is revoked; false: both stay and an ``agent.host_conflict`` event is raised.
+    supersede_same_host: bool = True
 
     #: Console: sign-out after this long without a request, and at the latest after the max.
     console_idle_timeout_s: float = Field(default=1800.0, ge=60)

@@ -53,6 +53,14 @@ async def require_agent(request: Request, cache: IdentityCache | None = None) ->
         agent = await lookup(agent_id, secret)
     if agent is None:
         raise _invalid("agent credential")
+    if agent.superseded_by is not None:
+        raise ApiError(
+            401, "agent_superseded",
+            f"this host enrolled again as agent {agent.superseded_by}, which took this "
+            "identity's place; an agent writes only as itself, so stop this copy of the agent "
+            "(its data directory is stale)",
+            headers=_CHALLENGE,
+        )
     if agent.revoked:
         raise ApiError(
             401, "agent_revoked",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import partial
 
 import structlog
 from fastapi import APIRouter, Request
@@ -55,14 +56,21 @@ async def enroll_agent(request: Request) -> Response:
             422, "invalid_request", "the enrollment request is invalid", errors
         ) from None
     try:
-        response = await run_in_threadpool(enroll, ctx.db, enrollment, utcnow(), ctx.policy_key)
+        response = await run_in_threadpool(
+            partial(enroll, supersede=ctx.settings.supersede_same_host,
+                    client=request.client.host if request.client else None),
+            ctx.db, enrollment, utcnow(), ctx.policy_key,
+        )
     except RefusedError as exc:
         log.warning("enrollment refused", reason=exc.code, hostname=enrollment.hostname,
                     client=_client(request))
         raise ApiError(401, exc.code, exc.detail) from None
     log.info("agent enrolled", agent_id=str(response.agent_id), hostname=enrollment.hostname,
-             group=response.group, client=_client(request))
-    return json_response(response.model_dump(mode="json"), 201)
+             group=response.group, client=_client(request),
+             superseded=str(response.superseded_agent_id or "") or None)
+    # Left out when empty: an agent that predates the field forbids unknown ones.
+    left_out = {"superseded_agent_id"} if response.superseded_agent_id is None else set()
+    return json_response(response.model_dump(mode="json", exclude=left_out), 201)
 
 
 @router.post("/api/v1/events")

@@ -24,7 +24,7 @@ from agent.calendar_cn import SHANGHAI, WorkCalendar
 from agent.policy.loader import load_policy_dir
 from collector.alerts import service
 from collector.api import bounds
-from collector.api.views import agent_view
+from collector.api.views import agent_view, predecessor_view, with_predecessors
 from collector.console import params as p
 from collector.console import reports
 from collector.correlation.silent_pass import SilentAgentPass
@@ -301,8 +301,11 @@ def agents_listing(
     # A process not holding the silent check's lease never runs it: its rule follows the
     # policy here, so every process lists agents as the lease holder judges them.
     monitor.reload_rule()
-    for row in list_agents(db):
+    # One line per host: an identity superseded by a re-enrollment is listed under its
+    # successor, and its events stay reachable through its id.
+    for row, earlier in with_predecessors(list_agents(db)):
         view = agent_view(row, monitor.status_of(row, now))
+        view["predecessors"] = [predecessor_view(r) for r in earlier]
         view["degraded"] = sorted(
             name
             for name, health in (view["detectors"] or {}).items()

@@ -25,6 +25,7 @@ from collector.console import params as p
 from collector.correlation.silent_pass import SilentAgentPass
 from collector.store.agents import list_agents
 from collector.store.database import Database
+from collector.store.host_identity import identity_chain
 from collector.store.tables import (
     alert_events,
     alerts,
@@ -117,7 +118,10 @@ def _evidence_text(evidence: Mapping[str, Any], name: str) -> str:
 
 def host_detail(db: Database, agent_id: str, monitor: SilentAgentPass, where: EntityFilter,
                 now: datetime) -> dict[str, Any] | None:
-    """``{agent, timeline, alerts, policies, sessions, interfaces, addresses, actions}``."""
+    """``{agent, identities, timeline, alerts, policies, sessions, interfaces, addresses, ...}``.
+
+    ``identities`` are the host's other agents (re-enrollments), each with its own page.
+    """
     try:
         agent_id = str(uuid.UUID(agent_id))
     except ValueError:
@@ -156,8 +160,13 @@ def host_detail(db: Database, agent_id: str, monitor: SilentAgentPass, where: En
                 "first": item["time"], "count": 0})
         entry["last"] = item["time"]
         entry["count"] += 1
+    with db.read() as conn:
+        chain = identity_chain(conn, agent_id)
+    identities = [{**i, "relation": "Later identity"} for i in chain["successors"]] + [
+        {**i, "relation": "Earlier identity"} for i in chain["predecessors"]]
     return {
         "agent": agent,
+        "identities": identities,
         "timeline": timeline,
         "alerts": _alerts(db, [alerts.c.host == agent["hostname"], alerts.c.agent_id == agent_id]),
         "policies": [{"time": i["time"], "version": _evidence_text(i["evidence"], "version"),

@@ -145,7 +145,12 @@ ZH: Final[dict[str, str]] = {
     "No agents enrolled.": "尚无已注册的代理。",
     "SILENT DURING KEY PERIOD": "重点时期失联",
     "agent.online": "在线", "agent.silent": "失联", "agent.revoked": "已吊销",
-    "agent.never_seen": "从未上线",
+    "agent.never_seen": "从未上线", "agent.superseded": "已被取代",
+    "{n} earlier identities": "另有 {n} 个旧身份",
+    "Identity history": "身份沿革", "Earlier identity": "旧身份", "Later identity": "新身份",
+    "Superseded": "被取代时间", "Agent ID": "代理 ID", "Relation": "关系",
+    "This identity was superseded by a re-enrollment of the same host.":
+        "此身份已被同一主机的重新注册取代，其凭据已失效。",
     # policies
     "Author": "作者", "Note": "备注", "Agents on it": "使用该版本的代理",
     "Created at": "创建时间", "No policy versions published.": "尚未发布策略版本。",
@@ -321,7 +326,7 @@ EN: Final[dict[str, str]] = {
     "isolation.pending": "awaiting approval", "isolation.active": "isolated",
     "isolation.expired": "expired", "isolation.lifted": "lifted",
     "isolation.cancelled": "cancelled",
-    "agent.never_seen": "never seen",
+    "agent.never_seen": "never seen", "agent.superseded": "superseded",
     "role.admin": "admin", "role.reviewer": "reviewer", "role.auditor": "auditor",
     "family.outreach": "outreach", "family.account": "accounts", "family.document": "documents",
     "family.agent": "agent",

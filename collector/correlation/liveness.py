@@ -95,7 +95,9 @@ def find_silent(
 def agent_status(
     row: Mapping[str, Any], now: datetime, missed: int, default_interval_s: float
 ) -> str:
-    """online, silent, revoked or never_seen, for an ``agents`` row."""
+    """online, silent, superseded, revoked or never_seen, for an ``agents`` row."""
+    if row.get("superseded_by") is not None:
+        return "superseded"
     if row["revoked_at"] is not None:
         return "revoked"
     if row["last_seen_at"] is None:

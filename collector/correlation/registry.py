@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from collector.correlation.accounts import AccountsCorrelator, StoredAccountEvent
 from collector.correlation.silent import HeartbeatObservation, SilentCorrelator
+from collector.store.host_identity import CONFLICT_KIND, SUPERSEDED_KIND
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,14 @@ CORRELATORS: Final[tuple[CorrelatorSpec, ...]] = (
 )
 
 
-#: Kinds only the collector stores: its own ``collector.*`` events and what correlators conclude.
+#: Kinds only the collector stores: its own ``collector.*`` events, what correlators conclude,
+#: and what enrollment concludes about a host's identities.
 COLLECTOR_KIND_PREFIX: Final = "collector."
 CORRELATED_KINDS: Final[frozenset[str]] = frozenset().union(*(c.kinds for c in CORRELATORS))
+ENROLLMENT_KINDS: Final = frozenset({SUPERSEDED_KIND, CONFLICT_KIND})
 
 
 def made_by_collector(kind: str) -> bool:
     """Whether only the collector may store events of ``kind`` (an agent sending one forges it)."""
-    return kind.startswith(COLLECTOR_KIND_PREFIX) or kind in CORRELATED_KINDS
+    return (kind.startswith(COLLECTOR_KIND_PREFIX) or kind in CORRELATED_KINDS
+            or kind in ENROLLMENT_KINDS)

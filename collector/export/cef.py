@@ -33,6 +33,8 @@ KIND_NAMES: Final[Mapping[str, str]] = {
     "agent.spool_dropped": "终端缓存溢出丢弃事件",
     "agent.detector_degraded": "检测模块降级",
     "agent.silent": "终端失联",
+    "agent.superseded": "终端重新注册取代旧身份",
+    "agent.host_conflict": "终端主机指纹冲突",
     "agent.calendar_expiring": "终端节假日日历即将到期",
     "agent.calendar_expired": "终端节假日日历已到期",
     "collector.calendar_expiring": "采集器节假日日历即将到期",

@@ -51,14 +51,24 @@ class AgentIdentity:
     hostname: str
     revoked: bool
     group: str = "default"
+    #: The agent that re-enrolled on this host and took this one's place (then also revoked).
+    superseded_by: str | None = None
 
 
 def enroll(
-    db: Database, request: EnrollRequest, now: datetime, policy_key: str | None = None
+    db: Database, request: EnrollRequest, now: datetime, policy_key: str | None = None,
+    *, supersede: bool = True, client: str | None = None,
 ) -> EnrollResponse:
-    """Spend the token and make the agent in one transaction; raise RefusedError if refused."""
+    """Spend the token and make the agent in one transaction; raise RefusedError if refused.
+
+    With a host fingerprint, the host's earlier agent of the same group is superseded in the
+    same transaction when ``supersede`` allows (``collector.store.host_identity``).
+    """
+    from collector.store.host_identity import supersede_host
+
     secret = credentials.new_agent_secret()
     agent_id = uuid.uuid4()
+    superseded: str | None = None
     with db.write() as conn:
         token_id, group = spend_token(conn, request.token, now)
         conn.execute(
@@ -66,10 +76,19 @@ def enroll(
                 id=str(agent_id), hostname=request.hostname, group=group, os=request.os,
                 enrolled_at=now, enrollment_token_id=token_id,
                 secret_hash=credentials.digest(secret), agent_version=request.agent_version,
-                max_seq=0,
+                max_seq=0, host_fingerprint=request.host_fingerprint,
             )
         )
-    return EnrollResponse(agent_id=agent_id, secret=secret, group=group, policy_key=policy_key)
+        if request.host_fingerprint is not None:
+            superseded = supersede_host(
+                conn, db.dialect, new_agent_id=str(agent_id), hostname=request.hostname,
+                group=group, fingerprint=request.host_fingerprint, allowed=supersede,
+                client=client, now=now,
+            )
+    return EnrollResponse(
+        agent_id=agent_id, secret=secret, group=group, policy_key=policy_key,
+        superseded_agent_id=uuid.UUID(superseded) if superseded else None,
+    )
 
 
 def authenticate(db: Database, agent_id: str, secret: str) -> AgentIdentity | None:
@@ -77,12 +96,13 @@ def authenticate(db: Database, agent_id: str, secret: str) -> AgentIdentity | No
     with db.read() as conn:
         row = conn.execute(
             select(agents.c.id, agents.c.hostname, agents.c.secret_hash, agents.c.revoked_at,
-                   agents.c.group)
+                   agents.c.group, agents.c.superseded_by)
             .where(agents.c.id == agent_id)
         ).first()
     if row is None or not credentials.matches(secret, row.secret_hash):
         return None
-    return AgentIdentity(row.id, row.hostname, row.revoked_at is not None, row.group)
+    return AgentIdentity(row.id, row.hostname, row.revoked_at is not None, row.group,
+                         row.superseded_by)
 
 
 def revoke(db: Database, agent_id: str, reason: str, now: datetime) -> bool:
@@ -114,6 +134,7 @@ def list_agents(db: Database) -> list[dict[str, Any]]:
             agents.c.revoked_at, agents.c.revoked_reason, agents.c.last_seen_at,
             agents.c.silent_since, agents.c.agent_version, agents.c.policy_version,
             agents.c.heartbeat_interval_s, agents.c.last_heartbeat, agents.c.max_seq,
+            agents.c.superseded_by, agents.c.superseded_at,
             func.coalesce(open_gaps.c.open_gaps, 0).label("open_gaps"),
         )
         .select_from(agents.outerjoin(open_gaps, open_gaps.c.agent_id == agents.c.id))

@@ -136,6 +136,13 @@ agents = Table(
     Column("last_heartbeat_seq", BigInteger, nullable=True),
     Column("max_seq", BigInteger, nullable=False, server_default="0"),
     Column("silent_since", UTCDateTime, nullable=True),
+    #: SHA-256 of what identifies the machine across re-images (``agent.host_identity``).
+    Column("host_fingerprint", String(64), nullable=True),
+    #: The agent that re-enrolled on this host and took its place; this row is revoked.
+    Column("superseded_by", String(36), nullable=True),
+    Column("superseded_at", UTCDateTime, nullable=True),
+    Index("ix_agents_host_fingerprint", "host_fingerprint"),
+    Index("ix_agents_superseded_by", "superseded_by"),
 )
 
 api_keys = Table(

@@ -258,6 +258,8 @@ _CONCLUDED = {
                             "contributions": {"accounts.first-seen-host": 40}},
     "collector.policy_rejected": {"reason_code": "bad_signature", "reason": "forged"},
     "collector.anything": {"note": "forged"},
+    "agent.superseded": {"previous_agent_id": "0193a0c0-0000-7000-8000-000000000001"},
+    "agent.host_conflict": {"existing_agent_id": "0193a0c0-0000-7000-8000-000000000001"},
 }
 
 
