@@ -194,6 +194,7 @@ def _member_name_ok(name: str) -> bool:
 
 
 def _read_manifest(path: Path, archive: tarfile.TarFile) -> dict[str, Any]:
+    manifest: dict[str, Any]
     first = archive.next()
     if first is None or first.name != MANIFEST or not first.isfile():
         raise BackupError(messages.NO_MANIFEST.format(path=path))
@@ -205,8 +206,10 @@ def _read_manifest(path: Path, archive: tarfile.TarFile) -> dict[str, Any]:
         if not isinstance(members, dict) or not all(
                 isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in members.values()):
             raise ValueError("members is not a table of sha256 digests")
-        for key in ("format", "database", "schema_revision", "collector_version", "created"):
-            manifest[key]  # noqa: B018 - a KeyError names the missing field
+        absent = [key for key in ("format", "database", "schema_revision",
+                                  "collector_version", "created") if key not in manifest]
+        if absent:
+            raise ValueError(f"no {', '.join(absent)}")
     except (ValueError, KeyError, TypeError) as exc:
         raise BackupError(messages.BAD_MANIFEST.format(path=path, reason=exc)) from exc
     if manifest["format"] != FORMAT:
@@ -228,7 +231,8 @@ def _verify(path: Path, into: Path) -> _Verified:
         with tarfile.open(path, mode="r:gz") as archive:
             manifest = _read_manifest(path, archive)
             listed: dict[str, dict[str, Any]] = manifest["members"]
-            for member in archive:
+            # next(), not iteration: iterating starts again at the manifest.
+            while (member := archive.next()) is not None:
                 name = member.name
                 if name not in listed or name in seen or not member.isfile():
                     raise BackupError(messages.UNLISTED_MEMBER.format(path=path, name=name))

@@ -17,7 +17,9 @@ NO_CA: Final = (
 )
 OUT_EXISTS: Final = "{path} exists already: name a new file (a backup never overwrites one)"
 OUT_DIR_MISSING: Final = "directory {path} does not exist: create it first or name another OUT"
-SQLITE_MISSING: Final = "SQLite database {path} does not exist: nothing to back up; check database_url"
+SQLITE_MISSING: Final = (
+    "SQLite database {path} does not exist: nothing to back up; check database_url"
+)
 PG_DUMP_MISSING: Final = (
     "pg_dump is not installed: install the PostgreSQL client tools of the server's major "
     "version (Debian: apt-get install postgresql-client)"

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from collector.cli import main
+from collector.settings import CollectorSettings
 from tests.postgres import postgres_database
 
 Run = Callable[..., tuple[int, str, str]]
@@ -36,8 +37,8 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 
 @pytest.fixture(autouse=True)
 def _no_machine_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # The config in effect is named by the variable, so the test never reads /etc.
-    monkeypatch.setenv("COURTGUARD_COLLECTOR_CONFIG", str(tmp_path / "config" / "collector.toml"))
+    # The default settings file, which may be missing, is the test's: /etc is never read.
+    monkeypatch.setattr(CollectorSettings, "DEFAULT_CONFIG", tmp_path / "config" / "collector.toml")
 
 
 @pytest.fixture
@@ -218,11 +219,11 @@ def test_postgres_backup_restores_into_a_fresh_database(
         engines = [sa.create_engine(url, poolclass=sa.pool.NullPool) for url in (old_url, new_url)]
         try:
             counts = []
+            tables = ("enrollment_tokens", "api_keys", "policy_keys", "alembic_version")
             for engine in engines:
                 with engine.connect() as conn:
-                    counts.append([conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
-                                   for table in ("enrollment_tokens", "api_keys",
-                                                 "policy_keys", "alembic_version")])
+                    counts.append([conn.execute(sa.select(sa.func.count()).select_from(
+                        sa.table(table))).scalar() for table in tables])
             assert counts[0] == counts[1] and counts[0][0] == 1
         finally:
             for engine in engines:
