@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -84,7 +85,8 @@ def test_bundle_installs_offline_and_the_installed_collector_serves_https(
                         {**env, "NOTIFY_SOCKET": str(notify.path)}, log)
         try:
             notify.wait_ready(process, "installed collector", lambda: log.read_text())
-            with httpx.Client(verify=str(root / "data" / "tls" / "ca.pem")) as client:
+            trust = ssl.create_default_context(cafile=str(root / "data" / "tls" / "ca.pem"))
+            with httpx.Client(verify=trust) as client:
                 answer = client.get(f"https://127.0.0.1:{port}/healthz")
             assert answer.status_code == 200, answer.text
         finally:
