@@ -8,7 +8,7 @@
 # Makes PREFIX/venv with the system's python3 (`python3 -m venv`), installs the wheels
 # beside this script with `pip install --no-index`, puts collector.toml into the config dir
 # (an existing one is kept), the systemd unit into /etc/systemd/system, and runs
-# `courtguard-collector init` when the data dir has no CA yet.
+# `courtguard-collector init` when the data dir has no CA yet (else `migrate`: an upgrade).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -74,7 +74,9 @@ if [ "$LINK" = yes ]; then
 fi
 
 if [ -e "$DATA_DIR/tls/ca.pem" ]; then
-  echo "数据目录 $DATA_DIR 已初始化，保留不变"
+  echo "数据目录 $DATA_DIR 已初始化，保留不变；升级数据库结构："
+  "$PREFIX/venv/bin/courtguard-collector" migrate --config "$CONFIG" --data-dir "$DATA_DIR" \
+    || die "数据库结构升级失败" "先停止服务（systemctl stop courtguard-collector），确认 $CONFIG 中的 database_url 可连接，再重新运行 ./install.sh"
 else
   echo "初始化数据目录 $DATA_DIR（TLS 证书、数据库、策略签名密钥、管理员 API 密钥）："
   "$PREFIX/venv/bin/courtguard-collector" init --config "$CONFIG" --data-dir "$DATA_DIR" "${SANS[@]}" \
