@@ -77,16 +77,26 @@ def dump_database(settings: CollectorSettings, out: Path) -> str:
         source = _sqlite_path(url)
         if not source.is_file():
             raise BackupError(messages.SQLITE_MISSING.format(path=source))
-        with closing(sqlite3.connect(source)) as live, closing(sqlite3.connect(out)) as copy:
-            live.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
-            live.backup(copy)  # pages=-1: every page in one step, one consistent snapshot
-            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-            row = copy.execute("SELECT version_num FROM alembic_version").fetchone()
+        try:
+            with closing(sqlite3.connect(source)) as live, \
+                    closing(sqlite3.connect(out)) as copy:
+                live.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+                live.backup(copy)  # pages=-1: every page in one step, one consistent snapshot
+                copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+                has_schema = copy.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone()
+                row = copy.execute("SELECT version_num FROM alembic_version").fetchone() \
+                    if has_schema else None
+        except sqlite3.Error as exc:
+            raise BackupError(messages.DATABASE_UNREADABLE.format(url=redact(url), reason=exc)) \
+                from exc
+        if row is None:
+            raise BackupError(messages.NO_SCHEMA.format(url=redact(url)))
         return str(row[0])
     with _store(url) as db:
         revision = migrate.current_revision(db)
     if revision is None:
-        raise BackupError(messages.DATABASE_NOT_EMPTY.format(url=redact(url)))
+        raise BackupError(messages.NO_SCHEMA.format(url=redact(url)))
     conninfo, env = _libpq(url)
     pg_dump = _tool("pg_dump", messages.PG_DUMP_MISSING)
     result = subprocess.run(  # noqa: S603 - the tool found on PATH, arguments we built
@@ -109,6 +119,10 @@ def database_is_empty(settings: CollectorSettings) -> bool:
     try:
         with engine.connect() as conn:
             return not sa.inspect(conn).get_table_names()
+    except sa.exc.DBAPIError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise BackupError(messages.DATABASE_UNREADABLE.format(url=redact(url), reason=reason)) \
+            from exc
     finally:
         engine.dispose()
 

@@ -28,6 +28,14 @@ PG_RESTORE_MISSING: Final = (
     "pg_restore is not installed: install the PostgreSQL client tools of the server's major "
     "version (Debian: apt-get install postgresql-client)"
 )
+NO_SCHEMA: Final = (
+    "database {url} has no collector schema: nothing to back up; check database_url, or run "
+    "`courtguard-collector init`"
+)
+DATABASE_UNREADABLE: Final = (
+    "database {url} cannot be read ({reason}): check database_url and that it is a collector's "
+    "database"
+)
 PG_DUMP_FAILED: Final = "pg_dump of {url} failed: {reason}"
 BACKUP_DONE: Final = (
     "backup written to {path} ({size} bytes, mode 0600: it holds the signing and TLS keys, "

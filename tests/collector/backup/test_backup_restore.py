@@ -234,3 +234,17 @@ def test_postgres_backup_restores_into_a_fresh_database(
         code, _, err = run("restore", "--force", str(out), data_dir=tmp_path / "newer",
                            database_url=new_url)
         assert code == 0, err
+
+
+def test_a_database_that_is_not_a_collectors_is_refused_with_a_clear_message(
+        run: Run, source: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "b.tar.gz"
+    _backup(run, source, out)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    code, _, err = run("restore", str(out), data_dir=tmp_path / "new",
+                       database_url=f"sqlite:///{garbage}")
+    assert code == 1 and "cannot be read" in err and "Traceback" not in err
+    code, _, err = run("backup", str(tmp_path / "c.tar.gz"), data_dir=source["data_dir"],
+                       database_url=f"sqlite:///{garbage}")
+    assert code == 1 and "cannot be read" in err and not (tmp_path / "c.tar.gz").exists()
