@@ -199,7 +199,7 @@ def _read_manifest(path: Path, archive: tarfile.TarFile) -> dict[str, Any]:
     if first is None or first.name != MANIFEST or not first.isfile():
         raise BackupError(messages.NO_MANIFEST.format(path=path))
     handle = archive.extractfile(first)
-    assert handle is not None  # noqa: S101 - a regular file member always has a body
+    assert handle is not None  # noqa: S101 (a regular file member always has a body)
     try:
         manifest = json.loads(handle.read())
         members = manifest["members"]
@@ -237,7 +237,7 @@ def _verify(path: Path, into: Path) -> _Verified:
                 if name not in listed or name in seen or not member.isfile():
                     raise BackupError(messages.UNLISTED_MEMBER.format(path=path, name=name))
                 handle = archive.extractfile(member)
-                assert handle is not None  # noqa: S101 - checked isfile() above
+                assert handle is not None  # noqa: S101 (isfile() was checked above)
                 target = into / name
                 target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 digest = hashlib.sha256()

@@ -99,7 +99,7 @@ def dump_database(settings: CollectorSettings, out: Path) -> str:
         raise BackupError(messages.NO_SCHEMA.format(url=redact(url)))
     conninfo, env = _libpq(url)
     pg_dump = _tool("pg_dump", messages.PG_DUMP_MISSING)
-    result = subprocess.run(  # noqa: S603 - the tool found on PATH, arguments we built
+    result = subprocess.run(  # noqa: S603 (the tool found on PATH, arguments we built)
         [pg_dump, "--format=custom", "--no-owner", "--no-privileges", f"--file={out}",
          f"--dbname={conninfo}"],
         env=env, capture_output=True, text=True, check=False,
@@ -147,7 +147,7 @@ def restore_database(settings: CollectorSettings, dumped: Path, replace: bool) -
         conninfo, env = _libpq(url)
         pg_restore = _tool("pg_restore", messages.PG_RESTORE_MISSING)
         clean = ["--clean", "--if-exists"] if replace else []
-        result = subprocess.run(  # noqa: S603 - the tool found on PATH, arguments we built
+        result = subprocess.run(  # noqa: S603 (the tool found on PATH, arguments we built)
             [pg_restore, "--no-owner", "--no-privileges", "--exit-on-error",
              "--single-transaction", *clean, f"--dbname={conninfo}", str(dumped)],
             env=env, capture_output=True, text=True, check=False,

@@ -56,7 +56,7 @@ def source(tmp_path: Path, run: Run) -> Iterator[dict[str, Any]]:
 
 def _members(archive: Path) -> dict[str, bytes]:
     with tarfile.open(archive, "r:gz") as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
+        return {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]  # every member written is a file
 
 
 def _rewrite(archive: Path, members: dict[str, bytes]) -> None:
