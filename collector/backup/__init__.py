@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy import make_url
 
 from agent.events import utcnow
 from agent.version import __version__
@@ -125,7 +126,7 @@ def backup(settings: CollectorSettings, out: Path, config: Path | None) -> Backu
         members: dict[str, Path] = {DATABASE_MEMBERS[backend]: dumped}
         skip = {out.resolve(), partial.resolve()}
         if backend == "sqlite":
-            skip.add(Path(settings.database_url.split("///", 1)[1]).resolve())
+            skip.add(Path(make_url(settings.database_url).database or "").resolve())
         files = _data_files(data_dir, skip)
         for path in files:
             # Copied first, so the digest and the archived bytes are of the same content.

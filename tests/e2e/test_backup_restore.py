@@ -67,6 +67,10 @@ def test_agents_keep_shipping_to_a_collector_restored_on_a_fresh_data_dir(
     for agent in agents:
         collector.wait_online(agent.agent_id)
     enrolled = {a.agent_id: (a.data_dir / "credentials.json").read_bytes() for a in agents}
+    # Settings files of the test's own: the machine's /etc is never read or written.
+    settings = tmp_path / "collector.toml"
+    settings.write_text('log_level = "info"\n')
+    collector.extra_env["COURTGUARD_COLLECTOR_CONFIG"] = str(settings)
 
     # Agents go on making events while the backup runs.
     feeding = threading.Event()
@@ -102,11 +106,18 @@ def test_agents_keep_shipping_to_a_collector_restored_on_a_fresh_data_dir(
     replacement = Collector(home=tmp_path / "replacement", database_url=fresh_database_url,
                             port=collector.port, extra_env=dict(collector.extra_env))
     replacement.home.mkdir(exist_ok=True)
+    replacement_settings = replacement.home / "collector.toml"
+    replacement_settings.write_text("")
+    replacement.extra_env["COURTGUARD_COLLECTOR_CONFIG"] = str(replacement_settings)
     assert not replacement.data_dir.exists()
     restored = replacement.cli("restore", str(archive))
     assert "agents keep their enrollment" in restored.stdout, restored.stdout + restored.stderr
     replacement.admin_key = collector.admin_key  # API keys live in the restored database
-    assert (replacement.ca_file.read_bytes() == collector.ca_file.read_bytes())
+    assert replacement.ca_file.read_bytes() == collector.ca_file.read_bytes()
+    # The replacement's own settings file stays; the archived one is put beside it.
+    assert replacement_settings.read_text() == ""
+    assert replacement_settings.with_name("collector.toml.restored").read_text() \
+        == settings.read_text()
 
     for agent in agents:
         agent.emit_test(15, note="while no collector answers")
