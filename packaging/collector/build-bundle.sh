@@ -9,9 +9,10 @@
 #
 # Without --platform the bundle is for this machine (architecture and Python minor version).
 # --platform builds for another architecture from this one, where PyPI has binary wheels for
-# every compiled dependency: e.g. --platform manylinux2014_aarch64 --python-version 3.11 on an
-# x86_64 builder. Pure-Python dependencies published only as source are built into wheels here
-# first. A dependency with no wheel for the target (LoongArch has none on PyPI) fails the build:
+# every compiled dependency: e.g. --platform manylinux_2_28_aarch64 --python-version 3.11 on an
+# x86_64 builder (the tag names the servers' oldest glibc; older manylinux tags are added).
+# Pure-Python dependencies published only as source are built into wheels here first. A
+# dependency with no wheel for the target (LoongArch: PyPI has next to none) fails the build:
 # run this script on a builder of that architecture instead. See docs/operations.md.
 set -euo pipefail
 
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --python) PY="$2"; shift 2 ;;
     --platform) PLATFORM="$2"; shift 2 ;;
     --python-version) PYVER="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -71,7 +72,27 @@ else
   # be binary wheels for the target.
   "$PY" -m pip wheel -q -w "$WORK/native" -c "$ROOT/constraints.txt" "$WHEEL[collector]"
   cp "$WORK"/native/*-none-any.whl "$STAGE/wheels/"
-  "$PY" -m pip download -q --only-binary=:all: --platform "$PLATFORM" \
+  # pip takes a platform tag literally: a server with glibc 2.28 also loads wheels built for
+  # older glibc (manylinux_2_17, manylinux2014, ...), so every such tag is named.
+  PLATFORM_ARGS=()
+  for tag in $("$PY" - "$PLATFORM" <<'TAGS'
+import re
+import sys
+
+tag = sys.argv[1]
+legacy = {"manylinux1": 5, "manylinux2010": 12, "manylinux2014": 17}
+match = re.fullmatch(r"(manylinux1|manylinux2010|manylinux2014|manylinux_2_(\d+))_(\w+)", tag)
+if not match:
+    print(tag)
+    sys.exit()
+glibc = int(match.group(2)) if match.group(2) else legacy[match.group(1)]
+arch = match.group(3)
+tags = [f"manylinux_2_{n}_{arch}" for n in range(glibc, 4, -1)]
+tags += [f"{name}_{arch}" for name, n in legacy.items() if n <= glibc]
+print(" ".join(tags))
+TAGS
+  ); do PLATFORM_ARGS+=(--platform "$tag"); done
+  "$PY" -m pip download -q --only-binary=:all: "${PLATFORM_ARGS[@]}" \
     --python-version "$PYVER" --implementation cp --abi "$CPTAG" --abi abi3 --abi none \
     --find-links "$STAGE/wheels" -d "$STAGE/wheels" -c "$ROOT/constraints.txt" "$WHEEL[collector]"
 fi
