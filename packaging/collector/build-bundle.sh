@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --python) PY="$2"; shift 2 ;;
     --platform) PLATFORM="$2"; shift 2 ;;
     --python-version) PYVER="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done

@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --san) SANS+=(--san "$2"); shift 2 ;;
     --no-systemd) SYSTEMD=no; shift ;;
     --no-link) LINK=no; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) die "未知选项 $1" "运行 ./install.sh --help 查看可用选项" ;;
   esac
 done
