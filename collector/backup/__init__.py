@@ -94,10 +94,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _data_files(data_dir: Path, skip: set[Path]) -> list[Path]:
+def _data_files(data_dir: Path, skip: set[Path], staging: Path) -> list[Path]:
     found = []
     for path in sorted(data_dir.rglob("*")):
         if path.is_symlink() or not path.is_file() or path.resolve() in skip:
+            continue
+        if path.resolve().is_relative_to(staging.resolve()):
             continue
         if path.name.endswith(_NOT_STATE):
             continue
@@ -118,16 +120,16 @@ def backup(settings: CollectorSettings, out: Path, config: Path | None) -> Backu
         raise BackupError(messages.OUT_DIR_MISSING.format(path=out.parent))
     backend = backend_of(settings.database_url)
     partial = out.with_name(out.name + ".partial")
-    with tempfile.TemporaryDirectory(prefix="courtguard-backup-") as scratch:
+    # Staged beside OUT: the database copy needs room where the archive goes, not in /tmp.
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as scratch:
         staging = Path(scratch)
-        os.chmod(staging, 0o700)
         dumped = staging / PurePosixPath(DATABASE_MEMBERS[backend]).name
         revision = dump_database(settings, dumped)
         members: dict[str, Path] = {DATABASE_MEMBERS[backend]: dumped}
         skip = {out.resolve(), partial.resolve()}
         if backend == "sqlite":
             skip.add(Path(make_url(settings.database_url).database or "").resolve())
-        files = _data_files(data_dir, skip)
+        files = _data_files(data_dir, skip, staging)
         for path in files:
             # Copied first, so the digest and the archived bytes are of the same content.
             copy = staging / "data" / path.relative_to(data_dir)

@@ -248,3 +248,15 @@ def test_a_database_that_is_not_a_collectors_is_refused_with_a_clear_message(
     code, _, err = run("backup", str(tmp_path / "c.tar.gz"), data_dir=source["data_dir"],
                        database_url=f"sqlite:///{garbage}")
     assert code == 1 and "cannot be read" in err and not (tmp_path / "c.tar.gz").exists()
+
+
+def test_a_backup_written_into_the_data_dir_holds_neither_itself_nor_its_staging(
+        run: Run, source: dict[str, Any]) -> None:
+    data_dir = source["data_dir"]
+    out = data_dir / "b.tar.gz"
+    _backup(run, source, out)
+    archived = {name for name in _members(out) if name.startswith("data/")}
+    on_disk = {"data/" + p.relative_to(data_dir).as_posix()
+               for p in data_dir.rglob("*") if p.is_file() and p != out}
+    assert archived == on_disk and "data/policy-signing.key" in archived
+    assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]  # staging is gone
