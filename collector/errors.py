@@ -9,6 +9,7 @@
     ├── InvalidEventsError     events the store refuses by index (a seq the agent already used)
     ├── ExportError            a SIEM output did not take a batch (message in Chinese)
     ├── EvidenceError          an evidence upload or capture order refused; has status and code
+    ├── BackupError            a backup cannot be written, or an archive is refused for restore
     └── ApiError               a request refused; carries the HTTP status and the ErrorBody code
 
 ``describe_failure`` is the one place that turns an error a person can cause into
@@ -57,6 +58,10 @@ class TLSError(CollectorError):
 
 class NotFoundError(CollectorError):
     pass
+
+
+class BackupError(CollectorError):
+    """A backup or restore refused; the message says why and what to do."""
 
 
 class ExportError(CollectorError):

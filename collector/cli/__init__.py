@@ -3,7 +3,8 @@
 One module per command group (``service``: init, serve, migrate, prune;
 ``tokens``, ``agents``, ``hosts`` (isolation), ``policy``, ``users``, ``apikeys``,
 ``alerting``: duty, silences and test messages; ``patrol``: one pass of the published-documents
-patrol; ``export``: SIEM outputs), each adding its subcommands to the parser
+patrol; ``export``: SIEM outputs;
+``backup``: backup and restore), each adding its subcommands to the parser
 built here. Every subcommand reads the same settings (``--config``,
 ``COURTGUARD_COLLECTOR_*``); expected problems print an ``error:`` line, perhaps
 a hint, and exit with the code ``collector.errors.describe_failure`` gives
@@ -22,6 +23,7 @@ from collector import probe_responder
 from collector.cli.agents import add_agent_commands
 from collector.cli.alerting import add_alerting_commands
 from collector.cli.apikeys import add_apikey_commands
+from collector.cli.backup import add_backup_commands
 from collector.cli.export import add_export_commands
 from collector.cli.hosts import add_host_commands
 from collector.cli.patrol import add_patrol_commands
@@ -99,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alerting_commands(sub, common)
     add_patrol_commands(sub, common)
     add_export_commands(sub, common)
+    add_backup_commands(sub, common)
     return parser
 
 
