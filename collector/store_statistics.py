@@ -37,6 +37,7 @@ from sqlalchemy import Connection, text
 from collector.periodic import run_periodically
 from collector.store.database import Database
 from collector.store.leases import LeaseKeeper
+from collector.worker_threads import finish_in_thread
 
 log = structlog.get_logger("collector.store_statistics")
 
@@ -136,10 +137,8 @@ class StatisticsTask:
     async def run(self, leases: LeaseKeeper | None = None) -> None:
         """Check a minute after start (sooner with a short interval), then every ``interval_s``."""
         if not self.db.is_sqlite:
-            from starlette.concurrency import run_in_threadpool
-
             try:
-                runs = await run_in_threadpool(autovacuum_runs, self.db)
+                runs = await finish_in_thread(autovacuum_runs, self.db)
             except Exception as exc:
                 log.error("could not read PostgreSQL's autovacuum setting", error=str(exc))
                 return

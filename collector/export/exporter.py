@@ -34,7 +34,6 @@ from typing import Any, Final
 
 import orjson
 import structlog
-from starlette.concurrency import run_in_threadpool
 
 from agent.events import Severity, utcnow
 from agent.pacing import Backoff, TokenBucket
@@ -48,6 +47,7 @@ from collector.export.transport import Transport, syslog_message, transport_for
 from collector.own_events import store_collector_event
 from collector.store import leases
 from collector.store.database import Database
+from collector.worker_threads import finish_in_thread
 
 log = structlog.get_logger("collector.export")
 
@@ -266,13 +266,8 @@ class Exporter:
         bucket = TokenBucket(self.output.rate_per_s, self.output.burst, self.monotonic())
         backoff = Backoff(self.output.retry_initial_s, self.output.retry_max_s, random.random)
         while True:
-            current = asyncio.ensure_future(run_in_threadpool(self.step))
             try:
-                result = await asyncio.shield(current)
-            except asyncio.CancelledError:
-                # The store must outlive a running pass: wait for it, then stop.
-                await asyncio.gather(current, return_exceptions=True)
-                raise
+                result = await finish_in_thread(self.step)
             except ExportError as exc:
                 delay = backoff.next_delay()
                 log.warning("export batch not delivered; sending again later",

@@ -51,6 +51,7 @@ from collector.patrol.settings import PatrolSettings
 from collector.store.audit import Actor
 from collector.store.database import Database
 from collector.store.leases import LeaseKeeper
+from collector.worker_threads import finish_in_thread
 
 log = structlog.get_logger("collector.patrol")
 
@@ -168,7 +169,7 @@ class DocumentPatrol:
         return summary
 
     async def _patrol(self, source: Source, summary: PassSummary) -> None:
-        known = await asyncio.to_thread(state.load, self.db, source.name)
+        known = await finish_in_thread(state.load, self.db, source.name)
         try:
             entries = await source.entries()
         except ListingError as exc:
@@ -218,7 +219,7 @@ class DocumentPatrol:
                         sha256=digest)
         if seen is not None and seen.sha256 == digest and seen.error is None:
             kept = replace(now_seen, verdict=seen.verdict, event_id=seen.event_id)
-            await asyncio.to_thread(state.save, self.db, source.name, kept, self.clock())
+            await finish_in_thread(state.save, self.db, source.name, kept, self.clock())
             summary.unchanged += 1
             return
         try:
@@ -231,23 +232,23 @@ class DocumentPatrol:
         if error is not None:
             summary.errors.append(f"{source.name}: {entry.display}: {error}")
         elif verdict in RECOMMENDATION:
-            made = await asyncio.to_thread(self._raise, source.name, entry, report)
+            made = await finish_in_thread(self._raise, source.name, entry, report)
             summary.alerted += made
             event_id = str(self._event_id(source.name, entry, report))
         elif event_id is not None:
-            if await asyncio.to_thread(self._close, event_id, "已公开文书已更正，巡查复查可以公开"):
+            if await finish_in_thread(self._close, event_id, "已公开文书已更正，巡查复查可以公开"):
                 summary.closed += 1
             event_id = None
         new = replace(now_seen, verdict=verdict, error=error, event_id=event_id)
-        await asyncio.to_thread(state.save, self.db, source.name, new, self.clock())
+        await finish_in_thread(state.save, self.db, source.name, new, self.clock())
 
     async def _gone(self, source: str, seen: Seen, summary: PassSummary) -> None:
         summary.gone += 1
-        if seen.event_id is not None and await asyncio.to_thread(
+        if seen.event_id is not None and await finish_in_thread(
             self._close, seen.event_id, "文书已从公开来源撤下（巡查未再发现）"
         ):
             summary.closed += 1
-        await asyncio.to_thread(state.forget, self.db, source, seen.key)
+        await finish_in_thread(state.forget, self.db, source, seen.key)
 
     @staticmethod
     def _event_id(source: str, entry: Entry, report: dict[str, Any]) -> uuid.UUID:

@@ -38,7 +38,6 @@ from typing import Any, Final
 import structlog
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 
 from agent.events import utcnow
 from collector.alerts import service
@@ -57,6 +56,7 @@ from collector.store.tables import (
     notify_group_alerts,
     router_state,
 )
+from collector.worker_threads import finish_in_thread
 
 log = structlog.get_logger("collector.alerting")
 
@@ -221,13 +221,8 @@ class Router:
         self.feed = feed
         async with feed.subscribe() as queue:
             while True:
-                current = asyncio.ensure_future(run_in_threadpool(self.tick))
                 try:
-                    due = await asyncio.shield(current)
-                except asyncio.CancelledError:
-                    # The store must outlive a running pass: wait for it, then stop.
-                    await asyncio.gather(current, return_exceptions=True)
-                    raise
+                    due = await finish_in_thread(self.tick)
                 except Exception as exc:
                     log.error("router pass failed; trying again", error=str(exc))
                     due = None

@@ -47,11 +47,11 @@ from typing import Any, Final
 import structlog
 from sqlalchemy import ColumnElement, case, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from starlette.concurrency import run_in_threadpool
 
 from agent.events import utcnow
 from collector.store.database import Database
 from collector.store.tables import leases
+from collector.worker_threads import finish_in_thread
 
 log = structlog.get_logger("collector.leases")
 
@@ -201,7 +201,7 @@ class LeaseKeeper:
         """Renew every ``renew_every`` (at once when a lease is newly wanted) until cancelled."""
         while True:
             self._wanted_more.clear()
-            await run_in_threadpool(self.renew)
+            await finish_in_thread(self.renew)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.renew_every.total_seconds()):
                     await self._wanted_more.wait()
