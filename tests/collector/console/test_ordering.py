@@ -137,8 +137,19 @@ def check_groups(db: Database) -> None:
 def test_free_text_finds_what_contains_it(db: Database, stored: dict[str, Any],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     for text in ("第3类", "WS-01", "rule-2", "\"引号\"", "AND (", "*", "类", "ws", "NEAR(a b)",
-                 "不存在的文字", "wb_0"):
+                 "不存在的文字", "wb_0",
+                 # short words around longer ones: PostgreSQL asks its index for the longer
+                 # ones only, then tests the whole text (custom-rule: both words, never so)
+                 "M.RULE-2", "事件 第3类", "custom-rule", "%rule%"):
         check_text(db, stored, text, monkeypatch)
+
+
+def test_only_words_of_three_characters_go_to_the_index() -> None:
+    assert fulltext.indexed_words("ws-0042") == ["0042"]
+    assert fulltext.indexed_words("判决书-123") == ["判决书", "123"]
+    assert fulltext.indexed_words("违规外联") == ["违规外联"]
+    assert fulltext.indexed_words("a.b-12") == []
+    assert fulltext.indexed_words("%_\\rule") == ["rule"]
 
 
 def check_text(db: Database, stored: dict[str, Any], text: str,
