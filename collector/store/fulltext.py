@@ -17,9 +17,13 @@ each table's searched columns; migration 0014 creates them when
 The index pays off for selective text. Text that matches a large share of
 the store is cheaper to find by walking the listing's own order and testing
 each row, which finds a page of matches within the first few thousand rows:
-``text_condition`` decides between the two from the newest matches' keys,
-read from the index once (at most ``COMMON_TEXT + 1`` of them) and bound to
-the listing as one JSON array, so the listing does not match again.
+``text_condition`` decides between the two from the matches' keys, read
+from the index once (at most ``COMMON_TEXT + 1`` of them) and bound to the
+listing as one JSON array, so the listing does not match again and the
+planner's guess at how the matches spread over time does not decide what is
+read. PostgreSQL asks its index only for the text's longer words
+(``indexed_words``) and skips reading keys for text its statistics expect
+everywhere (``_pg_estimate``).
 """
 
 from __future__ import annotations
