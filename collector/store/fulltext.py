@@ -210,7 +210,7 @@ def indexed_words(value: str) -> list[str]:
 
 
 def contains(conn: Connection, table: str, value: str) -> Any:
-    """"A searched column of ``table`` contains ``value``", as this store's index likes it.
+    """The WHERE term "a searched column of ``table`` contains ``value``", as the index likes it.
 
     On PostgreSQL, when ``value`` holds words too short for selective trigrams
     (``indexed_words``), the index is asked only for its longer words in order
