@@ -16,6 +16,12 @@ figure.
 
     .venv/bin/python bench/ingest.py [--seconds 15] [--runs 3] [--backends sqlite,postgres]
         [--profile stacks.txt]   # py-spy samples of the collector; prints the top functions
+        [--alert-groups-cost]    # each run also without migration 0019's alert_groups triggers
+
+``--alert-groups-cost`` isolates what the triggers keeping ``alert_groups`` add
+to ingest: every run measures the collector as migrated, then the collector on
+a fresh database whose triggers were dropped after migrating, then the floor,
+and prints the medians' ratio.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import importlib.util
 import json
 import os
 import statistics
@@ -58,6 +65,8 @@ from tests.e2e.harness import (
 from tests.postgres import DEFAULT_PG_URL, postgres_database
 
 TARGETS = {"sqlite": 0.75, "postgres": 0.6}
+ALERT_GROUPS_MIGRATION = (Path(__file__).resolve().parents[1]
+                          / "collector/migrations/versions/0019_alert_groups.py")
 Batch = tuple[dict[str, str], bytes]
 
 
@@ -220,24 +229,42 @@ def run_floor(url: str, collector: Collector, batches: list[Batch], args: argpar
         stop_process(process)
 
 
-def one_run(backend: str, home: Path, stack: ExitStack, mix: Mix,
-            args: argparse.Namespace) -> tuple[Run, Run]:
+def drop_alert_group_triggers(url: str) -> None:
+    """Drop the triggers (and PostgreSQL's functions) that keep ``alert_groups``, as 0019 does."""
+    from collector.store.database import Database, make_engine
+
+    spec = importlib.util.spec_from_file_location("alert_groups_migration",
+                                                  ALERT_GROUPS_MIGRATION)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    db = Database(make_engine(url))
+    try:
+        with db.write() as conn:
+            for statement in migration.SQLITE_DROP if db.is_sqlite else migration.PG_DROP:
+                conn.exec_driver_sql(statement)
+    finally:
+        db.engine.dispose()
+
+
+def run_collector(backend: str, home: Path, stack: ExitStack, mix: Mix,
+                  args: argparse.Namespace,
+                  alert_groups: bool = True) -> tuple[Run, Collector, list[Any], list[Batch]]:
+    """The collector on a fresh database (without the alert_groups triggers if asked)."""
     home.mkdir()
-
-    def database(name: str) -> str:
-        if backend == "sqlite":
-            return f"sqlite:///{home / f'{name}.db'}"
-        return stack.enter_context(postgres_database(args.pg_url))
-
-    collector = Collector(home=home, database_url=database("collector"), tls=True)
+    url = (f"sqlite:///{home / 'collector.db'}" if backend == "sqlite"
+           else stack.enter_context(postgres_database(args.pg_url)))
+    collector = Collector(home=home, database_url=url, tls=True)
     collector.init()
+    if not alert_groups:
+        drop_alert_group_triggers(url)
     collector.start()
     try:
         agents = enroll_agents(collector, args.agents)
         batches = build_batches(mix, agents, args.batch, int(args.seconds * args.max_rate))
         assert collector.process is not None
         sampler = (profile(collector.process.pid, args.seconds, args.profile)
-                   if args.profile else None)
+                   if args.profile and alert_groups else None)
         ours = measure(collector.process.pid, lambda: asyncio.run(send_all(
             collector.url, collector.ssl_context(), batches, args.concurrency, args.seconds)))
         if sampler is not None:
@@ -245,10 +272,28 @@ def one_run(backend: str, home: Path, stack: ExitStack, mix: Mix,
             print(top_entries(args.profile), flush=True)
     finally:
         collector.stop()
-    floor_url = database("floor")
+    return ours, collector, agents, batches
+
+
+def one_run(backend: str, home: Path, stack: ExitStack, mix: Mix, args: argparse.Namespace,
+            number: int) -> tuple[Run, Run, Run | None]:
+    """The collector, the collector without the alert_groups triggers (if asked), the floor.
+
+    With and without the triggers take turns going first, so a load that changes during
+    the run does not always favour the same one.
+    """
+    bare: Run | None = None
+    if args.alert_groups_cost and number % 2:
+        bare = run_collector(backend, home / "bare", stack, mix, args, alert_groups=False)[0]
+    ours, collector, agents, batches = run_collector(backend, home / "collector", stack, mix,
+                                                     args)
+    if args.alert_groups_cost and bare is None:
+        bare = run_collector(backend, home / "bare", stack, mix, args, alert_groups=False)[0]
+    floor_url = (f"sqlite:///{home / 'floor.db'}" if backend == "sqlite"
+                 else stack.enter_context(postgres_database(args.pg_url)))
     floor_schema(floor_url, agents)
     floor = run_floor(floor_url, collector, batches, args, home / "floor.log")
-    return ours, floor
+    return ours, floor, bare
 
 
 def main() -> None:
@@ -263,6 +308,8 @@ def main() -> None:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--profile", type=Path,
                         help="sample the collector with py-spy into this file; print its top")
+    parser.add_argument("--alert-groups-cost", action="store_true",
+                        help="also measure each run without the alert_groups triggers")
     args = parser.parse_args()
     missing = missing_kinds()
     if missing:
@@ -274,11 +321,16 @@ def main() -> None:
         for backend in args.backends.split(","):
             ours: list[float] = []
             floors: list[float] = []
+            bares: list[float] = []
             for run in range(args.runs):
                 with ExitStack() as stack:
-                    mine, floor = one_run(backend, Path(tmp) / f"{backend}-{run}", stack, mix,
-                                          args)
+                    home = Path(tmp) / f"{backend}-{run}"
+                    home.mkdir()
+                    mine, floor, bare = one_run(backend, home, stack, mix, args, run)
                 print(mine.line(f"{backend} courtguard #{run + 1}", args.batch), flush=True)
+                if bare is not None:
+                    print(bare.line(f"{backend} no groups #{run + 1}", args.batch), flush=True)
+                    bares.append(bare.rate)
                 print(floor.line(f"{backend} floor #{run + 1}", args.batch), flush=True)
                 ours.append(mine.rate)
                 floors.append(floor.rate)
@@ -287,6 +339,11 @@ def main() -> None:
                 f"{backend:8s} courtguard {statistics.median(ours):7.0f} events/s, "
                 f"floor {statistics.median(floors):7.0f} events/s (medians of {args.runs}): "
                 f"ratio {ratio:.2f} (target >= {TARGETS.get(backend, 0):.2f})")
+            if bares:
+                summary.append(
+                    f"{backend:8s} without the alert_groups triggers "
+                    f"{statistics.median(bares):7.0f} events/s: with them "
+                    f"{statistics.median(ours) / statistics.median(bares):.2f} of that")
     print("\n".join(summary))
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 

@@ -240,19 +240,40 @@ def _groups_from_counts(conn: Connection, where: AlertFilter, by: str) -> Sequen
 
 
 def count_alerts(db: Database, where: AlertFilter) -> dict[str, dict[str, int]]:
-    """Counts of the filtered alerts by status and by severity."""
+    """Counts of the filtered alerts by status and by severity.
+
+    Under filters ``alert_groups`` holds (status, severity, kind and at most one of host,
+    account, rule) from its few rows: every alert is in one of its buckets per dimension.
+    Otherwise the filtered alerts are counted through their filter's index.
+    """
     c = alerts.c
     by_status = dict.fromkeys(STATUSES, 0)
     by_severity = {s.value: 0 for s in Severity}
+    dimension = next((by for by in ("rule", "account", "host") if _counted_in_groups(where, by)),
+                     None)
     with db.read() as conn:
-        query = (
-            select(c.status, c.severity, func.count())
-            .where(and_(True, *_conditions(where, conn)))
-            # Under the kind filter, grouped by kind first: SQLite then reads the kind index
-            # alone; grouped by severity and status only, it walks the whole status index to
-            # skip a sort once the statistics say most alerts share one status.
-            .group_by(*((c.kind,) if where.kinds else ()), c.severity, c.status)
-        )
+        query: Any
+        if dimension is not None:
+            g = alert_groups.c
+            value = {"host": where.host, "account": where.account, "rule": where.rule_id}
+            query = (
+                select(g.status, g.severity, cast(func.sum(g.alerts), BigInteger))
+                .where(g.dimension == dimension,
+                       *one_of((g.status, where.statuses), (g.severity, where.severities),
+                               (g.kind, where.kinds)),
+                       *equal_to((g.value, value[dimension])),
+                       *([] if where.min_severity is None else [g.severity >= where.min_severity]))
+                .group_by(g.status, g.severity)
+            )
+        else:
+            query = (
+                select(c.status, c.severity, func.count())
+                .where(and_(True, *_conditions(where, conn)))
+                # Under the kind filter, grouped by kind first: SQLite then reads the kind
+                # index alone; grouped by severity and status only, it walks the whole status
+                # index to skip a sort once the statistics say most alerts share one status.
+                .group_by(*((c.kind,) if where.kinds else ()), c.severity, c.status)
+            )
         for status, severity, n in conn.execute(query):
             by_status[status] = by_status.get(status, 0) + n
             by_severity[Severity.from_rank(severity).value] += n

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from agent.detectors.documents.checker.scanner import VERDICT_LABELS
+
 LANGUAGES: Final = ("zh", "en")
 
 ZH: Final[dict[str, str]] = {
@@ -123,8 +125,8 @@ ZH: Final[dict[str, str]] = {
         "尚无书记员在文书检查页检查过该文书。",
     "No clerk has decided on this document yet.": "尚无书记员对该文书作出判定。",
     "Verdict": "结论", "Basis": "依据", "File name": "文件名", "Folder": "目录",
-    "verdict.publishable": "可以公开", "verdict.needs_redaction": "需脱敏",
-    "verdict.do_not_publish": "不得公开", "verdict.needs_review": "需人工审核",
+    # one wording of a verdict everywhere: the checker command's, the clerk's page's
+    **{f"verdict.{code}": words for code, words in VERDICT_LABELS.items()},
     # audit
     "Actor": "操作人", "Via": "途径", "Object": "对象", "From value": "原值",
     "To value": "新值", "Client address": "客户端地址", "No entries.": "没有记录。",
@@ -255,8 +257,7 @@ ZH: Final[dict[str, str]] = {
     "via.console": "管理台", "via.api": "接口", "via.cli": "命令行", "via.router": "告警路由",
     "via.ingest": "事件接收",
     # codes inside evidence
-    "value.verdict.publishable": "可以发布", "value.verdict.needs_redaction": "需脱敏后发布",
-    "value.verdict.do_not_publish": "不予公开", "value.verdict.needs_review": "需人工审核",
+    **{f"value.verdict.{code}": words for code, words in VERDICT_LABELS.items()},
     "value.action.block": "拦截", "value.action.redact": "脱敏",
     "value.action.pseudonymize": "隐名处理", "value.action.review": "人工审核",
     "value.action.open": "开始", "value.action.close": "结束", "value.action.present": "在线",

@@ -29,6 +29,7 @@ from agent.detectors.documents.checker.extract import (
 from agent.detectors.documents.checker.fix import apply_to_text, fix_docx, plan, text_encoding
 from agent.detectors.documents.checker.scanner import (
     ACTION_LABELS,
+    VERDICT_LABELS,
     DocFinding,
     ScanResult,
     scan_parts,
@@ -38,13 +39,8 @@ from agent.detectors.documents.checker.validators import mask
 from agent.detectors.documents.checker.worker import WORKER_CPU_SECONDS, _cpu_budget
 from agent.detectors.documents.policy import DocumentsPolicy
 
-#: The verdicts as the page says them.
-VERDICT_WORDS: Final = {
-    "publishable": "可以公开",
-    "needs_redaction": "处理后公开",
-    "do_not_publish": "不得公开",
-    "needs_review": "需人工审查",
-}
+#: The verdicts as the page says them: the checker command's words.
+VERDICT_WORDS: Final = VERDICT_LABELS
 #: What each action means to a clerk, said once per group.
 ACTION_MEANING: Final = {
     "block": "命中不得在互联网公布的情形，整篇文书不得公开。",

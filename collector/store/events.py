@@ -38,7 +38,7 @@ from collector.alerts.grouping import (
 from collector.errors import InvalidEventsError, RefusedError
 from collector.store.database import Database
 from collector.store.filters import SortOrder, containing, equal_to, one_of, sort_orders, within
-from collector.store.fulltext import event_text_condition, newest_event_matches
+from collector.store.fulltext import contains, event_text_condition, newest_event_matches
 from collector.store.gaps import apply_gaps, load_open_gaps, plan_gaps
 from collector.store.tables import (
     agents,
@@ -365,9 +365,9 @@ def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict
     One bounded query per severity the filter allows, so the work is at most
     ``cap`` index entries each, however large the store (each single filter has
     a ``(column, severity, time)`` index for it). Free text is counted over its
-    newest ``TEXT_COUNT_WINDOW`` matches: by arrival through the text index
-    (``_count_matches``), or in the listing's order where there is none
-    (``_count_newest``).
+    newest ``TEXT_COUNT_WINDOW`` matches: by arrival through SQLite's text index
+    (``_count_matches``), or by time (``_count_newest``) on PostgreSQL, whose
+    index yields matches unordered, and for text too short for trigrams.
     """
     c = events.c
     counts = {s.value: 0 for s in Severity}
@@ -375,7 +375,8 @@ def count_events(db: Database, where: EventFilter, cap: int = COUNT_CAP) -> dict
         if where.text:
             window = newest_event_matches(conn, where.text, TEXT_COUNT_WINDOW)
             if window is None:
-                return _count_newest(conn, event_conditions(where, conn), cap)
+                return _count_newest(conn, [*event_conditions(replace(where, text=None)),
+                                            contains(conn, "events", where.text)], cap)
             newest, more = window
             return _count_matches(conn, [*event_conditions(replace(where, text=None)), newest],
                                   cap, more)

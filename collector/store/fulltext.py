@@ -17,9 +17,13 @@ each table's searched columns; migration 0014 creates them when
 The index pays off for selective text. Text that matches a large share of
 the store is cheaper to find by walking the listing's own order and testing
 each row, which finds a page of matches within the first few thousand rows:
-``text_condition`` decides between the two from the newest matches' keys,
-read from the index once (at most ``COMMON_TEXT + 1`` of them) and bound to
-the listing as one JSON array, so the listing does not match again.
+``text_condition`` decides between the two from the matches' keys, read
+from the index once (at most ``COMMON_TEXT + 1`` of them) and bound to the
+listing as one JSON array, so the listing does not match again and the
+planner's guess at how the matches spread over time does not decide what is
+read. PostgreSQL asks its index only for the text's longer words
+(``indexed_words``) and skips reading keys for text its statistics expect
+everywhere (``_pg_estimate``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Integer, column, or_, text
+from sqlalchemy import Connection, Integer, and_, column, func, or_, select, text
 
 from collector.store.tables import alerts, events
 
@@ -118,9 +122,9 @@ def _sqlite_has(conn: Connection, table: str) -> bool:
     ).first() is not None
 
 
-#: per searched table: its newest matches by arrival (constant text), its key, its columns.
-#: FTS5 reads its doclists backwards by rowid, so the query stops after ``:limit`` matches
-#: however many there are.
+#: per searched table: its newest matches by arrival on SQLite (constant text), its key, its
+#: columns. FTS5 reads its doclists backwards by rowid, so the query stops after ``:limit``
+#: matches however many there are.
 _SEARCHED: Final[dict[str, tuple[str, Any, tuple[Any, ...]]]] = {
     "events": (
         "SELECT rowid FROM events_fts WHERE events_fts MATCH :phrase "
@@ -131,24 +135,99 @@ _SEARCHED: Final[dict[str, tuple[str, Any, tuple[Any, ...]]]] = {
         "ORDER BY rowid DESC LIMIT :limit",
         alerts.c.id, (alerts.c.title, alerts.c.host, alerts.c.account, alerts.c.rule_id)),
 }
+PG_TRIGRAM_INDEX: Final = {"events": "ix_events_text_trgm", "alerts": "ix_alerts_text_trgm"}
 #: A list of keys bound as one JSON array, however long, instead of one parameter each.
-_LISTED_KEYS: Final = "SELECT value FROM json_each(:keys)"
+_LISTED_KEYS: Final = {
+    "sqlite": "SELECT value FROM json_each(:keys)",
+    "postgresql": "SELECT CAST(value AS bigint) AS value FROM json_array_elements_text("
+                  "CAST(:keys AS json))",
+}
 
 
 def _newest(conn: Connection, table: str, value: str, limit: int) -> list[int]:
-    """The keys of up to ``limit`` newest rows of ``table`` containing ``value``, newest first."""
-    return list(conn.execute(text(_SEARCHED[table][0]),
-                             {"phrase": fts_phrase(value), "limit": limit}).scalars())
+    """The keys of up to ``limit`` rows of ``table`` containing ``value``.
+
+    On SQLite the newest by arrival, newest first. On PostgreSQL in no order: the GIN
+    index yields its matches as a bitmap, so this is all of them when there are fewer
+    than ``limit``, which is the only case its callers use the keys for.
+    """
+    if conn.dialect.name == "sqlite":
+        return list(conn.execute(text(_SEARCHED[table][0]),
+                                 {"phrase": fts_phrase(value), "limit": limit}).scalars())
+    _sql, key, _columns = _SEARCHED[table]
+    return list(conn.execute(select(key).where(contains(conn, table, value)).limit(limit))
+                .scalars())
 
 
-def _key_in(key: Any, keys: list[int]) -> Any:
-    listed = text(_LISTED_KEYS).bindparams(keys=orjson.dumps(keys).decode())
+def _key_in(conn: Connection, key: Any, keys: list[int]) -> Any:
+    listed = text(_LISTED_KEYS[conn.dialect.name]).bindparams(keys=orjson.dumps(keys).decode())
     return key.in_(listed.columns(column("value", Integer)))
 
 
+def _pg_estimate(conn: Connection, table: str, value: str) -> float:
+    """How many rows of ``table`` the planner expects to contain ``value`` (its statistics)."""
+    query = select(_SEARCHED[table][1]).where(contains(conn, table, value))
+    compiled = query.compile(dialect=conn.dialect)
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar_one()
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def _pg_has_index(conn: Connection, name: str) -> bool:
+    return conn.exec_driver_sql(
+        "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %(name)s",
+        {"name": name}).first() is not None
+
+
 def _indexed(conn: Connection, table: str, value: str) -> bool:
-    return (conn.dialect.name == "sqlite" and len(value) >= MIN_INDEXED
-            and _sqlite_has(conn, f"{table}_fts"))
+    if len(value) < MIN_INDEXED:
+        return False
+    if conn.dialect.name == "sqlite":
+        return _sqlite_has(conn, f"{table}_fts")
+    return _pg_has_index(conn, PG_TRIGRAM_INDEX[table])
+
+
+def indexed_words(value: str) -> list[str]:
+    """The runs of letters and digits in ``value`` that trigrams can find cheaply.
+
+    pg_trgm splits text into words at anything that is not a letter or digit and
+    pads each word, so a word of one or two characters (``ws`` in ``ws-0042``, a
+    court's host prefix) becomes trigrams like ``ws `` that nearly every row holds:
+    the GIN index then merges posting lists of the whole table. Runs of three or
+    more characters carry the selective trigrams.
+    """
+    words: list[str] = []
+    current = ""
+    for char in value:
+        if char.isalnum():
+            current += char
+            continue
+        if len(current) >= MIN_INDEXED:
+            words.append(current)
+        current = ""
+    if len(current) >= MIN_INDEXED:
+        words.append(current)
+    return words
+
+
+def contains(conn: Connection, table: str, value: str) -> Any:
+    """The WHERE term "a searched column of ``table`` contains ``value``", as the index likes it.
+
+    On PostgreSQL, when ``value`` holds words too short for selective trigrams
+    (``indexed_words``), the index is asked only for its longer words in order
+    (``%0042%`` for ``ws-0042``: every row holding the text holds them) and each
+    candidate is then tested for the whole text (``strpos`` on ``lower``, what
+    ``ILIKE`` compares, which no index answers, so the planner cannot send the
+    common trigrams back to the index). Elsewhere a plain case-insensitive ``LIKE``.
+    """
+    _sql, _key, columns = _SEARCHED[table]
+    like = or_(*(column.icontains(value, autoescape=True) for column in columns))
+    words = indexed_words(value)
+    if conn.dialect.name != "postgresql" or not words or words == [value]:
+        return like
+    pattern = "%" + "%".join(words) + "%"
+    return and_(
+        or_(*(column.ilike(pattern) for column in columns)),
+        or_(*(func.strpos(func.lower(column), func.lower(value)) > 0 for column in columns)))
 
 
 def event_text_condition(conn: Connection, value: str) -> tuple[Any, bool]:
@@ -159,21 +238,29 @@ def event_text_condition(conn: Connection, value: str) -> tuple[Any, bool]:
 def text_condition(conn: Connection, table: str, value: str) -> tuple[Any, bool]:
     """The WHERE term for "a searched column of ``table`` contains ``value``" on this connection.
 
-    On SQLite, selective text goes through the table's FTS5 index; common text (more
-    than ``COMMON_TEXT`` matches) and text too short for trigrams are tested row by
-    row in the listing's order. PostgreSQL's planner makes that choice itself, given
-    the GIN index, so the condition is ILIKE there. The flag says whether the
-    matches are few (found through the index): counting them is then cheap.
+    Selective text goes through the table's trigram index (FTS5 on SQLite, the
+    GIN index on PostgreSQL): the matches' keys are read from it once (at most
+    ``COMMON_TEXT + 1``) and the listing reads those rows by key, so neither
+    the listing's order nor the planner's guess at how many rows match decides
+    how much is read. Common text (more than ``COMMON_TEXT`` matches, or on
+    PostgreSQL that many expected by the planner's statistics) and text too
+    short for trigrams are tested row by row in the listing's order. The
+    flag says whether the matches are few (found through the index): counting
+    them is then cheap.
     """
-    _newest_sql, key, columns = _SEARCHED[table]
-    like = or_(*(column.icontains(value, autoescape=True) for column in columns))
+    key = _SEARCHED[table][1]
+    like = contains(conn, table, value)
     if not _indexed(conn, table, value):
+        return like, False
+    if conn.dialect.name == "postgresql" and _pg_estimate(conn, table, value) > COMMON_TEXT:
+        # Reading the keys costs PostgreSQL a heap row each, not an index entry as in
+        # FTS5, so text the planner expects everywhere is not read through the index first.
         return like, False
     # One pass over the index: the matches' keys are kept, so the listing does not match again.
     keys = _newest(conn, table, value, COMMON_TEXT + 1)
     if len(keys) > COMMON_TEXT:
         return like, False
-    return _key_in(key, keys), True
+    return _key_in(conn, key, keys), True
 
 
 def newest_event_matches(conn: Connection, value: str, window: int) -> tuple[Any, bool] | None:
@@ -181,10 +268,11 @@ def newest_event_matches(conn: Connection, value: str, window: int) -> tuple[Any
 
     Newest by arrival (``events.pk``), read backwards from the FTS5 index, so
     the work is at most ``window`` matches however common the text; the flag
-    says whether more events contain it. None where there is no index for
-    ``value`` (PostgreSQL, text under three characters).
+    says whether more events contain it. None where there is no such index
+    (PostgreSQL's GIN index yields matches in no order; text under three
+    characters).
     """
-    if not _indexed(conn, "events", value):
+    if conn.dialect.name != "sqlite" or not _indexed(conn, "events", value):
         return None
     keys = _newest(conn, "events", value, window + 1)
-    return _key_in(events.c.pk, keys[:window]), len(keys) > window
+    return _key_in(conn, events.c.pk, keys[:window]), len(keys) > window

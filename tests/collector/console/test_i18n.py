@@ -29,3 +29,14 @@ def test_english_is_available(app_client: TestClient) -> None:
     assert "<h1>告警</h1>" in app_client.get("/console/alerts").text
     app_client.get("/console/lang/en?next=/console/alerts")
     assert "<h1>Alerts</h1>" in app_client.get("/console/alerts").text
+
+
+def test_a_verdict_reads_the_same_in_the_cli_and_on_every_page() -> None:
+    from agent.detectors.documents.checker.scanner import VERDICT_LABELS
+    from collector.doccheck.work import VERDICT_WORDS
+
+    assert VERDICT_WORDS == VERDICT_LABELS
+    for code, words in VERDICT_LABELS.items():
+        assert i18n.ZH[f"verdict.{code}"] == words
+        assert i18n.ZH[f"value.verdict.{code}"] == words
+    assert VERDICT_LABELS["needs_redaction"] == "需处理后公开"

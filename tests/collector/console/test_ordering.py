@@ -137,8 +137,19 @@ def check_groups(db: Database) -> None:
 def test_free_text_finds_what_contains_it(db: Database, stored: dict[str, Any],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     for text in ("第3类", "WS-01", "rule-2", "\"引号\"", "AND (", "*", "类", "ws", "NEAR(a b)",
-                 "不存在的文字", "wb_0"):
+                 "不存在的文字", "wb_0",
+                 # short words around longer ones: PostgreSQL asks its index for the longer
+                 # ones only, then tests the whole text (custom-rule: both words, never so)
+                 "M.RULE-2", "事件 第3类", "custom-rule", "%rule%"):
         check_text(db, stored, text, monkeypatch)
+
+
+def test_only_words_of_three_characters_go_to_the_index() -> None:
+    assert fulltext.indexed_words("ws-0042") == ["0042"]
+    assert fulltext.indexed_words("判决书-123") == ["判决书", "123"]
+    assert fulltext.indexed_words("违规外联") == ["违规外联"]
+    assert fulltext.indexed_words("a.b-12") == []
+    assert fulltext.indexed_words("%_\\rule") == ["rule"]
 
 
 def check_text(db: Database, stored: dict[str, Any], text: str,
@@ -251,3 +262,26 @@ def test_counts_under_text_beyond_the_window_are_lower_bounds(
     assert all(bounded["counts"][s] <= matching[s] for s in SEVERITIES)
     assert sum(bounded["counts"].values()) == 4
     assert len(walk(data.events_listing, db, "events", "q=ws-01")) == sum(matching.values())
+
+
+def test_alert_counts_follow_triage_under_every_filter_the_groups_hold(
+        db: Database, stored: dict[str, Any]) -> None:
+    """Counts read from ``alert_groups`` (status, severity, kind, one of host/account/rule)
+    equal counting the listed alerts, after triage moved some between statuses."""
+    from collector.store.audit import Actor
+
+    every = service.list_alerts(db, service.AlertFilter(), 1000)
+    actor = Actor("alice", via="test", client_address="192.0.2.10")
+    service.transition(db, [a["id"] for a in every[::3]], "acknowledge", actor)
+    service.transition(db, [a["id"] for a in every[1::4]], "close", actor,
+                       resolution="false_positive", comment="测试")
+    every = service.list_alerts(db, service.AlertFilter(), 1000)
+    for query in ("", "status=new", "status=acknowledged,closed", "status=closed&host=ws-01",
+                  "kind=custom.kind1&min_severity=medium", "severity=high&account=wb_03",
+                  "rule_id=custom.rule-2&status=new,acknowledged"):
+        wanted = walk(data.alerts_listing, db, "alerts", query)
+        counts = data.alerts_listing(db, QueryParams(query), NOW.tzinfo)["counts"]
+        assert counts["severity"] == by_severity(wanted), query
+        assert counts["status"] == {s: sum(a["status"] == s for a in wanted)
+                                    for s in service.STATUSES}, query
+    assert {a["status"] for a in every} == {"new", "acknowledged", "closed"}

@@ -112,7 +112,7 @@ def test_alert_page_names_people_translates_codes_and_shows_the_rule(
     assert "王五" in detail and "(wang)" in detail
     assert "closed:true_positive" not in detail and "已关闭（属实）" in detail
     assert "alert.close" not in detail and "needs_redaction" not in detail
-    assert "需脱敏后发布" in detail  # the finding's verdict, inline
+    assert "需处理后公开" in detail  # the finding's verdict, inline
     assert "18 位居民身份证号码" in detail  # the rule's description in Chinese
     assert "法释〔2016〕19号第十条第一款第（一）项" in detail
     listing = app_client.get("/console/alerts?all=1").text
