@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import socket
 from typing import Any
 
@@ -139,8 +140,31 @@ async def _serve(settings: CollectorSettings, server: uvicorn.Server,
             await supervisor
 
 
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise this process's soft open-file limit towards ``wanted`` (at most the hard limit,
+    which needs no privilege); returns the soft limit now in force.
+
+    Every connection is a file descriptor, and each agent holds one open for its held
+    policy fetch: the common default of 1,024 would refuse a fleet of a few thousand.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return int(soft)
+
+
 def serve(settings: CollectorSettings) -> None:
     """Serve until a signal stops us; raise CollectorError for set-up problems."""
+    # Room for every held policy fetch, plus the reserve the policy API keeps free.
+    wanted = settings.policy_held_max + 2 * 1024
+    limit = raise_open_file_limit(wanted)
+    if limit < wanted:
+        log.warning("open-file limit below what policy_held_max needs; fewer fetches are held "
+                    "and more agents poll on their timer (raise LimitNOFILE)",
+                    open_files=limit, policy_held_max=settings.policy_held_max)
     tls = _tls_options(settings)
     db = Database.from_settings(settings)
     current, head = current_revision(db), head_revision()

@@ -49,7 +49,7 @@ from collector.policy.current import CurrentPolicy
 from collector.routing import escalation, grouping
 from collector.routing.matching import Context, alert_labels, routes_for
 from collector.routing.messages import Links, alert_rows
-from collector.routing.policy import AlertingPolicy
+from collector.routing.policy import AlertingPolicy, Route
 from collector.store import leases
 from collector.store.database import Database
 from collector.store.tables import (
@@ -181,17 +181,22 @@ class Router:
                 select(notify_group_alerts.c.alert_id)
                 .where(notify_group_alerts.c.alert_id.in_(ids))).scalars())
             handled: set[int] = set()
+            joins: list[tuple[Route, Mapping[str, str], int]] = []
             for change in changes:
                 row = rows.get(change.alert_id)
                 if row is None or change.alert_id in handled:
                     continue
                 handled.add(change.alert_id)
-                self._route_alert(conn, ctx, row, chains.get(row.id, {}), row.id in grouped)
+                self._route_alert(conn, ctx, row, chains.get(row.id, {}), row.id in grouped,
+                                  joins)
+            grouping.join_groups(conn, ctx, joins)
         return len(changes)
 
     def _route_alert(self, conn: Connection, ctx: Context, row: Any,
-                     chains: Mapping[str, Any], grouped: bool) -> None:
-        """Bring the router's state for one alert in line with the alert's current state."""
+                     chains: Mapping[str, Any], grouped: bool,
+                     joins: list[tuple[Route, Mapping[str, str], int]]) -> None:
+        """Bring the router's state for one alert in line with the alert's current state;
+        the groups it joins go into ``joins``, joined together for the whole feed batch."""
         now = ctx.now
         if row.status == "closed":
             conn.execute(update(escalations).where(escalations.c.alert_id == row.id)
@@ -201,8 +206,7 @@ class Router:
             return
         if not grouped and not chains:
             labels = alert_labels(row, ctx)
-            for route in routes_for(ctx, labels):
-                grouping.join_group(conn, ctx, route, labels, row.id)
+            joins += [(route, labels, row.id) for route in routes_for(ctx, labels)]
             return
         escalation.follow_status(conn, ctx, self.db, self.links, row, chains)
 
