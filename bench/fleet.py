@@ -7,8 +7,12 @@ its default settings (agent/settings.py):
 
 - a heartbeat every ``heartbeat_interval_s`` (60 s), an ``agent.heartbeat``
   event with the evidence the daemon sends;
-- a policy poll every ``policy_poll_s`` (60 s) with the ETag it holds
-  (``If-None-Match``), answered 304 while the bundle is unchanged;
+- the policy client: a fetch with the ETag it holds (``If-None-Match``) and
+  ``Prefer: wait=<policy_wait_s>`` (50 s), started again at once while the
+  collector holds it (a 304 after the wait), so every agent keeps one
+  connection open; a fetch answered at once (the collector's
+  ``policy_held_max`` reached) sends that agent to its timed poll
+  (``policy_poll_s``, 60 s) on a new connection;
 - detector events at ``--events-per-min`` per agent (a mix of
   ``outreach.flow``, ``outreach.dns``, ``account.session``, ``account.login``
   with their real typed evidence), shipped after ``batch_max_age_s`` (2 s) in
@@ -21,16 +25,20 @@ its default settings (agent/settings.py):
   more than ``drain_rate_eps`` (2,000/s).
 
 An agent's idle connection is dropped after ``keepalive_expiry_s`` (10 s), so
-at this pacing nearly every request opens a new TCP and TLS connection: the
-generators do the same (``Connection: close``). Generators run in
-``--workers`` processes on this machine and take CPU from the collectors;
-Python's client-side TLS is the expensive part. A generator that cannot keep
-up shows as schedule lag: the report gives it, and a run whose lag grew is
-not "sustained" however good its latencies.
+each ingest batch (minutes apart) opens a new TCP and TLS connection: the
+generators do the same (``Connection: close``). Each simulated agent has its
+own connections and credentials; they are plain asyncio streams (an httpx
+client per agent costs too much for 20,000 of them). Generators run in
+``--workers`` processes on this machine and take CPU from the collectors:
+their own CPU is reported apart. A generator that cannot keep up shows as
+schedule lag: the report gives it, and a run whose lag grew is not
+"sustained" however good its latencies.
 
 Reported per setup and fleet size: ingest latency p50/p99 (steady state and
-the backlog burst apart), policy poll p50/p99, failed requests, the
-collectors' CPU (user + system of every collector process, in cores), and
+the backlog burst apart), policy fetches held and answered at once (with the
+latter's p50/p99), failed requests, the collectors' CPU (user + system of
+every collector process, in cores; per request and per agent-minute), their
+peak memory and open files, the generators' own CPU, and
 whether the fleet was sustained: no failed requests, steady-state ingest p99
 under ``--p99-ms`` (500 ms), a generator lag under 2 s and the backlog
 acknowledged before the run ended. A 503 is the collector's back-pressure
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import multiprocessing
@@ -57,6 +66,7 @@ import signal
 import ssl
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -471,9 +481,23 @@ def run_fleet(collectors: list[Collector], made: list[tuple[str, str]], args: ar
     time.sleep(max(0.0, plan.start_at - time.time()))
     before = [s.cpu_times() for s in servers]
     wall = time.monotonic()
+    peaks = {"rss": 0, "fds": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        # The collectors' memory and open files at their highest: what held fetches cost.
+        while not done.wait(2.0):
+            with contextlib.suppress(psutil.Error):
+                peaks["rss"] = max(peaks["rss"], sum(s.memory_info().rss for s in servers))
+                peaks["fds"] = max(peaks["fds"], sum(s.num_fds() for s in servers))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     tallies: list[Tally] = [queue.get(timeout=args.seconds + 600) for _ in processes]
     elapsed = time.monotonic() - wall
     after = [s.cpu_times() for s in servers]
+    done.set()
+    sampler.join()
     for process in processes:
         process.join()
     stored = collectors[0].query(
@@ -490,7 +514,8 @@ def run_fleet(collectors: list[Collector], made: list[tuple[str, str]], args: ar
     deferred = sum(t.deferred for t in tallies)
     left = sum(t.left for t in tallies)
     drained = max(t.drained_after_s for t in tallies)
-    requests = len(ingest) + len(burst) + len(poll) + deferred
+    requests = (len(ingest) + len(burst) + deferred
+                + sum(t.held + t.not_held for t in tallies))
     p99 = percentile(ingest, 0.99)
     # Steady-state ingest within the bound, nothing failed, the generators on schedule, and
     # the backlog acknowledged before the run ended (at most the last batch window left).
@@ -504,7 +529,13 @@ def run_fleet(collectors: list[Collector], made: list[tuple[str, str]], args: ar
         f"{drained:5.1f} s after the outage, {deferred} deferred (503) | policy p50 "
         f"{percentile(poll, 0.5):5.1f} ms p99 {percentile(poll, 0.99):7.1f} ms | collector CPU "
         f"{cpu / elapsed:4.2f} cores ({len(servers)} proc), "
-        f"{cpu / max(1, requests) * 1000:5.2f} ms per request | generator lag {lag:4.1f} s, "
+        f"{cpu / max(1, requests) * 1000:5.2f} ms per request, "
+        f"{cpu / elapsed * 60 / len(made) * 1000:5.2f} ms per agent-minute, peak RSS "
+        f"{peaks['rss'] / 2**20:5.0f} MiB, peak open files {peaks['fds']} | policy fetches "
+        f"held {sum(t.held for t in tallies)}, answered at once "
+        f"{sum(t.not_held for t in tallies)}, agents' open connections at most "
+        f"{sum(t.open_peak for t in tallies)} | generators' CPU "
+        f"{sum(t.cpu_s for t in tallies) / elapsed:4.2f} cores | generator lag {lag:4.1f} s, "
         f"stored {stored}/{sum(t.events for t in tallies)}, left spooled {left}, "
         f"failed {sum(failed.values())} {failed or ''} | "
         f"{'SUSTAINED' if sustained else 'not sustained'}",

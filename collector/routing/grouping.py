@@ -93,10 +93,15 @@ def flush_groups(db: Database, ctx: Context, links: Links) -> datetime | None:
     now = ctx.now
     g = notify_groups.c
     routes = {route.name: route for route in ctx.policy.routes}
+    following = (select(g.flush_at).where(g.flush_at.is_not(None)).order_by(g.flush_at)
+                 .limit(1))
     while True:
         with db.read() as conn:
             due = conn.execute(select(notify_groups).where(g.flush_at <= now)
                                .order_by(g.flush_at).limit(BATCH)).all()
+            if not due:  # the usual pass (one per ingested batch): one read, no duty lookup
+                upcoming: datetime | None = conn.execute(following).scalar()
+                return upcoming
         staff = on_duty(ctx.policy, db, now)
         for start in range(0, len(due), FLUSH_CHUNK):
             # Many groups per transaction: a commit (an fsync on SQLite) per group was
@@ -108,9 +113,7 @@ def flush_groups(db: Database, ctx: Context, links: Links) -> datetime | None:
         if len(due) < BATCH:
             break
     with db.read() as conn:
-        value: datetime | None = conn.execute(
-            select(g.flush_at).where(g.flush_at.is_not(None)).order_by(g.flush_at).limit(1)
-        ).scalar()
+        value: datetime | None = conn.execute(following).scalar()
     return value
 
 

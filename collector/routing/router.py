@@ -87,6 +87,7 @@ class Router:
     lease: timedelta = LEASE
 
     def __post_init__(self) -> None:
+        self._state_exists = False
         if self.outbox is None:
             self.outbox = Outbox(self.db, self.channels, self.owner, metrics=self.metrics)
 
@@ -95,13 +96,16 @@ class Router:
     def _lease(self, now: datetime) -> bool:
         """Take or renew the router lease; False when another process holds it."""
         c = router_state.c
-        with self.db.read() as conn:
-            exists = conn.execute(select(c.name).where(c.name == ROUTER)).first() is not None
-        if not exists:
+        if not self._state_exists:
+            with self.db.read() as conn:
+                self._state_exists = conn.execute(
+                    select(c.name).where(c.name == ROUTER)).first() is not None
+        if not self._state_exists:
             # A first start routes what happens from now on, not every alert ever stored.
             start = service.latest_change(self.db)
             with contextlib.suppress(IntegrityError), self.db.write() as conn:
                 conn.execute(insert(router_state).values(name=ROUTER, cursor=start))
+            self._state_exists = True  # the row is never deleted
         return leases.take(self.db, ROUTER, self.owner, now, self.lease)
 
     def close(self) -> None:
@@ -160,7 +164,7 @@ class Router:
         with self.db.read() as conn:
             cursor = conn.execute(select(router_state.c.cursor)
                                   .where(router_state.c.name == ROUTER)).scalar_one()
-        changes = service.changes_since(self.db, cursor, limit)
+            changes = service.read_changes(conn, cursor, limit)
         if not changes:
             return 0
         with self.db.write() as conn:
