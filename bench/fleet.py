@@ -317,8 +317,14 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
             at += random.expovariate(rate_s)
 
     async def policy(agent: SimulatedAgent, offset: float) -> None:
-        """The agent's policy client: held fetches back to back while the collector holds
-        them, else a timed poll every ``policy_poll_s`` (agent/policy/client.py)."""
+        """The agent's policy client until the run ends (a fetch held then is left open)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, end - time.monotonic())):
+                await policy_client(agent, offset)
+
+    async def policy_client(agent: SimulatedAgent, offset: float) -> None:
+        """Held fetches back to back while the collector holds them, else a timed poll every
+        ``policy_poll_s`` (agent/policy/client.py)."""
         nonlocal open_now
         connection = Connection(host, port, context)
         await asyncio.sleep(offset)
