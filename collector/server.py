@@ -32,6 +32,10 @@ from collector.store.migrate import current_revision, head_revision
 
 log = structlog.get_logger("collector.server")
 
+#: Connections the kernel queues before the collector accepts them (capped by
+#: net.core.somaxconn): a whole fleet reconnects at once after a network outage.
+LISTEN_BACKLOG = 4096
+
 
 def _tls_options(settings: CollectorSettings) -> dict[str, Any]:
     if not settings.tls:
@@ -85,7 +89,7 @@ def _shared_socket(settings: CollectorSettings) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((settings.listen_host, settings.listen_port))
-        sock.listen(2048)
+        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         raise ConfigError(
@@ -196,6 +200,7 @@ def serve(settings: CollectorSettings) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        backlog=LISTEN_BACKLOG,
         timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]  # a float works
         timeout_graceful_shutdown=settings.graceful_shutdown_s,  # type: ignore[arg-type]  # a float works
         **tls,
