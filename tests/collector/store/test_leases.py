@@ -192,6 +192,8 @@ def test_a_killed_holders_replacement_takes_its_leases_at_once(db: Database,
         if holder.poll() is None:
             holder.kill()
             holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
     replacement = leases.claim_owner(tmp_path)
     try:
         assert replacement.owner == owner
