@@ -50,11 +50,12 @@ import os
 import socket
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import structlog
 from sqlalchemy import ColumnElement, case, exists, or_, select, update
@@ -82,17 +83,21 @@ def new_owner() -> str:
     return f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}"
 
 
-@dataclass
 class OwnerClaim:
-    """A stable owner name, held by an open, locked file until ``close`` or the process ends."""
+    """A stable owner name, held by an open, locked file until ``close``, until the claim is
+    garbage-collected (an app built and never served), or until the process ends."""
 
-    owner: str
-    lock: IO[bytes] | None = None
+    def __init__(self, owner: str, lock_fd: int | None = None) -> None:
+        self.owner = owner
+        self._release = None if lock_fd is None else weakref.finalize(self, os.close, lock_fd)
+
+    @property
+    def held(self) -> bool:
+        return self._release is not None and self._release.alive
 
     def close(self) -> None:
-        if self.lock is not None:
-            self.lock.close()
-            self.lock = None
+        if self._release is not None:
+            self._release()
 
 
 def _machine_id() -> str:
@@ -115,18 +120,19 @@ def claim_owner(data_dir: Path) -> OwnerClaim:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         place = f"{_machine_id()}\0{directory.resolve()}"
         for slot in range(OWNER_SLOTS):
-            lock = (directory / f"owner-{slot}.lock").open("ab")
+            # Not inherited by children: a child outliving this process would keep its name.
+            fd = os.open(directory / f"owner-{slot}.lock",
+                         os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                lock.close()  # a live process is this slot
+                os.close(fd)  # a live process is this slot
                 continue
             except BaseException:
-                lock.close()
+                os.close(fd)
                 raise
-            os.set_inheritable(lock.fileno(), False)
             tag = hashlib.sha256(f"{place}\0{slot}".encode()).hexdigest()[:8]
-            return OwnerClaim(f"{socket.gethostname()}/{tag}-{slot}", lock)
+            return OwnerClaim(f"{socket.gethostname()}/{tag}-{slot}", fd)
         log.warning("every lease owner slot is taken; this process takes a random name",
                     data_dir=str(data_dir), slots=OWNER_SLOTS)
     except OSError as exc:
