@@ -358,7 +358,9 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
             if status not in (200, 304):
                 tally.fail(f"policy {status}")
             agent.etag = answer.get("etag", agent.etag)
-            held = "wait=" in answer.get("preference-applied", "") and took >= 1.0
+            # Held: the collector waited and found nothing newer (no publish during a run).
+            # A first fetch's 200 is never held, however slow a starved collector was.
+            held = status == 304 and "wait=" in answer.get("preference-applied", "")
             if held:
                 tally.held += 1
                 continue
