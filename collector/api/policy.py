@@ -84,13 +84,13 @@ class PolicyWaits:
     def watch(self, policies: Any, every: float) -> None:
         """Start the one watcher of the version counter, unless it runs already."""
         if self.watcher is None or self.watcher.done():
+            # The version the first held fetch's answer came from (read now, before any
+            # await), so a publish seen by another request before the watcher's first
+            # look still wakes it.
             self.watcher = asyncio.get_running_loop().create_task(
-                self._watch(policies, every), name="policy-waits")
+                self._watch(policies, every, policies.known_version), name="policy-waits")
 
-    async def _watch(self, policies: Any, every: float) -> None:
-        # The version the held fetches' answers came from, not a fresh read: a publish
-        # between their answer and this start still wakes them.
-        seen = policies.known_version
+    async def _watch(self, policies: Any, every: float, seen: int | None) -> None:
         while self.waiting > 0 and not self.stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(every):
