@@ -7,8 +7,12 @@ its default settings (agent/settings.py):
 
 - a heartbeat every ``heartbeat_interval_s`` (60 s), an ``agent.heartbeat``
   event with the evidence the daemon sends;
-- a policy poll every ``policy_poll_s`` (60 s) with the ETag it holds
-  (``If-None-Match``), answered 304 while the bundle is unchanged;
+- the policy client: a fetch with the ETag it holds (``If-None-Match``) and
+  ``Prefer: wait=<policy_wait_s>`` (50 s), started again at once while the
+  collector holds it (a 304 after the wait), so every agent keeps one
+  connection open; a fetch answered at once (the collector's
+  ``policy_held_max`` reached) sends that agent to its timed poll
+  (``policy_poll_s``, 60 s) on a new connection;
 - detector events at ``--events-per-min`` per agent (a mix of
   ``outreach.flow``, ``outreach.dns``, ``account.session``, ``account.login``
   with their real typed evidence), shipped after ``batch_max_age_s`` (2 s) in
@@ -21,16 +25,20 @@ its default settings (agent/settings.py):
   more than ``drain_rate_eps`` (2,000/s).
 
 An agent's idle connection is dropped after ``keepalive_expiry_s`` (10 s), so
-at this pacing nearly every request opens a new TCP and TLS connection: the
-generators do the same (``Connection: close``). Generators run in
-``--workers`` processes on this machine and take CPU from the collectors;
-Python's client-side TLS is the expensive part. A generator that cannot keep
-up shows as schedule lag: the report gives it, and a run whose lag grew is
-not "sustained" however good its latencies.
+each ingest batch (minutes apart) opens a new TCP and TLS connection: the
+generators do the same (``Connection: close``). Each simulated agent has its
+own connections and credentials; they are plain asyncio streams (an httpx
+client per agent costs too much for 20,000 of them). Generators run in
+``--workers`` processes on this machine and take CPU from the collectors:
+their own CPU is reported apart. A generator that cannot keep up shows as
+schedule lag: the report gives it, and a run whose lag grew is not
+"sustained" however good its latencies.
 
 Reported per setup and fleet size: ingest latency p50/p99 (steady state and
-the backlog burst apart), policy poll p50/p99, failed requests, the
-collectors' CPU (user + system of every collector process, in cores), and
+the backlog burst apart), policy fetches held and answered at once (with the
+latter's p50/p99), failed requests, the collectors' CPU (user + system of
+every collector process, in cores; per request and per agent-minute), their
+peak memory and open files, the generators' own CPU, and
 whether the fleet was sustained: no failed requests, steady-state ingest p99
 under ``--p99-ms`` (500 ms), a generator lag under 2 s and the backlog
 acknowledged before the run ended. A 503 is the collector's back-pressure
@@ -47,15 +55,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import multiprocessing
 import random
+import resource
 import shutil
 import signal
 import ssl
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -64,7 +75,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import sqlalchemy as sa
 
@@ -78,9 +88,6 @@ from tests.e2e.harness import POLICIES, Collector
 from tests.postgres import DEFAULT_PG_URL, postgres_database
 
 SHIPPED = AgentSettings(data_dir=Path("/nonexistent"), hostname="fleet")
-#: At most this many requests in flight per generator process (httpcore's waiting queue
-#: costs O(n^2) when thousands wait on a pool).
-IN_FLIGHT = 64
 
 
 # -- the fleet's agents --------------------------------------------------------------------------
@@ -168,7 +175,12 @@ def heartbeat_event(agent_id: str, host: str, seq: int, uptime_s: float) -> byte
 class Tally:
     ingest: list[float] = field(default_factory=list)
     burst: list[float] = field(default_factory=list)
+    #: Latency of policy fetches the collector answered at once (not held: a 200, or beyond
+    #: ``policy_held_max``).
     poll: list[float] = field(default_factory=list)
+    #: Fetches held (answered with ``Preference-Applied`` after a wait) and answered at once.
+    held: int = 0
+    not_held: int = 0
     events: int = 0
     failed: dict[str, int] = field(default_factory=dict)
     lag_s: float = 0.0
@@ -178,6 +190,10 @@ class Tally:
     drained_after_s: float = 0.0
     #: Events still spooled when the run ended (none, if the fleet kept up).
     left: int = 0
+    #: This generator process's own CPU (user + system seconds) over the run.
+    cpu_s: float = 0.0
+    #: Most policy connections this generator held open at once.
+    open_peak: int = 0
 
     def fail(self, why: str) -> None:
         self.failed[why] = self.failed.get(why, 0) + 1
@@ -211,30 +227,73 @@ class SimulatedAgent:
         return self.seq
 
 
+class HttpError(Exception):
+    pass
+
+
+class Connection:
+    """One HTTP/1.1 connection over asyncio streams: what one agent's client keeps open.
+
+    httpx costs tens of kilobytes and a pool per agent; twenty thousand agents each
+    holding their own connection need something closer to the socket. Each agent still
+    has its own connection, credentials and TLS session, as the real one does.
+    """
+
+    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+        self.host, self.port, self.ssl = host, port, ssl_context
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, headers: dict[str, str],
+                      body: bytes = b"", limit_s: float = 90) -> tuple[int, dict[str, str]]:
+        try:
+            async with asyncio.timeout(limit_s):
+                if self.writer is None:
+                    self.reader, self.writer = await asyncio.open_connection(
+                        self.host, self.port, ssl=self.ssl,
+                        server_hostname="localhost" if self.ssl else None)
+                assert self.reader is not None
+                head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n" + "".join(
+                    f"{k}: {v}\r\n" for k, v in headers.items())
+                self.writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode()
+                                  + body)
+                status_line = await self.reader.readline()
+                if not status_line:
+                    raise HttpError("closed")
+                status = int(status_line.split()[1])
+                answer: dict[str, str] = {}
+                while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    answer[name.strip().lower()] = value.strip()
+                await self.reader.readexactly(int(answer.get("content-length", "0")))
+        except (OSError, HttpError, asyncio.IncompleteReadError, TimeoutError, ValueError,
+                IndexError) as exc:
+            self.close()
+            raise HttpError(type(exc).__name__) from exc
+        if answer.get("connection", "").lower() == "close" or headers.get("Connection") == "close":
+            self.close()
+        return status, answer
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()
+        self.reader = self.writer = None
+
+
 async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tally:
     tally = Tally()
-    verify: Any = ssl.create_default_context(cafile=plan.ca) if plan.ca else False
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=0)
-    gate = asyncio.Semaphore(IN_FLIGHT)
+    context: ssl.SSLContext | None = None
+    if plan.ca:
+        context = ssl.create_default_context(cafile=plan.ca)
+    address = plan.url.split("://", 1)[1]
+    host, port = address.rsplit(":", 1)[0], int(address.rsplit(":", 1)[1].rstrip("/"))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     await asyncio.sleep(max(0.0, plan.start_at - time.time()))
     start = time.monotonic()
     end = start + plan.seconds
     outage_start = start + plan.outage_from_s
     outage_end = outage_start + plan.outage_s
-    headers = {"Connection": "close"}
-
-    async def request(method: str, path: str, took: list[float],
-                      **kwargs: Any) -> httpx.Response | None:
-        """One request; its latency (from when this generator could send it) into ``took``."""
-        async with gate:
-            began = time.perf_counter()
-            try:
-                response = await client.request(method, path, **kwargs)
-            except httpx.HTTPError as exc:
-                tally.fail(type(exc).__name__)
-                return None
-            took.append(time.perf_counter() - began)
-            return response
+    open_now = 0
 
     async def heartbeats(agent: SimulatedAgent, offset: float) -> None:
         at = start + offset
@@ -257,23 +316,62 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
             agent.wake.set()
             at += random.expovariate(rate_s)
 
-    async def polls(agent: SimulatedAgent, offset: float) -> None:
-        at = start + offset
-        while at < end:
-            await asyncio.sleep(max(0.0, at - time.monotonic()))
-            at += SHIPPED.policy_poll_s
+    async def policy(agent: SimulatedAgent, offset: float) -> None:
+        """The agent's policy client until the run ends (a fetch held then is left open)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, end - time.monotonic())):
+                await policy_client(agent, offset)
+
+    async def policy_client(agent: SimulatedAgent, offset: float) -> None:
+        """Held fetches back to back while the collector holds them, else a timed poll every
+        ``policy_poll_s`` (agent/policy/client.py)."""
+        nonlocal open_now
+        connection = Connection(host, port, context)
+        await asyncio.sleep(offset)
+        while time.monotonic() < end:
             if agent.outage and outage_start <= time.monotonic() < outage_end:
+                connection.close()
+                await asyncio.sleep(outage_end - time.monotonic())
                 continue
-            poll_headers = {**headers, "Authorization": agent.auth}
+            headers = {"Authorization": agent.auth,
+                       "Prefer": f"wait={SHIPPED.policy_wait_s:g}"}
             if agent.etag:
-                poll_headers["If-None-Match"] = agent.etag
-            response = await request("GET", "/api/v1/policy", tally.poll, headers=poll_headers)
-            if response is None:
+                headers["If-None-Match"] = agent.etag
+            fresh = connection.writer is None
+            began = time.perf_counter()
+            if fresh:
+                open_now += 1
+                tally.open_peak = max(tally.open_peak, open_now)
+            try:
+                status, answer = await connection.request(
+                    "GET", "/api/v1/policy", headers,
+                    limit_s=SHIPPED.policy_wait_s + 30)
+            except HttpError as exc:
+                open_now -= 1
+                if time.monotonic() < end:
+                    tally.fail(f"policy {exc}")
+                await asyncio.sleep(SHIPPED.backoff_initial_s)
                 continue
-            if response.status_code in (200, 304):
-                agent.etag = response.headers.get("ETag", agent.etag)
-            else:
-                tally.fail(f"policy {response.status_code}")
+            if connection.writer is None:
+                open_now -= 1
+            took = time.perf_counter() - began
+            if status not in (200, 304):
+                tally.fail(f"policy {status}")
+            agent.etag = answer.get("etag", agent.etag)
+            # Held: the collector waited and found nothing newer (no publish during a run).
+            # A first fetch's 200 is never held, however slow a starved collector was.
+            held = status == 304 and "wait=" in answer.get("preference-applied", "")
+            if held:
+                tally.held += 1
+                continue
+            tally.not_held += 1
+            tally.poll.append(took)
+            if status == 200:
+                continue  # a new bundle: the next fetch names it and is held
+            # Not held: the agent's idle connection goes after keepalive_expiry_s.
+            connection.close()
+            open_now -= 1
+            await asyncio.sleep(SHIPPED.policy_poll_s)
 
     async def outage(agent: SimulatedAgent) -> None:
         """The network goes: what a busy workstation spools meanwhile is waiting at its end."""
@@ -284,6 +382,7 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
 
     async def shipper(agent: SimulatedAgent) -> None:
         after_outage = False
+        connection = Connection(host, port, context)
         while time.monotonic() < end:
             if not agent.spool:
                 agent.wake.clear()
@@ -305,19 +404,25 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
                 b'{"agent_id":"' + agent.agent_id.encode() + b'","sent_at":"'
                 + datetime.now(UTC).isoformat().encode() + b'","events":['
                 + b",".join(rows) + b"]}", 6)
-            response = await request("POST", "/api/v1/events",
-                                     tally.burst if burst else tally.ingest, content=body, headers={
-                **headers, "Authorization": agent.auth, "Content-Type": "application/json",
-                "Content-Encoding": "gzip"})
-            if response is not None and response.status_code == 503:
+            began = time.perf_counter()
+            try:
+                # Batches minutes apart: the agent's idle connection has gone by the next.
+                status, answer = await connection.request("POST", "/api/v1/events", {
+                    "Authorization": agent.auth, "Content-Type": "application/json",
+                    "Content-Encoding": "gzip", "Connection": "close"}, body, limit_s=60)
+            except HttpError as exc:
+                tally.fail(f"ingest {exc}")
+                await asyncio.sleep(SHIPPED.backoff_initial_s)
+                continue
+            (tally.burst if burst else tally.ingest).append(time.perf_counter() - began)
+            if status == 503:
                 tally.deferred += 1
-                retry_after = response.headers.get("Retry-After", "")
+                retry_after = answer.get("retry-after", "")
                 await asyncio.sleep(float(retry_after) if retry_after.isdigit()
                                     else SHIPPED.backoff_initial_s)
                 continue
-            if response is None or response.status_code != 200:
-                if response is not None:
-                    tally.fail(f"ingest {response.status_code}")
+            if status != 200:
+                tally.fail(f"ingest {status}")
                 await asyncio.sleep(SHIPPED.backoff_initial_s)
                 continue
             tally.events += len(rows)
@@ -331,23 +436,30 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
                 # The drain-rate bucket: batch_max_events at drain_rate_eps.
                 await asyncio.sleep(len(rows) / SHIPPED.drain_rate_eps)
 
-    async with httpx.AsyncClient(base_url=plan.url, verify=verify, timeout=30,
-                                 limits=limits) as client:
-        simulated = [SimulatedAgent(a, s, i, o) for a, s, i, o in agents]
-        tasks = []
-        for agent in simulated:
-            tasks += [heartbeats(agent, random.uniform(0, SHIPPED.heartbeat_interval_s)),
-                      polls(agent, random.uniform(0, SHIPPED.policy_poll_s)),
-                      detections(agent), shipper(agent)]
-            if agent.outage:
-                tasks.append(outage(agent))
-        await asyncio.gather(*tasks)
+    simulated = [SimulatedAgent(a, s, i, o) for a, s, i, o in agents]
+    tasks = []
+    for agent in simulated:
+        tasks += [heartbeats(agent, random.uniform(0, SHIPPED.heartbeat_interval_s)),
+                  policy(agent, random.uniform(0, SHIPPED.policy_poll_s)),
+                  detections(agent), shipper(agent)]
+        if agent.outage:
+            tasks.append(outage(agent))
+    await asyncio.gather(*tasks)
     tally.left = sum(len(agent.spool) for agent in simulated)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    tally.cpu_s = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
     return tally
 
 
 def generator_process(plan: Plan, agents: list[tuple[str, str, int, bool]], queue: Any) -> None:
+    _raise_open_files()
     queue.put(asyncio.run(generator(plan, agents)))
+
+
+def _raise_open_files() -> None:
+    """Every simulated agent holds a connection open: the soft limit goes to the hard one."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # -- one run ---------------------------------------------------------------------------------------
@@ -377,9 +489,23 @@ def run_fleet(collectors: list[Collector], made: list[tuple[str, str]], args: ar
     time.sleep(max(0.0, plan.start_at - time.time()))
     before = [s.cpu_times() for s in servers]
     wall = time.monotonic()
+    peaks = {"rss": 0, "fds": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        # The collectors' memory and open files at their highest: what held fetches cost.
+        while not done.wait(2.0):
+            with contextlib.suppress(psutil.Error):
+                peaks["rss"] = max(peaks["rss"], sum(s.memory_info().rss for s in servers))
+                peaks["fds"] = max(peaks["fds"], sum(s.num_fds() for s in servers))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     tallies: list[Tally] = [queue.get(timeout=args.seconds + 600) for _ in processes]
     elapsed = time.monotonic() - wall
     after = [s.cpu_times() for s in servers]
+    done.set()
+    sampler.join()
     for process in processes:
         process.join()
     stored = collectors[0].query(
@@ -396,7 +522,8 @@ def run_fleet(collectors: list[Collector], made: list[tuple[str, str]], args: ar
     deferred = sum(t.deferred for t in tallies)
     left = sum(t.left for t in tallies)
     drained = max(t.drained_after_s for t in tallies)
-    requests = len(ingest) + len(burst) + len(poll) + deferred
+    requests = (len(ingest) + len(burst) + deferred
+                + sum(t.held + t.not_held for t in tallies))
     p99 = percentile(ingest, 0.99)
     # Steady-state ingest within the bound, nothing failed, the generators on schedule, and
     # the backlog acknowledged before the run ended (at most the last batch window left).
@@ -410,7 +537,13 @@ def run_fleet(collectors: list[Collector], made: list[tuple[str, str]], args: ar
         f"{drained:5.1f} s after the outage, {deferred} deferred (503) | policy p50 "
         f"{percentile(poll, 0.5):5.1f} ms p99 {percentile(poll, 0.99):7.1f} ms | collector CPU "
         f"{cpu / elapsed:4.2f} cores ({len(servers)} proc), "
-        f"{cpu / max(1, requests) * 1000:5.2f} ms per request | generator lag {lag:4.1f} s, "
+        f"{cpu / max(1, requests) * 1000:5.2f} ms per request, "
+        f"{cpu / elapsed * 60 / len(made) * 1000:5.2f} ms per agent-minute, peak RSS "
+        f"{peaks['rss'] / 2**20:5.0f} MiB, peak open files {peaks['fds']} | policy fetches "
+        f"held {sum(t.held for t in tallies)}, answered at once "
+        f"{sum(t.not_held for t in tallies)}, agents' open connections at most "
+        f"{sum(t.open_peak for t in tallies)} | generators' CPU "
+        f"{sum(t.cpu_s for t in tallies) / elapsed:4.2f} cores | generator lag {lag:4.1f} s, "
         f"stored {stored}/{sum(t.events for t in tallies)}, left spooled {left}, "
         f"failed {sum(failed.values())} {failed or ''} | "
         f"{'SUSTAINED' if sustained else 'not sustained'}",

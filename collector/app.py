@@ -51,7 +51,7 @@ from collector.routing.router import Router
 from collector.settings import CollectorSettings
 from collector.store.agents import health_rows
 from collector.store.database import Database
-from collector.store.leases import LeaseKeeper
+from collector.store.leases import LeaseKeeper, claim_owner
 from collector.store_statistics import StatisticsTask
 
 log = structlog.get_logger("collector.app")
@@ -92,7 +92,9 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     database = db if db is not None else Database.from_settings(settings)
     # Every singleton below runs in one collector process at a time (docs/scaling.md).
     lease = timedelta(seconds=settings.lease_s)
-    keeper = LeaseKeeper(database, duration=lease, renew_every=lease / 3)
+    # A stable name: a restarted process renews its predecessor's leases at once.
+    owner = claim_owner(settings.data_dir)
+    keeper = LeaseKeeper(database, owner.owner, duration=lease, renew_every=lease / 3)
     metrics = Metrics()
     policy_key = serving_public_key(settings.data_dir, database)
     # One view of the policy the collector acts on, shared by every periodic part.
@@ -159,6 +161,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
             for exporter in exporters:
                 await asyncio.to_thread(exporter.close)
             await asyncio.to_thread(keeper.close)
+            owner.close()
             database.dispose()
 
     app = FastAPI(

@@ -60,6 +60,11 @@ class Metrics:
             "courtguard_policy_fetches", "Agent policy polls by answer (200 bundle, 304 same).",
             ["status"], registry=self.registry,
         )
+        self.policy_not_held = Counter(
+            "courtguard_policy_fetches_not_held",
+            "Policy fetches asking to be held, answered at once: policy_held_max reached.",
+            registry=self.registry,
+        )
         # -- SIEM outputs: lag, sent, failed (collector/export/metrics.py) --
         self.export = ExportMetrics(self.registry)
         # -- end of SIEM outputs --

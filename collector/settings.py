@@ -117,6 +117,10 @@ class CollectorSettings(LayeredSettings):
     default_heartbeat_interval_s: float = Field(default=60.0, gt=0)
     #: How stale a served policy may be after another process published one.
     policy_refresh_s: float = Field(default=2.0, ge=0, le=300)
+    #: Most policy fetches held open at once (``Prefer: wait``), each an open connection;
+    #: beyond it (or beyond the open-file limit less a reserve) a fetch is answered at once
+    #: and the agent polls on its timer. docs/scaling.md sizes it.
+    policy_held_max: int = Field(default=25_000, ge=0)
     #: How long a checked agent credential (and its group) is trusted on the policy poll
     #: (0: check every time). Longer than the agents' poll interval, or every poll reads it.
     identity_cache_s: float = Field(default=300.0, ge=0, le=3600)

@@ -312,14 +312,17 @@ def changes_since(db: Database, cursor: int, limit: int = 1000) -> list[AlertCha
     Ids are assigned in commit order (see ``collector.alerts.grouping``), so a
     reader that stores the last id it handled and resumes from it misses nothing.
     """
+    with db.read() as conn:
+        return read_changes(conn, cursor, limit)
+
+
+def read_changes(conn: Connection, cursor: int, limit: int = 1000) -> list[AlertChange]:
+    """``changes_since`` inside the caller's transaction."""
     c = alert_changes.c
     query = (
         select(c.id, c.alert_id, c.change, c.at).where(c.id > cursor).order_by(c.id).limit(limit)
     )
-    with db.read() as conn:
-        return [
-            AlertChange(row.id, row.alert_id, row.change, row.at) for row in conn.execute(query)
-        ]
+    return [AlertChange(row.id, row.alert_id, row.change, row.at) for row in conn.execute(query)]
 
 
 def latest_change(db: Database) -> int:

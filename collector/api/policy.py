@@ -9,6 +9,14 @@ seen within ``policy_refresh_s`` (``PolicyCache``: one counter read per
 process however many agents wait). So a publish reaches a waiting agent in
 seconds, not at its next poll. A stopping server ends every wait at once
 (``PolicyWaits``).
+
+Every held fetch is an open connection (a file descriptor and its buffers), so
+at most ``policy_held_max`` are held, and never more than the process's
+open-file limit less ``FD_RESERVE`` for the database, ingest and the console;
+a fetch beyond that is answered at once without ``Preference-Applied``, and
+the agent polls on its timer instead. The held fetches do not each look at the
+cache: one watcher per process does, every ``policy_refresh_s``, and wakes
+them all when the version counter moves.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import structlog
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -32,26 +42,69 @@ from collector.policy.signing import signature_algorithm
 from collector.policy.status import policy_status
 from collector.store.policies import StoredBundle
 
+log = structlog.get_logger("collector.policy")
+
 agent_router = APIRouter()
 admin_router = APIRouter(dependencies=[Depends(require_admin)])
 
 #: The longest a policy fetch is held: below common proxies' idle timeouts.
 MAX_WAIT_S: Final = 55.0
-#: How often a held fetch looks at the cache when ``policy_refresh_s`` is 0.
+#: How often held fetches look at the cache when ``policy_refresh_s`` is 0.
 MIN_CHECK_S: Final = 0.5
+#: Open files kept free of held fetches: the database, ingest, the console, logs.
+FD_RESERVE: Final = 1024
 _WAIT: Final = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 @dataclass
 class PolicyWaits:
-    """Held policy fetches; ``close_all`` (the server's shutdown) answers every one at once."""
+    """Held policy fetches: how many, the watcher that wakes them, and ``close_all`` (the
+    server's shutdown) that answers every one at once."""
 
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: Fetches held now.
     waiting: int = 0
+    #: Set (and replaced) each time the version counter moves: every held fetch looks again.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Held fetches beyond which a fetch is answered at once (None: not worked out yet).
+    limit: int | None = None
+    watcher: asyncio.Task[None] | None = None
 
     def close_all(self) -> None:
         self.stopping.set()
+        self.changed.set()
+
+    def allowed(self, configured: int) -> int:
+        if self.limit is None:
+            soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            by_files = configured if soft == resource.RLIM_INFINITY else soft - FD_RESERVE
+            self.limit = max(0, min(configured, by_files))
+        return self.limit
+
+    def watch(self, policies: Any, every: float) -> None:
+        """Start the one watcher of the version counter, unless it runs already."""
+        if self.watcher is None or self.watcher.done():
+            # The version the first held fetch's answer came from (read now, before any
+            # await), so a publish seen by another request before the watcher's first
+            # look still wakes it.
+            self.watcher = asyncio.get_running_loop().create_task(
+                self._watch(policies, every, policies.known_version), name="policy-waits")
+
+    async def _watch(self, policies: Any, every: float, seen: int | None) -> None:
+        while self.waiting > 0 and not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self.stopping.wait()
+            try:
+                version = await policies.version()
+            except Exception as exc:  # the store is away: the held fetches time out as 304s
+                log.warning("policy version not read; held fetches keep waiting",
+                            error=str(exc))
+                continue
+            if version != seen:
+                seen = version
+                self.changed.set()
+                self.changed = asyncio.Event()
 
 
 def policy_waits(app: Any) -> PolicyWaits:
@@ -89,7 +142,13 @@ async def agent_policy(request: Request) -> Response:
     wait_s = wait_preference(request.headers.get("prefer"))
     if_none_match = request.headers.get("if-none-match")
     if wait_s > 0 and (stored is None or _matches(if_none_match, stored.for_agents().etag)):
-        stored = await _held(request, agent.group, if_none_match, wait_s)
+        waits = policy_waits(request.app)
+        if waits.waiting < waits.allowed(ctx.settings.policy_held_max):
+            stored = await _held(request, agent.group, if_none_match, wait_s)
+        else:
+            # Not held, and not claimed as held: the agent falls back to its timed poll.
+            ctx.metrics.policy_not_held.inc()
+            wait_s = 0.0
     applied = {"Preference-Applied": f"wait={wait_s:g}"} if wait_s > 0 else {}
     if stored is None:
         raise ApiError(
@@ -124,15 +183,15 @@ async def _held(
     has none yet), the wait ends or the server stops; the group's newest bundle then."""
     ctx = context(request)
     waits = policy_waits(request.app)
-    every = max(ctx.settings.policy_refresh_s, MIN_CHECK_S)
     deadline = time.monotonic() + wait_s
     stored = None
     waits.waiting += 1
+    waits.watch(ctx.policies, max(ctx.settings.policy_refresh_s, MIN_CHECK_S))
     try:
         while (remaining := deadline - time.monotonic()) > 0 and not waits.stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(every, remaining)):
-                    await waits.stopping.wait()
+                async with asyncio.timeout(remaining):
+                    await waits.changed.wait()
             stored = await ctx.policies.for_group(group)
             if stored is not None and not _matches(if_none_match, stored.for_agents().etag):
                 break

@@ -98,7 +98,9 @@ class Outbox:
 
     def send_due(self, now: datetime, receivers: Mapping[str, Receiver]) -> datetime | None:
         """Send what is due; return when something next falls due (None: nothing queued)."""
-        due = self._due(now)
+        due, upcoming = self._due(now)
+        if not due:  # the usual pass: nothing to send, and when the next falls due
+            return upcoming
         queues: dict[tuple[str, int], list[Any]] = {}
         for row in due:
             queues.setdefault((row.receiver, row.channel_index), []).append(row)
@@ -133,10 +135,11 @@ class Outbox:
             wake.append(upcoming)
         return min(wake) if wake else None
 
-    def _due(self, now: datetime) -> list[Any]:
+    def _due(self, now: datetime) -> tuple[list[Any], datetime | None]:
+        """What is due now; when nothing is, also when the next falls due (one read)."""
         c = notifications.c
         with self.db.read() as conn:
-            return list(conn.execute(
+            due = list(conn.execute(
                 _ROW.where(or_(
                     and_(c.status == "pending", c.next_attempt_at <= now),
                     and_(c.status == "sending", c.lease_until < now),
@@ -144,15 +147,20 @@ class Outbox:
                 .order_by(c.id)
                 .limit(BATCH)
             ).all())
+            return due, (None if due else self._read_next_due(conn, now))
 
     def _next_due(self, now: datetime) -> datetime | None:
-        c = notifications.c
         with self.db.read() as conn:
-            value: datetime | None = conn.execute(
-                # Rows already due wait for a token (in ``wake``): counting them would spin.
-                select(c.next_attempt_at).where(c.status == "pending", c.next_attempt_at > now)
-                .order_by(c.next_attempt_at).limit(1)
-            ).scalar()
+            return self._read_next_due(conn, now)
+
+    @staticmethod
+    def _read_next_due(conn: Connection, now: datetime) -> datetime | None:
+        c = notifications.c
+        value: datetime | None = conn.execute(
+            # Rows already due wait for a token (in ``wake``): counting them would spin.
+            select(c.next_attempt_at).where(c.status == "pending", c.next_attempt_at > now)
+            .order_by(c.next_attempt_at).limit(1)
+        ).scalar()
         return value
 
     def _claim(self, conn: Connection, ids: list[int], now: datetime) -> int:

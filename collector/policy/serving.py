@@ -67,7 +67,17 @@ class PolicyCache:
     def invalidate(self) -> None:
         self._checked = -math.inf
 
-    async def for_group(self, group: str) -> StoredBundle | None:
+    @property
+    def known_version(self) -> int | None:
+        """The version counter as last read (no database read)."""
+        return self._version
+
+    async def version(self) -> int | None:
+        """The version counter, read again when older than ``refresh_s``."""
+        await self._revalidate()
+        return self._version
+
+    async def _revalidate(self) -> None:
         if time.monotonic() - self._checked >= self._refresh_s:
             version = await run_in_threadpool(latest_version, self._db)
             self.reads += 1
@@ -75,6 +85,9 @@ class PolicyCache:
             if version != self._version:
                 self._by_group = {}
                 self._version = version
+
+    async def for_group(self, group: str) -> StoredBundle | None:
+        await self._revalidate()
         if group in self._by_group:
             return self._by_group[group]
         seen = self._version

@@ -133,9 +133,13 @@ def escalate(db: Database, ctx: Context, links: Links) -> datetime | None:
     """Advance every chain whose wait ran out; returns when the next wait runs out."""
     now = ctx.now
     e = escalations.c
+    following = select(e.next_at).where(e.next_at.is_not(None)).order_by(e.next_at).limit(1)
     with db.read() as conn:
         due = conn.execute(select(escalations).where(e.next_at <= now)
                            .order_by(e.next_at).limit(BATCH)).all()
+        if not due:  # the usual pass: nothing ran out, one read answers both questions
+            upcoming: datetime | None = conn.execute(following).scalar()
+            return upcoming
     to_unacknowledge: list[tuple[int, int]] = []
     for chain in due:
         escalation = ctx.policy.escalations.get(chain.chain)
@@ -168,7 +172,5 @@ def escalate(db: Database, ctx: Context, links: Links) -> datetime | None:
         except service.AlertError as exc:
             log.info("alert not unacknowledged", alert_id=alert_id, reason=exc.detail)
     with db.read() as conn:
-        value: datetime | None = conn.execute(
-            select(e.next_at).where(e.next_at.is_not(None)).order_by(e.next_at).limit(1)
-        ).scalar()
+        value: datetime | None = conn.execute(following).scalar()
     return value

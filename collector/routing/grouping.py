@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
 from collector.notify.outbox import enqueue
 from collector.routing import silences as silence_store
@@ -42,28 +42,50 @@ def group_key(route: Route, labels: Mapping[str, str]) -> tuple[str, dict[str, s
     return digest[:64], grouped
 
 
-def join_group(conn: Connection, ctx: Context, route: Route, labels: Mapping[str, str],
-               alert_id: int) -> None:
-    """Add the alert to its group on ``route``, creating the group or bringing its flush
-    forward to what the group wait or group interval allows."""
+def join_groups(conn: Connection, ctx: Context,
+                joins: list[tuple[Route, Mapping[str, str], int]]) -> None:
+    """Add each ``(route, labels, alert id)`` to its group on its route, creating the group or
+    bringing its flush forward to what the group wait or group interval allows.
+
+    A constant number of statements for the whole list, not per alert: a batch of events
+    touches tens of alerts, and per-alert round trips were a fifth of PostgreSQL's ingest.
+    """
+    if not joins:
+        return
     now = ctx.now
-    key, grouped = group_key(route, labels)
     g = notify_groups.c
-    group = conn.execute(select(g.flush_at, g.last_flush_at).where(g.key == key)).first()
-    if group is None:
-        conn.execute(insert(notify_groups).values(
-            key=key, route=route.name, receiver=route.receiver, labels=grouped,
-            flush_at=now + timedelta(seconds=route.group_wait_s), last_flush_at=None,
-            created_at=now))
-    else:
+    keyed = [(*group_key(route, labels), route, alert_id) for route, labels, alert_id in joins]
+    keys = sorted({key for key, *_ in keyed})
+    existing = {row.key: row for row in conn.execute(
+        select(g.key, g.flush_at, g.last_flush_at).where(g.key.in_(keys)))}
+    created: dict[str, dict[str, Any]] = {}
+    moved: dict[str, datetime] = {}
+    for key, grouped, route, _alert_id in keyed:
+        group = existing.get(key)
+        if group is None:
+            # Alerts after the first of a new group find it as created here: its flush is
+            # already the group wait from now, which is as early as a new member may ask.
+            created.setdefault(key, {
+                "key": key, "route": route.name, "receiver": route.receiver,
+                "labels": grouped, "flush_at": now + timedelta(seconds=route.group_wait_s),
+                "last_flush_at": None, "created_at": now})
+            continue
         due = now + timedelta(seconds=route.group_wait_s)
         if group.last_flush_at is not None:
             due = max(now, group.last_flush_at + timedelta(seconds=route.group_interval_s))
-        if group.flush_at is None or due < group.flush_at:
-            conn.execute(update(notify_groups).where(g.key == key).values(flush_at=due))
+        current = moved.get(key, group.flush_at)
+        if current is None or due < current:
+            moved[key] = due
+    if created:
+        conn.execute(insert(notify_groups), list(created.values()))
+    if moved:
+        conn.execute(update(notify_groups).where(g.key == bindparam("group_key"))
+                     .values(flush_at=bindparam("due")),
+                     [{"group_key": key, "due": due} for key, due in moved.items()])
     # Only alerts in no group yet come here, and route names are unique: no duplicate.
-    conn.execute(insert(notify_group_alerts).values(
-        group_key=key, alert_id=alert_id, pending=True, added_at=now))
+    conn.execute(insert(notify_group_alerts), [
+        {"group_key": key, "alert_id": alert_id, "pending": True, "added_at": now}
+        for key, _grouped, _route, alert_id in keyed])
 
 
 def flush_groups(db: Database, ctx: Context, links: Links) -> datetime | None:
@@ -71,10 +93,15 @@ def flush_groups(db: Database, ctx: Context, links: Links) -> datetime | None:
     now = ctx.now
     g = notify_groups.c
     routes = {route.name: route for route in ctx.policy.routes}
+    following = (select(g.flush_at).where(g.flush_at.is_not(None)).order_by(g.flush_at)
+                 .limit(1))
     while True:
         with db.read() as conn:
             due = conn.execute(select(notify_groups).where(g.flush_at <= now)
                                .order_by(g.flush_at).limit(BATCH)).all()
+            if not due:  # the usual pass (one per ingested batch): one read, no duty lookup
+                upcoming: datetime | None = conn.execute(following).scalar()
+                return upcoming
         staff = on_duty(ctx.policy, db, now)
         for start in range(0, len(due), FLUSH_CHUNK):
             # Many groups per transaction: a commit (an fsync on SQLite) per group was
@@ -86,9 +113,7 @@ def flush_groups(db: Database, ctx: Context, links: Links) -> datetime | None:
         if len(due) < BATCH:
             break
     with db.read() as conn:
-        value: datetime | None = conn.execute(
-            select(g.flush_at).where(g.flush_at.is_not(None)).order_by(g.flush_at).limit(1)
-        ).scalar()
+        value: datetime | None = conn.execute(following).scalar()
     return value
 
 

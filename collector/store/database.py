@@ -11,14 +11,16 @@ PostgreSQL needs no lock: row locks (``SELECT ... FOR UPDATE``) order writers.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import NullPool
 
@@ -64,13 +66,42 @@ def make_engine(
             url = url.set(drivername="postgresql+psycopg")  # the driver we ship
         if single_connection:
             return create_engine(url, poolclass=NullPool, **common)
-        return create_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **common
-        )
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, **common)
+        _ping_idle_connections(engine)
+        return engine
     raise StoreError(
         f"unsupported database {url.get_backend_name()!r}: use sqlite:///PATH or "
         "postgresql+psycopg://USER@HOST/DB"
     )
+
+
+#: A pooled PostgreSQL connection idle longer than this is pinged before use.
+PING_IDLE_S = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle (SQLAlchemy's recipe for
+    custom pessimistic disconnect handling).
+
+    A connection gone stale (PostgreSQL restarted, a firewall dropped it) has sat
+    idle; one handed back milliseconds ago has not. ``pool_pre_ping`` pinged on every
+    checkout: a round trip per transaction, under ingest several per batch.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def checked_in(_dbapi: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", -math.inf) < PING_IDLE_S:
+            return
+        try:
+            # The dialect's own ping: outside any transaction (autocommit for its query).
+            engine.dialect.do_ping(dbapi)
+        except Exception as exc:
+            # The pool drops this connection and checks out another (a fresh one).
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:

@@ -21,6 +21,14 @@ work's lease, a row of ``leases``:
   the cursor it moves, so a holder whose lease ran out while it was stalled
   (a long GC pause, a suspended VM) cannot make a move the new holder also made.
 
+A process's owner name is stable across restarts (``claim_owner``): it names
+the host, the data directory and a slot the process holds an exclusive
+``flock`` on for its whole life. The kernel drops that lock when the process
+dies, however it dies, so a restarted collector on the same data directory
+takes the same slot and name and renews its predecessor's leases at once
+instead of waiting them out; while a process is alive (even stopped or
+stalled) no other can take its name, so two live processes never share one.
+
 ``LeaseKeeper`` is a process's set of leases on the periodic singletons:
 ``want`` names them, ``run`` takes and renews them together every
 ``RENEW_EVERY``, and each pass asks ``holds(name)`` before it starts. A lease
@@ -36,12 +44,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
+import os
 import socket
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import structlog
@@ -61,9 +74,71 @@ LEASE: Final = timedelta(seconds=30)
 RENEW_EVERY: Final = LEASE / 3
 
 
+#: Slots per data directory: how many live processes may share one (``reuse_port``).
+OWNER_SLOTS: Final = 64
+
+
 def new_owner() -> str:
-    """This process's name in ``leases.owner``: the host and a random tag."""
+    """A name in ``leases.owner`` for one process's life: the host and a random tag."""
     return f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}"
+
+
+class OwnerClaim:
+    """A stable owner name, held by an open, locked file until ``close``, until the claim is
+    garbage-collected (an app built and never served), or until the process ends."""
+
+    def __init__(self, owner: str, lock_fd: int | None = None) -> None:
+        self.owner = owner
+        self._release = None if lock_fd is None else weakref.finalize(self, os.close, lock_fd)
+
+    @property
+    def held(self) -> bool:
+        return self._release is not None and self._release.alive
+
+    def close(self) -> None:
+        if self._release is not None:
+            self._release()
+
+
+def _machine_id() -> str:
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            return Path(path).read_text().strip()
+    return ""
+
+
+def claim_owner(data_dir: Path) -> OwnerClaim:
+    """The first free slot of ``data_dir`` and the stable owner name it stands for.
+
+    The name is the host name and a digest of the machine id, the data directory's real
+    path and the slot: a copy of the directory elsewhere, or a second directory on the
+    same host, gets other names. Without a usable directory (read-only, missing) the
+    process gets a random name, as before: correct, only slower to take over.
+    """
+    directory = data_dir / "leases"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        place = f"{_machine_id()}\0{directory.resolve()}"
+        for slot in range(OWNER_SLOTS):
+            # Not inherited by children: a child outliving this process would keep its name.
+            fd = os.open(directory / f"owner-{slot}.lock",
+                         os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)  # a live process is this slot
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            tag = hashlib.sha256(f"{place}\0{slot}".encode()).hexdigest()[:8]
+            return OwnerClaim(f"{socket.gethostname()}/{tag}-{slot}", fd)
+        log.warning("every lease owner slot is taken; this process takes a random name",
+                    data_dir=str(data_dir), slots=OWNER_SLOTS)
+    except OSError as exc:
+        log.warning("no stable lease owner name; a restart waits out this process's leases",
+                    data_dir=str(data_dir), error=str(exc))
+    return OwnerClaim(new_owner())
 
 
 def take(db: Database, name: str, owner: str, now: datetime,

@@ -306,3 +306,39 @@ def test_wait_preference_is_bounded_and_tolerant() -> None:
     assert wait_preference("wait=3600") == MAX_WAIT_S
     assert wait_preference("wait=soon") == 0
     assert wait_preference(None) == 0
+
+
+def test_fetches_beyond_the_held_cap_are_answered_at_once(
+    settings: CollectorSettings, db: Database, signing: Path
+) -> None:
+    """With policy_held_max fetches held, the next is answered at once and not claimed as
+    held (the agent polls on its timer); once the held one ends, fetches are held again.
+    Every held fetch sees a publish through the one watcher of the version counter."""
+    from collector.api.policy import policy_waits
+
+    capped = settings.model_copy(update={"policy_refresh_s": 0.0, "policy_held_max": 1})
+    with TestClient(create_app(capped, db)) as client:
+        who = enroll(client, db)
+        publish(db, signing)
+        etag = get_policy(client, who).headers["ETag"]
+        waits = policy_waits(client.app)
+        answers: list[httpx.Response] = []
+        headers = {**who.headers(), "If-None-Match": etag, "Prefer": "wait=55"}
+        fetch = threading.Thread(
+            target=lambda: answers.append(client.get("/api/v1/policy", headers=headers)))
+        fetch.start()
+        wait_until(lambda: waits.waiting == 1, 30, "the fetch held")
+        beyond = client.get("/api/v1/policy", headers=headers)
+        assert beyond.status_code == 304
+        assert "Preference-Applied" not in beyond.headers
+        assert waits.waiting == 1
+        newer = publish(db, signing)
+        fetch.join(60)
+        assert answers and answers[0].status_code == 200
+        assert answers[0].headers["X-Courtguard-Policy-Version"] == str(newer.version)
+        assert answers[0].headers["Preference-Applied"] == "wait=55"
+        again = client.get("/api/v1/policy", headers={
+            **headers, "If-None-Match": answers[0].headers["ETag"], "Prefer": "wait=1"})
+        assert again.status_code == 304 and again.headers["Preference-Applied"] == "wait=1"
+        registry = client.app.state.courtguard.metrics.registry
+        assert registry.get_sample_value("courtguard_policy_fetches_not_held_total") == 1

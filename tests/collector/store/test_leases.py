@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,3 +145,68 @@ def test_a_periodic_pass_runs_only_in_the_holding_process(db: Database) -> None:
         await asyncio.gather(*loops, *renewals, return_exceptions=True)
 
     asyncio.run(asyncio.wait_for(scenario(), 90))
+
+
+def test_owner_names_are_stable_per_data_dir_and_never_shared(tmp_path: Path) -> None:
+    first = leases.claim_owner(tmp_path)
+    second = leases.claim_owner(tmp_path)  # a second live process on the same directory
+    assert first.owner != second.owner
+    copied = tmp_path / "copy"
+    shutil.copytree(tmp_path / "leases", copied / "leases")
+    elsewhere = leases.claim_owner(copied)  # a copy of the directory is another collector
+    assert elsewhere.owner not in (first.owner, second.owner)
+    name = first.owner
+    first.close()
+    again = leases.claim_owner(tmp_path)
+    assert again.owner == name
+    for claim in (second, elsewhere, again):
+        claim.close()
+
+
+def test_a_killed_holders_replacement_takes_its_leases_at_once(db: Database,
+                                                               tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from collector.store.leases import claim_owner\n"
+            "claim = claim_owner(Path(sys.argv[1]))\n"
+            "print(claim.owner, flush=True)\n"
+            "time.sleep(600)\n"), str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        owner = holder.stdout.readline().strip()
+        assert owner
+        now = datetime.now(UTC)
+        assert leases.take(db, "router", owner, now)
+        # While it lives (even stopped), its name is not free.
+        holder.send_signal(signal.SIGSTOP)
+        alive = leases.claim_owner(tmp_path)
+        assert alive.owner != owner
+        assert not leases.take(db, "router", alive.owner, now + S)
+        alive.close()
+        holder.kill()
+        holder.wait(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    replacement = leases.claim_owner(tmp_path)
+    try:
+        assert replacement.owner == owner
+        # Long before the dead process's lease runs out, its replacement renews it.
+        assert leases.take(db, "router", replacement.owner, now + 2 * S)
+        assert not leases.take(db, "router", "another-process", now + 3 * S)
+    finally:
+        replacement.close()
+
+
+def test_an_unusable_data_dir_gives_a_random_owner(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    claim = leases.claim_owner(blocked)
+    assert not claim.held and "/" in claim.owner
+    assert leases.claim_owner(blocked).owner != claim.owner
