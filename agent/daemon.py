@@ -109,6 +109,8 @@ class _Running:
     source: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     failed: bool = False
+    #: Set after each observation is evaluated: an idle detector's finalize waits for it.
+    evaluated: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Daemon:
@@ -308,7 +310,10 @@ class Daemon:
             return
         running = _Running(spec, detector, section, source)
         self.running[spec.name] = running
-        self.health.setdefault(spec.name, DetectorHealth(state="ok"))
+        # A source that works a lesser way (a fallback) says so in its health reason.
+        self.health.setdefault(
+            spec.name, DetectorHealth(state="ok", reason=getattr(source, "status_note", None))
+        )
         running.tasks = [
             asyncio.create_task(self._pump(running, source), name=f"pump:{spec.name}"),
             asyncio.create_task(self._finalize_every(running), name=f"finalize:{spec.name}"),
@@ -320,6 +325,7 @@ class Daemon:
                 findings = running.detector.evaluate(
                     observation, running.section, datetime.now(UTC)
                 )
+                running.evaluated.set()
                 findings = list(findings)
                 if findings:
                     await self.emit(*findings)
@@ -332,8 +338,15 @@ class Daemon:
             await self._fail(running, "failed", f"{type(exc).__name__}: {exc}")
 
     async def _finalize_every(self, running: _Running) -> None:
+        """Finalize on the spec's timer; a detector that says it is ``idle`` (nothing held
+        for finalize) is not woken again until it has evaluated an observation."""
+        idle = getattr(running.detector, "idle", None)
         while True:
             await asyncio.sleep(running.spec.finalize_every_s)
+            if idle is not None and idle():
+                running.evaluated.clear()
+                await running.evaluated.wait()
+                continue
             await self._finalize(running)
 
     async def _finalize(self, running: _Running) -> None:

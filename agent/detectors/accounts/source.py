@@ -88,9 +88,16 @@ class AccountsSource:
                 )
         self.sessions = SessionSource(host, settings.session_poll_s)
         self.readers["sessions"] = self.sessions
-        self.readers["processes"] = ProcessSource(
-            host, self.directory, settings.process_poll_s, settings.hash_max_bytes
+        processes = ProcessSource(
+            host, self.directory, settings.process_poll_s, settings.hash_max_bytes,
+            events=settings.process_events,
         )
+        self.readers["processes"] = processes
+        #: What the heartbeat's health says about how this source works (None: as designed).
+        self.status_note: str | None = None
+        if processes.fallback_reason is not None:
+            self.status_note = f"processes: {processes.fallback_reason}"
+            log.warning("accounts: new processes are scanned", reason=processes.fallback_reason)
         self.groups = GroupSource(host, self.directory, settings.group_recheck_s)
         self.readers["groups"] = self.groups
         self.readers["mounts"] = MountSource(host)
