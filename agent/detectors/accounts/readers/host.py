@@ -306,6 +306,9 @@ class ProcessSource:
     running, and an overrun of the event socket is caught up by a scan.
     """
 
+    #: A uid change is looked at this much later, unless the process execs first.
+    UID_SETTLE_S: Final = 1.0
+
     def __init__(
         self, host: str, directory: Directory, poll_s: float, hash_max: int,
         events: bool = True,
@@ -317,6 +320,7 @@ class ProcessSource:
         self.seen: set[int] = set()
         self._hashes: dict[tuple[str, int, int], str] = {}
         self._reported: dict[int, str] = {}  # pid -> exe, since its last exec (events mode)
+        self._uid_changed: dict[int, float] = {}  # pid -> when to look at it (monotonic)
         self.connector: Any = None
         self.fallback_reason: str | None = "process events switched off in settings"
         if events:
@@ -346,12 +350,24 @@ class ProcessSource:
     def on_exec(self, pid: int, emit: Emit) -> None:
         """``pid`` ran a new program: looked at again, whatever was reported before."""
         self._reported.pop(pid, None)
+        self._uid_changed.pop(pid, None)
         self._look_at(pid, real_uid(pid), emit)
 
-    def on_uid(self, pid: int, uid: int, emit: Emit) -> None:
-        """``pid`` changed its real uid to ``uid`` (a contractor's program seen once per exec)."""
-        if pid not in self._reported:  # reported since its exec: the same program
-            self._look_at(pid, uid, emit)
+    def on_uid(self, pid: int, now: float) -> None:
+        """``pid`` changed its uid: looked at ``UID_SETTLE_S`` later unless it runs a program
+        first (``su`` and ``sudo -u`` set the uid in a child that execs at once: the program is
+        what counts, not the forked copy of su)."""
+        if len(self._uid_changed) < 65_536:
+            self._uid_changed.setdefault(pid, now + self.UID_SETTLE_S)
+
+    def settle_uids(self, now: float, emit: Emit) -> float | None:
+        """Look at the uid changes whose wait ran out; seconds until the next is due."""
+        for pid, due in list(self._uid_changed.items()):
+            if due <= now:
+                del self._uid_changed[pid]
+                if pid not in self._reported:
+                    self._look_at(pid, real_uid(pid), emit)
+        return min(self._uid_changed.values()) - now if self._uid_changed else None
 
     def _look_at(self, pid: int, uid: int | None, emit: Emit) -> None:
         if uid is None:
@@ -416,16 +432,19 @@ class ProcessSource:
                 poller = select.poll()
                 poller.register(connector.fileno(), select.POLLIN)
                 poller.register(stopped.fileno(), select.POLLIN)
+                wait_ms: int | None = None  # no timer unless a uid change waits
                 while not stop.is_set():
-                    ready = {fd for fd, _ in poller.poll()}
+                    ready = {fd for fd, _ in poller.poll(wait_ms)}
                     if stopped.fileno() in ready:
                         break
                     overruns = connector.overruns
                     for event in connector.read():
                         if event.what == "exec":
                             self.on_exec(event.pid, emit)
-                        elif event.uid is not None:
-                            self.on_uid(event.pid, event.uid, emit)
+                        else:
+                            self.on_uid(event.pid, time.monotonic())
+                    due = self.settle_uids(time.monotonic(), emit)
+                    wait_ms = None if due is None else max(1, int(due * 1000) + 1)
                     if connector.overruns != overruns:
                         log.warning("process events overran; scanning for what was missed")
                         self.poll_once(emit)
