@@ -8,7 +8,7 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
 3. the spool, told how to stamp its ``agent.spool_dropped`` reports;
 4. the network-change watch (rtnetlink routes and rules: the shipper's and
    the policy client's connections start afresh when routes change) and the
-   shipper task;
+   shipper (its task starts after step 8);
 5. the ``agent.started`` event, then a stored isolation order still in force
    is applied again (``agent.isolation``; after a reboot the kernel has none);
 6. each enabled detector: capabilities checked, source and detector built and
@@ -210,7 +210,6 @@ class Daemon:
                 on_capture_orders=self.evidence.orders,
                 on_isolation_hint=self.isolation.hint if self.isolation else None,
             )
-            shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             # 5. Started.
             await self.emit(
                 Finding(
@@ -263,6 +262,9 @@ class Daemon:
                 detectors={name: h.state for name, h in self.health.items()},
             )
             self.ready.set()
+            # The shipper starts once ready: its HTTP client and TLS context are not what
+            # "ready" waits for, and what was spooled before is shipped at its first round.
+            shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             await self._stop.wait()
             await self._shutdown(shipper_task)
         finally:
