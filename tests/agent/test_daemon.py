@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from agent.daemon import Daemon
 from agent.detectors.accounts.policy import AccountsPolicy
 from agent.errors import NotEnrolledError, PolicyError
-from agent.events import Event
+from agent.events import Event, Finding
 from agent.settings import AgentSettings
 from agent.spool import Spool
 from agent.testing import (
@@ -181,6 +181,40 @@ def test_finalize_runs_on_a_timer_and_at_shutdown(
     spec = fake_spec("windowed", finalize_every_s=0.05, detector=detector)
     run_daemon(enrolled, collector, [spec], lambda c: detector.finalized >= 2)
     assert detector.finalized >= 3
+
+
+class HoldingDetector(FakeDetector):
+    """Holds each observation until the next finalize, and says when it holds nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+
+    def evaluate(self, observation: Any, policy: Any, now: datetime) -> list[Finding]:
+        self.holding = True
+        return super().evaluate(observation, policy, now)
+
+    def finalize(self, policy: Any, now: datetime) -> list[Finding]:
+        self.holding = False
+        return super().finalize(policy, now)
+
+    def idle(self) -> bool:
+        return not self.holding
+
+
+def test_an_idle_detector_is_finalized_only_after_it_evaluated_something(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """A detector that holds nothing is not woken by the finalize timer: one finalize per
+    observation it took (and the one at shutdown), however often the timer ran between."""
+    detector = HoldingDetector()
+    spec = fake_spec(
+        "holding", ["a", "b", "c"], interval_s=0.3, finalize_every_s=0.01, detector=detector
+    )
+    run_daemon(
+        enrolled, collector, [spec], lambda c: len(detector.seen) == 3 and not detector.holding
+    )
+    assert detector.finalized <= len(detector.seen) + 1
 
 
 def test_ready_is_notified_to_systemd(
