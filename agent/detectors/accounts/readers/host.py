@@ -308,6 +308,8 @@ class ProcessSource:
 
     #: A uid change is looked at this much later, unless the process execs first.
     UID_SETTLE_S: Final = 1.0
+    #: After a wake, events are let gather this long: at most a few wakes a second.
+    BATCH_S: Final = 0.2
 
     def __init__(
         self, host: str, directory: Directory, poll_s: float, hash_max: int,
@@ -445,6 +447,10 @@ class ProcessSource:
                             self.on_uid(event.pid, time.monotonic())
                     due = self.settle_uids(time.monotonic(), emit)
                     wait_ms = None if due is None else max(1, int(due * 1000) + 1)
+                    # A host starting programs without pause (a build) would wake the reader
+                    # for each: the kernel queues them meanwhile, and they are read together.
+                    if select.select([stopped], [], [], self.BATCH_S)[0]:
+                        break
                     if connector.overruns != overruns:
                         log.warning("process events overran; scanning for what was missed")
                         self.poll_once(emit)
