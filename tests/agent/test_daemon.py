@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from agent.spool import Spool
 from agent.testing import (
     FakeCollector,
     FakeDetector,
+    FakeSource,
     eventually,
     fake_spec,
     lacking_spec,
@@ -171,6 +173,28 @@ def test_heartbeat_reports_detector_health(
     last = of_kind(collector, "agent.heartbeat")[-1].evidence
     assert last["detectors"]["off"] == {"state": "disabled", "reason": "off in settings"}  # type: ignore[index, call-overload]  # a JSON object here
     assert not [e for e in of_kind(collector, "fake.observed") if e.evidence["observation"] == "x"]
+
+
+def test_a_source_working_a_lesser_way_says_so_in_the_heartbeat(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """A source's ``status_note`` (the accounts scan standing in for process events) is the
+    reason beside its detector's ok state in the heartbeat."""
+    settings = enrolled.model_copy(update={"heartbeat_interval_s": 0.2})
+    source = FakeSource()
+    source.status_note = "processes: no process connector; scanning every 2 s"  # type: ignore[attr-defined]  # what AccountsSource carries
+    spec = dataclasses.replace(fake_spec("noted"), make_source=lambda context: source)
+    run_daemon(
+        settings,
+        collector,
+        [spec],
+        lambda c: any("noted" in e.evidence["detectors"] for e in of_kind(c, "agent.heartbeat")),  # type: ignore[operator]  # a JSON object here
+    )
+    last = of_kind(collector, "agent.heartbeat")[-1].evidence
+    assert last["detectors"]["noted"] == {  # type: ignore[index, call-overload]  # a JSON object here
+        "state": "ok",
+        "reason": "processes: no process connector; scanning every 2 s",
+    }
 
 
 def test_finalize_runs_on_a_timer_and_at_shutdown(
