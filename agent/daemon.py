@@ -8,7 +8,7 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
 3. the spool, told how to stamp its ``agent.spool_dropped`` reports;
 4. the network-change watch (rtnetlink routes and rules: the shipper's and
    the policy client's connections start afresh when routes change) and the
-   shipper task;
+   shipper (its task starts after step 8);
 5. the ``agent.started`` event, then a stored isolation order still in force
    is applied again (``agent.isolation``; after a reboot the kernel has none);
 6. each enabled detector: capabilities checked, source and detector built and
@@ -109,6 +109,8 @@ class _Running:
     source: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     failed: bool = False
+    #: Set after each observation is evaluated: an idle detector's finalize waits for it.
+    evaluated: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Daemon:
@@ -208,7 +210,6 @@ class Daemon:
                 on_capture_orders=self.evidence.orders,
                 on_isolation_hint=self.isolation.hint if self.isolation else None,
             )
-            shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             # 5. Started.
             await self.emit(
                 Finding(
@@ -261,6 +262,9 @@ class Daemon:
                 detectors={name: h.state for name, h in self.health.items()},
             )
             self.ready.set()
+            # The shipper starts once ready: its HTTP client and TLS context are not what
+            # "ready" waits for, and what was spooled before is shipped at its first round.
+            shipper_task = asyncio.create_task(self._guard(self.shipper.run()), name="shipper")
             await self._stop.wait()
             await self._shutdown(shipper_task)
         finally:
@@ -308,7 +312,10 @@ class Daemon:
             return
         running = _Running(spec, detector, section, source)
         self.running[spec.name] = running
-        self.health.setdefault(spec.name, DetectorHealth(state="ok"))
+        # A source that works a lesser way (a fallback) says so in its health reason.
+        self.health.setdefault(
+            spec.name, DetectorHealth(state="ok", reason=getattr(source, "status_note", None))
+        )
         running.tasks = [
             asyncio.create_task(self._pump(running, source), name=f"pump:{spec.name}"),
             asyncio.create_task(self._finalize_every(running), name=f"finalize:{spec.name}"),
@@ -320,6 +327,7 @@ class Daemon:
                 findings = running.detector.evaluate(
                     observation, running.section, datetime.now(UTC)
                 )
+                running.evaluated.set()
                 findings = list(findings)
                 if findings:
                     await self.emit(*findings)
@@ -332,8 +340,15 @@ class Daemon:
             await self._fail(running, "failed", f"{type(exc).__name__}: {exc}")
 
     async def _finalize_every(self, running: _Running) -> None:
+        """Finalize on the spec's timer; a detector that says it is ``idle`` (nothing held
+        for finalize) is not woken again until it has evaluated an observation."""
+        idle = getattr(running.detector, "idle", None)
         while True:
             await asyncio.sleep(running.spec.finalize_every_s)
+            if idle is not None and idle():
+                running.evaluated.clear()
+                await running.evaluated.wait()
+                continue
             await self._finalize(running)
 
     async def _finalize(self, running: _Running) -> None:

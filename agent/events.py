@@ -218,7 +218,7 @@ class Evidence(BaseModel):
 class DetectorHealth(BaseModel):
     """One detector's state as the heartbeat reports it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     state: Annotated[str, StringConstraints(pattern=r"^(ok|degraded|disabled|failed)$")]
     reason: Annotated[str, StringConstraints(max_length=500)] | None = None
@@ -319,7 +319,7 @@ class CalendarCoverageEvidence(Evidence):
 class PublishedFinding(BaseModel):
     """One finding in a published document, masked as the checker masks it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     rule_id: Annotated[str, StringConstraints(max_length=128)]
     action: Annotated[str, StringConstraints(max_length=32)]
@@ -477,7 +477,7 @@ class CaptureOrder(BaseModel):
     of the two is set. Headers only unless ``payload``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     event_id: uuid.UUID | None = None
     peer: Annotated[str, StringConstraints(max_length=45)] | None = None
@@ -508,7 +508,7 @@ class Finding(BaseModel):
     gave the event its id.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: Kind
     severity: Severity
@@ -538,7 +538,7 @@ class Event(BaseModel):
     agent sends, absent on events the collector makes.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: uuid.UUID
     seq: int | None = Field(default=None, ge=1, le=INT64_MAX)
@@ -586,7 +586,7 @@ class Event(BaseModel):
 class EventBatch(BaseModel):
     """What the shipper POSTs to ``/api/v1/events``: one agent's events in sequence order."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     agent_id: uuid.UUID
     sent_at: AwareDatetime
@@ -628,7 +628,7 @@ class IngestResult(BaseModel):
     collector leaves a field out when it has nothing to say).
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     accepted: list[uuid.UUID]
     duplicates: list[uuid.UUID]
@@ -643,7 +643,7 @@ class IngestResult(BaseModel):
 
 
 class EnrollRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     token: Annotated[str, StringConstraints(min_length=8, max_length=200)]
     hostname: HostName
@@ -655,7 +655,7 @@ class EnrollRequest(BaseModel):
 
 
 class EnrollResponse(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     agent_id: uuid.UUID
     secret: Annotated[str, StringConstraints(min_length=32, max_length=200)]

@@ -136,7 +136,7 @@ def calendar_finding(section: PolicyDocument | None, coverage: CalendarCoverage)
 
 
 class _Observation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class SpoolDropObservation(_Observation):

@@ -3,10 +3,12 @@
 Each round:
 
 1. wait for events: the daemon wakes the shipper when it spools something,
-   and every ``spool_poll_s`` the spool's files are looked at for rows other
-   processes (``emit-test``) wrote: only when their size or time changed since
-   the spool was last found empty (or ``FULL_LOOK_S`` passed) is the spool
-   itself read, so an idle agent costs a ``stat``, not a database query;
+   and inotify on the spool's files (``agent.file_watch``) wakes it when
+   another process (``emit-test``) wrote rows; an idle shipper otherwise
+   sleeps ``FULL_LOOK_S``. Where inotify cannot be had, the spool's files are
+   looked at every ``spool_poll_s``: only when their size or time changed
+   since the spool was last found empty (or ``FULL_LOOK_S`` passed) is the
+   spool itself read, so an idle agent costs a ``stat``, not a database query;
 2. wait up to ``batch_max_age_s`` for a batch to fill, unless a full one
    (``batch_max_events`` or ``batch_max_bytes``) is ready or a flush is on;
 3. after an outage, when a backlog waits, sleep a random start jitter so a
@@ -133,6 +135,8 @@ class Shipper:
         self._empty_at = 0.0
         self._wakes = 0
         self.spool_reads = 0
+        #: inotify tells of other processes' writes: no short poll for them.
+        self.spool_watched = False
 
     def wake(self) -> None:
         """Tell the shipper new events are in the spool."""
@@ -152,6 +156,20 @@ class Shipper:
             and self._spool_stamp() == self._empty_stamp
         )
 
+    def _watch_spool(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
+        from agent.file_watch import watch_files
+
+        def written() -> None:  # on the observer's thread
+            loop.call_soon_threadsafe(self.wake)
+
+        path = str(self.spool.path)
+        unwatch = watch_files([path, path + "-wal"], written)
+        self.spool_watched = unwatch is not None
+        return unwatch
+
+    def _idle_wait_s(self) -> float:
+        return FULL_LOOK_S if self.spool_watched else self.settings.spool_poll_s
+
     def make_client(self) -> httpx.AsyncClient:
         from agent.collector_http import collector_client  # httpx loads only where it is used
 
@@ -164,6 +182,7 @@ class Shipper:
     async def run(self) -> None:
         """Ship until stopped by the collector (401/403) or cancelled."""
         unsubscribe = self._network.subscribe(self.network_changed) if self._network else None
+        unwatch = self._watch_spool(asyncio.get_running_loop())
         try:
             async with self.make_client() as client:
                 while self.stopped_reason is None:
@@ -171,6 +190,9 @@ class Shipper:
         finally:
             if unsubscribe is not None:
                 unsubscribe()
+            if unwatch is not None:
+                unwatch()
+                self.spool_watched = False
         self._drained.set()  # nothing more will leave; let a flush return
 
     async def flush(self, within_s: float) -> bool:
@@ -202,7 +224,7 @@ class Shipper:
         """One round of the loop in the module docstring."""
         # 1. Anything to send?
         if self._still_empty():
-            await self._wait_wake(self.settings.spool_poll_s)
+            await self._wait_wake(self._idle_wait_s())
             return
         wakes = self._wakes
         stamp = self._spool_stamp()  # before the read: a write after it changes the stamp
@@ -214,7 +236,7 @@ class Shipper:
             self._pending_since = None
             self._limit = self.settings.batch_max_events  # a drained spool resets splitting
             self._drained.set()
-            await self._wait_wake(self.settings.spool_poll_s)
+            await self._wait_wake(self._idle_wait_s())
             return
         self._empty_stamp = None
         self._drained.clear()

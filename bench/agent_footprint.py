@@ -10,8 +10,10 @@ back-off), every registered detector enabled. Each round:
 2. starts the agent and times exec to its ``agent ready`` log line;
 3. samples both processes once a second for ``--seconds`` (120 by default):
    CPU over the whole window after ready and from ready + 5 s (start-up
-   work such as the first heartbeat, policy fetch and probes left out), and
-   the median RSS;
+   work such as the first heartbeat, policy fetch and probes left out), as
+   a share of a core and as the process's own CPU seconds; its wake-ups
+   (voluntary context switches of all its threads, which machine load
+   barely changes) per minute over the same window; and the median RSS;
 4. stops both.
 
 Floor and agent idle side by side, so both see the same machine load. The
@@ -116,6 +118,8 @@ class Sampled:
     start_cpu_s: float  # CPU seconds spent from exec to ready (its own, not its children's)
     cpu_first: float = 0.0  # % of one core, ready .. ready + window
     cpu_settled: float = 0.0  # % of one core, ready + SETTLE_S .. ready + window
+    cpu_s_settled: float = 0.0  # its own CPU seconds over that window (user + system)
+    wakeups_per_min: float = 0.0  # voluntary context switches of all its threads, same window
     rss: list[int] = field(default_factory=list)
 
     @property
@@ -143,17 +147,34 @@ def cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def wakeups(process: psutil.Process) -> int:
+    """Voluntary context switches of every thread: each is a sleep that ended in a wake-up.
+
+    Machine load barely moves this count (an idle thread blocks once per wake however
+    slowly it runs), where CPU time grows with load.
+    """
+    total = 0
+    for task in Path(f"/proc/{process.pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
 def sample_idle(processes: dict[str, psutil.Process], seconds: float,
                 ready: dict[str, tuple[float, float]]) -> dict[str, Sampled]:
     """CPU and RSS of each process over ``seconds`` from now (taken as its ready time)."""
     out = {name: Sampled(*ready[name]) for name in processes}
     start_cpu = {name: cpu_seconds(p) for name, p in processes.items()}
     settled_cpu: dict[str, float] = {}
+    settled_wakeups: dict[str, int] = {}
     began = time.perf_counter()
     settled_at = began
     while (elapsed := time.perf_counter() - began) < seconds:
         if not settled_cpu and elapsed >= SETTLE_S:
             settled_cpu = {name: cpu_seconds(p) for name, p in processes.items()}
+            settled_wakeups = {name: wakeups(p) for name, p in processes.items()}
             settled_at = time.perf_counter()
         for name, process in processes.items():
             out[name].rss.append(process.memory_info().rss)
@@ -162,9 +183,11 @@ def sample_idle(processes: dict[str, psutil.Process], seconds: float,
     for name, process in processes.items():
         end = cpu_seconds(process)
         out[name].cpu_first = (end - start_cpu[name]) / (ended - began) * 100
-        out[name].cpu_settled = (end - settled_cpu.get(name, start_cpu[name])) / (
-            ended - settled_at
-        ) * 100
+        out[name].cpu_s_settled = end - settled_cpu.get(name, start_cpu[name])
+        out[name].cpu_settled = out[name].cpu_s_settled / (ended - settled_at) * 100
+        out[name].wakeups_per_min = (
+            (wakeups(process) - settled_wakeups.get(name, 0)) / (ended - settled_at) * 60
+        )
     return out
 
 
@@ -226,6 +249,8 @@ def report(rounds: list[dict[str, Sampled]], seconds: float) -> None:
         (f"idle CPU, first {seconds:.0f} s", lambda s: s.cpu_first, "% of a core", ""),
         (f"idle CPU, from ready+{SETTLE_S:.0f} s", lambda s: s.cpu_settled, "% of a core",
          f"goal {CPU_GOAL_PERCENT} %"),
+        (f"own CPU s, ready+{SETTLE_S:.0f} s on", lambda s: s.cpu_s_settled, "s", ""),
+        (f"wakeups/min, ready+{SETTLE_S:.0f} s on", lambda s: s.wakeups_per_min, "/min", ""),
         ("idle RSS (median)", lambda s: s.rss_mb, "MB", f"budget {RSS_BUDGET_MB} MB"),
     ]
     print(f"medians of {len(rounds)} run(s); floor: {', '.join(FLOOR_IMPORTS)}")

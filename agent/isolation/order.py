@@ -42,7 +42,7 @@ Network = Annotated[str, StringConstraints(max_length=64)]
 class IsolationOrder(BaseModel):
     """What the signed bytes say: isolate this agent until a time, or lift its isolation."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     format: Literal["courtguard-isolation-order/1"]
     order_id: uuid.UUID

@@ -43,7 +43,7 @@ GroupName = Annotated[
 class PolicyBundle(BaseModel):
     """What the signed bytes say: which version, for whom, by whom, and the documents."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     format: Literal["courtguard-policy-bundle/1"]
     version: int = Field(ge=1)

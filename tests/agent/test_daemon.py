@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -20,12 +21,13 @@ from structlog.testing import capture_logs
 from agent.daemon import Daemon
 from agent.detectors.accounts.policy import AccountsPolicy
 from agent.errors import NotEnrolledError, PolicyError
-from agent.events import Event
+from agent.events import Event, Finding
 from agent.settings import AgentSettings
 from agent.spool import Spool
 from agent.testing import (
     FakeCollector,
     FakeDetector,
+    FakeSource,
     eventually,
     fake_spec,
     lacking_spec,
@@ -173,6 +175,28 @@ def test_heartbeat_reports_detector_health(
     assert not [e for e in of_kind(collector, "fake.observed") if e.evidence["observation"] == "x"]
 
 
+def test_a_source_working_a_lesser_way_says_so_in_the_heartbeat(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """A source's ``status_note`` (the accounts scan standing in for process events) is the
+    reason beside its detector's ok state in the heartbeat."""
+    settings = enrolled.model_copy(update={"heartbeat_interval_s": 0.2})
+    source = FakeSource()
+    source.status_note = "processes: no process connector; scanning every 2 s"  # type: ignore[attr-defined]  # what AccountsSource carries
+    spec = dataclasses.replace(fake_spec("noted"), make_source=lambda context: source)
+    run_daemon(
+        settings,
+        collector,
+        [spec],
+        lambda c: any("noted" in e.evidence["detectors"] for e in of_kind(c, "agent.heartbeat")),  # type: ignore[operator]  # a JSON object here
+    )
+    last = of_kind(collector, "agent.heartbeat")[-1].evidence
+    assert last["detectors"]["noted"] == {  # type: ignore[index, call-overload]  # a JSON object here
+        "state": "ok",
+        "reason": "processes: no process connector; scanning every 2 s",
+    }
+
+
 def test_finalize_runs_on_a_timer_and_at_shutdown(
     enrolled: AgentSettings, collector: FakeCollector
 ) -> None:
@@ -181,6 +205,40 @@ def test_finalize_runs_on_a_timer_and_at_shutdown(
     spec = fake_spec("windowed", finalize_every_s=0.05, detector=detector)
     run_daemon(enrolled, collector, [spec], lambda c: detector.finalized >= 2)
     assert detector.finalized >= 3
+
+
+class HoldingDetector(FakeDetector):
+    """Holds each observation until the next finalize, and says when it holds nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+
+    def evaluate(self, observation: Any, policy: Any, now: datetime) -> list[Finding]:
+        self.holding = True
+        return super().evaluate(observation, policy, now)
+
+    def finalize(self, policy: Any, now: datetime) -> list[Finding]:
+        self.holding = False
+        return super().finalize(policy, now)
+
+    def idle(self) -> bool:
+        return not self.holding
+
+
+def test_an_idle_detector_is_finalized_only_after_it_evaluated_something(
+    enrolled: AgentSettings, collector: FakeCollector
+) -> None:
+    """A detector that holds nothing is not woken by the finalize timer: one finalize per
+    observation it took (and the one at shutdown), however often the timer ran between."""
+    detector = HoldingDetector()
+    spec = fake_spec(
+        "holding", ["a", "b", "c"], interval_s=0.3, finalize_every_s=0.01, detector=detector
+    )
+    run_daemon(
+        enrolled, collector, [spec], lambda c: len(detector.seen) == 3 and not detector.holding
+    )
+    assert detector.finalized <= len(detector.seen) + 1
 
 
 def test_ready_is_notified_to_systemd(

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from agent.enrollment import load_credentials
 from agent.events import EventBatch, Finding, Severity, TestEvidence
 from agent.settings import AgentSettings
-from agent.shipper import Shipper, retry_after_seconds
+from agent.shipper import FULL_LOOK_S, Shipper, retry_after_seconds
 from agent.spool import Spool
 from agent.testing import FakeCollector, eventually
 
@@ -454,10 +454,39 @@ def test_poll_finds_events_other_processes_wrote(
     asyncio.run(asyncio.wait_for(scenario(), 5))
 
 
-def test_an_idle_shipper_reads_the_spool_only_when_its_files_change(
+def test_inotify_wakes_an_idle_shipper_when_another_process_writes(
     enrolled: AgentSettings, spool: Spool, collector: FakeCollector
 ) -> None:
-    """While the spool's files stay unchanged the poll costs a stat; a write is still found."""
+    """With the spool watched the idle shipper has no short poll: a write without a wake
+    (emit-test's, from another process) is found through inotify, not the 30 s look."""
+    settings = enrolled.model_copy(update={"spool_poll_s": 60})
+    shipper = Shipper(
+        spool, load_credentials(settings.data_dir), settings, transport=collector.transport()
+    )
+
+    async def scenario() -> None:
+        task = asyncio.create_task(shipper.run())
+        await eventually(lambda: shipper.spool_reads >= 1 and shipper.spool_watched)
+        credentials = load_credentials(settings.data_dir)
+        with Spool(  # a second connection, as emit-test opens one
+            spool.path, agent_id=credentials.agent_id, host="ws", max_bytes=1 << 26
+        ) as writer:
+            writer.append([finding()])
+        await eventually(lambda: collector.events, within_s=FULL_LOOK_S / 3)
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), FULL_LOOK_S / 2))
+
+
+def test_an_idle_shipper_reads_the_spool_only_when_its_files_change(
+    enrolled: AgentSettings, spool: Spool, collector: FakeCollector,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where inotify is unavailable the idle poll costs a stat while the spool's files stay
+    unchanged; a write is still found."""
+    import agent.file_watch
+
+    monkeypatch.setattr(agent.file_watch, "watch_files", lambda paths, changed: None)
     shipper = Shipper(
         spool, load_credentials(enrolled.data_dir), enrolled, transport=collector.transport()
     )

@@ -47,6 +47,10 @@ class AccountsDetector(LoginRules, ActivityRules):
         }
         return list(handlers[observation.type](observation, policy))
 
+    def idle(self) -> bool:
+        """Nothing waits for ``finalize`` to forget."""
+        return not (self._failures or self._last_fired or self._burst_at)
+
     def finalize(self, policy: AccountsPolicy, now: datetime) -> list[Finding]:
         """Forget failures and suppressions older than any window that could still use them."""
         horizon = now - max(REPEAT_SUPPRESS, timedelta(seconds=self._burst_window(policy)))

@@ -22,6 +22,9 @@ class AccountsSourceSettings(BaseModel):
     #: spool commit and a cursor write, so a shorter poll buys latency with CPU.
     auth_poll_s: float = Field(default=1.0, gt=0, le=60)
     session_poll_s: float = Field(default=5.0, gt=0, le=600)
+    #: Listen to the kernel's process connector (root): a new program wakes the reader, no
+    #: timer runs. Off, or where it cannot be opened, new pids are scanned every process_poll_s.
+    process_events: bool = True
     process_poll_s: float = Field(default=2.0, gt=0, le=600)
     #: Group membership has no change event for directory services (SSSD): re-check this often.
     group_recheck_s: float = Field(default=300.0, gt=0, le=86_400)

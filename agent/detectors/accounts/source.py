@@ -67,30 +67,21 @@ class AccountsSource:
         self._resolved: set[str] = set()
         self.readers: dict[str, Reader] = {}
         data_dir.mkdir(parents=True, exist_ok=True)
-        if settings.journal and JournalFollower.usable():
-            self.readers["journal"] = JournalFollower(
-                data_dir / "accounts-journal.cursor", host, self.directory.names_contractor
-            )
-        else:
-            follower = FileFollower(
-                list(settings.auth_logs),
-                data_dir / "accounts-authlog.json",
-                host,
-                settings.auth_poll_s,
-                self.directory.names_contractor,
-            )
-            if follower.existing():
-                self.readers["authlog"] = follower
-            else:
-                log.warning(
-                    "no journal and no auth log file; login and sudo lines are not read",
-                    paths=[str(p) for p in settings.auth_logs],
-                )
+        self.readers["logins"] = LoginLogReader(
+            settings, data_dir, host, self.directory.names_contractor
+        )
         self.sessions = SessionSource(host, settings.session_poll_s)
         self.readers["sessions"] = self.sessions
-        self.readers["processes"] = ProcessSource(
-            host, self.directory, settings.process_poll_s, settings.hash_max_bytes
+        processes = ProcessSource(
+            host, self.directory, settings.process_poll_s, settings.hash_max_bytes,
+            events=settings.process_events,
         )
+        self.readers["processes"] = processes
+        #: What the heartbeat's health says about how this source works (None: as designed).
+        self.status_note: str | None = None
+        if processes.fallback_reason is not None:
+            self.status_note = f"processes: {processes.fallback_reason}"
+            log.warning("accounts: new processes are scanned", reason=processes.fallback_reason)
         self.groups = GroupSource(host, self.directory, settings.group_recheck_s)
         self.readers["groups"] = self.groups
         self.readers["mounts"] = MountSource(host)
@@ -195,6 +186,60 @@ class AccountsSource:
                     GroupState(time=datetime.now(UTC), host=self.host, account=value, groups=groups)
                 )
         return observation, extras
+
+
+class LoginLogReader:
+    """The journal (``journalctl -f``) where this host has one, else the auth log files.
+
+    Which one is decided in the reader's own thread: probing the journal runs
+    ``journalctl``, which neither the event loop nor the start-up should wait for.
+    """
+
+    def __init__(
+        self,
+        settings: AccountsSourceSettings,
+        data_dir: Path,
+        host: str,
+        concerns: Callable[[str | None, str | None], bool],
+    ) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.host = host
+        self.concerns = concerns
+        self.chosen: JournalFollower | FileFollower | None = None
+
+    def _choose(self) -> JournalFollower | FileFollower | None:
+        settings = self.settings
+        if settings.journal and JournalFollower.usable():
+            return JournalFollower(
+                self.data_dir / "accounts-journal.cursor", self.host, self.concerns
+            )
+        follower = FileFollower(
+            list(settings.auth_logs),
+            self.data_dir / "accounts-authlog.json",
+            self.host,
+            settings.auth_poll_s,
+            self.concerns,
+        )
+        if follower.existing():
+            return follower
+        log.warning(
+            "no journal and no auth log file; login and sudo lines are not read",
+            paths=[str(p) for p in settings.auth_logs],
+        )
+        return None
+
+    def run(self, emit: Callable[[Any], None], stop: threading.Event) -> None:
+        self.chosen = chosen = self._choose()
+        # Set before this check: a stop that came while choosing is seen here or by stop().
+        if chosen is None or stop.is_set():
+            return
+        chosen.run(emit, stop)
+
+    def stop(self) -> None:
+        halt = getattr(self.chosen, "stop", None)
+        if halt is not None:
+            halt()
 
 
 def make_source(context: SourceContext) -> AccountsSource:

@@ -16,7 +16,7 @@ from agent.events import Evidence
 class DocumentOccurrence(BaseModel):
     """Where one finding lies: a part, offsets into its extracted text, a masked excerpt."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     part: Annotated[str, StringConstraints(max_length=200)]
     start: int = Field(ge=0)

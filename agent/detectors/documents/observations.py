@@ -12,7 +12,7 @@ PartName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class DocumentPart(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: PartName
     text: str
@@ -26,7 +26,7 @@ class DocumentObservation(BaseModel):
     the workstation unmasked (events carry a masked file name and hashes).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     path: str = "case.txt"
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None

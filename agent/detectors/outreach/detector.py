@@ -110,6 +110,10 @@ class OutreachDetector:
                 findings.append(finding)
         return findings
 
+    def idle(self) -> bool:
+        """Nothing waits for ``finalize``: no episode, flood or closed flood is held."""
+        return not (self._seen or self._floods or self._closed_floods)
+
     def finalize(self, policy: NetworksPolicy, now: datetime) -> list[Finding]:
         findings = []
         quiet = timedelta(seconds=EPISODE_QUIET_S)

@@ -22,7 +22,10 @@ Name = Annotated[str, StringConstraints(max_length=64)]
 
 
 class Observation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of the outreach observations; validators are built at first use (``defer_build``):
+    the registry imports them with the detector, a host without the detector never builds them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class LinkFacts(Observation):

@@ -14,9 +14,12 @@ Start-up, in order:
    run after any link/address/route change (debounced) and every
    ``probe.interval_s``; host settings (``readers.host_settings``): proxy
    files at start and whenever inotify reports a change where they live
-   (every ``HOST_SETTINGS_EVERY_S`` where inotify is unavailable); forwarding,
-   NAT and hotspot every ``HOST_SETTINGS_EVERY_S`` and on netconf or ruleset
-   changes.
+   (every ``PROXIES_POLL_S`` where inotify is unavailable); forwarding,
+   NAT and hotspot on netconf, ruleset and link changes, and every
+   ``HOST_SETTINGS_EVERY_S`` for what changes without an event (a hotspot
+   program started before its interface comes up);
+5. lost flows (NFLOG sequence gaps, a full queue) are reported
+   ``LOSS_REPORT_S`` after the first loss, not on a timer.
 
 Responses (block, link-down) are planned by ``response_plan`` from what the
 readers saw, carried out by ``response`` and reported as
@@ -54,7 +57,13 @@ from agent.detectors.outreach.response import Responder
 
 log = structlog.get_logger("courtguard.outreach")
 
-HOST_SETTINGS_EVERY_S: Final = 30.0
+#: Sharing is read on every netconf, ruleset and link change; this timer is the safety net,
+#: and each read runs ``nft list ruleset`` and lists every process.
+HOST_SETTINGS_EVERY_S: Final = 300.0
+#: Proxy files are read this often where inotify cannot say when they change.
+PROXIES_POLL_S: Final = 30.0
+#: Losses in a burst are summed into one report this long after the first.
+LOSS_REPORT_S: Final = 5.0
 CHANGE_DEBOUNCE_S: Final = 0.3
 PROBE_DEBOUNCE_S: Final = 1.0
 QUEUE_MAX: Final = 20_000
@@ -102,6 +111,7 @@ class OutreachSource:
         self._proxy_handle: asyncio.TimerHandle | None = None
         self.proxy_watch: ProxyWatch | None = None
         self._logged_handle: asyncio.TimerHandle | None = None
+        self._loss_handle: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -133,7 +143,6 @@ class OutreachSource:
                 [
                     asyncio.create_task(self._every_probe(), name="outreach-probe"),
                     asyncio.create_task(self._every_host_settings(), name="outreach-host"),
-                    asyncio.create_task(self._every_accounting(), name="outreach-lost"),
                 ]
             )
             self._schedule_change()
@@ -154,6 +163,7 @@ class OutreachSource:
             self._sharing_handle,
             self._proxy_handle,
             self._logged_handle,
+            self._loss_handle,
         ):
             if handle is not None:
                 handle.cancel()
@@ -184,6 +194,7 @@ class OutreachSource:
             self.queue.put_nowait(observation)
         except asyncio.QueueFull:
             self.dropped += 1
+            self._note_loss()
 
     # -- links, addresses, routes -------------------------------------------------
 
@@ -195,12 +206,17 @@ class OutreachSource:
             self._spawn(self._check_sharing())
         if changed:
             self._schedule_change()
+            self._schedule_sharing()  # a new or raised interface may be a hotspot's
 
     def _on_ruleset(self) -> None:
         """The ruleset changed (ours included): look at sharing again once it settles."""
         if self.rulesets is None:
             return
         self.rulesets.drain()
+        self._schedule_sharing()
+
+    def _schedule_sharing(self) -> None:
+        """Read the sharing state once a burst of changes settles."""
         if self._sharing_handle is not None:
             self._sharing_handle.cancel()
         self._sharing_handle = asyncio.get_running_loop().call_later(
@@ -264,7 +280,10 @@ class OutreachSource:
     def _on_flows(self) -> None:
         if self.flows is None or self.links is None:
             return
+        lost = self.flows.lost
         due = self.flows.read(self.policy, self.links.link)
+        if self.flows.lost != lost:
+            self._note_loss()
         if due is not None and self._logged_handle is None:
             self._logged_handle = asyncio.get_running_loop().call_later(due, self._flush_logged)
 
@@ -273,18 +292,24 @@ class OutreachSource:
         self._logged_handle = None
         self._on_flows()
 
-    async def _every_accounting(self) -> None:
-        while True:
-            await asyncio.sleep(5)
-            lost = (self.flows.lost if self.flows is not None else 0) + self.dropped
-            if lost > self._reported_lost:
-                self._put(
-                    CounterObservation(
-                        lost=lost - self._reported_lost,
-                        detail="NFLOG sequence gaps and full observation queue",
-                    )
+    def _note_loss(self) -> None:
+        """Something was lost: report it, with whatever else is lost meanwhile, shortly."""
+        if self._loss_handle is None:
+            self._loss_handle = asyncio.get_running_loop().call_later(
+                LOSS_REPORT_S, self._report_lost
+            )
+
+    def _report_lost(self) -> None:
+        self._loss_handle = None
+        lost = (self.flows.lost if self.flows is not None else 0) + self.dropped
+        if lost > self._reported_lost:
+            self._put(
+                CounterObservation(
+                    lost=lost - self._reported_lost,
+                    detail="NFLOG sequence gaps and full observation queue",
                 )
-                self._reported_lost = lost
+            )
+            self._reported_lost = lost
 
     # -- probes -----------------------------------------------------------------
 
@@ -318,11 +343,17 @@ class OutreachSource:
         if await asyncio.to_thread(watch.start):
             self.proxy_watch = watch
         await self._check_proxies()
+        if self.proxy_watch is None:
+            self._spawn(self._poll_proxies())
         while True:
             await self._check_sharing()
             await asyncio.sleep(HOST_SETTINGS_EVERY_S)
-            if self.proxy_watch is None:
-                await self._check_proxies()
+
+    async def _poll_proxies(self) -> None:
+        """Where inotify is unavailable: read the proxy files on a timer."""
+        while True:
+            await asyncio.sleep(PROXIES_POLL_S)
+            await self._check_proxies()
 
     def _proxies_changed(self) -> None:
         """inotify saw a change where proxy files live: read them shortly, once for a burst.

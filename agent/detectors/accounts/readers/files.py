@@ -17,7 +17,18 @@ from pathlib import Path
 from typing import Any, Final
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from agent.detectors.accounts.observations import AgentTampered, FileTouched
@@ -27,6 +38,17 @@ Emit = Callable[[Any], None]
 
 PERSISTENCE_IN_HOME: Final = (".ssh", ".config/autostart", ".config/systemd/user")
 HISTORY_FILES: Final = frozenset({".bash_history", ".zsh_history", ".history", ".sh_history"})
+#: What a watch asks the kernel for where reads do not matter: changes, not opens.
+CHANGES_ONLY: Final[list[type[FileSystemEvent]]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
 _ACTIONS: Final = {
     "created": "created",
     "modified": "modified",
@@ -85,9 +107,12 @@ class FileSource(FileSystemEventHandler):
             self._schedule()
 
     def _schedule(self) -> None:
-        for root, (_purpose, recursive, _account) in sorted(self.plan.roots.items()):
+        for root, (purpose, recursive, _account) in sorted(self.plan.roots.items()):
+            # Only protected paths are watched for reads: elsewhere an open (of the folder
+            # itself too, by anything that lists it) would wake the observer for nothing.
+            kinds = None if purpose == "protected" else CHANGES_ONLY
             try:
-                self.observer.schedule(self, root, recursive=recursive)
+                self.observer.schedule(self, root, recursive=recursive, event_filter=kinds)
             except OSError as exc:
                 log.warning("cannot watch path", path=root, error=str(exc))
 

@@ -18,6 +18,7 @@ import select
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,9 +152,13 @@ class SessionSource:
     """Sessions from systemd-logind (``loginctl list-sessions -o json``), else utmp.
 
     Sessions are listed again only when logind's session directory or utmp
-    changed since the last listing (``markers``), so an idle host does not run
-    ``loginctl`` every ``poll_s``; where neither exists, every poll lists them.
+    changed since the last listing (``markers``, watched with inotify), so an
+    idle host neither runs ``loginctl`` nor wakes at all; where neither exists,
+    every ``poll_s`` lists them.
     """
+
+    #: Listed again this often even when inotify reported nothing.
+    SAFETY_S: Final = 300.0
 
     def __init__(
         self, host: str, poll_s: float, markers: tuple[Path, ...] = SESSION_MARKERS
@@ -164,6 +169,8 @@ class SessionSource:
         self._listed_at: Stamp | None = None
         self.listings = 0
         self.known: dict[str, dict[str, Any]] | None = None
+        self.wake = threading.Event()
+        self._stopping = False
         self.loginctl = shutil.which("loginctl")
         #: Decided by the first listing, in the reader's thread: loginctl never runs on the loop.
         self.mode: Literal["logind", "utmp"] = "logind" if self.loginctl else "utmp"
@@ -243,9 +250,27 @@ class SessionSource:
         self.known = current
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.poll_once(emit)
-            stop.wait(self.poll_s)
+        """List at start, then when inotify reports a change to a marker (every ``poll_s``
+        where no marker can be watched), and every ``SAFETY_S`` regardless."""
+        from agent.file_watch import watch_files
+
+        present = [m for m in self.markers if m.exists()]
+        unwatch = watch_files(present, self.wake.set) if present else None
+        every = self.SAFETY_S if unwatch is not None else self.poll_s
+        try:
+            while not stop.is_set() and not self._stopping:
+                self.wake.clear()
+                self.poll_once(emit)
+                if self.wake.wait(every) and not self._stopping:
+                    stop.wait(min(self.poll_s, 0.2))  # let a burst of writes settle
+        finally:
+            if unwatch is not None:
+                unwatch()
+
+    def stop(self) -> None:
+        """End ``run`` now (it may be waiting for a change)."""
+        self._stopping = True
+        self.wake.set()
 
 
 def parse_loginctl_json(text: str) -> list[dict[str, Any]] | None:
@@ -270,47 +295,111 @@ def parse_loginctl_json(text: str) -> list[dict[str, Any]] | None:
 
 
 class ProcessSource:
-    """New processes of contractor accounts (psutil): only new pids, only contractor uids."""
+    """New processes of contractor accounts: only new programs, only contractor uids.
 
-    def __init__(self, host: str, directory: Directory, poll_s: float, hash_max: int) -> None:
+    Where the kernel's process connector can be listened to (root in the
+    initial namespaces), each exec and uid change wakes the reader
+    (``mode == "events"``): nothing runs while no process starts. Elsewhere,
+    or when the socket cannot be opened, ``psutil.pids()`` is compared every
+    ``poll_s`` (``mode == "scan"``, with the reason in ``fallback_reason``).
+    Either way one scan at start reports the contractor processes already
+    running, and an overrun of the event socket is caught up by a scan.
+    """
+
+    #: A uid change is looked at this much later, unless the process execs first.
+    UID_SETTLE_S: Final = 1.0
+    #: After a wake, events are let gather this long: at most a few wakes a second.
+    BATCH_S: Final = 0.2
+
+    def __init__(
+        self, host: str, directory: Directory, poll_s: float, hash_max: int,
+        events: bool = True,
+    ) -> None:
         self.host = host
         self.directory = directory
         self.poll_s = poll_s
         self.hash_max = hash_max
         self.seen: set[int] = set()
         self._hashes: dict[tuple[str, int, int], str] = {}
+        self._reported: dict[int, str] = {}  # pid -> exe, since its last exec (events mode)
+        self._uid_changed: dict[int, float] = {}  # pid -> when to look at it (monotonic)
+        self.connector: Any = None
+        self.fallback_reason: str | None = "process events switched off in settings"
+        if events:
+            self.fallback_reason = None
+            try:
+                from agent.detectors.accounts.readers.proc_events import ProcConnector
+
+                self.connector = ProcConnector()
+            except OSError as exc:
+                self.fallback_reason = (
+                    f"no process connector ({exc.strerror or exc}); scanning every {poll_s:g} s"
+                )
+        # ``stop`` writes here: the wait for a process event has no timeout to poll a flag with.
+        self._stop_r, self._stop_w = os.pipe()
+
+    @property
+    def mode(self) -> Literal["events", "scan"]:
+        return "events" if self.connector is not None else "scan"
 
     def poll_once(self, emit: Emit) -> None:
         pids = set(psutil.pids())
         new = pids - self.seen
         self.seen = pids
         for pid in sorted(new):
-            uid = real_uid(pid)
-            if uid is None:
-                continue
-            account = self.directory.contractor_by_uid(uid)
-            if account is None:
-                continue
-            try:
-                process = psutil.Process(pid)
-                with process.oneshot():
-                    name = process.name()
-                    exe = _quiet(process.exe)
-                    cmdline = " ".join(_quiet(process.cmdline) or [])[:MAX_CMDLINE]
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-            emit(
-                ProcessStarted(
-                    time=_now(),
-                    host=self.host,
-                    pid=pid,
-                    account=account,
-                    name=name[:256],
-                    exe=(exe or "")[:4096],
-                    cmdline=cmdline,
-                    sha256=self._hash(exe or ""),
-                )
+            self._look_at(pid, real_uid(pid), emit)
+
+    def on_exec(self, pid: int, emit: Emit) -> None:
+        """``pid`` ran a new program: looked at again, whatever was reported before."""
+        self._reported.pop(pid, None)
+        self._uid_changed.pop(pid, None)
+        self._look_at(pid, real_uid(pid), emit)
+
+    def on_uid(self, pid: int, now: float) -> None:
+        """``pid`` changed its uid: looked at ``UID_SETTLE_S`` later unless it runs a program
+        first (``su`` and ``sudo -u`` set the uid in a child that execs at once: the program is
+        what counts, not the forked copy of su)."""
+        if len(self._uid_changed) < 65_536:
+            self._uid_changed.setdefault(pid, now + self.UID_SETTLE_S)
+
+    def settle_uids(self, now: float, emit: Emit) -> float | None:
+        """Look at the uid changes whose wait ran out; seconds until the next is due."""
+        for pid, due in list(self._uid_changed.items()):
+            if due <= now:
+                del self._uid_changed[pid]
+                if pid not in self._reported:
+                    self._look_at(pid, real_uid(pid), emit)
+        return min(self._uid_changed.values()) - now if self._uid_changed else None
+
+    def _look_at(self, pid: int, uid: int | None, emit: Emit) -> None:
+        if uid is None:
+            return
+        account = self.directory.contractor_by_uid(uid)
+        if account is None:
+            return
+        try:
+            process = psutil.Process(pid)
+            with process.oneshot():
+                name = process.name()
+                exe = _quiet(process.exe)
+                cmdline = " ".join(_quiet(process.cmdline) or [])[:MAX_CMDLINE]
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return
+        if len(self._reported) > 65_536:
+            self._reported.clear()
+        self._reported[pid] = exe or ""
+        emit(
+            ProcessStarted(
+                time=_now(),
+                host=self.host,
+                pid=pid,
+                account=account,
+                name=name[:256],
+                exe=(exe or "")[:4096],
+                cmdline=cmdline,
+                sha256=self._hash(exe or ""),
             )
+        )
 
     def _hash(self, path: str) -> str:
         try:
@@ -334,9 +423,45 @@ class ProcessSource:
         return self._hashes[key]
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.poll_once(emit)
-            stop.wait(self.poll_s)
+        self.poll_once(emit)
+        if self.connector is None:
+            while not stop.wait(self.poll_s):
+                self.poll_once(emit)
+            return
+        connector = self.connector
+        try:
+            with open(self._stop_r, "rb", buffering=0) as stopped:
+                poller = select.poll()
+                poller.register(connector.fileno(), select.POLLIN)
+                poller.register(stopped.fileno(), select.POLLIN)
+                wait_ms: int | None = None  # no timer unless a uid change waits
+                while not stop.is_set():
+                    ready = {fd for fd, _ in poller.poll(wait_ms)}
+                    if stopped.fileno() in ready:
+                        break
+                    overruns = connector.overruns
+                    for event in connector.read():
+                        if event.what == "exec":
+                            self.on_exec(event.pid, emit)
+                        else:
+                            self.on_uid(event.pid, time.monotonic())
+                    due = self.settle_uids(time.monotonic(), emit)
+                    wait_ms = None if due is None else max(1, int(due * 1000) + 1)
+                    # A host starting programs without pause (a build) would wake the reader
+                    # for each: the kernel queues them meanwhile, and they are read together.
+                    if select.select([stopped], [], [], self.BATCH_S)[0]:
+                        break
+                    if connector.overruns != overruns:
+                        log.warning("process events overran; scanning for what was missed")
+                        self.poll_once(emit)
+        finally:
+            connector.close()
+
+    def stop(self) -> None:
+        """End ``run`` now (it may be waiting for a process event)."""
+        with contextlib.suppress(OSError):  # stopped twice: the pipe is already closed
+            os.write(self._stop_w, b"x")
+            os.close(self._stop_w)
 
 
 def real_uid(pid: int) -> int | None:
@@ -363,9 +488,17 @@ def _quiet(getter: Callable[[], Any]) -> Any:
 
 
 class GroupSource:
-    """Each contractor's groups via NSS: at start, when /etc/group changes, and on a timer."""
+    """Each contractor's groups via NSS: at start, when /etc/group changes, and on a timer.
+
+    inotify (the process's shared watch, ``agent.file_watch``) says when
+    /etc/group changed; only where it cannot be had is the file's stamp
+    compared each second. Directory services (SSSD, LDAP) change no file:
+    ``recheck_s`` covers them.
+    """
 
     GROUP_FILE: Final = Path("/etc/group")
+    #: A tool rewriting /etc/group touches it and its companions in a burst: read once after.
+    SETTLE_S: Final = 0.2
 
     def __init__(self, host: str, directory: Directory, recheck_s: float) -> None:
         self.host = host
@@ -373,6 +506,8 @@ class GroupSource:
         self.recheck_s = recheck_s
         self._stamp: Stamp | None = None
         self.wake = threading.Event()
+        self.watched = False
+        self._stopping = False
 
     def poll_once(self, emit: Emit) -> None:
         self.directory.forget()
@@ -383,17 +518,35 @@ class GroupSource:
                 emit(GroupState(time=now, host=self.host, account=account, groups=groups))
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
+        from agent.file_watch import watch_files
+
+        unwatch = watch_files([self.GROUP_FILE], self.wake.set)
+        self.watched = unwatch is not None
         self._stamp = file_stamp(self.GROUP_FILE)
         self.poll_once(emit)
-        waited = 0.0
-        while not stop.is_set():
-            stop.wait(1.0)
-            waited += 1.0
-            stamp = file_stamp(self.GROUP_FILE)
-            if stamp != self._stamp or waited >= self.recheck_s or self.wake.is_set():
-                self._stamp, waited = stamp, 0.0
-                self.wake.clear()
-                self.poll_once(emit)
+        every = self.recheck_s if self.watched else min(1.0, self.recheck_s)
+        last = time.monotonic()
+        try:
+            while not stop.is_set() and not self._stopping:
+                woken = self.wake.wait(every)
+                if stop.is_set() or self._stopping:
+                    break
+                if woken:
+                    stop.wait(self.SETTLE_S)
+                stamp = file_stamp(self.GROUP_FILE)
+                due = time.monotonic() - last >= self.recheck_s
+                if woken or stamp != self._stamp or due:
+                    self.wake.clear()
+                    self._stamp, last = stamp, time.monotonic()
+                    self.poll_once(emit)
+        finally:
+            if unwatch is not None:
+                unwatch()
+
+    def stop(self) -> None:
+        """End ``run`` now (it may be waiting for a change)."""
+        self._stopping = True
+        self.wake.set()
 
 
 class MountSource:
