@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import Integer, select
 
 from agent.calendar_cn import SHANGHAI, WorkCalendar
+from agent.upgrade.versions import release_order
 from agent.policy.loader import load_policy_dir
 from collector.alerts import service
 from collector.api import bounds
@@ -29,6 +30,7 @@ from collector.console import params as p
 from collector.console import reports
 from collector.correlation.silent_pass import SilentAgentPass
 from collector.store import audit
+from collector.releases.store import failed_upgrades
 from collector.store.agents import list_agents
 from collector.store.database import Database
 from collector.store.events import (
@@ -301,8 +303,13 @@ def agents_listing(
     # A process not holding the silent check's lease never runs it: its rule follows the
     # policy here, so every process lists agents as the lease holder judges them.
     monitor.reload_rule()
+    failures = failed_upgrades(db)
     for row in list_agents(db):
         view = agent_view(row, monitor.status_of(row, now))
+        failure = failures.get(str(row["id"]))
+        # A failure stays shown until the agent runs that version or a newer one.
+        view["upgrade_failed"] = failure if failure is not None and release_order(
+            failure["version"], str(row["agent_version"] or "")) > 0 else None
         view["degraded"] = sorted(
             name
             for name, health in (view["detectors"] or {}).items()
