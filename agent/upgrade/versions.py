@@ -1,10 +1,11 @@
 """Version order for agent releases: Debian's (``dpkg --compare-versions``), and the agent's own.
 
-A release is a ``.deb`` whose ``Version`` field is ``[epoch:]upstream[-revision]``;
-the agent reports ``agent.version.__version__``, a PEP 440 version. Both are
-brought to one Debian form (``debian_form``: PEP 440 pre-releases and dev
-builds sort before their release, as ``~`` does in Debian) and compared with
-dpkg's algorithm, so ``0.13.1~rc1 < 0.13.1 < 0.13.1-2 < 1:0.1``.
+A release is a ``.deb`` whose ``Version`` field is ``[epoch:]upstream[-revision]``,
+compared with dpkg's algorithm (``0.13.1~rc1 < 0.13.1 < 0.13.1-2 < 1:0.1``).
+The agent reports ``agent.version.__version__``, a PEP 440 version: it is
+brought to Debian form first (``debian_form``: pre-releases and dev builds
+sort before their release, as ``~`` does), so the package build writes PEP 440
+``0.14.0rc1`` as ``0.14.0~rc1``.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ _LOCAL: Final = re.compile(r"\+.*$")
 
 
 def debian_form(version: str) -> str:
-    """``version`` (Debian or PEP 440) as a Debian version: ``1.2rc1`` → ``1.2~rc1``.
+    """A PEP 440 version as a Debian version: ``1.2rc1`` → ``1.2~rc1``.
 
-    A PEP 440 local label (``+unknown``) is dropped: it names a build, not an order.
+    A local label (``+unknown``) is dropped: it names a build, not an order.
     """
-    text = version.strip()
-    if ":" not in text and "~" not in text:
-        text = _LOCAL.sub("", text)
-        text = _PRE.sub(lambda m: "~" + m.group(1).lower(), text)
-    return text
+    text = _LOCAL.sub("", version.strip())
+    return _PRE.sub(lambda m: "~" + m.group(1).lower(), text)
 
 
 
@@ -81,9 +79,9 @@ def _split(version: str) -> tuple[int, str, str]:
 
 
 def compare(a: str, b: str) -> int:
-    """-1, 0 or 1 as ``a`` sorts before, with or after ``b`` (both in ``debian_form``)."""
-    ea, ua, ra = _split(debian_form(a))
-    eb, ub, rb = _split(debian_form(b))
+    """-1, 0 or 1 as Debian version ``a`` sorts before, with or after ``b``."""
+    ea, ua, ra = _split(a)
+    eb, ub, rb = _split(b)
     if ea != eb:
         return -1 if ea < eb else 1
     return _compare_part(ua, ub) or _compare_part(ra, rb)
@@ -95,8 +93,8 @@ def release_order(release_version: str, running: str) -> int:
     The agent knows only its own upstream version: a package revision
     (``0.13.1-2``) is the same agent as ``0.13.1``, not a newer one.
     """
-    epoch, text, _ = _split(debian_form(release_version))
-    return compare(f"{epoch}:{text}" if epoch else text, running)
+    epoch, text, _ = _split(release_version)
+    return compare(f"{epoch}:{text}" if epoch else text, debian_form(running))
 
 
 def runs(release_version: str, running: str) -> bool:

@@ -37,7 +37,7 @@ from collector.api.auth import require_admin, require_agent
 from collector.api.context import context
 from collector.api.responses import json_response
 from collector.errors import ApiError, CollectorError
-from collector.policy.signing import signature_algorithm
+from collector.policy.signing import signature_algorithm, verifying_public_key
 from collector.releases import store
 from collector.releases.status import release_status
 
@@ -115,10 +115,11 @@ async def agent_package(request: Request, arch: str | None = None,
         agent, row = await _target(request, architecture)
     else:
         agent, row = await _published(request, architecture, version[:64])
-    if ctx.policy_key is None:
+    # The key file made after this process started (init while serving) counts too.
+    key = ctx.policy_key or await run_in_threadpool(verifying_public_key, ctx.settings.data_dir)
+    if key is None:
         raise ApiError(503, "release_untrusted",
                        "the collector has no signing key to check the release with")
-    key = ctx.policy_key
 
     def load() -> store.Package:
         with ctx.db.read() as conn:

@@ -21,16 +21,16 @@ import structlog
 from sqlalchemy import Integer, select
 
 from agent.calendar_cn import SHANGHAI, WorkCalendar
-from agent.upgrade.versions import release_order
 from agent.policy.loader import load_policy_dir
+from agent.upgrade.versions import release_order
 from collector.alerts import service
 from collector.api import bounds
 from collector.api.views import agent_view
 from collector.console import params as p
 from collector.console import reports
 from collector.correlation.silent_pass import SilentAgentPass
-from collector.store import audit
 from collector.releases.store import failed_upgrades
+from collector.store import audit
 from collector.store.agents import list_agents
 from collector.store.database import Database
 from collector.store.events import (
