@@ -105,9 +105,8 @@ def test_an_edited_package_is_never_retargeted(db: Database, signing: Path) -> N
             body=make_deb("0.14.0", payload=b"evil")))
     with pytest.raises(CollectorError, match="摘要不符"):
         store.promote(db, "0.14.0", public, author="o", note="", created_at=NOW)
-    with db.read() as conn:
-        with pytest.raises(CollectorError):
-            store.verified_package(conn, row.sha256, Ed25519Signer().public_key.text)
+    with db.read() as conn, pytest.raises(CollectorError):
+        store.verified_package(conn, row.sha256, Ed25519Signer().public_key.text)
 
 
 def _package(client: TestClient, agent: EnrolledAgent, **params: str) -> Any:
