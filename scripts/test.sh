@@ -5,7 +5,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 
 # Debian packages the tests drive for real.
-DEBIAN_PACKAGES=(iproute2 nftables systemd procps sudo rsyslog rsyslog-gnutls curl chromium chromium-driver fonts-wqy-microhei slapd ldap-utils openssl libpcap0.8)
+DEBIAN_PACKAGES=(iproute2 nftables systemd procps sudo rsyslog rsyslog-gnutls curl chromium chromium-driver fonts-wqy-microhei slapd ldap-utils openssl libpcap0.8
+  # the agent .deb is built (PyInstaller wants objdump) and installed into a debootstrapped root
+  debootstrap dpkg-dev binutils)
 bootstrap "collector,test" "${DEBIAN_PACKAGES[@]}"
 
 # PostgreSQL: CI machines run it at 127.0.0.1:5432; start the local cluster if it is down.
@@ -19,7 +21,7 @@ fi
 
 cd "$COURTGUARD_ROOT"
 mkdir -p artifacts
-"$VENV/bin/python" -m ruff check agent collector tests bench
+"$VENV/bin/python" -m ruff check agent collector tests bench packaging
 "$VENV/bin/python" -m mypy agent collector
 # Most tests wait on subprocesses, sockets and namespaces rather than the CPU:
 # several workers keep both cores busy (COURTGUARD_TEST_WORKERS=0 runs in-process).

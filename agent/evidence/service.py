@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import random
-import sys
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -30,6 +29,7 @@ import structlog
 from agent.events import CaptureOrder
 from agent.evidence.artifacts import ArtifactStore
 from agent.evidence.uploader import EvidenceUploader, Report
+from agent.frozen import child_command
 from agent.pacing import Backoff
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class Evidence:
     async def _run_child(self, order: CaptureOrder, out: str) -> dict[str, Any] | None:
         event_id = str(order.event_id)
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent.evidence.capture", order.model_dump_json(), out,
+            *child_command("agent.evidence.capture", order.model_dump_json(), out),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL,
         )

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from agent.detector import SourceContext
 from agent.detectors.documents.observations import DocumentObservation, DocumentPart
 from agent.detectors.documents.policy import DocumentsPolicy, DocumentWatch
 from agent.detectors.documents.readers.folders import FolderWatcher
+from agent.frozen import child_command
 
 log = structlog.get_logger("courtguard.documents")
 
@@ -109,11 +109,7 @@ async def extract_in_child(
 ) -> tuple[list[DocumentPart], str | None]:
     """Run the extraction child (``checker.child``) on ``path``; errors become messages."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent.detectors.documents.checker.child",
-        str(path),
-        str(max_file_bytes),
+        *child_command("agent.detectors.documents.checker.child", str(path), str(max_file_bytes)),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

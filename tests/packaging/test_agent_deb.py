@@ -1,0 +1,290 @@
+"""The agent .deb carries its own runtime: installed into a Debian root with no Python, it runs.
+
+A minimal Debian bookworm (``debootstrap --variant=minbase``, cached under
+``COURTGUARD_TEST_CACHE``) gets the package with ``dpkg -i`` in a chroot; the
+agent is enrolled and run from it (the chroot shares the network namespace, so
+the real collector outside listens on loopback), its heartbeat and an
+``agent.test`` event arrive; the package is then upgraded in place (an edited
+``agent.toml`` is kept, the agent reports the new version) and purged (nothing
+of it is left). The one-folder build is made once per source digest and cached
+too; the two versions are packed from it in seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Collector, spawn, stop_process, tail, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "packaging" / "build_agent_deb.py"
+CACHE = Path(os.environ.get("COURTGUARD_TEST_CACHE", "/var/cache/courtguard-test"))
+MIRROR = os.environ.get("COURTGUARD_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+SUITE = "bookworm"
+BINARY = "/opt/courtguard/agent/courtguard-agent"
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e, pytest.mark.timeout(3600)]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the agent package test must run on CI: {reason}")
+    pytest.skip(reason)
+
+
+def _project_version() -> str:
+    sys.path.insert(0, str(BUILD.parent))
+    import build_agent_deb
+
+    return build_agent_deb.project_version()
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Release N and N+1 of the package, packed from one cached one-folder build."""
+    if os.geteuid() != 0:
+        _unavailable("needs root (dpkg and chroot)")
+    if shutil.which("dpkg-deb") is None:
+        _unavailable("dpkg-deb is missing (scripts/test.sh installs dpkg-dev)")
+    tree = _build(["--build-dir", str(CACHE / "agent-onefolder"), "--print-tree"])
+    out = tmp_path_factory.mktemp("debs")
+    base = _project_version()
+    versions = {"N": base, "N+1": f"{base}.1"}
+    return {
+        name: _build(["--reuse-build", str(tree), "--version", version, "--out", str(out),
+                      "--compress", "gzip"])
+        for name, version in versions.items()
+    }
+
+
+def _build(arguments: list[str]) -> Path:
+    done = subprocess.run(
+        [sys.executable, str(BUILD), *arguments], capture_output=True, text=True,
+        timeout=3000, check=False,
+    )
+    assert done.returncode == 0, tail(done.stdout + done.stderr, 60)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def minbase() -> Path:
+    """A debootstrapped minimal bookworm, made once and kept in the cache."""
+    if os.geteuid() != 0:
+        _unavailable("needs root (debootstrap)")
+    if shutil.which("debootstrap") is None:
+        _unavailable("debootstrap is missing (scripts/test.sh installs it)")
+    done_root = CACHE / "debootstrap" / f"{SUITE}-minbase"
+    if (done_root / "etc" / "debian_version").is_file():
+        return done_root
+    partial = done_root.with_name(done_root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        ["debootstrap", "--variant=minbase", SUITE, str(partial), MIRROR],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )
+    if made.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        _unavailable(f"debootstrap from {MIRROR} failed: {tail(made.stdout + made.stderr, 5)}")
+    partial.rename(done_root)
+    return done_root
+
+
+class Chroot:
+    """A copy of the cached root with /proc, /sys and /dev bound in; unmounted on close."""
+
+    def __init__(self, template: Path, target: Path) -> None:
+        self.root = target
+        subprocess.run(["cp", "-a", f"{template}/.", str(target)], check=True, timeout=600)
+        self.mounts: list[Path] = []
+        for name, kind in (("proc", ["-t", "proc", "proc"]), ("sys", ["--rbind", "/sys"]),
+                           ("dev", ["--rbind", "/dev"])):
+            point = target / name
+            subprocess.run(["mount", *kind, str(point)], check=True, timeout=60)
+            if kind[0] == "--rbind":
+                subprocess.run(["mount", "--make-rslave", str(point)], check=True, timeout=60)
+            self.mounts.append(point)
+
+    def run(self, *argv: str, check: bool = True, env: dict[str, str] | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["chroot", str(self.root), *argv], capture_output=True, text=True,
+            timeout=timeout, check=False, env=env or _chroot_env(),
+        )
+        if check:
+            assert done.returncode == 0, f"{argv}: {done.returncode}\n{done.stdout}{done.stderr}"
+        return done
+
+    def close(self) -> None:
+        for point in reversed(self.mounts):
+            subprocess.run(["umount", "-R", "-l", str(point)], check=False, timeout=60)
+        if not any(_is_mount(p) for p in self.mounts):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _is_mount(path: Path) -> bool:
+    return subprocess.run(["mountpoint", "-q", str(path)], check=False).returncode == 0
+
+
+def _chroot_env() -> dict[str, str]:
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
+
+
+@pytest.fixture
+def chroot(minbase: Path, tmp_path: Path) -> Iterator[Chroot]:
+    root = Chroot(minbase, tmp_path / "root")
+    try:
+        yield root
+    finally:
+        root.close()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    instance = Collector(home=tmp_path / "collector-home",
+                         database_url=f"sqlite:///{tmp_path / 'collector.db'}")
+    instance.home.mkdir()
+    instance.init()
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+#: Test pacing, as the e2e harness gives its agents; the outreach detector stays off
+#: because it would install its nftables table in the host's namespace.
+TEST_CONFIG = """
+heartbeat_interval_s = 1
+batch_max_age_s = 0.2
+backoff_initial_s = 0.2
+backoff_max_s = 1
+drain_start_jitter_s = 0
+log_format = "json"
+
+[detectors]
+outreach = false
+"""
+
+
+@contextlib.contextmanager
+def running_agent(root: Chroot, log_file: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The packaged agent started in the chroot as systemd would: until it says READY=1."""
+    notify_path = root.root / "run" / "cg-notify"
+    notify_path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    env = {**_chroot_env(), "NOTIFY_SOCKET": "/run/cg-notify"}
+    process = spawn("packaged agent", ["chroot", str(root.root), BINARY, "run"], env, log_file)
+    try:
+        exited = os.pidfd_open(process.pid)
+        try:
+            while True:
+                readable, _, _ = select.select([sock, exited], [], [], 600)
+                assert readable, "the packaged agent neither got ready nor exited in 600 s"
+                if exited in readable:
+                    raise AssertionError(f"the packaged agent exited with {process.wait()}:\n"
+                                         f"{tail(log_file.read_text(errors='replace'))}")
+                if "READY=1" in sock.recv(4096).decode(errors="replace").splitlines():
+                    break
+        finally:
+            os.close(exited)
+            sock.close()
+        yield process
+    finally:
+        stop_process(process, signal.SIGTERM)
+        notify_path.unlink(missing_ok=True)
+
+
+def test_package_installs_runs_upgrades_and_purges_in_a_root_without_python(
+    packages: dict[str, Path], chroot: Chroot, collector: Collector, tmp_path: Path,
+) -> None:
+    root = chroot.root
+    assert not list(root.glob("usr/bin/python*")), "the minimal root must have no Python"
+    assert not list(root.glob("usr/lib/python3*"))
+
+    # -- install --
+    for deb in packages.values():
+        shutil.copy(deb, root / "tmp" / deb.name)
+    chroot.run("dpkg", "-i", f"/tmp/{packages['N'].name}")
+    assert not list(root.glob("usr/bin/python*")), "the package must not pull in a Python"
+    assert (root / "var/lib/courtguard").stat().st_mode & 0o777 == 0o700
+    assert (root / "etc/courtguard").stat().st_mode & 0o777 == 0o755
+    assert (root / "etc/courtguard/agent.toml").stat().st_mode & 0o777 == 0o640
+    assert (root / "etc/systemd/system/multi-user.target.wants/courtguard-agent.service"
+            ).is_symlink(), "the unit is enabled for the next boot"
+    unit = (root / "lib/systemd/system/courtguard-agent.service").read_text()
+    assert f"ExecStart={BINARY} run" in unit
+    base = _project_version()
+    assert chroot.run("courtguard-agent", "--help").returncode == 0
+
+    # Heavy children run from the frozen executable, not from a python that is not there.
+    document = root / "tmp" / "判决书.txt"
+    document.write_text("民事判决书\n被告钱某的手机号码13812345678。\n", encoding="utf-8")
+    child = chroot.run(BINARY, "--courtguard-run-module",
+                       "agent.detectors.documents.checker.child", "/tmp/判决书.txt", "1000000")
+    assert "13812345678" in json.loads(child.stdout)["parts"][0]["text"]
+    # Programs the agent runs load the system's libraries, not the package's copies.
+    converter = root / "usr/local/bin/antiword"
+    converter.write_text('#!/bin/sh\necho "library path [${LD_LIBRARY_PATH-unset}]"\n')
+    converter.chmod(0o755)
+    (root / "tmp/old.doc").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    legacy = chroot.run(BINARY, "--courtguard-run-module",
+                        "agent.detectors.documents.checker.child", "/tmp/old.doc", "1000000")
+    assert "library path [unset]" in json.loads(legacy.stdout)["parts"][0]["text"], legacy.stdout
+    converter.unlink()
+    capture = chroot.run(BINARY, "--courtguard-run-module", "agent.evidence.capture",
+                         json.dumps({"interface": "lo", "duration_s": 0.5}), "/tmp/lo.pcap")
+    assert json.loads(capture.stdout.splitlines()[-1])["stopped_by"] == "duration"
+    assert (root / "tmp/lo.pcap").read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
+    # scan's worker pool is spawned multiprocessing: the frozen entry runs the workers too.
+    scanned = chroot.run("courtguard-agent", "scan", "--jobs", "2", "--json", "/tmp/判决书.txt",
+                         check=False)
+    assert scanned.returncode == 1, scanned.stdout + scanned.stderr
+    assert "documents.mobile-phone" in scanned.stdout
+
+    # -- enroll and run against the real collector outside the chroot --
+    config = root / "etc/courtguard/agent.toml"
+    config.write_text(config.read_text() + TEST_CONFIG)
+    shutil.copy(collector.ca_file, root / "etc/courtguard/ca.pem")
+    token = collector.create_token()
+    chroot.run("courtguard-agent", "enroll", "--collector", collector.url, "--token", token,
+               "--ca", "/etc/courtguard/ca.pem")
+    agent_id = json.loads((root / "var/lib/courtguard/credentials.json").read_text())["agent_id"]
+    chroot.run("courtguard-agent", "emit-test", "--note", "packaged")
+    with running_agent(chroot, tmp_path / "agent-N.log"):
+        row = collector.wait_online(agent_id, timeout=30)
+        assert row["agent_version"] == base
+        wait_until(lambda: collector.events(agent_id=agent_id, kind="agent.test"), 30,
+                   "the packaged agent's agent.test event")
+
+    # -- upgrade in place: the edited configuration is kept, the new version reports --
+    chroot.run("dpkg", "-i", f"/tmp/{packages['N+1'].name}")
+    assert config.read_text().endswith(TEST_CONFIG), "dpkg replaced the edited agent.toml"
+    status = chroot.run("dpkg-query", "-W", "-f=${Version}", "courtguard-agent").stdout
+    assert status == f"{base}.1"
+    with running_agent(chroot, tmp_path / "agent-N+1.log"):
+        wait_until(
+            lambda: (collector.agent_row(agent_id) or {}).get("agent_version") == f"{base}.1",
+            30, "the upgraded agent reporting its new version",
+        )
+
+    # -- purge removes everything the package and the agent made --
+    chroot.run("dpkg", "--purge", "courtguard-agent")
+    for left in ("opt/courtguard", "etc/courtguard", "var/lib/courtguard",
+                 "usr/bin/courtguard-agent", "lib/systemd/system/courtguard-agent.service",
+                 "etc/systemd/system/multi-user.target.wants/courtguard-agent.service"):
+        assert not (root / left).exists() and not (root / left).is_symlink(), left
