@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -91,8 +92,11 @@ def spawn_upgrader(command: list[str], version: str, log_path: Path) -> None:
                        check=True, capture_output=True, timeout=60)
         return
     with log_path.open("ab") as output:
-        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,  # noqa: S603 (our own command line)
-                         start_new_session=True, close_fds=True)
+        upgrader = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,  # noqa: S603 (our own command line)
+                                    stderr=output, start_new_session=True, close_fds=True)
+    # Reaped here should it end while this agent still runs (the restart normally ends the
+    # agent first, and the upgrader is then init's child).
+    threading.Thread(target=upgrader.wait, name="upgrader-reaper", daemon=True).start()
 
 
 class UpgradeClient:

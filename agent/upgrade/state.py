@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+# Imported up front: the upgrader must not import from a tree dpkg is replacing.
+from agent.enrollment import write_private
+
 RELEASES_DIR: Final = "releases"
 CURRENT: Final = "current.deb"
 
@@ -32,8 +35,6 @@ def releases_dir(data_dir: Path) -> Path:
 
 
 def write_json(path: Path, value: dict[str, Any]) -> None:
-    from agent.enrollment import write_private
-
     write_private(path, json.dumps(value, ensure_ascii=False, sort_keys=True).encode())
 
 
