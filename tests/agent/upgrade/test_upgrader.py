@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from agent.upgrade import state
-from agent.upgrade.deb import read_control
 from agent.upgrade.client import spawn_upgrader, upgrader_command
+from agent.upgrade.deb import read_control
 from agent.upgrade.upgrader import UpgradePlan, systemd_running
 from tests.agent.upgrade.debs import make_deb
 from tests.e2e.harness import load_scale, wait_until
@@ -100,7 +100,7 @@ def _upgrade(tmp_path: Path, data_dir: Path, version: str, payload: bytes) -> di
 def test_a_healthy_version_replaces_the_old_one(
     tmp_path: Path, machine: tuple[Path, Path, Supervisor],
 ) -> None:
-    system, data_dir, supervisor = machine
+    _, data_dir, supervisor = machine
     outcome = _upgrade(tmp_path, data_dir, "0.15.0", b"ok")
     assert outcome["state"] == "installed", outcome
     assert _running(data_dir) == "0.15.0"
@@ -114,7 +114,7 @@ def test_a_healthy_version_replaces_the_old_one(
 def test_a_version_that_does_not_start_is_rolled_back(
     tmp_path: Path, machine: tuple[Path, Path, Supervisor],
 ) -> None:
-    system, data_dir, supervisor = machine
+    _, data_dir, supervisor = machine
     outcome = _upgrade(tmp_path, data_dir, "0.16.0", b"broken")
     assert outcome["state"] == "failed", outcome
     assert (outcome["stage"], outcome["reason_code"], outcome["rolled_back"]) == (
@@ -129,7 +129,7 @@ def test_a_version_that_does_not_start_is_rolled_back(
 def test_a_failed_install_is_rolled_back(
     tmp_path: Path, machine: tuple[Path, Path, Supervisor],
 ) -> None:
-    system, data_dir, _ = machine
+    _, data_dir, _ = machine
     outcome = _upgrade(tmp_path, data_dir, "0.17.0", b"fail-install")
     assert (outcome["state"], outcome["stage"], outcome["reason_code"]) == (
         "failed", "install", "install_failed")
