@@ -114,7 +114,7 @@ def test_a_healthy_version_replaces_the_old_one(
 def test_a_version_that_does_not_start_is_rolled_back(
     tmp_path: Path, machine: tuple[Path, Path, Supervisor],
 ) -> None:
-    _, data_dir, supervisor = machine
+    system, data_dir, supervisor = machine
     outcome = _upgrade(tmp_path, data_dir, "0.16.0", b"broken")
     assert outcome["state"] == "failed", outcome
     assert (outcome["stage"], outcome["reason_code"], outcome["rolled_back"]) == (
