@@ -25,7 +25,7 @@ from sqlalchemy import Connection, func, insert, select
 from agent.signing import PublicKey, SignatureMismatch, Signer
 from agent.upgrade.deb import DebError, read_control
 from agent.upgrade.release import PACKAGE
-from agent.upgrade.versions import runs
+from agent.upgrade.versions import compare, runs
 from collector.errors import CollectorError, NotFoundError
 from collector.policy.signing import register_public_key
 from collector.store import audit
@@ -239,10 +239,11 @@ def rollback(
     """Target ``group`` (None: all groups) with the release before its current one.
 
     Per architecture: the current target is the newest row for the group; the
-    previous release is the newest older row for the group with another
-    package. Agents never install an older version than they run, so a
-    rollback stops a rollout where it stands: agents already upgraded stay on
-    their version, the others stay on or go to the previous one.
+    previous release is the highest version below it ever targeted at the
+    group (or all groups), so rolling back twice goes down twice and never
+    back up to a broken version. Agents never install an older version than
+    they run, so a rollback stops a rollout where it stands: agents already
+    upgraded stay on their version, the others stay on or go to the previous one.
     """
     made: list[ReleaseRow] = []
     c = agent_releases.c
@@ -259,7 +260,11 @@ def rollback(
             if not rows:
                 continue
             current = rows[0]
-            previous = next((r for r in rows[1:] if r.sha256 != current.sha256), None)
+            previous = None
+            for row in rows[1:]:  # newest first: the first of a version is its newest row
+                if compare(row.version, current.version) < 0 and (
+                        previous is None or compare(row.version, previous.version) > 0):
+                    previous = row
             if previous is None:
                 continue
             verified_package(conn, previous.sha256, public_key)

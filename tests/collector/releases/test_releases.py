@@ -72,9 +72,17 @@ def test_targeting_canary_promote_and_rollback(db: Database, signing: Path) -> N
                           created_at=NOW)
     assert [(r.version, r.action) for r in back] == [("0.13.0", "rollback")]
     assert _target(db, "court-a") == "0.13.0"
+    # Rolling back goes down, never back up to the version rolled back from.
+    _publish(db, signing, "0.15.0")
+    store.rollback(db, public, group=None, architecture=None, author="ops", note="",
+                   created_at=NOW)
+    assert _target(db, "court-a") == "0.14.0"
+    store.rollback(db, public, group="canary", architecture=None, author="ops", note="",
+                   created_at=NOW)
+    assert (_target(db, "canary"), _target(db, "court-a")) == ("0.13.0", "0.14.0")
     # One package stored once, however often it is targeted.
     with db.read() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM release_packages")).scalar() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM release_packages")).scalar() == 3
 
 
 def test_a_rollback_needs_a_previous_release(db: Database, signing: Path) -> None:
