@@ -86,9 +86,11 @@ class AgentSettings(LayeredSettings):
     upgrades: bool = True
     #: How long a new version has to report ready before the previous one is installed again.
     upgrade_health_timeout_s: float = Field(default=120.0, ge=5, le=3600)
-    #: The command that installs a package, the package's path appended. Change it only
-    #: where the agent is not installed by the system's dpkg (a test's ``dpkg --root``).
-    upgrade_install_command: tuple[str, ...] = ("dpkg", "-i")
+    #: The command that installs a package, the package's path appended; unattended, so a
+    #: changed agent.toml is kept without a question. Change it only where the agent is
+    #: not installed by the system's dpkg.
+    upgrade_install_command: tuple[str, ...] = ("dpkg", "--force-confdef", "--force-confold",
+                                                "-i")
     #: The systemd unit the upgrader restarts when systemd runs.
     upgrade_service: str = "courtguard-agent.service"
 

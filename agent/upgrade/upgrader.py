@@ -60,7 +60,8 @@ def _install(plan: UpgradePlan, package: Path) -> tuple[bool, str]:
     command = [*plan.install_command, str(package)]
     try:
         done = subprocess.run(command, capture_output=True, text=True,  # noqa: S603 (the settings' install command)
-                              timeout=plan.health_timeout_s * 2, check=False)
+                              timeout=max(plan.health_timeout_s * 2, 600), check=False,
+                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     except (OSError, subprocess.SubprocessError) as exc:
         return False, f"{command[0]}: {exc}"
     if done.returncode != 0:
