@@ -45,6 +45,8 @@ agent_router = APIRouter()
 admin_router = APIRouter(dependencies=[Depends(require_admin)])
 
 _ARCH: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+#: Verified packages kept in memory (tens of MB each): the versions of one rollout.
+MAX_CACHED_PACKAGES: Final = 4
 #: A report is a version, a state and a short reason.
 MAX_REPORT_BYTES: Final = 4096
 
@@ -57,6 +59,17 @@ class UpgradeReport(BaseModel):
     architecture: Annotated[str, StringConstraints(max_length=32)] = ""
     reason_code: Annotated[str, StringConstraints(max_length=32)] | None = None
     reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+def _verified(request: Request) -> dict[tuple[str, str], store.Package]:
+    """Packages this process read and verified, by digest and key: a rollout downloads the
+    same package once per agent, so it is read and verified once, not hundreds of times.
+    The bytes are immutable by digest; an edited row has another digest or fails before."""
+    found: dict[tuple[str, str], store.Package] | None = getattr(
+        request.app.state, "verified_releases", None)
+    if found is None:
+        found = request.app.state.verified_releases = {}
+    return found
 
 
 def _arch(value: str | None) -> str:
@@ -121,14 +134,21 @@ async def agent_package(request: Request, arch: str | None = None,
         raise ApiError(503, "release_untrusted",
                        "the collector has no signing key to check the release with")
 
-    def load() -> store.Package:
-        with ctx.db.read() as conn:
-            return store.verified_package(conn, row.sha256, key)
+    cache = _verified(request)
+    package = cache.get((row.sha256, key))
+    if package is None:
 
-    try:
-        package = await run_in_threadpool(load)
-    except CollectorError as exc:
-        raise ApiError(503, "release_untrusted", str(exc)) from None
+        def load() -> store.Package:
+            with ctx.db.read() as conn:
+                return store.verified_package(conn, row.sha256, key)
+
+        try:
+            package = await run_in_threadpool(load)
+        except CollectorError as exc:
+            raise ApiError(503, "release_untrusted", str(exc)) from None
+        if len(cache) >= MAX_CACHED_PACKAGES:
+            cache.clear()
+        cache[(row.sha256, key)] = package
     if version is None:
         await run_in_threadpool(store.record_progress, ctx.db, agent.id, row.version,
                                 "downloaded", utcnow(), architecture=architecture)
