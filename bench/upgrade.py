@@ -92,17 +92,26 @@ class SimulatedAgent:
         self.seq = 0
         self.downloads = 0
 
+    async def _get(self, client: httpx.AsyncClient, path: str) -> httpx.Response:
+        # A kept-alive connection the server closed meanwhile is retried, as the agent's
+        # client does (agent/collector_http.py).
+        for attempt in range(3):
+            try:
+                return await client.get(path, params={"arch": "amd64"}, headers=self.headers)
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     async def fetch_and_verify(self, client: httpx.AsyncClient) -> str | None:
         """The agent's round: target, download, verify; the version it would install."""
-        meta = await client.get("/api/v1/release", params={"arch": "amd64"},
-                                headers=self.headers)
+        meta = await self._get(client, "/api/v1/release")
         if meta.status_code != 200:
             return None
         self.seen = max(self.seen, meta.json()["id"])
         if release_order(meta.json()["version"], self.version) <= 0:
             return None
-        package = await client.get("/api/v1/release/package", params={"arch": "amd64"},
-                                   headers=self.headers)
+        package = await self._get(client, "/api/v1/release/package")
         self.downloads += 1
         try:
             release = await asyncio.to_thread(
@@ -209,7 +218,8 @@ def main() -> None:
             target=fleet_process, args=(collector.url, str(collector.ca_file), agents,
                                         public_key, args.heartbeat_s, seconds, queue))
         fleet.start()
-        _, floor = queue.get(timeout=600)
+        stack.callback(fleet.kill)
+        _, floor = queue.get(timeout=1800)
         canary = timed(collector, ["release", "publish", str(work / f"{NEW}.deb"),
                                    "--group", "canary"], "canary", seconds)
         outside_done, outside = on_version(collector, "default")
