@@ -73,5 +73,14 @@ def alive(pid: int) -> bool:
     return True
 
 
+def is_agent(pid: int) -> bool:
+    """Whether ``pid`` is alive and an agent (a pid from a file may be anyone's by now)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"agent" in command
+
+
 def result_path(data_dir: Path) -> Path:
     return releases_dir(data_dir) / "result.json"

@@ -77,9 +77,11 @@ def restart(plan: UpgradePlan) -> None:
                        capture_output=True, timeout=120, check=False)
         return
     pid = state.agent_pid(plan.data_dir)
-    if pid is not None and pid != os.getpid() and state.alive(pid):
+    if pid is not None and pid != os.getpid() and state.is_agent(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+    # Never signalled twice: the pid could be another process's by the next restart.
+    (state.releases_dir(plan.data_dir) / "agent.pid").unlink(missing_ok=True)
 
 
 def wait_healthy(plan: UpgradePlan, version: str, since: float) -> bool:

@@ -169,7 +169,7 @@ def workstations(minbase: Path, tmp_path: Path, releases: dict[str, Path],  # no
             config = root.root / "etc/courtguard/agent.toml"
             # Long enough for a frozen agent to start on a loaded machine, short enough
             # that the broken release is given up within the test.
-            timeout = min(60 * load_scale(), 600)
+            timeout = min(30 * load_scale(), 300)
             config.write_text(config.read_text() + f'\nhostname = "{name}"\n'
                               f"upgrade_health_timeout_s = {timeout:.0f}\n" + TEST_CONFIG)
             shutil.copy(collector.ca_file, root.root / "etc/courtguard/ca.pem")
