@@ -78,8 +78,8 @@ def upgrader_command(plan: UpgradePlan, package: Path, rollback: Path, version: 
                "--package", str(package), "--rollback", str(rollback), "--version", version,
                "--running", running, "--sha256", sha256, "--service", plan.service,
                "--timeout", f"{plan.health_timeout_s:g}"]
-    for part in plan.install_command:
-        command += ["--install", part]
+    # "--install=--force-confold": a value that starts with a dash is an option otherwise.
+    command += [f"--install={part}" for part in plan.install_command]
     return command
 
 
@@ -123,6 +123,7 @@ class UpgradeClient:
         self.seen = 0  # the highest release row looked at
         self.judged: set[str] = set()  # packages refused or failed: not fetched again
         self.started: str | None = None  # the version handed to the upgrader
+        self._started_at = 0.0
         self._wake = asyncio.Event()
 
     @property
@@ -209,6 +210,11 @@ class UpgradeClient:
 
     async def check_once(self, client: httpx.AsyncClient, authorization: str) -> str:
         """Steps 2-5; the outcome as a word for logs and tests."""
+        if self.started is not None and time.monotonic() - self._started_at > 3 * (
+                self.plan.health_timeout_s + 60) and not self._busy():
+            log.warning("the upgrader ended without an outcome; see releases/upgrader.log",
+                        version=self.started)
+            self.started = None
         if self.started is not None or self._busy():
             return "busy"
         response = await self._get(client, authorization, "/api/v1/release",
@@ -242,13 +248,14 @@ class UpgradeClient:
             return "refused:no_rollback_package"
         digest = hashlib.sha256(release.body).hexdigest()
         package = self.directory / f"{digest}.deb"
-        await asyncio.to_thread(package.write_bytes, release.body)
+        await asyncio.to_thread(state.write_package, package, release.body)
         command = upgrader_command(self.plan, package, rollback, release.control.version,
                                    self.running, digest)
         log.info("starting the upgrader", version=release.control.version, running=self.running)
         await asyncio.to_thread(self.spawn, command, release.control.version,
                                 self.directory / "upgrader.log")
         self.started = release.control.version
+        self._started_at = time.monotonic()
         return "started"
 
     def _check(self, response: httpx.Response, want_running: str | None) -> Any:
@@ -282,7 +289,7 @@ class UpgradeClient:
             return None
         digest = hashlib.sha256(release.body).hexdigest()
         path = self.directory / f"{digest}.deb"
-        await asyncio.to_thread(path.write_bytes, release.body)
+        await asyncio.to_thread(state.write_package, path, release.body)
         return path
 
     async def _refused(self, client: httpx.AsyncClient, authorization: str,

@@ -38,6 +38,16 @@ def write_json(path: Path, value: dict[str, Any]) -> None:
     write_private(path, json.dumps(value, ensure_ascii=False, sort_keys=True).encode())
 
 
+def write_package(path: Path, body: bytes) -> None:
+    """A verified package, owner-only, complete before its name appears."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        out.write(body)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_bytes())

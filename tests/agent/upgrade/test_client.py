@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.cli import build_parser
 from agent.events import Finding
 from agent.signing import Ed25519Signer
 from agent.upgrade import state
@@ -24,6 +25,7 @@ from tests.agent.upgrade.debs import make_deb
 from tests.e2e.harness import Collector
 
 pytestmark = pytest.mark.e2e
+INSTALL = ("dpkg", "--force-confdef", "--force-confold", "-i")
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ def test_the_client_upgrades_refuses_and_reports(collector: Collector, tmp_path:
 
     def make(public_key: str) -> UpgradeClient:
         return UpgradeClient(
-            plan=UpgradePlan(data_dir, ("dpkg", "-i"), "courtguard-agent.service", 60),
+            plan=UpgradePlan(data_dir, INSTALL, "courtguard-agent.service", 60),
             public_key=public_key, group=lambda: "canary", running_version="0.13.0",
             architecture="amd64", emit=emit, interval_s=60,
             # The detached upgrader has its own test (test_upgrader.py); here only its command.
@@ -110,6 +112,10 @@ def test_the_client_upgrades_refuses_and_reports(collector: Collector, tmp_path:
     assert read_control(package.read_bytes()).version == "0.14.0"
     assert read_control(rollback.read_bytes()).version == "0.13.0"
     assert command[command.index("--running") + 1] == "0.13.0"
+    # The command line the upgrader parses, dashes in the install command included.
+    parsed = build_parser().parse_args(command[command.index("upgrade-apply"):])
+    assert tuple(parsed.install) == INSTALL and parsed.version == "0.14.0"
+    assert package.stat().st_mode & 0o777 == 0o600
     codes = [(f.kind, f.evidence["reason_code"]) for f in events]
     assert codes == [("agent.upgrade_failed", "older_version"),
                      ("agent.upgrade_failed", "bad_signature"),
