@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -91,9 +92,14 @@ def spawn_upgrader(command: list[str], version: str, log_path: Path) -> None:
         subprocess.run([systemd_run, f"--unit={unit}", "--collect", "--quiet", *command],  # noqa: S603 (our own command line)
                        check=True, capture_output=True, timeout=60)
         return
+    # The packaged agent's own variables would make the upgrader's loader take itself for
+    # the agent's re-executed stage and skip loading its bundled libraries (libssl).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_PYI_")}
+    env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
     with log_path.open("ab") as output:
         upgrader = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,  # noqa: S603 (our own command line)
-                                    stderr=output, start_new_session=True, close_fds=True)
+                                    stderr=output, start_new_session=True, close_fds=True,
+                                    env=env)
     # Reaped here should it end while this agent still runs (the restart normally ends the
     # agent first, and the upgrader is then init's child).
     threading.Thread(target=upgrader.wait, name="upgrader-reaper", daemon=True).start()
