@@ -316,7 +316,27 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--fix", action="store_true", help=_("write a corrected copy to -o"))
     scan.add_argument("-o", "--output", metavar="OUT", help=_("where --fix writes the copy"))
     scan.set_defaults(func=_scan)
+
+    # Started by the agent itself (agent.upgrade.client), not by people: no help line.
+    apply = commands.add_parser("upgrade-apply")
+    apply.add_argument("--data-dir", required=True, type=Path)
+    apply.add_argument("--package", required=True, type=Path)
+    apply.add_argument("--rollback", required=True, type=Path)
+    apply.add_argument("--version", required=True)
+    apply.add_argument("--running", required=True)
+    apply.add_argument("--sha256", required=True)
+    apply.add_argument("--service", required=True)
+    apply.add_argument("--timeout", required=True, type=float)
+    apply.add_argument("--install", action="append", required=True)
+    apply.set_defaults(func=_upgrade_apply)
     return parser
+
+
+def _upgrade_apply(args: argparse.Namespace) -> int:
+    from agent.upgrade.upgrader import UpgradePlan, apply
+
+    plan = UpgradePlan(args.data_dir, tuple(args.install), args.service, args.timeout)
+    return apply(plan, args.package, args.rollback, args.version, args.running, args.sha256)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -334,3 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_("  hint: {hint}").format(hint=failure.hint), file=sys.stderr)
         return failure.exit_code
     return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,8 +20,10 @@ Start-up, in order (any failure before step 6 is a CourtguardError and exit 2):
    needs CAP_NET_ADMIN), holiday calendar check (first after one interval:
    ``agent.calendar_expiring`` / ``agent.calendar_expired`` at most once a
    day, when a detector's policy carries a calendar) and systemd watchdog
-   tasks;
-8. ``READY=1`` and the ``agent ready`` log line.
+   tasks, and the upgrade client (``agent.upgrade.client``: signed releases
+   from the collector; with a pinned key and ``upgrades`` on);
+8. ``READY=1``, ``releases/running.json`` (the upgrader's health signal) and
+   the ``agent ready`` log line.
 
 A verified new policy is applied at once to every detector (``apply_policy``:
 the ``PolicySet`` and each detector's section swapped with no await between,
@@ -85,6 +87,8 @@ from agent.registry import DETECTORS
 from agent.settings import AgentSettings
 from agent.shipper import Shipper
 from agent.spool import Spool
+from agent.upgrade import state as upgrade_state
+from agent.upgrade.client import UpgradeClient
 from agent.version import __version__
 
 log = structlog.get_logger("courtguard.daemon")
@@ -145,6 +149,7 @@ class Daemon:
         self.policy = PolicySet()
         self.policy_client: PolicyClient | None = None
         self.isolation: IsolationKeeper | None = None
+        self.upgrades: UpgradeClient | None = None
         self.policy_rejection: PolicyRejectedEvidence | None = None
         self._credentials: Credentials | None = None
         self.spool: Spool | None = None
@@ -183,6 +188,8 @@ class Daemon:
         required = required_sections(enabled)
         self._credentials = credentials
         await self._initial_policy(credentials, required)
+        if self.policy_client is not None and settings.upgrades:
+            self.upgrades = await self._upgrade_client(credentials.policy_key)
         # 3. Spool.
         self.spool = spool = await asyncio.to_thread(
             Spool,
@@ -209,6 +216,7 @@ class Daemon:
                 network=self.network,
                 on_capture_orders=self.evidence.orders,
                 on_isolation_hint=self.isolation.hint if self.isolation else None,
+                on_release_hint=self.upgrades.hint if self.upgrades else None,
             )
             # 5. Started.
             await self.emit(
@@ -247,6 +255,10 @@ class Daemon:
                 self._tasks.append(
                     asyncio.create_task(self._guard(self._isolation_orders()), name="isolation")
                 )
+            if self.upgrades is not None:
+                self._tasks.append(
+                    asyncio.create_task(self._guard(self._upgrade_checks()), name="upgrades")
+                )
             interval = systemd.watchdog_interval()
             if interval is not None:
                 self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
@@ -261,6 +273,9 @@ class Daemon:
                 policy_version=self.policy.version,
                 detectors={name: h.state for name, h in self.health.items()},
             )
+            if self.upgrades is not None:
+                # The upgrader's health signal: this version got as far as READY.
+                await asyncio.to_thread(upgrade_state.mark_ready, settings.data_dir, __version__)
             self.ready.set()
             # The shipper starts once ready: its HTTP client and TLS context are not what
             # "ready" waits for, and what was spooled before is shipped at its first round.
@@ -440,6 +455,35 @@ class Daemon:
             await self.policy_client.run(
                 client, self._credentials.authorization, self._policy_outcome
             )
+
+    async def _upgrade_client(self, policy_key: str | None) -> UpgradeClient | None:
+        from agent.upgrade.release import machine_architecture
+        from agent.upgrade.upgrader import UpgradePlan
+
+        if policy_key is None:
+            return None
+        settings = self.settings
+        await asyncio.to_thread(upgrade_state.mark_started, settings.data_dir)
+        policy_client = self.policy_client
+        return UpgradeClient(
+            plan=UpgradePlan(settings.data_dir, settings.upgrade_install_command,
+                             settings.upgrade_service, settings.upgrade_health_timeout_s),
+            public_key=policy_key,
+            group=lambda: policy_client.group if policy_client else "",
+            running_version=__version__,
+            architecture=await asyncio.to_thread(machine_architecture),
+            emit=self.emit,
+            interval_s=settings.policy_poll_s * 10,
+        )
+
+    async def _upgrade_checks(self) -> None:
+        from agent.collector_http import collector_client
+
+        assert self.upgrades is not None and self._credentials is not None  # noqa: S101 (this task starts once both are set)
+        async with collector_client(
+            self._credentials, self.settings, self._transport, self.network
+        ) as client:
+            await self.upgrades.run(client, self._credentials.authorization)
 
     async def _isolation_orders(self) -> None:
         from agent.collector_http import collector_client

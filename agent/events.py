@@ -253,6 +253,24 @@ class PolicyRejectedEvidence(Evidence):
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
+class UpgradeFailedEvidence(Evidence):
+    """An agent release the agent refused, or installed and had to take back."""
+
+    #: refused: a check failed before anything was installed; install: the package manager
+    #: failed; health: the new version did not report healthy in time (both rolled back).
+    stage: Literal["refused", "install", "health"]
+    reason_code: Literal[
+        "bad_signature", "malformed", "other_package", "other_arch", "other_group",
+        "older_version", "install_failed", "not_healthy", "no_rollback_package",
+    ]
+    reason: Annotated[str, StringConstraints(max_length=500)]
+    version: Annotated[str, StringConstraints(max_length=64)] | None = None
+    running_version: Annotated[str, StringConstraints(max_length=64)]
+    #: Whether the previous package was installed again (None: nothing had been installed).
+    rolled_back: bool | None = None
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
 class HeartbeatEvidence(Evidence):
     """What ``agent.heartbeat`` carries: enough to see an agent's health from the console."""
 
@@ -431,6 +449,7 @@ AGENT_EVIDENCE_MODELS: Final[Mapping[str, type[Evidence]]] = MappingProxyType({
     "collector.calendar_expired": CalendarCoverageEvidence,
     "agent.policy_applied": PolicyAppliedEvidence,
     "agent.policy_rejected": PolicyRejectedEvidence,
+    "agent.upgrade_failed": UpgradeFailedEvidence,
     "collector.policy_rejected": PolicyRejectedEvidence,
     "collector.document_published": PublishedDocumentEvidence,
     "collector.export_lagging": ExportLagEvidence,
@@ -640,6 +659,9 @@ class IngestResult(BaseModel):
     #: The newest isolation order's sequence for this agent (left out when it has none):
     #: an agent that accepted a lower one fetches ``GET /api/v1/isolation``.
     isolation_sequence: int | None = Field(default=None, ge=1)
+    #: The newest agent release row for this agent's group (left out when there is none):
+    #: an agent that has not looked at it asks ``GET /api/v1/release``.
+    release_sequence: int | None = Field(default=None, ge=1)
 
 
 class EnrollRequest(BaseModel):

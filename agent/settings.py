@@ -89,6 +89,18 @@ class AgentSettings(LayeredSettings):
     #: it makes goes out at most once a day however often this runs.
     calendar_check_interval_s: float = Field(default=3600.0, gt=0, le=86400)
 
+    #: Signed agent upgrades (docs/upgrades.md): off, the agent never installs a release.
+    upgrades: bool = True
+    #: How long a new version has to report ready before the previous one is installed again.
+    upgrade_health_timeout_s: float = Field(default=120.0, ge=5, le=3600)
+    #: The command that installs a package, the package's path appended; unattended, so a
+    #: changed agent.toml is kept without a question. Change it only where the agent is
+    #: not installed by the system's dpkg.
+    upgrade_install_command: tuple[str, ...] = ("dpkg", "--force-confdef", "--force-confold",
+                                                "-i")
+    #: The systemd unit the upgrader restarts when systemd runs.
+    upgrade_service: str = "courtguard-agent.service"
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     detectors: dict[str, bool] = Field(default_factory=dict)

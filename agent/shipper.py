@@ -101,6 +101,7 @@ class Shipper:
         network: NetworkChanges | None = None,
         on_capture_orders: Callable[[list[CaptureOrder]], None] | None = None,
         on_isolation_hint: Callable[[int | None], None] | None = None,
+        on_release_hint: Callable[[int | None], None] | None = None,
     ) -> None:
         self._on_capture_orders = on_capture_orders
         self.spool = spool
@@ -108,6 +109,7 @@ class Shipper:
         self._path_changed = asyncio.Event()
         self._on_policy_hint = on_policy_hint
         self._on_isolation_hint = on_isolation_hint
+        self._on_release_hint = on_release_hint
         self.credentials = credentials
         self.settings = settings
         self._transport = transport
@@ -343,6 +345,8 @@ class Shipper:
             self._on_capture_orders(list(result.capture_orders))
         if self._on_isolation_hint is not None:
             self._on_isolation_hint(result.isolation_sequence)
+        if self._on_release_hint is not None:
+            self._on_release_hint(result.release_sequence)
         self.backoff.reset()
         self._server_errors = 0
         self._after_outage = False

@@ -38,6 +38,7 @@ from agent.events import (
     StartedEvidence,
     StoppingEvidence,
     TestEvidence,
+    UpgradeFailedEvidence,
     uuid7,
 )
 from agent.registry import EVIDENCE_MODELS
@@ -277,6 +278,13 @@ def _templates(r: random.Random) -> dict[str, Callable[[], Template]]:
                                           PolicyRejectedEvidence(
                                               reason_code="bad_signature", reason="签名无效",
                                               applied_version="2026.12.01-3")),
+        "agent.upgrade_failed": lambda: ("agent.upgrade_failed", Severity.HIGH,
+                                         None, "代理升级至 0.14.0 失败：新版本未报告正常，已回退",
+                                         UpgradeFailedEvidence(
+                                             stage="health", reason_code="not_healthy",
+                                             reason="新版本未在 120 秒内报告正常",
+                                             version="0.14.0", running_version="0.13.0",
+                                             rolled_back=True, sha256=SHA)),
         "agent.test": lambda: ("agent.test", Severity.LOW, None, "测试事件",
                                TestEvidence(note="pipeline check")),
     }

@@ -23,6 +23,7 @@ from collector.api import (
     openapi,
     policy,
     queries,
+    releases,
 )
 from collector.api.body import DEFAULT_MAX_BYTES, BodyLimits
 from collector.api.context import Context
@@ -45,6 +46,7 @@ from collector.patrol.runner import DocumentPatrol
 from collector.policy.current import CurrentPolicy
 from collector.policy.serving import IdentityCache, PolicyCache
 from collector.policy.signing import serving_public_key
+from collector.releases.hints import ReleaseHints
 from collector.retention import RetentionTask
 from collector.routing.links import LinkBase, link_base_url, load_link_key
 from collector.routing.router import Router
@@ -193,6 +195,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.exporters = exporters
     app.state.current_policy = current_policy
     app.state.isolation_hints = IsolationHints(database, settings.policy_refresh_s)
+    app.state.release_hints = ReleaseHints(database, settings.policy_refresh_s)
     app.state.alert_link_key = link_key
     app.state.metrics_listener = health.MetricsListener(settings.metrics, metrics)
     install_error_handlers(app)
@@ -219,6 +222,8 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.include_router(policy.agent_router)
     app.include_router(isolation.router)
     app.include_router(policy.admin_router)
+    app.include_router(releases.agent_router)
+    app.include_router(releases.admin_router)
     app.include_router(alerting.admin)
     app.include_router(alerting.public)
     app.include_router(health.router)

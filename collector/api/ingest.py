@@ -20,6 +20,7 @@ from collector.api.context import Context, context
 from collector.api.responses import json_response, validation_errors
 from collector.errors import ApiError, InvalidEventsError, RefusedError, StoreError
 from collector.isolation.hints import IsolationHints
+from collector.releases.hints import ReleaseHints
 from collector.store.agents import enroll
 from collector.store.events import StoredBatch, store_batch
 from collector.store.evidence import pending_orders
@@ -125,13 +126,16 @@ async def ingest_events(request: Request) -> Response:
         result = IngestResult(accepted=stored.accepted, duplicates=stored.duplicates,
                               policy_version=await ctx.policies.hint(agent.group),
                               capture_orders=[CaptureOrder.model_validate(o) for o in orders],
-                              isolation_sequence=await _isolation_hint(request, agent.id))
+                              isolation_sequence=await _isolation_hint(request, agent.id),
+                              release_sequence=await _release_hint(request, agent.group))
         # Fields with nothing to say stay out: an agent that predates them still reads the answer.
         left_out: set[str] = set()
         if not result.capture_orders:
             left_out.add("capture_orders")
         if result.isolation_sequence is None:
             left_out.add("isolation_sequence")
+        if result.release_sequence is None:
+            left_out.add("release_sequence")
         return Response(result.model_dump_json(exclude=left_out), media_type="application/json")
     except ApiError as exc:
         status = exc.status
@@ -153,6 +157,11 @@ def _decode_and_store(
 async def _isolation_hint(request: Request, agent_id: str) -> int | None:
     hints: IsolationHints | None = getattr(request.app.state, "isolation_hints", None)
     return None if hints is None else await hints.for_agent(agent_id)
+
+
+async def _release_hint(request: Request, group: str) -> int | None:
+    hints: ReleaseHints | None = getattr(request.app.state, "release_hints", None)
+    return None if hints is None else await hints.for_group(group)
 
 
 def _client(request: Request) -> str:

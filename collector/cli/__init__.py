@@ -1,7 +1,8 @@
 """``courtguard-collector``: set up, run and administer the collector.
 
 One module per command group (``service``: init, serve, migrate, prune;
-``tokens``, ``agents``, ``hosts`` (isolation), ``policy``, ``users``, ``apikeys``,
+``tokens``, ``agents``, ``hosts`` (isolation), ``policy``, ``release`` (agent upgrades),
+``users``, ``apikeys``,
 ``alerting``: duty, silences and test messages; ``patrol``: one pass of the published-documents
 patrol; ``export``: SIEM outputs;
 ``backup``: backup and restore), each adding its subcommands to the parser
@@ -28,6 +29,7 @@ from collector.cli.export import add_export_commands
 from collector.cli.hosts import add_host_commands
 from collector.cli.patrol import add_patrol_commands
 from collector.cli.policy import add_policy_commands
+from collector.cli.releases import add_release_commands
 from collector.cli.service import add_service_commands
 from collector.cli.tokens import add_token_commands
 from collector.cli.users import add_user_commands
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent_commands(sub, common)
     add_host_commands(sub, common)
     add_policy_commands(sub, common)
+    add_release_commands(sub, common)
     add_user_commands(sub, common)
     add_apikey_commands(sub, common)
     probe_responder.add_parser(sub)

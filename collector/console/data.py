@@ -22,12 +22,14 @@ from sqlalchemy import Integer, select
 
 from agent.calendar_cn import SHANGHAI, WorkCalendar
 from agent.policy.loader import load_policy_dir
+from agent.upgrade.versions import release_order
 from collector.alerts import service
 from collector.api import bounds
 from collector.api.views import agent_view, predecessor_view, with_predecessors
 from collector.console import params as p
 from collector.console import reports
 from collector.correlation.silent_pass import SilentAgentPass
+from collector.releases.store import failed_upgrades
 from collector.store import audit
 from collector.store.agents import list_agents
 from collector.store.database import Database
@@ -301,11 +303,16 @@ def agents_listing(
     # A process not holding the silent check's lease never runs it: its rule follows the
     # policy here, so every process lists agents as the lease holder judges them.
     monitor.reload_rule()
+    failures = failed_upgrades(db)
     # One line per host: an identity superseded by a re-enrollment is listed under its
     # successor, and its events stay reachable through its id.
     for row, earlier in with_predecessors(list_agents(db)):
         view = agent_view(row, monitor.status_of(row, now))
         view["predecessors"] = [predecessor_view(r) for r in earlier]
+        failure = failures.get(str(row["id"]))
+        # A failure stays shown until the agent runs that version or a newer one.
+        view["upgrade_failed"] = failure if failure is not None and release_order(
+            failure["version"], str(row["agent_version"] or "")) > 0 else None
         view["degraded"] = sorted(
             name
             for name, health in (view["detectors"] or {}).items()

@@ -132,6 +132,7 @@ ZH: Final[dict[str, str]] = {
     "To value": "新值", "Client address": "客户端地址", "No entries.": "没有记录。",
     # agents
     "Online": "在线", "Silent since": "失联起始", "Version": "版本",
+    "Upgrade to {version} failed": "升级至 {version} 失败",
     "Degraded detectors": "降级的检测器", "Spool backlog": "本地缓存积压",
     "Last event": "最近通信", "Group": "分组", "Open gaps": "序号缺口",
     "The holiday calendar covers days only up to {until}; add the {year} holiday schedule "

@@ -41,6 +41,7 @@ KIND_NAMES: Final[Mapping[str, str]] = {
     "collector.calendar_expired": "采集器节假日日历已到期",
     "agent.policy_applied": "终端策略已生效",
     "agent.policy_rejected": "终端拒绝策略",
+    "agent.upgrade_failed": "终端升级失败",
     "collector.policy_rejected": "采集器拒绝策略",
     "collector.export_lagging": "SIEM 输出积压",
     "collector.export_recovered": "SIEM 输出恢复",

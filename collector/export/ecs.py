@@ -41,6 +41,7 @@ from agent.events import (
     StartedEvidence,
     StoppingEvidence,
     TestEvidence,
+    UpgradeFailedEvidence,
 )
 
 #: ECS ``event.severity`` is numeric; these are the values courtguard's severities map to.
@@ -116,6 +117,8 @@ EVIDENCE_FIELDS: Final[Mapping[type[Evidence], Fields]] = {
     CalendarCoverageEvidence: {},
     PolicyAppliedEvidence: {},
     PolicyRejectedEvidence: {"reason_code": "error.code", "reason": "error.message"},
+    UpgradeFailedEvidence: {"reason_code": "error.code", "reason": "error.message",
+                            "version": "package.version", "sha256": "file.hash.sha256"},
     ExportLagEvidence: {"since": "event.start", "last_error": "error.message"},
     PublishedDocumentEvidence: {
         "document": "url.original", "sha256": "file.hash.sha256", "size": "file.size",

@@ -703,3 +703,50 @@ evidence_chunks = Table(
     Column("offset", BigInteger, primary_key=True, autoincrement=False),
     Column("data", LargeBinary, nullable=False),
 )
+
+#: Agent packages (.deb) by digest: promote and rollback point at the same bytes again.
+release_packages = Table(
+    "release_packages",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("package", String(100), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("architecture", String(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    # Over exactly ``body``, with the policy signing key (collector.policy.signing).
+    Column("signature", String(128), nullable=False),
+    Column("public_key", String(128), nullable=False),
+)
+
+#: One row per publish, promote or rollback; a group's (and architecture's) target is its
+#: newest row naming it or all groups (``group`` NULL).
+agent_releases = Table(
+    "agent_releases",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), ForeignKey("release_packages.sha256"), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("architecture", String(32), nullable=False),
+    Column("group", String(64), nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("source_id", BigInteger, nullable=True),
+    Column("author", String(100), nullable=False),
+    Column("note", String(500), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_agent_releases_architecture_id", "architecture", "id"),
+)
+
+#: What each agent did with a release version: downloaded, installed, failed or refused.
+agent_upgrades = Table(
+    "agent_upgrades",
+    metadata,
+    Column("agent_id", String(36), ForeignKey("agents.id"), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("architecture", String(32), nullable=False, server_default=""),
+    Column("state", String(16), nullable=False),
+    Column("reason_code", String(32), nullable=True),
+    Column("reason", String(500), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_agent_upgrades_version_state", "version", "state"),
+)

@@ -43,7 +43,8 @@ TABLES = ("events", "sequence_gaps", "agents", "enrollment_tokens", "api_keys", 
           "console_sessions", "users", "deliveries", "notifications", "notify_group_alerts",
           "notify_groups", "escalations", "router_state", "silences", "duty_assignments",
           "patrol_documents", "doc_check_decisions", "doc_check_history", "export_cursors",
-          "isolation_orders", "host_isolations", "leases", "alert_groups")
+          "isolation_orders", "host_isolations", "leases", "alert_groups",
+          "agent_upgrades", "agent_releases", "release_packages")
 
 
 @pytest.fixture(autouse=True)

@@ -35,7 +35,7 @@ def test_schema_matches_tables(db: Database) -> None:
 def test_upgrade_reaches_head(db: Database) -> None:
     """The database reports the head revision after upgrade, and a second upgrade is a no-op."""
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == migrate.head_revision() == "0020_host_identity"
+    assert migrate.current_revision(db) == migrate.head_revision() == "0021_releases"
 
 
 @contextlib.contextmanager

@@ -1,0 +1,1 @@
+"""Signed agent releases: publish, target, serve, and follow a rollout (docs/upgrades.md)."""
