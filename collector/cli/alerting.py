@@ -109,7 +109,8 @@ def cmd_duty_import(args: argparse.Namespace, settings: CollectorSettings) -> No
 def _duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(_("{text!r} is not a duration like 30m, 4h or 2d").format(text=text))
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not a duration like 30m, 4h or 2d").format(text=text))
     unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     return timedelta(**{unit: int(match.group(1))})
 
@@ -117,7 +118,8 @@ def _duration(text: str) -> timedelta:
 def _matcher(text: str) -> dict[str, str]:
     label, sep, value = text.partition("=")
     if not sep or not label or not value:
-        raise argparse.ArgumentTypeError(_("{text!r} is not LABEL=VALUE (e.g. host=ws-it-*)").format(text=text))
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not LABEL=VALUE (e.g. host=ws-it-*)").format(text=text))
     return {"label": label.strip(), "value": value.strip()}
 
 

@@ -1,4 +1,4 @@
-"""``courtguard-collector user ...`` and ``silence ...``: English by default, Chinese under zh_CN."""
+"""``courtguard-collector user ...`` and ``silence ...``: English, or Chinese under zh_CN."""
 
 from __future__ import annotations
 

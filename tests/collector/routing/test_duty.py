@@ -142,7 +142,8 @@ def test_duty_cli_import_now_next(settings: Any, db: Database, tmp_path: Path,
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     assert main(["duty", "now", "--at", "2026-10-02T03:00:00+08:00"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("当前值班：2026-10-01 夜班（") and "北京时间，重点时期：国庆假期重点时期）" in out
+    assert out.startswith("当前值班：2026-10-01 夜班（")
+    assert "北京时间，重点时期：国庆假期重点时期）" in out
     assert out.splitlines()[1].split() == ["岗位", "姓名", "手机", "来源"]
     assert main(["duty", "import", str(sheet), "--by", "值班室"]) == 0
     assert "已导入值班表 值班表.csv：" in capsys.readouterr().out
