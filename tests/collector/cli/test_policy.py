@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.events import EnrollRequest
 from collector.cli import main
-from tests.collector.conftest import POLICIES
+from collector.settings import CollectorSettings
+from collector.store.agents import enroll
+from collector.store.database import Database
+from tests.collector.conftest import POLICIES, make_token
+
+
+def _enroll_into_canary(cli: Any, tmp_path: Path, database_url: str) -> str:
+    """One agent in group canary, so policy status has a group line to show."""
+    db = Database.from_settings(CollectorSettings(data_dir=tmp_path / "data",
+                                                  database_url=database_url))
+    request = EnrollRequest(token=make_token(db), hostname="ws-1", agent_version="0.1.0")
+    agent_id = str(enroll(db, request, datetime.now(UTC)).agent_id)
+    db.dispose()
+    assert cli("agent", "group", agent_id, "canary")[0] == 0
+    return agent_id
 
 
 def test_policy_check_exits_non_zero_and_prints_file_and_line(
@@ -29,9 +45,10 @@ def test_policy_check_exits_non_zero_and_prints_file_and_line(
     assert "missed_heartbeats" in err
 
 
-def test_publish_promote_rollback_status(cli: Any) -> None:
+def test_publish_promote_rollback_status(cli: Any, tmp_path: Path, database_url: str) -> None:
     """The rollout commands number versions, keep notes and authors, and report them."""
     cli("init")
+    _enroll_into_canary(cli, tmp_path, database_url)
     code, out, err = cli("policy", "publish", str(POLICIES), "--group", "canary", "--note", "试点",
                          "--author", "zhang")
     assert code == 0, err
@@ -47,18 +64,20 @@ def test_publish_promote_rollback_status(cli: Any) -> None:
     assert lines[1].split()[:3] == ["3", "all", "rollback"] and "撤回" in lines[1]
     assert lines[3].split()[:3] == ["1", "canary", "publish"] and "zhang" in lines[3]
     assert lines[4] == "signature algorithm: Ed25519"
-    assert "group canary: 0 agents, should run version 1, converged" in out
+    assert "group canary: 1 agents, should run version 3, not converged (" in out
     code, out, _ = cli("policy", "status", "--json")
     assert code == 0 and '"source_version": 1' in out
 
 
 def test_policy_commands_speak_chinese_in_a_chinese_locale(
-    cli: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    cli: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, database_url: str
 ) -> None:
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     assert main(["policy", "check", str(POLICIES), "--cases"]) == 0
     assert "条规则检查通过，" in capsys.readouterr().out
     cli("init")
+    _enroll_into_canary(cli, tmp_path, database_url)
     code, out, err = cli("policy", "publish", str(POLICIES), "--group", "canary")
     assert code == 0, err
     assert "策略版本 1 已签名发布（分组 canary，publish，sha256 " in out
@@ -71,7 +90,7 @@ def test_policy_commands_speak_chinese_in_a_chinese_locale(
     assert lines[0].split()[:3] == ["版本", "目标分组", "操作"]
     assert lines[1].split()[:3] == ["2", "全部", "promote"] and "通过" in lines[1]
     assert lines[3] == "签名算法：Ed25519"
-    assert "分组 canary：代理 0 个，应运行版本 2，已收敛（）" in out
+    assert "分组 canary：代理 1 个，应运行版本 2，未收敛（" in out
 
 
 def test_publish_refuses_a_bad_directory_and_missing_key(cli: Any, tmp_path: Path) -> None:

@@ -39,7 +39,9 @@ def test_user_commands_follow_the_locale(cli: Any, monkeypatch: pytest.MonkeyPat
     assert _columns(header, ["角色", "状态"]) == _columns(rows[1], ["admin", "启用"])
 
 
-def test_silence_commands_follow_the_locale(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_silence_commands_follow_the_locale(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     cli("migrate")
     code, out, err = cli("silence", "add", "--match", "host=ws-it-*", "--duration", "4h",
                          "--comment", "机房割接", "--by", "zhang")
@@ -50,12 +52,15 @@ def test_silence_commands_follow_the_locale(cli: Any, monkeypatch: pytest.Monkey
     assert header.split() == ["ID", "matchers", "ends", "(Beijing", "time)", "state",
                               "created", "by", "comment"]
     assert row.split()[4:] == ["active", "zhang", "机房割接"]
-    code, _, err = cli("silence", "add", "--match", "host", "--duration", "4h", "--comment", "x")
-    assert code == 2 and "'host' is not LABEL=VALUE" in err
+    with pytest.raises(SystemExit) as exited:
+        cli("silence", "add", "--match", "host", "--duration", "4h", "--comment", "x")
+    assert exited.value.code == 2 and "'host' is not LABEL=VALUE" in capsys.readouterr().err
 
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
-    code, _, err = cli("silence", "add", "--match", "host=a", "--duration", "4x", "--comment", "x")
-    assert code == 2 and "'4x' 不是 30m、4h、2d 这样的时长" in err
+    with pytest.raises(SystemExit):
+        cli("silence", "add", "--match", "host=a", "--duration", "4x", "--comment", "x")
+    err = capsys.readouterr().err
+    assert "错误：" in err and "'4x' 不是 30m、4h、2d 这样的时长" in err
     assert cli("silence", "expire", silence_id)[1].strip() == f"静默 {silence_id} 已提前结束"
     header, row = cli("silence", "list", "--all")[1].splitlines()
     assert header.split() == ["ID", "匹配", "结束（北京时间）", "状态", "创建人", "说明"]
