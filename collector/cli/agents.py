@@ -28,7 +28,8 @@ def cmd_agent_list(_args: argparse.Namespace, settings: CollectorSettings) -> No
     print_table(
         [[v["id"], v["hostname"], v["group"], v["status"], v["last_seen_at"] or "-",
           v["agent_version"] or "-", str(v["max_seq"]), str(v["open_gaps"])] for v in views],
-        ["ID", "HOSTNAME", "GROUP", "STATUS", "LAST SEEN", "VERSION", "MAX SEQ", "GAPS"],
+        ["ID", _("hostname"), _("group"), _("status"), _("last seen"), _("version"),
+         _("max seq"), _("gaps")],
     )
 
 
@@ -44,8 +45,9 @@ def cmd_agent_group(args: argparse.Namespace, settings: CollectorSettings) -> No
 
     with command_store(settings) as db:
         previous = set_agent_group(db, args.agent_id, args.group)
-    print(f"代理 {args.agent_id} 已从分组 {previous} 移至分组 {args.group}；"
-          "它将在下一次拉取策略时获取该分组的策略")
+    print(_("agent {id} moved from group {previous} to group {group}; it gets that group's "
+            "policy at its next policy fetch").format(
+        id=args.agent_id, previous=previous, group=args.group))
 
 
 def add_agent_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],

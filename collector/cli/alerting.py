@@ -41,7 +41,7 @@ def _policy(settings: CollectorSettings, db: Any) -> AlertingPolicy:
     ).get()
     document = policies.section("alerting") if policies is not None else None
     if not isinstance(document, AlertingPolicy):
-        raise NoAlertingPolicy("没有生效的 alerting 策略（policies/alerting.yaml）")
+        raise NoAlertingPolicy(_("no alerting policy in force (policies/alerting.yaml)"))
     return document
 
 
@@ -52,25 +52,29 @@ def _moment(text: str | None) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise CollectorError(
-            f"--at {text!r} 不是 ISO 8601 时间（如 2026-10-02T03:00+08:00）") from None
+            _("--at {text!r} is not an ISO 8601 time (e.g. 2026-10-02T03:00+08:00)")
+            .format(text=text)) from None
     return value if value.utcoffset() is not None else value.replace(tzinfo=SHANGHAI)
 
 
 def _print_staff(policy: AlertingPolicy, staff: duty.DutyStaff | None, heading: str) -> None:
     if staff is None:
-        print(f"{heading}：没有班次覆盖该时间（检查 duty.shifts）")
+        print(_("{heading}: no shift covers that time (check duty.shifts)").format(
+            heading=heading))
         return
     info = duty.describe(policy, staff)
     slot = staff.slot
-    period = f"，重点时期：{info['key_period']}" if info["key_period"] else ""
-    print(f"{heading}：{slot.day} {slot.label}（{slot.starts_at:%m-%d %H:%M} 至 "
-          f"{slot.ends_at:%m-%d %H:%M} 北京时间{period}）")
+    period = (_(", key period: {name}").format(name=info["key_period"])
+              if info["key_period"] else "")
+    print(_("{heading}: {day} {shift} ({starts} to {ends} Beijing time{period})").format(
+        heading=heading, day=slot.day, shift=slot.label, starts=f"{slot.starts_at:%m-%d %H:%M}",
+        ends=f"{slot.ends_at:%m-%d %H:%M}", period=period))
     rows = []
     for position, person in staff.people.items():
         p = policy.people.get(person or "")
-        rows.append([POSITION_NAMES[position], p.name if p else (person or "（未安排）"),
+        rows.append([POSITION_NAMES[position], p.name if p else (person or _("(unassigned)")),
                      (p.mobile or "-") if p else "-", staff.sources[position]])
-    print_table(rows, ["岗位", "姓名", "手机", "来源"])
+    print_table(rows, [_("position"), _("name"), _("mobile"), _("source")])
 
 
 def cmd_duty_show(args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -83,7 +87,7 @@ def cmd_duty_show(args: argparse.Namespace, settings: CollectorSettings) -> None
             print(json.dumps(duty.describe(policy, staff) if staff else None,
                              ensure_ascii=False, indent=2))
             return
-        _print_staff(policy, staff, "当前值班" if args.action == "now" else "下一班")
+        _print_staff(policy, staff, _("on duty now") if args.action == "now" else _("next shift"))
 
 
 def cmd_duty_import(args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -91,19 +95,22 @@ def cmd_duty_import(args: argparse.Namespace, settings: CollectorSettings) -> No
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise CollectorError(f"无法读取 {path}：{exc.strerror}") from None
+        raise CollectorError(_("cannot read {path}: {reason}").format(
+            path=path, reason=exc.strerror)) from None
     with _db(settings) as db:
         rows = duty.parse_roster_csv(raw, _policy(settings, db))
         count = duty.import_rows(db, rows, str(path), _who(args.by), utcnow())
     first, last = min(r.day for r in rows), max(r.day for r in rows)
-    print(f"已导入值班表 {path.name}：{count} 条（{first} 至 {last}），"
-          "同一班次岗位的旧记录已替换")
+    print(_("imported duty roster {name}: {count} rows ({first} to {last}); older rows for "
+            "the same shift and position replaced").format(
+        name=path.name, count=count, first=first, last=last))
 
 
 def _duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 4h or 2d")
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not a duration like 30m, 4h or 2d").format(text=text))
     unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     return timedelta(**{unit: int(match.group(1))})
 
@@ -111,7 +118,8 @@ def _duration(text: str) -> timedelta:
 def _matcher(text: str) -> dict[str, str]:
     label, sep, value = text.partition("=")
     if not sep or not label or not value:
-        raise argparse.ArgumentTypeError(f"{text!r} is not LABEL=VALUE (e.g. host=ws-it-*)")
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not LABEL=VALUE (e.g. host=ws-it-*)").format(text=text))
     return {"label": label.strip(), "value": value.strip()}
 
 
@@ -123,7 +131,8 @@ def cmd_silence_add(args: argparse.Namespace, settings: CollectorSettings) -> No
     })
     with _db(settings) as db:
         silence = silences.create(db, request, Actor(_who(args.by), via="cli"), now)
-    print(f"已创建静默 {silence.id}，至 {local_time(silence.ends_at):%Y-%m-%d %H:%M}（北京时间）")
+    print(_("created silence {id}, until {until} (Beijing time)").format(
+        id=silence.id, until=f"{local_time(silence.ends_at):%Y-%m-%d %H:%M}"))
 
 
 def cmd_silence_list(args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -131,15 +140,16 @@ def cmd_silence_list(args: argparse.Namespace, settings: CollectorSettings) -> N
     with _db(settings) as db:
         found = silences.list_silences(db, now, args.all)
     rows = [[s.id, ",".join(f"{m['label']}={m['value']}" for m in s.matchers),
-             f"{local_time(s.ends_at):%m-%d %H:%M}", "生效" if s.active(now) else "已结束",
+             f"{local_time(s.ends_at):%m-%d %H:%M}", _("active") if s.active(now) else _("ended"),
              s.created_by, s.comment[:40]] for s in found]
-    print_table(rows, ["ID", "匹配", "结束（北京时间）", "状态", "创建人", "说明"])
+    print_table(rows, ["ID", _("matchers"), _("ends (Beijing time)"), _("state"),
+                       _("created by"), _("comment")])
 
 
 def cmd_silence_expire(args: argparse.Namespace, settings: CollectorSettings) -> None:
     with _db(settings) as db:
         silences.expire(db, args.id, Actor(_who(args.by), via="cli"), utcnow(), args.reason)
-    print(f"静默 {args.id} 已提前结束")
+    print(_("silence {id} ended early").format(id=args.id))
 
 
 def add_alerting_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""``courtguard-collector export status``: where each SIEM output stands, in Chinese."""
+"""``courtguard-collector export status``: where each SIEM output stands."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ def _local(value: object) -> str:
 
 def _lag(status: OutputStatus) -> str:
     if status.lag_events is None or status.lag_s is None:
-        return "尚未开始"
+        return _("not started")
     if status.lag_events == 0:
-        return "无积压"
-    return f"{status.lag_events} 条，最早已等待 {status.lag_s:.0f} 秒"
+        return _("no backlog")
+    return _("{events} events, oldest waiting {seconds} s").format(
+        events=status.lag_events, seconds=f"{status.lag_s:.0f}")
 
 
 def cmd_export_status(args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -34,21 +35,24 @@ def cmd_export_status(args: argparse.Namespace, settings: CollectorSettings) -> 
         print(json.dumps([s.as_json() for s in statuses], ensure_ascii=False, indent=2))
         return
     if not statuses:
-        print("未配置 SIEM 输出（collector.toml 中的 [[export.outputs]]）")
+        print(_("no SIEM outputs configured ([[export.outputs]] in collector.toml)"))
         return
     rows = [[
-        s.name + ("" if s.configured else "（已不在配置中）"), s.type, s.format, s.target,
+        s.name + ("" if s.configured else _(" (no longer configured)")), s.type, s.format, s.target,
         "-" if s.event_cursor is None else str(s.event_cursor),
         "-" if s.alert_cursor is None else str(s.alert_cursor),
         _lag(s), str(s.sent), str(s.failed), _local(s.last_sent_at),
     ] for s in statuses]
-    print_table(rows, ["输出", "类型", "格式", "接收端", "事件游标", "告警游标", "积压",
-                       "已发送", "失败批次", "最近发送（北京时间）"])
+    print_table(rows, [_("output"), _("type"), _("format"), _("receiver"), _("event cursor"),
+                       _("alert cursor"), _("backlog"), _("sent"), _("failed batches"),
+                       _("last sent (Beijing time)")])
     for s in statuses:
         if s.lagging_since is not None:
-            print(f"{s.name}：自 {_local(s.lagging_since)} 起积压超过阈值（已产生告警）")
+            print(_("{name}: backlog over the threshold since {since} (alert raised)").format(
+                name=s.name, since=_local(s.lagging_since)))
         if s.last_error:
-            print(f"{s.name} 最近错误（{_local(s.last_error_at)}）：{s.last_error}")
+            print(_("{name} last error ({at}): {error}").format(
+                name=s.name, at=_local(s.last_error_at), error=s.last_error))
 
 
 def add_export_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],

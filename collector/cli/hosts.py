@@ -50,16 +50,24 @@ def _local(value: str | None) -> str:
     return datetime.fromisoformat(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _state_label(state: object) -> str:
+    """An isolation's state as the terminal shows it (``orders.STATE_ZH`` is the console's)."""
+    labels = {"pending": _("pending approval"), "active": _("isolated"),
+              "expired": _("expired"), "lifted": _("lifted"), "cancelled": _("cancelled")}
+    return labels.get(str(state), str(state))
+
+
 def _said(found: dict[str, object]) -> str:
     if found["state"] == "pending":
-        return (f"隔离 {found['id']} 已提交，等待另一名管理员批准"
-                f"（courtguard-collector host approve {found['id']}）")
+        return _("isolation {id} submitted, waiting for another administrator's approval "
+                 "(courtguard-collector host approve {id})").format(id=found["id"])
     if found["state"] == "active":
-        return (f"隔离 {found['id']} 已签发，终端将在下一次上报时执行，"
-                f"至 {_local(str(found['expires_at']))}（北京时间）自动解除")
+        return _("isolation {id} signed; the workstation applies it at its next report and it "
+                 "lifts itself at {expires} (Beijing time)").format(
+            id=found["id"], expires=_local(str(found["expires_at"])))
     if found["state"] == "lifted":
-        return f"隔离 {found['id']} 已解除，解除指令已签发"
-    return f"隔离 {found['id']} 已{found['state_zh']}"
+        return _("isolation {id} lifted; the lift order is signed").format(id=found["id"])
+    return _("isolation {id}: {state}").format(id=found["id"], state=_state_label(found["state"]))
 
 
 def _run(action: str, settings: CollectorSettings, args: argparse.Namespace) -> None:
@@ -89,7 +97,8 @@ def _isolation_id(db: Database, target: str) -> int:
         return int(target)
     open_rows = orders.list_isolations(db, utcnow(), target, open_only=True)
     if not open_rows:
-        raise IsolationCommandError(f"终端 {target} 没有待批准或生效中的隔离")
+        raise IsolationCommandError(
+            _("workstation {target} has no pending or active isolation").format(target=target))
     return int(open_rows[0]["id"])
 
 
@@ -109,13 +118,14 @@ def cmd_isolations(args: argparse.Namespace, settings: CollectorSettings) -> Non
     with command_store(settings) as db:
         found = orders.list_isolations(db, utcnow(), args.agent, open_only=not args.all)
     if not found:
-        print("没有待批准或生效中的隔离" if not args.all else "没有隔离记录")
+        print(_("no pending or active isolations") if not args.all else _("no isolations"))
         return
     print_table(
-        [[str(f["id"]), str(f["hostname"]), str(f["agent_id"]), str(f["state_zh"]),
+        [[str(f["id"]), str(f["hostname"]), str(f["agent_id"]), _state_label(f["state"]),
           _local(f["expires_at"]), str(f["requested_by"]), str(f["approved_by"] or "-"),
           str(f["reason"])] for f in found],
-        ["编号", "主机", "终端 ID", "状态", "到期（北京时间）", "申请人", "批准人", "原因"],
+        [_("number"), _("host"), _("agent ID"), _("state"), _("expires (Beijing time)"),
+         _("requested by"), _("approved by"), _("reason")],
     )
 
 

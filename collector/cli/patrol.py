@@ -3,7 +3,7 @@
 The server patrols on its own every ``[patrol] interval_s`` when ``enabled``;
 this runs one pass from the command line (a first look at a new source, or
 after a batch was withdrawn) with the same settings, store and state, so the
-server's next pass does not repeat it. It prints what the pass did in Chinese.
+server's next pass does not repeat it. It prints what the pass did.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ def cmd_patrol(args: argparse.Namespace, settings: CollectorSettings) -> None:
     sources = [s for s in settings.patrol.sources if not args.source or s.name in args.source]
     if not sources:
         raise ConfigError(
-            "没有可巡查的来源：请在 collector.toml 的 [patrol] 中配置 sources"
-            + (f"（未找到 {'、'.join(args.source)}）" if args.source else "")
+            _("no source to patrol: configure sources under [patrol] in collector.toml")
+            + (_(" (not found: {names})").format(names=_(", ").join(args.source))
+               if args.source else "")
         )
     patrol_settings = settings.patrol.model_copy(update={"sources": sources})
     checker = DocumentChecker(settings.effective_policy_dir, settings.document_workers)
@@ -35,13 +36,14 @@ def cmd_patrol(args: argparse.Namespace, settings: CollectorSettings) -> None:
             summary = asyncio.run(patrol.run_pass())
     finally:
         checker.close(wait=True)
-    print(
-        f"巡查完成：列出 {summary.listed} 份，未变 {summary.unchanged} 份，"
-        f"下载 {summary.downloaded} 份，审查 {summary.checked} 份；"
-        f"新告警 {summary.alerted} 条，关闭 {summary.closed} 条，已撤下 {summary.gone} 份。"
-    )
+    print(_(
+        "patrol done: listed {listed}, unchanged {unchanged}, downloaded {downloaded}, "
+        "checked {checked}; new alerts {alerted}, closed {closed}, withdrawn {gone}."
+    ).format(listed=summary.listed, unchanged=summary.unchanged, downloaded=summary.downloaded,
+             checked=summary.checked, alerted=summary.alerted, closed=summary.closed,
+             gone=summary.gone))
     for error in summary.errors:
-        print(f"  未完成：{error}")
+        print(_("  not finished: {error}").format(error=error))
 
 
 def add_patrol_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -27,13 +27,23 @@ from collector.store.audit import Actor
 from collector.store.policies import StoredBundle, get_bundle
 
 GROUP_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ACTION_LABELS: Final = {"publish": "发布", "promote": "推广", "rollback": "回滚"}
-VERIFIED_LABELS: Final = {True: "通过", False: "未通过", None: "未验证"}
-SIGNATURE_LABELS: Final = {
-    "ed25519": "Ed25519",
-    "sm2": "SM2（国密，SM3 摘要）",
-    None: "未知（本数据目录没有签名密钥，无法验证）",
-}
+
+
+def _action_label(action: str) -> str:
+    return {"publish": _("publish"), "promote": _("promote"), "rollback": _("roll back")}[action]
+
+
+def _verified_label(verified: bool | None) -> str:
+    return {True: _("passed"), False: _("failed"), None: _("not verified")}[verified]
+
+
+def _signature_label(algorithm: str | None) -> str:
+    labels = {
+        "ed25519": "Ed25519",
+        "sm2": _("SM2 (Chinese national standard, SM3 digest)"),
+        None: _("unknown (this data directory has no signing key, so nothing can be verified)"),
+    }
+    return labels.get(algorithm, str(algorithm))
 
 
 class PolicyCheckFailed(CollectorError):
@@ -50,11 +60,13 @@ def run_check(directory: Path, with_cases: bool) -> CheckResult:
         print(issue.render(), file=sys.stderr)
     if result.issues:
         raise PolicyCheckFailed(
-            f"{directory}：发现 {len(result.issues)} 个问题，请按上面的修改方法逐一处理"
+            _("{directory}: {count} problems found; fix each as the hints above say").format(
+                directory=directory, count=len(result.issues))
         )
     rules = sum(len(d.rules) for d in result.documents.values())
-    ran = f"，{cases} 个用例全部符合预期" if with_cases else ""
-    print(f"{directory}：{len(result.documents)} 个策略文件、{rules} 条规则检查通过{ran}")
+    ran = _(", all {cases} cases as expected").format(cases=cases) if with_cases else ""
+    print(_("{directory}: {files} policy files, {rules} rules checked, no problems{ran}").format(
+        directory=directory, files=len(result.documents), rules=rules, ran=ran))
     return result
 
 
@@ -67,11 +79,13 @@ def _author(given: str | None) -> str:
 
 
 def _said(bundle: StoredBundle) -> str:
-    target = f"分组 {bundle.group}" if bundle.group else "全部分组"
-    return (
-        f"策略版本 {bundle.version} 已签名发布（{target}，{bundle.action}，"
-        f"sha256 {bundle.sha256[:16]}…）；代理将在下一次拉取（或下一次上报）时获取"
-    )
+    target = (_("group {group}").format(group=bundle.group) if bundle.group
+              else _("all groups"))
+    return _(
+        "policy version {version} signed and published ({target}, {action}, sha256 {sha256}…); "
+        "agents get it at their next fetch (or next report)"
+    ).format(version=bundle.version, target=target, action=bundle.action,
+             sha256=bundle.sha256[:16])
 
 
 def cmd_policy_publish(args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -106,7 +120,9 @@ def _republish(
     with command_store(settings) as db:
         source = get_bundle(db, args.version)
         if action == "promote" and source.group is None:
-            raise CollectorError(f"版本 {args.version} 已面向全部分组，无需推广")
+            raise CollectorError(
+                _("version {version} already targets all groups; nothing to promote").format(
+                    version=args.version))
         try:
             documents = verify_stored(source, key.public_key.text).documents
         except BundleUntrusted as exc:
@@ -115,8 +131,10 @@ def _republish(
                              str(args.version), utcnow(), from_value=exc.code,
                              reason=exc.reason[:500])
             raise CollectorError(
-                f"{exc}。拒绝{ACTION_LABELS[action]}，未生成新版本（已记入审计日志）。"
-                "请用 policy publish 从核对过的策略文件重新发布，并检查谁改动了数据库"
+                _("{reason}. Refused to {action}; no new version made (recorded in the audit "
+                  "log). Publish again with policy publish from checked policy files, and find "
+                  "out who changed the database").format(reason=exc,
+                                                         action=_action_label(action))
             ) from None
         default_note = {
             "promote": f"推广版本 {args.version} 至全部分组",
@@ -154,32 +172,36 @@ def cmd_policy_status(args: argparse.Namespace, settings: CollectorSettings) -> 
     rows = [
         [
             str(v["version"]),
-            v["group"] or "全部",
+            v["group"] or _("all"),
             v["action"],
             v["created_at"][:19],
             v["author"],
             str(v["agents"]),
-            VERIFIED_LABELS[v["verified"]],
+            _verified_label(v["verified"]),
             v["note"],
         ]
         for v in status["versions"]
     ]
     print_table(
-        rows, ["版本", "目标分组", "操作", "创建时间(UTC)", "发布人", "代理数", "签名", "说明"]
+        rows, [_("version"), _("target group"), _("action"), _("created (UTC)"),
+               _("author"), _("agents"), _("signature"), _("note")]
     )
-    algorithm = status["signature_algorithm"]
-    print(f"签名算法：{SIGNATURE_LABELS.get(algorithm, algorithm)}")
+    print(_("signature algorithm: {algorithm}").format(
+        algorithm=_signature_label(status["signature_algorithm"])))
     for v in status["versions"]:
         if v["verified"] is False:
-            print(f"警告：版本 {v['version']} 未通过验证（{v['verification_failure']}），"
-                  "收集端不使用也不下发它；请检查谁改动了数据库，并重新发布")
+            print(_("warning: version {version} does not verify ({reason}); the collector "
+                    "neither uses nor serves it; find out who changed the database, and "
+                    "publish again").format(version=v["version"],
+                                            reason=v["verification_failure"]))
     for group in status["groups"]:
-        spread = "，".join(f"版本 {k}: {n}" for k, n in sorted(group["by_version"].items()))
-        state = "已收敛" if group["converged"] else "未收敛"
-        print(
-            f"分组 {group['group']}：代理 {group['agents']} 个，应运行版本 "
-            f"{group['target_version'] or '无'}，{state}（{spread}）"
-        )
+        spread = _(", ").join(_("version {version}: {count}").format(version=k, count=n)
+                              for k, n in sorted(group["by_version"].items()))
+        state = _("converged") if group["converged"] else _("not converged")
+        print(_("group {group}: {agents} agents, should run version {target}, {state} "
+                "({spread})").format(group=group["group"], agents=group["agents"],
+                                     target=group["target_version"] or _("none"),
+                                     state=state, spread=spread))
 
 
 def add_policy_commands(sub: Any, common: argparse.ArgumentParser) -> None:

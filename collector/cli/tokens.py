@@ -53,7 +53,8 @@ def cmd_token_list(_args: argparse.Namespace, settings: CollectorSettings) -> No
          f"{i.uses}/{'∞' if i.uses_left is None else i.uses + i.uses_left}", i.note]
         for i in infos
     ]
-    print_table(rows, ["ID", "PREFIX", "GROUP", "STATE", "CREATED", "EXPIRES", "USES", "NOTE"])
+    print_table(rows, ["ID", _("prefix"), _("group"), _("state"), _("created"), _("expires"),
+                       _("uses"), _("note")])
 
 
 def cmd_token_revoke(args: argparse.Namespace, settings: CollectorSettings) -> None:

@@ -20,9 +20,9 @@ def _password(args: argparse.Namespace) -> str:
         return users.generate_password()
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("密码 / password: ")
-    if getpass.getpass("再次输入 / again: ") != first:
-        raise users.UserError("the two passwords differ")
+    first = getpass.getpass(_("password: "))
+    if getpass.getpass(_("again: ")) != first:
+        raise users.UserError(_("the two passwords differ"))
     return first
 
 
@@ -31,9 +31,10 @@ def cmd_user_create(args: argparse.Namespace, settings: CollectorSettings) -> No
     with command_store(settings) as db:
         users.create_user(db, args.username, args.role, password, utcnow(),
                           display_name=args.display_name)
-    print(f"已创建用户 {args.username}（角色 {args.role}）")
+    print(_("created user {username} (role {role})").format(
+        username=args.username, role=args.role))
     if args.generate:
-        print(f"初始密码（仅显示一次）: {password}")
+        print(_("initial password (shown once): {password}").format(password=password))
 
 
 def cmd_user_list(_args: argparse.Namespace, settings: CollectorSettings) -> None:
@@ -45,26 +46,30 @@ def cmd_user_list(_args: argparse.Namespace, settings: CollectorSettings) -> Non
 
     print_table(
         [[r["username"], r["display_name"] or "-", r["role"],
-          "停用" if r["disabled_at"] else "启用", when(r["locked_until"]),
-          when(r["last_login_at"]), "目录" if r["source"] == "ldap" else "本地"] for r in rows],
-        ["用户名", "显示名", "角色", "状态", "锁定至", "最近登录", "来源"],
+          _("disabled") if r["disabled_at"] else _("enabled"), when(r["locked_until"]),
+          when(r["last_login_at"]), _("directory") if r["source"] == "ldap" else _("local")]
+         for r in rows],
+        [_("username"), _("display name"), _("role"), _("state"), _("locked until"),
+         _("last login"), _("source")],
     )
 
 
 def cmd_user_disable(args: argparse.Namespace, settings: CollectorSettings) -> None:
     with command_store(settings) as db:
         users.set_disabled(db, args.username, args.action == "disable", utcnow())
-    done = "停用（其会话已结束）" if args.action == "disable" else "启用"
-    print(f"用户 {args.username} 已{done}")
+    done = (_("user {username} disabled (their sessions ended)") if args.action == "disable"
+            else _("user {username} enabled"))
+    print(done.format(username=args.username))
 
 
 def cmd_user_passwd(args: argparse.Namespace, settings: CollectorSettings) -> None:
     password = _password(args)
     with command_store(settings) as db:
         users.set_password(db, args.username, password, utcnow())
-    print(f"已为用户 {args.username} 设置新密码，其现有会话已结束")
+    print(_("new password set for user {username}; their sessions ended").format(
+        username=args.username))
     if args.generate:
-        print(f"新密码（仅显示一次）: {password}")
+        print(_("new password (shown once): {password}").format(password=password))
 
 
 def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],

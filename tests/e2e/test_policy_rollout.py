@@ -173,7 +173,7 @@ def test_fleet_converges_through_canary_promote_and_rollback(
         (4, "rollback", FLEET), (3, "promote", 0), (2, "publish", 0), (1, "publish", 0)]
     assert all(not agent.rejections for agent in fleet)
     text = collector.cli("policy", "status").stdout
-    assert "分组 canary：代理 10 个，应运行版本 4，已收敛" in text
+    assert "group canary: 10 agents, should run version 4, converged" in text
 
 
 def test_real_agent_applies_a_publish_and_the_store_records_it(

@@ -232,8 +232,8 @@ def test_export_status_in_chinese(
     with redirect_stdout(out):
         assert cli_main(["export", "status", "--config", str(config)]) == 0
     text = out.getvalue()
-    assert "输出" in text and "积压" in text and "尚未开始" in text
-    assert "2 条" in text and "HTTP 502" in text and "最近错误" in text
+    assert "output" in text and "backlog" in text and "not started" in text
+    assert "2 events" in text and "HTTP 502" in text and "last error" in text
 
 
 def _collector_event(summary: str) -> Any:

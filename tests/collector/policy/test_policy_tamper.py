@@ -94,7 +94,7 @@ def test_resigning_refuses_an_edited_row(cli: Any, db: Database, command: str,
     code, out, err = cli("policy", command, "1", "--author", "mallory")
     assert code == 1 and out == ""
     assert err.startswith("error: 策略版本 1 未通过验证") and "Traceback" not in err
-    assert "签名与本收集端签名密钥不符" in err and "未生成新版本" in err
+    assert "签名与本收集端签名密钥不符" in err and "no new version made" in err
     assert versions(db) == [1]
     refused = [a for a in audit_actions(db) if a[0] == f"policy.{command}_refused"]
     assert len(refused) == 1 and refused[0][1] == "1" and "签名" in (refused[0][2] or "")
@@ -272,9 +272,10 @@ def test_status_marks_an_edited_row(cli: Any, db: Database) -> None:
                      .values(author="mallory"))
     code, out, _ = cli("policy", "status")
     lines = out.splitlines()
-    assert code == 0 and "签名" in lines[0]
-    assert lines[1].split()[0] == "2" and "未通过" in lines[1]
-    assert "警告：版本 2 未通过验证" in out and "警告：版本 1 未通过验证" in out
+    assert code == 0 and "signature" in lines[0]
+    assert lines[1].split()[0] == "2" and "failed" in lines[1]
+    assert "warning: version 2 does not verify" in out
+    assert "warning: version 1 does not verify" in out
     publish_again = cli("policy", "publish", str(POLICIES))
     assert publish_again[0] == 0
     status = json.loads(cli("policy", "status", "--json")[1])

@@ -157,7 +157,7 @@ def test_sm2_promote_and_rollback_verify_before_re_signing(cli: Any, db: Databas
     assert versions(db) == [1, 2, 3]
     assert audit_actions(db)[-1][:2] == ("policy.rollback_refused", "3")
     code, out, _ = cli("policy", "status")
-    assert code == 0 and "签名算法：SM2（国密，SM3 摘要）" in out
+    assert code == 0 and "signature algorithm: SM2 (Chinese national standard, SM3 digest)" in out
 
 
 # -- what the collector acts on and serves ----------------------------------------

@@ -132,11 +132,22 @@ def test_duty_cli_import_now_next(settings: Any, db: Database, tmp_path: Path,
     sheet = tmp_path / "值班表.csv"
     sheet.write_text(SHEET, encoding="utf-8-sig")
     assert main(["duty", "import", str(sheet), "--by", "值班室"]) == 0
-    assert "已导入值班表" in capsys.readouterr().out
+    assert "imported duty roster 值班表.csv:" in capsys.readouterr().out
     assert main(["duty", "now", "--at", "2026-10-02T03:00:00+08:00"]) == 0
     out = capsys.readouterr().out
-    assert "2026-10-01 夜班" in out and "李娜" in out and "imported" in out
-    assert "重点时期：国庆假期重点时期" in out
+    assert out.startswith("on duty now: 2026-10-01 夜班 (")
+    assert "李娜" in out and "imported" in out
+    assert "Beijing time, key period: 国庆假期重点时期)" in out
+    assert out.splitlines()[1].split() == ["position", "name", "mobile", "source"]
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    assert main(["duty", "now", "--at", "2026-10-02T03:00:00+08:00"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("当前值班：2026-10-01 夜班（")
+    assert "北京时间，重点时期：国庆假期重点时期）" in out
+    assert out.splitlines()[1].split() == ["岗位", "姓名", "手机", "来源"]
+    assert main(["duty", "import", str(sheet), "--by", "值班室"]) == 0
+    assert "已导入值班表 值班表.csv：" in capsys.readouterr().out
+    monkeypatch.setenv("LANG", "C.UTF-8")
     assert main(["duty", "next", "--at", "2026-10-02T03:00:00+08:00", "--json"]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described["shift"] == "day" and described["positions"]["backup"]["id"] == "zhao_min"
