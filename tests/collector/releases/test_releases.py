@@ -5,6 +5,7 @@ progress in ``release status`` and failed upgrades in ``GET /api/v1/agents``."""
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -233,10 +234,41 @@ def test_release_cli(settings: CollectorSettings, db: Database, signing: Path, t
     assert collector_main(["release", "status", *base]) == 0
     assert collector_main(["release", "list", *base]) == 0
     out = capsys.readouterr().out
-    assert "推广" in out and "回滚" in out and "待升级" in out
+    assert "promote" in out and "roll back" in out and "pending" in out
+    assert not re.search(r"[\u4e00-\u9fff]", out)
     assert collector_main(["release", "publish", str(tmp_path / "none.deb"), *base]) == 1
     assert collector_main(["release", "publish", str(tmp_path), *base]) == 1
     assert collector_main(["release", "promote", "7.7.7", *base]) == 1
     err = capsys.readouterr().err
-    assert "不存在" in err and "是目录" in err and "没有发布过版本" in err
+    assert "does not exist" in err and "is a directory" in err
+    # The store's refusals are shared with the API and stay as it words them.
+    assert "没有发布过版本" in err
     assert "Traceback" not in err
+
+
+def test_a_chinese_locale_reads_the_release_commands_in_chinese(
+        settings: CollectorSettings, db: Database, signing: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    base = ["--data-dir", str(settings.data_dir), "--database-url", settings.database_url]
+    n, n1 = tmp_path / "n.deb", tmp_path / "n1.deb"
+    n.write_bytes(make_deb("0.13.0"))
+    n1.write_bytes(make_deb("0.14.0"))
+    assert collector_main(["release", "publish", str(n), *base]) == 0
+    assert collector_main(["release", "publish", str(n1), "--group", "canary", *base]) == 0
+    out = capsys.readouterr().out
+    assert "代理版本 0.14.0（" in out and "已签名发布（分组 canary，发布记录 " in out
+    assert "代理将在下一次上报时得知并升级" in out
+    assert collector_main(["release", "rollback", "--group", "canary", *base]) == 0
+    assert "尚未升级的代理停留在或回到上一个版本" in capsys.readouterr().out
+    assert collector_main(["release", "list", *base]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["记录", "版本", "架构", "目标分组", "操作", "时间(UTC)",
+                                "发布人", "sha256", "说明"]
+    assert "全部" in lines[1] and "发布" in lines[1] and "回滚" in lines[3]
+    assert collector_main(["release", "status", *base]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header == ["版本", "架构", "当前目标分组", "目标代理", "已下载", "已安装", "失败",
+                      "拒绝", "待升级"]
+    assert collector_main(["release", "publish", str(tmp_path), *base]) == 1
+    assert "是目录：请给出代理 .deb 软件包文件" in capsys.readouterr().err
