@@ -151,8 +151,21 @@ def compile_po(text: str) -> bytes:
     return header + tables + ids + strs
 
 
-def marked_strings(source: str, names: tuple[str, ...] = ("_",)) -> set[str]:
-    """Literal first arguments of calls to ``_`` (or ``names``) in Python source."""
+def N_(message: str) -> str:  # noqa: N802 (the gettext convention's name)
+    """Mark a constant for the catalogue without translating it yet.
+
+    The constant stays its English msgid; the call site translates it when it prints,
+    ``_(messages.X)``, so the language is the one of that moment.
+    """
+    return message
+
+
+#: The markers ``marked_strings`` collects: ``_`` translates now, ``N_`` marks a constant.
+MARKERS: Final = ("_", "N_")
+
+
+def marked_strings(source: str, names: tuple[str, ...] = MARKERS) -> set[str]:
+    """Literal first arguments of calls to ``_`` or ``N_`` (or ``names``) in Python source."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)

@@ -48,6 +48,7 @@ from collector.backup.database import (
     restore_database,
 )
 from collector.errors import BackupError
+from collector.messages import _
 from collector.settings import CollectorSettings
 from collector.store.database import redact
 from collector.store.migrate import alembic_config, head_revision
@@ -111,13 +112,13 @@ def backup(settings: CollectorSettings, out: Path, config: Path | None) -> Backu
     """Write the archive to ``out`` (a new file, mode 0600); raise BackupError when it cannot."""
     data_dir = settings.data_dir
     if not data_dir.is_dir():
-        raise BackupError(messages.NO_DATA_DIR.format(data_dir=data_dir))
+        raise BackupError(_(messages.NO_DATA_DIR).format(data_dir=data_dir))
     if not settings.ca_cert_path.is_file():
-        raise BackupError(messages.NO_CA.format(path=settings.ca_cert_path))
+        raise BackupError(_(messages.NO_CA).format(path=settings.ca_cert_path))
     if out.exists():
-        raise BackupError(messages.OUT_EXISTS.format(path=out))
+        raise BackupError(_(messages.OUT_EXISTS).format(path=out))
     if not out.parent.is_dir():
-        raise BackupError(messages.OUT_DIR_MISSING.format(path=out.parent))
+        raise BackupError(_(messages.OUT_DIR_MISSING).format(path=out.parent))
     backend = backend_of(settings.database_url)
     partial = out.with_name(out.name + ".partial")
     # Staged beside OUT: the database copy needs room where the archive goes, not in /tmp.
@@ -200,7 +201,7 @@ def _read_manifest(path: Path, archive: tarfile.TarFile) -> dict[str, Any]:
     manifest: dict[str, Any]
     first = archive.next()
     if first is None or first.name != MANIFEST or not first.isfile():
-        raise BackupError(messages.NO_MANIFEST.format(path=path))
+        raise BackupError(_(messages.NO_MANIFEST).format(path=path))
     handle = archive.extractfile(first)
     assert handle is not None  # noqa: S101 (a regular file member always has a body)
     try:
@@ -214,21 +215,21 @@ def _read_manifest(path: Path, archive: tarfile.TarFile) -> dict[str, Any]:
         if absent:
             raise ValueError(f"no {', '.join(absent)}")
     except (ValueError, KeyError, TypeError) as exc:
-        raise BackupError(messages.BAD_MANIFEST.format(path=path, reason=exc)) from exc
+        raise BackupError(_(messages.BAD_MANIFEST).format(path=path, reason=exc)) from exc
     if manifest["format"] != FORMAT:
-        raise BackupError(messages.FORMAT_UNKNOWN.format(
+        raise BackupError(_(messages.FORMAT_UNKNOWN).format(
             path=path, found=manifest["format"], known=FORMAT,
             version=manifest["collector_version"]))
     for name in members:
         if not _member_name_ok(name):
-            raise BackupError(messages.BAD_MEMBER_NAME.format(path=path, name=name))
+            raise BackupError(_(messages.BAD_MEMBER_NAME).format(path=path, name=name))
     return manifest
 
 
 def _verify(path: Path, into: Path) -> _Verified:
     """Read every member, check it against the manifest, keep it under ``into``."""
     if not path.is_file():
-        raise BackupError(messages.IN_MISSING.format(path=path))
+        raise BackupError(_(messages.IN_MISSING).format(path=path))
     seen: set[str] = set()
     try:
         with tarfile.open(path, mode="r:gz") as archive:
@@ -238,7 +239,7 @@ def _verify(path: Path, into: Path) -> _Verified:
             while (member := archive.next()) is not None:
                 name = member.name
                 if name not in listed or name in seen or not member.isfile():
-                    raise BackupError(messages.UNLISTED_MEMBER.format(path=path, name=name))
+                    raise BackupError(_(messages.UNLISTED_MEMBER).format(path=path, name=name))
                 handle = archive.extractfile(member)
                 assert handle is not None  # noqa: S101 (isfile() was checked above)
                 target = into / name
@@ -250,16 +251,16 @@ def _verify(path: Path, into: Path) -> _Verified:
                         digest.update(chunk)
                         out.write(chunk)
                 if digest.hexdigest() != listed[name]["sha256"]:
-                    raise BackupError(messages.DIGEST_MISMATCH.format(path=path, name=name))
+                    raise BackupError(_(messages.DIGEST_MISMATCH).format(path=path, name=name))
                 seen.add(name)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         if isinstance(exc, FileNotFoundError) and not path.exists():
-            raise BackupError(messages.IN_MISSING.format(path=path)) from exc
-        raise BackupError(messages.ARCHIVE_UNREADABLE.format(
+            raise BackupError(_(messages.IN_MISSING).format(path=path)) from exc
+        raise BackupError(_(messages.ARCHIVE_UNREADABLE).format(
             path=path, reason=str(exc) or type(exc).__name__)) from exc
     missing = sorted(set(listed) - seen)
     if missing:
-        raise BackupError(messages.MEMBER_MISSING.format(path=path, names=", ".join(missing)))
+        raise BackupError(_(messages.MEMBER_MISSING).format(path=path, names=", ".join(missing)))
     return _Verified(manifest, into)
 
 
@@ -270,7 +271,7 @@ def _check_schema_known(path: Path, manifest: dict[str, Any]) -> None:
     except CommandError:
         known = None
     if known is None:
-        raise BackupError(messages.NEWER_SCHEMA.format(
+        raise BackupError(_(messages.NEWER_SCHEMA).format(
             path=path, revision=revision, version=__version__,
             made_by=manifest["collector_version"]))
 
@@ -297,14 +298,14 @@ def restore(settings: CollectorSettings, archive: Path, config: Path | None,
         archived = manifest["database"]
         target = backend_of(settings.database_url)
         if archived != target:
-            raise BackupError(messages.BACKEND_MISMATCH.format(
+            raise BackupError(_(messages.BACKEND_MISMATCH).format(
                 path=archive, archived=archived, url=redact(settings.database_url),
                 target=target))
         if not force and data_dir.is_dir() and any(
                 entry.resolve() != scratch.resolve() for entry in data_dir.iterdir()):
-            raise BackupError(messages.DATA_DIR_NOT_EMPTY.format(data_dir=data_dir))
+            raise BackupError(_(messages.DATA_DIR_NOT_EMPTY).format(data_dir=data_dir))
         if not force and not database_is_empty(settings):
-            raise BackupError(messages.DATABASE_NOT_EMPTY.format(
+            raise BackupError(_(messages.DATABASE_NOT_EMPTY).format(
                 url=redact(settings.database_url)))
 
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from sqlalchemy import make_url
 
 from collector.backup import messages
 from collector.errors import BackupError
+from collector.messages import _
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database, make_engine, redact
@@ -76,7 +77,7 @@ def dump_database(settings: CollectorSettings, out: Path) -> str:
     if backend_of(url) == "sqlite":
         source = _sqlite_path(url)
         if not source.is_file():
-            raise BackupError(messages.SQLITE_MISSING.format(path=source))
+            raise BackupError(_(messages.SQLITE_MISSING).format(path=source))
         try:
             with closing(sqlite3.connect(source)) as live, \
                     closing(sqlite3.connect(out)) as copy:
@@ -88,24 +89,24 @@ def dump_database(settings: CollectorSettings, out: Path) -> str:
                 row = copy.execute("SELECT version_num FROM alembic_version").fetchone() \
                     if has_schema else None
         except sqlite3.Error as exc:
-            raise BackupError(messages.DATABASE_UNREADABLE.format(url=redact(url), reason=exc)) \
+            raise BackupError(_(messages.DATABASE_UNREADABLE).format(url=redact(url), reason=exc)) \
                 from exc
         if row is None:
-            raise BackupError(messages.NO_SCHEMA.format(url=redact(url)))
+            raise BackupError(_(messages.NO_SCHEMA).format(url=redact(url)))
         return str(row[0])
     with _store(url) as db:
         revision = migrate.current_revision(db)
     if revision is None:
-        raise BackupError(messages.NO_SCHEMA.format(url=redact(url)))
+        raise BackupError(_(messages.NO_SCHEMA).format(url=redact(url)))
     conninfo, env = _libpq(url)
-    pg_dump = _tool("pg_dump", messages.PG_DUMP_MISSING)
+    pg_dump = _tool("pg_dump", _(messages.PG_DUMP_MISSING))
     result = subprocess.run(  # noqa: S603 (the tool found on PATH, arguments we built)
         [pg_dump, "--format=custom", "--no-owner", "--no-privileges", f"--file={out}",
          f"--dbname={conninfo}"],
         env=env, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
-        raise BackupError(messages.PG_DUMP_FAILED.format(url=redact(url), reason=_failure(result)))
+        raise BackupError(_(messages.PG_DUMP_FAILED).format(url=redact(url), reason=_failure(result)))
     return revision
 
 
@@ -121,7 +122,7 @@ def database_is_empty(settings: CollectorSettings) -> bool:
             return not sa.inspect(conn).get_table_names()
     except sa.exc.DBAPIError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise BackupError(messages.DATABASE_UNREADABLE.format(url=redact(url), reason=reason)) \
+        raise BackupError(_(messages.DATABASE_UNREADABLE).format(url=redact(url), reason=reason)) \
             from exc
     finally:
         engine.dispose()
@@ -145,7 +146,7 @@ def restore_database(settings: CollectorSettings, dumped: Path, replace: bool) -
         os.replace(staged, target)
     else:
         conninfo, env = _libpq(url)
-        pg_restore = _tool("pg_restore", messages.PG_RESTORE_MISSING)
+        pg_restore = _tool("pg_restore", _(messages.PG_RESTORE_MISSING))
         clean = ["--clean", "--if-exists"] if replace else []
         result = subprocess.run(  # noqa: S603 (the tool found on PATH, arguments we built)
             [pg_restore, "--no-owner", "--no-privileges", "--exit-on-error",
@@ -153,7 +154,7 @@ def restore_database(settings: CollectorSettings, dumped: Path, replace: bool) -
             env=env, capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
-            raise BackupError(messages.PG_RESTORE_FAILED.format(url=redact(url),
+            raise BackupError(_(messages.PG_RESTORE_FAILED).format(url=redact(url),
                                                            reason=_failure(result)))
     with _store(settings) as db:
         migrate.upgrade(db)

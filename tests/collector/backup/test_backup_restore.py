@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -192,6 +193,25 @@ def test_restore_over_a_used_data_dir_or_database_needs_force(
                           **{k: source[k] for k in ("data_dir", "database_url")})
     assert code == 0, err
     assert "restored" in said
+
+
+def test_a_chinese_locale_reads_backup_and_restore_in_chinese(
+        run: Run, source: dict[str, Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    out = tmp_path / "b.tar.gz"
+    said = _backup(run, source, out)
+    assert said.startswith(f"备份已写入 {out}（") and "权限 0600" in said, said
+    code, _, err = run("backup", str(out), data_dir=source["data_dir"],
+                       database_url=source["database_url"])
+    assert code == 1 and f"{out} 已存在：请指定一个新文件" in err, err
+    code, _, err = run("restore", str(out), **{k: source[k] for k in ("data_dir", "database_url")})
+    assert code == 1 and "不是空的" in err and "--force" in err, err
+    code, said, err = run("restore", str(out), data_dir=tmp_path / "new",
+                          database_url=f"sqlite:///{tmp_path / 'new.db'}")
+    assert code == 0, err
+    assert "已将 " in said and "下一步：用相同的地址和名称启动收集器" in said, said
+    assert not re.search(r"\b(restored|next:)", said)
 
 
 def test_backup_of_a_data_dir_that_was_never_initialised_is_refused(
