@@ -151,7 +151,7 @@ def compile_po(text: str) -> bytes:
     return header + tables + ids + strs
 
 
-def N_(message: str) -> str:  # noqa: N802 (the gettext convention's name)
+def N_(message: str) -> str:
     """Mark a constant for the catalogue without translating it yet.
 
     The constant stays its English msgid; the call site translates it when it prints,

@@ -106,7 +106,8 @@ def dump_database(settings: CollectorSettings, out: Path) -> str:
         env=env, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
-        raise BackupError(_(messages.PG_DUMP_FAILED).format(url=redact(url), reason=_failure(result)))
+        raise BackupError(_(messages.PG_DUMP_FAILED).format(url=redact(url),
+                                                            reason=_failure(result)))
     return revision
 
 

@@ -56,13 +56,17 @@ ARCHIVE_UNREADABLE: Final = N_(
 NO_MANIFEST: Final = N_(
     "{path} has no manifest.json as its first member: it is not a courtguard backup"
 )
-BAD_MANIFEST: Final = N_("{path}: manifest.json is unusable ({reason}): it is not a courtguard backup")
+BAD_MANIFEST: Final = N_(
+    "{path}: manifest.json is unusable ({reason}): it is not a courtguard backup"
+)
 FORMAT_UNKNOWN: Final = N_(
     "{path} is backup format {found}; this collector reads format {known}: restore it with the "
     "collector version that made it ({version})"
 )
 BAD_MEMBER_NAME: Final = N_("{path}: member {name!r} is not a plain relative file name: refused")
-UNLISTED_MEMBER: Final = N_("{path}: member {name!r} is not in the manifest: the archive was altered")
+UNLISTED_MEMBER: Final = N_(
+    "{path}: member {name!r} is not in the manifest: the archive was altered"
+)
 DIGEST_MISMATCH: Final = N_(
     "{path}: member {name!r} does not match its sha256 in the manifest: the archive is damaged "
     "or was altered; restore from an intact copy"

@@ -29,7 +29,8 @@ def cmd_restore(args: argparse.Namespace, settings: CollectorSettings) -> None:
     if done.config_written:
         print(_(messages.CONFIG_WRITTEN).format(path=done.config_written))
     if done.config_kept:
-        print(_(messages.CONFIG_KEPT).format(path=done.config_kept[0], restored=done.config_kept[1]))
+        print(_(messages.CONFIG_KEPT).format(path=done.config_kept[0],
+                                             restored=done.config_kept[1]))
     print(_(messages.RESTORE_DONE).format(
         files=done.files, data_dir=done.data_dir, database=done.database,
         url=redact(settings.database_url), revision=done.revision, head=done.head,

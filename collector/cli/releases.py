@@ -20,6 +20,7 @@ from collector.releases.status import release_status
 from collector.settings import CollectorSettings
 from collector.store.audit import Actor
 
+
 def _action_label(action: str) -> str:
     return {"publish": _("publish"), "promote": _("promote"), "rollback": _("roll back")}[action]
 
@@ -120,7 +121,8 @@ def add_release_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                                  help=_("sign an agent .deb and target a group (canary) or all"))
     publish.add_argument("package", type=Path, metavar="PACKAGE")
     publish.add_argument("--group", type=group_name, default=None,
-                         help=_("only agents of this group get it (a canary); default: every group"))
+                         help=_("only agents of this group get it (a canary); "
+                                "default: every group"))
     publish.add_argument("--note", type=_note, default="", help=_("what changed and why"))
     publish.add_argument("--author", default=None,
                          help=_("default: $SUDO_USER or the login name"))
@@ -149,6 +151,7 @@ def add_release_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_release_status)
 
-    listing = release.add_parser("list", parents=[common], help=_("every publish, promote, rollback"))
+    listing = release.add_parser("list", parents=[common],
+                                 help=_("every publish, promote, rollback"))
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_release_list)

@@ -43,12 +43,17 @@ def cmd_token_create(args: argparse.Namespace, settings: CollectorSettings) -> N
     print(new.token)
 
 
+def _state_label(state: str) -> str:
+    return {"active": _("active"), "expired": _("expired"), "exhausted": _("used up"),
+            "revoked": _("revoked")}[state]
+
+
 def cmd_token_list(_args: argparse.Namespace, settings: CollectorSettings) -> None:
     with command_store(settings) as db:
         infos = tokens.list_tokens(db)
     now = utcnow()
     rows = [
-        [i.id, i.prefix + "…", i.group, i.state(now), format_time(i.created_at),
+        [i.id, i.prefix + "…", i.group, _state_label(i.state(now)), format_time(i.created_at),
          format_time(i.expires_at),
          f"{i.uses}/{'∞' if i.uses_left is None else i.uses + i.uses_left}", i.note]
         for i in infos

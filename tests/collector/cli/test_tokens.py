@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 
 def test_token_create_list_revoke(cli: Any) -> None:
     """A token made with create shows in list and, once revoked, is listed as revoked."""
@@ -29,3 +31,20 @@ def test_revoke_unknown_token(cli: Any) -> None:
     cli("migrate")
     code, _, err = cli("token", "revoke", "nope")
     assert code == 1 and err.startswith("error: no enrollment token")
+
+
+def test_token_states_follow_the_locale(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """token list names each state in the locale's language."""
+    cli("migrate")
+    token_id = cli("token", "create", "--uses", "1")[1].split()[2]
+
+    def states() -> dict[str, str]:
+        lines = cli("token", "list")[1].splitlines()[1:]
+        return {line.split()[0]: line.split()[3] for line in lines}
+
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    assert states()[token_id] == "生效"
+    assert cli("token", "revoke", token_id)[0] == 0
+    assert states()[token_id] == "已吊销"
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert states()[token_id] == "revoked"
