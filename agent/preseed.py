@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, 
 from agent import systemd
 from agent.enrollment import Credentials, credentials_path, enroll
 from agent.errors import CollectorUnreachable, ConfigError, EnrollmentError
+from agent.messages import _
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings
@@ -84,21 +85,22 @@ def read_preseed(path: Path) -> Preseed:
         info = path.stat()
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"preseed file {path} cannot be read: {exc.strerror}; run as root") \
-            from exc
+        raise ConfigError(_("preseed file {path} cannot be read: {reason}; run as root").format(
+            path=path, reason=exc.strerror)) from exc
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"preseed file {path} holds an enrollment token but is readable by others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
-        )
+        raise ConfigError(_(
+            "preseed file {path} holds an enrollment token but is readable by others "
+            "(mode {mode}); run: chmod 600 {path}"
+        ).format(path=path, mode=f"{stat.S_IMODE(info.st_mode):04o}"))
     if info.st_uid not in (0, os.geteuid()):
-        raise ConfigError(
-            f"preseed file {path} belongs to uid {info.st_uid}, not root; run: chown root {path}"
-        )
+        raise ConfigError(_(
+            "preseed file {path} belongs to uid {uid}, not root; run: chown root {path}"
+        ).format(path=path, uid=info.st_uid))
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"preseed file {path} is not valid TOML: {exc}") from exc
+        raise ConfigError(_("preseed file {path} is not valid TOML: {reason}").format(
+            path=path, reason=exc)) from exc
     try:
         return Preseed.model_validate(data)
     except ValidationError as exc:
@@ -106,10 +108,10 @@ def read_preseed(path: Path) -> Preseed:
             f"{'.'.join(str(part) for part in e['loc']) or 'file'}: {e['msg']}"
             for e in exc.errors(include_input=False)
         )
-        raise ConfigError(
-            f"preseed file {path} is invalid: {problems}. Allowed keys: collector_url, "
+        raise ConfigError(_(
+            "preseed file {path} is invalid: {problems}. Allowed keys: collector_url, "
             "ca_file or ca_pem, token, group, note"
-        ) from None
+        ).format(path=path, problems=problems)) from None
 
 
 def _enroll_once(preseed: Preseed, settings: AgentSettings) -> Credentials:

@@ -67,3 +67,19 @@ def test_not_toml(tmp_path: Path) -> None:
     """A broken file says it is not TOML."""
     with pytest.raises(ConfigError, match="not valid TOML"):
         read_preseed(write(tmp_path / "enroll.toml", "collector_url = \n"))
+
+
+def test_a_chinese_locale_reads_the_refusals_in_chinese(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preseed refusals reach a person through `run`'s stderr, in the locale's language."""
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    path = write(tmp_path / "enroll.toml", f'collector_url = "https://c.test"\ntoken = "{TOKEN}"\n',
+                 0o644)
+    with pytest.raises(ConfigError, match=r"可被其他用户读取（权限 0644）；请运行：chmod 600 "):
+        read_preseed(path)
+    path.chmod(0o600)
+    path.write_text(f'collector = "https://c.test"\ntoken = "{TOKEN}"\n')
+    with pytest.raises(ConfigError, match=r"无效：.*允许的配置项：collector_url"):
+        read_preseed(path)
+    with pytest.raises(ConfigError, match="不是有效的 TOML"):
+        read_preseed(write(path, "collector_url = \n"))
