@@ -13,6 +13,11 @@ libraries; the dynamic linker has read it by the time Python runs, so the
 entry point puts the caller's value back for the programs the agent runs
 (``nft``, ``journalctl``, ``soffice``), which must load the system's own
 libraries, not the package's copies.
+
+A frozen executable started by the frozen agent (a child, the upgrader) must not
+inherit the bootloader's ``_PYI_*`` variables: its own loader would take itself
+for the agent's re-executed stage and skip loading its bundled libraries
+(``libssl``). ``child_environment`` is the one environment every such child gets.
 """
 
 from __future__ import annotations
@@ -43,6 +48,26 @@ def child_command(module: str, *arguments: str) -> list[str]:
     if is_frozen():
         return [sys.executable, RUN_MODULE, module, *arguments]
     return [sys.executable, "-m", module, *arguments]
+
+
+def agent_command(*arguments: str) -> list[str]:
+    """The argv that runs this installation's ``courtguard-agent`` CLI (the upgrader)."""
+    if is_frozen():
+        return [sys.executable, *arguments]
+    return [sys.executable, "-m", "agent.cli", *arguments]
+
+
+def child_environment() -> dict[str, str] | None:
+    """The environment for a child of this process; None (inherit) from a virtualenv.
+
+    ``LD_LIBRARY_PATH`` is already the caller's (``main`` restored it at start); the
+    child's own loader points it at the bundled libraries again.
+    """
+    if not is_frozen():
+        return None
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("_PYI_")}
+    environment["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    return environment
 
 
 def restore_library_path() -> None:

@@ -23,12 +23,15 @@ from pydantic_settings import SettingsConfigDict
 
 from agent.detectors.accounts.settings import AccountsSourceSettings
 from agent.errors import ConfigError
+from agent.frozen import is_frozen
 from agent.layered_settings import LayeredSettings
 
 DEFAULT_CONFIG: Final = Path("/etc/courtguard/agent.toml")
 CONFIG_ENV: Final = "COURTGUARD_AGENT_CONFIG"
 ENV_PREFIX: Final = "COURTGUARD_AGENT_"
 MIB: Final = 1024 * 1024
+#: Where the .deb (packaging/build_agent_deb.py) installs packaging/examples/agent.toml.
+INSTALLED_EXAMPLE: Final = "/usr/share/doc/courtguard-agent/examples/agent.toml"
 
 
 class AgentSettings(LayeredSettings):
@@ -38,7 +41,8 @@ class AgentSettings(LayeredSettings):
     DEFAULT_CONFIG: ClassVar[Path] = DEFAULT_CONFIG
     CONFIG_ERROR: ClassVar[Callable[..., Exception]] = ConfigError
     WHAT: ClassVar[str] = "agent"
-    EXAMPLE: ClassVar[str] = "packaging/examples/agent.toml"
+    #: The packaged agent has no source tree: the .deb ships the example as INSTALLED_EXAMPLE.
+    EXAMPLE: ClassVar[str] = INSTALLED_EXAMPLE if is_frozen() else "packaging/examples/agent.toml"
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

@@ -264,6 +264,11 @@ def _stage_unit(root: Path) -> None:
 def _stage_docs(root: Path, version: str) -> None:
     docs = root / "usr/share/doc" / PACKAGE
     docs.mkdir(parents=True)
+    # Named by the agent's settings-error hint (agent.settings.INSTALLED_EXAMPLE).
+    examples = docs / "examples"
+    examples.mkdir()
+    shutil.copyfile(REPO / "packaging" / "examples" / "agent.toml", examples / "agent.toml")
+    (examples / "agent.toml").chmod(0o644)
     (docs / "README").write_text(
         f"courtguard agent {version}: see docs/packaging.md in the courtguard sources.\n"
         f"The agent and its own Python runtime live in {INSTALL_DIR}.\n",

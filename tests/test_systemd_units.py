@@ -67,3 +67,18 @@ def test_agent_unit_grants_exactly_the_capabilities_the_code_uses() -> None:
     assert "CAP_AUDIT_READ" not in settings["CapabilityBoundingSet"]
     assert "sniffer" not in comments
     assert "SystemCallFilter=@system-service" in text
+
+
+def test_agent_unit_waits_for_enrollment_and_stops_at_a_held_data_dir() -> None:
+    """Neither credentials nor a preseed: skipped, not restarted; exit 3 is not retried."""
+    from agent.enrollment import credentials_path
+    from agent.errors import EXIT_ALREADY_RUNNING
+    from agent.settings import AgentSettings
+
+    text = (UNITS / "courtguard-agent.service").read_text(encoding="utf-8")
+    defaults = AgentSettings.model_fields
+    data_dir = defaults["data_dir"].default
+    enroll_file = defaults["enroll_file"].default
+    assert f"ConditionPathExists=|{credentials_path(data_dir)}" in text
+    assert f"ConditionPathExists=|{enroll_file}" in text
+    assert f"RestartPreventExitStatus={EXIT_ALREADY_RUNNING}" in text

@@ -29,7 +29,7 @@ import structlog
 from agent.events import CaptureOrder
 from agent.evidence.artifacts import ArtifactStore
 from agent.evidence.uploader import EvidenceUploader, Report
-from agent.frozen import child_command
+from agent.frozen import child_command, child_environment
 from agent.pacing import Backoff
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class Evidence:
         child = await asyncio.create_subprocess_exec(
             *child_command("agent.evidence.capture", order.model_dump_json(), out),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL, env=child_environment(),
         )
         self._children.add(child)
         try:

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from agent.events import Finding, Severity, UpgradeFailedEvidence
+from agent.frozen import agent_command, child_environment
 from agent.upgrade import state
 from agent.upgrade.deb import DebError, read_control
 from agent.upgrade.release import MAX_PACKAGE_BYTES, ReleaseRefused, check_release
@@ -71,14 +70,10 @@ def upgrade_failed_finding(evidence: UpgradeFailedEvidence) -> Finding:
 def upgrader_command(plan: UpgradePlan, package: Path, rollback: Path, version: str,
                      running: str, sha256: str) -> list[str]:
     """How to run ``courtguard-agent upgrade-apply`` with this very installation."""
-    if getattr(sys, "frozen", False):  # the packaged one-folder build: the binary itself
-        head = [sys.executable]
-    else:
-        head = [sys.executable, "-m", "agent.cli"]
-    command = [*head, "upgrade-apply", "--data-dir", str(plan.data_dir),
-               "--package", str(package), "--rollback", str(rollback), "--version", version,
-               "--running", running, "--sha256", sha256, "--service", plan.service,
-               "--timeout", f"{plan.health_timeout_s:g}"]
+    command = agent_command(
+        "upgrade-apply", "--data-dir", str(plan.data_dir), "--package", str(package),
+        "--rollback", str(rollback), "--version", version, "--running", running,
+        "--sha256", sha256, "--service", plan.service, "--timeout", f"{plan.health_timeout_s:g}")
     # "--install=--force-confold": a value that starts with a dash is an option otherwise.
     command += [f"--install={part}" for part in plan.install_command]
     return command
@@ -92,14 +87,10 @@ def spawn_upgrader(command: list[str], version: str, log_path: Path) -> None:
         subprocess.run([systemd_run, f"--unit={unit}", "--collect", "--quiet", *command],  # noqa: S603 (our own command line)
                        check=True, capture_output=True, timeout=60)
         return
-    # The packaged agent's own variables would make the upgrader's loader take itself for
-    # the agent's re-executed stage and skip loading its bundled libraries (libssl).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("_PYI_")}
-    env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
     with log_path.open("ab") as output:
         upgrader = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,  # noqa: S603 (our own command line)
                                     stderr=output, start_new_session=True, close_fds=True,
-                                    env=env)
+                                    env=child_environment())
     # Reaped here should it end while this agent still runs (the restart normally ends the
     # agent first, and the upgrader is then init's child).
     threading.Thread(target=upgrader.wait, name="upgrader-reaper", daemon=True).start()

@@ -94,3 +94,46 @@ def test_programs_the_frozen_agent_runs_get_the_callers_library_path(
     frozen.restore_library_path()
     assert os.environ["LD_LIBRARY_PATH"] == "/usr/local/lib"
     assert "LD_LIBRARY_PATH_ORIG" not in os.environ
+
+
+def test_a_frozen_child_gets_no_pyinstaller_state_of_its_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inherited ``_PYI_*`` would make the child's loader skip its bundled libraries."""
+    monkeypatch.setenv("_PYI_APPLICATION_HOME_DIR", "/opt/courtguard/agent/_internal")
+    monkeypatch.setenv("_PYI_PARENT_PROCESS_LEVEL", "1")
+    monkeypatch.setenv("COURTGUARD_AGENT_LOG_FORMAT", "json")
+    assert frozen.child_environment() is None, "a virtualenv child inherits everything"
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    environment = frozen.child_environment()
+    assert environment is not None
+    assert not [name for name in environment if name.startswith("_PYI_")]
+    assert environment["PYINSTALLER_RESET_ENVIRONMENT"] == "1"
+    assert environment["COURTGUARD_AGENT_LOG_FORMAT"] == "json"
+    assert os.environ["_PYI_PARENT_PROCESS_LEVEL"] == "1", "the agent's own state is kept"
+
+
+def test_every_child_gets_its_environment_from_agent_frozen() -> None:
+    """Who starts a child with ``child_command`` passes ``child_environment`` too."""
+    agent_dir = Path(frozen.__file__).parent
+    starters = [
+        path for path in agent_dir.rglob("*.py")
+        if path.name != "frozen.py" and "child_command(" in path.read_text(encoding="utf-8")
+    ]
+    assert starters, "the evidence service and the documents source start children"
+    missing = [
+        str(path.relative_to(agent_dir)) for path in starters
+        if "env=child_environment()" not in path.read_text(encoding="utf-8")
+    ]
+    assert missing == []
+    upgrade_client = (agent_dir / "upgrade" / "client.py").read_text(encoding="utf-8")
+    assert "env=child_environment()" in upgrade_client
+    assert "_PYI_" not in upgrade_client
+
+
+def test_the_agent_cli_command_is_the_binary_itself_when_frozen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert frozen.agent_command("status") == [sys.executable, "-m", "agent.cli", "status"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert frozen.agent_command("status") == [sys.executable, "status"]

@@ -26,7 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Collector, spawn, stop_process, tail, wait_until
+from tests.e2e.harness import (
+    Collector,
+    policies_watching,
+    spawn,
+    stop_process,
+    tail,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "packaging" / "build_agent_deb.py"
@@ -224,7 +231,9 @@ def test_package_installs_runs_upgrades_and_purges_in_a_root_without_python(
     # -- install --
     for deb in packages.values():
         shutil.copy(deb, root / "tmp" / deb.name)
-    chroot.run("dpkg", "-i", f"/tmp/{packages['N'].name}")
+    installed = chroot.run("dpkg", "-i", f"/tmp/{packages['N'].name}")
+    # Not enrolled, not preseeded: the unit's conditions skip it and the admin is told.
+    assert "尚未注册" in installed.stdout and "courtguard-agent enroll" in installed.stdout
     assert not list(root.glob("usr/bin/python*")), "the package must not pull in a Python"
     assert (root / "var/lib/courtguard").stat().st_mode & 0o777 == 0o700
     assert (root / "etc/courtguard").stat().st_mode & 0o777 == 0o755
@@ -235,6 +244,14 @@ def test_package_installs_runs_upgrades_and_purges_in_a_root_without_python(
     assert f"ExecStart={BINARY} run" in unit
     base = _project_version()
     assert chroot.run("courtguard-agent", "--help").returncode == 0
+    # A settings mistake names the commented example the package installed.
+    example = "/usr/share/doc/courtguard-agent/examples/agent.toml"
+    assert (root / example.lstrip("/")).read_text(encoding="utf-8") == (
+        REPO / "packaging/examples/agent.toml").read_text(encoding="utf-8")
+    (root / "tmp/bad.toml").write_text("heartbeat_interval_s = -1\nno_such_setting = 1\n")
+    bad = chroot.run("courtguard-agent", "run", "--config", "/tmp/bad.toml", check=False)
+    assert bad.returncode == 2 and example in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
 
     # Heavy children run from the frozen executable, not from a python that is not there.
     document = root / "tmp" / "判决书.txt"
@@ -270,14 +287,29 @@ def test_package_installs_runs_upgrades_and_purges_in_a_root_without_python(
                "--ca", "/etc/courtguard/ca.pem")
     agent_id = json.loads((root / "var/lib/courtguard/credentials.json").read_text())["agent_id"]
     chroot.run("courtguard-agent", "emit-test", "--note", "packaged")
+    # The running agent's own extraction child (a frozen executable started by the frozen
+    # agent) checks a document dropped into a watched publication folder.
+    (root / "srv/publish").mkdir(parents=True)
+    policies_watching(root / "etc/courtguard/policies", [Path("/srv/publish")])
     with running_agent(chroot, tmp_path / "agent-N.log"):
         row = collector.wait_online(agent_id, timeout=30)
         assert row["agent_version"] == base
         wait_until(lambda: collector.events(agent_id=agent_id, kind="agent.test"), 30,
                    "the packaged agent's agent.test event")
+        shutil.copy(document, root / "srv/publish/判决书.txt")
+
+        def document_events() -> list[dict[str, object]]:
+            return [e for e in collector.events(agent_id=agent_id)
+                    if str(e["kind"]).startswith("document.")]
+
+        wait_until(document_events, 60, "the packaged agent's document finding")
+        found = document_events()
+        assert "document.unreadable" not in {e["kind"] for e in found}, found
+        assert "documents.mobile-phone" in {e["rule_id"] for e in found}, found
 
     # -- upgrade in place: the edited configuration is kept, the new version reports --
-    chroot.run("dpkg", "-i", f"/tmp/{packages['N+1'].name}")
+    upgraded = chroot.run("dpkg", "-i", f"/tmp/{packages['N+1'].name}")
+    assert "尚未注册" not in upgraded.stdout, "an enrolled agent is not told to enroll"
     assert config.read_text().endswith(TEST_CONFIG), "dpkg replaced the edited agent.toml"
     status = chroot.run("dpkg-query", "-W", "-f=${Version}", "courtguard-agent").stdout
     assert status == f"{base}.1"

@@ -29,7 +29,7 @@ from agent.detector import SourceContext
 from agent.detectors.documents.observations import DocumentObservation, DocumentPart
 from agent.detectors.documents.policy import DocumentsPolicy, DocumentWatch
 from agent.detectors.documents.readers.folders import FolderWatcher
-from agent.frozen import child_command
+from agent.frozen import child_command, child_environment
 
 log = structlog.get_logger("courtguard.documents")
 
@@ -114,6 +114,7 @@ async def extract_in_child(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         limit=MAX_CHILD_OUTPUT,
+        env=child_environment(),
     )
     try:
         stdout, _stderr = await asyncio.wait_for(process.communicate(), CHILD_TIMEOUT_S)
