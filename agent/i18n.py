@@ -73,7 +73,7 @@ class Catalogue:
         catalogue, so pointing them here is the whole change.
         """
         setattr(argparse, "_", self.gettext)  # noqa: B010 (a module global, not an attribute)
-        setattr(argparse, "ngettext", self.ngettext)  # noqa: B010
+        setattr(argparse, "ngettext", self.ngettext)  # noqa: B010 (the same: a module global)
 
 
 # -- catalogue sources -----------------------------------------------------------------------

@@ -108,7 +108,7 @@ def main() -> int:
                 agent.home.mkdir()
                 agent.enroll()
                 agent.start()
-            processes = {name: psutil.Process(a.process.pid)  # type: ignore[union-attr]
+            processes = {name: psutil.Process(a.process.pid)  # type: ignore[union-attr]  # started just above, so process is set
                          for name, a in agents.items()}
             ready = {name: (0.0, cpu_seconds(p)) for name, p in processes.items()}
             figures = sample_idle(processes, SETTLE_S + args.seconds, ready)

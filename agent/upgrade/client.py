@@ -297,7 +297,7 @@ class UpgradeClient:
             return
         log.warning("agent release refused", code=exc.code, reason=exc.reason)
         evidence = UpgradeFailedEvidence(
-            stage="refused", reason_code=exc.code, reason=exc.reason[:500],  # type: ignore[arg-type]
+            stage="refused", reason_code=exc.code, reason=exc.reason[:500],  # type: ignore[arg-type]  # the refusal codes are the Literal the model lists
             version=version[:64] or None, running_version=self.running[:64], sha256=sha)
         await self.emit(upgrade_failed_finding(evidence))
         await self._report(client, authorization, version[:64], "refused", exc.code,

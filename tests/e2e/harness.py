@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -442,9 +443,22 @@ class Agent:
             # only tests that give it a namespace of its own switch it on.
             "detectors__outreach": "false",
         }
+        if "identity_sysfs" not in self.settings:
+            values["identity_sysfs"] = str(self.own_firmware())
         values.update(self.settings)
         env.update({f"COURTGUARD_AGENT_{k.upper()}": v for k, v in values.items()})
         return env
+
+    def own_firmware(self) -> Path:
+        """A sysfs tree with this agent's own firmware UUID: every test agent is a workstation
+        of its own, so agents of one test never share the host fingerprint and supersede
+        each other; the UUID follows the agent's home, as a machine's follows its board."""
+        root = self.home / "sysfs"
+        uuid_file = root / "class/dmi/id/product_uuid"
+        if not uuid_file.exists():
+            uuid_file.parent.mkdir(parents=True, exist_ok=True)
+            uuid_file.write_text(f"{uuid.uuid5(uuid.NAMESPACE_URL, str(self.home))}\n")
+        return root
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

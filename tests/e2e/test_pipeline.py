@@ -96,7 +96,9 @@ def test_agent_sigkill_mid_batch_loses_and_duplicates_nothing(
 ) -> None:
     """An agent killed with SIGKILL while shipping, then restarted, delivers every event once."""
     total = 4000
-    agent = make_agent(batch_max_events="200", drain_rate_eps="2000")
+    # Paced so the backlog outlasts three kills even when noticing progress is slow (a
+    # loaded machine): a batch of 200 every quarter second, five seconds for all of it.
+    agent = make_agent(batch_max_events="200", drain_rate_eps="800")
     agent.emit_test(total, padding=1500)
     for kill in range(3):
         agent.start(wait_ready=False)

@@ -155,7 +155,7 @@ class Workstation:
 
 @pytest.fixture
 def workstations(minbase: Path, tmp_path: Path, releases: dict[str, Path],  # noqa: F811 (the fixture)
-                 collector: Collector) -> Iterator[dict[str, Workstation]]:  # noqa: F811
+                 collector: Collector) -> Iterator[dict[str, Workstation]]:  # noqa: F811 (the imported fixture, by name)
     made: dict[str, Workstation] = {}
     roots: list[Chroot] = []
     try:
@@ -188,12 +188,12 @@ def workstations(minbase: Path, tmp_path: Path, releases: dict[str, Path],  # no
             root.close()
 
 
-def _version(collector: Collector, station: Workstation) -> str | None:  # noqa: F811
+def _version(collector: Collector, station: Workstation) -> str | None:  # noqa: F811 (the imported fixture, by name)
     row = collector.agent_row(station.agent_id)
     return None if row is None else row.get("agent_version")
 
 
-def _on(collector: Collector, station: Workstation, version: str, what: str) -> None:  # noqa: F811
+def _on(collector: Collector, station: Workstation, version: str, what: str) -> None:  # noqa: F811 (the imported fixture, by name)
     try:
         wait_until(lambda: _version(collector, station) == version, 300, what, every=0.5)
     except BaseException:
@@ -204,12 +204,12 @@ def _on(collector: Collector, station: Workstation, version: str, what: str) -> 
         raise
 
 
-def _failures(collector: Collector, station: Workstation, code: str) -> list[dict[str, Any]]:  # noqa: F811
+def _failures(collector: Collector, station: Workstation, code: str) -> list[dict[str, Any]]:  # noqa: F811 (the imported fixture, by name)
     return [e for e in collector.events(agent_id=station.agent_id, kind="agent.upgrade_failed")
             if e["evidence"]["reason_code"] == code]
 
 
-def _status(collector: Collector, version: str) -> dict[str, Any]:  # noqa: F811
+def _status(collector: Collector, version: str) -> dict[str, Any]:  # noqa: F811 (the imported fixture, by name)
     for entry in collector.api("/api/v1/releases")["versions"]:
         if entry["version"] == version:
             return dict(entry)
@@ -218,7 +218,7 @@ def _status(collector: Collector, version: str) -> dict[str, Any]:  # noqa: F811
 
 def test_signed_upgrade_canary_promote_rollback_and_refusals(
     releases: dict[str, Path], workstations: dict[str, Workstation],
-    collector: Collector,  # noqa: F811
+    collector: Collector,  # noqa: F811 (the imported fixture, by name)
 ) -> None:
     canary, court = workstations["ws-canary"], workstations["ws-court"]
     base = _project_version()

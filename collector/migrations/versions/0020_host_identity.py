@@ -38,7 +38,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_agents_superseded_by", table_name="agents")
     op.drop_index("ix_agents_host_fingerprint", table_name="agents")
-    with op.batch_alter_table("agents") as batch:
-        batch.drop_column("superseded_at")
-        batch.drop_column("superseded_by")
-        batch.drop_column("host_fingerprint")
+    # Plain DROP COLUMN (SQLite 3.35+) for the same reason: a batch rebuild would drop the
+    # table the events' foreign keys point at.
+    op.drop_column("agents", "superseded_at")
+    op.drop_column("agents", "superseded_by")
+    op.drop_column("agents", "host_fingerprint")

@@ -9,7 +9,7 @@ import time
 
 def _tar(files: dict[str, bytes], mode: str) -> bytes:
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode=mode) as tar:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=out, mode=mode) as tar:  # type: ignore[call-overload]  # mode is a str chosen at run time
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)

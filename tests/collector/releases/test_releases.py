@@ -179,7 +179,7 @@ def test_ingest_answers_hint_the_groups_newest_release(
     assert "release_sequence" not in answer.json()  # older agents never see the field
     first = _publish(db, signing, "0.13.0")
     second = _publish(db, signing, "0.14.0", group="canary")
-    client.app.state.release_hints.invalidate()  # type: ignore[attr-defined]
+    client.app.state.release_hints.invalidate()  # type: ignore[attr-defined]  # app.state is untyped
     assert post_events(client, canary, [heartbeat(canary.agent_id, 1)]
                        ).json()["release_sequence"] == second.id
     assert post_events(client, other, [heartbeat(other.agent_id, 2)]

@@ -67,7 +67,7 @@ def tools() -> Iterator[Path]:
 
 def _directory() -> Directory:
     directory = Directory()
-    directory.update(load_policy_dir(REPO / "policies").section("accounts"))  # type: ignore[arg-type]
+    directory.update(load_policy_dir(REPO / "policies").section("accounts"))  # type: ignore[arg-type]  # the section is the accounts policy
     return directory
 
 
@@ -203,7 +203,7 @@ def test_parse_event_reads_exec_and_uid_and_skips_threads() -> None:
         payload = struct.pack("=IIQ", what, 0, 0) + struct.pack(f"={len(data)}I", *data)
         return struct.pack("=IIIIHH", 1, 1, 0, 0, len(payload), 0) + payload
 
-    assert parse_event(body(PROC_EVENT_EXEC, 42, 42)).what == "exec"  # type: ignore[union-attr]
+    assert parse_event(body(PROC_EVENT_EXEC, 42, 42)).what == "exec"  # type: ignore[union-attr]  # an exec always parses
     uid = parse_event(body(PROC_EVENT_UID, 42, 42, 1003, 1003))
     assert uid is not None and (uid.what, uid.pid, uid.uid) == ("uid", 42, 1003)
     assert parse_event(body(PROC_EVENT_EXEC, 43, 42)) is None  # a thread, not the process
@@ -223,7 +223,7 @@ def test_group_source_rereads_on_an_inotify_change_not_a_timer(tmp_path: Path) -
         readings.append(1)
         original(emit)
 
-    source.poll_once = counted  # type: ignore[method-assign]
+    source.poll_once = counted  # type: ignore[method-assign]  # counting the real method
     stop = threading.Event()
     thread = threading.Thread(target=source.run, args=(lambda _: None, stop), daemon=True)
     thread.start()
