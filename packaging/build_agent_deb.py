@@ -29,6 +29,7 @@ that architecture's package. The last line on stdout is the package's path.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import re
@@ -108,7 +109,18 @@ def source_digest() -> str:
 
 
 def freeze(build_dir: Path) -> Path:
-    """The one-folder tree for the current sources, built now or reused from ``build_dir``."""
+    """The one-folder tree for the current sources, built now or reused from ``build_dir``.
+
+    Two builds into one ``build_dir`` at once (two test workers, two admins) take turns on
+    a lock in it: the second waits, then finds the first's tree and reuses it.
+    """
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with (build_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _freeze_locked(build_dir)
+
+
+def _freeze_locked(build_dir: Path) -> Path:
     digest = source_digest()
     tree = build_dir / PACKAGE
     stamp = build_dir / "source-digest"

@@ -43,3 +43,13 @@ def pg_server_url() -> str:
             pytest.fail(f"PostgreSQL at {where} is required on CI: {reason}")
         pytest.skip(f"PostgreSQL at {where} is not reachable: {reason}")
     return url
+
+
+#: Tests that spend minutes in a package build or an installed Debian root. Collected first,
+#: so the parallel workers start them at once and the rest of the suite runs beside them
+#: instead of after them.
+LONG_FIRST = ("tests/packaging/",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))
