@@ -115,35 +115,31 @@ def cmd_release_status(args: argparse.Namespace, settings: CollectorSettings) ->
 
 def add_release_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """The ``release`` command group, added to the collector's parser."""
+    # Every command that changes what agents are offered records who did it and why.
+    change = argparse.ArgumentParser(add_help=False)
+    change.add_argument("--note", type=_note, default="", help=_("what changed and why"))
+    change.add_argument("--author", default=None,
+                        help=_("default: $SUDO_USER or the login name"))
     release = sub.add_parser("release", help=_("publish and roll out signed agent packages")
                              ).add_subparsers(dest="action", required=True, metavar="ACTION")
-    publish = release.add_parser("publish", parents=[common],
+    publish = release.add_parser("publish", parents=[common, change],
                                  help=_("sign an agent .deb and target a group (canary) or all"))
     publish.add_argument("package", type=Path, metavar="PACKAGE")
     publish.add_argument("--group", type=group_name, default=None,
                          help=_("only agents of this group get it (a canary); "
                                 "default: every group"))
-    publish.add_argument("--note", type=_note, default="", help=_("what changed and why"))
-    publish.add_argument("--author", default=None,
-                         help=_("default: $SUDO_USER or the login name"))
     publish.set_defaults(func=cmd_release_publish)
 
-    promote = release.add_parser("promote", parents=[common],
+    promote = release.add_parser("promote", parents=[common, change],
                                  help=_("target every group with a published version"))
     promote.add_argument("version", metavar="VERSION")
-    promote.add_argument("--note", type=_note, default="", help=_("what changed and why"))
-    promote.add_argument("--author", default=None,
-                         help=_("default: $SUDO_USER or the login name"))
     promote.set_defaults(func=cmd_release_promote)
 
-    rollback = release.add_parser("rollback", parents=[common],
+    rollback = release.add_parser("rollback", parents=[common, change],
                                   help=_("target a group (or all) with its previous release again"))
     rollback.add_argument("--group", type=group_name, default=None,
                           help=_("roll back only this group; default: every group"))
     rollback.add_argument("--arch", default=None, help=_("only this architecture"))
-    rollback.add_argument("--note", type=_note, default="", help=_("what changed and why"))
-    rollback.add_argument("--author", default=None,
-                         help=_("default: $SUDO_USER or the login name"))
     rollback.set_defaults(func=cmd_release_rollback)
 
     status = release.add_parser("status", parents=[common],
