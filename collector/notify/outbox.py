@@ -108,8 +108,12 @@ class Outbox:
         for (receiver_name, index), rows in queues.items():
             receiver = receivers.get(receiver_name)
             if receiver is None or index >= len(receiver.channels):
+                why = (f"receiver {receiver_name!r} is not in the alerting policy"
+                       if receiver is None else
+                       f"all {len(receiver.channels)} channels of receiver {receiver_name!r} "
+                       "failed; each attempt is in the delivery log")
                 for row in rows:
-                    self._give_up(row, now, f"receiver {receiver_name!r} has no channel {index}")
+                    self._give_up(row, now, why)
                 continue
             use = receiver.channels[index]
             if use.channel not in self.channels:
