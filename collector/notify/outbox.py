@@ -40,7 +40,7 @@ from collector.notify.message import Message
 from collector.notify.transport import CAFileError, HttpClients
 from collector.routing.policy import Receiver
 from collector.store.database import Database
-from collector.store.tables import alerts, deliveries, events, notifications
+from collector.store.tables import alerts, deliveries, events, notification_alerts, notifications
 
 log = structlog.get_logger("collector.notify")
 
@@ -74,6 +74,10 @@ def enqueue(conn: Connection, message: Message, now: datetime, alert_ids: list[i
         )
         .returning(notifications.c.id)
     ).one()
+    if alert_ids:
+        conn.execute(insert(notification_alerts), [
+            {"notification_id": row.id, "alert_id": alert_id}
+            for alert_id in sorted(set(alert_ids))])
     return int(row.id)
 
 

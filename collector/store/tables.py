@@ -590,6 +590,18 @@ deliveries = Table(
     Column("error", String(500), nullable=True),
     Column("duration_ms", Float, nullable=False),
     Index("ix_deliveries_notification_id", "notification_id"),
+    # The overview counts the last day's failed attempts.
+    Index("ix_deliveries_at", "at"),
+)
+
+#: Which alerts each notification carried (``notifications.alert_ids`` as rows), so an alert's
+#: page finds its notifications through an index.
+notification_alerts = Table(
+    "notification_alerts",
+    metadata,
+    Column("notification_id", BigInteger, ForeignKey("notifications.id"), primary_key=True),
+    Column("alert_id", BigInteger, primary_key=True),
+    Index("ix_notification_alerts_alert_id", "alert_id"),
 )
 
 #: The patrol of published documents (collector/patrol/): what it last saw of each document,

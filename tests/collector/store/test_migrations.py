@@ -35,7 +35,7 @@ def test_schema_matches_tables(db: Database) -> None:
 def test_upgrade_reaches_head(db: Database) -> None:
     """The database reports the head revision after upgrade, and a second upgrade is a no-op."""
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == migrate.head_revision() == "0021_releases"
+    assert migrate.current_revision(db) == migrate.head_revision() == "0022_notification_alerts"
 
 
 @contextlib.contextmanager
@@ -199,3 +199,21 @@ def test_events_before_0014_are_searchable(database_url: str, request: Any) -> N
                 check = conn.execute(sa.text(
                     "INSERT INTO events_fts(events_fts) VALUES ('integrity-check')"))
                 check.close()
+
+
+def test_notification_alerts_backfilled_by_0022(database_url: str, request: Any) -> None:
+    """Notifications queued before 0022 are found by each alert they carried."""
+    with store_at("0021_releases", database_url, request) as store:
+        with store.write() as conn:
+            for notification_id, alert_ids in ((1, "[7, 9]"), (2, "[]"), (3, "[9, 9]")):
+                conn.execute(sa.text(
+                    "INSERT INTO notifications (id, receiver, channel_index, reason, alert_ids,"
+                    " persons, message, status, attempts, next_attempt_at, created_at) VALUES"
+                    " (:id, 'r', 0, 'group', :alert_ids, '[]', '{}', 'sent', 1,"
+                    " '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"),
+                    {"id": notification_id, "alert_ids": alert_ids})
+        migrate.upgrade(store)
+        with store.read() as conn:
+            rows = sorted(conn.execute(sa.text(
+                "SELECT notification_id, alert_id FROM notification_alerts")).all())
+        assert [tuple(row) for row in rows] == [(1, 7), (1, 9), (3, 9)]
