@@ -7,10 +7,13 @@ deployment (专有钉钉, 政务微信) or a relay in the DMZ, never the public 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from collector.routing.policy import Receiver
 
 ChannelType = Literal["dingtalk", "wecom", "email", "webhook", "sms"]
 
@@ -60,3 +63,22 @@ class ChannelSettings(BaseModel):
         elif not self.url:
             raise ValueError(f"a {self.type} channel needs url")
         return self
+
+
+def unconfigured_channels(receivers: Mapping[str, Receiver],
+                          channels: Mapping[str, ChannelSettings]) -> dict[str, list[str]]:
+    """The channels the receivers use that ``notify_channels`` does not define, each with the
+    receivers naming it (sorted): every attempt through one of them fails at once."""
+    missing: dict[str, set[str]] = {}
+    for name, receiver in receivers.items():
+        for use in receiver.channels:
+            if use.channel not in channels:
+                missing.setdefault(use.channel, set()).add(name)
+    return {channel: sorted(names) for channel, names in sorted(missing.items())}
+
+
+def unreachable_receivers(receivers: Mapping[str, Receiver],
+                          channels: Mapping[str, ChannelSettings]) -> list[str]:
+    """Receivers none of whose channels is defined: nothing sent to them can be delivered."""
+    return sorted(name for name, receiver in receivers.items()
+                  if all(use.channel not in channels for use in receiver.channels))

@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from agent.events import utcnow
 from collector.alerts import service
 from collector.metrics import Metrics
-from collector.notify.config import ChannelSettings
+from collector.notify.config import ChannelSettings, unconfigured_channels, unreachable_receivers
 from collector.notify.outbox import Outbox
 from collector.policy.current import CurrentPolicy
 from collector.routing import escalation, grouping
@@ -91,6 +91,8 @@ class Router:
 
     def __post_init__(self) -> None:
         self._state_exists = False
+        #: The alerting policy whose channels were last checked against ``channels``.
+        self._channels_checked: object = None
         if self.outbox is None:
             self.outbox = Outbox(self.db, self.channels, self.owner, metrics=self.metrics)
 
@@ -130,8 +132,27 @@ class Router:
         document = policies.section("alerting")
         if not isinstance(document, AlertingPolicy):
             return None
+        if document is not self._channels_checked:  # a start, or the policy changed
+            self._channels_checked = document
+            self.check_channels(document)
         return Context(document, document.calendar.work_calendar(), now,
                        policies.section("accounts"))
+
+    def check_channels(self, document: AlertingPolicy) -> None:
+        """Say in one line which channels the receivers use that collector.toml lacks.
+
+        Without this, each notification through such a channel logs its own failed
+        attempt, and the cause (a fresh install defines no channel) is never said once.
+        """
+        missing = unconfigured_channels(document.receivers, self.channels)
+        if not missing:
+            return
+        dead = unreachable_receivers(document.receivers, self.channels)
+        (log.error if dead else log.warning)(
+            "the alerting policy's receivers use channels collector.toml does not define: "
+            "every notification through them fails; add a [notify_channels.<name>] table for "
+            "each (docs/alerting.md, \"Channels collector.toml must define\") and restart",
+            channels=sorted(missing), receivers=missing, undeliverable_receivers=dead)
 
     def tick(self, now: datetime | None = None) -> datetime | None:
         """One pass at ``now``; returns when the next thing falls due (None: nothing queued)."""
