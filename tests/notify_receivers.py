@@ -117,6 +117,8 @@ class RobotReceiver:
     script: list[int] = field(default_factory=list)  # statuses to answer first, in order
     received: list[Received] = field(default_factory=list)
     delay_s: float = 0.0
+    #: The body of a scripted failure's answer.
+    failure_answer: Any = field(default_factory=lambda: {"error": "scripted failure"})
     #: Serve HTTPS with a private CA made in this directory (``ca_file`` trusts it).
     tls_dir: Path | None = None
 
@@ -174,7 +176,7 @@ class RobotReceiver:
             scripted = self.script.pop(0) if self.script else None
         problem = self._problem(query, body)
         if scripted is not None and scripted != 200:
-            status, answer = scripted, {"error": "scripted failure"}
+            status, answer = scripted, self.failure_answer
         elif problem is not None:
             status, answer = 200, {"errcode": 310000, "errmsg": problem}
         else:

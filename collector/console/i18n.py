@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Final
 
 from agent.detectors.documents.checker.scanner import VERDICT_LABELS
+from collector.notify.message import REASON_LABELS
 
 LANGUAGES: Final = ("zh", "en")
 
@@ -314,6 +315,31 @@ ZH: Final[dict[str, str]] = {
     "This event has no complete evidence capture.": "该事件没有已完成的抓包取证文件。",
     "Only headers are kept unless the policy asks for payload; each download is audited.":
         "除非策略要求保留载荷，仅保存报文头；每次下载都记入审计记录。",
+    # notification delivery (the alert page's 通知记录, the overview's warning)
+    "Notifications": "通知记录", "Queued": "生成时间", "Receiver": "接收人",
+    "Position notified": "通知岗位", "Delivery attempts": "发送尝试",
+    "({n} alerts)": "（共 {n} 条告警）", "fixed addressees": "固定收件人",
+    "no channel left": "无可用渠道", "not yet attempted": "尚未发送",
+    "No notification has carried this alert (no route matched, it was silenced or inhibited, "
+    "or the group wait has not passed).":
+        "尚无通知包含此告警（未匹配任何路由、已被静默或抑制，或尚在分组等待中）。",
+    **{f"notify.reason.{code}": words for code, words in REASON_LABELS.items()},
+    "notify.status.pending": "待发送", "notify.status.sending": "发送中",
+    "notify.status.sent": "已送达", "notify.status.failed": "无法送达",
+    "notify.status.digested": "已并入汇总通知",
+    "notify.outcome.delivered": "已送达", "notify.outcome.failed": "失败",
+    "notify.outcome.retrying": "重试中", "notify.outcome.undeliverable": "无法送达",
+    "Notifications are not reaching the duty officers": "告警通知未能送达值班人员",
+    "Last 24 hours: {failed} failed delivery attempts, {undeliverable} notifications "
+    "undeliverable.": "近 24 小时：发送失败 {failed} 次，无法送达的通知 {undeliverable} 条。",
+    "Newest: {time}, channel {channel}.": "最近一次：{time}，渠道 {channel}。",
+    "See its notification log": "查看通知记录",
+    "The alerting policy's receivers use channels collector.toml does not define: {channels}. "
+    "Every notification through them fails; add a [notify_channels.<name>] table for each and "
+    "restart (docs/alerting.md, “Channels collector.toml must define”).":
+        "告警策略的接收人使用了 collector.toml 未配置的通知渠道：{channels}。经这些渠道的通知都会"
+        "失败；请在 collector.toml 中为每个渠道添加 [notify_channels.<渠道名>] 配置后重启"
+        "（见 docs/alerting.md「collector.toml 须定义的通知渠道」）。",
 }
 
 EN: Final[dict[str, str]] = {
@@ -336,6 +362,13 @@ EN: Final[dict[str, str]] = {
     "pillar.outreach": "outreach", "pillar.account": "contractor accounts",
     "pillar.document": "judgment documents", "pillar.agent": "agent",
     "position.on_duty": "on duty", "position.backup": "backup", "position.leader": "leader",
+    "notify.reason.group": "new alert", "notify.reason.repeat": "still open",
+    "notify.reason.escalation": "escalation", "notify.reason.digest": "digest",
+    "notify.status.pending": "pending", "notify.status.sending": "sending",
+    "notify.status.sent": "delivered", "notify.status.failed": "undeliverable",
+    "notify.status.digested": "folded into a digest",
+    "notify.outcome.delivered": "delivered", "notify.outcome.failed": "failed",
+    "notify.outcome.retrying": "retrying", "notify.outcome.undeliverable": "undeliverable",
     "session.open": "opened", "session.close": "closed", "session.present": "present at start",
     "verdict.publishable": "publishable", "verdict.needs_redaction": "needs redaction",
     "verdict.do_not_publish": "do not publish", "verdict.needs_review": "needs review",

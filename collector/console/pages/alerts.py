@@ -13,7 +13,7 @@ from agent.calendar_cn import SHANGHAI
 from collector.alerts import service
 from collector.api.bounds import StoreId
 from collector.api.context import context
-from collector.console import data, i18n
+from collector.console import data, i18n, notifications
 from collector.console import params as p
 from collector.console.auth import ALL_ROLES, TRIAGE
 from collector.console.page import (
@@ -91,12 +91,13 @@ async def alert_page(request: Request, alert_id: StoreId) -> Response:
         return render(page, request, "error.html", 404, message=page.t("No such alert."))
     rule = await run_in_threadpool(data.rule_text, context(request).settings.effective_policy_dir,
                                    detail["alert"]["rule_id"])
+    notified = await run_in_threadpool(notifications.for_alert, page.db, alert_id)
     evidence = evidence_rows(detail["evidence"], page.t) if detail["evidence"] else []
     # documents rules carry their basis in the policy; the finding repeats the one it applied
     found = detail["evidence"].get("basis") if isinstance(detail["evidence"], dict) else None
     basis = (rule or {}).get("basis") or (found if isinstance(found, str) else None)
     return render(page, request, "alert.html", **detail, rule=rule, evidence_rows=evidence,
-                  basis=basis,
+                  basis=basis, notifications=notified,
                   can_triage=page.who.role in TRIAGE, message=request.query_params.get("done"),
                   audit_value=lambda action, value: audit_value(page.t, detail["names"], action,
                                                                value))

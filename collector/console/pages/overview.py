@@ -28,7 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from agent.events import utcnow
 from collector.alerts import service
 from collector.api.context import context
-from collector.console import charts, data, i18n, overview
+from collector.console import charts, data, i18n, notifications, overview
 from collector.console.auth import ALL_ROLES
 from collector.console.page import SECURITY_HEADERS, Page, open_page, render
 from collector.routing.policy import AlertingPolicy
@@ -93,9 +93,14 @@ def _alerting_policy(request: Request) -> AlertingPolicy | None:
 
 
 def compute_live(request: Request, now: datetime) -> dict[str, Any]:
-    """Today's figures, the open alerts by severity and the newest high and critical ones."""
+    """Today's figures, the open alerts by severity, the newest high and critical ones and
+    whether notifications reach the duty officers."""
     db = context(request).db
     return {
+        # The router's clock: the delivery log's times are written by it.
+        "notify": notifications.health(db, request.app.state.alert_router.clock(),
+                                       _alerting_policy(request),
+                                       context(request).settings.notify_channels),
         "cursor": service.latest_change(db),
         "generated_at": now.isoformat(),
         "today": overview.figures(db, now, ("today",), trend=False),
