@@ -238,3 +238,34 @@ def test_overview_warns_while_delivery_fails_and_stops_after(world: World) -> No
     world.tick(25 * 3600)
     after = world.overview()
     assert 'id="ov-notify-warning"' not in after
+
+
+def test_log_and_health_on_both_stores(db: Database) -> None:
+    """An unconfigured channel's attempt and the give-up row, read back per alert and counted
+    in the last day only (SQLite and PostgreSQL)."""
+    from collector.notify.message import Contact, Message
+    from collector.notify.outbox import Outbox, enqueue
+    from collector.routing.policy import ChannelUse, Receiver
+
+    now = utcnow()
+    message = Message(reason="escalation", receiver="duty-sms", position="backup",
+                      persons=[Contact(id="zhang_wei", name="张伟")])
+    with db.write() as conn:
+        enqueue(conn, message, now, [11, 12])
+        enqueue(conn, message, now, [12])
+    outbox = Outbox(db, {}, "test")
+    receivers = {"duty-sms": Receiver(channels=[ChannelUse(channel="sms")])}
+    outbox.send_due(now, receivers)
+    outbox.send_due(now, receivers)
+    outbox.close()
+    [only] = notifications.for_alert(db, 11)
+    assert (only["position"], only["persons"], only["alerts"]) == ("backup", ["张伟"], 2)
+    assert only["status"] == "failed"
+    assert [(a["channel"], a["outcome"]) for a in only["attempts"]] == [
+        ("sms", "failed"), ("-", "undeliverable")]
+    assert len(notifications.for_alert(db, 12)) == 2 and notifications.for_alert(db, 13) == []
+    health = notifications.health(db, now, None, {})
+    assert (health["failed"], health["undeliverable"], health["warn"]) == (2, 2, True)
+    assert health["newest_failure"]["alert_id"] in (11, 12)
+    later = notifications.health(db, now + timedelta(hours=25), None, {})
+    assert (later["failed"], later["undeliverable"], later["warn"]) == (0, 0, False)
