@@ -40,10 +40,10 @@ REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
 TABLES = ("events", "sequence_gaps", "agents", "enrollment_tokens", "api_keys", "policy_bundles",
           "policy_keys", "alert_events", "alert_changes", "alerts", "audit_log", "saved_filters",
-          "console_sessions", "users", "deliveries", "notifications", "notify_group_alerts",
-          "notify_groups", "escalations", "router_state", "silences", "duty_assignments",
-          "patrol_documents", "doc_check_decisions", "doc_check_history", "export_cursors",
-          "isolation_orders", "host_isolations", "leases", "alert_groups",
+          "console_sessions", "users", "deliveries", "notification_alerts", "notifications",
+          "notify_group_alerts", "notify_groups", "escalations", "router_state", "silences",
+          "duty_assignments", "patrol_documents", "doc_check_decisions", "doc_check_history",
+          "export_cursors", "isolation_orders", "host_isolations", "leases", "alert_groups",
           "agent_upgrades", "agent_releases", "release_packages")
 
 
