@@ -22,7 +22,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from console import PASSWORD, generate, load, timed
 
-from collector.console import data, notifications, overview
+from collector.console import data, overview
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database
@@ -43,35 +43,6 @@ from tests.postgres import DEFAULT_PG_URL, postgres_database
 
 def load_average() -> str:
     return ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
-
-
-def load_notifications(db: Database, alerts: int) -> int:
-    """One notification per alert over 30 days, a tenth failing once before delivery; returns
-    an alert id that has notifications."""
-    from sqlalchemy import insert
-
-    from collector.store.tables import deliveries, notification_alerts, notifications
-
-    now = datetime.now(UTC)
-    rows, links, attempts = [], [], []
-    for i in range(1, alerts + 1):
-        at = now - timedelta(seconds=i * 30 * 86_400 // alerts)
-        rows.append({"id": i, "receiver": "duty-robot", "channel_index": 0, "reason": "group",
-                     "alert_ids": [i], "persons": [], "message": {"position": "on_duty"},
-                     "status": "sent", "attempts": 1, "next_attempt_at": at, "created_at": at})
-        links.append({"notification_id": i, "alert_id": i})
-        failing = i % 10 == 0
-        for attempt in ((1, 2) if failing else (1,)):
-            ok = not failing or attempt == 2
-            attempts.append({"notification_id": i, "channel": "dingtalk", "attempt": attempt,
-                             "at": at, "ok": ok, "status_code": 200 if ok else 500,
-                             "response": "{}", "error": None if ok else "HTTP 500",
-                             "duration_ms": 5.0})
-    with db.write() as conn:
-        conn.execute(insert(notifications), rows)
-        conn.execute(insert(notification_alerts), links)
-        conn.execute(insert(deliveries), attempts)
-    return 1
 
 
 def bench_backend(name: str, url: str, runs: int, rows: Callable[[], Any]) -> None:
@@ -86,7 +57,6 @@ def bench_backend(name: str, url: str, runs: int, rows: Callable[[], Any]) -> No
     seconds = load(db, *generated)
     print(f"[{name}] loaded {len(generated[0]):,} events and {len(generated[1]):,} alerts "
           f"in {seconds:.0f} s; load average {load_average()}")
-    notified = load_notifications(db, len(generated[1]))
     floor, _ = timed(lambda: data.events_listing(db, QueryParams(""), UTC), runs)
     print(f"[{name}] {'floor: events, first page, no filter':<44} median {floor:7.1f} ms")
     now = datetime.now(UTC)
@@ -97,8 +67,6 @@ def bench_backend(name: str, url: str, runs: int, rows: Callable[[], Any]) -> No
             db, now, ("7d", "30d"), trend=True),
         "top hosts, accounts, rules (7 days)": lambda: overview.top_lists(db, now),
         "newest high and critical alerts": lambda: overview.latest_alerts(db),
-        "notification health (24 h)": lambda: notifications.health(db, now, None, {}),
-        "one alert's notification log": lambda: notifications.for_alert(db, notified),
     }
     for label, call in parts.items():
         median, p90 = timed(call, runs)
