@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from agent.policy.loader import load_policy_dir
 from agent.settings import AgentSettings
+from collector.notify.config import unconfigured_channels
+from collector.routing.policy import AlertingPolicy
 from collector.settings import CollectorSettings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "packaging" / "examples"
@@ -105,7 +108,11 @@ def test_the_example_loads_as_is_and_with_every_setting_switched_on(
     assert loaded.model_fields_set, "uncommenting switched nothing on"
     # Spot checks that the uncommented file was read, not silently defaulted.
     if isinstance(loaded, CollectorSettings):
-        assert set(loaded.notify_channels) == {"duty-dingtalk", "duty-email", "duty-sms"}
+        # Uncommented, the example defines every channel the shipped alerting policy uses.
+        shipped = load_policy_dir(EXAMPLES.parents[1] / "policies").section("alerting")
+        assert isinstance(shipped, AlertingPolicy)
+        assert set(loaded.notify_channels) == {"dingtalk", "email", "sms"}
+        assert unconfigured_channels(shipped.receivers, loaded.notify_channels) == {}
         assert [o.name for o in loaded.export.outputs] == ["siem", "soc-ndjson"]
         assert loaded.console.ldap is not None and loaded.metrics.listen == "127.0.0.1:9464"
     else:
