@@ -1,7 +1,8 @@
-"""The overview's cost on a large store: 100,000 events and 5,000 alerts, SQLite and PostgreSQL.
+"""The overview's cost on a store grown through ingest: 100,000 events, SQLite and PostgreSQL.
 
-Fills a fresh store the way ``bench/console.py`` does (its generator and bulk
-loader: 30 days, 500 agents, every pillar, half heartbeats), then times each
+Grows a fresh store the way ``bench/console.py`` does (a real collector takes
+the events through ``POST /api/v1/events`` from enrolled agents: 30 days, every
+pillar, ingest grouping them into alerts as in production), then times each
 part of the overview (``collector.console.overview``: the figures per pillar
 and window, the top lists, the newest alerts; the fleet from the agents
 listing) and the whole page through the ASGI app, computed afresh each time
@@ -9,7 +10,7 @@ and served from the cache. The floor is the console's first events page
 without filter (``data.events_listing``), measured in the same run: the
 ratios say how many such pages one overview costs. Never fails on a figure.
 
-    .venv/bin/python bench/overview.py [--events 100000] [--alerts 5000] [--runs 11]
+    .venv/bin/python bench/overview.py [--events 100000] [--agents 200] [--runs 11]
         [--backends sqlite,postgres] [--pg-url URL]
 """
 
@@ -32,9 +33,10 @@ from starlette.datastructures import QueryParams
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from console import PASSWORD, generate, load, timed
+from console import PASSWORD, grow, store_size, timed
 
-from collector.console import data, overview
+from agent.events import uuid7
+from collector.console import data, overview, users
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database
@@ -45,18 +47,16 @@ def load_average() -> str:
     return ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
 
 
-def bench_backend(name: str, url: str, runs: int, rows: Callable[[], Any]) -> None:
+def bench_backend(name: str, url: str, runs: int, events: int, agents: int) -> None:
     from starlette.testclient import TestClient
 
     from collector.app import create_app
 
-    settings = CollectorSettings(database_url=url, tls=False, data_dir=Path(tempfile.mkdtemp()))
+    home = grow(name, url, events, agents, concurrency=4)
+    settings = CollectorSettings(database_url=url, tls=False, data_dir=home)
     db = Database.from_settings(settings)
     migrate.upgrade(db)
-    generated = rows()
-    seconds = load(db, *generated)
-    print(f"[{name}] loaded {len(generated[0]):,} events and {len(generated[1]):,} alerts "
-          f"in {seconds:.0f} s; load average {load_average()}")
+    print(f"[{name}] store: {store_size(db)}; load average {load_average()}", flush=True)
     floor, _ = timed(lambda: data.events_listing(db, QueryParams(""), UTC), runs)
     print(f"[{name}] {'floor: events, first page, no filter':<44} median {floor:7.1f} ms")
     now = datetime.now(UTC)
@@ -72,11 +72,13 @@ def bench_backend(name: str, url: str, runs: int, rows: Callable[[], Any]) -> No
         median, p90 = timed(call, runs)
         print(f"[{name}] {label:<44} median {median:7.1f} ms  p90 {p90:7.1f} ms  "
               f"({median / floor:5.1f}x floor)")
+    login_name = f"bench{uuid7().hex[-8:]}"
+    users.create_user(db, login_name, "reviewer", PASSWORD, datetime.now(UTC))
     with TestClient(create_app(settings, db)) as client:
         login = client.get("/console/login")
         token = re.search(r'name="csrf" value="([^"]+)"', login.text)
         assert token is not None
-        client.post("/console/login", data={"username": "bench", "password": PASSWORD,
+        client.post("/console/login", data={"username": login_name, "password": PASSWORD,
                                             "csrf": token.group(1)})
         state = client.app.state
 
@@ -100,19 +102,12 @@ def main() -> None:
     warnings.simplefilter("ignore")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--alerts", type=int, default=5_000)
+    parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     args = parser.parse_args()
     print(f"load average before: {load_average()} on {psutil.cpu_count()} CPUs")
-    cache: list[Any] = []
-
-    def rows() -> Any:
-        if not cache:
-            cache.append(generate(args.events, args.alerts))
-        return cache[0]
-
     with ExitStack() as stack:
         for backend in args.backends.split(","):
             if backend == "sqlite":
@@ -120,7 +115,7 @@ def main() -> None:
                 url = f"sqlite:///{folder / 'bench.db'}"
             else:
                 url = stack.enter_context(postgres_database(args.pg_url))
-            bench_backend(backend, url, args.runs, rows)
+            bench_backend(backend, url, args.runs, args.events, args.agents)
 
 
 if __name__ == "__main__":
