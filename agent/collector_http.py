@@ -6,10 +6,17 @@ Every connection the agent keeps to the collector follows three settings:
   attempt that went out of the wrong interface (a route that changed and came
   back) is given up soon and retried with the shipper's backoff;
 - ``http_timeout_s``: each read, write and wait for a pooled connection;
-- ``keepalive_expiry_s``: how long an idle connection is kept for reuse. It must
-  stay clearly below the collector's ``keep_alive_timeout_s`` (and any proxy's
-  idle timeout on the way), so the agent gives a connection up before the
-  server closes it.
+- ``keepalive_expiry_s``: how long an idle connection is kept for reuse (75 s).
+  Above ``heartbeat_interval_s`` (60 s), so the shipper sends every heartbeat
+  and event batch on the connection the previous one used, without a new TCP
+  and TLS handshake; clearly below the collector's ``keep_alive_timeout_s``
+  (90 s) and any proxy's or firewall's idle timeout on the way, so the agent
+  gives a connection up before the server closes it.
+
+A middlebox that forgets an idle connection without a word (no FIN, no reset)
+leaves the agent a connection that looks open: a batch written on it gets no
+answer, waits ``http_timeout_s`` and is sent again by the shipper's backoff on
+a new connection. Keep such idle timeouts above ``keepalive_expiry_s``.
 
 Two recoveries apply to idempotent requests only: GET and HEAD, and requests
 marked with the ``IDEMPOTENT`` extension (an event batch: ingest deduplicates

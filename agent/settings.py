@@ -75,9 +75,12 @@ class AgentSettings(LayeredSettings):
     http_timeout_s: float = Field(default=30.0, gt=0)
     #: TCP connect plus TLS handshake; short, so an attempt lost on a changed route is retried.
     connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    #: An idle connection to the collector is given up after this long; keep it clearly below
-    #: the collector's keep_alive_timeout_s (20 s) and any proxy's idle timeout on the way.
-    keepalive_expiry_s: float = Field(default=10.0, ge=0, le=3600)
+    #: An idle connection to the collector is given up after this long. Above
+    #: heartbeat_interval_s, so the heartbeats and event batches reuse one connection (no TLS
+    #: handshake each); clearly below the collector's keep_alive_timeout_s (90 s) and any proxy's
+    #: or firewall's idle timeout on the way, so the agent gives a connection up first. Below
+    #: heartbeat_interval_s is allowed: every batch then opens a new connection.
+    keepalive_expiry_s: float = Field(default=75.0, ge=0, le=3600)
     shutdown_flush_s: float = Field(default=5.0, ge=0, le=60)
     #: How often the signed policy bundle is polled (an ingest hint fetches sooner).
     policy_poll_s: float = Field(default=60.0, gt=0, le=86400)

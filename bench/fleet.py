@@ -24,10 +24,14 @@ its default settings (agent/settings.py):
   drain start jitter (0-5 s) and ships the backlog in batches of 500 at no
   more than ``drain_rate_eps`` (2,000/s).
 
-An agent's idle connection is dropped after ``keepalive_expiry_s`` (10 s), so
-each ingest batch (minutes apart) opens a new TCP and TLS connection: the
-generators do the same (``Connection: close``). Each simulated agent has its
-own connections and credentials; they are plain asyncio streams (an httpx
+An agent keeps an idle connection for ``keepalive_expiry_s`` (75 s), above its
+heartbeat interval (60 s), so its heartbeats and event batches go out on one
+kept ingest connection besides its held policy fetch's: two open connections
+per agent. The generators do the same: each simulated agent keeps its ingest
+connection, drops it after ``keepalive_expiry_s`` idle, and when the collector
+closed it sends the batch once more at once on a new one (as
+agent/collector_http.py does). Each simulated agent has its own connections
+and credentials; they are plain asyncio streams (an httpx
 client per agent costs too much for 20,000 of them). Generators run in
 ``--workers`` processes on this machine and take CPU from the collectors:
 their own CPU is reported apart. A generator that cannot keep up shows as
@@ -38,14 +42,16 @@ Reported per setup and fleet size: ingest latency p50/p99 (steady state and
 the backlog burst apart), policy fetches held and answered at once (with the
 latter's p50/p99), failed requests, the collectors' CPU (user + system of
 every collector process, in cores; per request and per agent-minute), their
-peak memory and open files, the generators' own CPU, and
-whether the fleet was sustained: no failed requests, steady-state ingest p99
-under ``--p99-ms`` (500 ms), a generator lag under 2 s and the backlog
+peak memory and open files, the generators' own CPU, the TCP+TLS connections
+the agents opened, and whether the fleet was sustained: no failed requests,
+steady-state ingest p99 under ``--p99-ms`` (500 ms), a generator lag under 2 s and the backlog
 acknowledged before the run ended. A 503 is the collector's back-pressure
 (``ingest_concurrency``), which the agent answers by waiting ``Retry-After``:
-counted as deferred, not failed. The CPU per request (ingest and policy
-polls together) is what the sizing in docs/scaling.md scales from. It never
-fails on a figure.
+counted as deferred, not failed. The CPU per request (ingest, 503s included,
+and policy polls together) is what the sizing in docs/scaling.md scales from;
+the CPU per acknowledged batch puts all of it on the batches stored, which
+is steadier when a starved collector answers many 503s. It never fails on a
+figure.
 
     .venv/bin/python bench/fleet.py [--agents 1000,2000] [--seconds 120]
         [--setups sqlite,postgres2] [--plain-http] [--workers 2]
@@ -182,6 +188,8 @@ class Tally:
     held: int = 0
     not_held: int = 0
     events: int = 0
+    #: Ingest batches acknowledged (200).
+    batches: int = 0
     failed: dict[str, int] = field(default_factory=dict)
     lag_s: float = 0.0
     #: 503 answers (the collector's back-pressure: the agent waits Retry-After and resends).
@@ -192,8 +200,11 @@ class Tally:
     left: int = 0
     #: This generator process's own CPU (user + system seconds) over the run.
     cpu_s: float = 0.0
-    #: Most policy connections this generator held open at once.
+    #: Most connections (policy and ingest) this generator's agents held open at once.
     open_peak: int = 0
+    #: Connections opened (each a TCP and TLS handshake): ingest, policy.
+    ingest_connects: int = 0
+    policy_connects: int = 0
 
     def fail(self, why: str) -> None:
         self.failed[why] = self.failed.get(why, 0) + 1
@@ -221,6 +232,8 @@ class SimulatedAgent:
         self.spool: list[bytes] = []
         self.etag: str | None = None
         self.wake = asyncio.Event()
+        self.policy_connection: Connection
+        self.ingest_connection: Connection
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -231,27 +244,64 @@ class HttpError(Exception):
     pass
 
 
+class OpenCount:
+    """Connections a generator's agents hold open now, and the most at once."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally, self.now = tally, 0
+
+    def opened(self) -> None:
+        self.now += 1
+        self.tally.open_peak = max(self.tally.open_peak, self.now)
+
+    def closed(self) -> None:
+        self.now -= 1
+
+
 class Connection:
     """One HTTP/1.1 connection over asyncio streams: what one agent's client keeps open.
 
     httpx costs tens of kilobytes and a pool per agent; twenty thousand agents each
     holding their own connection need something closer to the socket. Each agent still
-    has its own connection, credentials and TLS session, as the real one does.
+    has its own connections, credentials and TLS sessions, as the real one does: an idle
+    connection is kept ``keepalive_expiry_s``, and a request that fails on a reused one
+    (the collector closed it) is sent once more at once on a new one.
     """
 
-    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None,
+                 count: OpenCount) -> None:
         self.host, self.port, self.ssl = host, port, ssl_context
+        self.count = count
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.idle_since = 0.0
+        #: Connections this one opened in all (each a TCP and TLS handshake).
+        self.connects = 0
 
     async def request(self, method: str, path: str, headers: dict[str, str],
                       body: bytes = b"", limit_s: float = 90) -> tuple[int, dict[str, str]]:
+        if (self.writer is not None
+                and time.monotonic() - self.idle_since > SHIPPED.keepalive_expiry_s):
+            self.close()
+        if self.writer is None:
+            return await self._request(method, path, headers, body, limit_s)
+        try:
+            return await self._request(method, path, headers, body, limit_s)
+        except HttpError as exc:
+            if str(exc) == "TimeoutError":
+                raise
+        return await self._request(method, path, headers, body, limit_s)
+
+    async def _request(self, method: str, path: str, headers: dict[str, str],
+                       body: bytes, limit_s: float) -> tuple[int, dict[str, str]]:
         try:
             async with asyncio.timeout(limit_s):
                 if self.writer is None:
                     self.reader, self.writer = await asyncio.open_connection(
                         self.host, self.port, ssl=self.ssl,
                         server_hostname="localhost" if self.ssl else None)
+                    self.connects += 1
+                    self.count.opened()
                 assert self.reader is not None
                 head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n" + "".join(
                     f"{k}: {v}\r\n" for k, v in headers.items())
@@ -272,11 +322,13 @@ class Connection:
             raise HttpError(type(exc).__name__) from exc
         if answer.get("connection", "").lower() == "close" or headers.get("Connection") == "close":
             self.close()
+        self.idle_since = time.monotonic()
         return status, answer
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.transport.abort()
+            self.count.closed()
         self.reader = self.writer = None
 
 
@@ -293,7 +345,7 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
     end = start + plan.seconds
     outage_start = start + plan.outage_from_s
     outage_end = outage_start + plan.outage_s
-    open_now = 0
+    count = OpenCount(tally)
 
     async def heartbeats(agent: SimulatedAgent, offset: float) -> None:
         at = start + offset
@@ -324,9 +376,8 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
 
     async def policy_client(agent: SimulatedAgent, offset: float) -> None:
         """Held fetches back to back while the collector holds them, else a timed poll every
-        ``policy_poll_s`` (agent/policy/client.py)."""
-        nonlocal open_now
-        connection = Connection(host, port, context)
+        ``policy_poll_s`` (agent/policy/client.py), on its kept connection."""
+        connection = agent.policy_connection
         await asyncio.sleep(offset)
         while time.monotonic() < end:
             if agent.outage and outage_start <= time.monotonic() < outage_end:
@@ -337,23 +388,16 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
                        "Prefer": f"wait={SHIPPED.policy_wait_s:g}"}
             if agent.etag:
                 headers["If-None-Match"] = agent.etag
-            fresh = connection.writer is None
             began = time.perf_counter()
-            if fresh:
-                open_now += 1
-                tally.open_peak = max(tally.open_peak, open_now)
             try:
                 status, answer = await connection.request(
                     "GET", "/api/v1/policy", headers,
                     limit_s=SHIPPED.policy_wait_s + 30)
             except HttpError as exc:
-                open_now -= 1
                 if time.monotonic() < end:
                     tally.fail(f"policy {exc}")
                 await asyncio.sleep(SHIPPED.backoff_initial_s)
                 continue
-            if connection.writer is None:
-                open_now -= 1
             took = time.perf_counter() - began
             if status not in (200, 304):
                 tally.fail(f"policy {status}")
@@ -368,9 +412,7 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
             tally.poll.append(took)
             if status == 200:
                 continue  # a new bundle: the next fetch names it and is held
-            # Not held: the agent's idle connection goes after keepalive_expiry_s.
-            connection.close()
-            open_now -= 1
+            # Not held: the next timed poll, on the connection if it is still kept.
             await asyncio.sleep(SHIPPED.policy_poll_s)
 
     async def outage(agent: SimulatedAgent) -> None:
@@ -382,7 +424,7 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
 
     async def shipper(agent: SimulatedAgent) -> None:
         after_outage = False
-        connection = Connection(host, port, context)
+        connection = agent.ingest_connection
         while time.monotonic() < end:
             if not agent.spool:
                 agent.wake.clear()
@@ -395,6 +437,7 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
             now = time.monotonic()
             if agent.outage and outage_start <= now < outage_end:
                 after_outage = True
+                connection.close()  # the network went: its connections with it
                 await asyncio.sleep(outage_end - now)
                 await asyncio.sleep(random.random() * SHIPPED.drain_start_jitter_s)
                 continue
@@ -406,10 +449,10 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
                 + b",".join(rows) + b"]}", 6)
             began = time.perf_counter()
             try:
-                # Batches minutes apart: the agent's idle connection has gone by the next.
+                # On the agent's kept ingest connection (a new one if it has gone).
                 status, answer = await connection.request("POST", "/api/v1/events", {
                     "Authorization": agent.auth, "Content-Type": "application/json",
-                    "Content-Encoding": "gzip", "Connection": "close"}, body, limit_s=60)
+                    "Content-Encoding": "gzip"}, body, limit_s=60)
             except HttpError as exc:
                 tally.fail(f"ingest {exc}")
                 await asyncio.sleep(SHIPPED.backoff_initial_s)
@@ -426,6 +469,7 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
                 await asyncio.sleep(SHIPPED.backoff_initial_s)
                 continue
             tally.events += len(rows)
+            tally.batches += 1
             del agent.spool[:len(rows)]
             if not agent.spool:
                 if after_outage:
@@ -439,6 +483,8 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
     simulated = [SimulatedAgent(a, s, i, o) for a, s, i, o in agents]
     tasks = []
     for agent in simulated:
+        agent.policy_connection = Connection(host, port, context, count)
+        agent.ingest_connection = Connection(host, port, context, count)
         tasks += [heartbeats(agent, random.uniform(0, SHIPPED.heartbeat_interval_s)),
                   policy(agent, random.uniform(0, SHIPPED.policy_poll_s)),
                   detections(agent), shipper(agent)]
@@ -446,6 +492,8 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
             tasks.append(outage(agent))
     await asyncio.gather(*tasks)
     tally.left = sum(len(agent.spool) for agent in simulated)
+    tally.ingest_connects = sum(agent.ingest_connection.connects for agent in simulated)
+    tally.policy_connects = sum(agent.policy_connection.connects for agent in simulated)
     after = resource.getrusage(resource.RUSAGE_SELF)
     tally.cpu_s = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
     return tally
@@ -456,9 +504,22 @@ def generator_process(plan: Plan, agents: list[tuple[str, str, int, bool]], queu
     queue.put(asyncio.run(generator(plan, agents)))
 
 
+#: Open files the bench asks for, as root (the collector's systemd unit sets LimitNOFILE=65536).
+WANTED_OPEN_FILES = 65536
+
+
 def _raise_open_files() -> None:
-    """Every simulated agent holds a connection open: the soft limit goes to the hard one."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    """Every simulated agent keeps two connections open: the soft limit goes to the hard one,
+    and as root the hard one first goes up to ``WANTED_OPEN_FILES`` (at most fs.nr_open).
+    The collectors inherit the raised hard limit: ``serve`` raises its soft one to what
+    ``policy_held_max`` needs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(OSError, ValueError):
+        nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+        if hard != resource.RLIM_INFINITY and hard < WANTED_OPEN_FILES:
+            hard = min(WANTED_OPEN_FILES, nr_open)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))  # needs root
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -522,8 +583,8 @@ def run_fleet(collectors: list[Collector], made: list[tuple[str, str]], args: ar
     deferred = sum(t.deferred for t in tallies)
     left = sum(t.left for t in tallies)
     drained = max(t.drained_after_s for t in tallies)
-    requests = (len(ingest) + len(burst) + deferred
-                + sum(t.held + t.not_held for t in tallies))
+    # The ingest latencies include the 503 answers: deferred batches are in them already.
+    requests = len(ingest) + len(burst) + sum(t.held + t.not_held for t in tallies)
     p99 = percentile(ingest, 0.99)
     # Steady-state ingest within the bound, nothing failed, the generators on schedule, and
     # the backlog acknowledged before the run ended (at most the last batch window left).
@@ -538,11 +599,15 @@ def run_fleet(collectors: list[Collector], made: list[tuple[str, str]], args: ar
         f"{percentile(poll, 0.5):5.1f} ms p99 {percentile(poll, 0.99):7.1f} ms | collector CPU "
         f"{cpu / elapsed:4.2f} cores ({len(servers)} proc), "
         f"{cpu / max(1, requests) * 1000:5.2f} ms per request, "
+        f"{cpu / max(1, sum(t.batches for t in tallies)) * 1000:5.2f} ms per acknowledged "
+        f"batch, "
         f"{cpu / elapsed * 60 / len(made) * 1000:5.2f} ms per agent-minute, peak RSS "
         f"{peaks['rss'] / 2**20:5.0f} MiB, peak open files {peaks['fds']} | policy fetches "
         f"held {sum(t.held for t in tallies)}, answered at once "
         f"{sum(t.not_held for t in tallies)}, agents' open connections at most "
-        f"{sum(t.open_peak for t in tallies)} | generators' CPU "
+        f"{sum(t.open_peak for t in tallies)}, connections opened: ingest "
+        f"{sum(t.ingest_connects for t in tallies)}, policy "
+        f"{sum(t.policy_connects for t in tallies)} | generators' CPU "
         f"{sum(t.cpu_s for t in tallies) / elapsed:4.2f} cores | generator lag {lag:4.1f} s, "
         f"stored {stored}/{sum(t.events for t in tallies)}, left spooled {left}, "
         f"failed {sum(failed.values())} {failed or ''} | "
@@ -590,9 +655,12 @@ def main() -> None:
     # A stop (SIGTERM) unwinds like an error, so the collectors this run started stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     sizes = [int(n) for n in args.agents.split(",")]
+    _raise_open_files()
     print(f"pacing: heartbeat {SHIPPED.heartbeat_interval_s:.0f} s, policy poll "
           f"{SHIPPED.policy_poll_s:.0f} s, {args.events_per_min} detector events/min per agent, "
-          f"batch age {SHIPPED.batch_max_age_s} s; a tenth offline {args.outage_s:.0f} s from "
+          f"batch age {SHIPPED.batch_max_age_s} s, keep-alive {SHIPPED.keepalive_expiry_s:.0f} s, "
+          f"open files {resource.getrlimit(resource.RLIMIT_NOFILE)[1]}; "
+          f"a tenth offline {args.outage_s:.0f} s from "
           f"{args.seconds / 3:.0f} s with {args.backlog} events waiting; "
           f"{'HTTP' if args.plain_http else 'HTTPS'}, {args.workers} generator processes, "
           f"{args.seconds:.0f} s per run", flush=True)

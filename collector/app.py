@@ -197,6 +197,7 @@ def create_app(settings: CollectorSettings, db: Database | None = None) -> FastA
     app.state.isolation_hints = IsolationHints(database, settings.policy_refresh_s)
     app.state.release_hints = ReleaseHints(database, settings.policy_refresh_s)
     app.state.alert_link_key = link_key
+    app.state.metrics = metrics
     app.state.metrics_listener = health.MetricsListener(settings.metrics, metrics)
     install_error_handlers(app)
     app.add_middleware(BodyLimits, default=DEFAULT_MAX_BYTES, limits={

@@ -65,6 +65,12 @@ class Metrics:
             "Policy fetches asking to be held, answered at once: policy_held_max reached.",
             registry=self.registry,
         )
+        self.connections_opened = Counter(
+            "courtguard_connections_opened",
+            "Connections this process accepted (over HTTPS each a TLS handshake); agents keep "
+            "theirs open, so it grows with reconnects, not with requests.",
+            registry=self.registry,
+        )
         # -- SIEM outputs: lag, sent, failed (collector/export/metrics.py) --
         self.export = ExportMetrics(self.registry)
         # -- end of SIEM outputs --

@@ -23,8 +23,12 @@ from typing import Any
 
 import structlog
 import uvicorn
+from prometheus_client import Counter
+from uvicorn.config import HTTP_PROTOCOLS
+from uvicorn.importer import import_from_string
 
 from agent import systemd
+from collector.api.policy import CONNECTIONS_PER_AGENT, FD_RESERVE
 from collector.app import create_app
 from collector.errors import ConfigError, StoreError, TLSError
 from collector.messages import _
@@ -181,8 +185,9 @@ def raise_open_file_limit(wanted: int) -> int:
     """Raise this process's soft open-file limit towards ``wanted`` (at most the hard limit,
     which needs no privilege); returns the soft limit now in force.
 
-    Every connection is a file descriptor, and each agent holds one open for its held
-    policy fetch: the common default of 1,024 would refuse a fleet of a few thousand.
+    Every connection is a file descriptor, and each agent keeps two open (its held policy
+    fetch and its ingest connection): the common default of 1,024 would refuse a fleet of a
+    few hundred.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
@@ -212,11 +217,28 @@ def smaller_tls_buffers() -> None:
         sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
+def counting_protocol(opened: Counter) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, counting in ``opened`` every connection it is given.
+
+    asyncio hands a TLS connection to the protocol once its handshake is done, so
+    the count is of handshakes completed: what agents that keep their connections
+    save (metric ``courtguard_connections_opened_total``).
+    """
+    base: type[asyncio.Protocol] = import_from_string(HTTP_PROTOCOLS["auto"])
+
+    def connection_made(self: asyncio.Protocol, transport: asyncio.BaseTransport) -> None:
+        opened.inc()
+        base.connection_made(self, transport)
+
+    return type("CountingHTTPProtocol", (base,), {"connection_made": connection_made})
+
+
 def serve(settings: CollectorSettings) -> None:
     """Serve until a signal stops us; raise CollectorError for set-up problems."""
     smaller_tls_buffers()
-    # Room for every held policy fetch, plus the reserve the policy API keeps free.
-    wanted = settings.policy_held_max + 2 * 1024
+    # Room for the two connections of every agent whose fetch may be held, plus the reserve
+    # the policy API keeps free (and as much again for agents polling on their timer).
+    wanted = CONNECTIONS_PER_AGENT * settings.policy_held_max + 2 * FD_RESERVE
     limit = raise_open_file_limit(wanted)
     if limit < wanted:
         log.warning("open-file limit below what policy_held_max needs; fewer fetches are held "
@@ -255,6 +277,7 @@ def serve(settings: CollectorSettings) -> None:
         server_header=False,
         proxy_headers=False,
         backlog=LISTEN_BACKLOG,
+        http=counting_protocol(app.state.metrics.connections_opened),
         timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]  # a float works
         timeout_graceful_shutdown=settings.graceful_shutdown_s,  # type: ignore[arg-type]  # a float works
         **tls,

@@ -79,8 +79,10 @@ class CollectorSettings(LayeredSettings):
     tls: bool = True
     public_url: str | None = None
     #: Seconds an idle keep-alive connection stays open. Agents give theirs up sooner
-    #: (agent ``keepalive_expiry_s``, 10 s) so they never reuse one the collector is closing.
-    keep_alive_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+    #: (agent ``keepalive_expiry_s``, 75 s, above their 60 s heartbeat so a heartbeat reuses its
+    #: connection) so they never reuse one the collector is closing. Every kept connection is an
+    #: open file: ``serve`` counts two per agent (docs/scaling.md).
+    keep_alive_timeout_s: float = Field(default=90.0, gt=0, le=3600)
     #: Seconds a stop waits for requests in flight before cancelling them (idle
     #: connections are closed at once).
     graceful_shutdown_s: float = Field(default=20.0, ge=0, le=600)

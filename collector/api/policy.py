@@ -10,11 +10,13 @@ process however many agents wait). So a publish reaches a waiting agent in
 seconds, not at its next poll. A stopping server ends every wait at once
 (``PolicyWaits``).
 
-Every held fetch is an open connection (a file descriptor and its buffers), so
-at most ``policy_held_max`` are held, and never more than the process's
-open-file limit less ``FD_RESERVE`` for the database, ingest and the console;
-a fetch beyond that is answered at once without ``Preference-Applied``, and
-the agent polls on its timer instead. The held fetches do not each look at the
+Every held fetch is an open connection (a file descriptor and its buffers), and
+its agent keeps a second one for its event batches (agent ``keepalive_expiry_s``
+above its heartbeat interval), so at most ``policy_held_max`` are held, and never
+more than half of the process's open-file limit less ``FD_RESERVE`` for the
+database and the console (``CONNECTIONS_PER_AGENT``); a fetch beyond that is
+answered at once without ``Preference-Applied``, and the agent polls on its
+timer instead. The held fetches do not each look at the
 cache: one watcher per process does, every ``policy_refresh_s``, and wakes
 them all when the version counter moves.
 """
@@ -51,8 +53,10 @@ admin_router = APIRouter(dependencies=[Depends(require_admin)])
 MAX_WAIT_S: Final = 55.0
 #: How often held fetches look at the cache when ``policy_refresh_s`` is 0.
 MIN_CHECK_S: Final = 0.5
-#: Open files kept free of held fetches: the database, ingest, the console, logs.
+#: Open files kept free of agents' connections: the database, the console, logs.
 FD_RESERVE: Final = 1024
+#: Connections an agent keeps open: its held policy fetch and its ingest connection.
+CONNECTIONS_PER_AGENT: Final = 2
 _WAIT: Final = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -77,7 +81,8 @@ class PolicyWaits:
     def allowed(self, configured: int) -> int:
         if self.limit is None:
             soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            by_files = configured if soft == resource.RLIM_INFINITY else soft - FD_RESERVE
+            by_files = (configured if soft == resource.RLIM_INFINITY
+                        else (soft - FD_RESERVE) // CONNECTIONS_PER_AGENT)
             self.limit = max(0, min(configured, by_files))
         return self.limit
 

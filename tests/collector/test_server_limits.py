@@ -1,4 +1,4 @@
-"""``serve`` raises its open-file limit: every agent's held policy fetch is an open connection."""
+"""``serve`` raises its open-file limit: every agent keeps two connections open (policy, ingest)."""
 
 from __future__ import annotations
 
@@ -71,5 +71,25 @@ print("ok")
 def test_small_tls_read_buffers_still_carry_large_bodies_whole(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", TLS_SCRIPT, str(tmp_path)],
                             capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+HELD_SCRIPT = """
+import resource
+from collector.api.policy import CONNECTIONS_PER_AGENT, FD_RESERVE, PolicyWaits
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (5000, hard))
+assert CONNECTIONS_PER_AGENT == 2
+# Each held agent keeps its ingest connection too: half of what the reserve leaves.
+assert PolicyWaits().allowed(25_000) == (5000 - FD_RESERVE) // 2 == 1988
+assert PolicyWaits().allowed(100) == 100
+print("ok")
+"""
+
+
+def test_held_fetches_leave_each_agent_room_for_its_ingest_connection() -> None:
+    result = subprocess.run([sys.executable, "-c", HELD_SCRIPT], capture_output=True, text=True,
+                            timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
