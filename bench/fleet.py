@@ -434,6 +434,8 @@ async def generator(plan: Plan, agents: list[tuple[str, str, int, bool]]) -> Tal
                 except TimeoutError:
                     return
                 await asyncio.sleep(SHIPPED.batch_max_age_s)  # let the batch fill
+                if not agent.spool:  # woken with nothing to send (an outage of no backlog)
+                    continue
             now = time.monotonic()
             if agent.outage and outage_start <= now < outage_end:
                 after_outage = True
