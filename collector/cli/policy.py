@@ -270,7 +270,7 @@ def add_policy_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _note(text: str) -> str:
     if len(text) > 500:
-        raise argparse.ArgumentTypeError("must be at most 500 characters")
+        raise argparse.ArgumentTypeError(_("must be at most {count} characters").format(count=500))
     return text
 
 
