@@ -72,7 +72,7 @@ ACTION_COUNT: Final = N_("{action} {count}")
 LIST_SEPARATOR: Final = N_(", ")
 
 # Several documents.
-CHECKED: Final = N_("documents checked: {count}: {counts}")
+CHECKED: Final = N_("documents checked: {count} ({counts})")
 VERDICT_COUNT: Final = N_("{verdict} {count}")
 BY_RULE: Final = N_("by rule:")
 RULE_COUNT: Final = N_("  {rule_id}: {count}")

@@ -131,7 +131,7 @@ def test_english_locale_reports_in_english_around_the_policy_and_document_text(
     assert "body line 4 column 3  “张三” → “张某”" in out
     assert "summary: publishable after redaction; 3 found (delete 1, pseudonymise 2) under 2 rule(s)." in out
     assert "  cannot be checked: no such file or directory" in out
-    assert "documents checked: 2: publishable after redaction 1, cannot be checked 1" in out
+    assert "documents checked: 2 (publishable after redaction 1, cannot be checked 1)" in out
     machine = json.loads(scan("--json", "--profile", "spc-2024", str(named)).stdout)
     from_policy = {f[key] for f in machine["findings"] for key in ("detail", "basis")}
     left = re.sub(r"“[^”]*”", "", out)
