@@ -193,10 +193,10 @@ def prepare_signing_key(
         existing = load_signing_key(data_dir).public_key.algorithm
         if algorithm is not None and algorithm != existing:
             raise ConfigError(
-                _("{path} is a {existing} signing key already and cannot become {algorithm}: "
-                  "agents pinned the algorithm and the public key at enrollment. The algorithm "
-                  "is chosen only at the collector's first init; to change it, deploy again "
-                  "with a new data directory and database and enroll every agent again")
+                _("{path} holds a signing key of algorithm {existing} already and cannot become "
+                  "{algorithm}: agents pinned the algorithm and the public key at enrollment. The "
+                  "algorithm is chosen only at the collector's first init; to change it, deploy "
+                  "again with a new data directory and database and enroll every agent again")
                 .format(path=key_path(data_dir), existing=existing, algorithm=algorithm))
     else:
         with db.read() as conn:

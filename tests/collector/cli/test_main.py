@@ -6,6 +6,7 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from collector.cli import build_parser
 
@@ -54,3 +55,15 @@ def test_every_subcommand_help_says_what_it_does() -> None:
     assert [sub.prog for sub, listed in every if not sub.description] == []
     rollback = next(sub for sub, _ in every if sub.prog.endswith(" release rollback"))
     assert "with its previous release again\n" in rollback.format_help()
+
+
+def test_an_unsupported_database_is_refused_in_the_locale_s_language(
+        tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    from collector.cli import main
+
+    args = ["migrate", "--data-dir", str(tmp_path), "--database-url", "bogus://x"]
+    assert main(args) == 1
+    assert "error: unsupported database 'bogus': use sqlite:///PATH" in capsys.readouterr().err
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    assert main(args) == 1
+    assert "错误：不支持的数据库 'bogus'：请使用 sqlite:///路径" in capsys.readouterr().err
