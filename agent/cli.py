@@ -118,8 +118,8 @@ def _status(args: argparse.Namespace) -> int:
             path=spool_info["path"])),
         (_("dropped:"), f"{stats.dropped_total} {dropped}".rstrip()),
         (_("quarantined:"), str(stats.quarantined)),
-        (_("last ship:"), _("{result} at {at}").format(
-            result=ship["result"] or _("never"), at=ship["at"] or "-")),
+        (_("last ship:"), _("{result} at {at}").format(result=ship["result"], at=ship["at"])
+         if ship["result"] else _("never")),
         (_("policy:"), report["policy"]["summary"]),
         (_("policy key:"), report["policy_key_algorithm"] or _("none pinned")),
     ]

@@ -265,7 +265,8 @@ def enroll(
     try:
         answer = EnrollResponse.model_validate_json(response.content)
     except ValidationError as exc:
-        raise EnrollmentError(f"the collector's answer to enrollment is malformed: {exc}") from exc
+        raise EnrollmentError(_("the collector's answer to enrollment is malformed: {reason}")
+                              .format(reason=exc)) from exc
     if answer.policy_key is not None:
         from agent.signing import PublicKey, SignatureMismatch
 

@@ -111,7 +111,8 @@ def key_from_policy(path: Path) -> tuple[str, int, int]:
     try:
         document = parse_document(path, path.read_bytes())
     except OSError as exc:
-        raise PolicyError(f"{path}: cannot be read: {exc.strerror}") from exc
+        raise PolicyError(_("{path}: cannot be read: {reason}").format(
+            path=path, reason=exc.strerror)) from exc
     if not isinstance(document, NetworksPolicy) or document.settings.probe is None:
         raise PolicyError(f"{path}: not a networks policy with a settings.probe section")
     settings = document.settings.probe

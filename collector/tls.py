@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from collector.errors import TLSError
+from collector.messages import _
 
 CA_DAYS: Final = 3650
 SERVER_DAYS: Final = 825  # the longest validity clients commonly accept for leaf certificates
@@ -130,7 +131,7 @@ def ensure_tls(directory: Path, extra_names: Iterable[str] = ()) -> list[Path]:
             ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
             ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
             if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-                raise TLSError(f"{files.ca_key} is not an EC private key")
+                raise TLSError(_("{path} is not an EC private key").format(path=files.ca_key))
         else:
             ca_key, ca_cert = make_ca(now)
             _write_private(files.ca_key, _key_pem(ca_key))
@@ -143,5 +144,6 @@ def ensure_tls(directory: Path, extra_names: Iterable[str] = ()) -> list[Path]:
             files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
             made += [files.server_key, files.server_cert]
     except (OSError, ValueError) as exc:
-        raise TLSError(f"cannot make TLS material in {directory}: {exc}") from exc
+        raise TLSError(_("cannot make TLS material in {directory}: {reason}")
+                       .format(directory=directory, reason=exc)) from exc
     return made

@@ -110,3 +110,21 @@ def test_help_and_errors_speak_the_locale(command: str, tmp_path: Path) -> None:
     usage = _run(command, "no-such-command", lang="zh_CN.UTF-8")
     assert usage.returncode == 2, usage.stderr
     assert "错误：" in usage.stderr and "无效的选项" in usage.stderr, usage.stderr
+
+
+def test_scan_report_words_are_the_shared_labels_in_chinese(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``scan`` says a verdict or an action in Chinese as the events and the console do."""
+    from agent.detectors.documents.checker import messages
+    from agent.detectors.documents.checker.fix import NOT_APPLIED
+    from agent.detectors.documents.checker.scanner import ACTION_LABELS, VERDICT_LABELS
+    from agent.messages import _
+
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    assert {k: _(v) for k, v in messages.VERDICT.items()} == VERDICT_LABELS
+    assert {k: _(v) for k, v in messages.ACTION.items()} == ACTION_LABELS
+    assert {k: _(v) for k, v in messages.UNCHANGED.items()} == NOT_APPLIED
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert _(messages.VERDICT["publishable"]) == "publishable"

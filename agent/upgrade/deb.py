@@ -14,12 +14,27 @@ import tarfile
 from dataclasses import dataclass
 from typing import Final
 
+from agent.messages import CATALOGUE, N_, _
+
 AR_MAGIC: Final = b"!<arch>\n"
 _HEADER: Final = 60
 
 
 class DebError(ValueError):
-    """Not a package we can read; the message says why (Chinese, for people)."""
+    """Not a package we can read; the message says why.
+
+    ``str()`` is Chinese whatever the locale: the agent carries it in its upgrade
+    event. ``localized()`` follows the locale, for a command line (the collector's
+    ``release publish``).
+    """
+
+    def __init__(self, message: str, **fields: object) -> None:
+        super().__init__(CATALOGUE.chinese(message).format(**fields))
+        self.message = message
+        self.fields = fields
+
+    def localized(self) -> str:
+        return _(self.message).format(**self.fields)
 
 
 @dataclass(frozen=True)
@@ -31,21 +46,22 @@ class DebControl:
 
 def _members(data: bytes) -> list[tuple[str, bytes]]:
     if not data.startswith(AR_MAGIC):
-        raise DebError("不是 .deb 软件包（缺少 ar 归档头）")
+        raise DebError(N_("not a .deb package (no ar archive header)"))
     found: list[tuple[str, bytes]] = []
     at = len(AR_MAGIC)
     while at + _HEADER <= len(data) and len(found) < 3:
         header = data[at:at + _HEADER]
         if header[58:60] != b"`\n":
-            raise DebError("ar 归档成员头损坏")
+            raise DebError(N_("an ar archive member header is damaged"))
         name = header[:16].decode("ascii", "replace").strip().rstrip("/")
         try:
             size = int(header[48:58].decode("ascii").strip())
         except ValueError:
-            raise DebError("ar 归档成员大小无法读取") from None
+            raise DebError(N_("an ar archive member's size cannot be read")) from None
         start = at + _HEADER
         if size < 0 or start + size > len(data):
-            raise DebError("ar 归档成员超出文件末尾（文件不完整）")
+            raise DebError(N_("an ar archive member runs past the end of the file "
+                               "(the file is incomplete)"))
         found.append((name, data[start:start + size]))
         at = start + size + (size & 1)
     return found
@@ -65,25 +81,27 @@ def read_control(data: bytes) -> DebControl:
     """Package, version and architecture of the ``.deb`` in ``data``; DebError when unreadable."""
     members = _members(data)
     if not members or members[0][0] != "debian-binary" or not members[0][1].startswith(b"2."):
-        raise DebError("不是 2.x 格式的 .deb 软件包（debian-binary 缺失或版本不符）")
+        raise DebError(N_("not a format 2.x .deb package "
+                           "(debian-binary missing or of another version)"))
     control = next((body for name, body in members if name.startswith("control.tar")), None)
     name = next((name for name, _ in members if name.startswith("control.tar")), "")
     if control is None:
-        raise DebError(".deb 中没有 control.tar 成员")
+        raise DebError(N_("the .deb has no control.tar member"))
     if name.endswith(".zst"):
-        raise DebError("control.tar.zst 无法读取：请用 dpkg-deb -Zxz 或 -Zgzip 构建软件包")
+        raise DebError(N_("control.tar.zst cannot be read: "
+                           "build the package with dpkg-deb -Zxz or -Zgzip"))
     try:
         with tarfile.open(fileobj=io.BytesIO(control), mode="r:*") as tar:
             member = next((m for m in tar.getmembers()
                            if m.name in ("./control", "control") and m.isfile()), None)
             handle = tar.extractfile(member) if member is not None else None
             if handle is None:
-                raise DebError("control.tar 中没有 control 文件")
+                raise DebError(N_("control.tar has no control file"))
             text = handle.read(256 * 1024).decode("utf-8", "replace")
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise DebError(f"control.tar 无法解压：{exc}") from None
+        raise DebError(N_("control.tar cannot be unpacked: {reason}"), reason=exc) from None
     fields = _parse_control(text)
     missing = [f for f in ("package", "version", "architecture") if not fields.get(f)]
     if missing:
-        raise DebError(f"control 文件缺少字段：{'、'.join(missing)}")
+        raise DebError(N_("the control file lacks the fields {fields}"), fields=", ".join(missing))
     return DebControl(fields["package"], fields["version"], fields["architecture"])

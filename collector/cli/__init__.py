@@ -105,7 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_patrol_commands(sub, common)
     add_export_commands(sub, common)
     add_backup_commands(sub, common)
+    _say_what_each_does(parser)
     return parser
+
+
+def _say_what_each_does(parser: argparse.ArgumentParser) -> None:
+    """Open every subcommand's ``--help`` with its line from the list above it.
+
+    argparse shows a subcommand's ``help`` only in its parent's list; without a
+    ``description`` the subcommand's own page would start at its options.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                sub = action.choices[listed.dest]
+                if sub.description is None:
+                    sub.description = listed.help
+                _say_what_each_does(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,7 +60,7 @@ def run_check(directory: Path, with_cases: bool) -> CheckResult:
         print(issue.render(), file=sys.stderr)
     if result.issues:
         raise PolicyCheckFailed(
-            _("{directory}: {count} problems found; fix each as the hints above say").format(
+            _("{directory}: problems found: {count}; fix each as the hints above say").format(
                 directory=directory, count=len(result.issues))
         )
     rules = sum(len(d.rules) for d in result.documents.values())
@@ -270,13 +270,13 @@ def add_policy_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _note(text: str) -> str:
     if len(text) > 500:
-        raise argparse.ArgumentTypeError("must be at most 500 characters")
+        raise argparse.ArgumentTypeError(_("must be at most {count} characters").format(count=500))
     return text
 
 
 def group_name(text: str) -> str:
     if not GROUP_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a group name (letters, digits, '.', '-', '_'; at most 64)"
-        )
+            _("{text!r} is not a group name (letters, digits, '.', '-', '_'; at most 64)")
+            .format(text=text))
     return text

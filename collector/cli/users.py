@@ -20,8 +20,17 @@ def _password(args: argparse.Namespace) -> str:
         return users.generate_password()
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass(_("password: "))
-    if getpass.getpass(_("again: ")) != first:
+    no_terminal = users.UserError(
+        _("there is no terminal to ask for the password on: give it on standard input with "
+          "--password-stdin, or let --generate make one"))
+    if not sys.stdin.isatty():
+        raise no_terminal
+    try:
+        first = getpass.getpass(_("password: "))
+        again = getpass.getpass(_("again: "))
+    except EOFError:
+        raise no_terminal from None
+    if again != first:
         raise users.UserError(_("the two passwords differ"))
     return first
 

@@ -26,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import insert, select, update
 
 from collector.errors import CollectorError
+from collector.messages import _
 from collector.store import audit
 from collector.store.audit import Actor
 from collector.store.database import Database
@@ -63,9 +64,10 @@ class User:
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+        raise UserError(_("the password must have at least {count} characters")
+                        .format(count=MIN_PASSWORD))
     if len(password) > 1024:
-        raise UserError("the password is longer than 1024 characters")
+        raise UserError(_("the password is longer than {count} characters").format(count=1024))
 
 
 def create_user(
@@ -79,14 +81,16 @@ def create_user(
     actor: Actor = CLI,
 ) -> User:
     if not USERNAME.match(username):
-        raise UserError(f"user name {username!r} must be 1-64 letters, digits, '.', '_' or '-'")
+        raise UserError(_("user name {username!r} must be 1-64 letters, digits, '.', '_' or '-'")
+                        .format(username=username))
     if role not in ROLES:
-        raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise UserError(_("role {role!r} is not one of {roles}")
+                        .format(role=role, roles=", ".join(ROLES)))
     _check_password(password)
     user = User(str(uuid.uuid4()), username, display_name[:100], role)
     with db.write() as conn:
         if conn.execute(select(users.c.id).where(users.c.username == username)).first():
-            raise UserError(f"user {username!r} already exists")
+            raise UserError(_("user {username!r} already exists").format(username=username))
         conn.execute(
             insert(users).values(
                 id=user.id,
@@ -127,7 +131,7 @@ def list_users(db: Database) -> list[dict[str, Any]]:
 def _require(conn: Any, username: str) -> Any:
     row = conn.execute(select(users).where(users.c.username == username).with_for_update()).first()
     if row is None:
-        raise UserError(f"no user {username!r}")
+        raise UserError(_("no user {username!r}").format(username=username))
     return row
 
 
@@ -165,8 +169,8 @@ def set_password(
     with db.write() as conn:
         row = _require(conn, username)
         if row.source != "local":
-            raise UserError(f"用户 {username} 通过目录服务登录，请在目录中修改密码 "
-                            f"({username!r} signs in through the directory)")
+            raise UserError(_("user {username!r} signs in through the directory: change the "
+                              "password there").format(username=username))
         conn.execute(
             update(users)
             .where(users.c.id == row.id)

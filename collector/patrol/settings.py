@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from collector.messages import _
+
 
 class PatrolSource(BaseModel):
     """One place published documents are read from: ``url`` or ``directory``, never both."""
@@ -25,9 +27,11 @@ class PatrolSource(BaseModel):
     @model_validator(mode="after")
     def _one_place(self) -> PatrolSource:
         if (self.url is None) == (self.directory is None):
-            raise ValueError(f"巡查来源 {self.name}：url 与 directory 须给且只给一个")
+            raise ValueError(_("patrol source {name}: give exactly one of url and directory")
+                             .format(name=self.name))
         if self.ca_file is not None and not (self.url or "").startswith("https://"):
-            raise ValueError(f"巡查来源 {self.name}：ca_file 只用于 https:// 的 url")
+            raise ValueError(_("patrol source {name}: ca_file is only for an https:// url")
+                             .format(name=self.name))
         return self
 
 
@@ -55,5 +59,5 @@ class PatrolSettings(BaseModel):
     def _unique_names(self) -> PatrolSettings:
         names = [s.name for s in self.sources]
         if len(names) != len(set(names)):
-            raise ValueError("巡查来源的 name 不能重复")
+            raise ValueError(_("patrol sources need different names"))
         return self

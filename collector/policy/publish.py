@@ -26,6 +26,7 @@ from agent.policy.bundle import build_bundle_bytes, sha256_hex
 from agent.policy.models import PolicyDocument, agent_documents
 from agent.signing import Signer
 from collector.errors import CollectorError
+from collector.messages import _
 from collector.policy.signing import register_public_key
 from collector.store import audit
 from collector.store.audit import Actor
@@ -53,9 +54,9 @@ def publish_bundle(
     for_agents = agent_documents(documents)
     if not for_agents:
         raise CollectorError(
-            f"策略只包含收集端读取的类型（{'、'.join(sorted(documents))}），没有代理读取的类型，"
-            "代理无法使用；请与 agent.yaml 等代理策略文件一起发布"
-        )
+            _("the policy holds only kinds the collector reads ({kinds}) and none an agent "
+              "reads, so agents could not use it; publish it with the agents' policy files "
+              "(agent.yaml and the others)").format(kinds=_(", ").join(sorted(documents))))
     public = key.public_key.text
     register_public_key(db, public)
     with db.write() as conn:

@@ -34,6 +34,7 @@ from agent.signing import (
     generate_signer,
 )
 from collector.errors import ConfigError
+from collector.messages import _
 from collector.store.database import Database
 from collector.store.tables import policy_keys
 
@@ -109,12 +110,14 @@ def load_signer_pem(pem: bytes, path: Path) -> Signer:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError(
-            f"{path} 不是可用的策略签名私钥（{exc}）：应为 PKCS#8 PEM 格式的 Ed25519 或 SM2 私钥"
-        ) from None
+            _("{path} is not a usable policy signing key ({reason}): it should be an Ed25519 "
+              "or SM2 private key in PKCS#8 PEM").format(path=path, reason=exc)) from None
     except UnsupportedAlgorithm:
-        raise ConfigError(f"{path} 不是 Ed25519 或 SM2 私钥：其算法不受支持") from None
+        raise ConfigError(_("{path} is not an Ed25519 or SM2 private key: its algorithm is not "
+                            "supported").format(path=path)) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} 不是 Ed25519 或 SM2 私钥（{type(key).__name__}）")
+        raise ConfigError(_("{path} is not an Ed25519 or SM2 private key ({kind})")
+                          .format(path=path, kind=type(key).__name__))
     return Ed25519Signer(key)
 
 
@@ -143,15 +146,13 @@ def load_signing_key(data_dir: Path) -> Signer:
         pem = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            f"{path} does not exist: run `courtguard-collector init` (it keeps existing TLS "
-            "files and keys and makes only what is missing)"
-        ) from None
+            _("{path} does not exist: run `courtguard-collector init` (it keeps existing TLS "
+              "files and keys and makes only what is missing)").format(path=path)) from None
     except OSError as exc:
-        raise ConfigError(
-            f"{path} cannot be read: {exc.strerror}; run as the collector's user"
-        ) from exc
+        raise ConfigError(_("{path} cannot be read: {reason}; run as the collector's user")
+                          .format(path=path, reason=exc.strerror)) from exc
     if path.stat().st_mode & 0o077:
-        raise ConfigError(f"{path} is readable by others: chmod 600 {path}")
+        raise ConfigError(_("{path} is readable by others: chmod 600 {path}").format(path=path))
     return load_signer_pem(pem, path)
 
 
@@ -169,10 +170,9 @@ def register_public_key(db: Database, public_key: str) -> None:
             return
     if public_key not in known:
         raise ConfigError(
-            "this collector's policy signing key differs from the one the store already uses "
-            f"({known[0][:12]}…): agents pinned that one. Copy {KEY_FILE} from the collector "
-            "that made it into this data_dir (mode 0600)"
-        )
+            _("this collector's policy signing key differs from the one the store already uses "
+              "({key}…): agents pinned that one. Copy {file} from the collector that made it "
+              "into this data_dir (mode 0600)").format(key=known[0][:12], file=KEY_FILE))
 
 
 def prepare_signing_key(
@@ -187,24 +187,25 @@ def prepare_signing_key(
     is made: agents pinned the old one, so it must be copied here.
     """
     if algorithm is not None and algorithm not in ALGORITHMS:
-        raise ConfigError(f"未知的签名算法 {algorithm!r}：可选 {'、'.join(ALGORITHMS)}")
+        raise ConfigError(_("unknown signature algorithm {algorithm!r}: choose one of {known}")
+                          .format(algorithm=algorithm, known=_(", ").join(ALGORITHMS)))
     if key_path(data_dir).exists():
         existing = load_signing_key(data_dir).public_key.algorithm
         if algorithm is not None and algorithm != existing:
             raise ConfigError(
-                f"{key_path(data_dir)} 已是 {existing} 签名密钥，不能改为 {algorithm}："
-                "代理在注册时已固定签名算法和公钥。签名算法只能在收集端首次 init 时选定；"
-                "要换算法须用新的数据目录和数据库重新部署，并让所有代理重新注册"
-            )
+                _("{path} holds a signing key of algorithm {existing} already and cannot become "
+                  "{algorithm}: agents pinned the algorithm and the public key at enrollment. The "
+                  "algorithm is chosen only at the collector's first init; to change it, deploy "
+                  "again with a new data directory and database and enroll every agent again")
+                .format(path=key_path(data_dir), existing=existing, algorithm=algorithm))
     else:
         with db.read() as conn:
             known = conn.execute(select(policy_keys.c.public_key)).scalars().first()
         if known is not None:
             raise ConfigError(
-                f"{key_path(data_dir)} is missing but the store's bundles are signed with key "
-                f"{known[:12]}…, which agents pinned. Copy {KEY_FILE} from the collector that "
-                "made it into this data_dir (mode 0600)"
-            )
+                _("{path} is missing but the store's bundles are signed with key {key}…, which "
+                  "agents pinned. Copy {file} from the collector that made it into this data_dir "
+                  "(mode 0600)").format(path=key_path(data_dir), key=known[:12], file=KEY_FILE))
     made = ensure_signing_key(data_dir, algorithm or DEFAULT_ALGORITHM)
     public = load_signing_key(data_dir).public_key.text
     register_public_key(db, public)

@@ -11,6 +11,11 @@ The signature covers only the bytes, never the targeting: promote and
 rollback retarget the same signed package without signing again. A stored
 package is verified with the key file's public half before it is retargeted
 (``verified_package``), so an edited row is never laundered into a new target.
+
+Refusals are CollectorError in the locale's language (``collector.messages``): the
+command line prints them, and the agent-facing API passes ``verified_package``'s
+as an English or Chinese detail no person relies on. The default notes of promote
+and rollback stay Chinese: they go into the audit log the console shows.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from agent.upgrade.deb import DebError, read_control
 from agent.upgrade.release import PACKAGE
 from agent.upgrade.versions import compare, runs
 from collector.errors import CollectorError, NotFoundError
+from collector.messages import _
 from collector.policy.signing import register_public_key
 from collector.store import audit
 from collector.store.audit import Actor
@@ -34,6 +40,9 @@ from collector.store.database import Database
 from collector.store.tables import agent_releases, agent_upgrades, release_packages
 
 ACTIONS: Final = ("publish", "promote", "rollback")
+#: Longest version and architecture fields stored (the columns' widths).
+MAX_VERSION_CHARS: Final = 64
+MAX_ARCHITECTURE_CHARS: Final = 32
 #: States an agent reports or the collector records, in the order a rollout passes them.
 STATES: Final = ("downloaded", "installed", "failed", "refused")
 
@@ -82,12 +91,18 @@ def publish_release(
     try:
         control = read_control(body)
     except DebError as exc:
-        raise CollectorError(f"{exc}；请发布由 packaging/agent 构建的代理 .deb 软件包") from None
+        raise CollectorError(_("{reason}; publish an agent .deb package built by packaging/agent")
+                             .format(reason=exc.localized())) from None
     if control.package != PACKAGE:
         raise CollectorError(
-            f"软件包名为 {control.package}，不是代理软件包 {PACKAGE}；收集端只发布代理的升级包")
-    if len(control.version) > 64 or len(control.architecture) > 32:
-        raise CollectorError("软件包的版本或架构字段过长")
+            _("the package is named {package}, not {agent}: the collector publishes only the "
+              "agent's upgrade packages").format(package=control.package, agent=PACKAGE))
+    if (len(control.version) > MAX_VERSION_CHARS
+            or len(control.architecture) > MAX_ARCHITECTURE_CHARS):
+        raise CollectorError(
+            _("the package's Version or Architecture field is too long (at most {version} and "
+              "{architecture} characters)").format(version=MAX_VERSION_CHARS,
+                                                   architecture=MAX_ARCHITECTURE_CHARS))
     public = key.public_key.text
     register_public_key(db, public)
     digest = hashlib.sha256(body).hexdigest()
@@ -178,19 +193,22 @@ def get_package(conn: Connection, sha256: str) -> Package | None:
 def verified_package(conn: Connection, sha256: str, public_key: str) -> Package:
     """The stored package, when its bytes still verify with ``public_key`` and match the digest.
 
-    CollectorError (Chinese, with the cause) otherwise: a package that fails is
-    never served or retargeted.
+    CollectorError (with the cause) otherwise: a package that fails is never
+    served or retargeted.
     """
     package = get_package(conn, sha256)
     if package is None:
-        raise CollectorError(f"软件包 {sha256[:16]}… 已不在数据库中")
+        raise CollectorError(_("package {sha256}… is no longer in the database")
+                             .format(sha256=sha256[:16]))
     if hashlib.sha256(package.body).hexdigest() != sha256:
-        raise CollectorError(f"软件包 {sha256[:16]}… 的内容与其摘要不符：数据库记录被改动")
+        raise CollectorError(_("package {sha256}… does not match its digest: the database "
+                               "record was altered").format(sha256=sha256[:16]))
     try:
         PublicKey.parse(public_key).verify(package.body, package.signature)
     except SignatureMismatch as exc:
         raise CollectorError(
-            f"软件包 {sha256[:16]}… 的签名无法用本收集端的签名密钥验证（{exc.reason}）") from None
+            _("the signature of package {sha256}… does not verify with this collector's "
+              "signing key ({reason})").format(sha256=sha256[:16], reason=exc.reason)) from None
     return package
 
 
@@ -205,7 +223,9 @@ def promote(
         sources = conn.execute(select(agent_releases).where(c.version == version)
                                .order_by(c.id.desc())).all()
         if not sources:
-            raise NotFoundError(f"没有发布过版本 {version}；用 release list 查看已发布的版本")
+            raise NotFoundError(_("version {version} was never published; `courtguard-collector "
+                                  "release list` shows the published versions")
+                                .format(version=version))
         seen: set[str] = set()
         for source in map(_release, sources):
             if source.architecture in seen:
@@ -219,7 +239,8 @@ def promote(
                                  "promote", source.id, author,
                                  note or f"推广版本 {version} 至全部分组", created_at, actor))
         if not made:
-            raise CollectorError(f"版本 {version} 已面向全部分组，无需推广")
+            raise CollectorError(_("version {version} already targets all groups; nothing to "
+                                   "promote").format(version=version))
     return made
 
 
@@ -272,9 +293,12 @@ def rollback(
                                  previous.id, author,
                                  note or f"从版本 {current.version} 回滚至 {previous.version}",
                                  created_at, actor))
+    if not made and group:
+        raise CollectorError(_("group {group} has no previous release to roll back to (one "
+                               "version was published, or none)").format(group=group))
     if not made:
-        target = f"分组 {group}" if group else "全部分组"
-        raise CollectorError(f"{target}没有可回滚的上一个版本（只发布过一个版本，或从未发布）")
+        raise CollectorError(_("there is no previous release to roll back to for all groups "
+                               "(one version was published, or none)"))
     return made
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, insert, select
 from agent.calendar_cn import SHANGHAI, WorkCalendar, local_time
 from agent.detectors.documents.checker.extract import ExtractionError, decode_text
 from collector.errors import CollectorError
+from collector.messages import _
 from collector.routing.policy import POSITION_NAMES, POSITIONS, AlertingPolicy, Shift
 from collector.store.database import Database
 from collector.store.tables import duty_assignments
@@ -187,15 +188,16 @@ def parse_roster_csv(raw: bytes, policy: AlertingPolicy) -> list[ImportedRow]:
     write) are read.
     """
     if len(raw) > MAX_CSV_BYTES:
-        raise DutyImportError(f"the sheet is larger than {MAX_CSV_BYTES} bytes; split it")
+        raise DutyImportError(_("the sheet is larger than {limit} bytes; split it")
+                              .format(limit=MAX_CSV_BYTES))
     try:
         text = decode_text(raw)
     except ExtractionError as exc:
-        raise DutyImportError(f"值班表无法读取：{exc}") from exc
+        raise DutyImportError(_("the sheet cannot be read: {reason}").format(reason=exc)) from exc
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None:
-        raise DutyImportError("the sheet is empty")
+        raise DutyImportError(_("the sheet is empty"))
     columns = _columns([h.strip() for h in header])
     shifts = _names({k: [k, s.label] for k, s in policy.duty.shifts.items()})
     positions = _names({k: [k, POSITION_NAMES[k]] for k in POSITIONS})
@@ -208,20 +210,25 @@ def parse_roster_csv(raw: bytes, policy: AlertingPolicy) -> list[ImportedRow]:
         try:
             values = {key: cells[index].strip() for key, index in columns.items()}
         except IndexError:
-            problems.append(f"第 {line_no} 行：列数不足（需要 {len(header)} 列）")
+            problems.append(_("line {line}: too few columns ({count} needed)")
+                            .format(line=line_no, count=len(header)))
             continue
         try:
             day = date.fromisoformat(values["date"].replace("/", "-"))
         except ValueError:
-            problems.append(f"第 {line_no} 行：日期 {values['date']!r} 不是 YYYY-MM-DD 格式")
+            problems.append(_("line {line}: date {value!r} is not YYYY-MM-DD")
+                            .format(line=line_no, value=values["date"]))
             continue
         found = []
-        for key, table, what in (("shift", shifts, "班次"), ("position", positions, "岗位"),
-                                 ("person", people, "人员")):
+        for key, table, unknown in (
+                ("shift", shifts, _("line {line}: unknown shift {value!r} (known: {known})")),
+                ("position", positions,
+                 _("line {line}: unknown position {value!r} (known: {known})")),
+                ("person", people, _("line {line}: unknown person {value!r} (known: {known})"))):
             value = table.get(values[key])
             if value is None:
-                known = "、".join(sorted(table))
-                problems.append(f"第 {line_no} 行：未知{what} {values[key]!r}（可用：{known}）")
+                known = _(", ").join(sorted(table))
+                problems.append(unknown.format(line=line_no, value=values[key], known=known))
             found.append(value)
         if None not in found:
             rows.append(ImportedRow(day, *[v for v in found if v is not None]))
@@ -229,12 +236,14 @@ def parse_roster_csv(raw: bytes, policy: AlertingPolicy) -> list[ImportedRow]:
     for index, row in enumerate(rows):
         slot_key = (row.day, row.shift, row.position)
         if slot_key in seen and rows[seen[slot_key]].person != row.person:
-            problems.append(f"{row.day} {row.shift} {row.position} 出现两个不同人员")
+            problems.append(_("{day} {shift} {position}: two different people")
+                            .format(day=row.day, shift=row.shift, position=row.position))
         seen[slot_key] = index
     if problems:
-        raise DutyImportError("值班表未导入：\n" + "\n".join(problems))
+        raise DutyImportError(_("the sheet was not imported:\n{problems}")
+                              .format(problems="\n".join(problems)))
     if not rows:
-        raise DutyImportError("值班表没有数据行")
+        raise DutyImportError(_("the sheet has no data rows"))
     return rows
 
 
@@ -244,8 +253,9 @@ def _columns(header: list[str]) -> dict[str, int]:
         index = next((i for i, h in enumerate(header) if h.lower() in names), None)
         if index is None:
             raise DutyImportError(
-                f"表头缺少“{names[0]}”列（表头应为：日期,班次,岗位,姓名；实际：{','.join(header)}）"
-            )
+                _("the header has no “{column}” column (it should be 日期,班次,岗位,姓名 or "
+                  "date,shift,position,person; it is {header})")
+                .format(column="/".join(names), header=",".join(header)))
         columns[key] = index
     return columns
 

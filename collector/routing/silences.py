@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from collector.errors import CollectorError
+from collector.messages import _
 from collector.routing.policy import Label
 from collector.store import audit
 from collector.store.audit import Actor
@@ -120,7 +121,7 @@ def expire(db: Database, silence_id: str, actor: Actor, now: datetime, reason: s
     with db.write() as conn:
         row = conn.execute(silences.select().where(silences.c.id == silence_id)).first()
         if row is None:
-            raise SilenceError(f"no silence {silence_id}")
+            raise SilenceError(_("no silence {id}; see `silence list`").format(id=silence_id))
         silence = _from_row(row)
         if not silence.active(now) and silence.starts_at <= now:
             raise SilenceError(f"silence {silence_id} has already ended")

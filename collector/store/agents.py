@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from agent.events import EnrollRequest, EnrollResponse
 from collector import credentials
 from collector.errors import NotFoundError
+from collector.messages import _
 from collector.store.database import Database
 from collector.store.tables import agents, sequence_gaps
 from collector.store.tokens import spend_token
@@ -116,7 +117,7 @@ def revoke(db: Database, agent_id: str, reason: str, now: datetime) -> bool:
         if result.rowcount == 1:
             return True
         if conn.execute(select(agents.c.id).where(agents.c.id == agent_id)).first() is None:
-            raise NotFoundError(f"no agent with id {agent_id}; see `agent list`")
+            raise NotFoundError(_("no agent with id {id}; see `agent list`").format(id=agent_id))
         return False
 
 

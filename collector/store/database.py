@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import NullPool
 
 from collector.errors import StoreError, database_hint
+from collector.messages import _
 from collector.settings import CollectorSettings
 
 
@@ -70,9 +71,8 @@ def make_engine(
         _ping_idle_connections(engine)
         return engine
     raise StoreError(
-        f"unsupported database {url.get_backend_name()!r}: use sqlite:///PATH or "
-        "postgresql+psycopg://USER@HOST/DB"
-    )
+        _("unsupported database {backend!r}: use sqlite:///PATH or "
+          "postgresql+psycopg://USER@HOST/DB").format(backend=url.get_backend_name()))
 
 
 #: A pooled PostgreSQL connection idle longer than this is pinged before use.

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, or_, select, update
 
 from collector.errors import NotFoundError
+from collector.messages import _
 from collector.store.database import Database
 from collector.store.tables import agents, policy_bundles, policy_counter
 
@@ -107,7 +108,8 @@ def get_bundle(db: Database, version: int) -> StoredBundle:
             select(policy_bundles).where(policy_bundles.c.version == version)
         ).first()
     if row is None:
-        raise NotFoundError(f"no policy version {version}; see `policy status`")
+        raise NotFoundError(_("no policy version {version}; see `policy status`")
+                            .format(version=version))
     return _stored(row)
 
 
@@ -168,6 +170,6 @@ def set_agent_group(db: Database, agent_id: str, group: str) -> str:
             select(agents.c.group).where(agents.c.id == agent_id).with_for_update()
         ).scalar_one_or_none()
         if previous is None:
-            raise NotFoundError(f"no agent with id {agent_id}; see `agent list`")
+            raise NotFoundError(_("no agent with id {id}; see `agent list`").format(id=agent_id))
         conn.execute(update(agents).where(agents.c.id == agent_id).values(group=group))
     return str(previous)

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, case, insert, or_, select, update
 
 from collector import credentials
 from collector.errors import NotFoundError, RefusedError
+from collector.messages import _
 from collector.store.database import Database
 from collector.store.tables import enrollment_tokens as t
 
@@ -87,7 +88,8 @@ def revoke_token(db: Database, token_id: str, now: datetime) -> None:
         if result.rowcount == 0:
             exists = conn.execute(select(t.c.id).where(t.c.id == token_id)).first()
             if exists is None:
-                raise NotFoundError(f"no enrollment token with id {token_id}; see `token list`")
+                raise NotFoundError(_("no enrollment token with id {id}; see `token list`")
+                                    .format(id=token_id))
 
 
 def spend_token(conn: Connection, token: str, now: datetime) -> tuple[str, str]:

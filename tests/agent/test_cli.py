@@ -67,6 +67,7 @@ def test_status_without_enrollment_says_so(
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "enrolled:      no" in out
+    assert "last ship:     never\n" in out  # not "never at -"
     assert not settings.spool_path.exists()
 
 

@@ -221,8 +221,9 @@ def test_directory_user_cannot_use_a_local_password(collector: Collector) -> Non
     """``user passwd`` refuses a directory user: their password lives in the directory."""
     result = subprocess.run(
         [str(BIN / "courtguard-collector"), "user", "passwd", "wangfang", "--password-stdin"],
-        env=collector.env(), input="a local password here\n", capture_output=True, text=True,
-        timeout=60, check=False,
+        env={**collector.env(), "LANG": "zh_CN.UTF-8", "LC_ALL": ""},
+        input="a local password here\n", capture_output=True, text=True, timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "通过目录服务登录" in result.stderr

@@ -86,6 +86,14 @@ def test_damaged_packages_are_refused_with_a_reason(data: bytes) -> None:
         read_control(data)
 
 
+def test_a_deb_refusal_is_chinese_for_the_event_and_the_locale_s_for_a_command_line() -> None:
+    """The tests' locale is English: the event's reason stays Chinese all the same."""
+    with pytest.raises(DebError) as refused:
+        read_control(b"not a deb")
+    assert str(refused.value) == "不是 .deb 软件包（缺少 ar 归档头）"
+    assert refused.value.localized() == "not a .deb package (no ar archive header)"
+
+
 def _check(body: bytes, signature: str, public: str, *, running: str = "0.13.0",
            arch: str = "amd64", group: str = "court-a", target: str = "*",
            claimed: str | None = None) -> str:

@@ -58,4 +58,5 @@ def test_a_source_needs_one_place(cli: Any, tmp_path: Path) -> None:
     config.write_text('[[patrol.sources]]\nname = "x"\nurl = "https://192.0.2.1/"\n'
                       'directory = "/srv"\n')
     code, _, err = cli("patrol", "--config", str(config))
-    assert code == 1 and "url 与 directory 须给且只给一个" in err and "Traceback" not in err
+    assert code == 1 and "patrol source x: give exactly one of url and directory" in err
+    assert "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,9 @@ def test_publish_refuses_a_bad_directory_and_missing_key(cli: Any, tmp_path: Pat
     empty.mkdir()
     code, _, err = cli("policy", "publish", str(empty))
     assert code == 1 and "没有 *.yaml" in err
+    collector_only = tmp_path / "collector-only"
+    collector_only.mkdir()
+    shutil.copy(POLICIES / "alerting.yaml", collector_only)
+    code, _, err = cli("policy", "publish", str(collector_only))
+    assert code == 1, err
+    assert "the policy holds only kinds the collector reads (alerting) and none an agent" in err

@@ -66,3 +66,34 @@ def test_silence_commands_follow_the_locale(
     assert header.split() == ["ID", "匹配", "结束（北京时间）", "状态", "创建人", "说明"]
     assert row.split()[4] == "已结束"
     assert _columns(header, ["状态", "创建人"]) == _columns(row, ["已结束", "zhang"])
+
+
+def test_refusals_of_the_store_follow_the_locale(
+        cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a command line refuses because the store lacks it, and a password prompt with no
+    terminal to ask on, said in the locale's language (and never a traceback)."""
+    import argparse
+
+    from collector.cli.policy import group_name
+
+    assert cli("init")[0] == 0
+    code, _, err = cli("user", "create", "wang", "--role", "admin")
+    assert code == 1 and err.startswith("error: there is no terminal to ask for the password")
+    assert "--password-stdin" in err and "Traceback" not in err
+    assert cli("silence", "expire", "99")[2] == "error: no silence 99; see `silence list`\n"
+    assert "error: no enrollment token with id 7; see" in cli("token", "revoke", "7")[2]
+    assert "error: no agent with id ws-9; see" in cli("agent", "revoke", "ws-9")[2]
+    assert "error: no policy version 5; see" in cli("policy", "promote", "5")[2]
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a group name"):
+        group_name("bad group")
+
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    code, _, err = cli("user", "create", "wang", "--role", "admin")
+    assert code == 1 and err.startswith("错误：没有可用于输入密码的终端")
+    refused = cli("silence", "expire", "99")[2]
+    assert refused == "错误：没有编号为 99 的静默；用 `silence list` 查看\n"
+    assert "没有编号为 7 的注册令牌" in cli("token", "revoke", "7")[2]
+    assert "没有编号为 ws-9 的代理" in cli("agent", "revoke", "ws-9")[2]
+    assert "没有版本为 5 的策略" in cli("policy", "promote", "5")[2]
+    with pytest.raises(argparse.ArgumentTypeError, match="不是有效的分组名"):
+        group_name("bad group")

@@ -65,7 +65,7 @@ def test_targeting_canary_promote_and_rollback(db: Database, signing: Path) -> N
     promoted = store.promote(db, "0.14.0", public, author="ops", note="", created_at=NOW)
     assert [(r.action, r.group, r.source_id) for r in promoted] == [("promote", None, canary.id)]
     assert _target(db, "court-a") == "0.14.0"
-    with pytest.raises(CollectorError, match="无需推广"):
+    with pytest.raises(CollectorError, match="already targets all groups; nothing to promote"):
         store.promote(db, "0.14.0", public, author="ops", note="", created_at=NOW)
     with pytest.raises(NotFoundError):
         store.promote(db, "9.9.9", public, author="ops", note="", created_at=NOW)
@@ -88,19 +88,19 @@ def test_targeting_canary_promote_and_rollback(db: Database, signing: Path) -> N
 
 def test_a_rollback_needs_a_previous_release(db: Database, signing: Path) -> None:
     public = load_signing_key(signing).public_key.text
-    with pytest.raises(CollectorError, match="没有可回滚"):
+    with pytest.raises(CollectorError, match="no previous release to roll back to for all"):
         store.rollback(db, public, group=None, architecture=None, author="o", note="",
                        created_at=NOW)
     _publish(db, signing, "0.13.0")
-    with pytest.raises(CollectorError, match="没有可回滚"):
+    with pytest.raises(CollectorError, match="group court-a has no previous release"):
         store.rollback(db, public, group="court-a", architecture=None, author="o", note="",
                        created_at=NOW)
 
 
 def test_publish_refuses_what_is_not_the_agent_package(db: Database, signing: Path) -> None:
     key = load_signing_key(signing)
-    for body, message in ((b"hello", "不是 .deb"),
-                          (make_deb("1.0", package="nginx"), "不是代理软件包")):
+    for body, message in ((b"hello", r"not a \.deb package \(no ar archive header\); publish"),
+                          (make_deb("1.0", package="nginx"), "is named nginx, not")):
         with pytest.raises(CollectorError, match=message):
             store.publish_release(db, body, key, group=None, author="o", note="", created_at=NOW)
     assert store.list_releases(db) == []
@@ -112,7 +112,7 @@ def test_an_edited_package_is_never_retargeted(db: Database, signing: Path) -> N
     with db.write() as conn:
         conn.execute(sa.update(store.release_packages).values(
             body=make_deb("0.14.0", payload=b"evil")))
-    with pytest.raises(CollectorError, match="摘要不符"):
+    with pytest.raises(CollectorError, match="does not match its digest"):
         store.promote(db, "0.14.0", public, author="o", note="", created_at=NOW)
     with db.read() as conn, pytest.raises(CollectorError):
         store.verified_package(conn, row.sha256, Ed25519Signer().public_key.text)
@@ -244,8 +244,7 @@ def test_release_cli(settings: CollectorSettings, db: Database, signing: Path, t
     assert collector_main(["release", "promote", "7.7.7", *base]) == 1
     err = capsys.readouterr().err
     assert "does not exist" in err and "is a directory" in err
-    # The store's refusals are shared with the API and stay as it words them.
-    assert "没有发布过版本" in err
+    assert "version 7.7.7 was never published" in err
     assert "Traceback" not in err
 
 
@@ -275,3 +274,13 @@ def test_a_chinese_locale_reads_the_release_commands_in_chinese(
                       "拒绝", "待升级"]
     assert collector_main(["release", "publish", str(tmp_path), *base]) == 1
     assert "是目录：请给出代理 .deb 软件包文件" in capsys.readouterr().err
+    # The store's refusals, a .deb's own among them, speak the locale too.
+    junk = tmp_path / "junk.deb"
+    junk.write_bytes(b"hello")
+    assert collector_main(["release", "publish", str(junk), *base]) == 1
+    assert collector_main(["release", "promote", "7.7.7", *base]) == 1
+    assert collector_main(["release", "rollback", "--group", "court-b", *base]) == 1
+    err = capsys.readouterr().err
+    assert "不是 .deb 软件包（缺少 ar 归档头）；请发布由 packaging/agent 构建" in err, err
+    assert "没有发布过版本 7.7.7" in err
+    assert "分组 court-b 没有可回滚的上一个版本" in err

@@ -111,8 +111,17 @@ def test_csv_import_wins_over_the_rotation(db: Database) -> None:
     assert staff is not None and staff.person("on_duty") == "zhao_min"
 
 
-def test_csv_errors_name_every_bad_line() -> None:
+def test_csv_errors_name_every_bad_line(monkeypatch: pytest.MonkeyPatch) -> None:
     bad = "日期,班次,岗位,姓名\n2026-13-01,夜班,值班员,李娜\n2026-10-01,晚班,值班员,李四\n"
+    with pytest.raises(duty.DutyImportError) as raised:
+        duty.parse_roster_csv(bad.encode(), policy())
+    text = str(raised.value)
+    assert text.startswith("the sheet was not imported:\nline 2: date '2026-13-01' is not")
+    assert "line 3: unknown shift '晚班' (known: " in text
+    assert "line 3: unknown person '李四'" in text
+    with pytest.raises(duty.DutyImportError, match="the header has no “姓名/人员/person” column"):
+        duty.parse_roster_csv(b"date,shift,position,who\n2026-10-01,x\n", policy())
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     with pytest.raises(duty.DutyImportError) as raised:
         duty.parse_roster_csv(bad.encode(), policy())
     text = str(raised.value)
@@ -154,4 +163,4 @@ def test_duty_cli_import_now_next(settings: Any, db: Database, tmp_path: Path,
     bad = tmp_path / "bad.csv"
     bad.write_text("日期,班次,岗位,姓名\n2026-10-01,夜班,值班员,李四\n")
     assert main(["duty", "import", str(bad)]) == 1
-    assert "未知人员 '李四'" in capsys.readouterr().err
+    assert "line 2: unknown person '李四'" in capsys.readouterr().err

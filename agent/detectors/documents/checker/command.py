@@ -1,10 +1,11 @@
-"""``courtguard-agent scan``: check documents before publication, report in Chinese or JSON.
+"""``courtguard-agent scan``: check documents before publication, report for a person or JSON.
 
 Exit status: 0 when every document is publishable, 1 when any is not, 2 when
 any could not be checked (or on a usage error), so a publishing workflow can
 gate on it.
 
-Without ``--json`` each document is reported for a person: its verdict, then
+Without ``--json`` each document is reported for a person, in the locale's
+language (``checker/messages.py``): its verdict, then
 its findings grouped by rule with the rule's reason and legal basis said once
 per group, each finding at its line and column (and paragraph for .docx), the
 text as it stands in the document (so it can be found with the editor's
@@ -28,9 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from agent.detectors.documents.checker import messages
 from agent.detectors.documents.checker.extract import SUPPORTED_SUFFIXES
-from agent.detectors.documents.checker.scanner import ACTION_LABELS, VERDICT_LABELS
 from agent.errors import ConfigError, PolicyError
+from agent.messages import _
 
 if TYPE_CHECKING:
     from agent.detectors.documents.policy import DocumentsPolicy
@@ -40,32 +42,21 @@ EXIT_NOT_PUBLISHABLE: Final = 1
 EXIT_ERROR: Final = 2
 #: Same bound as the policy loader's: a policy file is text a person wrote.
 MAX_POLICY_FILE_BYTES: Final = 4 * 1024 * 1024
-#: What a finding without a replacement asks for instead.
-NO_REPLACEMENT: Final = {"block": "不得公开，须整体处理", "review": "需人工决定"}
-FIXED_PART_LABELS: Final = {
-    "body": "正文",
-    "footnotes": "脚注",
-    "endnotes": "尾注",
-    "comments": "批注",
-    "deleted": "修订中删除的文字",
-    "properties": "文档属性",
-    "filename": "文件名",
-}
 
 
 def part_label(part: str) -> str:
-    """A part's name as a clerk knows it: 正文, 页眉1, 第3页, 批注..."""
-    if part in FIXED_PART_LABELS:
-        return FIXED_PART_LABELS[part]
-    kind, _, number = part.partition(":")
+    """A part's name as a clerk knows it: 正文, 页眉1, 第3页, 批注... (body, header 1...)."""
+    if part in messages.PART:
+        return _(messages.PART[part])
+    kind, _sep, number = part.partition(":")
     if kind == "page":
-        return f"第{number}页"
+        return _(messages.PAGE).format(number=number)
     if kind == "header":
-        return f"页眉{number}"
+        return _(messages.HEADER).format(number=number)
     if kind == "footer":
-        return f"页脚{number}"
+        return _(messages.FOOTER).format(number=number)
     if kind == "deleted":
-        return f"{part_label(number)}修订中删除的文字"
+        return _(messages.DELETED_IN).format(part=part_label(number))
     return part
 
 
@@ -81,10 +72,7 @@ def read_documents_policy(policy_dir: Path) -> DocumentsPolicy:
     from agent.detectors.documents.policy import DocumentsPolicy
 
     if not policy_dir.is_dir():
-        raise PolicyError(
-            f"策略目录 {policy_dir} 不存在：请用 --policy-dir 指定，"
-            "或在 agent.toml 中设置 policy_dir"
-        )
+        raise PolicyError(_(messages.NO_POLICY_DIR).format(path=policy_dir))
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     preferred = policy_dir / "documents.yaml"
     candidates = [preferred] if preferred.is_file() else []
@@ -93,24 +81,28 @@ def read_documents_policy(policy_dir: Path) -> DocumentsPolicy:
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            raise PolicyError(f"{path}：无法读取（{exc.strerror}）") from exc
+            raise PolicyError(_(messages.POLICY_UNREADABLE).format(
+                path=path, reason=exc.strerror)) from exc
         if len(raw) > MAX_POLICY_FILE_BYTES:
-            raise PolicyError(f"{path}：超过 {MAX_POLICY_FILE_BYTES} 字节，请拆分")
+            raise PolicyError(_(messages.POLICY_TOO_LARGE).format(
+                path=path, limit=MAX_POLICY_FILE_BYTES))
         try:
             data: Any = yaml.load(raw, Loader=loader)  # noqa: S506 (a safe loader)
         except yaml.YAMLError as exc:
-            raise PolicyError(f"{path}：不是有效的 YAML：{exc}") from exc
+            raise PolicyError(_(messages.POLICY_NOT_YAML).format(path=path, reason=exc)) from exc
         if not isinstance(data, dict) or data.get("kind") != "documents":
             continue
         try:
             return DocumentsPolicy.model_validate(data)
         except ValidationError as exc:
             problems = "\n".join(
-                f"  {path.name}: {'.'.join(str(p) for p in e['loc']) or '(顶层)'}: {e['msg']}"
+                f"  {path.name}: "
+                f"{'.'.join(str(p) for p in e['loc']) or _(messages.POLICY_TOP_LEVEL)}: {e['msg']}"
                 for e in exc.errors(include_url=False)
             )
-            raise PolicyError(f"{path}：documents 策略有误：\n{problems}") from exc
-    raise PolicyError(f"策略目录 {policy_dir} 中没有 documents 策略（kind: documents）")
+            raise PolicyError(_(messages.POLICY_INVALID).format(
+                path=path, problems=problems)) from exc
+    raise PolicyError(_(messages.NO_DOCUMENTS_POLICY).format(path=policy_dir))
 
 
 def load_documents_policy(policy_dir: Path | None, config: str | None) -> DocumentsPolicy:
@@ -122,9 +114,7 @@ def load_documents_policy(policy_dir: Path | None, config: str | None) -> Docume
         configured = load_settings(config).policy_dir
         policy_dir = configured if configured.is_dir() else bundled_policy_dir()
         if policy_dir is None:
-            raise ConfigError(
-                f"策略目录 {configured} 不存在，安装包中也没有自带的策略：请用 --policy-dir 指定"
-            )
+            raise ConfigError(_(messages.NO_POLICY_ANYWHERE).format(path=configured))
     return read_documents_policy(policy_dir)
 
 
@@ -150,7 +140,7 @@ def collect(paths: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
         elif path.is_file():
             files.append(str(path))
         else:
-            problems.append(_problem(raw, "文件或目录不存在"))
+            problems.append(_problem(raw, _(messages.NOT_FOUND)))
     return files, problems
 
 
@@ -175,12 +165,13 @@ def exit_status(reports: list[dict[str, Any]]) -> int:
 
 
 def where(finding: dict[str, Any]) -> str:
-    """``正文第3行第5列（第2段）``: where a person finds the text."""
+    """``正文第3行第5列（第2段）`` (``body line 3 column 5 (paragraph 2)``): where to look."""
     text = part_label(finding["part"])
     if finding.get("line") is not None:
-        text += f"第{finding['line']}行第{finding['column']}列"
+        text = _(messages.AT_LINE).format(part=text, line=finding["line"],
+                                          column=finding["column"])
     if finding.get("paragraph"):
-        text += f"（第{finding['paragraph']}段）"
+        text += _(messages.IN_PARAGRAPH).format(paragraph=finding["paragraph"])
     return text
 
 
@@ -196,41 +187,51 @@ def change_text(finding: dict[str, Any]) -> str:
     shown = _one_line(original if original is not None else finding["excerpt"])
     replacement = finding.get("replacement")
     if replacement is not None:
-        return f"“{shown}” → “{_one_line(replacement)}”"
-    return f"“{shown}”（{NO_REPLACEMENT.get(finding['action'], '需人工决定')}）"
+        return messages.CHANGE.format(original=shown, replacement=_one_line(replacement))
+    reason = messages.UNCHANGED.get(finding["action"], messages.UNCHANGED["review"])
+    return _(messages.NO_CHANGE).format(original=shown, reason=_(reason))
+
+
+def verdict_word(verdict: str) -> str:
+    return _(messages.VERDICT[verdict])
+
+
+def action_word(action: str) -> str:
+    return _(messages.ACTION[action])
 
 
 def document_summary(report: dict[str, Any]) -> str:
-    """One Chinese line: the verdict and how many findings of each action."""
+    """One line: the verdict and how many findings of each action."""
     if report["error"]:
-        return f"小结：无法审查（{report['error']}）"
+        return _(messages.SUMMARY_ERROR).format(error=report["error"])
     findings = report["findings"]
     if not findings:
-        return f"小结：{VERDICT_LABELS[report['verdict']]}，未发现问题。"
+        return _(messages.SUMMARY_CLEAN).format(verdict=verdict_word(report["verdict"]))
     actions = Counter(f["action"] for f in findings)
-    counts = "，".join(
-        f"{ACTION_LABELS[a]} {actions[a]} 处" for a in ACTION_LABELS if actions.get(a)
+    counts = _(messages.LIST_SEPARATOR).join(
+        _(messages.ACTION_COUNT).format(action=action_word(a), count=actions[a])
+        for a in messages.ACTION if actions.get(a)
     )
-    rules = len({f["rule_id"] for f in findings})
-    return (
-        f"小结：{VERDICT_LABELS[report['verdict']]}；共 {len(findings)} 处"
-        f"（{counts}），涉及 {rules} 条规则。"
-    )
+    return _(messages.SUMMARY).format(
+        verdict=verdict_word(report["verdict"]), count=len(findings), counts=counts,
+        rules=len({f["rule_id"] for f in findings}))
 
 
 def human_report(report: dict[str, Any], out: TextIO) -> None:
-    print(f"文书：{report['path']}", file=out)
+    print(_(messages.DOCUMENT).format(path=report["path"]), file=out)
     if report["error"]:
-        print(f"  无法审查：{report['error']}", file=out)
+        print(_(messages.CANNOT_CHECK).format(error=report["error"]), file=out)
         return
-    print(f"  结论：{VERDICT_LABELS[report['verdict']]}（规则集 {report['profile']}）", file=out)
+    print(_(messages.VERDICT_LINE).format(verdict=verdict_word(report["verdict"]),
+                                          profile=report["profile"]), file=out)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for finding in report["findings"]:
         key = (finding["rule_id"], finding["action"], finding["detail"])
         groups.setdefault(key, []).append(finding)
     for (rule_id, action, detail), findings in groups.items():
-        print(f"  [{ACTION_LABELS[action]}] {detail}（{rule_id}）", file=out)
-        print(f"    依据：{findings[0]['basis']}", file=out)
+        print(_(messages.GROUP).format(action=action_word(action), detail=detail,
+                                       rule_id=rule_id), file=out)
+        print(_(messages.BASIS).format(basis=findings[0]["basis"]), file=out)
         for finding in findings:
             print(f"    {where(finding)}  {change_text(finding)}", file=out)
     print(f"  {document_summary(report)}", file=out)
@@ -238,28 +239,27 @@ def human_report(report: dict[str, Any], out: TextIO) -> None:
 
 def summary(reports: list[dict[str, Any]], out: TextIO) -> None:
     verdicts = Counter(r["verdict"] or "error" for r in reports)
-    labels = {**VERDICT_LABELS, "error": "无法审查"}
-    print(
-        f"共审查 {len(reports)} 份文书："
-        + "，".join(
-            f"{labels[v]} {verdicts[v]} 份" for v in (*VERDICT_LABELS, "error") if verdicts[v]
-        ),
-        file=out,
+    words = {**messages.VERDICT, "error": messages.UNCHECKED}
+    counts = _(messages.LIST_SEPARATOR).join(
+        _(messages.VERDICT_COUNT).format(verdict=_(words[v]), count=verdicts[v])
+        for v in words if verdicts[v]
     )
+    print(_(messages.CHECKED).format(count=len(reports), counts=counts), file=out)
     rules = Counter(f["rule_id"] for r in reports for f in r["findings"])
     if rules:
-        print("按规则统计：", file=out)
+        print(_(messages.BY_RULE), file=out)
         for rule_id, count in rules.most_common():
-            print(f"  {rule_id}: {count} 处", file=out)
+            print(_(messages.RULE_COUNT).format(rule_id=rule_id, count=count), file=out)
     withdraw = [r["path"] for r in reports if r["verdict"] == "do_not_publish"]
     if withdraw:
-        print("不得公开（已公开的应撤回）：", file=out)
+        print(_(messages.WITHDRAW), file=out)
         for path in withdraw:
             print(f"  {path}", file=out)
 
 
 def _progress(done: int, total: int) -> None:
-    print(f"\r已审查 {done}/{total}", end="", file=sys.stderr, flush=True)
+    progress = _(messages.PROGRESS).format(done=done, total=total)
+    print(f"\r{progress}", end="", file=sys.stderr, flush=True)
 
 
 def scan_reports(

@@ -26,13 +26,16 @@ from pathlib import Path
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
+from agent.detectors.documents.checker import messages
 from agent.detectors.documents.checker.command import (
     EXIT_ERROR,
     EXIT_NOT_PUBLISHABLE,
     EXIT_PUBLISHABLE,
+    action_word,
     change_text,
     load_documents_policy,
     part_label,
+    verdict_word,
     where,
 )
 from agent.detectors.documents.checker.extract import (
@@ -43,8 +46,6 @@ from agent.detectors.documents.checker.extract import (
     extract_bytes,
 )
 from agent.detectors.documents.checker.scanner import (
-    ACTION_LABELS,
-    VERDICT_LABELS,
     DocFinding,
     ScanResult,
     scan_parts,
@@ -52,9 +53,19 @@ from agent.detectors.documents.checker.scanner import (
 from agent.detectors.documents.checker.worker import position
 from agent.detectors.documents.policy import DocumentsPolicy
 from agent.errors import ConfigError
+from agent.messages import _
 
 APPLIED_ACTIONS: Final = frozenset({"pseudonymize", "redact"})
 FIXABLE_SUFFIXES: Final = (".txt", ".docx")
+#: Why a finding is left as it stands, in the words the console and ``--json`` carry
+#: (Chinese whatever the locale); the command line says it in its own language
+#: (``messages.UNCHANGED``, by the same key).
+NOT_APPLIED: Final = {
+    "block": "不得公开，须整体处理",
+    "review": "需人工决定",
+    "filename": "文件名含个人信息，请另行命名输出文件",
+    "overlap": "与其他修改重叠，已按前一处处理",
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,8 @@ class Change:
     finding: DocFinding
     applied: bool
     reason: str = ""
+    #: The key of ``reason`` in ``NOT_APPLIED`` (``""`` when applied).
+    why: str = ""
     #: The text the finding covers as it stands in the original, for the person reading the
     #: change list (``张三 → 张某``); never in ``--json``, which carries the masked excerpt.
     original: str = ""
@@ -83,12 +96,12 @@ def plan(result: ScanResult) -> list[Change]:
     last_end: dict[str, int] = {}
     for finding in sorted(result.findings, key=lambda f: (f.part, f.start, -f.end)):
         if finding.action not in APPLIED_ACTIONS or finding.replacement is None:
-            reason = "不得公开，须整体处理" if finding.action == "block" else "需人工决定"
-            changes.append(Change(finding, False, reason))
+            why = "block" if finding.action == "block" else "review"
+            changes.append(Change(finding, False, NOT_APPLIED[why], why=why))
         elif finding.part == "filename":
-            changes.append(Change(finding, False, "文件名含个人信息，请另行命名输出文件"))
+            changes.append(Change(finding, False, NOT_APPLIED["filename"], why="filename"))
         elif finding.start < last_end.get(finding.part, -1):
-            changes.append(Change(finding, False, "与其他修改重叠，已按前一处处理"))
+            changes.append(Change(finding, False, NOT_APPLIED["overlap"], why="overlap"))
         else:
             last_end[finding.part] = finding.end
             changes.append(Change(finding, True))
@@ -178,7 +191,8 @@ def fix_bytes(
     """The corrected file's bytes, what the original scan found, and every change."""
     suffix = Path(name).suffix.lower()
     if suffix not in FIXABLE_SUFFIXES:
-        raise ExtractionError(f"--fix 目前支持 {'、'.join(FIXABLE_SUFFIXES)}，不支持 {suffix}")
+        raise ExtractionError(_(messages.FIX_UNSUPPORTED).format(
+            supported=_(messages.LIST_SEPARATOR).join(FIXABLE_SUFFIXES), suffix=suffix))
     extracted = extract_bytes(data, name, DEFAULT_LIMITS)
     result = scan_parts(extracted.parts, policy, profile)
     changes = [_located(c, extracted) for c in plan(result)]
@@ -213,21 +227,21 @@ def _write_new(path: Path, data: bytes) -> None:
 
 def run_fix(args: Any) -> int:
     if len(args.paths) != 1 or not args.output:
-        raise ConfigError("scan --fix takes exactly one file and -o OUT")
+        raise ConfigError(_(messages.FIX_USAGE))
     source, target = Path(args.paths[0]), Path(args.output)
     if not source.is_file():
-        raise ConfigError(f"{source}: not a file")
+        raise ConfigError(_(messages.FIX_NOT_A_FILE).format(path=source))
     if target.exists() and target.resolve() == source.resolve():
-        raise ConfigError("-o must name a new file; the original is never modified")
+        raise ConfigError(_(messages.FIX_SAME_FILE))
     if target.suffix.lower() != source.suffix.lower():
-        raise ConfigError(f"-o must keep the extension {source.suffix}")
+        raise ConfigError(_(messages.FIX_SUFFIX).format(suffix=source.suffix))
     policy = load_documents_policy(Path(args.policy_dir) if args.policy_dir else None, args.config)
     data = source.read_bytes()
     try:
         fixed, before, changes = fix_bytes(data, source.name, policy, args.profile)
         after = scan_parts(extract_bytes(fixed, target.name).parts, policy, args.profile)
     except ExtractionError as exc:
-        print(f"无法修正 {source}：{exc}", file=sys.stderr)
+        print(_(messages.FIX_FAILED).format(path=source, reason=exc), file=sys.stderr)
         return EXIT_ERROR
     _write_new(target, fixed)
     if args.json:
@@ -253,25 +267,23 @@ def _human(
     source: Path, target: Path, before: ScanResult, after: ScanResult, changes: list[Change]
 ) -> None:
     applied = [c for c in changes if c.applied]
-    print(f"原文书：{source}（{VERDICT_LABELS[before.verdict]}，未改动）")
-    print(f"修正稿：{target}，共修改 {len(applied)} 处：")
+    print(_(messages.FIX_ORIGINAL).format(path=source, verdict=verdict_word(before.verdict)))
+    print(_(messages.FIX_COPY).format(path=target, count=len(applied)))
     for change in changes:
         f = change.finding
         shown = {**f.as_json(), "original": change.original or None}
-        label = ACTION_LABELS[f.action]
+        spot = change.location or part_label(f.part)
         if change.applied:
-            print(
-                f"  [{label}] {change.location or part_label(f.part)}  "
-                f"{change_text({**shown, 'replacement': f.replacement})}（{f.rule_id}）"
-            )
+            print(_(messages.FIX_APPLIED).format(
+                action=action_word(f.action), where=spot, rule_id=f.rule_id,
+                change=change_text({**shown, "replacement": f.replacement})))
         else:
-            print(
-                f"  [{label}，未修改：{change.reason}] {change.location or part_label(f.part)}  "
-                f"{change_text({**shown, 'replacement': None})} {f.detail}（{f.rule_id}）"
-            )
-    print(f"修正稿复查结论：{VERDICT_LABELS[after.verdict]}")
+            print(_(messages.FIX_NOT_APPLIED).format(
+                action=action_word(f.action), reason=_(messages.UNCHANGED[change.why]),
+                where=spot, change=change_text({**shown, "replacement": None}),
+                detail=f.detail, rule_id=f.rule_id))
+    print(_(messages.FIX_RECHECKED).format(verdict=verdict_word(after.verdict)))
     for f in after.findings:
-        print(
-            f"  [{ACTION_LABELS[f.action]}] {part_label(f.part)}  "
-            f"“{f.excerpt}” {f.detail}（{f.rule_id}）"
-        )
+        print(_(messages.FIX_REMAINING).format(
+            action=action_word(f.action), where=part_label(f.part), excerpt=f.excerpt,
+            detail=f.detail, rule_id=f.rule_id))

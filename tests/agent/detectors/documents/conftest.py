@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,12 @@ def documents_policy() -> DocumentsPolicy:
 CLI = "import sys; from agent.cli import main; sys.exit(main())"
 
 
-def run_scan(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``courtguard-agent scan`` in a real process, on the project's policies."""
+def run_scan(
+    *args: str, timeout: float = 120, lang: str = "C.UTF-8"
+) -> subprocess.CompletedProcess[str]:
+    """``courtguard-agent scan`` in a real process, on the project's policies, under ``lang``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANGUAGE"))}
+    env["LANG"] = lang
     return subprocess.run(
         [sys.executable, "-c", CLI, "scan", "--policy-dir", str(REPO / "policies"), *args],
         capture_output=True,
@@ -37,4 +42,5 @@ def run_scan(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
         timeout=timeout,
         check=False,
         cwd=REPO,
+        env=env,
     )

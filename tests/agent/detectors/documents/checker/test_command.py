@@ -1,10 +1,15 @@
 # ruff: noqa: E501  (judgment text reads best on one line)
-"""``courtguard-agent scan`` as a publishing workflow calls it: real processes, exit codes, JSON."""
+"""``courtguard-agent scan`` as a publishing workflow calls it: real processes, exit codes, JSON.
+
+The report is read by a clerk in Chinese (``zh_CN.UTF-8``, the default here); one test reads
+it under ``C.UTF-8``, where its own words are English.
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -16,8 +21,8 @@ CLEAN = "北京市朝阳区人民法院\n民事判决书\n(2024)京0105民初1�
 DIRTY = CLEAN + "被告钱某的手机号码13812345678。\n"
 
 
-def scan(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_scan(*args)
+def scan(*args: str, lang: str = "zh_CN.UTF-8") -> subprocess.CompletedProcess[str]:
+    return run_scan(*args, lang=lang)
 
 
 def test_exit_codes_and_json(tmp_path: Path) -> None:
@@ -35,7 +40,7 @@ def test_exit_codes_and_json(tmp_path: Path) -> None:
     assert DIRTY[finding["start"] : finding["end"]] == "13812345678"
     assert "13812345678" not in done.stdout
     missing = scan(str(tmp_path / "nope.txt"))
-    assert missing.returncode == 2 and "不存在" in missing.stdout
+    assert missing.returncode == 2 and "文件或目录不存在" in missing.stdout
 
 
 def test_directory_with_hostile_files_summarises_and_keeps_going(tmp_path: Path) -> None:
@@ -110,3 +115,26 @@ def test_fix_lists_what_changed_from_the_original(tmp_path: Path) -> None:
     assert "正文第4行第3列  “张三” → “张某”" in done.stdout
     assert "“张某” → “张某”" not in done.stdout
     assert "“13812345678” → “×××”" in done.stdout
+
+
+def test_english_locale_reports_in_english_around_the_policy_and_document_text(
+    tmp_path: Path,
+) -> None:
+    """Under C.UTF-8 the report's own words are English; what is Chinese comes from the policy
+    (a rule's reason and legal basis) or from the document itself."""
+    named = tmp_path / "named.txt"
+    named.write_text(NAMED_2024)
+    done = scan("--profile", "spc-2024", str(named), str(tmp_path / "nope.txt"), lang="C.UTF-8")
+    assert done.returncode == 2, done.stderr
+    out = done.stdout
+    assert "  verdict: publishable after redaction (rule set spc-2024)" in out
+    assert "body line 4 column 3  “张三” → “张某”" in out
+    assert "summary: publishable after redaction; 3 found (delete 1, pseudonymise 2) under 2 rule(s)." in out
+    assert "  cannot be checked: no such file or directory" in out
+    assert "documents checked: 2 (publishable after redaction 1, cannot be checked 1)" in out
+    machine = json.loads(scan("--json", "--profile", "spc-2024", str(named)).stdout)
+    from_policy = {f[key] for f in machine["findings"] for key in ("detail", "basis")}
+    left = re.sub(r"“[^”]*”", "", out)
+    for text in sorted(from_policy, key=len, reverse=True):
+        left = left.replace(text, "")
+    assert not re.search(r"[\u4e00-\u9fff]", left), left
