@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.events import MAX_CAPTURE_PACKETS
 from tests.e2e.harness import (
     Collector,
     policies_watching,
@@ -231,8 +232,11 @@ def test_package_installs_runs_upgrades_and_purges_in_a_root_without_python(
                         "agent.detectors.documents.checker.child", "/tmp/old.doc", "1000000")
     assert "library path [unset]" in json.loads(legacy.stdout)["parts"][0]["text"], legacy.stdout
     converter.unlink()
+    # The largest packet bound: the host's loopback, shared with whatever else runs on the
+    # machine, can carry the default 1000 packets in less than the duration.
     capture = chroot.run(BINARY, "--courtguard-run-module", "agent.evidence.capture",
-                         json.dumps({"interface": "lo", "duration_s": 0.5}), "/tmp/lo.pcap")
+                         json.dumps({"interface": "lo", "duration_s": 0.5,
+                                     "max_packets": MAX_CAPTURE_PACKETS}), "/tmp/lo.pcap")
     assert json.loads(capture.stdout.splitlines()[-1])["stopped_by"] == "duration"
     assert (root / "tmp/lo.pcap").read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
     # scan's worker pool is spawned multiprocessing: the frozen entry runs the workers too.
