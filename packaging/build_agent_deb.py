@@ -140,7 +140,9 @@ def _freeze_locked(build_dir: Path) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(build_dir / "dist", ignore_errors=True)
     arguments = [
-        str(python), "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+        # No --clean: PyInstaller's cache holds stripped copies of the libraries, each checked
+        # against the digest of its source before reuse; a rebuild strips only what changed.
+        str(python), "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
         "--onedir", "--name", PACKAGE,
         # Symbols are for debugging the builder's libraries; the workstation only runs them.
         "--strip",
@@ -160,7 +162,8 @@ def _freeze_locked(build_dir: Path) -> Path:
     ]
     for module in CHILD_MODULES:
         arguments += ["--hidden-import", module]
-    run([*arguments, str(HERE / "entry.py")], cwd=build_dir)
+    run([*arguments, str(HERE / "entry.py")], cwd=build_dir,
+        env={**os.environ, "PYINSTALLER_CONFIG_DIR": str(build_dir / "pyinstaller-cache")})
     shutil.rmtree(tree, ignore_errors=True)
     shutil.move(str(build_dir / "dist" / PACKAGE), tree)
     shutil.rmtree(work, ignore_errors=True)

@@ -25,4 +25,8 @@ mkdir -p artifacts
 "$VENV/bin/python" -m mypy agent collector
 # Most tests wait on subprocesses, sockets and namespaces rather than the CPU:
 # several workers keep both cores busy (COURTGUARD_TEST_WORKERS=0 runs in-process).
-exec "$VENV/bin/python" -m pytest -n "${COURTGUARD_TEST_WORKERS:-3}" "$@"
+# Each worker is handed whole files, in the order tests/conftest.py sorts them (the
+# package and end-to-end files first): the minutes-long package tests start at once
+# on different workers, and a file's module fixtures are set up once.
+exec "$VENV/bin/python" -m pytest -n "${COURTGUARD_TEST_WORKERS:-3}" \
+  --dist loadfile --no-loadscope-reorder "$@"

@@ -45,11 +45,17 @@ def pg_server_url() -> str:
     return url
 
 
-#: Tests that spend minutes in a package build or an installed Debian root. Collected first,
-#: so the parallel workers start them at once and the rest of the suite runs beside them
-#: instead of after them.
-LONG_FIRST = ("tests/packaging/",)
+#: Test directories by how long their files take, longest first: the package tests spend
+#: minutes in a build or an installed Debian root, an end-to-end file up to a few minutes
+#: with real processes. scripts/test.sh hands out whole files to the parallel workers in
+#: this order (``--dist loadfile``), so the long files start at once, on different
+#: workers, and the short ones fill in at the end instead of one long file finishing last.
+LONG_FIRST = ("tests/packaging/", "tests/e2e/")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))
+    def rank(item: pytest.Item) -> int:
+        starts = [item.nodeid.startswith(prefix) for prefix in LONG_FIRST]
+        return starts.index(True) if True in starts else len(LONG_FIRST)
+
+    items.sort(key=rank)

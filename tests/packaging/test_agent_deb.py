@@ -1,13 +1,15 @@
 """The agent .deb carries its own runtime: installed into a Debian root with no Python, it runs.
 
 A minimal Debian bookworm (``debootstrap --variant=minbase``, cached under
-``COURTGUARD_TEST_CACHE``) gets the package with ``dpkg -i`` in a chroot; the
+``COURTGUARD_TEST_CACHE``; the test writes to an overlay of it, see debian_root.py)
+gets the package with ``dpkg -i`` in a chroot; the
 agent is enrolled and run from it (the chroot shares the network namespace, so
 the real collector outside listens on loopback), its heartbeat and an
 ``agent.test`` event arrive; the package is then upgraded in place (an edited
 ``agent.toml`` is kept, the agent reports the new version) and purged (nothing
 of it is left). The one-folder build is made once per source digest and cached
-too; the two versions are packed from it in seconds.
+too (while it runs, the Debian root is made beside it); the two versions are packed
+from it in seconds.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.events import MAX_CAPTURE_PACKETS
 from tests.e2e.harness import (
     Collector,
     policies_watching,
@@ -34,12 +37,17 @@ from tests.e2e.harness import (
     tail,
     wait_until,
 )
+from tests.packaging.debian_root import (
+    CACHE,
+    Chroot,
+    MinbaseUnavailable,
+    cached_minbase,
+    chroot_env,
+    start_minbase_in_background,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "packaging" / "build_agent_deb.py"
-CACHE = Path(os.environ.get("COURTGUARD_TEST_CACHE", "/var/cache/courtguard-test"))
-MIRROR = os.environ.get("COURTGUARD_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-SUITE = "bookworm"
 BINARY = "/opt/courtguard/agent/courtguard-agent"
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e, pytest.mark.timeout(3600)]
@@ -59,13 +67,20 @@ def _project_version() -> str:
 
 
 @pytest.fixture(scope="session")
-def agent_tree() -> Path:
+def agent_tree(request: pytest.FixtureRequest) -> Path:
     """The one-folder build, made once per source digest and kept in the cache."""
     if os.geteuid() != 0:
         _unavailable("needs root (dpkg and chroot)")
     if shutil.which("dpkg-deb") is None:
         _unavailable("dpkg-deb is missing (scripts/test.sh installs dpkg-dev)")
-    return _build(["--build-dir", str(CACHE / "agent-onefolder"), "--print-tree"])
+    return build_tree(request, CACHE / "agent-onefolder")
+
+
+def build_tree(request: pytest.FixtureRequest, build_dir: Path) -> Path:
+    """The one-folder tree in ``build_dir``; meanwhile the Debian root, if a test wants it."""
+    if any("minbase" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        start_minbase_in_background()
+    return _build(["--build-dir", str(build_dir), "--print-tree"])
 
 
 @pytest.fixture(scope="session")
@@ -97,62 +112,11 @@ def minbase() -> Path:
         _unavailable("needs root (debootstrap)")
     if shutil.which("debootstrap") is None:
         _unavailable("debootstrap is missing (scripts/test.sh installs it)")
-    done_root = CACHE / "debootstrap" / f"{SUITE}-minbase"
-    if (done_root / "etc" / "debian_version").is_file():
-        return done_root
-    partial = done_root.with_name(done_root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    made = subprocess.run(
-        ["debootstrap", "--variant=minbase", SUITE, str(partial), MIRROR],
-        capture_output=True, text=True, timeout=1800, check=False,
-    )
-    if made.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        _unavailable(f"debootstrap from {MIRROR} failed: {tail(made.stdout + made.stderr, 5)}")
-    partial.rename(done_root)
-    return done_root
-
-
-class Chroot:
-    """A copy of the cached root with /proc, /sys and /dev bound in; unmounted on close."""
-
-    def __init__(self, template: Path, target: Path) -> None:
-        self.root = target
-        subprocess.run(["cp", "-a", f"{template}/.", str(target)], check=True, timeout=600)
-        self.mounts: list[Path] = []
-        for name, kind in (("proc", ["-t", "proc", "proc"]), ("sys", ["--rbind", "/sys"]),
-                           ("dev", ["--rbind", "/dev"])):
-            point = target / name
-            subprocess.run(["mount", *kind, str(point)], check=True, timeout=60)
-            if kind[0] == "--rbind":
-                subprocess.run(["mount", "--make-rslave", str(point)], check=True, timeout=60)
-            self.mounts.append(point)
-
-    def run(self, *argv: str, check: bool = True, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["chroot", str(self.root), *argv], capture_output=True, text=True,
-            timeout=timeout, check=False, env=env or _chroot_env(),
-        )
-        if check:
-            assert done.returncode == 0, f"{argv}: {done.returncode}\n{done.stdout}{done.stderr}"
-        return done
-
-    def close(self) -> None:
-        for point in reversed(self.mounts):
-            subprocess.run(["umount", "-R", "-l", str(point)], check=False, timeout=60)
-        if not any(_is_mount(p) for p in self.mounts):
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _is_mount(path: Path) -> bool:
-    return subprocess.run(["mountpoint", "-q", str(path)], check=False).returncode == 0
-
-
-def _chroot_env() -> dict[str, str]:
-    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "LANG": "C.UTF-8", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        return cached_minbase()
+    except MinbaseUnavailable as exc:
+        _unavailable(str(exc))
+        raise
 
 
 @pytest.fixture
@@ -199,7 +163,7 @@ def running_agent(root: Chroot, log_file: Path) -> Iterator[subprocess.Popen[byt
     notify_path.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
-    env = {**_chroot_env(), "NOTIFY_SOCKET": "/run/cg-notify"}
+    env = {**chroot_env(), "NOTIFY_SOCKET": "/run/cg-notify"}
     process = spawn("packaged agent", ["chroot", str(root.root), BINARY, "run"], env, log_file)
     try:
         exited = os.pidfd_open(process.pid)
@@ -268,8 +232,11 @@ def test_package_installs_runs_upgrades_and_purges_in_a_root_without_python(
                         "agent.detectors.documents.checker.child", "/tmp/old.doc", "1000000")
     assert "library path [unset]" in json.loads(legacy.stdout)["parts"][0]["text"], legacy.stdout
     converter.unlink()
+    # The largest packet bound: the host's loopback, shared with whatever else runs on the
+    # machine, can carry the default 1000 packets in less than the duration.
     capture = chroot.run(BINARY, "--courtguard-run-module", "agent.evidence.capture",
-                         json.dumps({"interface": "lo", "duration_s": 0.5}), "/tmp/lo.pcap")
+                         json.dumps({"interface": "lo", "duration_s": 0.5,
+                                     "max_packets": MAX_CAPTURE_PACKETS}), "/tmp/lo.pcap")
     assert json.loads(capture.stdout.splitlines()[-1])["stopped_by"] == "duration"
     assert (root / "tmp/lo.pcap").read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
     # scan's worker pool is spawned multiprocessing: the frozen entry runs the workers too.

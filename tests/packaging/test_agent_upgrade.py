@@ -1,9 +1,9 @@
 """End-to-end signed upgrades with the real package, real dpkg, a real root and a real collector.
 
-Two workstations are two copies of the cached minimal Debian root (no Python: the
-agent runs from its package), each with release N installed by ``dpkg -i`` and
-enrolled, agent ``ws-canary`` in group ``canary`` and ``ws-court`` in group
-``court``. No systemd runs here, so each agent runs under a supervisor thread
+Two workstations are two writable views of the cached minimal Debian root (no Python:
+the agent runs from its package; tests/packaging/debian_root.py), each with release N
+installed by ``dpkg -i`` and enrolled, agent ``ws-canary`` in group ``canary`` and
+``ws-court`` in group ``court``. No systemd runs here, so each agent runs under a supervisor thread
 that starts it again whenever it exits, as the unit's ``Restart=always`` does:
 the upgrader's restart path is the one production takes without systemd
 (SIGTERM to ``releases/agent.pid``; docs/upgrades.md). In order:
@@ -39,15 +39,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import Collector, load_scale, tail, wait_until
+from tests.packaging.debian_root import CACHE, Chroot, chroot_env
 from tests.packaging.test_agent_deb import (
     BINARY,
-    CACHE,
     TEST_CONFIG,
-    Chroot,
     _build,
-    _chroot_env,
     _project_version,
     _unavailable,
+    build_tree,
     collector,  # noqa: F401 (a fixture)
     minbase,  # noqa: F401 (a fixture)
 )
@@ -58,13 +57,14 @@ BUILD_DIR = Path(os.environ.get("COURTGUARD_TEST_AGENT_BUILD_DIR", CACHE / "agen
 
 
 @pytest.fixture(scope="module")
-def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def releases(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """N, N+1, N+2 (broken: its agent exits at start) and a tampered N+3."""
     if os.geteuid() != 0:
         _unavailable("needs root (dpkg and chroot)")
     if shutil.which("dpkg-deb") is None:
         _unavailable("dpkg-deb is missing (scripts/test.sh installs dpkg-dev)")
-    tree = _build(["--build-dir", str(BUILD_DIR), "--print-tree"])
+    tree = build_tree(request, BUILD_DIR)
     out = tmp_path_factory.mktemp("releases")
     base = _project_version()
     made = {name: _build(["--reuse-build", str(tree), "--version", version, "--out",
@@ -125,7 +125,7 @@ class Workstation:
         while not self._stop.is_set():
             with self.log_file.open("ab") as log:
                 self._process = subprocess.Popen(
-                    ["chroot", str(self.chroot.root), BINARY, "run"], env=_chroot_env(),
+                    ["chroot", str(self.chroot.root), BINARY, "run"], env=chroot_env(),
                     stdout=log, stderr=log)
             self.starts += 1
             self._process.wait()
