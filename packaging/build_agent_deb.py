@@ -303,7 +303,9 @@ def _control(root: Path, version: str, arch: str) -> str:
         "Maintainer: courtguard <courtguard@localhost>\n"
         f"Installed-Size: {installed_kib}\n"
         f"Depends: libc6 (>= {glibc})\n"
-        "Recommends: nftables, iproute2\n"
+        # libpcap compiles a capture's peer filter (scapy loads it at run time, so the
+        # frozen build cannot carry it); the package name changed with Debian's 64-bit time_t.
+        "Recommends: nftables, iproute2, libpcap0.8 | libpcap0.8t64\n"
         "Section: admin\n"
         "Priority: optional\n"
         "Description: courtguard workstation agent (违规外联 / 外包账号 / 裁判文书)\n"
