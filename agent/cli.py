@@ -23,8 +23,28 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 TEST_EVENTS_PER_TRANSACTION = 500
 
 
+#: Modules the daemon never uses that its libraries import whenever they are installed:
+#: httpcore imports trio (its trio backend) beside anyio, though the daemon runs on asyncio
+#: only. The development virtualenv has trio (selenium brings it), the package does not;
+#: hidden, they cost the daemon nothing where they happen to be installed.
+DAEMON_NEVER_IMPORTS = ("trio",)
+
+
+def hide_unused_modules() -> None:
+    """Make ``DAEMON_NEVER_IMPORTS`` unimportable in this process (the daemon's, only).
+
+    A ``None`` in ``sys.modules`` makes ``import`` raise ImportError, which the
+    libraries take as "not installed". Not for a process that may want them
+    (the test runner's browser tests use trio through selenium).
+    """
+    for name in DAEMON_NEVER_IMPORTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "import fails"
+
+
 def _run(args: argparse.Namespace) -> int:
     import asyncio
+
+    hide_unused_modules()
 
     from agent.daemon import Daemon
     from agent.instance_lock import hold_data_dir

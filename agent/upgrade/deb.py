@@ -10,7 +10,6 @@ library has no zstd).
 from __future__ import annotations
 
 import io
-import tarfile
 from dataclasses import dataclass
 from typing import Final
 
@@ -72,6 +71,8 @@ def read_control(data: bytes) -> DebControl:
         raise DebError(".deb 中没有 control.tar 成员")
     if name.endswith(".zst"):
         raise DebError("control.tar.zst 无法读取：请用 dpkg-deb -Zxz 或 -Zgzip 构建软件包")
+    import tarfile  # only when a release is offered: an idle agent need not hold it
+
     try:
         with tarfile.open(fileobj=io.BytesIO(control), mode="r:*") as tar:
             member = next((m for m in tar.getmembers()
