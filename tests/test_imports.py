@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("agent", "collector")
 
@@ -169,3 +171,42 @@ def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
     assert result.returncode == 0, (
         f"modules that fail imported first:\n{result.stdout}{result.stderr}"
     )
+
+
+# What ``courtguard-agent run`` loads to start and reach its collector: the daemon, the
+# collector client and the HTTP transport beneath it (httpcore, imported on first use).
+_DAEMON_LOADS = """
+import sys
+{prepare}
+import agent.daemon, agent.collector_http, agent.detectors.accounts.source
+import agent.detectors.documents.source, agent.detectors.outreach.source
+import httpx
+httpx.AsyncHTTPTransport()
+print(",".join(sorted(m for m in {names} if m in sys.modules and sys.modules[m] is not None)))
+"""
+#: Never needed by an idle daemon: httpcore's trio backend (the daemon runs on asyncio) and
+#: tarfile (read only when a release is offered, in ``agent.upgrade.deb``).
+_IDLE_DAEMON_NEVER_LOADS = ("trio", "tarfile")
+
+
+def _loaded_by_daemon(prepare: str) -> str:
+    code = _DAEMON_LOADS.format(prepare=prepare, names=_IDLE_DAEMON_NEVER_LOADS)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, check=True, timeout=120)
+    return result.stdout.strip()
+
+
+def test_the_daemon_process_loads_neither_trio_nor_tarfile() -> None:
+    """The run command hides trio, which httpcore would import where it is installed, and
+    tarfile loads only with a release to read."""
+    assert _loaded_by_daemon("import agent.cli; agent.cli.hide_unused_modules()") == ""
+
+
+def test_without_the_hiding_httpcore_imports_trio_where_installed() -> None:
+    """The test above can fail: in this virtualenv (trio comes with selenium) the same
+    imports without the run command's hiding load trio."""
+    import importlib.util
+
+    if importlib.util.find_spec("trio") is None:
+        pytest.skip("trio is not installed here, so httpcore has none to import")
+    assert _loaded_by_daemon("") == "trio"

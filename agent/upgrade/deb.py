@@ -10,7 +10,6 @@ library has no zstd).
 from __future__ import annotations
 
 import io
-import tarfile
 from dataclasses import dataclass
 from typing import Final
 
@@ -90,6 +89,8 @@ def read_control(data: bytes) -> DebControl:
     if name.endswith(".zst"):
         raise DebError(N_("control.tar.zst cannot be read: "
                            "build the package with dpkg-deb -Zxz or -Zgzip"))
+    import tarfile  # only when a release is offered: an idle agent need not hold it
+
     try:
         with tarfile.open(fileobj=io.BytesIO(control), mode="r:*") as tar:
             member = next((m for m in tar.getmembers()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +131,39 @@ def test_status_shows_the_stored_signed_policy(
     out = capsys.readouterr().out
     assert "policy:        signed bundle version 4 (group canary" in out
     assert f"policy key:    {algorithm}\n" in out
+
+
+# Threads that allocate (1 kB blocks go to malloc, not Python's small-object allocator),
+# then glibc's own count of its arenas ("Arena N:" lines of malloc_stats, on stderr).
+_ARENAS_AFTER_THREADS = """
+import ctypes, sys, threading
+{prepare}
+def allocate():
+    blocks = [bytes(1024) for _ in range(2000)]
+    barrier.wait()
+    del blocks
+barrier = threading.Barrier(4)
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()
+"""
+
+
+def _arenas(prepare: str) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", _ARENAS_AFTER_THREADS.format(prepare=prepare)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    return sum(1 for line in result.stderr.splitlines() if line.startswith("Arena "))
+
+
+def test_the_daemon_process_allocates_from_one_malloc_arena() -> None:
+    """``run`` limits glibc to one arena before its threads start; without it, threads that
+    allocate at once get arenas of their own."""
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc arenas are glibc's")
+    assert _arenas("import agent.cli; assert agent.cli.one_malloc_arena()") == 1
+    assert _arenas("") > 1
