@@ -97,7 +97,10 @@ def test_which_files_a_directory_scan_reads_on_either_system(
     assert scanned(path) is expected
 
 
-def test_part_labels() -> None:
-    assert [part_label(p) for p in ("body", "header:2", "page:3", "deleted:footer:1")] == [
-        "正文", "页眉2", "第3页", "页脚1修订中删除的文字"
-    ]
+def test_part_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = ("body", "header:2", "page:3", "deleted:footer:1")
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    assert [part_label(p) for p in parts] == ["正文", "页眉2", "第3页", "页脚1修订中删除的文字"]
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert [part_label(p) for p in parts] == [
+        "body", "header 2", "page 3", "footer 1, text deleted in tracked changes"]
