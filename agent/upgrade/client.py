@@ -178,11 +178,15 @@ class UpgradeClient:
                       status: str, code: str | None, reason: str | None) -> bool:
         import httpx
 
+        from agent.collector_http import IDEMPOTENT
+
         body = {"version": version, "state": status, "architecture": self.architecture,
                 "reason_code": code, "reason": reason}
         try:
+            # The collector records the state by (agent, version): a report sent twice is one.
             response = await client.post("/api/v1/release/report", json=body,
-                                         headers={"Authorization": authorization})
+                                         headers={"Authorization": authorization},
+                                         extensions={IDEMPOTENT: True})
         except httpx.HTTPError as exc:
             log.info("upgrade report not delivered", error=str(exc))
             return False

@@ -248,9 +248,12 @@ def test_signed_upgrade_canary_promote_rollback_and_refusals(
         assert "升级至" in failure["summary"] and failure["severity"] == "high"
         _on(collector, station, n1, f"{station.name} back on N+1")
         assert station.installed() == n1
-        row = collector.agent_row(station.agent_id)
-        assert row is not None and row["upgrade_failed"]["version"] == n2
-    assert _status(collector, n2)["failed"] == 2
+        # The report reaches /api/v1/release/report on its own request, beside the event.
+        wait_until(lambda s=station: ((collector.agent_row(s.agent_id) or {}).get(
+            "upgrade_failed") or {}).get("version") == n2, 120,
+            f"{station.name} listed with the failed N+2")
+    wait_until(lambda: _status(collector, n2)["failed"] == 2, 120,
+               "release status counting both failed upgrades to N+2")
 
     # 3. a rollback never downgrades: the canary agent refuses the older N
     collector.cli("release", "rollback")
