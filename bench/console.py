@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -318,6 +318,17 @@ def pages(name: str, settings: CollectorSettings, db: Database, runs: int,
                 median, p90 = timed(get, runs)
                 print(f"[{name}] page {path:<47} median {median:7.1f} ms  p90 {p90:7.1f} ms  "
                       f"x{median / floor_ms:6.1f} floor", flush=True)
+
+
+
+def store_urls(stack: ExitStack, backends: str, pg_url: str) -> Iterator[tuple[str, str]]:
+    """``(backend, url)`` of a fresh store per name in ``backends`` (sqlite, postgres)."""
+    for backend in backends.split(","):
+        if backend == "sqlite":
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            yield backend, f"sqlite:///{folder / 'bench.db'}"
+        else:
+            yield backend, stack.enter_context(postgres_database(pg_url))
 
 
 def kept_postgres_database(server: str) -> str:

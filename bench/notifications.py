@@ -28,13 +28,16 @@ import psutil
 from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from console import store_urls
 
 from collector.console import notifications as console_notifications
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database
 from collector.store.tables import deliveries, notification_alerts, notifications
-from tests.postgres import DEFAULT_PG_URL, postgres_database
+from tests.postgres import DEFAULT_PG_URL
 
 BATCH = 5000
 
@@ -114,12 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average before: {load_average()} on {psutil.cpu_count()} CPUs")
     with ExitStack() as stack:
-        for backend in args.backends.split(","):
-            if backend == "sqlite":
-                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                url = f"sqlite:///{folder / 'bench.db'}"
-            else:
-                url = stack.enter_context(postgres_database(args.pg_url))
+        for backend, url in store_urls(stack, args.backends, args.pg_url):
             bench_backend(backend, url, args.notifications, args.runs)
 
 

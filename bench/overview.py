@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -33,14 +32,14 @@ from starlette.datastructures import QueryParams
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from console import PASSWORD, grow, store_size, timed
+from console import PASSWORD, grow, store_size, store_urls, timed
 
 from agent.events import uuid7
 from collector.console import data, overview, users
 from collector.settings import CollectorSettings
 from collector.store import migrate
 from collector.store.database import Database
-from tests.postgres import DEFAULT_PG_URL, postgres_database
+from tests.postgres import DEFAULT_PG_URL
 
 
 def load_average() -> str:
@@ -109,12 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average before: {load_average()} on {psutil.cpu_count()} CPUs")
     with ExitStack() as stack:
-        for backend in args.backends.split(","):
-            if backend == "sqlite":
-                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                url = f"sqlite:///{folder / 'bench.db'}"
-            else:
-                url = stack.enter_context(postgres_database(args.pg_url))
+        for backend, url in store_urls(stack, args.backends, args.pg_url):
             bench_backend(backend, url, args.runs, args.events, args.agents)
 
 
